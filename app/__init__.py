@@ -1,0 +1,3 @@
+"""woobird: books paid WooCommerce orders into Moneybird as paid invoices, exactly once, to the cent."""
+
+__version__ = "0.1.0"

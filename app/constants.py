@@ -1,0 +1,45 @@
+"""Every name and magic number that more than one module relies on, in one place."""
+
+from typing import Final
+
+# arq job names: the web process enqueues by name and never imports a job body.
+JOB_BOOK_ORDER: Final = "book_order"
+JOB_BOOK_REFUND: Final = "book_refund"
+JOB_RECONCILE: Final = "reconcile"
+
+# arq queue and the worker's heartbeat key (arq writes "<queue>:health-check").
+QUEUE_NAME: Final = "arq:queue"
+WORKER_HEALTH_KEY: Final = QUEUE_NAME + ":health-check"
+WORKER_HEALTH_INTERVAL_SECONDS: Final = 15
+# Heroku sends SIGKILL 30 s after SIGTERM; finish or hand back jobs well before that.
+WORKER_JOB_COMPLETION_WAIT_SECONDS: Final = 20
+# One short, uniform timeout: a crashed worker's job is picked up again after timeout + 10 s.
+WORKER_JOB_TIMEOUT_SECONDS: Final = 120
+WORKER_MAX_TRIES: Final = 25
+
+# Redis keys owned by woobird (arq owns "arq:*").
+RATE_LIMIT_KEY: Final = "woobird:moneybird:calls"
+RATE_LIMIT_PAUSE_KEY: Final = "woobird:moneybird:paused-until"
+REFERENCE_CACHE_KEY: Final = "woobird:moneybird:reference"
+CONTACT_LOCK_PREFIX: Final = "woobird:lock:contact:"
+ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
+ALERT_SENT_PREFIX: Final = "woobird:alert:"
+
+REFERENCE_CACHE_TTL_SECONDS: Final = 3600
+
+# The webhook endpoint.
+WEBHOOK_PATH: Final = "/webhooks/woocommerce"
+WEBHOOK_MAX_BODY_BYTES: Final = 1024 * 1024
+SIGNATURE_HEADER: Final = "x-wc-webhook-signature"
+TOPIC_HEADER: Final = "x-wc-webhook-topic"
+ORDER_TOPICS: Final = frozenset({"order.created", "order.updated", "order.restored"})
+
+# The WooCommerce REST API lives under the shop URL.
+WOOCOMMERCE_API_PREFIX: Final = "/wp-json/wc/v3"
+
+# Reconciliation looks back a little further than its watermark: WooCommerce's
+# modified_after may be exclusive and clocks drift.
+RECONCILE_OVERLAP_SECONDS: Final = 600
+
+# Invoice reference: the order number as its own word, so find_by_reference is unambiguous.
+INVOICE_REFERENCE_PREFIX: Final = "WooCommerce #"

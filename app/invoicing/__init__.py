@@ -1,0 +1,1 @@
+"""The order → invoice plan: pure functions, no I/O."""

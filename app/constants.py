@@ -43,3 +43,17 @@ RECONCILE_OVERLAP_SECONDS: Final = 600
 
 # Invoice reference: the order number as its own word, so find_by_reference is unambiguous.
 INVOICE_REFERENCE_PREFIX: Final = "WooCommerce #"
+
+# Reconciliation: one pass at a time even when a pass outlasts the interval; a pass stops paging
+# after this long (well inside the job timeout) and the next pass goes on from its watermark.
+RECONCILE_LOCK_KEY: Final = "woobird:lock:reconcile"
+RECONCILE_PASS_BUDGET_SECONDS: Final = 90
+# A ledger row left in "booking" this long has no live job: a worker died with Redis flushed.
+RECONCILE_STALE_BOOKING_SECONDS: Final = WORKER_JOB_TIMEOUT_SECONDS + 60
+
+# Backfill: Moneybird requests one order costs (contact lookup/create, invoice, send, payment),
+# for the ETA and for how many backfill jobs may wait in the queue ahead of live orders.
+BACKFILL_CALLS_PER_ORDER: Final = 4
+
+# Refunds: one worker per refund at a time (credit invoices are created under this lock).
+REFUND_LOCK_PREFIX: Final = "woobird:lock:refund:"

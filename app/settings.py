@@ -71,6 +71,9 @@ def normalise_database_url(url: str) -> str:
         scheme = "sqlite+aiosqlite"
     if scheme not in {"postgresql+asyncpg", "sqlite+aiosqlite"}:
         raise ValueError(f"unsupported database {parts.scheme!r}: use postgres://… or sqlite:///path")
+    if scheme == "sqlite+aiosqlite":
+        # urlunsplit would fold sqlite's empty host ("sqlite:////abs/path") into a relative path.
+        return scheme + url[len(parts.scheme) :]
     query = dict(parse_qsl(parts.query))
     if "sslmode" in query:
         query["ssl"] = query.pop("sslmode")
@@ -96,8 +99,15 @@ class Settings(BaseSettings):
     woocommerce_consumer_secret: SecretStr = SecretStr("")
     woocommerce_webhook_secret: SecretStr = SecretStr("")
     woocommerce_vat_number_meta_keys: Annotated[list[str], NoDecode] = Field(
-        default=["_billing_vat_number", "_vat_number", "vat_number", "billing_vat", "_billing_vat",
-                 "_billing_eu_vat_number", "billing_eu_vat_number"]
+        default=[
+            "_billing_vat_number",
+            "_vat_number",
+            "vat_number",
+            "billing_vat",
+            "_billing_vat",
+            "_billing_eu_vat_number",
+            "billing_eu_vat_number",
+        ]
     )
 
     # Moneybird

@@ -1,0 +1,1 @@
+"""The /admin dashboard: include `app.admin.routes.router` in the web app."""

@@ -1,0 +1,116 @@
+"""Who may see /admin: whoever knows ADMIN_TOKEN, proven by a header or a signed session cookie.
+
+The cookie never holds the token: it holds the time it was issued and an HMAC of that time keyed
+by the token, so a stolen cookie expires, a changed ADMIN_TOKEN logs everyone out, and nothing in
+the browser can be turned back into the token. Forms carry a CSRF token derived from the session.
+A token in the query string is refused outright: URLs end up in logs, history and Referer headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+
+from app.settings import Settings
+
+COOKIE_NAME = "woobird_admin"
+COOKIE_PATH = "/admin"
+SESSION_SECONDS = 12 * 3600
+# Query parameters that look like someone pasting a credential into a URL.
+QUERY_CREDENTIALS = frozenset({"token", "admin_token", "access_token"})
+
+
+class LoginRequired(Exception):
+    """No credentials, or wrong ones: answered with 401 and the login form."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TokenInQuery(Exception):
+    """A credential was put in the URL: answered with 400, and the URL is not logged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    via: Literal["cookie", "header"]
+    session: str | None  # the cookie value when signed in through the form
+
+    def csrf(self, settings: Settings) -> str:
+        return csrf_token(settings, self.session or "")
+
+
+def _key(settings: Settings) -> bytes:
+    return settings.admin_token.get_secret_value().encode()
+
+
+def _sign(settings: Settings, purpose: str) -> str:
+    return hmac.new(_key(settings), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def session_cookie(settings: Settings, *, issued: int | None = None) -> str:
+    issued = int(time.time()) if issued is None else issued
+    return f"{issued}.{_sign(settings, f'woobird-admin-session:{issued}')}"
+
+
+def valid_session(settings: Settings, value: str, *, now: float | None = None) -> bool:
+    if not _key(settings):
+        return False
+    issued_text, _, _ = value.partition(".")
+    if not issued_text.isdigit():
+        return False
+    issued = int(issued_text)
+    now = time.time() if now is None else now
+    if not (now - SESSION_SECONDS <= issued <= now + 60):
+        return False
+    return hmac.compare_digest(value.encode(), session_cookie(settings, issued=issued).encode())
+
+
+def csrf_token(settings: Settings, session: str) -> str:
+    return _sign(settings, f"woobird-admin-csrf:{session}")
+
+
+def valid_csrf(settings: Settings, admin: Admin, given: str) -> bool:
+    if admin.via == "header":
+        # Browsers never add an Authorization header on their own, so a forged form cannot carry it.
+        return True
+    return hmac.compare_digest(given.encode(), admin.csrf(settings).encode())
+
+
+def token_matches(settings: Settings, given: str) -> bool:
+    expected = _key(settings)
+    return bool(expected) and hmac.compare_digest(given.strip().encode(), expected)
+
+
+def refuse_query_token(request: Request) -> None:
+    if QUERY_CREDENTIALS & {name.lower() for name in request.query_params}:
+        raise TokenInQuery
+
+
+def authenticate(request: Request, settings: Settings) -> Admin:
+    """The signed-in admin, or LoginRequired naming what was wrong."""
+    refuse_query_token(request)
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not token_matches(settings, given):
+            raise LoginRequired("the Authorization header does not carry the admin token")
+        return Admin(via="header", session=None)
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie is None:
+        raise LoginRequired("sign in with the admin token")
+    if not valid_session(settings, cookie):
+        raise LoginRequired("the session expired or is not valid: sign in again")
+    return Admin(via="cookie", session=cookie)
+
+
+def is_https(request: Request) -> bool:
+    # Heroku and Fly terminate TLS in front of the app and say so in X-Forwarded-Proto.
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"

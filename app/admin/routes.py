@@ -1,0 +1,318 @@
+"""`/admin`: the bookkeeper's view — health, orders and their invoices, failures with Retry, the month report.
+
+Server-rendered with Jinja2, no JavaScript. Every route goes through `AdminRoute`, which refuses a
+token in the query string (400) and answers missing or wrong credentials with 401 and the login
+form, before any ledger row is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+
+from app.admin.actions import RETRYABLE, RetryRefused, retry_order
+from app.admin.auth import (
+    COOKIE_NAME,
+    COOKIE_PATH,
+    SESSION_SECONDS,
+    Admin,
+    LoginRequired,
+    TokenInQuery,
+    authenticate,
+    is_https,
+    refuse_query_token,
+    session_cookie,
+    token_matches,
+    valid_csrf,
+)
+from app.deps import AppState, AppStateDep, SettingsDep
+from app.health import readiness
+from app.report import REPORT_TIMEZONE, monthly_report, order_counts
+from app.settings import Settings
+from app.sync import ledger
+from app.sync.ledger import OrderRecord, OrderState
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+RECENT_LIMIT = 40
+FAILED_LIMIT = 40
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # Invoice links open Moneybird: the dashboard's URL is none of its business.
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(REPORT_TIMEZONE).strftime("%Y-%m-%d %H:%M")
+
+
+TEMPLATES.env.filters["when"] = _when
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _page(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> Response:
+    settings: Settings = request.app.state.woobird.settings
+    values = {"sandbox": settings.woobird_sandbox, "admin": None, "csrf": ""}
+    values.update(context or {})
+    return TEMPLATES.TemplateResponse(request, name, values, status_code=status_code)
+
+
+def _login_required(request: Request, reason: str) -> Response:
+    if _wants_json(request):
+        response: Response = JSONResponse({"detail": reason}, status_code=401)
+    else:
+        response = _page(request, "login.html", {"error": reason}, status_code=401)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="woobird admin"'
+    return response
+
+
+def _token_in_query(request: Request) -> Response:
+    reason = "never put the admin token in a URL: sign in with the form (or send an Authorization header)"
+    if _wants_json(request):
+        return JSONResponse({"detail": reason}, status_code=400)
+    return _page(request, "login.html", {"error": reason}, status_code=400)
+
+
+def _problem(request: Request, message: str, *, status_code: int) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=status_code)
+    return _page(request, "message.html", {"message": message}, status_code=status_code)
+
+
+class AdminRoute(APIRoute):
+    """Turns the auth exceptions into 401/400 pages and adds no-store and framing headers."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except TokenInQuery:
+                response = _token_in_query(request)
+            except LoginRequired as exc:
+                response = _login_required(request, exc.reason)
+            except HTTPException as exc:
+                response = _problem(request, str(exc.detail), status_code=exc.status_code)
+            for name, value in _SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return guarded
+
+
+router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
+
+
+def require_admin(request: Request, settings: SettingsDep) -> Admin:
+    return authenticate(request, settings)
+
+
+AdminDep = Annotated[Admin, Depends(require_admin)]
+
+
+def invoice_link(record: OrderRecord, settings: Settings) -> str | None:
+    """Where the bookkeeper finds the invoice in Moneybird; only http(s) links are ever rendered."""
+    if record.invoice_url and urlsplit(record.invoice_url).scheme in {"http", "https"}:
+        return record.invoice_url
+    if not record.invoice_id:
+        return None
+    kind = (
+        "external_sales_invoices" if settings.invoice_kind == "external_sales_invoice" else "sales_invoices"
+    )
+    return f"https://moneybird.com/{settings.moneybird_administration_id}/{kind}/{record.invoice_id}"
+
+
+def _rows(records: Any, settings: Settings) -> list[dict[str, Any]]:
+    return [
+        {
+            "record": record,
+            "link": invoice_link(record, settings),
+            "retryable": record.state in RETRYABLE,
+        }
+        for record in records
+    ]
+
+
+# ── sign in / out ────────────────────────────────────────────────────────────────────────────
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    refuse_query_token(request)
+    return _page(request, "login.html")
+
+
+@router.post("/login")
+async def login(request: Request, settings: SettingsDep, token: Annotated[str, Form()] = "") -> Response:
+    refuse_query_token(request)
+    if not token_matches(settings, token):
+        return _login_required(request, "that is not the admin token")
+    response = RedirectResponse("/admin", status_code=303)
+    response.set_cookie(
+        COOKIE_NAME,
+        session_cookie(settings),
+        max_age=SESSION_SECONDS,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request),
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/admin/login", status_code=303)
+    response.delete_cookie(
+        COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="strict", secure=is_https(request)
+    )
+    return response
+
+
+# ── pages ────────────────────────────────────────────────────────────────────────────────────
+
+
+async def _overview(state: AppState) -> dict[str, Any]:
+    healthy, checks = await readiness(state)
+    async with state.sessions() as session:
+        counts = await order_counts(session)
+        failed = await ledger.recent_orders(session, limit=FAILED_LIMIT, state=OrderState.FAILED.value)
+        recent = await ledger.recent_orders(session, limit=RECENT_LIMIT)
+    return {
+        "healthy": healthy,
+        "checks": checks,
+        "last_reconcile": checks.get("database", {}).get("last_reconcile"),
+        "counts": counts,
+        "failed": _rows(failed, state.settings),
+        "recent": _rows(recent, state.settings),
+    }
+
+
+@router.get("")
+async def overview(
+    request: Request, admin: AdminDep, state: AppStateDep, retried: int | None = None
+) -> Response:
+    context = await _overview(state)
+    if _wants_json(request):
+        return JSONResponse(
+            {
+                "healthy": context["healthy"],
+                "counts": context["counts"],
+                "failed": [_order_json(row["record"], row["link"]) for row in context["failed"]],
+                "recent": [_order_json(row["record"], row["link"]) for row in context["recent"]],
+            }
+        )
+    context.update(admin=admin, csrf=admin.csrf(state.settings), retried=retried)
+    return _page(request, "overview.html", context)
+
+
+def _order_json(record: OrderRecord, link: str | None) -> dict[str, Any]:
+    return {
+        "order_id": record.order_id,
+        "order_number": record.order_number,
+        "state": record.state,
+        "invoice_number": record.invoice_number,
+        "invoice_link": link,
+        "error": record.error,
+        "updated_at": record.updated_at.isoformat(),
+    }
+
+
+@router.get("/orders/{order_id}")
+async def order_detail(request: Request, order_id: int, admin: AdminDep, state: AppStateDep) -> Response:
+    async with state.sessions() as session:
+        record = await ledger.get_order(session, order_id)
+        events = await ledger.events_for(session, order_id) if record else []
+    if record is None:
+        raise HTTPException(404, f"order {order_id} is not in the ledger")
+    link = invoice_link(record, state.settings)
+    if _wants_json(request):
+        body = _order_json(record, link)
+        body["events"] = [{"at": e.at.isoformat(), "step": e.step, "message": e.message} for e in events]
+        return JSONResponse(body)
+    context = {
+        "row": {"record": record, "link": link, "retryable": record.state in RETRYABLE},
+        "events": events,
+        "vat": record.vat_differences(),
+        "admin": admin,
+        "csrf": admin.csrf(state.settings),
+    }
+    return _page(request, "order.html", context)
+
+
+@router.post("/orders/{order_id}/retry")
+async def retry(
+    request: Request, order_id: int, admin: AdminDep, state: AppStateDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    if not valid_csrf(state.settings, admin, csrf):
+        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+    try:
+        await retry_order(state, order_id=order_id)
+    except RetryRefused as exc:
+        return _problem(request, str(exc), status_code=409)
+    if _wants_json(request):
+        return JSONResponse({"order_id": order_id, "state": OrderState.QUEUED.value}, status_code=202)
+    return RedirectResponse(f"/admin?retried={order_id}", status_code=303)
+
+
+@router.get("/report")
+async def report(request: Request, admin: AdminDep, state: AppStateDep, month: str | None = None) -> Response:
+    month = month or datetime.now(UTC).astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
+    try:
+        result = await monthly_report(
+            state.sessions, month=month, tax_rates=state.settings.moneybird_tax_rates
+        )
+    except ValueError as exc:
+        return _problem(request, str(exc), status_code=400)
+    return _page(
+        request, "report.html", {"report": result, "admin": admin, "csrf": admin.csrf(state.settings)}
+    )
+
+
+# ── the access log ───────────────────────────────────────────────────────────────────────────
+
+
+class _QueryCredentialFilter(logging.Filter):
+    """Uvicorn's access log prints the full URL; a token someone pasted into one must not reach it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            path, _, query = args[2].partition("?")
+            if "token" in query.lower():
+                record.args = (*args[:2], f"{path}?[redacted]", *args[3:])
+        return True
+
+
+def _redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _QueryCredentialFilter) for f in access.filters):
+        access.addFilter(_QueryCredentialFilter())
+
+
+_redact_access_log()

@@ -1,0 +1,189 @@
+"""`woobird`: set up, check, run and look after the connection from a terminal.
+
+woobird run                 web + worker (the sandbox demo when no accounts are configured)
+woobird setup / check       from an empty .env to a verified connection
+woobird webhook install     point the shop's order.updated webhook at woobird
+woobird status              orders per state, queue, last reconciliation, failures
+woobird sync ID [--dry-run] book one order now, or show its invoice plan
+woobird retry ID | --failed queue failed orders again
+woobird report --month M    shop totals against booked invoices per VAT rate
+woobird migrate             bring the ledger's tables up to date (Procfile: release)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+from dotenv import dotenv_values
+
+from app import cli_ops, cli_setup
+from app.cli_support import console, err_console, fail, settings_or_exit
+from app.settings import REPO_ROOT, ConfigurationError, load_settings, normalise_database_url
+
+cli = typer.Typer(
+    name="woobird",
+    help="Books every completed, paid WooCommerce order into Moneybird as a paid invoice.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+webhook_cli = typer.Typer(help="The shop's webhook that tells woobird about orders.", no_args_is_help=True)
+cli.add_typer(webhook_cli, name="webhook")
+
+# The two settings that mean "real accounts are configured": without both, `run` starts the sandbox.
+ACCOUNT_SETTINGS = ("WOOCOMMERCE_URL", "MONEYBIRD_API_TOKEN")
+
+cli.command("check")(cli_setup.check_command)
+cli.command("setup")(cli_setup.setup_command)
+webhook_cli.command("install")(cli_setup.webhook_install_command)
+cli.command("status")(cli_ops.status_command)
+cli.command("sync")(cli_ops.sync_command)
+cli.command("retry")(cli_ops.retry_command)
+cli.command("report")(cli_ops.report_command)
+
+
+def _optional(module: str, name: str) -> Callable[..., Any] | None:
+    """A command another part of woobird provides, when that part is installed."""
+    try:
+        found: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return found
+
+
+def _missing(command: str, module: str) -> Callable[[], None]:
+    def unavailable() -> None:
+        fail(f"`woobird {command}` is not available in this version ({module} is missing)")
+
+    unavailable.__doc__ = f"(not available: {module} is missing)"
+    return unavailable
+
+
+for _command, _module, _name in (
+    ("plan", "app.invoicing.preview", "plan_command"),
+    ("backfill", "app.sync.backfill", "backfill_command"),
+    ("products", "app.sync.products", "products_command"),
+):
+    cli.command(_command)(_optional(_module, _name) or _missing(_command, _module))
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Create or update the ledger's tables in DATABASE_URL (the Procfile's release step)."""
+    settings = settings_or_exit()
+    migrate(settings.database_url)
+    console.print(f"[green]✓[/] the ledger is up to date ({_where(settings.database_url)})")
+
+
+def migrate(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = normalise_database_url(database_url)
+    command.upgrade(config, "head")
+
+
+def _where(database_url: str) -> str:
+    if database_url.startswith("sqlite"):
+        return database_url.split("///", 1)[-1]
+    return database_url.split("@")[-1]
+
+
+@cli.command("run")
+def run_command(
+    env_file: Path = typer.Option(Path(".env"), help="The .env file to read the accounts from"),
+) -> None:
+    """Start web + worker; with no accounts configured, the sandbox demo instead."""
+    configured = configured_accounts(env_file)
+    if not configured:
+        from app.sandbox.demo import run_sandbox
+
+        raise typer.Exit(run_sandbox())
+    try:
+        settings = load_settings().require_complete()
+    except ConfigurationError as exc:
+        err_console.print(
+            f"[bold red]✗[/] {', '.join(configured)} {'is' if len(configured) == 1 else 'are'} set, so woobird "
+            "would talk to real accounts, but these settings are not usable yet:"
+        )
+        for name, why in exc.problems.items():
+            err_console.print(f"  [bold]{name}[/]: {why}")
+        err_console.print(
+            "  Fill them in (`woobird setup` helps), or remove "
+            f"{' and '.join(ACCOUNT_SETTINGS)} to run the sandbox demo. Sandbox and real are never mixed."
+        )
+        raise typer.Exit(2) from None
+    redis_problem = redis_problem_text(settings.redis_url)
+    if redis_problem:
+        fail(redis_problem)
+    migrate(settings.database_url)
+    env = process_env({"WOOBIRD_SANDBOX": "false"})
+    raise typer.Exit(start_processes(env, names=("web", "worker")))
+
+
+def configured_accounts(env_file: Path) -> list[str]:
+    """Which of the account settings are set, in the environment or the .env file."""
+    from_file = dotenv_values(env_file) if env_file.exists() else {}
+    return [name for name in ACCOUNT_SETTINGS if (os.environ.get(name) or from_file.get(name) or "").strip()]
+
+
+def redis_problem_text(url: str) -> str | None:
+    """None when Redis answers; otherwise what to do about it, in plain words."""
+    from app.preflight import _redis_answers
+    from app.cli_support import run
+
+    problem = run(_redis_answers(url))
+    if problem is None:
+        return None
+    return (
+        f"woobird needs Redis and cannot reach it at {url} ({problem}).\n"
+        "  Start one: `redis-server --daemonize yes` (Debian/Ubuntu: `apt install redis-server`, "
+        "macOS: `brew install redis && brew services start redis`), or set REDIS_URL."
+    )
+
+
+def process_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for web and worker: ours, plus the venv's bin on PATH (uvicorn, arq)."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env.update(extra)
+    return env
+
+
+def procfile_commands() -> dict[str, str]:
+    from honcho.environ import parse_procfile
+
+    procfile = parse_procfile((REPO_ROOT / "Procfile").read_text(encoding="utf-8"))
+    return {name: str(command) for name, command in procfile.processes.items()}
+
+
+def start_processes(
+    env: dict[str, str], *, names: tuple[str, ...], extra: dict[str, str] | None = None
+) -> int:
+    """Run the Procfile's processes (and any extra commands) under honcho until one stops."""
+    from honcho.manager import Manager
+
+    commands = procfile_commands()
+    manager = Manager()
+    for name in names:
+        manager.add_process(name, commands[name], env=env, cwd=str(REPO_ROOT))
+    for name, command in (extra or {}).items():
+        manager.add_process(name, command, env=env, cwd=str(REPO_ROOT))
+    manager.loop()
+    return int(manager.returncode or 0)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

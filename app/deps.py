@@ -1,0 +1,48 @@
+"""Typed FastAPI dependencies: what a route may ask for, by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.settings import Settings
+from app.sync import ledger
+
+
+@dataclass
+class AppState:
+    """What the web process holds for its lifetime (built in the lifespan, see app.main)."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+    since_setting: datetime | None = None
+    _since: datetime | None = None
+
+    async def since(self) -> datetime:
+        """SYNC_SINCE, or the moment woobird first ran (read once from the ledger, then kept)."""
+        if self.since_setting is not None:
+            return self.since_setting
+        if self._since is None:
+            async with self.sessions() as session, session.begin():
+                self._since = await ledger.first_run_at(session)
+        return self._since
+
+
+def get_app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.woobird
+    return state
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return get_app_state(request).settings
+
+
+AppStateDep = Annotated[AppState, Depends(get_app_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -1,0 +1,394 @@
+"""The refund → credit invoice plan: pure functions, no I/O.
+
+A WooCommerce refund becomes one credit invoice for exactly the refunded amount, with prices
+including VAT so Moneybird's total is the sum of the lines whatever way it rounds VAT:
+
+- each refunded line (product, shipping, fee) becomes a negative line at the Moneybird tax rate
+  of the order line it refunds (found through `_refunded_item_id`);
+- money refunded beyond the refunded lines — all of it for an amount-only refund — is spread over
+  the order's tax rates in proportion to each rate's gross share of the order, in whole cents by
+  largest remainder, so the parts add up exactly (`spread_cents`);
+- a refund whose lines add up to more than the money refunded is refused: which lines the
+  difference belongs to, and so its VAT, would be a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from app.constants import INVOICE_REFERENCE_PREFIX
+from app.invoicing.moneybird_arithmetic import CENT, ROUNDING_MODES, invoice_totals
+from app.invoicing.plan import FEE_FALLBACK, SHIPPING_PREFIX, PlanOptions, local_date, product_description
+from app.invoicing.reference import AdministrationReference, TaxRate, Workflow
+from app.invoicing.vat import OrderVat, RateBook, VatRefusal, order_vat, vat_number
+from app.woocommerce.models import FeeLine, LineItem, LineTax, Meta, Order, Refund, ShippingLine
+
+ZERO = Decimal(0)
+# Words on the credit invoice; like the invoice, it is read in Dutch.
+REFUND_PREFIX = "Retour: "
+REFUND_LABEL = "Terugbetaling"
+EXTRA_REFUND_LABEL = "Aanvullende terugbetaling"
+
+RefundedLine = LineItem | ShippingLine | FeeLine
+OrderLine = LineItem | ShippingLine | FeeLine
+
+
+class CreditRefused(Exception):
+    """The refund cannot be credited exactly as the shop recorded it; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLine:
+    description: str
+    quantity: Decimal
+    price: Decimal  # including VAT
+    tax_rate_id: str
+    ledger_account_id: str | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return self.quantity * self.price
+
+
+@dataclass(frozen=True, slots=True)
+class CreditPlan:
+    """The credit invoice woobird intends to create for one refund; its total is −amount."""
+
+    order_id: int
+    order_number: str
+    refund_id: int
+    reference: str
+    amount: Decimal  # what WooCommerce refunded, positive
+    refunded_payment: bool
+    reason: str
+    invoice_date: date
+    currency: str
+    workflow_id: str | None
+    document_style_id: str | None
+    lines: tuple[CreditLine, ...]
+    tax_rates: Mapping[str, TaxRate]
+    # Moneybird tax rate id → the (negative) VAT the shop recorded on the refund at that rate.
+    shop_vat: Mapping[str, Decimal]
+    # Moneybird tax rate id → the part of an amount-only refund booked at that rate.
+    spread: Mapping[str, Decimal] = field(default_factory=dict)
+    prices_are_incl_tax: bool = True
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.total for line in self.lines), ZERO)
+
+
+def credit_reference(order_number: str, refund_id: int) -> str:
+    """Its own words, so neither the order's invoice nor another refund's credit matches it."""
+    return f"{INVOICE_REFERENCE_PREFIX}{order_number} refund {refund_id}"
+
+
+def plan_credit(
+    refund: Refund,
+    *,
+    order: Order,
+    reference: AdministrationReference,
+    options: PlanOptions,
+) -> CreditPlan:
+    """The credit invoice for `refund` of `order`; raises CreditRefused when it cannot be exact."""
+    amount = refund.amount
+    if amount <= 0 or amount != amount.quantize(CENT):
+        raise CreditRefused(
+            f"refund {refund.id} has amount {amount}; only positive whole-cent refunds can be credited"
+        )
+    try:
+        vat = _order_vat(order, reference=reference, options=options)
+    except VatRefusal as exc:
+        raise CreditRefused(f"{exc.reason}; {exc.fix}") from exc
+    tax_rates: dict[str, TaxRate] = {}
+    lines = [
+        _credit_line(line, order=order, vat=vat, options=options, tax_rates=tax_rates)
+        for line in _refunded(refund)
+    ]
+    lines_total = -sum((line.total for line in lines), ZERO)
+    rest = amount - lines_total
+    if rest < 0:
+        raise CreditRefused(
+            f"the lines of refund {refund.id} add up to {lines_total} but only {amount} was refunded; "
+            "which line the difference belongs to (and so its VAT) cannot be told — credit it by hand"
+        )
+    spread: dict[str, Decimal] = {}
+    if rest > 0:
+        spread = _spread_rest(rest, order=order, vat=vat, tax_rates=tax_rates)
+        label = REFUND_LABEL if not lines else EXTRA_REFUND_LABEL
+        for rate_id, part in spread.items():
+            lines.append(
+                CreditLine(
+                    description=f"{label} bestelling #{order.display_number} ({tax_rates[rate_id].name})",
+                    quantity=Decimal(-1),
+                    price=part,
+                    tax_rate_id=rate_id,
+                    ledger_account_id=options.ledger_account_id,
+                )
+            )
+    plan = CreditPlan(
+        order_id=order.id,
+        order_number=order.display_number,
+        refund_id=refund.id,
+        reference=credit_reference(order.display_number, refund.id),
+        amount=amount,
+        refunded_payment=refund.refunded_payment,
+        reason=(refund.reason or "").strip(),
+        invoice_date=local_date(refund.date_created_gmt or datetime.now(UTC), options.timezone),
+        currency=order.currency.upper(),
+        workflow_id=_default(options.workflow_id, [w.id for w in reference.workflows if _default_flow(w)]),
+        document_style_id=_default(
+            options.document_style_id, [s.id for s in reference.document_styles if s.default]
+        ),
+        lines=tuple(lines),
+        tax_rates=tax_rates,
+        shop_vat=_shop_vat(refund, order=order, vat=vat),
+        spread=spread,
+    )
+    _check_exact(plan)
+    return plan
+
+
+def spread_cents(amount: Decimal, weights: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """Split `amount` (whole cents) over positive weights in proportion, exactly.
+
+    Every key first gets its proportional share rounded down to a cent; the cents left over go one
+    each to the keys with the largest remainders (ties: the larger weight, then the key), so each
+    part is within a cent of its exact share and the parts add up to `amount`.
+    """
+    if amount != amount.quantize(CENT) or amount < 0:
+        raise ValueError(f"can only spread a non-negative whole-cent amount, not {amount}")
+    positive = {key: weight for key, weight in weights.items() if weight > 0}
+    if not positive:
+        raise ValueError("nothing to spread over: no positive weight")
+    whole = sum(positive.values(), ZERO)
+    cents = int(amount / CENT)
+    exact = {key: Decimal(cents) * weight / whole for key, weight in positive.items()}
+    floors = {key: int(share) for key, share in exact.items()}
+    left = cents - sum(floors.values())
+    by_remainder = sorted(positive, key=lambda key: (-(exact[key] - floors[key]), -positive[key], key))
+    for key in by_remainder[:left]:
+        floors[key] += 1
+    return {key: Decimal(count) * CENT for key, count in floors.items()}
+
+
+# ── internals ───────────────────────────────────────────────────────────────────────────────
+
+
+def _order_vat(order: Order, *, reference: AdministrationReference, options: PlanOptions) -> OrderVat:
+    book = RateBook(reference, overrides=options.tax_rate_overrides)
+    return order_vat(
+        order,
+        book=book,
+        home_country=reference.country,
+        customer_vat_number=vat_number(order, options.vat_number_meta_keys),
+    )
+
+
+def _refunded(refund: Refund) -> list[RefundedLine]:
+    lines: list[RefundedLine] = [*refund.line_items, *refund.shipping_lines, *refund.fee_lines]
+    return [line for line in lines if line.total != 0 or line.total_tax != 0]
+
+
+def _refunded_item_id(meta: Sequence[Meta]) -> int | None:
+    value = next((entry.value for entry in meta if entry.key == "_refunded_item_id"), None)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _original(line: RefundedLine, order: Order) -> OrderLine | None:
+    item_id = _refunded_item_id(line.meta_data) if isinstance(line, LineItem) else _meta_id(line)
+    if item_id is None:
+        return None
+    candidates: Sequence[OrderLine]
+    if isinstance(line, LineItem):
+        candidates = order.line_items
+    elif isinstance(line, ShippingLine):
+        candidates = order.shipping_lines
+    else:
+        candidates = order.fee_lines
+    return next((candidate for candidate in candidates if candidate.id == item_id), None)
+
+
+def _meta_id(line: ShippingLine | FeeLine) -> int | None:
+    # Shipping and fee lines carry meta on the wire; the models keep it only where present.
+    meta: Sequence[Meta] = getattr(line, "meta_data", ())
+    return _refunded_item_id(meta)
+
+
+def _line_rate(line: RefundedLine, *, order: Order, vat: OrderVat) -> TaxRate:
+    """The Moneybird rate of the order line this refund line gives back."""
+    if vat.exempt_rate is not None:
+        return vat.exempt_rate
+    original = _original(line, order)
+    taxes: Sequence[LineTax] = original.taxes if original is not None else line.taxes
+    charged = [tax for tax in taxes if tax.total != 0]
+    if not charged and original is not None:
+        charged = list(line.taxes)
+    rate_ids = {tax.id for tax in charged if tax.total != 0}
+    if len(rate_ids) > 1:
+        raise CreditRefused(
+            f"refunded {_kind(line)} {_name(line)!r} carries VAT at {len(rate_ids)} rates; a credit line "
+            "books one rate — credit it by hand"
+        )
+    if not rate_ids:
+        raise CreditRefused(
+            f"refunded {_kind(line)} {_name(line)!r} carries no VAT in an order that does; which rate it "
+            "belongs to cannot be told — credit it by hand"
+        )
+    rate_id = rate_ids.pop()
+    rate = vat.rates.get(rate_id)
+    if rate is None:
+        raise CreditRefused(
+            f"refunded {_kind(line)} {_name(line)!r} is taxed at WooCommerce tax rate {rate_id}, which the "
+            "order does not list among its taxes — credit it by hand"
+        )
+    return rate
+
+
+def _credit_line(
+    line: RefundedLine,
+    *,
+    order: Order,
+    vat: OrderVat,
+    options: PlanOptions,
+    tax_rates: dict[str, TaxRate],
+) -> CreditLine:
+    rate = _line_rate(line, order=order, vat=vat)
+    tax_rates[rate.id] = rate
+    gross = -(line.total + line.total_tax)  # positive: what the customer gets back for this line
+    if gross <= 0:
+        raise CreditRefused(
+            f"refunded {_kind(line)} {_name(line)!r} has a non-negative amount ({-gross}); refund lines are "
+            "negative — credit it by hand"
+        )
+    # The same ledger accounts as the invoice plan: products on one, shipping and fees on the other.
+    ledger_account = options.ledger_account_id
+    if not isinstance(line, LineItem):
+        ledger_account = options.shipping_ledger_account_id or options.ledger_account_id
+    description = f"{REFUND_PREFIX}{_description(line)}"
+    quantity = -line.quantity if isinstance(line, LineItem) else ZERO
+    whole = quantity > 0 and quantity == quantity.to_integral_value()
+    if whole and gross / quantity == (gross / quantity).quantize(CENT):
+        # Like Moneybird's own credit invoices: a negative quantity at the positive unit price.
+        return CreditLine(description, -quantity, gross / quantity, rate.id, ledger_account)
+    if quantity > 0:
+        description = f"{_quantity(quantity)} × {_description(line)}"
+        description = f"{REFUND_PREFIX}{description}"
+    return CreditLine(description, Decimal(-1), gross, rate.id, ledger_account)
+
+
+def _description(line: RefundedLine) -> str:
+    if isinstance(line, LineItem):
+        return product_description(line)
+    if isinstance(line, ShippingLine):
+        return f"{SHIPPING_PREFIX}{line.method_title or line.method_id}"
+    return line.name or FEE_FALLBACK
+
+
+def _default(wanted: str | None, defaults: Sequence[str]) -> str | None:
+    return wanted if wanted is not None else next(iter(defaults), None)
+
+
+def _default_flow(workflow: Workflow) -> bool:
+    return workflow.type == "InvoiceWorkflow" and workflow.active and workflow.default
+
+
+def _order_gross_by_rate(order: Order, *, vat: OrderVat) -> dict[str, Decimal]:
+    """What the customer paid per Moneybird tax rate: products, shipping and fees incl. VAT."""
+    gross: dict[str, Decimal] = {}
+    lines: list[OrderLine] = [*order.line_items, *order.shipping_lines, *order.fee_lines]
+    for line in lines:
+        amount = line.total + line.total_tax
+        if amount == 0:
+            continue
+        if vat.exempt_rate is not None:
+            rate_id = vat.exempt_rate.id
+        else:
+            charged = {tax.id for tax in line.taxes if tax.total != 0}
+            if len(charged) != 1:
+                # An untaxed or multi-rate line has no single rate to weigh; it is left out of the weights.
+                continue
+            rate = vat.rates.get(charged.pop())
+            if rate is None:
+                continue
+            rate_id = rate.id
+        gross[rate_id] = gross.get(rate_id, ZERO) + amount
+    return gross
+
+
+def _spread_rest(
+    rest: Decimal, *, order: Order, vat: OrderVat, tax_rates: dict[str, TaxRate]
+) -> dict[str, Decimal]:
+    weights = _order_gross_by_rate(order, vat=vat)
+    if not any(weight > 0 for weight in weights.values()):
+        raise CreditRefused(
+            f"order {order.display_number} has no taxed amount to spread a refund of {rest} over; "
+            "credit it by hand"
+        )
+    by_id = {rate.id: rate for rate in vat.rates.values()}
+    if vat.exempt_rate is not None:
+        by_id[vat.exempt_rate.id] = vat.exempt_rate
+    spread = {rate_id: part for rate_id, part in spread_cents(rest, weights).items() if part > 0}
+    for rate_id in spread:
+        tax_rates[rate_id] = by_id[rate_id]
+    return dict(sorted(spread.items(), key=lambda item: (-by_id[item[0]].percentage, item[0])))
+
+
+def _shop_vat(refund: Refund, *, order: Order, vat: OrderVat) -> dict[str, Decimal]:
+    recorded: dict[str, Decimal] = {}
+    if vat.exempt_rate is not None:
+        return {vat.exempt_rate.id: ZERO}
+    for tax_line in refund.tax_lines:
+        rate = vat.rates.get(tax_line.rate_id)
+        if rate is not None:
+            total = tax_line.tax_total + tax_line.shipping_tax_total
+            recorded[rate.id] = recorded.get(rate.id, ZERO) + total
+    return recorded
+
+
+def _check_exact(plan: CreditPlan) -> None:
+    """Gross prices make Moneybird's total the sum of the lines; prove it under both roundings."""
+    for line in plan.lines:
+        if line.price != line.price.quantize(CENT):
+            raise CreditRefused(
+                f"credit line {line.description!r} would need a price of {line.price}, not whole cents"
+            )
+    for rounding in ROUNDING_MODES:
+        total, _ = invoice_totals(
+            ((line.tax_rate_id, line.total) for line in plan.lines),
+            {rate_id: rate.percentage for rate_id, rate in plan.tax_rates.items()},
+            rounding=rounding,
+            prices_are_incl_tax=plan.prices_are_incl_tax,
+        )
+        if total != -plan.amount:
+            raise CreditRefused(
+                f"the credit invoice would total {total} ({rounding.replace('_', ' ')} VAT rounding) "
+                f"instead of "
+                f"{-plan.amount} — credit refund {plan.refund_id} by hand"
+            )
+
+
+def _kind(line: RefundedLine) -> str:
+    if isinstance(line, LineItem):
+        return "line"
+    return "shipping" if isinstance(line, ShippingLine) else "fee"
+
+
+def _name(line: RefundedLine) -> str:
+    if isinstance(line, ShippingLine):
+        return line.method_title or "Shipping"
+    return line.name or "item"
+
+
+def _quantity(value: Decimal) -> str:
+    return str(value.normalize()) if value != value.to_integral_value() else str(int(value))
+
+
+def _percent(value: Decimal) -> str:
+    return _quantity(value)

@@ -1,0 +1,58 @@
+"""The web process: `uvicorn --factory app.main:create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import __version__, health, webhooks
+from app.db import create_engine, session_factory
+from app.deps import AppState
+from app.logs import configure_logging
+from app.queue import connect
+from app.settings import Settings, get_settings
+
+log = structlog.get_logger("woobird.web")
+
+
+def build_state(settings: Settings) -> AppState:
+    engine = create_engine(settings.database_url)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        redis=connect(settings.redis_url, tls_verify=settings.redis_tls_verify),
+        since_setting=settings.sync_since,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI application; refuses to start on incomplete settings, naming them."""
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, sandbox=settings.woobird_sandbox)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings)
+        app.state.woobird = state
+        log.info("web started", version=__version__, sandbox=settings.woobird_sandbox)
+        try:
+            yield
+        finally:
+            await state.redis.aclose()
+            await state.engine.dispose()
+
+    app = FastAPI(title="woobird", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,25 @@
+"""Prometheus metrics, served at /metrics. Names follow `woobird_<what>_<unit>`."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERIES = Counter(
+    "woobird_webhook_deliveries_total",
+    "WooCommerce webhook deliveries by outcome (queued, duplicate, ignored, ping, unauthorized, unavailable)",
+    ["outcome"],
+)
+JOBS = Counter("woobird_jobs_total", "Booking jobs by kind and outcome", ["kind", "outcome"])
+MONEYBIRD_CALLS = Counter(
+    "woobird_moneybird_requests_total", "Requests to Moneybird by method and status", ["method", "status"]
+)
+MONEYBIRD_THROTTLED = Counter("woobird_moneybird_429_total", "429 answers from Moneybird")
+MONEYBIRD_SECONDS = Histogram("woobird_moneybird_request_seconds", "Moneybird request duration")
+BOOKING_SECONDS = Histogram(
+    "woobird_order_booking_seconds",
+    "From an order job starting to its invoice being paid",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
+)
+QUEUE_DEPTH = Gauge("woobird_queue_depth", "Jobs waiting in the arq queue")
+ORDERS_BY_STATE = Gauge("woobird_orders", "Orders in the ledger by state", ["state"])
+LAST_RECONCILE = Gauge(
+    "woobird_last_reconcile_success_timestamp", "Unix time of the last successful reconciliation"
+)

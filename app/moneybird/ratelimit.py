@@ -1,0 +1,162 @@
+"""One Moneybird rate limit for the whole deployment, kept in Redis.
+
+Moneybird allows 150 requests per 5 minutes for everything that uses the token, however many web
+and worker processes we run. Every request first takes a slot here; a 429 should then never
+happen, and when one does (another integration on the same account, a clock off by a lot) the
+client calls `pause_until` and every process waits out the reset together.
+
+Design: a sliding-window log. A sorted set holds one member per granted request, scored with the
+grant time in microseconds. One Lua script, atomic in Redis, drops members older than the window,
+grants a slot if fewer than `limit` remain, and otherwise answers how long until the oldest member
+leaves the window. Time comes from Redis (`TIME`), never from the caller, so processes on
+different machines with drifting clocks still share one timeline.
+
+Fewer than `limit` grants in *every* interval of `window` seconds also means fewer than `limit` in
+any fixed window Moneybird might count in, whatever its alignment.
+
+The margin (`safety`): a grant is recorded when Redis says yes, but Moneybird counts the request
+when it arrives, a little later, and by its own clock. If one request is slow on the way (event
+loop busy, a fresh TLS connection) and the next one is fast, the server can see two requests less
+than `window` apart that we saw exactly `window` apart. Each slot is therefore held `safety`
+seconds longer than the window. The default, 2 s on a 300 s window, covers any ordinary network
+delay and costs under 1 % of the rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from app.constants import RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from app.settings import Settings
+
+DEFAULT_SAFETY_SECONDS = 2.0
+# Wake a hair after the computed instant, so the retry does not arrive a microsecond early.
+_WAKE_LATE_SECONDS = 0.001
+
+# Numbers go to Redis through string.format('%d'): Lua would print µs timestamps as 1.7e+15.
+# KEYS[1] log, KEYS[2] pause · ARGV[1] limit, ARGV[2] held for (µs), ARGV[3] member.
+# Returns 0 when granted, else the µs to wait before asking again.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local hold = tonumber(ARGV[2])
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+if paused > now then
+  return paused - now
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - hold))
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(hold / 1000) + 1000))
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + hold - now)
+"""
+
+# KEYS[1] pause · ARGV[1] until (µs since the epoch). Only ever extends a pause.
+_PAUSE = """
+local until_us = tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_us > current then
+  local at_ms = string.format('%d', math.ceil(until_us / 1000))
+  redis.call('SET', KEYS[1], string.format('%d', until_us), 'PXAT', at_ms)
+  return until_us
+end
+return current
+"""
+
+# KEYS[1] log · ARGV[1] held for (µs). Returns the slots taken in the current window.
+_USAGE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%d', now - tonumber(ARGV[1])), '+inf')
+"""
+
+
+class RateLimitBusy(Exception):
+    """The limiter could not grant a slot within the caller's `max_wait`; try again at `retry_at`."""
+
+    def __init__(self, retry_at: float) -> None:
+        super().__init__(f"rate limit slots are taken until {retry_at:.0f}")
+        self.retry_at = retry_at
+
+
+class RateLimiter:
+    """At most `limit` grants in any `window` seconds, across every process sharing `redis`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        limit: int,
+        window: float,
+        key: str = RATE_LIMIT_KEY,
+        pause_key: str = RATE_LIMIT_PAUSE_KEY,
+        safety: float = DEFAULT_SAFETY_SECONDS,
+    ) -> None:
+        if limit < 1 or window <= 0 or safety < 0:
+            raise ValueError("limit must be ≥ 1, window > 0 and safety ≥ 0")
+        self.limit = limit
+        self.window = window
+        self.safety = safety
+        self._redis = redis
+        self._key = key
+        self._pause_key = pause_key
+        self._hold_us = round((window + safety) * 1_000_000)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._pause = redis.register_script(_PAUSE)
+        self._usage = redis.register_script(_USAGE)
+
+    async def acquire(self, *, max_wait: float | None = None) -> float:
+        """Wait for a slot and take it; return the seconds waited.
+
+        With `max_wait`, give up rather than wait longer (`RateLimitBusy`): a job that would sit
+        past its own timeout is better deferred, leaving the slot to a job that can use it now.
+        """
+        member = secrets.token_hex(8)
+        started = time.monotonic()
+        while True:
+            wait_us = int(
+                await self._acquire(
+                    keys=[self._key, self._pause_key], args=[self.limit, self._hold_us, member]
+                )
+            )
+            waited = time.monotonic() - started
+            if wait_us <= 0:
+                return waited
+            wait = wait_us / 1_000_000
+            if max_wait is not None and waited + wait > max_wait:
+                raise RateLimitBusy(retry_at=time.time() + wait)
+            await asyncio.sleep(wait + _WAKE_LATE_SECONDS)
+
+    async def pause_until(self, epoch: float) -> None:
+        """Hold every process back until `epoch` (seconds, e.g. a 429's reset), plus the margin."""
+        until_us = math.ceil((epoch + self.safety) * 1_000_000)
+        await self._pause(keys=[self._pause_key], args=[until_us])
+
+    async def paused_until(self) -> float | None:
+        raw: Any = await self._redis.get(self._pause_key)
+        return int(raw) / 1_000_000 if raw is not None else None
+
+    async def usage(self) -> tuple[int, int, float]:
+        """(slots taken in the current window, limit, window seconds) — for /healthz and metrics."""
+        used = int(await self._usage(keys=[self._key], args=[self._hold_us]))
+        return used, self.limit, self.window
+
+
+async def limiter_from_settings(redis: Redis, settings: Settings) -> RateLimiter:
+    """The limiter for `MONEYBIRD_RATE_LIMIT`; touches Redis once so a bad URL fails at startup."""
+    limit, window = settings.rate_limit
+    limiter = RateLimiter(redis, limit=limit, window=window)
+    await limiter.usage()
+    return limiter

@@ -1,0 +1,244 @@
+"""The administration's reference data — tax rates, ledger accounts, workflows, document styles —
+fetched from Moneybird once and shared by every process through Redis.
+
+Fetching it costs five or more requests of the 150 per five minutes; fetching it per order would
+spend more of the budget on lookups than on bookings. It changes rarely (someone adds a tax rate
+or a ledger account in Moneybird), so an hour's TTL plus `invalidate()` after such a change — or
+after Moneybird refuses an id we took from here — is fresh enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from app.constants import REFERENCE_CACHE_KEY, REFERENCE_CACHE_TTL_SECONDS
+from app.invoicing.reference import AdministrationReference, DocumentStyle, LedgerAccount, TaxRate, Workflow
+from app.moneybird import models
+from app.moneybird.errors import MoneybirdConfigurationError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from app.moneybird.client import MoneybirdClient
+
+logger = logging.getLogger("woobird.moneybird")
+
+# Bump when the cached shape changes: an old entry then reads as a miss instead of an error.
+_CACHE_FORMAT = 1
+
+
+async def load_reference(client: MoneybirdClient) -> AdministrationReference:
+    """Fetch the administration's reference data from Moneybird and turn it into plain values."""
+    administration = await _own_administration(client)
+    tax_rates = await client.tax_rates()
+    ledger_accounts = await client.ledger_accounts()
+    workflows = await client.workflows()
+    document_styles = await client.document_styles()
+    return AdministrationReference(
+        administration_id=administration.id,
+        currency=administration.currency,
+        country=administration.country,
+        tax_rates=tuple(_tax_rate(r) for r in tax_rates),
+        # An inactive account cannot be booked on; leaving it out makes a plan that names it fail
+        # with "not found" here instead of a 422 from Moneybird.
+        ledger_accounts=tuple(_ledger_account(a) for a in ledger_accounts if a.active),
+        workflows=tuple(_workflow(w) for w in workflows),
+        document_styles=tuple(_document_style(s) for s in document_styles),
+        extra=_extra(administration),
+    )
+
+
+async def _own_administration(client: MoneybirdClient) -> models.Administration:
+    administrations = await client.list_administrations()
+    for administration in administrations:
+        if administration.id == client.administration_id:
+            return administration
+    reachable = ", ".join(f"{a.id} ({a.name})" for a in administrations) or "none"
+    raise MoneybirdConfigurationError(
+        f"MONEYBIRD_ADMINISTRATION_ID {client.administration_id} is not reachable with this token; "
+        f"it can reach: {reachable}"
+    )
+
+
+def _tax_rate(rate: models.TaxRate) -> TaxRate:
+    return TaxRate(
+        id=rate.id,
+        name=rate.name,
+        percentage=rate.percentage,
+        tax_rate_type=rate.tax_rate_type,
+        active=rate.active is not False,
+        country=rate.country or None,
+        show_tax=rate.show_tax is not False,
+    )
+
+
+def _ledger_account(account: models.LedgerAccount) -> LedgerAccount:
+    return LedgerAccount(
+        id=account.id,
+        name=account.name,
+        account_type=account.account_type,
+        account_id=account.account_id,
+        allowed_document_types=tuple(account.allowed_document_types or ()),
+    )
+
+
+def _workflow(workflow: models.Workflow) -> Workflow:
+    return Workflow(
+        id=workflow.id,
+        name=workflow.name,
+        type=workflow.type,
+        default=workflow.default,
+        prices_are_incl_tax=workflow.prices_are_incl_tax,
+        currency=workflow.currency,
+        active=workflow.active,
+    )
+
+
+def _document_style(style: models.DocumentStyle) -> DocumentStyle:
+    return DocumentStyle(id=style.id, name=style.name, default=style.default)
+
+
+def _extra(administration: models.Administration) -> dict[str, str]:
+    extra = {"administration_name": administration.name}
+    if administration.time_zone:
+        extra["time_zone"] = administration.time_zone
+    if administration.language:
+        extra["language"] = administration.language
+    return extra
+
+
+# ── the Redis cache ───────────────────────────────────────────────────────────────────────────
+
+
+class ReferenceCache:
+    """`AdministrationReference` for one administration, as JSON in Redis with a TTL."""
+
+    def __init__(
+        self, redis: Redis, *, administration_id: str, ttl: int = REFERENCE_CACHE_TTL_SECONDS
+    ) -> None:
+        self.administration_id = administration_id
+        self.key = f"{REFERENCE_CACHE_KEY}:{administration_id}"
+        self.ttl = ttl
+        self._redis = redis
+        # Jobs in one process that miss together load once, not once each.
+        self._loading = asyncio.Lock()
+
+    async def get(self, client: MoneybirdClient) -> AdministrationReference:
+        """The cached reference data; on a miss, load it through `client` and cache it."""
+        if client.administration_id != self.administration_id:
+            raise ValueError(
+                f"cache is for administration {self.administration_id}, client for {client.administration_id}"
+            )
+        cached = await self.peek()
+        if cached is not None:
+            return cached
+        async with self._loading:
+            cached = await self.peek()
+            if cached is not None:
+                return cached
+            reference = await load_reference(client)
+            await self._redis.set(self.key, dumps(reference), ex=self.ttl)
+            return reference
+
+    async def peek(self) -> AdministrationReference | None:
+        """The cached value without ever calling Moneybird; None on a miss or an unreadable entry."""
+        raw: Any = await self._redis.get(self.key)
+        if raw is None:
+            return None
+        try:
+            return loads(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring unreadable reference cache entry %s: %s", self.key, exc)
+            return None
+
+    async def invalidate(self) -> None:
+        await self._redis.delete(self.key)
+
+
+def dumps(reference: AdministrationReference) -> str:
+    return json.dumps(
+        {
+            "format": _CACHE_FORMAT,
+            "administration_id": reference.administration_id,
+            "currency": reference.currency,
+            "country": reference.country,
+            "tax_rates": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "percentage": str(r.percentage),
+                    "tax_rate_type": r.tax_rate_type,
+                    "active": r.active,
+                    "country": r.country,
+                    "show_tax": r.show_tax,
+                }
+                for r in reference.tax_rates
+            ],
+            "ledger_accounts": [
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "account_type": a.account_type,
+                    "account_id": a.account_id,
+                    "allowed_document_types": list(a.allowed_document_types),
+                }
+                for a in reference.ledger_accounts
+            ],
+            "workflows": [
+                {
+                    "id": w.id,
+                    "name": w.name,
+                    "type": w.type,
+                    "default": w.default,
+                    "prices_are_incl_tax": w.prices_are_incl_tax,
+                    "currency": w.currency,
+                    "active": w.active,
+                }
+                for w in reference.workflows
+            ],
+            "document_styles": [
+                {"id": s.id, "name": s.name, "default": s.default} for s in reference.document_styles
+            ],
+            "extra": reference.extra,
+        }
+    )
+
+
+def loads(raw: str | bytes) -> AdministrationReference:
+    data = json.loads(raw)
+    if data.get("format") != _CACHE_FORMAT:
+        raise ValueError(f"cache format {data.get('format')!r}, expected {_CACHE_FORMAT}")
+    return AdministrationReference(
+        administration_id=data["administration_id"],
+        currency=data["currency"],
+        country=data["country"],
+        tax_rates=tuple(
+            TaxRate(
+                id=r["id"],
+                name=r["name"],
+                percentage=Decimal(r["percentage"]),
+                tax_rate_type=r["tax_rate_type"],
+                active=r["active"],
+                country=r["country"],
+                show_tax=r["show_tax"],
+            )
+            for r in data["tax_rates"]
+        ),
+        ledger_accounts=tuple(
+            LedgerAccount(
+                id=a["id"],
+                name=a["name"],
+                account_type=a["account_type"],
+                account_id=a["account_id"],
+                allowed_document_types=tuple(a["allowed_document_types"]),
+            )
+            for a in data["ledger_accounts"]
+        ),
+        workflows=tuple(Workflow(**w) for w in data["workflows"]),
+        document_styles=tuple(DocumentStyle(**s) for s in data["document_styles"]),
+        extra=dict(data["extra"]),
+    )

@@ -1,0 +1,44 @@
+"""`python -m app.preflight`: say plainly which service the run or the tests are missing.
+
+Used by the Makefile before `make run` and `make test`, so a laptop without Redis gets one clear
+sentence instead of a page of connection errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from redis.asyncio import Redis
+
+
+async def _redis_answers(url: str) -> str | None:
+    client = Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await client.aclose()
+    return None
+
+
+def main(argv: list[str]) -> int:
+    for_tests = "--for-tests" in argv
+    url = os.environ.get("TEST_REDIS_URL" if for_tests else "REDIS_URL") or "redis://127.0.0.1:6379/0"
+    problem = asyncio.run(_redis_answers(url))
+    if problem:
+        print(
+            f"woobird needs Redis and cannot reach it at {url} ({problem}).\n"
+            "  Start one: `redis-server --daemonize yes` (Debian/Ubuntu: `apt install redis-server`,"
+            " macOS: `brew install redis && brew services start redis`),\n"
+            f"  or point {'TEST_REDIS_URL' if for_tests else 'REDIS_URL'} at a running server.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,74 @@
+"""The arq queue as both processes see it: one Redis connection setting, deterministic job ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import ConnectionPool
+
+from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND
+
+
+def redis_settings(url: str, *, tls_verify: bool = False) -> RedisSettings:
+    """arq's settings for REDIS_URL.
+
+    Heroku's Key-Value Store speaks TLS with a self-signed certificate, and arq's `from_dsn`
+    insists on a verified one, so verification follows REDIS_TLS_VERIFY.
+    """
+    settings = RedisSettings.from_dsn(url)
+    if settings.ssl and not tls_verify:
+        settings.ssl_cert_reqs = "none"
+    settings.conn_timeout = 2
+    settings.conn_retries = 3
+    return settings
+
+
+def connect(url: str, *, tls_verify: bool = False, **options: Any) -> ArqRedis:
+    """A lazily connecting arq Redis client: the web process starts even while Redis is down.
+
+    arq's `create_pool` pings at start-up and gives up after its retries; the webhook endpoint
+    should instead answer 503 for as long as Redis is away and recover by itself.
+    """
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        "health_check_interval": 30,
+        "max_connections": 64,
+    }
+    if url.startswith("rediss://") and not tls_verify:
+        kwargs["ssl_cert_reqs"] = "none"
+    kwargs.update(options)
+    pool = ConnectionPool.from_url(url, **kwargs)
+    return ArqRedis(pool)
+
+
+def order_job_id(order_id: int, date_modified: datetime) -> str:
+    """One job per version of an order: duplicate deliveries of the same version collapse."""
+    return f"order:{order_id}:{int(date_modified.timestamp())}"
+
+
+def refund_job_id(refund_id: int) -> str:
+    return f"refund:{refund_id}"
+
+
+async def enqueue_order(
+    redis: ArqRedis, *, order_id: int, date_modified: datetime, reason: str, defer_seconds: float = 0
+) -> bool:
+    """Queue the booking of an order; False when a job for this version is already known."""
+    job = await redis.enqueue_job(
+        JOB_BOOK_ORDER,
+        order_id,
+        reason,
+        _job_id=order_job_id(order_id, date_modified),
+        _defer_by=defer_seconds or None,
+    )
+    return job is not None
+
+
+async def enqueue_refund(redis: ArqRedis, *, order_id: int, refund_id: int, reason: str) -> bool:
+    job = await redis.enqueue_job(
+        JOB_BOOK_REFUND, order_id, refund_id, reason, _job_id=refund_job_id(refund_id)
+    )
+    return job is not None

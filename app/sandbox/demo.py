@@ -1,0 +1,428 @@
+"""The sandbox demo that `woobird run` starts when no accounts are configured.
+
+Three processes, like production plus a stand-in for the outside world:
+
+    web, worker         the Procfile's real processes, pointed at the fakes below
+    sandbox             `python -m app.sandbox.demo`: the fake shop (with a /sandbox overview) and
+                        the fake Moneybird over real HTTP on 127.0.0.1, then sample orders of every
+                        kind, delivered as signed webhooks to the real web process
+
+Everything the three share travels as ordinary settings in the environment (`sandbox_env`), so the
+web and worker processes cannot tell the fakes from the real services — except that
+WOOBIRD_SANDBOX=true labels every page and log line. The sandbox keeps its own SQLite file and its
+own Redis database, so it never touches the ledger or the queue of a real installation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from rich.console import Console
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.constants import WEBHOOK_PATH
+from app.db import create_engine, session_factory
+from app.sandbox.moneybird import MoneybirdSandbox
+from app.sandbox.moneybird import create_app as create_moneybird_app
+from app.sandbox.samples import expected_failures, sample_carts
+from app.sandbox.server import serve
+from app.sandbox.woocommerce import ShopSandbox
+from app.sandbox.woocommerce import create_app as create_shop_app
+from app.settings import REPO_ROOT, Settings, load_settings
+from app.sync import ledger
+from app.sync.ledger import OrderRecord, OrderState
+
+SHOP_PORT = 8010
+MONEYBIRD_PORT = 8020
+WEB_PORT = 8000
+SANDBOX_REDIS_DB = 15
+SANDBOX_DIR = REPO_ROOT / ".sandbox"
+BOOKING_TIMEOUT_SECONDS = 120.0
+WEB_START_TIMEOUT_SECONDS = 60.0
+
+# Wide enough for the report's tables behind honcho's "12:00:00 sandbox | " prefix.
+console = Console(highlight=False, width=110)
+
+
+# ── the settings the three processes share ──────────────────────────────────────────────────
+
+
+def sandbox_redis_url(base: str | None) -> str:
+    """The sandbox's own Redis database on the same server, so its jobs never meet real ones."""
+    parts = urlsplit(base or "redis://127.0.0.1:6379/0")
+    return urlunsplit((parts.scheme, parts.netloc, f"/{SANDBOX_REDIS_DB}", parts.query, ""))
+
+
+def sandbox_env(
+    *,
+    database_path: Path,
+    redis_url: str,
+    web_port: int = WEB_PORT,
+    shop_port: int = SHOP_PORT,
+    moneybird_port: int = MONEYBIRD_PORT,
+) -> dict[str, str]:
+    """Fresh secrets and local addresses: everything web, worker and the fakes need to agree on."""
+    # An 18-digit id like Moneybird's, fixed here so the fake can be created with it.
+    administration_id = str(secrets.randbelow(9 * 10**17) + 10**17)
+    return {
+        "WOOBIRD_SANDBOX": "true",
+        "WOOCOMMERCE_URL": f"http://127.0.0.1:{shop_port}",
+        "WOOCOMMERCE_CONSUMER_KEY": f"ck_{secrets.token_hex(20)}",
+        "WOOCOMMERCE_CONSUMER_SECRET": f"cs_{secrets.token_hex(20)}",
+        "WOOCOMMERCE_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+        "MONEYBIRD_API_TOKEN": f"sandbox-{secrets.token_hex(16)}",
+        "MONEYBIRD_ADMINISTRATION_ID": administration_id,
+        "MONEYBIRD_API_URL": f"http://127.0.0.1:{moneybird_port}/api/v2",
+        "ADMIN_TOKEN": secrets.token_urlsafe(18),
+        "PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+        "PORT": str(web_port),
+        "DATABASE_URL": f"sqlite:///{database_path}",
+        "REDIS_URL": redis_url,
+        "SYNC_SINCE": (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # Reconcile often: the demo shows that a dropped webhook heals within a minute.
+        "RECONCILE_INTERVAL_SECONDS": "30",
+        "LOG_FORMAT": "console",
+    }
+
+
+# ── `woobird run` without accounts ──────────────────────────────────────────────────────────
+
+
+def run_sandbox() -> int:
+    """Prepare a fresh sandbox ledger and queue, then run web + worker + the fakes under honcho."""
+    from app.cli import migrate, process_env, redis_problem_text, start_processes
+
+    redis_url = sandbox_redis_url(os.environ.get("REDIS_URL"))
+    problem = redis_problem_text(redis_url)
+    if problem:
+        console.print(f"[bold red]✗[/] {problem}")
+        return 1
+    directory = Path(os.environ.get("SANDBOX_DIR") or SANDBOX_DIR)
+    database_path = directory / "woobird-sandbox.db"
+    _fresh_directory(directory)
+    env = sandbox_env(
+        database_path=database_path,
+        redis_url=redis_url,
+        web_port=int(os.environ.get("PORT") or WEB_PORT),
+        shop_port=int(os.environ.get("SANDBOX_SHOP_PORT") or SHOP_PORT),
+        moneybird_port=int(os.environ.get("SANDBOX_MONEYBIRD_PORT") or MONEYBIRD_PORT),
+    )
+    migrate(env["DATABASE_URL"])
+    asyncio.run(_clear_queue(redis_url))
+    console.print(
+        "[bold magenta]SANDBOX[/] — no WooCommerce or Moneybird account is configured, so woobird runs "
+        "against a simulated shop and a simulated Moneybird on this machine. Nothing real is booked.\n"
+        "  Configure real accounts with `woobird setup` (or .env) and `woobird run` uses them instead."
+    )
+    demo = f"{sys.executable} -m app.sandbox.demo"
+    return start_processes(process_env(env), names=("web", "worker"), extra={"sandbox": demo})
+
+
+def _fresh_directory(path: Path) -> None:
+    # Each run starts from nothing: the fakes are in memory, so yesterday's ledger would lie.
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / ".gitignore").write_text("*\n", encoding="utf-8")
+
+
+async def _clear_queue(redis_url: str) -> None:
+    from app.queue import connect
+
+    redis = connect(redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(match="arq:*")]
+        keys += [key async for key in redis.scan_iter(match="woobird:*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+# ── the fakes ───────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Sandbox:
+    shop: ShopSandbox
+    moneybird: MoneybirdSandbox
+
+
+def build_sandbox(settings: Settings) -> Sandbox:
+    """The fake shop and Moneybird, with the credentials and ids web and worker were given."""
+    if not settings.woobird_sandbox:
+        raise RuntimeError("refusing to start the sandbox: WOOBIRD_SANDBOX is not true")
+    shop = ShopSandbox(
+        url=settings.woocommerce_url,
+        consumer_key=settings.woocommerce_consumer_key.get_secret_value(),
+        consumer_secret=settings.woocommerce_consumer_secret.get_secret_value(),
+    )
+    # The shop's tax table as an OSS-registered Dutch shop has it: what `woobird check` compares.
+    shop.add_tax_rate(rate="19", name="MwSt", country="DE")
+    shop.add_tax_rate(rate="7", name="MwSt ermäßigt", country="DE", tax_class="reduced-rate")
+    moneybird = MoneybirdSandbox(
+        token=settings.moneybird_api_token.get_secret_value(),
+        administration_id=settings.moneybird_administration_id,
+        administration_name="Sandbox Webwinkel B.V.",
+    )
+    return Sandbox(shop=shop, moneybird=moneybird)
+
+
+def invoice_rows(moneybird: MoneybirdSandbox) -> list[dict[str, Any]]:
+    """The fake Moneybird's invoices as a bookkeeper would list them."""
+    rows = []
+    for invoice in [*moneybird.sales_invoices.values(), *moneybird.external_sales_invoices.values()]:
+        contact = invoice.get("contact") or {}
+        rows.append(
+            {
+                "id": invoice.get("id"),
+                "number": invoice.get("invoice_id") or invoice.get("reference"),
+                "reference": invoice.get("reference"),
+                "state": invoice.get("state"),
+                "date": invoice.get("invoice_date"),
+                "contact": contact.get("company_name")
+                or " ".join(filter(None, (contact.get("firstname"), contact.get("lastname")))),
+                "total_incl_vat": invoice.get("total_price_incl_tax"),
+                "vat": invoice.get("total_tax"),
+                "lines": [
+                    {
+                        "description": detail.get("description"),
+                        "amount": detail.get("amount"),
+                        "price": detail.get("price"),
+                        "tax_rate_id": detail.get("tax_rate_id"),
+                    }
+                    for detail in invoice.get("details") or []
+                ],
+            }
+        )
+    return rows
+
+
+def overview_app(sandbox: Sandbox) -> Starlette:
+    """`/sandbox`: what the fake Moneybird holds, as a page and as JSON."""
+
+    async def invoices_json(request: Request) -> JSONResponse:
+        return JSONResponse({"sandbox": True, "invoices": invoice_rows(sandbox.moneybird)})
+
+    async def page(request: Request) -> HTMLResponse:
+        rows = invoice_rows(sandbox.moneybird)
+        cells = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(row[key] or ''))}</td>"
+                for key in ("number", "reference", "date", "contact", "total_incl_vat", "vat", "state")
+            )
+            + "</tr>"
+            for row in rows
+        )
+        body = (
+            "<!doctype html><meta charset=utf-8><title>woobird sandbox — Moneybird invoices</title>"
+            "<style>body{font:15px system-ui;margin:2em}td,th{padding:.3em .8em;border-bottom:1px solid #ddd}"
+            ".tag{background:#a0f;color:#fff;padding:.2em .5em;border-radius:.3em}</style>"
+            "<h1><span class=tag>SANDBOX</span> Invoices in the simulated Moneybird</h1>"
+            f"<p>{len(rows)} invoice(s), {len(sandbox.shop.orders)} order(s) in the simulated shop. "
+            "JSON: <a href=/sandbox/invoices.json>/sandbox/invoices.json</a></p>"
+            "<table><tr><th>number</th><th>reference</th><th>date</th><th>contact</th>"
+            f"<th>total incl. VAT</th><th>VAT</th><th>state</th></tr>{cells}</table>"
+        )
+        return HTMLResponse(body)
+
+    return Starlette(routes=[Route("/sandbox", page), Route("/sandbox/invoices.json", invoices_json)])
+
+
+def shop_server_app(sandbox: Sandbox) -> ASGIApp:
+    """The fake shop's REST API, with the /sandbox overview beside it."""
+    shop_app = create_shop_app(sandbox.shop)
+    overview = overview_app(sandbox)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/sandbox"):
+            await overview(scope, receive, send)
+        else:
+            await shop_app(scope, receive, send)
+
+    return app
+
+
+# ── sample orders ───────────────────────────────────────────────────────────────────────────
+
+
+def sample_orders(paid_at: datetime) -> list[dict[str, Any]]:
+    """One completed, paid order of every kind woobird has to book right."""
+    return sample_carts(paid_at)
+
+
+async def populate(settings: Settings, sandbox: Sandbox) -> list[int]:
+    """Register the webhook the way a user would, then check out the sample orders and deliver them."""
+    from app.cli_setup import install_webhook
+
+    assert settings.webhook_url is not None
+    message = await install_webhook(
+        settings,
+        delivery_url=settings.webhook_url,
+        secret=settings.woocommerce_webhook_secret.get_secret_value(),
+    )
+    console.print(f"[magenta]sandbox[/] woobird webhook install: {message}")
+    order_ids = []
+    for document in sample_orders(sandbox.shop.now()):
+        order = sandbox.shop.add_order(document)
+        order_ids.append(int(order["id"]))
+    async with httpx.AsyncClient() as client:
+        for order_id in order_ids:
+            status = await sandbox.shop.deliver(order_id, client=client)
+            console.print(f"[magenta]sandbox[/] order {order_id} delivered to woobird: HTTP {status}")
+    return order_ids
+
+
+async def wait_for(url: str, *, timeout: float) -> None:
+    """Until `url` answers 200 (the web process has started)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+            await asyncio.sleep(0.3)
+
+
+async def wait_until_settled(
+    settings: Settings, order_ids: list[int], *, timeout: float = BOOKING_TIMEOUT_SECONDS
+) -> dict[int, OrderRecord]:
+    """Until every order is booked or failed (or the time is up): the ledger rows, by order id."""
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    settled = {OrderState.BOOKED.value, OrderState.FAILED.value, OrderState.SKIPPED.value}
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        while True:
+            async with sessions() as session:
+                records = {oid: r for oid in order_ids if (r := await ledger.get_order(session, oid))}
+            if len(records) == len(order_ids) and all(r.state in settled for r in records.values()):
+                return records
+            if asyncio.get_running_loop().time() > deadline:
+                return records
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
+
+
+def print_summary(settings: Settings, records: dict[int, OrderRecord], *, order_ids: list[int]) -> None:
+    console.rule("[bold magenta]woobird sandbox[/]")
+    for order_id in order_ids:
+        record = records.get(order_id)
+        if record is None:
+            console.print(f"  order {order_id}: not received yet")
+        elif record.state == OrderState.BOOKED:
+            console.print(
+                f"  [green]✓[/] order {record.order_number}: invoice {record.invoice_number or record.invoice_id}, "
+                f"paid {record.invoice_total} (order total {record.order_total})"
+            )
+        else:
+            console.print(f"  [red]✗[/] order {record.order_number}: {record.state} — {record.error or ''}")
+            if order_id in expected_failures():
+                console.print("    (on purpose: this is how woobird tells you an order could not be booked)")
+    web = settings.public_url
+    month = datetime.now(UTC).strftime("%Y-%m")
+    env = f"DATABASE_URL={settings.database_url} WOOBIRD_SANDBOX=true"
+    console.print(
+        f"\n  Dashboard:      {web}/admin  (sign in with the token [bold]{settings.admin_token.get_secret_value()}[/])\n"
+        f"  Invoices:       {settings.woocommerce_url}/sandbox  (what the simulated Moneybird holds)\n"
+        f"  Health:         {web}/readyz\n"
+        f"  Month report:   {env} woobird report --month {month}\n"
+        f"  Status:         {env} woobird status\n"
+        "  Stop with Ctrl-C. Nothing here is real; configure accounts to book for real."
+    )
+
+
+async def print_report(settings: Settings) -> None:
+    from app.report import monthly_report, render_report
+
+    engine = create_engine(settings.database_url)
+    try:
+        report = await monthly_report(
+            session_factory(engine),
+            month=datetime.now(UTC).strftime("%Y-%m"),
+            tax_rates=settings.moneybird_tax_rates,
+        )
+    finally:
+        await engine.dispose()
+    render_report(report, console)
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    ready: Callable[[Sandbox], Awaitable[None]] | None = None,
+    stay: bool = True,
+    booking_timeout: float = BOOKING_TIMEOUT_SECONDS,
+) -> dict[int, OrderRecord]:
+    """Serve both fakes on the settings' ports, push the sample orders through woobird, report."""
+    sandbox = build_sandbox(settings)
+    shop_port = urlsplit(settings.woocommerce_url).port or SHOP_PORT
+    moneybird_port = urlsplit(settings.moneybird_api_url).port or MONEYBIRD_PORT
+    async with (
+        serve(shop_server_app(sandbox), port=shop_port),
+        serve(create_moneybird_app(sandbox.moneybird), port=moneybird_port),
+    ):
+        console.print(
+            f"[magenta]sandbox[/] simulated shop on {settings.woocommerce_url}, "
+            f"simulated Moneybird on {settings.moneybird_api_url}; waiting for woobird's web process"
+        )
+        if ready is not None:
+            await ready(sandbox)
+        await wait_for(f"{settings.public_url}/healthz", timeout=WEB_START_TIMEOUT_SECONDS)
+        order_ids = await populate(settings, sandbox)
+        records = await wait_until_settled(settings, order_ids, timeout=booking_timeout)
+        print_summary(settings, records, order_ids=order_ids)
+        await print_report(settings)
+        if stay:
+            await asyncio.Event().wait()
+    return records
+
+
+def main() -> int:
+    settings = load_settings()
+    if not settings.woobird_sandbox:
+        console.print(
+            "[red]app.sandbox.demo runs only under `woobird run` without accounts (WOOBIRD_SANDBOX)[/]"
+        )
+        return 2
+    try:
+        asyncio.run(run_demo(settings))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def dump_invoices(moneybird: MoneybirdSandbox) -> str:
+    return json.dumps(invoice_rows(moneybird), default=_json_default, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

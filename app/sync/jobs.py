@@ -1,0 +1,152 @@
+"""The arq jobs and what they share for the worker's lifetime.
+
+Job arguments are ids and strings only (arq pickles them). Each job body is wrapped by
+`retry_transient`, the one place where a passing failure of the shop or of Moneybird becomes
+`arq.Retry` with backoff; anything else is recorded in the ledger by the body itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+from arq import Retry
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.constants import WORKER_MAX_TRIES
+from app.db import create_engine, session_factory, transaction
+from app.logs import configure_logging
+from app.metrics import JOBS
+from app.moneybird.client import MoneybirdClient
+from app.moneybird.errors import MoneybirdTransient, retry_delay
+from app.moneybird.ratelimit import RateLimitBusy, limiter_from_settings
+from app.moneybird.reference import ReferenceCache
+from app.settings import Settings, get_settings
+from app.sync import ledger
+from app.woocommerce.client import WooCommerceClient
+from app.woocommerce.errors import WooCommerceTransient
+
+log = structlog.get_logger("woobird.worker")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class Services:
+    """Everything a job needs, built once when the worker starts (see `startup`)."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+    shop: WooCommerceClient
+    moneybird: MoneybirdClient
+    reference: ReferenceCache
+    # Tests shrink every retry delay with this; production leaves it at 1.
+    retry_scale: float = 1.0
+
+    def defer(self, seconds: float) -> Retry:
+        return Retry(defer=max(0.01, seconds * self.retry_scale))
+
+    async def aclose(self) -> None:
+        await self.shop.aclose()
+        await self.moneybird.aclose()
+        await self.engine.dispose()
+
+
+async def build_services(settings: Settings, redis: ArqRedis, **transports: Any) -> Services:
+    """The worker's services; tests pass `shop_transport`/`moneybird_transport` to reach fakes."""
+    engine = create_engine(settings.database_url)
+    limiter = await limiter_from_settings(redis, settings)
+    moneybird = MoneybirdClient.from_settings(
+        settings, limiter=limiter, transport=transports.get("moneybird_transport")
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        redis=redis,
+        shop=WooCommerceClient.from_settings(settings, transport=transports.get("shop_transport")),
+        moneybird=moneybird,
+        reference=ReferenceCache(redis, administration_id=settings.moneybird_administration_id),
+    )
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, sandbox=settings.woobird_sandbox)
+    if "services" not in ctx:  # tests put their own services (pointing at fakes) in ctx
+        ctx["services"] = await build_services(settings, ctx["redis"])
+    log.info("worker started", sandbox=settings.woobird_sandbox, invoice_kind=settings.invoice_kind)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    services: Services | None = ctx.get("services")
+    if services is not None and ctx.get("owns_services", True):
+        await services.aclose()
+
+
+def services_of(ctx: dict[str, Any]) -> Services:
+    services: Services = ctx["services"]
+    return services
+
+
+def retry_transient(kind: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Turn a passing failure into `arq.Retry` with backoff; give up after WORKER_MAX_TRIES.
+
+    The wrapped job's first argument is arq's ctx and its second the order id, so a job that
+    gives up can say so in the ledger instead of failing silently in Redis.
+    """
+
+    def decorate(job: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(job)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            ctx: dict[str, Any] = args[0]  # type: ignore[assignment]
+            order_id = int(args[1])  # type: ignore[call-overload]
+            job_try = int(ctx.get("job_try", 1))
+            try:
+                return await job(*args, **kwargs)
+            except (MoneybirdTransient, WooCommerceTransient, RateLimitBusy) as exc:
+                JOBS.labels(kind=kind, outcome="retried").inc()
+                if job_try >= WORKER_MAX_TRIES:
+                    await _give_up(ctx, order_id=order_id, error=exc, tries=job_try)
+                    JOBS.labels(kind=kind, outcome="gave_up").inc()
+                    raise
+                services = services_of(ctx)
+                transient = exc if isinstance(exc, MoneybirdTransient) else None
+                delay = retry_delay(job_try=job_try, error=transient, now=time.time()) * services.retry_scale
+                # Never earlier than Moneybird (or our limiter) said: that would only earn a 429.
+                if transient is not None and transient.retry_at is not None:
+                    delay = max(delay, transient.retry_after_seconds(time.time()))
+                if isinstance(exc, RateLimitBusy):
+                    delay = max(delay, exc.retry_at - time.time())
+                log.warning(
+                    "will retry",
+                    job=kind,
+                    order_id=order_id,
+                    job_try=job_try,
+                    in_seconds=round(delay, 1),
+                    error=str(exc),
+                )
+                raise Retry(defer=max(0.01, delay)) from exc
+
+        return run
+
+    return decorate
+
+
+async def _give_up(ctx: dict[str, Any], *, order_id: int, error: Exception, tries: int) -> None:
+    services = services_of(ctx)
+    message = f"gave up after {tries} tries; last error: {error}"
+    async with transaction(services.sessions) as session:
+        await ledger.update_order(
+            session, order_id, state=ledger.OrderState.FAILED.value, error=message, failure_kind="exhausted"
+        )
+        await ledger.add_event(session, order_id=order_id, step="failed", message=message)
+    log.error("order failed for good", order_id=order_id, error=message)

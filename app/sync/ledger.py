@@ -1,0 +1,327 @@
+"""The sync ledger: what woobird did for every order, refund and customer, in SQL.
+
+One row per order (unique on the WooCommerce order id) carries the state and every Moneybird id
+woobird obtained, so a job that dies between two steps resumes from the last one written down.
+`ledger_events` keeps the audit trail a bookkeeper reads on the dashboard.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    case,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, MoneyText
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware (SQLite forgets zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use aware UTC datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class OrderState(enum.StrEnum):
+    QUEUED = "queued"  # recorded and handed to the worker
+    BOOKING = "booking"  # a worker is going through the steps
+    BOOKED = "booked"  # paid invoice in Moneybird
+    FAILED = "failed"  # needs a person: refused plan, rejected by Moneybird, total mismatch
+    SKIPPED = "skipped"  # no longer qualifies (status changed back, unpaid)
+    BEFORE_SINCE = "before_since"  # paid before SYNC_SINCE and not backfilled
+
+
+class Step(enum.StrEnum):
+    """The booking steps in order; `OrderRecord.step` is the last one completed."""
+
+    CONTACT = "contact"
+    INVOICE_CREATING = "invoice_creating"  # the create was sent: it may exist even if no answer came
+    INVOICE_CREATED = "invoice_created"
+    INVOICE_SENT = "invoice_sent"
+    PAYING = "paying"  # the payment was sent: look before paying again
+    PAID = "paid"
+
+
+class RefundState(enum.StrEnum):
+    WAITING = "waiting"  # its order is not booked yet
+    QUEUED = "queued"
+    BOOKED = "booked"
+    FAILED = "failed"
+    DELETED = "deleted"  # deleted in WooCommerce after it was booked: reported, not undone
+
+
+class OrderRecord(Base):
+    __tablename__ = "orders"
+
+    order_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    order_number: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    step: Mapped[str | None] = mapped_column(String(32), default=None)
+    date_modified: Mapped[datetime] = mapped_column(UtcDateTime())
+    date_paid: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    order_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
+    customer_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    contact_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
+    invoice_url: Mapped[str | None] = mapped_column(Text, default=None)
+    invoice_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
+    payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    vat_report: Mapped[str | None] = mapped_column(Text, default=None)  # JSON: per rate shop vs Moneybird
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    failure_kind: Mapped[str | None] = mapped_column(String(16), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    backfilled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    booked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+    def vat_differences(self) -> list[dict[str, Any]]:
+        if not self.vat_report:
+            return []
+        report: list[dict[str, Any]] = json.loads(self.vat_report)
+        return report
+
+
+class RefundRecord(Base):
+    __tablename__ = "refunds"
+
+    refund_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.order_id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    step: Mapped[str | None] = mapped_column(String(32), default=None)
+    amount: Mapped[Decimal] = mapped_column(MoneyText())
+    reason: Mapped[str] = mapped_column(Text, default="")
+    credit_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    credit_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
+    credit_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    booked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+
+class ContactRecord(Base):
+    """One Moneybird contact per e-mail address, ever (lower-cased)."""
+
+    __tablename__ = "contacts"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(32))
+    adopted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class LedgerEvent(Base):
+    __tablename__ = "ledger_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(Integer, index=True)
+    refund_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    step: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+
+
+class ServiceState(Base):
+    """Small facts the service keeps across restarts: first run, reconciliation watermark."""
+
+    __tablename__ = "service_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+# Service-state keys.
+FIRST_RUN_AT = "first_run_at"
+RECONCILE_WATERMARK = "reconcile_watermark"
+RECONCILE_LAST_SUCCESS = "reconcile_last_success"
+RECONCILE_LAST_ERROR = "reconcile_last_error"
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+async def record_delivery(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    order_number: str,
+    date_modified: datetime,
+    date_paid: datetime | None,
+) -> bool:
+    """Record that this version of the order needs booking; True when it is news.
+
+    One atomic statement, so concurrent duplicate deliveries cannot both win: a row is inserted
+    for a new order, or updated only when this delivery is newer than the one recorded. Booked
+    orders stay booked; a failed or skipped one is queued again, since the shop changed it.
+    """
+    insert = _insert_for(session)
+    now = utcnow()
+    table = OrderRecord.__table__
+    statement = insert(table).values(
+        order_id=order_id,
+        order_number=order_number,
+        state=OrderState.QUEUED.value,
+        date_modified=date_modified,
+        date_paid=date_paid,
+        attempts=0,
+        backfilled=False,
+        currency="EUR",
+        created_at=now,
+        updated_at=now,
+    )
+    newer = table.c.date_modified < statement.excluded.date_modified
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.order_id],
+        set_={
+            "date_modified": statement.excluded.date_modified,
+            "date_paid": statement.excluded.date_paid,
+            "order_number": statement.excluded.order_number,
+            "state": case(
+                (table.c.state == OrderState.BOOKED.value, table.c.state),
+                (table.c.state == OrderState.BOOKING.value, table.c.state),
+                else_=OrderState.QUEUED.value,
+            ),
+            "updated_at": now,
+        },
+        where=newer,
+    ).returning(table.c.order_id)
+    result = await session.execute(statement)
+    return result.first() is not None
+
+
+async def mark_before_since(
+    session: AsyncSession, *, order_id: int, order_number: str, date_modified: datetime, date_paid: datetime
+) -> None:
+    """Note an order paid before SYNC_SINCE, so status views can say why it has no invoice."""
+    insert = _insert_for(session)
+    now = utcnow()
+    statement = insert(OrderRecord.__table__).values(
+        order_id=order_id,
+        order_number=order_number,
+        state=OrderState.BEFORE_SINCE.value,
+        date_modified=date_modified,
+        date_paid=date_paid,
+        attempts=0,
+        backfilled=False,
+        currency="EUR",
+        created_at=now,
+        updated_at=now,
+    )
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["order_id"]))
+
+
+async def get_order(session: AsyncSession, order_id: int, *, for_update: bool = False) -> OrderRecord | None:
+    query = select(OrderRecord).where(OrderRecord.order_id == order_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def update_order(session: AsyncSession, order_id: int, **values: Any) -> None:
+    values.setdefault("updated_at", utcnow())
+    await session.execute(update(OrderRecord).where(OrderRecord.order_id == order_id).values(**values))
+
+
+async def add_event(
+    session: AsyncSession, *, order_id: int, step: str, message: str = "", refund_id: int | None = None
+) -> None:
+    session.add(LedgerEvent(order_id=order_id, refund_id=refund_id, step=step, message=message, at=utcnow()))
+
+
+async def events_for(session: AsyncSession, order_id: int) -> Sequence[LedgerEvent]:
+    query = select(LedgerEvent).where(LedgerEvent.order_id == order_id).order_by(LedgerEvent.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def get_state(session: AsyncSession, key: str) -> str | None:
+    row = await session.get(ServiceState, key)
+    return row.value if row else None
+
+
+async def set_state(session: AsyncSession, key: str, value: str) -> None:
+    insert = _insert_for(session)
+    now = utcnow()
+    statement = insert(ServiceState.__table__).values(key=key, value=value, updated_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=["key"], set_={"value": statement.excluded.value, "updated_at": now}
+    )
+    await session.execute(statement)
+
+
+async def first_run_at(session: AsyncSession) -> datetime:
+    """The moment woobird first ran against this database: the default SYNC_SINCE."""
+    insert = _insert_for(session)
+    now = utcnow()
+    await session.execute(
+        insert(ServiceState.__table__)
+        .values(key=FIRST_RUN_AT, value=now.isoformat(), updated_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    stored = await get_state(session, FIRST_RUN_AT)
+    assert stored is not None
+    return datetime.fromisoformat(stored)
+
+
+async def counts_by_state(session: AsyncSession) -> dict[str, int]:
+    query = select(OrderRecord.state, func.count()).group_by(OrderRecord.state)
+    return {state: count for state, count in (await session.execute(query)).tuples()}
+
+
+async def recent_orders(
+    session: AsyncSession, *, limit: int = 50, state: str | None = None
+) -> Sequence[OrderRecord]:
+    query = select(OrderRecord).order_by(OrderRecord.updated_at.desc()).limit(limit)
+    if state:
+        query = query.where(OrderRecord.state == state)
+    return (await session.execute(query)).scalars().all()
+
+
+async def waiting_since(session: AsyncSession, *, older_than: datetime) -> int:
+    """How many orders have waited in the queue since before `older_than`: the backlog."""
+    query = select(func.count()).where(
+        OrderRecord.state.in_([OrderState.QUEUED.value, OrderState.BOOKING.value]),
+        OrderRecord.updated_at < older_than,
+    )
+    return int((await session.execute(query)).scalar_one())

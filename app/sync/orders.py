@@ -1,0 +1,549 @@
+"""Booking one order: re-read it from the shop, plan it, and walk Moneybird's steps exactly once.
+
+    contact   ledger cache → adopt by exact e-mail → create           (one contact per e-mail, ever)
+    invoice   ledger id → adopt by reference (after an unanswered create) → create
+    send      delivery method Manual: numbered, no e-mail to the customer
+    pay       one payment of the order total on the date paid
+
+Every step writes its result (or its intent, before a create that might lose its answer) to the
+ledger before the next begins, so a crash anywhere resumes where it stopped and adopts what
+Moneybird already made instead of making it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from redis.exceptions import LockError
+
+from app.constants import CONTACT_LOCK_PREFIX, ORDER_LOCK_PREFIX, WORKER_JOB_TIMEOUT_SECONDS
+from app.db import transaction
+from app.invoicing.plan import InvoicePlan, PlanContact, PlanOptions, PlanRefused, plan_invoice
+from app.metrics import BOOKING_SECONDS, JOBS
+from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
+from app.moneybird.models import (
+    ContactCreate,
+    ExternalSalesInvoice,
+    ExternalSalesInvoiceCreate,
+    InvoiceDetail,
+    PaymentCreate,
+    SalesInvoice,
+    SalesInvoiceCreate,
+    SalesInvoiceSending,
+)
+from app.sync import ledger
+from app.sync.intake import qualify
+from app.sync.jobs import Services, retry_transient, services_of
+from app.sync.ledger import OrderRecord, OrderState, Step
+from app.woocommerce.errors import WooCommerceNotFound
+from app.woocommerce.models import Order
+
+log = structlog.get_logger("woobird.booking")
+
+Invoice = SalesInvoice | ExternalSalesInvoice
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class BookingFailed(Exception):
+    """The order cannot be booked until a person acts; `kind` says why, the message how."""
+
+    def __init__(self, message: str, *, kind: str, order_id: int) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.order_id = order_id
+
+
+@retry_transient("order")
+async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webhook") -> str:
+    services = services_of(ctx)
+    lock = services.redis.lock(f"{ORDER_LOCK_PREFIX}{order_id}", timeout=WORKER_JOB_TIMEOUT_SECONDS + 30)
+    if not await lock.acquire(blocking=False):
+        # Another worker is booking this order right now; come back when it is done.
+        raise services.defer(5)
+    try:
+        return await book_order(services, order_id=order_id, reason=reason)
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            log.warning("order lock expired before the job finished", order_id=order_id)
+
+
+async def book_order(services: Services, *, order_id: int, reason: str) -> str:
+    """Book one order; returns the ledger state it ends in."""
+    started = time.perf_counter()
+    try:
+        order = await services.shop.get_order(order_id)
+    except WooCommerceNotFound:
+        await _finish(
+            services, order_id, state=OrderState.SKIPPED, message="the order no longer exists in the shop"
+        )
+        return OrderState.SKIPPED
+    record = await _record_for(services, order)
+    if record.state == OrderState.BOOKED:
+        from app.sync.refunds import queue_refunds
+
+        await queue_refunds(services, order=order)
+        return OrderState.BOOKED
+    since = EARLIEST if record.backfilled else await _since(services)
+    verdict = qualify(order, statuses=services.settings.sync_order_statuses, since=since)
+    if not verdict.ok and record.step is None:
+        state = OrderState.BEFORE_SINCE if verdict.before_since else OrderState.SKIPPED
+        await _finish(services, order_id, state=state, message=verdict.reason)
+        return state
+    try:
+        plan = await _plan(services, order)
+        await _start(services, record, order=order, plan=plan, reason=reason)
+        invoice = await _book(services, order_id=order_id, plan=plan)
+    except BookingFailed as exc:
+        await _fail(services, exc)
+        JOBS.labels(kind="order", outcome="failed").inc()
+        return OrderState.FAILED
+    await _booked(services, order_id, plan=plan, invoice=invoice)
+    elapsed = time.perf_counter() - started
+    BOOKING_SECONDS.observe(elapsed)
+    JOBS.labels(kind="order", outcome="booked").inc()
+    log.info(
+        "order booked",
+        order_id=order_id,
+        number=plan.order_number,
+        invoice=_number(invoice),
+        invoice_id=invoice.id,
+        total=str(invoice.total_price_incl_tax),
+        seconds=round(elapsed, 2),
+    )
+    from app.sync.refunds import queue_refunds
+
+    await queue_refunds(services, order=order)
+    return OrderState.BOOKED
+
+
+async def _since(services: Services) -> datetime:
+    if services.settings.sync_since is not None:
+        return services.settings.sync_since
+    async with transaction(services.sessions) as session:
+        return await ledger.first_run_at(session)
+
+
+async def _record_for(services: Services, order: Order) -> OrderRecord:
+    """The ledger row; orders queued by `woobird sync` or a test may not have one yet."""
+    async with transaction(services.sessions) as session:
+        record = await ledger.get_order(session, order.id)
+        if record is None:
+            await ledger.record_delivery(
+                session,
+                order_id=order.id,
+                order_number=order.display_number,
+                date_modified=order.date_modified_gmt or ledger.utcnow(),
+                date_paid=order.date_paid_gmt,
+            )
+            record = await ledger.get_order(session, order.id)
+    assert record is not None
+    return record
+
+
+async def _plan(services: Services, order: Order) -> InvoicePlan:
+    try:
+        reference = await services.reference.get(services.moneybird)
+    except MoneybirdConfigurationError as exc:
+        raise BookingFailed(f"Moneybird refused woobird's access: {exc}", kind="configuration",
+                            order_id=order.id) from exc
+    options = PlanOptions.from_settings(services.settings)
+    try:
+        return plan_invoice(order, reference=reference, options=options)
+    except PlanRefused as exc:
+        raise BookingFailed(str(exc), kind="refused", order_id=order.id) from exc
+
+
+async def _start(
+    services: Services, record: OrderRecord, *, order: Order, plan: InvoicePlan, reason: str
+) -> None:
+    async with transaction(services.sessions) as session:
+        await ledger.update_order(
+            session,
+            order.id,
+            state=OrderState.BOOKING.value,
+            order_total=plan.total,
+            currency=plan.currency,
+            customer_email=plan.contact.email or None,
+            attempts=record.attempts + 1,
+            date_paid=order.date_paid_gmt,
+        )
+        await ledger.add_event(session, order_id=order.id, step="started", message=f"booking ({reason})")
+
+
+async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invoice:
+    try:
+        contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
+        if services.settings.invoice_kind == "external_sales_invoice":
+            return await _external_invoice_steps(
+                services, order_id=order_id, plan=plan, contact_id=contact_id
+            )
+        return await _sales_invoice_steps(services, order_id=order_id, plan=plan, contact_id=contact_id)
+    except MoneybirdConfigurationError as exc:
+        raise BookingFailed(
+            f"Moneybird refused woobird's access: {exc}", kind="configuration", order_id=order_id
+        ) from exc
+    except MoneybirdRejected as exc:
+        raise BookingFailed(
+            f"Moneybird rejected the order: {exc.message}", kind="rejected", order_id=order_id
+        ) from exc
+
+
+async def _load(services: Services, order_id: int) -> OrderRecord:
+    async with services.sessions() as session:
+        record = await ledger.get_order(session, order_id)
+    assert record is not None
+    return record
+
+
+async def _save(services: Services, order_id: int, *, event: str, message: str = "", **values: Any) -> None:
+    async with transaction(services.sessions) as session:
+        await ledger.update_order(session, order_id, **values)
+        await ledger.add_event(session, order_id=order_id, step=event, message=message)
+
+
+# ── contact ──────────────────────────────────────────────────────────────────────────────────
+
+
+async def _contact_step(services: Services, *, order_id: int, contact: PlanContact) -> str:
+    record = await _load(services, order_id)
+    if record.contact_id:
+        return record.contact_id
+    contact_id, how = await ensure_contact(services, contact)
+    await _save(
+        services,
+        order_id,
+        event="contact",
+        message=f"{how} contact {contact_id}",
+        contact_id=contact_id,
+        step=Step.CONTACT.value,
+    )
+    return contact_id
+
+
+async def ensure_contact(services: Services, contact: PlanContact) -> tuple[str, str]:
+    """One Moneybird contact per e-mail: from the ledger, adopted by exact e-mail, or created.
+
+    The e-mail's lock makes two workers booking a new customer's first two orders agree on one
+    contact; the ledger's primary key on the e-mail is the second line of defence.
+    """
+    email = contact.email.strip().lower()
+    lock = services.redis.lock(f"{CONTACT_LOCK_PREFIX}{email or contact.customer_id}", timeout=60)
+    if not await lock.acquire(blocking=True, blocking_timeout=30):
+        raise services.defer(5)
+    try:
+        if email:
+            async with services.sessions() as session:
+                cached = await session.get(ledger.ContactRecord, email)
+            if cached is not None:
+                return cached.contact_id, "cached"
+        contact_id, how = await _adopt_or_create_contact(services, contact, email=email)
+        if email:
+            async with transaction(services.sessions) as session:
+                session.add(
+                    ledger.ContactRecord(email=email, contact_id=contact_id, adopted=how == "adopted")
+                )
+        return contact_id, how
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            log.warning("contact lock expired", customer=contact.customer_id)
+
+
+async def _adopt_or_create_contact(
+    services: Services, contact: PlanContact, *, email: str
+) -> tuple[str, str]:
+    if email:
+        # The search is fuzzy (jan@x.nl also finds jan@x.nl.au): only an exact address counts.
+        matches = [c for c in await services.moneybird.search_contacts(email) if email in c.invoice_emails]
+        if matches:
+            return min(matches, key=lambda c: int(c.id)).id, "adopted"
+    else:
+        existing = await services.moneybird.contact_by_customer_id(contact.customer_id)
+        if existing is not None:
+            return existing.id, "adopted"
+    created = await services.moneybird.create_contact(_contact_create(contact))
+    return created.id, "created"
+
+
+def _contact_create(contact: PlanContact) -> ContactCreate:
+    return ContactCreate(
+        company_name=contact.company_name or None,
+        firstname=contact.firstname or None,
+        lastname=contact.lastname or None,
+        address1=contact.address1 or None,
+        address2=contact.address2 or None,
+        zipcode=contact.zipcode or None,
+        city=contact.city or None,
+        country=contact.country or None,
+        phone=contact.phone or None,
+        customer_id=contact.customer_id,
+        tax_number=contact.tax_number or None,
+        send_invoices_to_email=contact.email or None,
+        # WooCommerce already sent the customer their invoice: Moneybird must not e-mail them too.
+        delivery_method="Manual",
+    )
+
+
+# ── sales invoice ────────────────────────────────────────────────────────────────────────────
+
+
+def _details(plan: InvoicePlan) -> list[InvoiceDetail]:
+    return [
+        InvoiceDetail(
+            description=line.description,
+            price=line.price,
+            amount=line.quantity,
+            tax_rate_id=line.tax_rate_id,
+            ledger_account_id=line.ledger_account_id,
+            row_order=position,
+        )
+        for position, line in enumerate(plan.lines)
+    ]
+
+
+async def _sales_invoice_steps(
+    services: Services, *, order_id: int, plan: InvoicePlan, contact_id: str
+) -> Invoice:
+    invoice = await _existing_sales_invoice(services, order_id=order_id, plan=plan)
+    if invoice is None:
+        await _save(services, order_id, event="invoice", message="creating", step=Step.INVOICE_CREATING.value)
+        invoice = await services.moneybird.create_sales_invoice(
+            SalesInvoiceCreate(
+                contact_id=contact_id,
+                reference=plan.reference,
+                invoice_date=plan.invoice_date,
+                currency=plan.currency,
+                prices_are_incl_tax=plan.prices_are_incl_tax,
+                workflow_id=plan.workflow_id,
+                document_style_id=plan.document_style_id,
+                details_attributes=_details(plan),
+            )
+        )
+        await _save(
+            services,
+            order_id,
+            event="invoice",
+            message=f"created draft {invoice.id}",
+            invoice_id=invoice.id,
+            step=Step.INVOICE_CREATED.value,
+        )
+    _check_total(invoice, plan=plan, order_id=order_id)
+    if invoice.is_draft:
+        invoice = await services.moneybird.send_sales_invoice(
+            invoice.id, SalesInvoiceSending(delivery_method="Manual")
+        )
+        await _save(
+            services,
+            order_id,
+            event="sent",
+            message=f"sent (Manual) as {invoice.invoice_id}",
+            invoice_number=invoice.invoice_id,
+            step=Step.INVOICE_SENT.value,
+        )
+    if invoice.total_unpaid > 0:
+        await _save(services, order_id, event="payment", message="registering", step=Step.PAYING.value)
+        payment = await services.moneybird.create_sales_invoice_payment(invoice.id, _payment(plan, invoice))
+        await _save(
+            services,
+            order_id,
+            event="payment",
+            message=f"paid {payment.price} ({payment.id})",
+            payment_id=payment.id,
+            step=Step.PAID.value,
+        )
+        invoice = (
+            await services.moneybird.get_sales_invoice(invoice.id)
+            if payment.price != invoice.total_unpaid
+            else invoice
+        )
+    return invoice
+
+
+async def _existing_sales_invoice(
+    services: Services, *, order_id: int, plan: InvoicePlan
+) -> SalesInvoice | None:
+    record = await _load(services, order_id)
+    if record.invoice_id:
+        return await services.moneybird.get_sales_invoice(record.invoice_id)
+    if record.step == Step.INVOICE_CREATING or record.attempts > 1:
+        # A create went out without an answer coming back (or an earlier try died): look first.
+        found = await services.moneybird.find_sales_invoice_by_reference(plan.reference)
+        if found is not None:
+            await _save(
+                services,
+                order_id,
+                event="adopted",
+                message=f"adopted invoice {found.id} by reference",
+                invoice_id=found.id,
+                step=Step.INVOICE_CREATED.value,
+            )
+            return found
+    return None
+
+
+def _payment(plan: InvoicePlan, invoice: Invoice) -> PaymentCreate:
+    return PaymentCreate(
+        payment_date=plan.payment_date,
+        price=invoice.total_unpaid,
+        transaction_identifier=plan.payment_reference or None,
+    )
+
+
+def _check_total(invoice: Invoice, *, plan: InvoicePlan, order_id: int) -> None:
+    if invoice.total_price_incl_tax != plan.total:
+        raise BookingFailed(
+            f"Moneybird computed {invoice.total_price_incl_tax} {plan.currency} for invoice {invoice.id} but the "
+            f"customer paid {plan.total}; the draft was left in Moneybird for inspection — nothing was booked as paid",
+            kind="mismatch",
+            order_id=order_id,
+        )
+
+
+# ── external sales invoice ───────────────────────────────────────────────────────────────────
+
+
+async def _external_invoice_steps(
+    services: Services, *, order_id: int, plan: InvoicePlan, contact_id: str
+) -> Invoice:
+    record = await _load(services, order_id)
+    invoice: ExternalSalesInvoice | None = None
+    if record.invoice_id:
+        invoice = await services.moneybird.get_external_sales_invoice(record.invoice_id)
+    elif record.step == Step.INVOICE_CREATING or record.attempts > 1:
+        found = await services.moneybird.find_external_sales_invoices(
+            reference=plan.reference, contact_id=contact_id
+        )
+        if found:
+            invoice = min(found, key=lambda i: int(i.id))
+            await _save(
+                services,
+                order_id,
+                event="adopted",
+                message=f"adopted external invoice {invoice.id}",
+                invoice_id=invoice.id,
+                step=Step.INVOICE_CREATED.value,
+            )
+    if invoice is None:
+        await _save(services, order_id, event="invoice", message="creating", step=Step.INVOICE_CREATING.value)
+        invoice = await services.moneybird.create_external_sales_invoice(
+            ExternalSalesInvoiceCreate(
+                contact_id=contact_id,
+                reference=plan.reference,
+                date=plan.invoice_date,
+                currency=plan.currency,
+                prices_are_incl_tax=plan.prices_are_incl_tax,
+                source="WooCommerce",
+                source_url=None,
+                details_attributes=_details(plan),
+            )
+        )
+        await _save(
+            services,
+            order_id,
+            event="invoice",
+            message=f"created external invoice {invoice.id}",
+            invoice_id=invoice.id,
+            invoice_number=plan.reference,
+            step=Step.INVOICE_CREATED.value,
+        )
+    _check_total(invoice, plan=plan, order_id=order_id)
+    if invoice.total_unpaid > 0:
+        await _save(services, order_id, event="payment", message="registering", step=Step.PAYING.value)
+        payment = await services.moneybird.create_external_sales_invoice_payment(
+            invoice.id, _payment(plan, invoice)
+        )
+        await _save(
+            services,
+            order_id,
+            event="payment",
+            message=f"paid {payment.price} ({payment.id})",
+            payment_id=payment.id,
+            step=Step.PAID.value,
+        )
+    return invoice
+
+
+# ── outcome ──────────────────────────────────────────────────────────────────────────────────
+
+
+def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
+    """Per Moneybird tax rate: the VAT the shop charged against the VAT Moneybird computed."""
+    booked = {total.tax_rate_id: total.tax_amount for total in invoice.tax_totals}
+    report = []
+    for rate_id in sorted(set(plan.shop_vat) | set(booked)):
+        shop = plan.shop_vat.get(rate_id, Decimal(0))
+        moneybird = booked.get(rate_id, Decimal(0))
+        report.append(
+            {
+                "tax_rate_id": rate_id,
+                "shop": str(shop),
+                "moneybird": str(moneybird),
+                "difference": str(moneybird - shop),
+            }
+        )
+    return report
+
+
+def _number(invoice: Invoice) -> str | None:
+    return invoice.invoice_id if isinstance(invoice, SalesInvoice) else invoice.reference
+
+
+async def _booked(services: Services, order_id: int, *, plan: InvoicePlan, invoice: Invoice) -> None:
+    report = vat_report(plan, invoice)
+    differences = [row for row in report if Decimal(row["difference"]) != 0]
+    message = f"booked as {_number(invoice)}, total {invoice.total_price_incl_tax}"
+    if differences:
+        message += "; VAT differs from the shop's: " + ", ".join(
+            f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences
+        )
+    await _save(
+        services,
+        order_id,
+        event="booked",
+        message=message,
+        state=OrderState.BOOKED.value,
+        step=Step.PAID.value,
+        invoice_id=invoice.id,
+        invoice_number=_number(invoice),
+        invoice_url=getattr(invoice, "url", None),
+        invoice_total=invoice.total_price_incl_tax,
+        vat_report=json.dumps(report),
+        error=None,
+        failure_kind=None,
+        booked_at=ledger.utcnow(),
+    )
+
+
+async def _fail(services: Services, failure: BookingFailed) -> None:
+    await _save(
+        services,
+        failure.order_id,
+        event="failed",
+        message=str(failure),
+        state=OrderState.FAILED.value,
+        error=str(failure),
+        failure_kind=failure.kind,
+    )
+    log.error("order failed", order_id=failure.order_id, kind=failure.kind, reason=str(failure))
+    from app.alerts import alert_order_failed
+
+    await alert_order_failed(services, order_id=failure.order_id, kind=failure.kind, message=str(failure))
+
+
+async def _finish(services: Services, order_id: int, *, state: OrderState, message: str) -> None:
+    async with transaction(services.sessions) as session:
+        if await ledger.get_order(session, order_id) is None:
+            return
+        await ledger.update_order(
+            session, order_id, state=state.value, error=message if state != OrderState.BOOKED else None
+        )
+        await ledger.add_event(session, order_id=order_id, step=state.value, message=message)
+    log.info("order not booked", order_id=order_id, state=state.value, reason=message)

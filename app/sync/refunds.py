@@ -1,0 +1,635 @@
+"""Crediting refunds: every WooCommerce refund of a booked order becomes one settled credit invoice.
+
+    queue      each `order.updated` of a booked order lists its refunds; a new one gets a ledger
+               row (waiting while its order is not booked) and a job keyed by the refund id
+    credit     ledger id → adopt by reference (after an unanswered create) → create, with
+               negative lines for exactly the refunded amount (`app.invoicing.refund_plan`)
+    send       delivery method Manual: numbered, no e-mail to the customer
+    settle     one negative payment of the credit total on the refund date: the money went back
+               to the customer; the original invoice stays paid
+    deleted    a refund that disappears from the shop after it was credited is reported, not undone
+
+Like invoices, every step writes its intent or result to the ledger before the next, so a crash
+anywhere resumes where it stopped and adopts the credit invoice Moneybird already made.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from redis.exceptions import LockError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts import alert
+from app.constants import REFUND_LOCK_PREFIX, WORKER_JOB_TIMEOUT_SECONDS, WORKER_MAX_TRIES
+from app.db import transaction
+from app.invoicing.plan import PlanOptions
+from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
+from app.metrics import JOBS
+from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected, MoneybirdTransient
+from app.moneybird.models import (
+    ExternalSalesInvoice,
+    ExternalSalesInvoiceCreate,
+    InvoiceDetail,
+    PaymentCreate,
+    SalesInvoice,
+    SalesInvoiceCreate,
+    SalesInvoiceSending,
+)
+from app.moneybird.ratelimit import RateLimitBusy
+from app.queue import enqueue_refund
+from app.sync import ledger
+from app.sync.jobs import Services, retry_transient, services_of
+from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
+from app.woocommerce.errors import WooCommerceNotFound, WooCommerceTransient
+from app.woocommerce.models import Order, Refund
+
+log = structlog.get_logger("woobird.refunds")
+
+CreditInvoice = SalesInvoice | ExternalSalesInvoice
+# A refund that is still to be credited; `failed` ones wait for a person (`woobird retry`).
+OPEN_STATES = (RefundState.WAITING.value, RefundState.QUEUED.value)
+REQUEUE_BATCH = 500
+
+
+class RefundStep(enum.StrEnum):
+    """The crediting steps in order; `RefundRecord.step` is the last one written down."""
+
+    CREDIT_CREATING = "credit_creating"  # the create was sent: it may exist even if no answer came
+    CREDIT_CREATED = "credit_created"
+    CREDIT_SENT = "credit_sent"
+    PAYING = "paying"  # the payment was sent: look before paying again
+    PAID = "paid"
+
+
+class RefundFailed(Exception):
+    """The refund cannot be credited until a person acts; `kind` says why, the message how."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# ── queueing ─────────────────────────────────────────────────────────────────────────────────
+
+
+async def queue_refunds(services: Services, *, order: Order) -> int:
+    """Record and queue the refunds of `order`; note those that vanished. Returns how many were queued.
+
+    Called for every version of an order the booking job sees, so it must be cheap when nothing
+    changed and harmless when it runs twice at once: rows are inserted with ON CONFLICT DO
+    NOTHING and jobs are keyed by the refund id.
+    """
+    async with services.sessions() as session:
+        order_record = await ledger.get_order(session, order.id)
+        known = await _refunds_of(session, order.id)
+    if order_record is None:
+        return 0  # not in the ledger yet: its booking job calls back here once it is
+    active = [r for r in known if r.state != RefundState.DELETED]
+    if not order.refunds and not active:
+        return 0
+    try:
+        # Only the refunds endpoint carries amounts and lines; it is also the proof a refund is gone.
+        refunds = await services.shop.get_refunds(order.id)
+    except WooCommerceNotFound:
+        log.warning("order vanished while its refunds were read", order_id=order.id)
+        return 0
+    booked = order_record.state == OrderState.BOOKED and bool(order_record.invoice_id)
+    async with transaction(services.sessions) as session:
+        for refund in refunds:
+            await _insert_refund(session, order_id=order.id, refund=refund, booked=booked)
+        if booked:
+            await session.execute(
+                update(RefundRecord)
+                .where(RefundRecord.order_id == order.id, RefundRecord.state == RefundState.WAITING.value)
+                .values(state=RefundState.QUEUED.value, updated_at=ledger.utcnow())
+            )
+    present = {refund.id for refund in refunds}
+    for record in active:
+        if record.refund_id not in present:
+            await _refund_deleted(services, record)
+    return await _enqueue_open(services, order_id=order.id, reason="order updated")
+
+
+async def requeue_refunds(services: Services) -> int:
+    """For the reconciliation poll: queue again the refunds of booked orders that wait without a job.
+
+    A Redis flush, or a refund job that ran while its order was being booked, leaves a row that
+    no job will pick up; arq drops the copy when the job still exists.
+    """
+    query = (
+        select(RefundRecord.refund_id, RefundRecord.order_id, RefundRecord.state)
+        .join(OrderRecord, OrderRecord.order_id == RefundRecord.order_id)
+        .where(RefundRecord.state.in_(OPEN_STATES), OrderRecord.state == OrderState.BOOKED.value)
+        .order_by(RefundRecord.updated_at)
+        .limit(REQUEUE_BATCH)
+    )
+    async with transaction(services.sessions) as session:
+        rows = [tuple(row) for row in (await session.execute(query)).all()]
+        waiting = [refund_id for refund_id, _, state in rows if state == RefundState.WAITING.value]
+        if waiting:
+            await session.execute(
+                update(RefundRecord)
+                .where(RefundRecord.refund_id.in_(waiting))
+                .values(state=RefundState.QUEUED.value, updated_at=ledger.utcnow())
+            )
+    queued = 0
+    for refund_id, order_id, _ in rows:
+        if await enqueue_refund(services.redis, order_id=order_id, refund_id=refund_id, reason="reconcile"):
+            queued += 1
+    return queued
+
+
+async def _refunds_of(session: AsyncSession, order_id: int) -> Sequence[RefundRecord]:
+    query = select(RefundRecord).where(RefundRecord.order_id == order_id).order_by(RefundRecord.refund_id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def _insert_refund(session: AsyncSession, *, order_id: int, refund: Refund, booked: bool) -> None:
+    insert = ledger._insert_for(session)
+    now = ledger.utcnow()
+    state = RefundState.QUEUED if booked else RefundState.WAITING
+    statement = insert(RefundRecord.__table__).values(
+        refund_id=refund.id,
+        order_id=order_id,
+        state=state.value,
+        amount=refund.amount,
+        reason=(refund.reason or "")[:2000],
+        created_at=now,
+        updated_at=now,
+    )
+    result = await session.execute(
+        statement.on_conflict_do_nothing(index_elements=["refund_id"]).returning(
+            RefundRecord.__table__.c.refund_id
+        )
+    )
+    if result.first() is not None:
+        what = "queued" if booked else "waiting for the order to be booked"
+        await ledger.add_event(
+            session,
+            order_id=order_id,
+            refund_id=refund.id,
+            step="refund",
+            message=f"refund of {refund.amount}: {what}",
+        )
+
+
+async def _enqueue_open(services: Services, *, order_id: int, reason: str) -> int:
+    async with services.sessions() as session:
+        query = select(RefundRecord.refund_id).where(
+            RefundRecord.order_id == order_id, RefundRecord.state == RefundState.QUEUED.value
+        )
+        open_ids = (await session.execute(query)).scalars().all()
+    queued = 0
+    for refund_id in open_ids:
+        if await enqueue_refund(services.redis, order_id=order_id, refund_id=refund_id, reason=reason):
+            queued += 1
+    return queued
+
+
+async def _refund_deleted(services: Services, record: RefundRecord) -> None:
+    """A refund gone from the shop: harmless before crediting, a person's job after it."""
+    credited = record.credit_invoice_id is not None or record.step is not None
+    if credited:
+        credit = record.credit_invoice_number or record.credit_invoice_id or "(check Moneybird)"
+        message = (
+            f"refund {record.refund_id} of order {record.order_id} was deleted in WooCommerce after woobird "
+            f"credited it (credit invoice {credit}); the credit invoice stays — if the refund was a mistake, "
+            "reverse it in Moneybird"
+        )
+    else:
+        message = (
+            f"refund {record.refund_id} was deleted in WooCommerce before it was credited; nothing to undo"
+        )
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            update(RefundRecord)
+            .where(RefundRecord.refund_id == record.refund_id)
+            .values(state=RefundState.DELETED.value, error=message, updated_at=ledger.utcnow())
+        )
+        await ledger.add_event(
+            session,
+            order_id=record.order_id,
+            refund_id=record.refund_id,
+            step="refund_deleted",
+            message=message,
+        )
+    log.warning(
+        "refund deleted in the shop", order_id=record.order_id, refund_id=record.refund_id, credited=credited
+    )
+    if credited:
+        await alert(services, cause=f"refund-deleted:{record.refund_id}", message=message)
+
+
+# ── the job ──────────────────────────────────────────────────────────────────────────────────
+
+
+@retry_transient("refund")
+async def book_refund_job(ctx: dict[str, Any], order_id: int, refund_id: int, reason: str = "webhook") -> str:
+    services = services_of(ctx)
+    lock = services.redis.lock(f"{REFUND_LOCK_PREFIX}{refund_id}", timeout=WORKER_JOB_TIMEOUT_SECONDS + 30)
+    if not await lock.acquire(blocking=False):
+        # Another worker is crediting this refund right now; come back when it is done.
+        raise services.defer(5)
+    try:
+        try:
+            return await book_refund(services, order_id=order_id, refund_id=refund_id, reason=reason)
+        except (MoneybirdTransient, WooCommerceTransient, RateLimitBusy) as exc:
+            job_try = int(ctx.get("job_try", 1))
+            if job_try < WORKER_MAX_TRIES:
+                raise
+            # Giving up is the refund's failure, not its (booked) order's: record it here.
+            failure = RefundFailed(f"gave up after {job_try} tries; last error: {exc}", kind="exhausted")
+            await _fail(services, order_id=order_id, refund_id=refund_id, failure=failure)
+            return RefundState.FAILED.value
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            log.warning("refund lock expired before the job finished", refund_id=refund_id)
+
+
+async def book_refund(services: Services, *, order_id: int, refund_id: int, reason: str) -> str:
+    """Credit one refund; returns the ledger state it ends in."""
+    started = time.perf_counter()
+    record = await _load(services, refund_id)
+    if record is not None and record.state in (RefundState.BOOKED, RefundState.DELETED):
+        return record.state
+    order_record = await _order_record(services, order_id)
+    if order_record is None:
+        log.info("refund waits: its order is not in the ledger", order_id=order_id, refund_id=refund_id)
+        return RefundState.WAITING.value
+    if order_record.state != OrderState.BOOKED or not order_record.invoice_id:
+        return await _wait(services, order_id=order_id, refund_id=refund_id, record=record)
+    try:
+        order = await services.shop.get_order(order_id)
+        refunds = await services.shop.get_refunds(order_id)
+    except WooCommerceNotFound:
+        refunds, order = [], None
+    refund = next((r for r in refunds if r.id == refund_id), None)
+    if refund is None or order is None:
+        if record is not None:
+            await _refund_deleted(services, record)
+            return RefundState.DELETED.value
+        log.info("refund no longer exists in the shop", order_id=order_id, refund_id=refund_id)
+        return RefundState.DELETED.value
+    record = await _start(services, order_id=order_id, refund=refund, reason=reason)
+    try:
+        plan = await _plan(services, refund=refund, order=order)
+        credit = await _credit(services, record=record, order_record=order_record, plan=plan)
+    except RefundFailed as failure:
+        await _fail(services, order_id=order_id, refund_id=refund_id, failure=failure)
+        return RefundState.FAILED.value
+    state = await _booked(services, plan=plan, credit=credit)
+    JOBS.labels(kind="refund", outcome="booked").inc()
+    log.info(
+        "refund credited",
+        order_id=order_id,
+        refund_id=refund_id,
+        credit=_number(credit),
+        credit_id=credit.id,
+        total=str(credit.total_price_incl_tax),
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return state
+
+
+async def _load(services: Services, refund_id: int) -> RefundRecord | None:
+    async with services.sessions() as session:
+        return await session.get(RefundRecord, refund_id)
+
+
+async def _order_record(services: Services, order_id: int) -> OrderRecord | None:
+    async with services.sessions() as session:
+        return await ledger.get_order(session, order_id)
+
+
+async def _save(
+    services: Services, *, order_id: int, refund_id: int, event: str, message: str = "", **values: Any
+) -> None:
+    values.setdefault("updated_at", ledger.utcnow())
+    async with transaction(services.sessions) as session:
+        if values:
+            await session.execute(
+                update(RefundRecord).where(RefundRecord.refund_id == refund_id).values(**values)
+            )
+        await ledger.add_event(session, order_id=order_id, refund_id=refund_id, step=event, message=message)
+
+
+async def _wait(services: Services, *, order_id: int, refund_id: int, record: RefundRecord | None) -> str:
+    """Never a credit without its invoice: the order's booking queues this refund again."""
+    if record is not None and record.state != RefundState.WAITING:
+        await _save(
+            services,
+            order_id=order_id,
+            refund_id=refund_id,
+            event="refund",
+            message="waiting for the order to be booked",
+            state=RefundState.WAITING.value,
+        )
+    log.info("refund waits for its order to be booked", order_id=order_id, refund_id=refund_id)
+    return RefundState.WAITING.value
+
+
+async def _start(services: Services, *, order_id: int, refund: Refund, reason: str) -> RefundRecord:
+    async with transaction(services.sessions) as session:
+        await _insert_refund(session, order_id=order_id, refund=refund, booked=True)
+        await session.execute(
+            update(RefundRecord)
+            .where(RefundRecord.refund_id == refund.id)
+            .values(
+                state=RefundState.QUEUED.value,
+                amount=refund.amount,
+                reason=(refund.reason or "")[:2000],
+                updated_at=ledger.utcnow(),
+            )
+        )
+        await ledger.add_event(
+            session, order_id=order_id, refund_id=refund.id, step="started", message=f"crediting ({reason})"
+        )
+    record = await _load(services, refund.id)
+    assert record is not None
+    return record
+
+
+async def _plan(services: Services, *, refund: Refund, order: Order) -> CreditPlan:
+    reference = await services.reference.get(services.moneybird)
+    try:
+        return plan_credit(
+            refund, order=order, reference=reference, options=PlanOptions.from_settings(services.settings)
+        )
+    except CreditRefused as exc:
+        raise RefundFailed(
+            f"refund {refund.id} of order #{order.display_number} was not credited: {exc}", kind="refused"
+        ) from exc
+
+
+async def _credit(
+    services: Services, *, record: RefundRecord, order_record: OrderRecord, plan: CreditPlan
+) -> CreditInvoice:
+    try:
+        contact_id = await _contact_id(services, order_record)
+        if services.settings.invoice_kind == "external_sales_invoice":
+            return await _external_credit_steps(services, record=record, plan=plan, contact_id=contact_id)
+        return await _sales_credit_steps(services, record=record, plan=plan, contact_id=contact_id)
+    except MoneybirdConfigurationError as exc:
+        raise RefundFailed(f"Moneybird refused woobird's access: {exc}", kind="configuration") from exc
+    except MoneybirdRejected as exc:
+        raise RefundFailed(f"Moneybird rejected the credit invoice: {exc.message}", kind="rejected") from exc
+
+
+async def _contact_id(services: Services, order_record: OrderRecord) -> str:
+    """The credit goes to whoever the invoice went to."""
+    if order_record.contact_id:
+        return order_record.contact_id
+    assert order_record.invoice_id is not None
+    if services.settings.invoice_kind == "external_sales_invoice":
+        original: CreditInvoice = await services.moneybird.get_external_sales_invoice(order_record.invoice_id)
+    else:
+        original = await services.moneybird.get_sales_invoice(order_record.invoice_id)
+    if original.contact_id is None:
+        raise RefundFailed(f"invoice {order_record.invoice_id} has no contact to credit", kind="rejected")
+    return original.contact_id
+
+
+def _details(plan: CreditPlan) -> list[InvoiceDetail]:
+    return [
+        InvoiceDetail(
+            description=line.description,
+            price=line.price,
+            amount=line.quantity,
+            tax_rate_id=line.tax_rate_id,
+            ledger_account_id=line.ledger_account_id,
+            row_order=position,
+        )
+        for position, line in enumerate(plan.lines)
+    ]
+
+
+def _check_total(credit: CreditInvoice, *, plan: CreditPlan) -> None:
+    if credit.total_price_incl_tax != plan.total:
+        raise RefundFailed(
+            f"Moneybird computed {credit.total_price_incl_tax} {plan.currency} for credit invoice "
+            f"{credit.id} but the shop refunded {plan.amount} (expected {plan.total}); it was left "
+            "unsettled in Moneybird for inspection",
+            kind="mismatch",
+        )
+
+
+def _payment(plan: CreditPlan, credit: CreditInvoice) -> PaymentCreate:
+    # Money out: a negative payment on the credit invoice, dated the day the shop refunded.
+    return PaymentCreate(payment_date=plan.invoice_date, price=credit.total_unpaid)
+
+
+async def _sales_credit_steps(
+    services: Services, *, record: RefundRecord, plan: CreditPlan, contact_id: str
+) -> CreditInvoice:
+    ids = {"order_id": record.order_id, "refund_id": record.refund_id}
+    credit: SalesInvoice | None = None
+    if record.credit_invoice_id:
+        credit = await services.moneybird.get_sales_invoice(record.credit_invoice_id)
+    elif record.step == RefundStep.CREDIT_CREATING:
+        # A create went out without an answer coming back: look before making a second one.
+        credit = await services.moneybird.find_sales_invoice_by_reference(plan.reference)
+        if credit is not None:
+            await _save(
+                services,
+                **ids,
+                event="adopted",
+                message=f"adopted credit invoice {credit.id} by reference",
+                credit_invoice_id=credit.id,
+                step=RefundStep.CREDIT_CREATED.value,
+            )
+    if credit is None:
+        await _save(
+            services, **ids, event="credit", message="creating", step=RefundStep.CREDIT_CREATING.value
+        )
+        credit = await services.moneybird.create_sales_invoice(
+            SalesInvoiceCreate(
+                contact_id=contact_id,
+                reference=plan.reference,
+                invoice_date=plan.invoice_date,
+                currency=plan.currency,
+                prices_are_incl_tax=plan.prices_are_incl_tax,
+                workflow_id=plan.workflow_id,
+                document_style_id=plan.document_style_id,
+                details_attributes=_details(plan),
+            )
+        )
+        await _save(
+            services,
+            **ids,
+            event="credit",
+            message=f"created draft credit invoice {credit.id}",
+            credit_invoice_id=credit.id,
+            step=RefundStep.CREDIT_CREATED.value,
+        )
+    _check_total(credit, plan=plan)
+    if credit.is_draft:
+        credit = await services.moneybird.send_sales_invoice(
+            credit.id, SalesInvoiceSending(delivery_method="Manual")
+        )
+        await _save(
+            services,
+            **ids,
+            event="sent",
+            message=f"sent (Manual) as {credit.invoice_id}",
+            credit_invoice_number=credit.invoice_id,
+            step=RefundStep.CREDIT_SENT.value,
+        )
+    if credit.total_unpaid != 0:
+        await _save(services, **ids, event="payment", message="registering", step=RefundStep.PAYING.value)
+        payment = await services.moneybird.create_sales_invoice_payment(credit.id, _payment(plan, credit))
+        await _save(
+            services,
+            **ids,
+            event="payment",
+            message=f"paid out {payment.price} ({payment.id})",
+            step=RefundStep.PAID.value,
+        )
+        credit = await services.moneybird.get_sales_invoice(credit.id)
+    return credit
+
+
+async def _external_credit_steps(
+    services: Services, *, record: RefundRecord, plan: CreditPlan, contact_id: str
+) -> CreditInvoice:
+    ids = {"order_id": record.order_id, "refund_id": record.refund_id}
+    credit: ExternalSalesInvoice | None = None
+    if record.credit_invoice_id:
+        credit = await services.moneybird.get_external_sales_invoice(record.credit_invoice_id)
+    elif record.step == RefundStep.CREDIT_CREATING:
+        found = await services.moneybird.find_external_sales_invoices(
+            reference=plan.reference, contact_id=contact_id
+        )
+        if found:
+            credit = min(found, key=lambda invoice: int(invoice.id))
+            await _save(
+                services,
+                **ids,
+                event="adopted",
+                message=f"adopted external credit invoice {credit.id}",
+                credit_invoice_id=credit.id,
+                step=RefundStep.CREDIT_CREATED.value,
+            )
+    if credit is None:
+        await _save(
+            services, **ids, event="credit", message="creating", step=RefundStep.CREDIT_CREATING.value
+        )
+        credit = await services.moneybird.create_external_sales_invoice(
+            ExternalSalesInvoiceCreate(
+                contact_id=contact_id,
+                reference=plan.reference,
+                date=plan.invoice_date,
+                currency=plan.currency,
+                prices_are_incl_tax=plan.prices_are_incl_tax,
+                source="WooCommerce",
+                details_attributes=_details(plan),
+            )
+        )
+        await _save(
+            services,
+            **ids,
+            event="credit",
+            message=f"created external credit invoice {credit.id}",
+            credit_invoice_id=credit.id,
+            credit_invoice_number=plan.reference,
+            step=RefundStep.CREDIT_CREATED.value,
+        )
+    _check_total(credit, plan=plan)
+    if credit.total_unpaid != 0:
+        await _save(services, **ids, event="payment", message="registering", step=RefundStep.PAYING.value)
+        payment = await services.moneybird.create_external_sales_invoice_payment(
+            credit.id, _payment(plan, credit)
+        )
+        await _save(
+            services,
+            **ids,
+            event="payment",
+            message=f"paid out {payment.price} ({payment.id})",
+            step=RefundStep.PAID.value,
+        )
+        credit = await services.moneybird.get_external_sales_invoice(credit.id)
+    return credit
+
+
+# ── outcome ──────────────────────────────────────────────────────────────────────────────────
+
+
+def _number(credit: CreditInvoice) -> str | None:
+    return credit.invoice_id if isinstance(credit, SalesInvoice) else credit.reference
+
+
+async def _booked(services: Services, *, plan: CreditPlan, credit: CreditInvoice) -> str:
+    how = "through the payment method" if plan.refunded_payment else "by hand"
+    message = (
+        f"credited as {_number(credit)}, total {credit.total_price_incl_tax}; refunded {how}, "
+        f"settled as a payment of {credit.total_price_incl_tax} on {plan.invoice_date}"
+    )
+    if plan.spread:
+        message += "; amount-only refund spread over the VAT rates: " + ", ".join(
+            f"{plan.tax_rates[rate_id].name} {part}" for rate_id, part in plan.spread.items()
+        )
+    values = {
+        "step": RefundStep.PAID.value,
+        "credit_invoice_id": credit.id,
+        "credit_invoice_number": _number(credit),
+        "credit_total": credit.total_price_incl_tax,
+        "error": None,
+        "booked_at": ledger.utcnow(),
+        "updated_at": ledger.utcnow(),
+    }
+    async with transaction(services.sessions) as session:
+        # Only a refund still open becomes booked: one deleted in the shop meanwhile stays deleted.
+        result = await session.execute(
+            update(RefundRecord)
+            .where(RefundRecord.refund_id == plan.refund_id, RefundRecord.state != RefundState.DELETED.value)
+            .values(state=RefundState.BOOKED.value, **values)
+        )
+        booked = result.rowcount == 1  # type: ignore[attr-defined]
+        if not booked:
+            await session.execute(
+                update(RefundRecord).where(RefundRecord.refund_id == plan.refund_id).values(**values)
+            )
+        await ledger.add_event(
+            session,
+            order_id=plan.order_id,
+            refund_id=plan.refund_id,
+            step="booked" if booked else "refund_deleted",
+            message=message if booked else f"{message}, but the refund was deleted in WooCommerce meanwhile",
+        )
+    if not booked:
+        await alert(
+            services,
+            cause=f"refund-deleted:{plan.refund_id}",
+            message=f"refund {plan.refund_id} of order #{plan.order_number} was deleted in WooCommerce while "
+            f"woobird credited it as {_number(credit)}; reverse the credit invoice in Moneybird if it was a "
+            "mistake",
+        )
+        return RefundState.DELETED.value
+    return RefundState.BOOKED.value
+
+
+async def _fail(services: Services, *, order_id: int, refund_id: int, failure: RefundFailed) -> None:
+    await _save(
+        services,
+        order_id=order_id,
+        refund_id=refund_id,
+        event="failed",
+        message=str(failure),
+        state=RefundState.FAILED.value,
+        error=str(failure),
+    )
+    JOBS.labels(kind="refund", outcome="failed").inc()
+    log.error("refund failed", order_id=order_id, refund_id=refund_id, kind=failure.kind, reason=str(failure))
+    await alert(
+        services,
+        cause=f"refund-failed:{refund_id}",
+        message=f"refund {refund_id} of order {order_id} could not be credited in Moneybird "
+        f"({failure.kind}): {failure}",
+    )

@@ -1,0 +1,164 @@
+"""`POST /webhooks/woocommerce`: verify, qualify, record, enqueue — and answer within milliseconds.
+
+WooCommerce signs the exact body bytes: `X-WC-Webhook-Signature = base64(HMAC-SHA256(secret,
+body))`. Nothing is parsed before the signature holds. WooCommerce never retries a delivery and
+disables a webhook after repeated failures, so every authentic delivery gets a 2xx — except when
+woobird could not write it down, where a 503 is the honest answer and reconciliation heals it.
+
+Test vector (secret, body, signature), checked in tests/test_webhooks.py:
+    secret    = "wb_test_secret_2f9c"
+    body      = b'{"id":1042,"status":"completed"}'
+    signature = "Z6bnSOtxGB9PoX1fktUFeZqtStE8bLi4rhdHFVVM5gs="
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
+from app.deps import AppStateDep, SettingsDep
+from app.metrics import DELIVERIES
+from app.sync.intake import accept_order
+from app.woocommerce.models import Order
+
+log = structlog.get_logger("woobird.webhook")
+router = APIRouter()
+
+_PING = re.compile(rb"^webhook_id=\d+$")
+
+
+class SignatureError(ValueError):
+    """The delivery is not from the shop: the reason says which check failed."""
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature WooCommerce puts on `body`; tests and the sandbox shop sign with it."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify(secret: str, body: bytes, signature: str | None) -> None:
+    if not secret:
+        raise SignatureError("no webhook secret is configured")
+    if not signature:
+        raise SignatureError("the X-WC-Webhook-Signature header is missing")
+    try:
+        given = base64.b64decode(signature.strip(), validate=True)
+    except ValueError:
+        raise SignatureError("the signature is not base64") from None
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    if not hmac.compare_digest(given, expected):
+        raise SignatureError("the signature does not match the body (wrong secret, or the body was altered)")
+
+
+async def _read_capped(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > WEBHOOK_MAX_BODY_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body larger than 1 MiB")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > WEBHOOK_MAX_BODY_BYTES:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body larger than 1 MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Delivery:
+    """A webhook delivery whose signature held (or WooCommerce's unsigned ping)."""
+
+    def __init__(self, *, body: bytes, topic: str | None, ping: bool) -> None:
+        self.body = body
+        self.topic = topic
+        self.ping = ping
+
+
+async def verified_delivery(request: Request, settings: SettingsDep) -> Delivery:
+    body = await _read_capped(request)
+    if _PING.match(body.strip()):
+        return Delivery(body=body, topic=None, ping=True)
+    try:
+        verify(
+            settings.woocommerce_webhook_secret.get_secret_value(),
+            body,
+            request.headers.get(SIGNATURE_HEADER),
+        )
+    except SignatureError as exc:
+        DELIVERIES.labels(outcome="unauthorized").inc()
+        log.warning("webhook rejected", reason=str(exc), source=request.headers.get("x-wc-webhook-source"))
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
+    return Delivery(body=body, topic=request.headers.get(TOPIC_HEADER), ping=False)
+
+
+VerifiedDelivery = Annotated[Delivery, Depends(verified_delivery)]
+
+
+def _parse_order(body: bytes) -> Order:
+    try:
+        document: Any = json.loads(body)
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not JSON") from None
+    if not isinstance(document, dict):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not an order")
+    if "code" in document and "id" not in document:
+        # WooCommerce sends its REST error object when the webhook's owner lost access to orders.
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"WooCommerce sent an error instead of an order ({document.get('code')}): "
+            "the user who owns the webhook may not read orders",
+        )
+    try:
+        return Order.model_validate(document)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"body is not an order (bad fields: {fields})"
+        ) from None
+
+
+def _answer(code: int, **content: Any) -> JSONResponse:
+    return JSONResponse(content, status_code=code)
+
+
+@router.post(WEBHOOK_PATH, summary="Receive a WooCommerce order webhook")
+async def receive_order_webhook(
+    delivery: VerifiedDelivery, state: AppStateDep, settings: SettingsDep
+) -> JSONResponse:
+    if delivery.ping:
+        DELIVERIES.labels(outcome="ping").inc()
+        return _answer(200, ping="ok")
+    if delivery.topic and delivery.topic not in ORDER_TOPICS:
+        DELIVERIES.labels(outcome="ignored").inc()
+        return _answer(200, ignored=f"topic {delivery.topic} is not acted on")
+    order = _parse_order(delivery.body)
+    try:
+        result = await accept_order(
+            order,
+            sessions=state.sessions,
+            redis=state.redis,
+            statuses=settings.sync_order_statuses,
+            since=await state.since(),
+            reason="webhook",
+        )
+    except Exception as exc:  # the database or Redis: nothing durable was done, say so
+        DELIVERIES.labels(outcome="unavailable").inc()
+        log.error("webhook not recorded", order_id=order.id, error=f"{type(exc).__name__}: {exc}")
+        return _answer(
+            503, error="woobird could not record the delivery; it will be picked up by reconciliation"
+        )
+    DELIVERIES.labels(outcome=result.outcome).inc()
+    if result.outcome == "queued":
+        log.info("order queued", order_id=order.id, number=order.display_number, status=order.status)
+        return _answer(202, order_id=order.id, outcome=result.outcome, reason=result.reason)
+    return _answer(200, order_id=order.id, outcome=result.outcome, reason=result.reason)

@@ -1,0 +1,243 @@
+"""A typed async client for the shop's REST API (`/wp-json/wc/v3`).
+
+Over HTTPS the consumer key and secret go as Basic auth. A plain-HTTP development shop gets them
+as query parameters, since WooCommerce does not look at Basic auth without TLS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from app.constants import WOOCOMMERCE_API_PREFIX
+from app.settings import Settings
+from app.woocommerce.errors import (
+    WooCommerceAuthError,
+    WooCommerceError,
+    WooCommerceNotFound,
+    WooCommerceRejected,
+    WooCommerceTransient,
+)
+from app.woocommerce.models import Order, Product, Refund, Webhook
+
+Model = TypeVar("Model", bound=BaseModel)
+PER_PAGE = 100
+
+
+class OrderPage:
+    def __init__(self, orders: list[Order], *, total: int, total_pages: int) -> None:
+        self.orders = orders
+        self.total = total
+        self.total_pages = total_pages
+
+
+class WooCommerceClient:
+    def __init__(
+        self,
+        *,
+        shop_url: str,
+        consumer_key: str,
+        consumer_secret: str,
+        timeout: float = 20.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.shop_url = shop_url.rstrip("/")
+        https = self.shop_url.startswith("https://")
+        self._auth_params: dict[str, str] = (
+            {}
+            if https
+            else {
+                "consumer_key": consumer_key,
+                "consumer_secret": consumer_secret,
+            }
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self.shop_url + WOOCOMMERCE_API_PREFIX,
+            auth=httpx.BasicAuth(consumer_key, consumer_secret) if https else None,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": "woobird (+https://github.com/woobird)", "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        self.calls = 0
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> WooCommerceClient:
+        return cls(
+            shop_url=settings.woocommerce_url,
+            consumer_key=settings.woocommerce_consumer_key.get_secret_value(),
+            consumer_secret=settings.woocommerce_consumer_secret.get_secret_value(),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> WooCommerceClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        params = {**kwargs.pop("params", {}), **self._auth_params}
+        self.calls += 1
+        try:
+            response = await self._http.request(method, path, params=params, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise WooCommerceTransient(
+                f"the shop did not answer in time ({type(exc).__name__})", method=method, path=path
+            ) from exc
+        except httpx.TransportError as exc:
+            raise WooCommerceTransient(
+                f"could not reach the shop ({type(exc).__name__}: {exc})", method=method, path=path
+            ) from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise WooCommerceTransient(
+                f"the shop answered {response.status_code}",
+                method=method,
+                path=path,
+                status=response.status_code,
+            )
+        if response.status_code >= 400:
+            raise _rejection(response, method=method, path=path)
+        if 300 <= response.status_code < 400:
+            raise WooCommerceRejected(
+                f"the shop redirected to {response.headers.get('location')!r}: check WOOCOMMERCE_URL "
+                "(https, www or not)",
+                method=method,
+                path=path,
+                status=response.status_code,
+            )
+        return response
+
+    async def _get_model(self, path: str, model: type[Model], **params: Any) -> Model:
+        response = await self._request("GET", path, params=params)
+        return _parse(model.model_validate, response, path=path)
+
+    async def get_order(self, order_id: int) -> Order:
+        return await self._get_model(f"/orders/{order_id}", Order)
+
+    async def list_orders(
+        self,
+        *,
+        modified_after: datetime | None = None,
+        statuses: list[str] | None = None,
+        page: int = 1,
+        per_page: int = PER_PAGE,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        orderby: str = "modified",
+    ) -> OrderPage:
+        params: dict[str, Any] = {
+            "page": page,
+            "per_page": per_page,
+            "orderby": orderby,
+            "order": "asc",
+            "dates_are_gmt": "true",
+        }
+        if modified_after is not None:
+            params["modified_after"] = _gmt(modified_after)
+        if after is not None:
+            params["after"] = _gmt(after)
+        if before is not None:
+            params["before"] = _gmt(before)
+        if statuses:
+            params["status[]"] = statuses
+        response = await self._request("GET", "/orders", params=params)
+        orders = _parse(TypeAdapter(list[Order]).validate_python, response, path="/orders")
+        return OrderPage(
+            orders,
+            total=int(response.headers.get("x-wp-total", len(orders))),
+            total_pages=int(response.headers.get("x-wp-totalpages", 1)),
+        )
+
+    async def iter_orders(self, **filters: Any) -> AsyncIterator[OrderPage]:
+        """Every page of a listing, following X-WP-TotalPages."""
+        page = 1
+        while True:
+            result = await self.list_orders(page=page, **filters)
+            yield result
+            if page >= result.total_pages or not result.orders:
+                return
+            page += 1
+
+    async def get_refunds(self, order_id: int) -> list[Refund]:
+        response = await self._request("GET", f"/orders/{order_id}/refunds", params={"per_page": PER_PAGE})
+        return _parse(TypeAdapter(list[Refund]).validate_python, response, path=f"/orders/{order_id}/refunds")
+
+    async def list_webhooks(self) -> list[Webhook]:
+        response = await self._request("GET", "/webhooks", params={"per_page": PER_PAGE, "status": "all"})
+        return _parse(TypeAdapter(list[Webhook]).validate_python, response, path="/webhooks")
+
+    async def create_webhook(self, *, name: str, topic: str, delivery_url: str, secret: str) -> Webhook:
+        body = {"name": name, "topic": topic, "delivery_url": delivery_url, "secret": secret}
+        response = await self._request("POST", "/webhooks", json=body)
+        return _parse(Webhook.model_validate, response, path="/webhooks")
+
+    async def update_webhook(self, webhook_id: int, **changes: str) -> Webhook:
+        response = await self._request("PUT", f"/webhooks/{webhook_id}", json=changes)
+        return _parse(Webhook.model_validate, response, path=f"/webhooks/{webhook_id}")
+
+    async def list_products(self, *, page: int = 1, per_page: int = PER_PAGE) -> tuple[list[Product], int]:
+        response = await self._request("GET", "/products", params={"page": page, "per_page": per_page})
+        products = _parse(TypeAdapter(list[Product]).validate_python, response, path="/products")
+        return products, int(response.headers.get("x-wp-totalpages", 1))
+
+    async def list_variations(self, product_id: int) -> list[Product]:
+        path = f"/products/{product_id}/variations"
+        response = await self._request("GET", path, params={"per_page": PER_PAGE})
+        return _parse(TypeAdapter(list[Product]).validate_python, response, path=path)
+
+    async def get_json(self, path: str, **params: Any) -> Any:
+        """Any other read (system status, tax rates) as plain JSON, for `woobird check`."""
+        return (await self._request("GET", path, params=params)).json()
+
+
+def _gmt(moment: datetime) -> str:
+    return moment.astimezone(tz=None if moment.tzinfo is None else moment.tzinfo).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )
+
+
+def _parse(validate: Callable[[Any], Any], response: httpx.Response, *, path: str) -> Any:
+    try:
+        return validate(response.json())
+    except (ValueError, ValidationError) as exc:
+        raise WooCommerceError(
+            f"the shop's answer to GET {path} is not what WooCommerce sends ({type(exc).__name__})",
+            method="GET",
+            path=path,
+            status=response.status_code,
+        ) from exc
+
+
+def _rejection(response: httpx.Response, *, method: str, path: str) -> WooCommerceRejected:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    code = str(body.get("code", "")) if isinstance(body, dict) else ""
+    message = str(body.get("message", "")) if isinstance(body, dict) else ""
+    status = response.status_code
+    text = f"the shop answered {status} {code}: {message}".strip().rstrip(":")
+    if status in (401, 403):
+        return WooCommerceAuthError(
+            text + " — check WOOCOMMERCE_CONSUMER_KEY/SECRET and that the key has read/write rights",
+            method=method,
+            path=path,
+            status=status,
+            code=code,
+        )
+    if status == 404:
+        return WooCommerceNotFound(text, method=method, path=path, status=status, code=code)
+    return WooCommerceRejected(text, method=method, path=path, status=status, code=code)

@@ -1,0 +1,140 @@
+"""End-to-end wiring for tests: the fake shop and fake Moneybird, the real web app, a real worker.
+
+    shop (ShopSandbox) ──signed webhook──▶ web (create_app) ──▶ Redis ──▶ burst arq worker
+         ▲                                                                   │
+         └──────────── WooCommerce REST (in-process) ◀── Services ──▶ Moneybird fake (in-process)
+
+Use the `harness` fixture (tests/conftest.py). Everything is real except the two vendors, which
+are faked at the HTTP boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from arq.connections import ArqRedis
+from arq.worker import Worker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.constants import QUEUE_NAME, WEBHOOK_PATH
+from app.main import create_app
+from app.sandbox.checkout import build_order
+from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
+from app.sandbox.woocommerce import ShopSandbox
+from app.sandbox.woocommerce import create_app as create_shop_app
+from app.settings import Settings
+from app.sync import ledger
+from app.sync.jobs import Services, build_services
+from app.sync.ledger import OrderRecord
+from tests.conftest import make_settings
+from workers.functions import job_functions
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    shop: ShopSandbox
+    moneybird: MoneybirdSandbox
+    services: Services
+    redis: ArqRedis
+    web: httpx.AsyncClient
+    sessions: async_sessionmaker[AsyncSession]
+    jobs_run: list[int] = field(default_factory=list)
+
+    def add_paid_order(self, **cart: Any) -> dict[str, Any]:
+        """A completed, paid order built with WooCommerce's checkout arithmetic, stored in the shop."""
+        document = build_order(**cart)
+        return self.shop.add_order(document)
+
+    async def deliver(self, order_id: int, *, topic: str = "order.updated") -> httpx.Response:
+        """WooCommerce's delivery of the order as it is now, signed with the webhook secret."""
+        body = self.shop.webhook_body(order_id, topic)
+        secret = self.settings.woocommerce_webhook_secret.get_secret_value()
+        headers = {
+            "content-type": "application/json",
+            "x-wc-webhook-topic": topic,
+            "x-wc-webhook-signature": _sign(secret, body),
+            "x-wc-webhook-source": self.shop.url + "/",
+        }
+        return await self.web.post(WEBHOOK_PATH, content=body, headers=headers)
+
+    async def run_worker(self, *, max_jobs: int = -1) -> int:
+        """Run queued jobs (and the retries they schedule) until the queue is empty."""
+        worker = Worker(
+            functions=job_functions(),
+            redis_pool=self.redis,
+            burst=True,
+            poll_delay=0.01,
+            handle_signals=False,
+            ctx={"services": self.services, "owns_services": False},
+            keep_result=0,
+            max_burst_jobs=max_jobs,
+            max_tries=25,
+            job_timeout=60,
+        )
+        await worker.async_run()
+        done = worker.jobs_complete + worker.jobs_failed
+        self.jobs_run.append(done)
+        return done
+
+    async def queued(self) -> int:
+        return int(await self.redis.zcard(QUEUE_NAME))
+
+    async def record(self, order_id: int) -> OrderRecord | None:
+        async with self.sessions() as session:
+            return await ledger.get_order(session, order_id)
+
+    def invoices_for(self, order_number: str) -> list[dict[str, Any]]:
+        """Every sales invoice in the fake Moneybird whose reference names this order."""
+        reference = f"WooCommerce #{order_number}"
+        return [inv for inv in self.moneybird.sales_invoices.values() if inv.get("reference") == reference]
+
+
+def _sign(secret: str, body: bytes) -> str:
+    from app.webhooks import sign
+
+    return sign(secret, body)
+
+
+@asynccontextmanager
+async def open_harness(
+    *, database_url: str, redis: ArqRedis, **overrides: Any
+) -> AsyncIterator[Harness]:
+    shop = ShopSandbox(ping_on_create=False)
+    moneybird = MoneybirdSandbox()
+    settings = make_settings(
+        database_url=database_url,
+        woocommerce_url=shop.url,
+        woocommerce_consumer_key=shop.consumer_key,
+        woocommerce_consumer_secret=shop.consumer_secret,
+        moneybird_api_token=moneybird.token,
+        moneybird_administration_id=moneybird.administration_id,
+        **overrides,
+    )
+    services = await build_services(
+        settings,
+        redis,
+        shop_transport=httpx.ASGITransport(app=create_shop_app(shop)),
+        moneybird_transport=sandbox_transport(moneybird),
+    )
+    services.retry_scale = 0.002
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://woobird.test") as web:
+                yield Harness(
+                    settings=settings,
+                    shop=shop,
+                    moneybird=moneybird,
+                    services=services,
+                    redis=redis,
+                    web=web,
+                    sessions=services.sessions,
+                )
+    finally:
+        await services.aclose()

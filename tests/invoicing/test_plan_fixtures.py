@@ -1,0 +1,145 @@
+"""The six reference orders as plans: lines, totals under both roundings, VAT per rate, contact."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from app.invoicing import sandbox_reference as sb
+from app.invoicing.moneybird_arithmetic import ROUNDING_MODES
+from app.invoicing.plan import InvoicePlan, PlanOptions, plan_invoice
+from app.invoicing.sandbox_reference import sandbox_reference
+from tests.invoicing.reference_carts import CARTS, order
+
+REFERENCE = sandbox_reference()
+D = Decimal
+
+
+def _plan(name: str, **options: object) -> InvoicePlan:
+    return plan_invoice(order(name), reference=REFERENCE, options=PlanOptions(**options))  # type: ignore[arg-type]
+
+
+def _rows(plan: InvoicePlan) -> list[tuple[str, Decimal, Decimal, str]]:
+    return [(line.kind, line.quantity, line.price, line.tax_rate_id) for line in plan.lines]
+
+
+def test_a_line_not_divisible_per_piece_is_split_and_the_total_stays_exact() -> None:
+    plan = _plan("a")
+    # 24.80 + 5.21 = 30.01 for two mugs: 15.005 each is not a price Moneybird takes.
+    assert _rows(plan) == [
+        ("product", D(1), D("15.00"), sb.SALES_21),
+        ("product", D(1), D("15.01"), sb.SALES_21),
+        ("shipping", D(1), D("5.99"), sb.SALES_21),
+    ]
+    assert plan.lines[0].description == "Koffiemok Delfts Blauw (MOK-DB-01)"
+    assert any("15.005" in note for note in plan.notes)
+    assert plan.shop_vat == {sb.SALES_21: D("6.25")}
+
+
+def test_b_prices_including_vat_keep_their_gross_prices() -> None:
+    plan = _plan("b")
+    assert _rows(plan) == [
+        ("product", D(1), D("29.95"), sb.SALES_21),
+        ("product", D(3), D("6.49"), sb.SALES_9),
+        ("shipping", D(1), D("5.99"), sb.SALES_21),
+    ]
+    assert plan.shop_vat == {sb.SALES_21: D("6.24"), sb.SALES_9: D("1.61")}
+
+
+def test_c_coupons_become_one_visible_discount_line_per_rate() -> None:
+    plan = _plan("c")
+    discounts = [
+        (line.description, line.price, line.tax_rate_id) for line in plan.lines if line.kind == "discount"
+    ]
+    # Plaid 59.00 + 12.39 before, 51.43 + 10.80 after; cookbook 49.00 + 4.41 before, 40.77 + 3.67 after.
+    assert discounts == [
+        ("Korting welkom10, korting5 (21% btw)", D("-9.16"), sb.SALES_21),
+        ("Korting welkom10, korting5 (9% btw)", D("-8.97"), sb.SALES_9),
+    ]
+    products = [(line.quantity, line.price) for line in plan.lines if line.kind == "product"]
+    assert products == [(D(1), D("71.39")), (D(1), D("26.70")), (D(1), D("26.71"))]
+
+
+def test_d_reverse_charge_books_everything_at_the_reverse_charge_rate() -> None:
+    plan = _plan("d")
+    assert plan.treatment == "reverse_charge"
+    assert {line.tax_rate_id for line in plan.lines} == {sb.REVERSE_CHARGE}
+    assert plan.contact.tax_number == "BE0765342173"
+    assert plan.contact.company_name == "De Zwarte Boon BV"
+    assert plan.contact.customer_id == "woo-57"
+    assert plan.payment_reference == ""
+
+
+def test_e_fee_and_free_product_are_lines_of_their_own() -> None:
+    plan = _plan("e")
+    assert [(line.kind, line.description, line.price) for line in plan.lines] == [
+        ("product", "Geurkaars Vijg & Cassis (KAARS-VC-200)", D("22.93")),
+        ("product", "Proefstaal geurkaars (gratis) (KAARS-PROEF)", D("0.00")),
+        ("shipping", "Verzending: PostNL pakket", D("5.99")),
+        ("fee", "Rembourskosten", D("3.57")),
+    ]
+
+
+def test_f_partially_refunded_order_is_invoiced_in_full_and_says_so() -> None:
+    plan = _plan("f")
+    assert plan.total == D("80.77")
+    assert (plan.lines[0].quantity, plan.lines[0].price) == (D(3), D("10.83"))
+    assert any("42.29" in note and "credit" in note for note in plan.notes)
+
+
+@pytest.mark.parametrize("name", sorted(CARTS))
+@pytest.mark.parametrize("exact_vat", [False, True])
+def test_total_is_exact_and_vat_matches_the_shop_under_both_roundings(name: str, exact_vat: bool) -> None:
+    plan = _plan(name, exact_vat=exact_vat)
+    expected_total = {"a": "36.00", "b": "55.41", "c": "112.66", "d": "661.50", "e": "32.49", "f": "80.77"}[
+        name
+    ]
+    assert plan.total == D(expected_total)
+    for mode in ROUNDING_MODES:
+        assert plan.predicted_total(mode) == D(expected_total)
+        assert all(deviation == 0 for deviation in plan.vat_deviation(mode).values())
+    assert all(line.kind != "vat_correction" for line in plan.lines)  # nothing to correct here
+
+
+@pytest.mark.parametrize("name", sorted(CARTS))
+def test_header_fields(name: str) -> None:
+    plan = _plan(name)
+    cart = CARTS[name]
+    assert plan.reference == f"WooCommerce #{cart['order_id']}"
+    assert plan.currency == "EUR"
+    assert plan.prices_are_incl_tax
+    assert plan.workflow_id == sb.INVOICE_WORKFLOW
+    assert plan.document_style_id == sb.DOCUMENT_STYLE
+    assert all(line.ledger_account_id is None for line in plan.lines)
+
+
+def test_invoice_date_is_the_local_payment_day() -> None:
+    # Order b was paid 14 April 18:42 UTC; an order paid 31 Dec 23:30 UTC is a January payment.
+    assert _plan("b").invoice_date == date(2025, 4, 14)
+    late = order("a").model_copy(
+        update={"date_paid_gmt": order("a").date_paid_gmt.replace(month=12, day=31, hour=23)}
+    )  # type: ignore[union-attr]
+    plan = plan_invoice(late, reference=REFERENCE, options=PlanOptions())
+    assert plan.invoice_date == date(2026, 1, 1) == plan.payment_date
+
+
+def test_guest_customer_id_is_stable_and_case_insensitive() -> None:
+    plan = _plan("a")
+    shouting = order("a").model_copy(
+        update={"billing": order("a").billing.model_copy(update={"email": "SANNE.DEVRIES@example.com"})}
+    )
+    again = plan_invoice(shouting, reference=REFERENCE, options=PlanOptions())
+    assert plan.contact.customer_id.startswith("woo-guest-")
+    assert plan.contact.customer_id == again.contact.customer_id
+
+
+def test_ledger_accounts_from_the_options() -> None:
+    plan = _plan("e", ledger_account_id=sb.REVENUE, shipping_ledger_account_id=sb.UNCATEGORISED_REVENUE)
+    ledgers = {line.kind: line.ledger_account_id for line in plan.lines}
+    assert ledgers == {
+        "product": sb.REVENUE,
+        "shipping": sb.UNCATEGORISED_REVENUE,
+        "fee": sb.UNCATEGORISED_REVENUE,
+    }

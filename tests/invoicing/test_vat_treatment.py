@@ -1,0 +1,210 @@
+"""VAT treatment: domestic, OSS, reverse charge, export, and refusals that name the fix."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from app.invoicing import sandbox_reference as sb
+from app.invoicing.moneybird_arithmetic import ROUNDING_MODES
+from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
+from app.invoicing.reference import AdministrationReference, TaxRate
+from app.invoicing.sandbox_reference import sandbox_reference
+from app.sandbox.checkout import (
+    OSS_SHOP_RATES,
+    CartItem,
+    Customer,
+    Fee,
+    ShippingMethod,
+    WooTaxRate,
+    build_order,
+)
+from app.woocommerce.models import Order
+from tests.invoicing.reference_carts import order
+
+NOW = datetime(2025, 6, 1, 10, tzinfo=UTC)
+REFERENCE = sandbox_reference()
+
+
+def _order(country: str = "NL", *, items: list[CartItem] | None = None, **kwargs: Any) -> Order:
+    customer_fields = {
+        "first_name": "Eva",
+        "last_name": "Koch",
+        "email": "eva@example.com",
+        "country": country,
+    }
+    customer_fields.update(kwargs.pop("customer", {}))
+    doc = build_order(
+        order_id=kwargs.pop("order_id", 7001),
+        customer=Customer(**customer_fields),
+        items=items
+        or [CartItem("Lamp", Decimal("49.95")), CartItem("Boek", Decimal("20.00"), tax_class="reduced-rate")],
+        shipping=[ShippingMethod("DHL", Decimal("6.95"))],
+        tax_rates=kwargs.pop("tax_rates", OSS_SHOP_RATES),
+        created_at=NOW,
+        paid_at=NOW,
+        **kwargs,
+    )
+    return Order.model_validate(doc)
+
+
+def _plan(order_: Order, reference: AdministrationReference = REFERENCE, **options: Any) -> InvoicePlan:
+    return plan_invoice(order_, reference=reference, options=PlanOptions(**options))
+
+
+def _refusal(order_: Order, reference: AdministrationReference = REFERENCE, **options: Any) -> PlanRefused:
+    with pytest.raises(PlanRefused) as caught:
+        _plan(order_, reference, **options)
+    return caught.value
+
+
+def _without(*rate_ids: str) -> AdministrationReference:
+    return replace(REFERENCE, tax_rates=tuple(r for r in REFERENCE.tax_rates if r.id not in rate_ids))
+
+
+def test_domestic_rates_map_by_percentage_to_sales_rates() -> None:
+    plan = _plan(_order())
+    assert plan.treatment == "domestic"
+    assert [line.tax_rate_id for line in plan.lines] == [sb.SALES_21, sb.SALES_9, sb.SALES_21]
+
+
+def test_purchase_rates_are_never_used() -> None:
+    # Without the 21 % sales rate, the 21 % purchase rate is there, but must not be picked.
+    refusal = _refusal(_order(), _without(sb.SALES_21))
+    assert "no active sales-invoice tax rate for the 21 % rate" in str(refusal)
+    assert 'MONEYBIRD_TAX_RATES={"21": "<Moneybird tax rate id>"}' in str(refusal)
+
+
+def test_oss_consumer_is_booked_at_the_rate_for_their_country() -> None:
+    plan = _plan(_order("DE", items=[CartItem("Lamp", Decimal("49.95"))]))
+    assert plan.treatment == "oss"
+    assert {line.tax_rate_id for line in plan.lines} == {sb.OSS_DE_19}
+    # 49.95 × 19 % = 9.4905 → 9.49; 6.95 × 19 % = 1.3205 → 1.32.
+    assert plan.shop_vat == {sb.OSS_DE_19: Decimal("10.81")}
+    for mode in ROUNDING_MODES:
+        assert plan.predicted_vat(mode) == {sb.OSS_DE_19: Decimal("10.81")}
+
+
+def test_oss_rate_missing_in_moneybird_is_refused_with_the_key_to_set() -> None:
+    refusal = _refusal(_order("DE"))  # the book is 7 % in Germany; the administration has no DE 7 % rate
+    message = str(refusal)
+    assert message.startswith("Order #7001 was not booked:")
+    assert "7 % rate for consumers in DE (OSS)" in message
+    assert 'MONEYBIRD_TAX_RATES={"DE:7": "<Moneybird tax rate id>"}' in message
+
+
+def test_override_picks_the_rate_and_must_match_the_percentage() -> None:
+    de_reduced = TaxRate("468139513999999999", "7% DE (OSS)", Decimal("7.0"), "sales_invoice", country="DE")
+    reference = replace(REFERENCE, tax_rates=(*REFERENCE.tax_rates, de_reduced))
+    plan = _plan(_order("DE"), reference, tax_rate_overrides={"DE:7": de_reduced.id})
+    assert de_reduced.id in {line.tax_rate_id for line in plan.lines}
+    wrong = _refusal(_order("DE"), reference, tax_rate_overrides={"DE:7": sb.OSS_DE_19})
+    assert "which is 19 % instead of 7 %" in str(wrong)
+
+
+def test_override_naming_a_purchase_rate_is_refused() -> None:
+    refusal = _refusal(_order(), tax_rate_overrides={"21": sb.PURCHASE_21})
+    assert f"names tax rate {sb.PURCHASE_21} for '21'" in str(refusal)
+
+
+def test_reverse_charge_for_an_eu_business_with_a_vat_number() -> None:
+    plan = _plan(order("d"))
+    assert plan.treatment == "reverse_charge"
+    assert plan.shop_vat == {sb.REVERSE_CHARGE: Decimal(0)}
+    refusal = _refusal(order("d"), _without(sb.REVERSE_CHARGE))
+    assert 'MONEYBIRD_TAX_RATES={"reverse_charge": "<Moneybird tax rate id>"}' in str(refusal)
+
+
+def test_vat_number_is_read_from_other_plugins_meta_keys() -> None:
+    doc = order("d").model_dump()
+    doc["meta_data"] = [
+        {"key": "is_vat_exempt", "value": "yes"},
+        {"key": "vat_number", "value": "be 0765.342.173"},
+    ]
+    plan = _plan(Order.model_validate(doc))
+    assert plan.contact.tax_number == "BE0765342173"
+    assert plan.treatment == "reverse_charge"
+    refused = _refusal(Order.model_validate(doc), vat_number_meta_keys=("_billing_vat_number",))
+    assert "gave no VAT number" in str(refused)
+
+
+def test_export_outside_the_eu() -> None:
+    plan = _plan(_order("US"))  # the shop has no US rates, so WooCommerce charged nothing
+    assert plan.treatment == "export"
+    assert {line.tax_rate_id for line in plan.lines} == {sb.EXPORT}
+
+
+def test_exempt_consumer_inside_the_eu_is_refused_with_the_reason() -> None:
+    refusal = _refusal(_order("FR", customer={"vat_exempt": True}))
+    assert "WooCommerce charged no VAT on this order" in refusal.reason
+    assert "gave no VAT number" in refusal.reason
+    assert "WOOCOMMERCE_VAT_NUMBER_META_KEYS" in refusal.fix
+
+
+def test_dutch_business_marked_exempt_is_refused() -> None:
+    refusal = _refusal(_order("NL", customer={"vat_exempt": True, "vat_number": "NL123456789B01"}))
+    assert "reverse charge only applies to business customers in another EU country than NL" in str(refusal)
+
+
+def test_several_zero_rates_are_told_apart_by_name_or_refused() -> None:
+    zero_item = [CartItem("Krant", Decimal("3.00"), tax_class="zero-rate")]
+    plan = _plan(_order(items=zero_item))
+    assert plan.lines[0].tax_rate_id == sb.SALES_0
+    twin = TaxRate("468139513888888888", "Nultarief", Decimal(0), "sales_invoice")
+    refusal = _refusal(_order(items=zero_item), replace(REFERENCE, tax_rates=(*REFERENCE.tax_rates, twin)))
+    assert "several Moneybird tax rates could be the 0 % rate" in str(refusal)
+    assert "'0% btw'" in str(refusal)
+    assert "'Nultarief'" in str(refusal)
+
+
+def test_compound_tax_is_refused() -> None:
+    compound = WooTaxRate(id=9, percent=Decimal(2), name="Extra", country="NL", priority=2, compound=True)
+    refusal = _refusal(_order(tax_rates=(*OSS_SHOP_RATES, compound)))
+    assert "compound tax" in str(refusal)
+
+
+def test_stacked_taxes_on_one_line_are_refused() -> None:
+    second = WooTaxRate(id=8, percent=Decimal(9), name="Toeslag", country="NL", priority=2)
+    refusal = _refusal(
+        _order(items=[CartItem("Lamp", Decimal("49.95"))], tax_rates=(*OSS_SHOP_RATES, second))
+    )
+    assert "several taxes on the same amount" in str(refusal)
+
+
+def test_negative_fee_over_two_rates_becomes_one_line_per_rate() -> None:
+    discounted = _order(fees=[Fee("Kassakorting", Decimal("-10.00"))])
+    plan = _plan(discounted)
+    fee_lines = [(line.description, line.tax_rate_id) for line in plan.lines if line.kind == "fee"]
+    assert fee_lines == [("Kassakorting (21% btw)", sb.SALES_21), ("Kassakorting (9% btw)", sb.SALES_9)]
+    fee = discounted.fee_lines[0]
+    assert sum(line.total for line in plan.lines if line.kind == "fee") == fee.total + fee.total_tax
+    assert all(plan.predicted_total(mode) == discounted.total for mode in ROUNDING_MODES)
+
+
+def test_unpaid_order_is_refused() -> None:
+    refusal = _refusal(order("a").model_copy(update={"date_paid_gmt": None}))
+    assert "not paid yet" in str(refusal)
+
+
+def test_total_changed_outside_the_lines_is_refused_not_rounded() -> None:
+    gift_card = order("a").model_copy(update={"total": Decimal("26.00")})
+    refusal = _refusal(gift_card)
+    assert "lines add up to 36.00 but the customer paid 26.00" in str(refusal)
+
+
+def test_a_cent_between_lines_and_total_becomes_a_visible_rounding_line() -> None:
+    odd = order("a").model_copy(update={"total": Decimal("36.01")})
+    plan = _plan(odd)
+    rounding = [line for line in plan.lines if line.kind == "rounding"]
+    assert [(line.price, line.tax_rate_id) for line in rounding] == [(Decimal("0.01"), sb.SALES_21)]
+    assert all(plan.predicted_total(mode) == Decimal("36.01") for mode in ROUNDING_MODES)
+    assert any("differs from its lines by 0.01" in note for note in plan.notes)
+
+
+def test_configured_ledger_that_does_not_exist_is_refused() -> None:
+    refusal = _refusal(order("a"), ledger_account_id="123")
+    assert "MONEYBIRD_LEDGER_ACCOUNT_ID is 123" in str(refusal)

@@ -1,0 +1,203 @@
+"""Booking end to end: signed webhook → web → Redis → worker → fake Moneybird → paid invoice.
+
+The fakes behave like the real APIs (validation, 422 bodies, 429 with an epoch reset, drafts that
+refuse payments, answers lost after the work was done), so each test states an invariant: one
+contact per e-mail, one invoice per order, one payment per invoice, total = what was paid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from app.sync.ledger import OrderState
+from tests.harness import Harness
+from tests.invoicing.reference_carts import CARTS, order_document
+
+
+def _add(harness: Harness, document: dict[str, Any]) -> int:
+    return int(harness.shop.add_order(document)["id"])
+
+
+def _one_paid_invoice(harness: Harness, number: str, total: str) -> dict[str, Any]:
+    invoices = harness.invoices_for(number)
+    assert len(invoices) == 1, f"expected one invoice for order {number}, found {len(invoices)}"
+    invoice = invoices[0]
+    assert invoice["state"] == "paid"
+    assert Decimal(invoice["total_price_incl_tax"]) == Decimal(total)
+    assert len(invoice["payments"]) == 1
+    return invoice
+
+
+@pytest.mark.parametrize("case", sorted(CARTS))
+async def test_reference_orders_become_paid_invoices_for_what_was_paid(harness: Harness, case: str) -> None:
+    document = order_document(case)
+    order_id = _add(harness, document)
+    response = await harness.deliver(order_id)
+    assert response.status_code == 202, response.text
+    await harness.run_worker()
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.BOOKED, record.error
+    invoice = _one_paid_invoice(harness, document["number"], document["total"])
+    assert record.invoice_number == invoice["invoice_id"]
+    assert record.invoice_total == Decimal(document["total"])
+    # The ledger keeps the VAT per rate as the shop charged it next to Moneybird's figure.
+    assert {row["tax_rate_id"] for row in record.vat_differences()} == {
+        total["tax_rate_id"] for total in invoice["tax_totals"]
+    }
+
+
+async def test_both_vat_roundings_give_the_order_total(harness: Harness) -> None:
+    for rounding, case in (("per_line", "c"), ("per_rate", "b")):
+        harness.moneybird.rounding = rounding
+        document = order_document(case)
+        order_id = _add(harness, {**document, "id": None, "number": f"{document['number']}-{rounding}"})
+        await harness.deliver(order_id)
+        await harness.run_worker()
+        _one_paid_invoice(harness, f"{document['number']}-{rounding}", document["total"])
+
+
+async def test_returning_customer_costs_three_calls_and_a_new_one_five(harness: Harness) -> None:
+    first, second = order_document("a"), order_document("a")
+    second.update(id=None, number="second")
+    first_id = _add(harness, first)
+    await harness.deliver(first_id)
+    await harness.services.reference.get(harness.services.moneybird)  # reference data is cached
+    harness.moneybird.reset_requests()
+    await harness.run_worker()
+    new_customer_calls = harness.moneybird.calls()
+    harness.moneybird.reset_requests()
+    second_id = _add(harness, second)
+    await harness.deliver(second_id)
+    await harness.run_worker()
+    assert new_customer_calls == 5
+    assert harness.moneybird.calls() == 3
+    assert len(harness.moneybird.contacts) == 1
+
+
+async def test_duplicate_jobs_on_several_workers_make_one_invoice(harness: Harness) -> None:
+    document = order_document("a")
+    order_id = _add(harness, document)
+    await harness.deliver(order_id)
+    # Three more versions of the same order arrive while nothing has run yet.
+    for _ in range(3):
+        harness.shop.update_order(order_id, customer_note="gift wrap")
+        await harness.deliver(order_id)
+    await asyncio.gather(*(harness.run_worker() for _ in range(3)))
+    _one_paid_invoice(harness, document["number"], document["total"])
+    assert len(harness.moneybird.contacts) == 1
+
+
+async def test_two_new_orders_of_one_customer_at_once_make_one_contact(harness: Harness) -> None:
+    first, second = order_document("c"), order_document("c")
+    second.update(id=None, number="c-2")
+    ids = [_add(harness, first), _add(harness, second)]
+    for order_id in ids:
+        await harness.deliver(order_id)
+    await asyncio.gather(harness.run_worker(), harness.run_worker())
+    assert len(harness.moneybird.contacts) == 1
+    for number in (first["number"], "c-2"):
+        _one_paid_invoice(harness, number, first["total"])
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "POST /contacts",
+        "POST /sales_invoices",
+        "PATCH /sales_invoices/{id}/send_invoice",
+        "POST /sales_invoices/{id}/payments",
+    ],
+)
+async def test_an_answer_lost_after_each_step_resumes_without_duplicates(harness: Harness, route: str) -> None:
+    document = order_document("b")
+    order_id = _add(harness, document)
+    harness.moneybird.fail_next(route, kind="lost")
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.BOOKED, record.error
+    _one_paid_invoice(harness, document["number"], document["total"])
+    assert len(harness.moneybird.contacts) == 1
+
+
+@pytest.mark.parametrize("kind", ["status", "timeout"])
+async def test_server_errors_and_timeouts_are_retried(harness: Harness, kind: str) -> None:
+    document = order_document("e")
+    order_id = _add(harness, document)
+    harness.moneybird.fail_next("POST /sales_invoices", kind=kind, status=503, times=2)  # type: ignore[arg-type]
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.BOOKED, record.error
+    assert record.attempts >= 3
+    _one_paid_invoice(harness, document["number"], document["total"])
+
+
+async def test_429_waits_for_the_reset_instead_of_hammering(harness: Harness) -> None:
+    await harness.services.reference.get(harness.services.moneybird)
+    harness.moneybird.reset_requests()
+    harness.moneybird.rate_limit = (2, 2.0)  # Moneybird's own window, tighter than woobird's limiter
+    document = order_document("a")
+    order_id = _add(harness, document)
+    await harness.deliver(order_id)
+    started = time.monotonic()
+    await harness.run_worker()
+    elapsed = time.monotonic() - started
+    _one_paid_invoice(harness, document["number"], document["total"])
+    # Five calls through a 2-per-2-s window need at least two resets; each 429 is followed by
+    # waiting for the absolute Retry-After, so there are at most as many 429s as windows crossed.
+    assert elapsed >= 3.0
+    assert harness.moneybird.count_429 <= 3
+
+
+async def test_a_rejected_order_fails_with_moneybirds_words_and_others_go_on(harness: Harness) -> None:
+    bad, good = order_document("a"), order_document("e")
+    bad_id, good_id = _add(harness, bad), _add(harness, good)
+    harness.moneybird.fail_next("POST /sales_invoices", kind="status", status=422)
+    await harness.deliver(bad_id)
+    await harness.run_worker()
+    await harness.deliver(good_id)
+    await harness.run_worker()
+    failed = await harness.record(bad_id)
+    assert failed is not None
+    assert failed.state == OrderState.FAILED
+    assert failed.failure_kind == "rejected"
+    assert failed.error and "Moneybird rejected" in failed.error
+    _one_paid_invoice(harness, good["number"], good["total"])
+
+
+async def test_a_bad_token_is_a_configuration_failure_that_names_it(harness: Harness) -> None:
+    harness.moneybird.token = "rotated-token"
+    document = order_document("a")
+    order_id = _add(harness, document)
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.FAILED
+    assert record.failure_kind == "configuration"
+    assert record.error and "token" in record.error.lower()
+    assert harness.moneybird.sales_invoices == {}
+
+
+async def test_a_refused_plan_books_nothing_and_says_why(harness: Harness) -> None:
+    document = order_document("d")
+    document["billing"]["country"] = "XX"  # no EU business, no export: nothing fits
+    document["meta_data"] = []
+    order_id = _add(harness, document)
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.FAILED
+    assert record.failure_kind == "refused"
+    assert record.error
+    assert harness.moneybird.calls("POST /sales_invoices") == 0

@@ -1,0 +1,60 @@
+"""Product transfer: SKUs become Moneybird product identifiers; a second run adopts, creates nothing."""
+
+from __future__ import annotations
+
+from arq.connections import ArqRedis
+
+from app.sync.products import load_catalogue, product_id_for, transfer_products
+from tests.sync._wiring import wired
+
+SEEDED_SKUS = {"MOK-DB-01", "SCH-KAT-OLIJF", "BOEK-HP", "THEE-100-G", "THEE-250-G"}
+
+
+async def test_transfer_creates_then_adopts(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis, moneybird_ledger_account_id="Omzet") as w:
+        w.shop.add_product("Cadeaubon", price="25.00")  # no SKU: left out
+        dry = await transfer_products(w.services, dry_run=True)
+        assert {sku for sku, _ in dry.created} == SEEDED_SKUS
+        assert w.moneybird.products == {}
+        assert dry.without_sku == 1
+
+        first = await transfer_products(w.services)
+        assert not first.refused, first.refused
+        assert {sku for sku, _ in first.created} == SEEDED_SKUS
+        products = {p["identifier"]: p for p in w.moneybird.products.values()}
+        assert set(products) == SEEDED_SKUS
+        nine = w.moneybird.tax_rate_id(9)
+        assert str(products["BOEK-HP"]["tax_rate_id"]) == nine
+        assert str(products["THEE-250-G"]["tax_rate_id"]) == nine
+        assert str(products["MOK-DB-01"]["tax_rate_id"]) == w.moneybird.tax_rate_id(21)
+        assert str(products["MOK-DB-01"]["ledger_account_id"]) == w.moneybird.ledger_account_id("Omzet")
+
+        second = await transfer_products(w.services)
+        assert second.created == []
+        assert {sku for sku, _ in second.adopted} == SEEDED_SKUS
+        assert len(w.moneybird.products) == len(SEEDED_SKUS)
+
+        catalogue = await load_catalogue(w.services)
+        assert product_id_for("BOEK-HP", catalogue) == str(products["BOEK-HP"]["id"])
+        assert product_id_for("", catalogue) is None
+        assert product_id_for("ONBEKEND", catalogue) is None
+
+
+async def test_a_tax_class_without_a_moneybird_rate_is_refused(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis, moneybird_ledger_account_id="Omzet") as w:
+        w.shop.add_tax_rate(rate="13", name="Vreemd", tax_class="odd-rate")
+        w.shop.add_product("Rare mok", price="10.00", sku="MOK-RAAR", tax_class="odd-rate")
+        report = await transfer_products(w.services)
+        assert [sku for sku, _ in report.refused] == ["MOK-RAAR"]
+        assert "MONEYBIRD_TAX_RATES" in report.refused[0][1]
+        assert "MOK-RAAR" not in {p["identifier"] for p in w.moneybird.products.values()}
+
+
+async def test_without_a_ledger_account_setting_nothing_is_guessed(
+    database_url: str, redis: ArqRedis
+) -> None:
+    async with wired(database_url=database_url, redis=redis) as w:  # the sandbox has 3 revenue accounts
+        report = await transfer_products(w.services)
+        assert {sku for sku, _ in report.refused} == SEEDED_SKUS
+        assert "MONEYBIRD_LEDGER_ACCOUNT_ID" in report.refused[0][1]
+        assert w.moneybird.products == {}

@@ -1,0 +1,176 @@
+"""The reconciliation poll heals what webhooks lose: dropped deliveries, Redis flushes, downtime."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import pytest
+from arq.connections import ArqRedis
+
+from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SECONDS
+from app.db import transaction
+from app.queue import order_job_id
+from app.sync import ledger
+from app.sync.jobs import build_services
+from app.sync.ledger import OrderState
+from app.sync.reconcile import reconcile, reconcile_job
+from app.woocommerce.errors import WooCommerceTransient
+from tests.sync._wiring import wired
+
+
+def _modified(document: dict[str, object]) -> datetime:
+    return datetime.fromisoformat(str(document["date_modified_gmt"])).replace(tzinfo=UTC)
+
+
+async def test_an_order_whose_webhook_never_came_is_queued_by_the_next_pass(
+    database_url: str, redis: ArqRedis
+) -> None:
+    async with wired(database_url=database_url, redis=redis) as w:
+        order = w.add_order(2001)
+        report = await reconcile(w.services)
+        record = await w.record(2001)
+        assert report.queued == 1
+        assert record is not None
+        assert record.state == OrderState.QUEUED
+        assert order_job_id(2001, _modified(order)) in await w.job_ids()
+
+        again = await reconcile(w.services)
+        assert (again.queued, again.duplicates, again.requeued) == (0, 1, 0)
+
+
+async def test_booked_orders_are_not_queued_again(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis) as w:
+        w.add_order(2002)
+        await reconcile(w.services)
+        async with transaction(w.services.sessions) as session:
+            await ledger.update_order(session, 2002, state=OrderState.BOOKED.value)
+        await redis.flushdb()
+        report = await reconcile(w.services)
+        assert (report.queued, report.requeued) == (0, 0)
+        assert await w.job_ids() == set()
+
+
+async def test_orders_not_paid_or_in_another_status_are_ignored(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis, sync_order_statuses="completed,processing") as w:
+        w.add_order(2003, status="processing", paid=None)
+        w.add_order(2004, status="on-hold")
+        report = await reconcile(w.services)
+        assert (report.seen, report.queued, report.ignored) == (1, 0, 1)
+        assert await w.record(2003) is None
+
+
+async def test_watermark_survives_a_restart_and_a_redis_flush(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis) as w:
+        early = w.add_order(2005)
+        await reconcile(w.services)
+        w.shop.advance(3600)
+        late = w.add_order(2011)
+        first = await reconcile(w.services)
+        assert first.watermark == _modified(late)
+
+        await redis.flushdb()  # Redis restarted empty: both queued jobs are gone
+        transport = w.services.shop._http._transport
+        restarted = await build_services(w.services.settings, redis, shop_transport=transport)
+        try:
+            w.shop.requests.clear()
+            second = await reconcile(restarted)
+        finally:
+            await restarted.aclose()
+        listing = parse_qs(w.shop.calls("GET /orders")[0].query)
+        expected = first.watermark - timedelta(seconds=RECONCILE_OVERLAP_SECONDS)
+        assert listing["modified_after"] == [expected.strftime("%Y-%m-%dT%H:%M:%S")]
+        assert listing["dates_are_gmt"] == ["true"]
+        # 2011 is inside the window and comes back through intake; 2005 only the ledger remembers.
+        assert (second.queued_ids, second.requeued) == ([2011], 1)
+        assert {
+            order_job_id(2005, _modified(early)),
+            order_job_id(2011, _modified(late)),
+        } <= await w.job_ids()
+
+
+async def test_first_pass_starts_at_sync_since_and_downtime_heals(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis, sync_since="2026-11-01T00:00:00Z") as w:
+        w.shop.requests.clear()
+        await reconcile(w.services)
+        first_listing = parse_qs(w.shop.calls("GET /orders")[0].query)
+        assert first_listing["modified_after"] == ["2026-10-31T23:50:00"]
+
+        w.add_order(2006)
+        await reconcile(w.services)
+        w.shop.advance(7 * 24 * 3600)  # a week without woobird
+        w.add_order(2007)
+        report = await reconcile(w.services)
+        assert report.queued_ids == [2007]
+
+
+async def test_pages_through_every_page(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis) as w:
+        for number in range(250):
+            w.add_order(3000 + number, email=f"klant{number}@example.nl")
+        report = await reconcile(w.services)
+        assert report.pages == 3
+        assert (report.seen, report.queued) == (250, 250)
+        assert len(await w.job_ids()) == 250
+        pages = [parse_qs(call.query)["page"] for call in w.shop.calls("GET /orders")]
+        assert pages == [["1"], ["2"], ["3"]]
+
+
+async def test_a_failed_pass_keeps_the_watermark_and_records_why(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis) as w:
+        w.add_order(2008)
+        first = await reconcile(w.services)
+        w.shop.advance(60)
+        w.add_order(2009)
+        w.shop.fail_next("GET /orders", status=503)
+        with pytest.raises(WooCommerceTransient):
+            await reconcile(w.services)
+        async with w.services.sessions() as session:
+            assert await ledger.get_state(session, ledger.RECONCILE_WATERMARK) == first.watermark.isoformat()
+            assert "503" in (await ledger.get_state(session, ledger.RECONCILE_LAST_ERROR) or "")
+        assert (await reconcile_job({"services": w.services}))["queued_ids"] == [2009]
+
+
+async def test_a_booking_abandoned_by_a_killed_worker_is_queued_again(
+    database_url: str, redis: ArqRedis
+) -> None:
+    async with wired(database_url=database_url, redis=redis) as w:
+        w.add_order(2010)
+        await reconcile(w.services)
+        async with transaction(w.services.sessions) as session:
+            await ledger.update_order(session, 2010, state=OrderState.BOOKING.value)
+        await redis.flushdb()
+        fresh = await reconcile(w.services)
+        assert fresh.requeued == 0  # might still be running: left alone
+        later = ledger.utcnow() + timedelta(seconds=RECONCILE_STALE_BOOKING_SECONDS + 1)
+        stale = await reconcile(w.services, now=later)
+        assert stale.requeued == 1
+
+
+async def test_a_disabled_webhook_is_reactivated(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis, public_url="https://woobird.example") as w:
+        ours = w.shop.add_webhook(delivery_url="https://woobird.example/webhooks/woocommerce")
+        other = w.shop.add_webhook(delivery_url="https://crm.example/webhooks/woocommerce")
+        w.shop.disable_webhook(ours["id"])
+        w.shop.disable_webhook(other["id"])
+        report = await reconcile(w.services)
+        assert report.webhook is not None
+        assert (report.webhook.webhook_id, report.webhook.status, report.webhook.reactivated) == (
+            ours["id"],
+            "disabled",
+            True,
+        )
+        assert w.shop.webhooks[ours["id"]]["status"] == "active"
+        assert w.shop.webhooks[other["id"]]["status"] == "disabled"  # not ours: not touched
+
+        healthy = await reconcile(w.services)
+        assert healthy.webhook is not None
+        assert not healthy.webhook.reactivated
+
+
+async def test_a_missing_webhook_is_reported(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis) as w:
+        report = await reconcile(w.services)
+        assert report.webhook is not None
+        assert not report.webhook.found
+        assert "webhook install" in (report.webhook.problem or "")

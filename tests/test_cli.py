@@ -1,0 +1,522 @@
+"""Every `woobird` command against the fake shop and the fake Moneybird, real Redis and real SQL.
+
+The commands build their clients through `app.cli_support`, whose transports these tests point at
+the fakes in process; everything else (settings from the environment, the ledger, the queue) is
+what a person's terminal gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis as sync_redis
+from typer.testing import CliRunner, Result
+
+from app import cli_support
+from app.cli import cli
+from app.constants import QUEUE_NAME, WEBHOOK_PATH
+from app.db import create_engine, session_factory, transaction
+from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
+from app.sandbox.samples import sample_carts
+from app.sandbox.woocommerce import ShopSandbox
+from app.sandbox.woocommerce import create_app as create_shop_app
+from app.settings import REQUIRED_SETTINGS, Settings, load_settings, normalise_database_url
+from app.settings_help import SETTING_HELP
+from app.sync import ledger
+from app.sync.ledger import OrderState
+from tests.conftest import WEBHOOK_SECRET
+
+PUBLIC_URL = "https://woobird.example.nl"
+SHOP_URL = "https://shop.sandbox.test"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Its own database: these tests count queue entries and must not share them with other suites.
+TEST_REDIS_URL = os.environ.get("CLI_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+@dataclass
+class Fakes:
+    shop: ShopSandbox
+    moneybird: MoneybirdSandbox
+    env: dict[str, str]
+    runner: CliRunner
+    monkeypatch: pytest.MonkeyPatch
+
+    def invoke(self, *args: str, **env: str) -> Result:
+        for name, value in env.items():
+            self.monkeypatch.setenv(name, value)
+        return self.runner.invoke(cli, list(args), catch_exceptions=False)
+
+    def install_webhook(self, url: str = PUBLIC_URL + WEBHOOK_PATH) -> dict[str, Any]:
+        return self.shop.add_webhook(delivery_url=url, secret=WEBHOOK_SECRET)
+
+
+@pytest.fixture
+def queue_redis() -> Iterator[sync_redis.Redis]:
+    client = sync_redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def fakes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, queue_redis: sync_redis.Redis
+) -> Fakes:
+    """Fake shop + fake Moneybird, the CLI's transports pointed at them, settings in the environment."""
+    shop = ShopSandbox(url=SHOP_URL, ping_on_create=False)
+    moneybird = MoneybirdSandbox()
+    monkeypatch.setattr(
+        cli_support,
+        "transports",
+        cli_support.Transports(
+            shop=httpx.ASGITransport(app=create_shop_app(shop)), moneybird=sandbox_transport(moneybird)
+        ),
+    )
+    for console in (cli_support.console, cli_support.err_console):
+        monkeypatch.setattr(console, "width", 250)  # one finding per line, as in a wide terminal
+    monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
+    for name in SETTING_HELP:
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "WOOCOMMERCE_URL": SHOP_URL,
+        "WOOCOMMERCE_CONSUMER_KEY": shop.consumer_key,
+        "WOOCOMMERCE_CONSUMER_SECRET": shop.consumer_secret,
+        "WOOCOMMERCE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "MONEYBIRD_API_TOKEN": moneybird.token,
+        "MONEYBIRD_ADMINISTRATION_ID": moneybird.administration_id,
+        "MONEYBIRD_API_URL": "https://moneybird.sandbox.test/api/v2",
+        "ADMIN_TOKEN": "admin-test-token-51c8e2",
+        "PUBLIC_URL": PUBLIC_URL,
+        "REDIS_URL": TEST_REDIS_URL,
+        "DATABASE_URL": database_url,
+        "SYNC_SINCE": "2020-01-01T00:00:00Z",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Fakes(shop=shop, moneybird=moneybird, env=env, runner=CliRunner(), monkeypatch=monkeypatch)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+async def _with_ledger(database_url: str, action: Any) -> Any:
+    engine = create_engine(normalise_database_url(database_url))
+    try:
+        async with transaction(session_factory(engine)) as session:
+            return await action(session)
+    finally:
+        await engine.dispose()
+
+
+def ledger_do(fakes: Fakes, action: Any) -> Any:
+    return asyncio.run(_with_ledger(fakes.env["DATABASE_URL"], action))
+
+
+def add_failed_order(fakes: Fakes, order_id: int, *, error: str) -> datetime:
+    modified = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+    async def action(session: Any) -> None:
+        await ledger.record_delivery(
+            session, order_id=order_id, order_number=str(order_id), date_modified=modified, date_paid=modified
+        )
+        await ledger.update_order(
+            session, order_id, state=OrderState.FAILED.value, error=error, failure_kind="rejected"
+        )
+
+    ledger_do(fakes, action)
+    return modified
+
+
+def order_state(fakes: Fakes, order_id: int) -> str | None:
+    async def action(session: Any) -> str | None:
+        record = await ledger.get_order(session, order_id)
+        return None if record is None else record.state
+
+    result: str | None = ledger_do(fakes, action)
+    return result
+
+
+def shop_order(fakes: Fakes, index: int = 0) -> int:
+    document = sample_carts(datetime.now(UTC) - timedelta(hours=1))[index]
+    return int(fakes.shop.add_order(document)["id"])
+
+
+# ── check ────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_check_passes_when_everything_is_in_place(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check")
+
+    assert result.exit_code == 0, result.output
+    assert "All is well" in result.output
+    assert "21 → 21% btw" in result.output
+
+
+def test_check_names_a_bad_woocommerce_key(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", WOOCOMMERCE_CONSUMER_SECRET="cs_" + "0" * 40)
+
+    assert result.exit_code == 1
+    assert "WOOCOMMERCE_CONSUMER_KEY" in result.output
+    assert "the shop refused the key" in result.output
+    assert "Read/Write" in result.output
+
+
+def test_check_refuses_a_shop_over_plain_http(fakes: Fakes) -> None:
+    result = fakes.invoke("check", WOOCOMMERCE_URL="http://shop.example.nl")
+
+    assert result.exit_code == 1
+    assert "plain HTTP" in result.output
+    assert "https://" in result.output
+
+
+def test_check_names_a_bad_moneybird_token(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", MONEYBIRD_API_TOKEN="revoked-token-4242")
+
+    assert result.exit_code == 1
+    assert "MONEYBIRD_API_TOKEN" in result.output
+    assert "Moneybird refused the token" in result.output
+
+
+def test_check_names_an_unknown_administration(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", MONEYBIRD_ADMINISTRATION_ID="999999999999999999")
+
+    assert result.exit_code == 1
+    assert "MONEYBIRD_ADMINISTRATION_ID" in result.output
+    assert fakes.moneybird.administration_id in result.output  # the ones it can reach
+
+
+def test_check_names_a_shop_rate_moneybird_lacks(fakes: Fakes) -> None:
+    fakes.install_webhook()
+    fakes.shop.add_tax_rate(rate="7", name="MwSt ermäßigt", country="DE", tax_class="reduced-rate")
+
+    result = fakes.invoke("check")
+
+    assert result.exit_code == 1
+    assert "MONEYBIRD_TAX_RATES" in result.output
+    assert "7 % rate for consumers in DE" in result.output
+    assert "create that tax rate in Moneybird" in result.output
+
+
+def test_check_names_a_mapping_to_a_purchase_rate(fakes: Fakes) -> None:
+    fakes.install_webhook()
+    purchase = fakes.moneybird.tax_rate_id(21, tax_rate_type="purchase_invoice")
+
+    result = fakes.invoke("check", MONEYBIRD_TAX_RATES=json.dumps({"21": purchase}))
+
+    assert result.exit_code == 1
+    assert purchase in result.output
+
+
+def test_check_says_a_disabled_webhook_needs_installing(fakes: Fakes) -> None:
+    webhook = fakes.install_webhook()
+    fakes.shop.disable_webhook(webhook["id"])
+
+    result = fakes.invoke("check")
+
+    assert result.exit_code == 1
+    assert f"webhook #{webhook['id']} is disabled" in result.output
+    assert "woobird webhook install" in result.output
+
+
+def test_check_compares_the_webhook_with_public_url(fakes: Fakes) -> None:
+    fakes.install_webhook("https://old-host.example.nl" + WEBHOOK_PATH)
+
+    result = fakes.invoke("check")
+
+    assert result.exit_code == 1
+    assert "old-host.example.nl" in result.output
+    assert f"PUBLIC_URL says {PUBLIC_URL}" in result.output
+
+
+def test_check_says_when_there_is_no_webhook(fakes: Fakes) -> None:
+    result = fakes.invoke("check")
+
+    assert result.exit_code == 1
+    assert "no order.updated webhook" in result.output
+
+
+# ── setup ────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_setup_writes_the_choices_to_env_and_keeps_other_lines(fakes: Fakes, tmp_path: Path) -> None:
+    env_file = tmp_path / "custom.env"
+    env_file.write_text("# my shop\nLOG_LEVEL=DEBUG\nMONEYBIRD_ADMINISTRATION_ID=1\n", encoding="utf-8")
+    fakes.monkeypatch.delenv("MONEYBIRD_ADMINISTRATION_ID")
+
+    result = fakes.invoke("setup", "--yes", "--env-file", str(env_file))
+
+    assert result.exit_code == 0, result.output
+    text = env_file.read_text(encoding="utf-8")
+    assert text.startswith("# my shop\nLOG_LEVEL=DEBUG\n")
+    assert text.count("MONEYBIRD_ADMINISTRATION_ID=") == 1
+    written = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    moneybird = fakes.moneybird
+    assert written.moneybird_administration_id == moneybird.administration_id
+    assert written.moneybird_tax_rates == {
+        "21": moneybird.tax_rate_id(21),
+        "9": moneybird.tax_rate_id(9),
+        "reverse_charge": moneybird.tax_rate_id(0, name_contains="verlegd"),
+        "export": moneybird.tax_rate_id(0, name_contains="buiten"),
+    }
+    assert written.moneybird_workflow_id == moneybird.administration().default_workflow()["id"]
+    assert written.moneybird_document_style_id == moneybird.administration().default_document_style()["id"]
+    assert "Moneybird sales tax rates" in result.output
+
+
+def test_setup_prints_heroku_config_instead_of_writing(fakes: Fakes, tmp_path: Path) -> None:
+    result = fakes.invoke("setup", "--yes", "--print", "heroku")
+
+    assert result.exit_code == 0, result.output
+    command = next(line for line in result.output.splitlines() if line.startswith("heroku config:set"))
+    assert f"MONEYBIRD_ADMINISTRATION_ID={fakes.moneybird.administration_id}" in command
+    assert "MONEYBIRD_TAX_RATES='{" in command
+    assert not (tmp_path / ".env").exists()
+
+
+def test_setup_with_a_bad_token_changes_nothing(fakes: Fakes, tmp_path: Path) -> None:
+    result = fakes.invoke("setup", "--yes", "--token", "revoked-token-4242")
+
+    assert result.exit_code == 1
+    assert "Moneybird refused the token" in result.output
+    assert not (tmp_path / ".env").exists()
+
+
+# ── webhook install ──────────────────────────────────────────────────────────────────────────
+
+
+def test_webhook_install_creates_then_repairs(fakes: Fakes) -> None:
+    created = fakes.invoke("webhook", "install")
+
+    assert created.exit_code == 0, created.output
+    assert "created webhook" in created.output
+    [webhook] = fakes.shop.webhooks.values()
+    assert (webhook["status"], webhook["topic"]) == ("active", "order.updated")
+    assert webhook["delivery_url"] == PUBLIC_URL + WEBHOOK_PATH
+    assert webhook["secret"] == WEBHOOK_SECRET
+
+    fakes.shop.disable_webhook(webhook["id"])
+    webhook["delivery_url"] = "https://old-host.example.nl" + WEBHOOK_PATH
+    webhook["secret"] = "lost-secret"
+    repaired = fakes.invoke("webhook", "install")
+
+    assert repaired.exit_code == 0, repaired.output
+    assert f"repaired webhook #{webhook['id']}" in repaired.output
+    assert list(fakes.shop.webhooks) == [webhook["id"]]
+    assert webhook["status"] == "active"
+    assert webhook["delivery_url"] == PUBLIC_URL + WEBHOOK_PATH
+    assert webhook["secret"] == WEBHOOK_SECRET
+    assert fakes.invoke("check").exit_code == 0
+
+
+def test_webhook_install_makes_and_stores_a_secret_when_none_is_set(fakes: Fakes, tmp_path: Path) -> None:
+    result = fakes.invoke("webhook", "install", WOOCOMMERCE_WEBHOOK_SECRET="change-me")
+
+    assert result.exit_code == 0, result.output
+    [webhook] = fakes.shop.webhooks.values()
+    assert len(webhook["secret"]) >= 32
+    fakes.monkeypatch.delenv("WOOCOMMERCE_WEBHOOK_SECRET")
+    assert load_settings().woocommerce_webhook_secret.get_secret_value() == webhook["secret"]  # from .env
+    assert "stored the webhook's new secret" in result.output
+
+
+def test_webhook_install_needs_public_url(fakes: Fakes) -> None:
+    fakes.monkeypatch.delenv("PUBLIC_URL")
+
+    result = fakes.invoke("webhook", "install")
+
+    assert result.exit_code == 1
+    assert "PUBLIC_URL" in result.output
+    assert not fakes.shop.webhooks
+
+
+# ── status, sync, retry, report ──────────────────────────────────────────────────────────────
+
+
+def test_status_shows_counts_queue_and_failures(fakes: Fakes, queue_redis: sync_redis.Redis) -> None:
+    add_failed_order(fakes, 7001, error="Moneybird rejected the order: contact e-mail is invalid")
+    queue_redis.zadd(QUEUE_NAME, {"order:1:1": 1, "order:2:1": 2})
+
+    result = fakes.invoke("status")
+
+    assert result.exit_code == 0, result.output
+    assert "failed" in result.output
+    assert "contact e-mail is invalid" in result.output
+    assert "Queue: 2 job(s) waiting" in result.output
+    assert "Last reconciliation: never" in result.output
+
+
+def test_sync_dry_run_prints_the_plan_and_books_nothing(fakes: Fakes) -> None:
+    order_id = shop_order(fakes, 2)  # coupons over two VAT rates
+
+    result = fakes.invoke("sync", str(order_id), "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert f"Invoice for order #{order_id}" in result.output
+    assert "Korting" in result.output
+    assert str(fakes.shop.orders[order_id]["total"]) in result.output
+    assert "nothing was booked" in result.output
+    assert not fakes.moneybird.sales_invoices
+    assert order_state(fakes, order_id) is None
+
+
+def test_sync_books_the_order_now(fakes: Fakes) -> None:
+    order_id = shop_order(fakes, 0)
+
+    result = fakes.invoke("sync", str(order_id))
+
+    assert result.exit_code == 0, result.output
+    [invoice] = fakes.moneybird.sales_invoices.values()
+    assert invoice["reference"] == f"WooCommerce #{order_id}"
+    assert Decimal(invoice["total_price_incl_tax"]) == Decimal(fakes.shop.orders[order_id]["total"])
+    assert order_state(fakes, order_id) == OrderState.BOOKED
+    assert "is booked" in result.output
+
+
+def test_sync_of_an_unknown_order_says_so(fakes: Fakes) -> None:
+    result = fakes.invoke("sync", "424242", "--dry-run")
+
+    assert result.exit_code == 1
+    assert "the shop has no order 424242" in result.output
+
+
+def test_retry_requeues_a_failed_order(fakes: Fakes, queue_redis: sync_redis.Redis) -> None:
+    modified = add_failed_order(fakes, 7002, error="Moneybird was down")
+    add_failed_order(fakes, 7003, error="still broken")
+
+    result = fakes.invoke("retry", "7002")
+
+    assert result.exit_code == 0, result.output
+    assert order_state(fakes, 7002) == OrderState.QUEUED
+    assert order_state(fakes, 7003) == OrderState.FAILED
+    assert queue_redis.zcard(QUEUE_NAME) == 1
+    assert queue_redis.exists(f"arq:job:order:7002:{int(modified.timestamp())}")
+
+    everything = fakes.invoke("retry", "--failed")
+
+    assert "1 order(s) queued again" in everything.output
+    assert order_state(fakes, 7003) == OrderState.QUEUED
+    assert queue_redis.zcard(QUEUE_NAME) == 2
+
+
+def test_retry_wants_an_order_or_failed(fakes: Fakes) -> None:
+    result = fakes.invoke("retry")
+
+    assert result.exit_code == 1
+    assert "ORDER_ID or pass --failed" in result.output
+
+
+def test_report_lists_totals_and_differences(fakes: Fakes) -> None:
+    paid = datetime(2026, 10, 14, 12, 0, tzinfo=UTC)
+
+    async def action(session: Any) -> None:
+        for order_id, booked in ((8001, "36.00"), (8002, "36.01")):
+            await ledger.record_delivery(
+                session, order_id=order_id, order_number=str(order_id), date_modified=paid, date_paid=paid
+            )
+            report = [{"tax_rate_id": "111", "shop": "6.25", "moneybird": "6.25", "difference": "0.00"}]
+            await ledger.update_order(
+                session,
+                order_id,
+                state=OrderState.BOOKED.value,
+                order_total=Decimal("36.00"),
+                invoice_total=Decimal(booked),
+                invoice_number=f"2026-{order_id}",
+                vat_report=json.dumps(report),
+            )
+
+    ledger_do(fakes, action)
+
+    result = fakes.invoke("report", "--month", "2026-10")
+
+    assert result.exit_code == 0, result.output
+    assert "Month report 2026-10" in result.output
+    assert "72.01" in result.output  # Moneybird's total of the two invoices
+    assert "8002" in result.output  # the one-cent difference is listed
+    assert "12.50" in result.output  # VAT of rate 111 over both orders
+
+
+def test_report_refuses_a_malformed_month(fakes: Fakes) -> None:
+    result = fakes.invoke("report", "--month", "oktober")
+
+    assert result.exit_code == 2
+    assert "YYYY-MM" in result.output
+
+
+# ── migrate, run ─────────────────────────────────────────────────────────────────────────────
+
+
+def test_migrate_creates_the_ledger(fakes: Fakes, tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+
+    result = fakes.invoke("migrate", DATABASE_URL=f"sqlite:///{path}")
+
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(path) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"orders", "refunds", "contacts", "ledger_events", "service_state", "alembic_version"} <= tables
+
+
+def test_run_refuses_half_configured_accounts(fakes: Fakes) -> None:
+    for name in fakes.env:
+        fakes.monkeypatch.delenv(name)
+
+    result = fakes.invoke("run", WOOCOMMERCE_URL="https://shop.example.nl")
+
+    assert result.exit_code == 2
+    assert "WOOCOMMERCE_URL is set" in result.output
+    for name in ("MONEYBIRD_API_TOKEN", "WOOCOMMERCE_CONSUMER_KEY", "ADMIN_TOKEN"):
+        assert name in result.output
+    assert "never mixed" in result.output
+
+
+def test_run_refuses_an_env_file_copied_unedited(fakes: Fakes, tmp_path: Path) -> None:
+    for name in fakes.env:
+        fakes.monkeypatch.delenv(name)
+    (tmp_path / ".env").write_text((REPO_ROOT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+
+    result = fakes.invoke("run")
+
+    assert result.exit_code == 2
+    assert "still a placeholder" in result.output
+
+
+# ── the settings are described everywhere ───────────────────────────────────────────────────
+
+
+def test_every_setting_is_described() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    assert set(SETTING_HELP) == fields
+    example = (REPO_ROOT / ".env.example").read_text(encoding="utf-8")
+    assert {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")} == fields
+    app_json = json.loads((REPO_ROOT / "app.json").read_text(encoding="utf-8"))
+    platform_set = {"DATABASE_URL", "REDIS_URL", "PORT", "WOOBIRD_SANDBOX"}
+    assert set(app_json["env"]) == fields - platform_set
+
+
+def test_an_unedited_env_example_refuses_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SETTING_HELP:
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=REPO_ROOT / ".env.example")  # type: ignore[call-arg]
+
+    assert set(settings.problems()) == {name.upper() for name in REQUIRED_SETTINGS}

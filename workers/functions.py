@@ -1,0 +1,46 @@
+"""The jobs the worker runs, shared by `WorkerSettings` and the tests' burst workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import cron
+from arq.cron import CronJob
+from arq.worker import Function, func
+
+from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND, JOB_RECONCILE, WORKER_JOB_TIMEOUT_SECONDS, WORKER_MAX_TRIES
+from app.sync.orders import book_order_job
+from app.sync.reconcile import reconcile_job
+from app.sync.refunds import book_refund_job
+
+
+def job_functions() -> list[Function]:
+    # keep_result=0: the ledger, not Redis, remembers outcomes, and a kept result would block
+    # `woobird retry` from queueing the same job id again for an hour.
+    return [
+        func(book_order_job, name=JOB_BOOK_ORDER, max_tries=WORKER_MAX_TRIES, keep_result=0),
+        func(book_refund_job, name=JOB_BOOK_REFUND, max_tries=WORKER_MAX_TRIES, keep_result=0),
+    ]
+
+
+def reconcile_schedule(interval_seconds: int) -> dict[str, Any]:
+    """arq cron fields for "every N seconds", rounded to what a clock face can express."""
+    if interval_seconds < 60:
+        return {"second": set(range(0, 60, interval_seconds))}
+    minutes = max(1, interval_seconds // 60)
+    if minutes >= 60:
+        return {"minute": {0}, "second": 0, "hour": set(range(0, 24, max(1, minutes // 60)))}
+    return {"minute": set(range(0, 60, minutes)), "second": 0}
+
+
+def cron_jobs(interval_seconds: int) -> list[CronJob]:
+    # unique: every worker schedules the slot, one runs it (arq's cron job id is per slot).
+    return [
+        cron(
+            reconcile_job,
+            name=JOB_RECONCILE,
+            unique=True,
+            timeout=WORKER_JOB_TIMEOUT_SECONDS,
+            **reconcile_schedule(interval_seconds),
+        )
+    ]

@@ -1,0 +1,37 @@
+"""The arq worker: `arq workers.settings.WorkerSettings`.
+
+One flat class (arq reads only the class's own attributes, not inherited ones). It is built from
+the settings at import, so a misconfigured worker refuses to start and names the setting.
+"""
+
+from __future__ import annotations
+
+from app.constants import (
+    QUEUE_NAME,
+    WORKER_HEALTH_INTERVAL_SECONDS,
+    WORKER_JOB_COMPLETION_WAIT_SECONDS,
+    WORKER_JOB_TIMEOUT_SECONDS,
+    WORKER_MAX_TRIES,
+)
+from app.queue import redis_settings
+from app.settings import get_settings
+from app.sync.jobs import shutdown, startup
+from workers.functions import cron_jobs, job_functions
+
+_settings = get_settings()
+
+
+class WorkerSettings:
+    functions = job_functions()
+    cron_jobs = cron_jobs(_settings.reconcile_interval_seconds)
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = redis_settings(_settings.redis_url, tls_verify=_settings.redis_tls_verify)
+    queue_name = QUEUE_NAME
+    health_check_interval = WORKER_HEALTH_INTERVAL_SECONDS
+    # Heroku kills 30 s after SIGTERM, Fly after kill_timeout (fly.toml): finish or hand back before.
+    job_completion_wait = WORKER_JOB_COMPLETION_WAIT_SECONDS
+    job_timeout = WORKER_JOB_TIMEOUT_SECONDS
+    max_tries = WORKER_MAX_TRIES
+    keep_result = 0
+    max_jobs = 10

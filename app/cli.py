@@ -85,9 +85,18 @@ def migrate(database_url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config = Config(str(alembic_ini()))
     config.attributes["database_url"] = normalise_database_url(database_url)
     command.upgrade(config, "head")
+
+
+def alembic_ini() -> Path:
+    """The checkout's alembic.ini; in an image built with `pip install .` the package lives in
+    site-packages, so the file is found in the working directory (the Dockerfile's /app)."""
+    for candidate in (REPO_ROOT / "alembic.ini", Path.cwd() / "alembic.ini"):
+        if candidate.exists():
+            return candidate
+    fail("alembic.ini not found: run `woobird migrate` from the folder that holds it (the repository)")
 
 
 def _where(database_url: str) -> str:
@@ -109,9 +118,10 @@ def run_command(
     try:
         settings = load_settings().require_complete()
     except ConfigurationError as exc:
+        verb = "is" if len(configured) == 1 else "are"
         err_console.print(
-            f"[bold red]✗[/] {', '.join(configured)} {'is' if len(configured) == 1 else 'are'} set, so woobird "
-            "would talk to real accounts, but these settings are not usable yet:"
+            f"[bold red]✗[/] {', '.join(configured)} {verb} set, so woobird would talk to real accounts, "
+            "but these settings are not usable yet:"
         )
         for name, why in exc.problems.items():
             err_console.print(f"  [bold]{name}[/]: {why}")
@@ -125,7 +135,7 @@ def run_command(
         fail(redis_problem)
     migrate(settings.database_url)
     env = process_env({"WOOBIRD_SANDBOX": "false"})
-    raise typer.Exit(start_processes(env, names=("web", "worker")))
+    raise typer.Exit(start_processes(env, names=("web", "worker"), cwd=env_file.resolve().parent))
 
 
 def configured_accounts(env_file: Path) -> list[str]:
@@ -136,8 +146,8 @@ def configured_accounts(env_file: Path) -> list[str]:
 
 def redis_problem_text(url: str) -> str | None:
     """None when Redis answers; otherwise what to do about it, in plain words."""
-    from app.preflight import _redis_answers
     from app.cli_support import run
+    from app.preflight import _redis_answers
 
     problem = run(_redis_answers(url))
     if problem is None:
@@ -166,17 +176,20 @@ def procfile_commands() -> dict[str, str]:
 
 
 def start_processes(
-    env: dict[str, str], *, names: tuple[str, ...], extra: dict[str, str] | None = None
+    env: dict[str, str], *, names: tuple[str, ...], cwd: Path, extra: dict[str, str] | None = None
 ) -> int:
-    """Run the Procfile's processes (and any extra commands) under honcho until one stops."""
+    """Run the Procfile's processes (and any extra commands) under honcho until one stops.
+
+    `cwd` decides which .env file the processes read: the one `run` looked at, or (sandbox) none.
+    """
     from honcho.manager import Manager
 
     commands = procfile_commands()
     manager = Manager()
     for name in names:
-        manager.add_process(name, commands[name], env=env, cwd=str(REPO_ROOT))
+        manager.add_process(name, commands[name], env=env, cwd=str(cwd))
     for name, command in (extra or {}).items():
-        manager.add_process(name, command, env=env, cwd=str(REPO_ROOT))
+        manager.add_process(name, command, env=env, cwd=str(cwd))
     manager.loop()
     return int(manager.returncode or 0)
 

@@ -29,6 +29,8 @@ from app.cli_support import (
 from app.constants import QUEUE_NAME
 from app.db import create_engine, session_factory, transaction
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
+from app.invoicing.preview import render_plan
+from app.invoicing.reference import AdministrationReference
 from app.moneybird.errors import MoneybirdError
 from app.moneybird.reference import load_reference
 from app.queue import connect, enqueue_order
@@ -38,6 +40,7 @@ from app.sync import ledger
 from app.sync.intake import accept_order
 from app.sync.ledger import OrderRecord, OrderState
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound
+from app.woocommerce.models import Order
 
 RECENT_FAILURES = 10
 
@@ -63,9 +66,22 @@ async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
 # ── status ───────────────────────────────────────────────────────────────────────────────────
 
 
+def ledger_settings() -> Settings:
+    """The settings, or — with no accounts configured while `woobird run` keeps a sandbox — the
+    sandbox's ledger and queue, so `status` and `report` in a second terminal show the demo."""
+    settings = settings_or_exit()
+    from app.sandbox.demo import sandbox_settings_overrides
+
+    overrides = sandbox_settings_overrides()
+    if not overrides:
+        return settings
+    console.print("[bold magenta]SANDBOX[/] — no accounts are configured: reading the sandbox demo's ledger")
+    return settings.model_copy(update=overrides)
+
+
 def status_command() -> None:
     """Orders per state, the last reconciliation, the queue and the most recent failures."""
-    settings = settings_or_exit()
+    settings = ledger_settings()
     run(_status(settings))
 
 
@@ -131,59 +147,33 @@ def sync_command(
     """Book one order now (or, with --dry-run, show the invoice woobird would create)."""
     settings = settings_or_exit(complete=True)
     if dry_run:
-        plan = run(_plan_order(settings, order_id))
-        render_plan(plan)
+        order, reference = run(_order_and_reference(settings, order_id))
+        try:
+            plan: InvoicePlan | PlanRefused = plan_invoice(
+                order, reference=reference, options=PlanOptions.from_settings(settings)
+            )
+        except PlanRefused as refused:
+            plan = refused
+        render_plan(plan, order, console, reference=reference)
         console.print("[dim]Dry run: nothing was booked.[/]")
+        if isinstance(plan, PlanRefused):
+            raise typer.Exit(1)
         return
     state = run(_book_now(settings, order_id))
     if state != OrderState.BOOKED:
         raise typer.Exit(1)
 
 
-async def _plan_order(settings: Settings, order_id: int) -> InvoicePlan:
+async def _order_and_reference(settings: Settings, order_id: int) -> tuple[Order, AdministrationReference]:
     try:
         async with shop_client(settings) as shop:
             order = await shop.get_order(order_id)
         async with moneybird_client(settings) as moneybird:
-            reference = await load_reference(moneybird)
+            return order, await load_reference(moneybird)
     except WooCommerceNotFound:
         fail(f"the shop has no order {order_id}")
     except (WooCommerceError, MoneybirdError) as exc:
         fail(str(exc))
-    try:
-        return plan_invoice(order, reference=reference, options=PlanOptions.from_settings(settings))
-    except PlanRefused as refused:
-        fail(str(refused))
-
-
-def render_plan(plan: InvoicePlan) -> None:
-    console.print(
-        f"[bold]Invoice for order #{plan.order_number}[/] — reference {plan.reference!r}, "
-        f"dated {plan.invoice_date}, {plan.treatment}, prices incl. VAT: {plan.prices_are_incl_tax}"
-    )
-    contact = plan.contact
-    console.print(
-        f"Contact: {getattr(contact, 'company_name', '') or ''} {getattr(contact, 'email', '')}".strip()
-    )
-    table = Table("description", "qty", "price", "total", "tax rate", "kind")
-    for line in plan.lines:
-        rate = plan.tax_rates.get(line.tax_rate_id)
-        table.add_row(
-            line.description,
-            format(line.quantity.normalize(), "f"),
-            f"{line.price:.2f}",
-            f"{line.total:.2f}",
-            rate.name if rate else line.tax_rate_id,
-            line.kind,
-        )
-    console.print(table)
-    console.print(f"Total (what the customer paid): {plan.currency} {plan.total:.2f}")
-    for rate_id, vat in plan.shop_vat.items():
-        rate = plan.tax_rates.get(rate_id)
-        console.print(f"  VAT charged by the shop at {rate.name if rate else rate_id}: {vat:.2f}")
-    console.print(f"Payment: {plan.total:.2f} on {plan.payment_date} ({plan.payment_reference})")
-    for note in plan.notes:
-        console.print(f"  note: {note}")
 
 
 async def _book_now(settings: Settings, order_id: int) -> str:
@@ -304,7 +294,7 @@ def report_command(
         month_bounds(month)
     except ValueError as exc:
         fail(str(exc), code=2)
-    settings = settings_or_exit()
+    settings = ledger_settings()
 
     async def build() -> MonthReport:
         async with ledger_sessions(settings) as sessions:

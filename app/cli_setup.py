@@ -125,8 +125,8 @@ class Checker:
             where = wanted or f"…{WEBHOOK_PATH}"
             self.bad(
                 "webhook",
-                f"the shop has no {WEBHOOK_TOPIC} webhook delivering to {where}: run `woobird webhook install`"
-                + ("" if wanted else " after setting PUBLIC_URL"),
+                f"the shop has no {WEBHOOK_TOPIC} webhook delivering to {where}: "
+                "run `woobird webhook install`" + ("" if wanted else " after setting PUBLIC_URL"),
             )
             return
         hook = ours[0]
@@ -263,6 +263,10 @@ def propose_tax_rate(key: str, reference: AdministrationReference) -> TaxRate | 
         return RateBook(reference=reference).rate(key)
     except VatRefusal:
         return None
+
+
+def _rate_id(rate: TaxRate | None) -> str:
+    return rate.id if rate is not None else ""
 
 
 def _pct(value: Decimal) -> str:
@@ -404,15 +408,15 @@ def _choose_tax_rates(
     yes: bool,
 ) -> dict[str, str]:
     table = Table("id", "name", "%", "country", title="Moneybird sales tax rates")
-    for rate in reference.sales_tax_rates():
-        table.add_row(rate.id, rate.name, _pct(rate.percentage), rate.country or "")
+    for sales_rate in reference.sales_tax_rates():
+        table.add_row(sales_rate.id, sales_rate.name, _pct(sales_rate.percentage), sales_rate.country or "")
     console.print(table)
     mapping: dict[str, str] = {}
-    for key, percentage, label in shop_rates:
-        proposal = current.get(key) or (rate.id if (rate := propose_tax_rate(key, reference)) else "")
+    for key, _, label in shop_rates:
+        proposal = current.get(key) or _rate_id(propose_tax_rate(key, reference))
         mapping[key] = _ask(f"Moneybird tax rate for the shop's {label} ({key})", proposal, yes=yes)
     for key in (REVERSE_CHARGE, EXPORT):
-        proposal = current.get(key) or (rate.id if (rate := propose_tax_rate(key, reference)) else "")
+        proposal = current.get(key) or _rate_id(propose_tax_rate(key, reference))
         mapping[key] = _ask(f"Moneybird tax rate for the {describe_key(key)}", proposal, yes=yes)
     mapping = {key: value for key, value in mapping.items() if value}
     console.print("Proposed MONEYBIRD_TAX_RATES: " + json.dumps(mapping))
@@ -481,12 +485,12 @@ def _env_quote(value: str) -> str:
 def print_settings(values: dict[str, str], *, target: Target) -> None:
     assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in values.items())
     if target == "heroku":
-        print(f"heroku config:set {assignments}")
+        typer.echo(f"heroku config:set {assignments}")
     elif target == "fly":
-        print(f"fly secrets set {assignments}")
+        typer.echo(f"fly secrets set {assignments}")
     else:
         for name, value in values.items():
-            print(f"{name}={_env_quote(value)}")
+            typer.echo(f"{name}={_env_quote(value)}")
 
 
 # ── webhook install ──────────────────────────────────────────────────────────────────────────

@@ -9,7 +9,7 @@ whatever failed.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -54,12 +54,26 @@ async def _check_database(state: AppState) -> dict[str, Any]:
             session, older_than=ledger.utcnow() - timedelta(minutes=BACKLOG_MINUTES)
         )
         reconciled = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
+        first_run = await ledger.get_state(session, ledger.FIRST_RUN_AT)
     result: dict[str, Any] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
     result["backlog"] = {"ok": backlog == 0, "orders_waiting_over_15_min": backlog}
     if backlog:
         result["backlog"]["error"] = f"{backlog} order(s) waiting more than {BACKLOG_MINUTES} minutes"
-    result["last_reconcile"] = reconciled
+    result["reconcile"] = _reconcile_check(state, reconciled=reconciled, first_run=first_run)
     return result
+
+
+def _reconcile_check(state: AppState, *, reconciled: str | None, first_run: str | None) -> dict[str, Any]:
+    """Reconciliation is what heals missed webhooks: three missed intervals is a failure."""
+    allowed = timedelta(seconds=3 * state.settings.reconcile_interval_seconds)
+    since = reconciled or first_run
+    check: dict[str, Any] = {"ok": True, "last_success": reconciled}
+    if since is not None and ledger.utcnow() - datetime.fromisoformat(since) > allowed:
+        check["ok"] = False
+        check["error"] = "reconciliation has not succeeded for three intervals" + (
+            f" (last success {reconciled})" if reconciled else " (never since the first run)"
+        )
+    return check
 
 
 async def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
@@ -73,6 +87,7 @@ async def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
     try:
         database = await _check_database(state)
         checks["backlog"] = database.pop("backlog")
+        checks["reconcile"] = database.pop("reconcile")
         checks["database"] = database
     except Exception as exc:
         checks["database"] = {"ok": False, "error": f"database unreachable: {type(exc).__name__}: {exc}"}
@@ -84,7 +99,7 @@ async def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
 async def readyz(state: AppStateDep) -> JSONResponse:
     healthy, checks = await readiness(state)
     failed = [name for name, check in checks.items() if not check.get("ok")]
-    body = {"status": "ok" if healthy else "failing", "failed": failed, "checks": checks}
+    body: dict[str, Any] = {"status": "ok" if healthy else "failing", "failed": failed, "checks": checks}
     if state.settings.woobird_sandbox:
         body["sandbox"] = True
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -11,9 +11,11 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__, health, webhooks
+from app.admin.routes import router as admin_router
 from app.db import create_engine, session_factory
 from app.deps import AppState
 from app.logs import configure_logging
+from app.metrics_refresh import refresh_gauges
 from app.queue import connect
 from app.settings import Settings, get_settings
 
@@ -50,9 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="woobird", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(admin_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:
+        await refresh_gauges(app.state.woobird)
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -58,7 +58,9 @@ def postgres_url() -> str:
     if not _postgres_available():
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}; CI must test against it")
-        pytest.skip(f"PostgreSQL not reachable at {TEST_POSTGRES_URL} (set TEST_POSTGRES_URL to test against it)")
+        pytest.skip(
+            f"PostgreSQL not reachable at {TEST_POSTGRES_URL} (set TEST_POSTGRES_URL to test against it)"
+        )
     migrate(TEST_POSTGRES_URL)
     return TEST_POSTGRES_URL
 
@@ -103,7 +105,9 @@ async def redis() -> AsyncIterator[ArqRedis]:
     try:
         await client.ping()
     except Exception:
-        pytest.fail(f"Redis is not reachable at {TEST_REDIS_URL}: start it with `redis-server --daemonize yes`")
+        pytest.fail(
+            f"Redis is not reachable at {TEST_REDIS_URL}: start it with `redis-server --daemonize yes`"
+        )
     await client.flushdb()
     yield client
     await client.flushdb()

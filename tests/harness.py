@@ -101,9 +101,7 @@ def _sign(secret: str, body: bytes) -> str:
 
 
 @asynccontextmanager
-async def open_harness(
-    *, database_url: str, redis: ArqRedis, **overrides: Any
-) -> AsyncIterator[Harness]:
+async def open_harness(*, database_url: str, redis: ArqRedis, **overrides: Any) -> AsyncIterator[Harness]:
     shop = ShopSandbox(ping_on_create=False)
     moneybird = MoneybirdSandbox()
     settings = make_settings(

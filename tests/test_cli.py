@@ -24,14 +24,16 @@ import redis as sync_redis
 from typer.testing import CliRunner, Result
 
 from app import cli_support
-from app.cli import cli
+from app.cli import cli, migrate
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, session_factory, transaction
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
-from app.sandbox.samples import sample_carts
+from app.sandbox.moneybird import create_app as create_moneybird_app
+from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
+from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
-from app.settings import REQUIRED_SETTINGS, Settings, load_settings, normalise_database_url
+from app.settings import REQUIRED_SETTINGS, Settings, get_settings, load_settings, normalise_database_url
 from app.settings_help import SETTING_HELP
 from app.sync import ledger
 from app.sync.ledger import OrderState
@@ -270,7 +272,7 @@ def test_setup_writes_the_choices_to_env_and_keeps_other_lines(fakes: Fakes, tmp
     text = env_file.read_text(encoding="utf-8")
     assert text.startswith("# my shop\nLOG_LEVEL=DEBUG\n")
     assert text.count("MONEYBIRD_ADMINISTRATION_ID=") == 1
-    written = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    written = Settings(_env_file=env_file)
     moneybird = fakes.moneybird
     assert written.moneybird_administration_id == moneybird.administration_id
     assert written.moneybird_tax_rates == {
@@ -366,18 +368,46 @@ def test_status_shows_counts_queue_and_failures(fakes: Fakes, queue_redis: sync_
     assert "Last reconciliation: never" in result.output
 
 
+def test_status_without_accounts_reads_the_running_sandbox(fakes: Fakes, tmp_path: Path) -> None:
+    sandbox_db = tmp_path / "sandbox" / "woobird-sandbox.db"
+    sandbox_db.parent.mkdir()
+    migrate(f"sqlite:///{sandbox_db}")
+    for name in fakes.env:
+        fakes.monkeypatch.delenv(name)
+    fakes.monkeypatch.setenv("SANDBOX_DIR", str(sandbox_db.parent))
+    fakes.env["DATABASE_URL"] = f"sqlite:///{sandbox_db}"
+    add_failed_order(fakes, 5008, error="no tax rate for DE:7")
+
+    result = fakes.invoke("status")
+
+    assert result.exit_code == 0, result.output
+    assert "SANDBOX" in result.output
+    assert "no tax rate for DE:7" in result.output
+
+
 def test_sync_dry_run_prints_the_plan_and_books_nothing(fakes: Fakes) -> None:
     order_id = shop_order(fakes, 2)  # coupons over two VAT rates
 
     result = fakes.invoke("sync", str(order_id), "--dry-run")
 
     assert result.exit_code == 0, result.output
-    assert f"Invoice for order #{order_id}" in result.output
+    assert f"Order #{order_id}" in result.output
     assert "Korting" in result.output
     assert str(fakes.shop.orders[order_id]["total"]) in result.output
     assert "nothing was booked" in result.output
     assert not fakes.moneybird.sales_invoices
     assert order_state(fakes, order_id) is None
+
+
+def test_sync_dry_run_of_a_refused_order_says_why(fakes: Fakes) -> None:
+    order_id = shop_order(fakes, 7)  # German 7 %, which the fake Moneybird has no rate for
+
+    result = fakes.invoke("sync", str(order_id), "--dry-run")
+
+    assert result.exit_code == 1
+    assert "refused" in result.output
+    assert "DE:7" in result.output
+    assert not fakes.moneybird.sales_invoices
 
 
 def test_sync_books_the_order_now(fakes: Fakes) -> None:
@@ -508,7 +538,9 @@ def test_every_setting_is_described() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     assert set(SETTING_HELP) == fields
     example = (REPO_ROOT / ".env.example").read_text(encoding="utf-8")
-    assert {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")} == fields
+    assert {
+        line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")
+    } == fields
     app_json = json.loads((REPO_ROOT / "app.json").read_text(encoding="utf-8"))
     platform_set = {"DATABASE_URL", "REDIS_URL", "PORT", "WOOBIRD_SANDBOX"}
     assert set(app_json["env"]) == fields - platform_set
@@ -517,6 +549,54 @@ def test_every_setting_is_described() -> None:
 def test_an_unedited_env_example_refuses_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in SETTING_HELP:
         monkeypatch.delenv(name, raising=False)
-    settings = Settings(_env_file=REPO_ROOT / ".env.example")  # type: ignore[call-arg]
+    settings = Settings(_env_file=REPO_ROOT / ".env.example")
 
     assert set(settings.problems()) == {name.upper() for name in REQUIRED_SETTINGS}
+
+
+# ── commands provided by other modules, through the same CLI ────────────────────────────────
+
+
+def test_plan_prints_the_invoice_for_an_order_file(fakes: Fakes, tmp_path: Path) -> None:
+    order_file = tmp_path / "order.json"
+    order_file.write_text(json.dumps(sample_carts(datetime.now(UTC))[1]), encoding="utf-8")
+
+    result = fakes.invoke("plan", str(order_file))
+
+    assert result.exit_code == 0, result.output
+    assert f"Order #{FIRST_ORDER_ID + 1}" in result.output
+    assert "74.99" in result.output
+
+
+@pytest.fixture
+def served(fakes: Fakes) -> Iterator[Fakes]:
+    """The fakes over real HTTP, for commands that build their clients from the settings alone."""
+    with (
+        serve_in_thread(create_shop_app(fakes.shop)) as shop_url,
+        serve_in_thread(create_moneybird_app(fakes.moneybird)) as moneybird_url,
+    ):
+        fakes.monkeypatch.setenv("WOOCOMMERCE_URL", shop_url)
+        fakes.monkeypatch.setenv("MONEYBIRD_API_URL", moneybird_url + "/api/v2")
+        get_settings.cache_clear()
+        yield fakes
+    get_settings.cache_clear()
+
+
+def test_backfill_dry_run_plans_history_and_books_nothing(served: Fakes) -> None:
+    order_ids = [served.shop.add_order(document)["id"] for document in sample_carts(datetime.now(UTC))[:3]]
+    since = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    result = served.invoke("backfill", "--since", since, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "would book 3" in result.output
+    assert not served.moneybird.sales_invoices
+    assert all(order_state(served, order_id) is None for order_id in order_ids)
+
+
+def test_products_dry_run_lists_what_it_would_create(served: Fakes) -> None:
+    result = served.invoke("products", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "would be created" in result.output
+    assert not served.moneybird.products

@@ -26,7 +26,9 @@ VECTOR_SIGNATURE = "Z6bnSOtxGB9PoX1fktUFeZqtStE8bLi4rhdHFVVM5gs="
 
 
 def test_published_vector_matches_an_independent_hmac() -> None:
-    independent = base64.b64encode(hmac.new(VECTOR_SECRET.encode(), VECTOR_BODY, hashlib.sha256).digest()).decode()
+    independent = base64.b64encode(
+        hmac.new(VECTOR_SECRET.encode(), VECTOR_BODY, hashlib.sha256).digest()
+    ).decode()
     assert sign(VECTOR_SECRET, VECTOR_BODY) == independent == VECTOR_SIGNATURE
     verify(VECTOR_SECRET, VECTOR_BODY, VECTOR_SIGNATURE)
 
@@ -43,7 +45,9 @@ def test_published_vector_matches_an_independent_hmac() -> None:
         ("", VECTOR_BODY, VECTOR_SIGNATURE, "no webhook secret"),
     ],
 )
-def test_each_signature_failure_is_named(secret: str, body: bytes, signature: str | None, reason: str) -> None:
+def test_each_signature_failure_is_named(
+    secret: str, body: bytes, signature: str | None, reason: str
+) -> None:
     with pytest.raises(SignatureError, match=reason):
         verify(secret, body, signature)
 
@@ -103,7 +107,12 @@ async def test_oversize_body_is_413(web: httpx.AsyncClient, redis: ArqRedis) -> 
 
 @pytest.mark.parametrize(
     "body",
-    [b"this is not json", b"[1, 2, 3]", b'{"code":"woocommerce_rest_cannot_view","message":"Sorry"}', b'{"id":"x"}'],
+    [
+        b"this is not json",
+        b"[1, 2, 3]",
+        b'{"code":"woocommerce_rest_cannot_view","message":"Sorry"}',
+        b'{"id":"x"}',
+    ],
 )
 async def test_garbage_is_400(web: httpx.AsyncClient, redis: ArqRedis, body: bytes) -> None:
     response = await web.post(WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET))
@@ -115,7 +124,9 @@ async def test_garbage_is_400(web: httpx.AsyncClient, redis: ArqRedis, body: byt
 async def test_unknown_topic_is_acknowledged_and_ignored(web: httpx.AsyncClient, redis: ArqRedis) -> None:
     body = b'{"id":5,"name":"Mok"}'
     response = await web.post(
-        WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET, topic="product.updated")
+        WEBHOOK_PATH,
+        content=body,
+        headers=signed_headers(body, secret=WEBHOOK_SECRET, topic="product.updated"),
     )
     assert response.status_code == 200
     assert "product.updated" in response.json()["ignored"]
@@ -160,7 +171,9 @@ async def test_duplicate_and_out_of_order_deliveries_queue_one_job_per_version(
     answers = []
     for document in (newer, newer, older, newer):
         body = wc_body(document)
-        response = await web.post(WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET))
+        response = await web.post(
+            WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET)
+        )
         answers.append((response.status_code, response.json()["outcome"]))
     assert answers[0] == (202, "queued")
     assert all(code == 200 and outcome == "duplicate" for code, outcome in answers[1:])
@@ -172,7 +185,9 @@ async def test_concurrent_duplicates_queue_one_job(web: httpx.AsyncClient, redis
 
     body = wc_body(order_document(2001))
     headers = signed_headers(body, secret=WEBHOOK_SECRET)
-    responses = await asyncio.gather(*(web.post(WEBHOOK_PATH, content=body, headers=headers) for _ in range(8)))
+    responses = await asyncio.gather(
+        *(web.post(WEBHOOK_PATH, content=body, headers=headers) for _ in range(8))
+    )
     codes = sorted(r.status_code for r in responses)
     assert codes.count(202) == 1
     assert all(code in (200, 202) for code in codes)

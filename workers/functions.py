@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from arq import cron
 from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
 from arq.worker import Function, func
 
-from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND, JOB_RECONCILE, WORKER_JOB_TIMEOUT_SECONDS, WORKER_MAX_TRIES
+from app.constants import (
+    JOB_BOOK_ORDER,
+    JOB_BOOK_REFUND,
+    JOB_RECONCILE,
+    WORKER_JOB_TIMEOUT_SECONDS,
+    WORKER_MAX_TRIES,
+)
 from app.sync.orders import book_order_job
 from app.sync.reconcile import reconcile_job
 from app.sync.refunds import book_refund_job
@@ -18,8 +25,18 @@ def job_functions() -> list[Function]:
     # keep_result=0: the ledger, not Redis, remembers outcomes, and a kept result would block
     # `woobird retry` from queueing the same job id again for an hour.
     return [
-        func(book_order_job, name=JOB_BOOK_ORDER, max_tries=WORKER_MAX_TRIES, keep_result=0),
-        func(book_refund_job, name=JOB_BOOK_REFUND, max_tries=WORKER_MAX_TRIES, keep_result=0),
+        func(
+            cast(WorkerCoroutine, book_order_job),
+            name=JOB_BOOK_ORDER,
+            max_tries=WORKER_MAX_TRIES,
+            keep_result=0,
+        ),
+        func(
+            cast(WorkerCoroutine, book_refund_job),
+            name=JOB_BOOK_REFUND,
+            max_tries=WORKER_MAX_TRIES,
+            keep_result=0,
+        ),
     ]
 
 

@@ -35,6 +35,7 @@ from app.admin.auth import (
     token_matches,
     valid_csrf,
 )
+from app.alerts import parse_moment
 from app.deps import AppState, AppStateDep, SettingsDep
 from app.health import readiness
 from app.report import REPORT_TIMEZONE, monthly_report, order_counts
@@ -206,7 +207,7 @@ async def _overview(state: AppState) -> dict[str, Any]:
     return {
         "healthy": healthy,
         "checks": checks,
-        "last_reconcile": checks.get("database", {}).get("last_reconcile"),
+        "last_reconcile": parse_moment(checks.get("database", {}).get("last_reconcile")),
         "counts": counts,
         "failed": _rows(failed, state.settings),
         "recent": _rows(recent, state.settings),

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import combinations_with_replacement
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -607,7 +608,9 @@ def _rounding_line(ctx: _Context, lines: list[PlanLine]) -> list[PlanLine]:
     if not residual:
         return []
     limit = CENT * (len(lines) + 1)
-    if abs(residual) > limit:
+    # WooCommerce never lets a total go below zero, even when a discount fee's tax takes it there.
+    clamped_at_zero = ctx.order.total == 0 and lines_total < 0
+    if abs(residual) > limit and not clamped_at_zero:
         raise PlanRefused(
             ctx.order.id,
             f"its lines add up to {lines_total} but the customer paid {ctx.order.total} (difference "
@@ -628,8 +631,8 @@ def _rounding_line(ctx: _Context, lines: list[PlanLine]) -> list[PlanLine]:
 
 
 def _vat_corrections(ctx: _Context, lines: list[PlanLine]) -> list[PlanLine]:
-    """Per rate, lines of +x (at the rate) and −x (at 0 %) that leave the total alone and move
-    Moneybird's VAT onto the shop's, whether Moneybird rounds per line or per rate."""
+    """Per rate, small lines (usually one) that move Moneybird's VAT onto the shop's whether it
+    rounds per line or per rate, and one line at 0 % that takes their sum back out of the total."""
     corrections: list[PlanLine] = []
     for rate_id, target in ctx.vat.shop_vat.items():
         rate = ctx.used_rates.get(rate_id)
@@ -646,19 +649,20 @@ def _vat_corrections(ctx: _Context, lines: list[PlanLine]) -> list[PlanLine]:
             continue
         if not _check_both_modes([*grosses, *shifts], rate.percentage, target):
             raise AssertionError(f"VAT correction {shifts} at {rate.name} does not hold in both modes")
-        counter = sum(shifts, Decimal(0))
         corrections += [
             ctx.line(f"{VAT_CORRECTION_LABEL} {rate.name}", Decimal(1), x, rate, "vat_correction")
             for x in shifts
         ]
-        if counter:
-            corrections.append(
-                ctx.line(VAT_COUNTER_LABEL, Decimal(1), -counter, ctx.book.rate(ZERO), "vat_correction")
-            )
         ctx.notes.append(
             f"VAT at {rate.name} made equal to the shop's {target} with correction lines "
-            f"{', '.join(str(x) for x in shifts)} (and {-counter} at 0 %)"
+            f"{', '.join(str(x) for x in shifts)}"
         )
+    counter = sum((line.total for line in corrections), Decimal(0))
+    if counter:
+        corrections.append(
+            ctx.line(VAT_COUNTER_LABEL, Decimal(1), -counter, ctx.book.rate(ZERO), "vat_correction")
+        )
+        ctx.notes.append(f"the VAT corrections are balanced by {-counter} at 0 %, so the total is unchanged")
     return corrections
 
 
@@ -668,10 +672,11 @@ def find_vat_correction(
     """Gross amounts to add at this rate so its VAT equals `target` under both rounding modes.
 
     Rounding per rate fixes the sum s of the additions: the rate's gross must land in the few cents
-    whose VAT is `target`. Rounding per line fixes the VAT of the additions themselves: their VAT
-    is s × rate/(1 + rate) plus each addition's own rounding error (under half a cent), so a gap
-    of a cent or more may take two to four additions. The fewest additions win. Returns () when
-    nothing is needed, None when no correction within MAX_VAT_CORRECTION exists.
+    whose VAT is `target`. Rounding per line fixes the VAT of the additions themselves, which is
+    s × rate/(1 + rate) plus each addition's own rounding error of under half a cent. One addition
+    usually does both; when the two modes disagree by more, small "lever" amounts whose VAT rounds
+    far off supply the missing rounding error, about one lever per half cent. The fewest additions
+    win. Returns () when nothing is needed, None when no correction within MAX_VAT_CORRECTION exists.
     """
     total = sum(grosses, Decimal(0))
     per_line = sum((vat_of_gross(g, percentage) for g in grosses), Decimal(0))
@@ -684,34 +689,28 @@ def find_vat_correction(
     reach = int((abs(rate_gap) / CENT + 2) * (100 + percentage) / percentage) + 3
     steps = [Decimal(k) * CENT for k in sorted(range(-reach, reach + 1), key=abs) if k]
     sums = [s for s in [Decimal(0), *steps] if vat_of_gross(total + s, percentage) == target]
-    # Small amounts whose VAT rounds furthest away: they move per-line VAT the most per cent.
-    levers = [
-        x
-        for x in steps
-        if abs(vat_of_gross(x, percentage) - x * percentage / (100 + percentage)) >= CENT * 3 / 10
-    ]
-    levers = levers[:24]
-    for count in range(1, 5):
+    levers = _levers(percentage)
+    most = int(abs(line_gap - rate_gap) / CENT) * 2 + 3
+    for count in range(1, most + 1):
         for shift in sums:
-            found = _additions(count, shift, line_gap, percentage, levers)
-            if found is not None:
-                return found
+            for chosen in combinations_with_replacement(levers, count - 1):
+                last = shift - sum(chosen, Decimal(0))
+                chosen_vat = sum((vat_of_gross(x, percentage) for x in chosen), Decimal(0))
+                if last and vat_of_gross(last, percentage) == line_gap - chosen_vat:
+                    return (*chosen, last)
     return None
 
 
-def _additions(
-    count: int, shift: Decimal, vat_gap: Decimal, percentage: Decimal, levers: Sequence[Decimal]
-) -> tuple[Decimal, ...] | None:
-    """`count` non-zero amounts adding up to `shift` whose own VATs add up to `vat_gap`."""
-    if count == 1:
-        return (shift,) if shift and vat_of_gross(shift, percentage) == vat_gap else None
-    for lever in levers:
-        rest = _additions(
-            count - 1, shift - lever, vat_gap - vat_of_gross(lever, percentage), percentage, levers
-        )
-        if rest is not None:
-            return (lever, *rest)
-    return None
+def _levers(percentage: Decimal) -> tuple[Decimal, ...]:
+    """The smallest amounts whose VAT rounds furthest up and furthest down, four of each."""
+
+    def rounding_error(amount: Decimal) -> Decimal:
+        return vat_of_gross(amount, percentage) - amount * percentage / (100 + percentage)
+
+    candidates = [Decimal(k) * CENT for k in sorted(range(-400, 401), key=abs) if k]
+    up = [x for x in candidates if rounding_error(x) >= CENT * 3 / 10][:4]
+    down = [x for x in candidates if rounding_error(x) <= -CENT * 3 / 10][:4]
+    return (*up, *down)
 
 
 def _check_both_modes(grosses: Sequence[Decimal], percentage: Decimal, target: Decimal) -> bool:

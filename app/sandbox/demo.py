@@ -39,7 +39,6 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.constants import WEBHOOK_PATH
 from app.db import create_engine, session_factory
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
@@ -47,7 +46,7 @@ from app.sandbox.samples import expected_failures, sample_carts
 from app.sandbox.server import serve
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
-from app.settings import REPO_ROOT, Settings, load_settings
+from app.settings import REPO_ROOT, Settings, load_settings, normalise_database_url
 from app.sync import ledger
 from app.sync.ledger import OrderRecord, OrderState
 
@@ -104,6 +103,25 @@ def sandbox_env(
     }
 
 
+def sandbox_directory() -> Path:
+    return Path(os.environ.get("SANDBOX_DIR") or SANDBOX_DIR)
+
+
+def sandbox_settings_overrides(env_file: Path = Path(".env")) -> dict[str, Any]:
+    """Where a running sandbox keeps its ledger and queue, when this shell has no accounts and no
+    database of its own configured; empty otherwise (so real settings always win)."""
+    from app.cli import configured_accounts
+
+    database = sandbox_directory() / "woobird-sandbox.db"
+    if configured_accounts(env_file) or os.environ.get("DATABASE_URL") or not database.exists():
+        return {}
+    return {
+        "database_url": normalise_database_url(f"sqlite:///{database}"),
+        "redis_url": sandbox_redis_url(os.environ.get("REDIS_URL")),
+        "woobird_sandbox": True,
+    }
+
+
 # ── `woobird run` without accounts ──────────────────────────────────────────────────────────
 
 
@@ -116,7 +134,7 @@ def run_sandbox() -> int:
     if problem:
         console.print(f"[bold red]✗[/] {problem}")
         return 1
-    directory = Path(os.environ.get("SANDBOX_DIR") or SANDBOX_DIR)
+    directory = sandbox_directory()
     database_path = directory / "woobird-sandbox.db"
     _fresh_directory(directory)
     env = sandbox_env(
@@ -134,7 +152,8 @@ def run_sandbox() -> int:
         "  Configure real accounts with `woobird setup` (or .env) and `woobird run` uses them instead."
     )
     demo = f"{sys.executable} -m app.sandbox.demo"
-    return start_processes(process_env(env), names=("web", "worker"), extra={"sandbox": demo})
+    # Run from the sandbox directory, where no .env can slip real settings into the demo.
+    return start_processes(process_env(env), names=("web", "worker"), cwd=directory, extra={"sandbox": demo})
 
 
 def _fresh_directory(path: Path) -> None:
@@ -292,27 +311,27 @@ async def populate(settings: Settings, sandbox: Sandbox) -> list[int]:
     return order_ids
 
 
-async def wait_for(url: str, *, timeout: float) -> None:
+async def wait_for(url: str, *, within: float) -> None:
     """Until `url` answers 200 (the web process has started)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     async with httpx.AsyncClient(timeout=2) as client:
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(url)).status_code == 200:
                     return
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+                raise TimeoutError(f"{url} did not answer within {within:.0f} s")
             await asyncio.sleep(0.3)
 
 
 async def wait_until_settled(
-    settings: Settings, order_ids: list[int], *, timeout: float = BOOKING_TIMEOUT_SECONDS
+    settings: Settings, order_ids: list[int], *, within: float = BOOKING_TIMEOUT_SECONDS
 ) -> dict[int, OrderRecord]:
     """Until every order is booked or failed (or the time is up): the ledger rows, by order id."""
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     settled = {OrderState.BOOKED.value, OrderState.FAILED.value, OrderState.SKIPPED.value}
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     try:
         while True:
             async with sessions() as session:
@@ -333,8 +352,9 @@ def print_summary(settings: Settings, records: dict[int, OrderRecord], *, order_
         if record is None:
             console.print(f"  order {order_id}: not received yet")
         elif record.state == OrderState.BOOKED:
+            invoice = record.invoice_number or record.invoice_id
             console.print(
-                f"  [green]✓[/] order {record.order_number}: invoice {record.invoice_number or record.invoice_id}, "
+                f"  [green]✓[/] order {record.order_number}: invoice {invoice}, "
                 f"paid {record.invoice_total} (order total {record.order_total})"
             )
         else:
@@ -343,13 +363,13 @@ def print_summary(settings: Settings, records: dict[int, OrderRecord], *, order_
                 console.print("    (on purpose: this is how woobird tells you an order could not be booked)")
     web = settings.public_url
     month = datetime.now(UTC).strftime("%Y-%m")
-    env = f"DATABASE_URL={settings.database_url} WOOBIRD_SANDBOX=true"
+    token = settings.admin_token.get_secret_value()
     console.print(
-        f"\n  Dashboard:      {web}/admin  (sign in with the token [bold]{settings.admin_token.get_secret_value()}[/])\n"
+        f"\n  Dashboard:      {web}/admin  (sign in with the token [bold]{token}[/])\n"
         f"  Invoices:       {settings.woocommerce_url}/sandbox  (what the simulated Moneybird holds)\n"
         f"  Health:         {web}/readyz\n"
-        f"  Month report:   {env} woobird report --month {month}\n"
-        f"  Status:         {env} woobird status\n"
+        f"  Month report:   .venv/bin/woobird report --month {month}   (in another terminal)\n"
+        f"  Status:         .venv/bin/woobird status\n"
         "  Stop with Ctrl-C. Nothing here is real; configure accounts to book for real."
     )
 
@@ -390,9 +410,9 @@ async def run_demo(
         )
         if ready is not None:
             await ready(sandbox)
-        await wait_for(f"{settings.public_url}/healthz", timeout=WEB_START_TIMEOUT_SECONDS)
+        await wait_for(f"{settings.public_url}/healthz", within=WEB_START_TIMEOUT_SECONDS)
         order_ids = await populate(settings, sandbox)
-        records = await wait_until_settled(settings, order_ids, timeout=booking_timeout)
+        records = await wait_until_settled(settings, order_ids, within=booking_timeout)
         print_summary(settings, records, order_ids=order_ids)
         await print_report(settings)
         if stay:

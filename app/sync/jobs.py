@@ -18,10 +18,12 @@ from arq import Retry
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.alerts import alert_order_failed
 from app.constants import WORKER_MAX_TRIES
 from app.db import create_engine, session_factory, transaction
 from app.logs import configure_logging
 from app.metrics import JOBS
+from app.metrics_refresh import record_moneybird_response
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdTransient, retry_delay
 from app.moneybird.ratelimit import RateLimitBusy, limiter_from_settings
@@ -65,7 +67,10 @@ async def build_services(settings: Settings, redis: ArqRedis, **transports: Any)
     engine = create_engine(settings.database_url)
     limiter = await limiter_from_settings(redis, settings)
     moneybird = MoneybirdClient.from_settings(
-        settings, limiter=limiter, transport=transports.get("moneybird_transport")
+        settings,
+        limiter=limiter,
+        transport=transports.get("moneybird_transport"),
+        on_response=record_moneybird_response,
     )
     return Services(
         settings=settings,
@@ -150,3 +155,4 @@ async def _give_up(ctx: dict[str, Any], *, order_id: int, error: Exception, trie
         )
         await ledger.add_event(session, order_id=order_id, step="failed", message=message)
     log.error("order failed for good", order_id=order_id, error=message)
+    await alert_order_failed(services, order_id=order_id, kind="exhausted", message=message)

@@ -306,7 +306,7 @@ async def first_run_at(session: AsyncSession) -> datetime:
 
 async def counts_by_state(session: AsyncSession) -> dict[str, int]:
     query = select(OrderRecord.state, func.count()).group_by(OrderRecord.state)
-    return {state: count for state, count in (await session.execute(query)).tuples()}
+    return {str(state): int(count) for state, count in (await session.execute(query)).all()}
 
 
 async def recent_orders(

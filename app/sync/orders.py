@@ -21,9 +21,11 @@ from typing import Any
 import structlog
 from redis.exceptions import LockError
 
+from app.alerts import alert_order_failed
 from app.constants import CONTACT_LOCK_PREFIX, ORDER_LOCK_PREFIX, WORKER_JOB_TIMEOUT_SECONDS
 from app.db import transaction
-from app.invoicing.plan import InvoicePlan, PlanContact, PlanOptions, PlanRefused, plan_invoice
+from app.invoicing.contact import PlanContact
+from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
 from app.moneybird.models import (
@@ -40,6 +42,7 @@ from app.sync import ledger
 from app.sync.intake import qualify
 from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, Step
+from app.sync.refunds import queue_refunds
 from app.woocommerce.errors import WooCommerceNotFound
 from app.woocommerce.models import Order
 
@@ -86,8 +89,6 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         return OrderState.SKIPPED
     record = await _record_for(services, order)
     if record.state == OrderState.BOOKED:
-        from app.sync.refunds import queue_refunds
-
         await queue_refunds(services, order=order)
         return OrderState.BOOKED
     since = EARLIEST if record.backfilled else await _since(services)
@@ -117,8 +118,6 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         total=str(invoice.total_price_incl_tax),
         seconds=round(elapsed, 2),
     )
-    from app.sync.refunds import queue_refunds
-
     await queue_refunds(services, order=order)
     return OrderState.BOOKED
 
@@ -151,8 +150,9 @@ async def _plan(services: Services, order: Order) -> InvoicePlan:
     try:
         reference = await services.reference.get(services.moneybird)
     except MoneybirdConfigurationError as exc:
-        raise BookingFailed(f"Moneybird refused woobird's access: {exc}", kind="configuration",
-                            order_id=order.id) from exc
+        raise BookingFailed(
+            f"Moneybird refused woobird's access: {exc}", kind="configuration", order_id=order.id
+        ) from exc
     options = PlanOptions.from_settings(services.settings)
     try:
         return plan_invoice(order, reference=reference, options=options)
@@ -533,8 +533,6 @@ async def _fail(services: Services, failure: BookingFailed) -> None:
         failure_kind=failure.kind,
     )
     log.error("order failed", order_id=failure.order_id, kind=failure.kind, reason=str(failure))
-    from app.alerts import alert_order_failed
-
     await alert_order_failed(services, order_id=failure.order_id, kind=failure.kind, message=str(failure))
 
 

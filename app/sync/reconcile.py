@@ -27,7 +27,7 @@ import structlog
 from redis.exceptions import LockError
 from sqlalchemy import select
 
-from app.alerts import alert
+from app.alerts import alert, check_reconcile_staleness
 from app.constants import (
     RECONCILE_LOCK_KEY,
     RECONCILE_OVERLAP_SECONDS,
@@ -96,12 +96,14 @@ async def reconcile_job(ctx: dict[str, Any]) -> dict[str, Any]:
         report = await reconcile(services)
     except Exception as exc:  # the cron has max_tries=1: the next slot is the retry
         log.exception("reconcile failed", error=str(exc))
+        await check_reconcile_staleness(services)
         return {"ok": False, "error": str(exc)}
     finally:
         try:
             await lock.release()
         except LockError:
             log.warning("reconcile lock expired before the pass finished")
+    await check_reconcile_staleness(services)  # a success releases the stale alert for next time
     return {"ok": True, **report.as_dict()}
 
 

@@ -130,7 +130,7 @@ async def requeue_refunds(services: Services) -> int:
         .limit(REQUEUE_BATCH)
     )
     async with transaction(services.sessions) as session:
-        rows = [tuple(row) for row in (await session.execute(query)).all()]
+        rows = [(int(row[0]), int(row[1]), str(row[2])) for row in (await session.execute(query)).all()]
         waiting = [refund_id for refund_id, _, state in rows if state == RefundState.WAITING.value]
         if waiting:
             await session.execute(

@@ -26,6 +26,7 @@ from app.woocommerce.errors import (
 from app.woocommerce.models import Order, Product, Refund, Webhook
 
 Model = TypeVar("Model", bound=BaseModel)
+Parsed = TypeVar("Parsed")
 PER_PAGE = 100
 
 
@@ -209,7 +210,7 @@ def _gmt(moment: datetime) -> str:
     )
 
 
-def _parse(validate: Callable[[Any], Any], response: httpx.Response, *, path: str) -> Any:
+def _parse(validate: Callable[[Any], Parsed], response: httpx.Response, *, path: str) -> Parsed:
     try:
         return validate(response.json())
     except (ValueError, ValidationError) as exc:

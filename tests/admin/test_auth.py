@@ -193,7 +193,6 @@ async def test_logout_ends_the_session(client: httpx.AsyncClient, settings: Sett
 
 async def test_a_changed_admin_token_ends_old_sessions(client: httpx.AsyncClient, settings: Settings) -> None:
     await sign_in(client, settings)
-    client.app_state = None
     old_cookie = client.cookies.get(COOKIE_NAME)
     assert old_cookie
     rotated = make_settings(database_url=settings.database_url, admin_token="rotated-admin-token-77aa")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,10 +11,14 @@ from app.invoicing import sandbox_reference as sb
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES
 from app.invoicing.plan import InvoicePlan, PlanOptions, plan_invoice
 from app.invoicing.sandbox_reference import sandbox_reference
+from app.sandbox.checkout import CartItem, Coupon, Customer, build_order
+from app.settings import load_settings
+from app.woocommerce.models import Order
 from tests.invoicing.reference_carts import CARTS, order
 
 REFERENCE = sandbox_reference()
 D = Decimal
+NOW = datetime(2025, 6, 1, 10, tzinfo=UTC)
 
 
 def _plan(name: str, **options: object) -> InvoicePlan:
@@ -143,3 +147,49 @@ def test_ledger_accounts_from_the_options() -> None:
         "shipping": sb.UNCATEGORISED_REVENUE,
         "fee": sb.UNCATEGORISED_REVENUE,
     }
+
+
+def _coupon_order() -> Order:
+    # 4.99 + 24.50 with 15 % off: 74 + 367 cents, one remainder cent to the dearer item → 4.25 and 20.82,
+    # VAT 0.89 + 4.37 (21 %), total 30.33.
+    customer = Customer(first_name="Ans", last_name="Kok", email="ans@example.com")
+    return Order.model_validate(
+        build_order(
+            order_id=2001,
+            customer=customer,
+            items=[CartItem("Zeep", D("4.99")), CartItem("Handdoek", D("24.50"))],
+            coupons=[Coupon("zomer", "percent", D(15))],
+            created_at=NOW,
+            paid_at=NOW,
+        )
+    )
+
+
+def test_without_exact_vat_a_cent_of_vat_deviation_is_recorded() -> None:
+    plan = plan_invoice(_coupon_order(), reference=REFERENCE, options=PlanOptions())
+    # Moneybird per line: 6.04 → 1.05, 29.65 → 5.15, discount −5.36 → −0.93: 5.27 against the shop's 5.26.
+    assert plan.shop_vat == {sb.SALES_21: D("5.26")}
+    assert plan.vat_deviation("per_line") == {sb.SALES_21: D("0.01")}
+    assert plan.vat_deviation("per_rate") == {sb.SALES_21: D("0.00")}  # 30.33 / 1.21 → 25.07 net
+
+
+def test_exact_vat_adds_a_balanced_pair_of_correction_lines() -> None:
+    plan = plan_invoice(_coupon_order(), reference=REFERENCE, options=PlanOptions(exact_vat=True))
+    corrections = [(line.price, line.tax_rate_id) for line in plan.lines if line.kind == "vat_correction"]
+    assert corrections == [(D("-0.03"), sb.SALES_21), (D("0.03"), sb.SALES_0)]
+    for mode in ROUNDING_MODES:
+        assert plan.predicted_total(mode) == D("30.33")
+        assert plan.predicted_vat(mode)[sb.SALES_21] == D("5.26")
+
+
+def test_options_from_settings() -> None:
+    settings = load_settings(
+        moneybird_tax_rates={"21.0": "123", "de:19": "456"},
+        invoice_exact_vat=True,
+        moneybird_workflow_id="789",
+    )
+    options = PlanOptions.from_settings(settings)
+    assert options.tax_rate_overrides == {"21": "123", "DE:19": "456"}
+    assert options.exact_vat
+    assert options.workflow_id == "789"
+    assert "_billing_vat_number" in options.vat_number_meta_keys

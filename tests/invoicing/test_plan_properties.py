@@ -35,9 +35,10 @@ NOW = datetime(2025, 6, 1, 10, tzinfo=UTC)
 CENT = Decimal("0.01")
 # WooCommerce tax rate id → the Moneybird rate it must be booked at (independent of the plan's lookup).
 EXPECTED_RATE = {1: sb.SALES_21, 2: sb.SALES_9, 3: sb.SALES_0, 11: sb.OSS_DE_19, 21: sb.OSS_BE_21}
-SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 cents = st.integers(min_value=0, max_value=30000).map(lambda c: Decimal(c) / 100)
+percentages = st.sampled_from([Decimal(p) for p in ("5", "10", "12.5", "33", "50", "100")])
 
 
 @st.composite
@@ -62,14 +63,15 @@ def carts(draw: st.DrawFn) -> dict[str, object]:
     coupons = draw(
         st.lists(
             st.one_of(
-                st.builds(Coupon, code=st.just("procent"), discount_type=st.just("percent"),
-                          amount=st.sampled_from([Decimal(p) for p in ("5", "10", "12.5", "33", "50", "100")])),
+                st.builds(
+                    Coupon, code=st.just("procent"), discount_type=st.just("percent"), amount=percentages
+                ),
                 st.builds(Coupon, code=st.just("vast"), discount_type=st.just("fixed_cart"), amount=cents),
             ),
             max_size=2,
             unique_by=lambda c: c.code,
         )
-    )  # fmt: skip
+    )
     shipping = draw(st.lists(st.builds(ShippingMethod, title=st.just("PostNL"), cost=cents), max_size=2))
     fees = draw(
         st.lists(
@@ -106,13 +108,16 @@ def carts(draw: st.DrawFn) -> dict[str, object]:
 
 
 def _plan_or_documented_refusal(order: Order, *, exact_vat: bool) -> InvoicePlan | None:
+    refusal: PlanRefused | None = None
     try:
         return plan_invoice(order, reference=REFERENCE, options=PlanOptions(exact_vat=exact_vat))
-    except PlanRefused as refusal:
-        # The one refusal generated carts may earn: only untaxed products, nothing charged, not exempt.
-        assert not order.tax_lines
-        assert "charged no VAT on any of its lines" in refusal.reason
-        return None
+    except PlanRefused as caught:
+        refusal = caught
+    # The one refusal generated carts may earn: only untaxed products, nothing charged, not exempt.
+    assert refusal is not None
+    assert not order.tax_lines
+    assert "charged no VAT on any of its lines" in refusal.reason
+    return None
 
 
 def _shop_vat(order: Order) -> dict[str, Decimal]:
@@ -172,7 +177,10 @@ def test_vat_correction_holds_under_both_roundings(
     target = total_vat + Decimal(nudge) / 100
     shifts = find_vat_correction(amounts, percentage, target)
     assert shifts is not None
-    assert len(shifts) <= 4
+    modes_apart = (
+        rate_totals(amounts, percentage, rounding="per_line", prices_are_incl_tax=True)[1] - total_vat
+    )
+    assert len(shifts) <= 2 * abs(modes_apart) / CENT + 3
     for mode in ROUNDING_MODES:
         assert (
             rate_totals([*amounts, *shifts], percentage, rounding=mode, prices_are_incl_tax=True)[1] == target

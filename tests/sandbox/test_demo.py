@@ -29,8 +29,8 @@ from app.moneybird.client import MoneybirdClient
 from app.moneybird.reference import load_reference
 from app.queue import connect
 from app.sandbox import demo
+from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.moneybird import sandbox_transport
 from app.sandbox.samples import FIRST_ORDER_ID, expected_failures, sample_carts, samples
 from app.sandbox.server import serve
 from app.settings import Settings, load_settings
@@ -77,7 +77,8 @@ def test_sandbox_settings_are_complete_and_apart_from_real_ones(tmp_path: Path) 
     assert settings.woobird_sandbox is True
     assert settings.woocommerce_url.startswith("http://127.0.0.1:")
     assert settings.moneybird_api_url.startswith("http://127.0.0.1:")
-    assert settings.sync_since is not None and settings.sync_since < datetime.now(UTC)
+    assert settings.sync_since is not None
+    assert settings.sync_since < datetime.now(UTC)
     assert demo.sandbox_redis_url("redis://10.0.0.2:6380/0") == "redis://10.0.0.2:6380/15"
     assert demo.sandbox_redis_url(None) == "redis://127.0.0.1:6379/15"
     other = demo_settings(tmp_path)
@@ -111,7 +112,10 @@ async def test_the_sandbox_serves_both_fakes_and_its_overview(tmp_path: Path) ->
         listing = await http.get(f"{shop_url}/sandbox/invoices.json")
 
     assert taxes.status_code == 200
-    assert {(rate["country"], rate["rate"]) for rate in taxes.json()} >= {("NL", "21.0000"), ("DE", "19.0000")}
+    assert {(rate["country"], rate["rate"]) for rate in taxes.json()} >= {
+        ("NL", "21.0000"),
+        ("DE", "19.0000"),
+    }
     assert refused.status_code == 401
     assert [adm["id"] for adm in administrations.json()] == [settings.moneybird_administration_id]
     assert "SANDBOX" in page.text
@@ -121,7 +125,7 @@ async def test_the_sandbox_serves_both_fakes_and_its_overview(tmp_path: Path) ->
 async def test_sample_orders_are_valid_orders_of_every_kind() -> None:
     documents = sample_carts(datetime.now(UTC))
     orders = [Order.model_validate(document) for document in documents]
-    reference_source = demo.MoneybirdSandbox()
+    reference_source = MoneybirdSandbox()
     async with MoneybirdClient(
         base_url="https://moneybird.sandbox.test/api/v2",
         token=reference_source.token,
@@ -138,10 +142,10 @@ async def test_sample_orders_are_valid_orders_of_every_kind() -> None:
     assert any(order.meta("_billing_vat_number") for order in orders)
     assert any(order.billing.country not in ("NL", "DE", "BE") for order in orders)
     for order in orders:
-        lines = sum(
-            (item.total + item.total_tax for item in order.line_items), Decimal(0)
-        ) + sum((line.total + line.total_tax for line in [*order.shipping_lines, *order.fee_lines]), Decimal(0))
-        assert lines == order.total, order.id
+        items = sum((item.total + item.total_tax for item in order.line_items), Decimal(0))
+        shipping = sum((line.total + line.total_tax for line in order.shipping_lines), Decimal(0))
+        fees = sum((line.total + line.total_tax for line in order.fee_lines), Decimal(0))
+        assert items + shipping + fees == order.total, order.id
         if order.id in expected_failures():
             with pytest.raises(PlanRefused, match="7 % rate for consumers in DE"):
                 plan_invoice(order, reference=reference, options=PlanOptions())
@@ -151,7 +155,7 @@ async def test_sample_orders_are_valid_orders_of_every_kind() -> None:
 
 async def test_the_demo_flows_through_web_and_worker_in_process(tmp_path: Path, demo_redis: None) -> None:
     settings = demo_settings(tmp_path)
-    migrate(settings.database_url)
+    await asyncio.to_thread(migrate, settings.database_url)  # alembic runs its own event loop
     redis = connect(settings.redis_url)
     services = await build_services(settings, redis)
     worker = Worker(
@@ -170,8 +174,7 @@ async def test_the_demo_flows_through_web_and_worker_in_process(tmp_path: Path, 
                 demo.run_demo(settings, stay=False, booking_timeout=60), timeout=90
             )
     finally:
-        await worker.close()
-        worker_task.cancel()
+        worker_task.cancel()  # arq's Worker.close() calls a deprecated redis close
         await asyncio.gather(worker_task, return_exceptions=True)
         await services.aclose()
         await redis.aclose()
@@ -181,7 +184,7 @@ async def test_the_demo_flows_through_web_and_worker_in_process(tmp_path: Path, 
     for order_id, record in records.items():
         if order_id in failures:
             assert record.state == OrderState.FAILED
-            assert record.error and "MONEYBIRD_TAX_RATES" in record.error
+            assert "MONEYBIRD_TAX_RATES" in (record.error or "")
         else:
             assert record.state == OrderState.BOOKED, (order_id, record.error)
             assert record.invoice_total == record.order_total
@@ -241,5 +244,5 @@ def test_woobird_run_without_accounts_runs_the_demo(tmp_path: Path) -> None:
     booked = [n for n in range(FIRST_ORDER_ID, FIRST_ORDER_ID + len(samples())) if f"✓ order {n}:" in output]
     assert len(booked) == len(samples()) - len(expected_failures()), output[-4000:]
     assert all(f"✗ order {n}:" in output for n in expected_failures())
-    assert "Dashboard:" in output and "/admin" in output
+    assert "/admin" in output
     assert "Month report" in output

@@ -114,7 +114,9 @@ async def test_two_new_orders_of_one_customer_at_once_make_one_contact(harness: 
         "POST /sales_invoices/{id}/payments",
     ],
 )
-async def test_an_answer_lost_after_each_step_resumes_without_duplicates(harness: Harness, route: str) -> None:
+async def test_an_answer_lost_after_each_step_resumes_without_duplicates(
+    harness: Harness, route: str
+) -> None:
     document = order_document("b")
     order_id = _add(harness, document)
     harness.moneybird.fail_next(route, kind="lost")

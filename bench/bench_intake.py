@@ -1,0 +1,471 @@
+"""How many signed webhook deliveries per second the real `POST /webhooks/woocommerce` takes (issue #2).
+
+Three servers, each started with the same uvicorn command (one process, uvloop, httptools, no
+access log) and loaded in turn by the same generator at 50 connections:
+
+    bare      a FastAPI endpoint that only verifies the HMAC           (the baseline, = 1.00)
+    enqueue   bare + one arq enqueue                                   (what queueing alone costs)
+    real      app.main:create_app with real settings: verify, parse, qualify, ledger row, enqueue
+
+Every delivery to the real endpoint is a distinct, paid, completed order (so none is deduplicated
+away) signed with the webhook secret; the ledger and the queue are counted afterwards to prove it.
+The load generator is `wrk` with a Lua script cycling pre-signed bodies when it is installed
+(`apt-get install -y wrk`), else a Python asyncio generator; the header says which ran.
+
+    .venv/bin/python bench/bench_intake.py                       # SQLite ledger, ~1.5 minutes
+    .venv/bin/python bench/bench_intake.py --database postgres   # the `bench` PostgreSQL database
+    .venv/bin/python bench/bench_intake.py --quick               # ~25 seconds
+
+Redis db 8 is flushed before and after; nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import math
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import redis as sync_redis
+from _common import (
+    BENCH_REDIS_URL,
+    PYTHON,
+    base_env,
+    child,
+    count_orders,
+    free_port,
+    header,
+    percentile,
+    postgres_database,
+    sqlite_database,
+    table,
+)
+
+from app.constants import QUEUE_NAME, WEBHOOK_PATH
+from app.sandbox.checkout import CartItem, Coupon, Customer, ShippingMethod, build_order
+from app.sandbox.woocommerce import ShopSandbox, wp_json_encode
+from app.webhooks import sign
+
+SECRET = "bench-intake-webhook-secret-5c1e"
+CONNECTIONS = 50
+WRK_THREADS = 2
+# Bodies prepared per second of load on the real endpoint; more than it can take, so none repeats.
+REAL_BODIES_PER_SECOND = 4000
+REFERENCE_BODIES = 4000
+PLACEHOLDER_ID = 987654321
+BENCH_DIR = Path(__file__).resolve().parent
+UVICORN = [PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--loop", "uvloop", "--http", "httptools"]
+UVICORN_QUIET = ["--no-access-log", "--log-level", "warning", "--lifespan", "on"]
+
+WRK_SCRIPT = r"""
+-- Cycles pre-signed webhook bodies: thread N reads "<prefix>-N.txt", one "<signature> <body>" a line.
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("id", counter)
+  table.insert(threads, thread)
+  counter = counter + 1
+end
+
+function init(args)
+  signatures, bodies = {}, {}
+  for line in io.lines(args[1] .. "-" .. id .. ".txt") do
+    local signature, body = line:match("^(%S+) (.*)$")
+    signatures[#signatures + 1] = signature
+    bodies[#bodies + 1] = body
+  end
+  index, wraps = 0, 0
+  headers = {["Content-Type"] = "application/json", ["X-WC-Webhook-Topic"] = "order.updated"}
+end
+
+function request()
+  index = index + 1
+  if index > #bodies then
+    index, wraps = 1, wraps + 1
+  end
+  headers["X-WC-Webhook-Signature"] = signatures[index]
+  return wrk.format("POST", "__PATH__", headers, bodies[index])
+end
+
+function done(summary, latency, requests)
+  local wrapped = 0
+  for _, thread in ipairs(threads) do wrapped = wrapped + thread:get("wraps") end
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d failed=%d wraps=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout, wrapped))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+    wraps: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    what: str
+    app: list[str]  # uvicorn's app arguments
+    distinct: bool  # every request must carry a new order
+
+
+# -- bodies ------------------------------------------------------------------------------------
+
+
+def _order_template() -> bytes:
+    """A realistic order webhook body (two VAT rates, a coupon, shipping: ~3.5 kB), id to be filled."""
+    shop = ShopSandbox(ping_on_create=False, seed_catalog=False)
+    document = build_order(
+        order_id=PLACEHOLDER_ID,
+        number=str(PLACEHOLDER_ID),
+        customer=Customer(
+            first_name="Fatima",
+            last_name="El Amrani",
+            email="fatima.elamrani@example.com",
+            address_1="Keizersgracht 112",
+            city="Amsterdam",
+            postcode="1015 CV",
+            phone="06 12345678",
+        ),
+        items=[
+            CartItem("Wollen plaid Okergeel", Decimal("59.00"), sku="PLAID-WOL-OKER", product_id=2010),
+            CartItem("Kookboek Koken met de seizoenen", Decimal("24.50"), 2, tax_class="reduced-rate"),
+        ],
+        coupons=[Coupon("welkom10", "percent", Decimal(10), 311)],
+        shipping=[ShippingMethod("PostNL pakket", Decimal("4.95"))],
+        created_at=datetime(2025, 5, 2, 9, 3, 29, tzinfo=UTC),
+        paid_at=datetime(2025, 5, 2, 9, 4, 10, tzinfo=UTC),
+        completed_at=datetime(2025, 5, 3, 11, 30, tzinfo=UTC),
+        payment_method="ppcp-gateway",
+        transaction_id="8FH04512TX338562L",
+    )
+    stored = shop.add_order(copy.deepcopy(document))
+    body = shop.webhook_body(int(stored["id"]))
+    if str(PLACEHOLDER_ID).encode() not in body:
+        raise RuntimeError("the order template lost its id")
+    return body
+
+
+def signed_bodies(template: bytes, *, first_id: int, count: int) -> list[tuple[str, bytes]]:
+    placeholder = str(PLACEHOLDER_ID).encode()
+    bodies = []
+    for order_id in range(first_id, first_id + count):
+        body = template.replace(placeholder, str(order_id).encode())
+        bodies.append((sign(SECRET, body), body))
+    return bodies
+
+
+def write_body_files(bodies: Sequence[tuple[str, bytes]], prefix: Path, *, threads: int) -> None:
+    """One file per wrk thread, so no two threads ever send the same order."""
+    share = math.ceil(len(bodies) / threads)
+    for number in range(threads):
+        chunk = bodies[number * share : (number + 1) * share]
+        with open(f"{prefix}-{number}.txt", "wb") as handle:
+            for signature, body in chunk:
+                handle.write(signature.encode() + b" " + body + b"\n")
+
+
+# -- load generators ---------------------------------------------------------------------------
+
+
+def wrk_load(port: int, prefix: Path, script: Path, *, seconds: float, connections: int) -> Load:
+    command = [
+        "wrk",
+        f"-t{WRK_THREADS}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
+        "--",
+        str(prefix),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    match = re.search(r"WRK_RESULT (.*)", done.stdout)
+    if done.returncode != 0 or match is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-400:]} {done.stderr[-400:]}")
+    values = dict(pair.split("=") for pair in match[1].split())
+    return Load(
+        requests=int(values["requests"]),
+        seconds=int(values["duration_us"]) / 1e6,
+        p50_ms=int(values["p50_us"]) / 1000,
+        p99_ms=int(values["p99_us"]) / 1000,
+        failed=int(values["failed"]),
+        wraps=int(values["wraps"]),
+    )
+
+
+async def python_load(port: int, bodies: Sequence[tuple[str, bytes]], *, seconds: float, connections: int) -> Load:
+    """Keep-alive HTTP/1.1 over asyncio streams: far lighter than an HTTP client library per request."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    failed = 0
+    cursor = 0
+    wraps = 0
+    started = loop.time()
+    deadline = started + seconds
+
+    async def connection() -> None:
+        nonlocal cursor, failed, wraps
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while loop.time() < deadline:
+                signature, body = bodies[cursor]
+                cursor += 1
+                if cursor == len(bodies):
+                    cursor, wraps = 0, wraps + 1
+                request = (
+                    f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"X-WC-Webhook-Topic: order.updated\r\nX-WC-Webhook-Signature: {signature}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
+                sent = time.perf_counter()
+                writer.write(request)
+                status = int((await reader.readline()).split()[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - sent)
+                if status >= 300:
+                    failed += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    elapsed = loop.time() - started
+    return Load(
+        requests=len(latencies),
+        seconds=elapsed,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        failed=failed,
+        wraps=wraps,
+    )
+
+
+# -- one target --------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    target: Target
+    load: Load
+    ledger_rows: int | None = None
+    queued: int | None = None
+
+
+class Bench:
+    def __init__(self, *, work: Path, database: str, seconds: float, warmup: float, generator: str) -> None:
+        self.work = work
+        self.database = database
+        self.seconds = seconds
+        self.warmup = warmup
+        self.generator = generator
+        self.template = _order_template()
+        self.script = work / "cycle.lua"
+        self.script.write_text(WRK_SCRIPT.replace("__PATH__", WEBHOOK_PATH))
+        self.next_id = 100_000
+
+    def bodies(self, count: int) -> list[tuple[str, bytes]]:
+        bodies = signed_bodies(self.template, first_id=self.next_id, count=count)
+        self.next_id += count
+        return bodies
+
+    def load(self, port: int, bodies: list[tuple[str, bytes]], *, seconds: float, name: str) -> Load:
+        if self.generator == "wrk":
+            prefix = self.work / name
+            write_body_files(bodies, prefix, threads=WRK_THREADS)
+            return wrk_load(port, prefix, self.script, seconds=seconds, connections=CONNECTIONS)
+        return asyncio.run(python_load(port, bodies, seconds=seconds, connections=CONNECTIONS))
+
+    def database_url(self) -> str:
+        if self.database == "postgres":
+            return postgres_database()
+        path = self.work / "ledger"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir()
+        return sqlite_database(path)
+
+    def run(self, target: Target) -> Run:
+        flush()
+        database_url = self.database_url() if target.name == "real" else ""
+        port = free_port()
+        env = base_env(
+            BENCH_SECRET=SECRET,
+            BENCH_REDIS_URL=BENCH_REDIS_URL,
+            **(real_settings(database_url) if target.name == "real" else {}),
+        )
+        per_second = REAL_BODIES_PER_SECOND if target.distinct else 0
+        warm = self.bodies(max(REFERENCE_BODIES, int(per_second * self.warmup)))
+        measured = self.bodies(max(REFERENCE_BODIES, int(per_second * self.seconds)))
+        command = [*UVICORN, "--port", str(port), *UVICORN_QUIET, *target.app]
+        with child(command, env=env, log_path=self.work / f"{target.name}.log", port=port):
+            self.load(port, warm, seconds=self.warmup, name=f"{target.name}-warm")
+            load = self.load(port, measured, seconds=self.seconds, name=target.name)
+        run = Run(target, load)
+        if target.name == "real":
+            run.ledger_rows = count_orders(database_url)
+            run.queued = queued_jobs()
+        flush()
+        return run
+
+
+def real_settings(database_url: str) -> dict[str, str]:
+    return {
+        "WOOCOMMERCE_URL": "http://127.0.0.1:9",
+        "WOOCOMMERCE_CONSUMER_KEY": "ck_" + "b3" * 20,
+        "WOOCOMMERCE_CONSUMER_SECRET": "cs_" + "c4" * 20,
+        "WOOCOMMERCE_WEBHOOK_SECRET": SECRET,
+        "MONEYBIRD_API_TOKEN": "bench-moneybird-token-81f0",
+        "MONEYBIRD_ADMINISTRATION_ID": "123456789012345678",
+        "MONEYBIRD_API_URL": "http://127.0.0.1:9/api/v2",
+        "ADMIN_TOKEN": "bench-admin-token-6a2d9c",
+        "REDIS_URL": BENCH_REDIS_URL,
+        "DATABASE_URL": database_url,
+        "SYNC_SINCE": "2020-01-01T00:00:00Z",
+    }
+
+
+def flush() -> None:
+    client = sync_redis.Redis.from_url(BENCH_REDIS_URL)
+    client.flushdb()
+    client.close()
+
+
+def queued_jobs() -> int:
+    client = sync_redis.Redis.from_url(BENCH_REDIS_URL)
+    count = int(client.zcard(QUEUE_NAME))
+    client.close()
+    return count
+
+
+TARGETS = [
+    Target(
+        "bare",
+        "verify HMAC only",
+        ["--factory", "--app-dir", str(BENCH_DIR), "_intake_baseline:create_bare_app"],
+        distinct=False,
+    ),
+    Target(
+        "enqueue",
+        "verify HMAC + arq enqueue",
+        ["--factory", "--app-dir", str(BENCH_DIR), "_intake_baseline:create_enqueue_app"],
+        distinct=False,
+    ),
+    Target("real", "app.main:create_app (verify, parse, ledger, enqueue)", ["--factory", "app.main:create_app"], distinct=True),
+]
+
+
+def report(runs: dict[str, Run], *, database: str) -> None:
+    bare = runs["bare"].load.rate
+    rows = []
+    for name, run in runs.items():
+        load = run.load
+        rows.append(
+            [
+                name,
+                run.target.what,
+                f"{load.rate:,.0f}",
+                f"{load.p50_ms:.1f}",
+                f"{load.p99_ms:.1f}",
+                f"{load.rate / bare:.2f}x" if bare else "-",
+                f"{load.requests:,}",
+                str(load.failed),
+            ]
+        )
+    table(["endpoint", "what it does", "req/s", "p50 ms", "p99 ms", "vs bare", "requests", "failed"], rows)
+    real = runs["real"]
+    accepted = real.load.requests - real.load.failed
+    print(
+        f"real path on {database}: {real.ledger_rows:,} ledger rows and {real.queued:,} queued jobs for "
+        f"{accepted:,} accepted deliveries in the measured run (plus the warm-up); "
+        f"body set repeated {real.load.wraps} times (0 = every order distinct)"
+    )
+    ratio = real.load.rate / bare if bare else 0.0
+    goals = [
+        ("real/bare >= 0.20", ratio >= 0.20, f"{ratio:.2f}"),
+        ("real >= 1000 deliveries/s", real.load.rate >= 1000, f"{real.load.rate:,.0f}/s"),
+        ("real p99 <= 60 ms", real.load.p99_ms <= 60, f"{real.load.p99_ms:.1f} ms"),
+    ]
+    enqueue = runs["enqueue"].load.rate / bare if bare else 0.0
+    print(f"enqueue/bare = {enqueue:.2f}x   real/bare = {ratio:.2f}x   real/enqueue = {ratio / enqueue:.2f}x")
+    print("goals (issue #2): " + "   ".join(f"{g}: {v} {'met' if ok else 'MISSED'}" for g, ok, v in goals))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="~25 s: 4 s per endpoint")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--seconds", type=float, help="measured seconds per endpoint (default 15, quick 4)")
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--only", choices=[t.name for t in TARGETS], action="append", help="run only these")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (4.0 if args.quick else 15.0)
+    warmup = 1.0 if args.quick else 3.0
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if shutil.which("wrk") else "python"
+    if generator == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install -y wrk), use --generator python")
+    header(
+        "bench_intake — signed WooCommerce order webhooks per second, POST /webhooks/woocommerce (issue #2)",
+        [
+            f"server: uvicorn, 1 process, uvloop + httptools, no access log; ledger: {args.database}; "
+            f"Redis {BENCH_REDIS_URL}",
+            f"load: {generator} ({'wrk, 2 threads, Lua cycling pre-signed bodies' if generator == 'wrk' else 'Python asyncio, keep-alive'})"
+            f", {CONNECTIONS} connections, {warmup:.0f} s warm-up + {seconds:.0f} s measured per endpoint",
+            "body: one ~3.5 kB order (2 VAT rates, coupon, shipping); every real delivery a distinct order id",
+        ],
+    )
+    selected = [t for t in TARGETS if not args.only or t.name in args.only or t.name == "bare"]
+    with tempfile.TemporaryDirectory(prefix="bench-intake-") as directory:
+        bench = Bench(
+            work=Path(directory), database=args.database, seconds=seconds, warmup=warmup, generator=generator
+        )
+        runs = {target.name: bench.run(target) for target in selected}
+    if {"bare", "enqueue", "real"} <= runs.keys():
+        report(runs, database=args.database)
+    else:
+        bare = runs["bare"].load.rate
+        table(
+            ["endpoint", "req/s", "p50 ms", "p99 ms", "vs bare"],
+            [
+                [n, f"{r.load.rate:,.0f}", f"{r.load.p50_ms:.1f}", f"{r.load.p99_ms:.1f}", f"{r.load.rate / bare:.2f}x"]
+                for n, r in runs.items()
+            ],
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

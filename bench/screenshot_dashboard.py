@@ -1,0 +1,106 @@
+"""Take the README's screenshot of /admin: the real app, a demo ledger, headless Chromium.
+
+    .venv/bin/python bench/screenshot_dashboard.py [--out docs/dashboard.png] [--page /admin]
+
+Needs Redis (SCREENSHOT_REDIS_URL, default redis://127.0.0.1:6379/14; only the worker heartbeat
+key is written there) and Debian's chromium at /usr/bin/chromium. The ledger is a throw-away
+SQLite file seeded by app.admin.demo.seed_demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from playwright.sync_api import sync_playwright
+
+from app.admin.demo import seed_demo
+from app.admin.routes import router as admin_router
+from app.constants import WORKER_HEALTH_KEY
+from app.db import create_engine, session_factory
+from app.main import create_app
+from app.queue import connect
+from app.sandbox.server import serve_in_thread
+from app.settings import REPO_ROOT, Settings, load_settings
+
+ADMIN_TOKEN = "screenshot-admin-token-4b7d90"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _settings(database: Path) -> Settings:
+    return load_settings(
+        _env_file=None,
+        woocommerce_url="https://shop.example.nl",
+        woocommerce_consumer_key="ck_demo_" + "0" * 32,
+        woocommerce_consumer_secret="cs_demo_" + "0" * 32,
+        woocommerce_webhook_secret="demo-webhook-secret-31",
+        moneybird_api_token="demo-moneybird-token-77",
+        moneybird_administration_id="123456789012345678",
+        admin_token=ADMIN_TOKEN,
+        redis_url=os.environ.get("SCREENSHOT_REDIS_URL", "redis://127.0.0.1:6379/14"),
+        database_url=f"sqlite:///{database}",
+        log_level="WARNING",
+    ).require_complete()
+
+
+async def _prepare(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await seed_demo(session_factory(engine))
+    finally:
+        await engine.dispose()
+    redis = connect(settings.redis_url)
+    try:
+        # A demo has no worker; show the heartbeat a running one would leave.
+        await redis.set(WORKER_HEALTH_KEY, b"demo worker", ex=120)
+    finally:
+        await redis.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "dashboard.png")
+    parser.add_argument("--page", default="/admin")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        database = Path(folder) / "demo.db"
+        config = Config(str(REPO_ROOT / "alembic.ini"))
+        config.attributes["database_url"] = f"sqlite+aiosqlite:///{database}"
+        command.upgrade(config, "head")
+        settings = _settings(database)
+        asyncio.run(_prepare(settings))
+        app = create_app(settings)
+        if not any(getattr(route, "path", "").startswith("/admin") for route in app.routes):
+            app.include_router(admin_router)
+        started = time.perf_counter()
+        with serve_in_thread(app) as base_url, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+            page.goto(f"{base_url}/admin/login")
+            page.fill("input[name=token]", ADMIN_TOKEN)
+            page.click("button:has-text('Sign in')")
+            page.wait_for_url(f"{base_url}/admin")
+            if args.page != "/admin":
+                page.goto(f"{base_url}{args.page}")
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(args.out), full_page=True)
+            browser.close()
+        print(f"wrote {args.out} in {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

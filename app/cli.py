@@ -116,7 +116,7 @@ def run_command(
 
         raise typer.Exit(run_sandbox())
     try:
-        settings = load_settings().require_complete()
+        settings = load_settings(_env_file=env_file).require_complete()
     except ConfigurationError as exc:
         verb = "is" if len(configured) == 1 else "are"
         err_console.print(

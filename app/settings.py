@@ -18,7 +18,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+# In a checkout (or an editable install) the ledger lives in the repo; installed into
+# site-packages (the Docker image) it lives in the working directory instead.
+REPO_ROOT = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").exists() else Path.cwd()
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'woobird.db'}"
 
 # Values people leave in place when they copy an example file.

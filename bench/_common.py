@@ -40,7 +40,8 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, Python {platform.python_version()}"
+    nproc = len(os.sched_getaffinity(0))
+    return f"nproc {nproc} ({os.cpu_count()} CPUs), {model}, Python {platform.python_version()}"
 
 
 def header(title: str, lines: Sequence[str]) -> None:

@@ -598,7 +598,7 @@ def _part_lines(
 
 
 def _rounding_line(ctx: _Context, lines: list[PlanLine]) -> list[PlanLine]:
-    """Book the cents between the lines and the order total visibly, at the main line's rate.
+    """Book the cents between the lines and the order total visibly, at 0 % so VAT stays as charged.
 
     More than a cent per line is not rounding: a plugin changed the total (gift card, store credit)
     and booking it as rounding would misstate revenue.
@@ -618,13 +618,25 @@ def _rounding_line(ctx: _Context, lines: list[PlanLine]) -> list[PlanLine]:
             "check the order for gift cards, store credit or plugins that change totals, and book it by hand",
             order_number=ctx.order.display_number,
         )
-    main = max(lines, key=lambda line: abs(line.total)) if lines else None
-    rate = ctx.used_rates[main.tax_rate_id] if main else ctx.book.rate(ZERO)
+    rate = _rounding_rate(ctx, lines)
     ctx.notes.append(
         f"the order total {ctx.order.total} differs from its lines by {residual}; booked as a rounding line "
         f"at {rate.name}"
     )
     return [ctx.line(ROUNDING_LABEL, Decimal(1), residual, rate, "rounding")]
+
+
+def _rounding_rate(ctx: _Context, lines: list[PlanLine]) -> TaxRate:
+    """0 %, so the rounding moves no VAT; else the rate of the largest line."""
+    if ctx.vat.exempt_rate is not None:
+        return ctx.vat.exempt_rate
+    try:
+        return ctx.book.rate(ZERO)
+    except VatRefusal:
+        if not lines:
+            raise
+    main = max(lines, key=lambda line: abs(line.total))
+    return ctx.used_rates[main.tax_rate_id]
 
 
 # --- 5. Exact VAT (option) ------------------------------------------------------------------------

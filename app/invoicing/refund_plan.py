@@ -271,16 +271,18 @@ def _credit_line(
     ledger_account = options.ledger_account_id
     if not isinstance(line, LineItem):
         ledger_account = options.shipping_ledger_account_id or options.ledger_account_id
-    description = f"{REFUND_PREFIX}{_description(line)}"
     quantity = -line.quantity if isinstance(line, LineItem) else ZERO
     whole = quantity > 0 and quantity == quantity.to_integral_value()
     if whole and gross / quantity == (gross / quantity).quantize(CENT):
         # Like Moneybird's own credit invoices: a negative quantity at the positive unit price.
-        return CreditLine(description, -quantity, gross / quantity, rate.id, ledger_account)
-    if quantity > 0:
-        description = f"{_quantity(quantity)} × {_description(line)}"
-        description = f"{REFUND_PREFIX}{description}"
-    return CreditLine(description, Decimal(-1), gross, rate.id, ledger_account)
+        return CreditLine(
+            f"{REFUND_PREFIX}{_description(line)}", -quantity, gross / quantity, rate.id, ledger_account
+        )
+    # A unit price that is not whole cents (or no quantity at all): one line, the count in words.
+    count = f"{_quantity(quantity)} × " if quantity > 0 else ""
+    return CreditLine(
+        f"{REFUND_PREFIX}{count}{_description(line)}", Decimal(-1), gross, rate.id, ledger_account
+    )
 
 
 def _description(line: RefundedLine) -> str:
@@ -388,7 +390,3 @@ def _name(line: RefundedLine) -> str:
 
 def _quantity(value: Decimal) -> str:
     return str(value.normalize()) if value != value.to_integral_value() else str(int(value))
-
-
-def _percent(value: Decimal) -> str:
-    return _quantity(value)

@@ -65,6 +65,10 @@ async def accept_order(
 ) -> IntakeResult:
     """Record a qualifying order in the ledger and queue it; say why when nothing was queued."""
     verdict = qualify(order, statuses=statuses, since=since)
+    if not verdict.ok and order.refunds and await _is_booked(sessions, order.id):
+        # A full refund moves the order to "refunded", out of SYNC_ORDER_STATUSES: its invoice is
+        # booked, and the refund still has to become a credit invoice.
+        return await record_and_enqueue(order, sessions=sessions, redis=redis, reason=f"{reason} (refund)")
     if not verdict.ok:
         if verdict.before_since and order.date_paid_gmt and order.date_modified_gmt:
             async with transaction(sessions) as session:
@@ -77,6 +81,12 @@ async def accept_order(
                 )
         return IntakeResult("ignored", verdict.reason, order.id)
     return await record_and_enqueue(order, sessions=sessions, redis=redis, reason=reason)
+
+
+async def _is_booked(sessions: async_sessionmaker[AsyncSession], order_id: int) -> bool:
+    async with sessions() as session:
+        record = await ledger.get_order(session, order_id)
+    return record is not None and record.state == ledger.OrderState.BOOKED
 
 
 async def record_and_enqueue(

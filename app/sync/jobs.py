@@ -120,7 +120,8 @@ def retry_transient(kind: str) -> Callable[[Callable[P, Awaitable[R]]], Callable
             except (MoneybirdTransient, WooCommerceTransient, RateLimitBusy) as exc:
                 JOBS.labels(kind=kind, outcome="retried").inc()
                 if job_try >= WORKER_MAX_TRIES:
-                    await _give_up(ctx, order_id=order_id, error=exc, tries=job_try)
+                    if kind == "order":  # other jobs (refunds) record their own give-up
+                        await _give_up(ctx, order_id=order_id, error=exc, tries=job_try)
                     JOBS.labels(kind=kind, outcome="gave_up").inc()
                     raise
                 services = services_of(ctx)

@@ -40,6 +40,7 @@ from app.queue import enqueue_order
 from app.sync import ledger
 from app.sync.intake import accept_order
 from app.sync.jobs import Services, services_of
+from app.sync.refunds import requeue_refunds
 from app.sync.ledger import OrderRecord, OrderState
 from app.woocommerce.errors import WooCommerceError
 from app.woocommerce.models import Webhook
@@ -123,6 +124,7 @@ async def reconcile(services: Services, *, now: datetime | None = None) -> Recon
             services, report, since=since, deadline=started + RECONCILE_PASS_BUDGET_SECONDS
         )
         report.requeued = await requeue_waiting(services, now=now)
+        report.requeued += await requeue_refunds(services)
     except Exception as exc:
         await _save_state(
             services, {ledger.RECONCILE_LAST_ERROR: f"{now.isoformat()} {type(exc).__name__}: {exc}"}

@@ -115,6 +115,7 @@ class ShippingLine(_Resource):
     total: Money = Decimal(0)
     total_tax: Money = Decimal(0)
     taxes: list[LineTax] = Field(default_factory=list)
+    meta_data: list[Meta] = Field(default_factory=list)
 
 
 class FeeLine(_Resource):
@@ -125,6 +126,7 @@ class FeeLine(_Resource):
     total: Money = Decimal(0)
     total_tax: Money = Decimal(0)
     taxes: list[LineTax] = Field(default_factory=list)
+    meta_data: list[Meta] = Field(default_factory=list)
 
 
 class CouponLine(_Resource):

@@ -200,9 +200,12 @@ def test_a_cent_between_lines_and_total_becomes_a_visible_rounding_line() -> Non
     odd = order("a").model_copy(update={"total": Decimal("36.01")})
     plan = _plan(odd)
     rounding = [line for line in plan.lines if line.kind == "rounding"]
-    assert [(line.price, line.tax_rate_id) for line in rounding] == [(Decimal("0.01"), sb.SALES_21)]
+    assert [(line.price, line.tax_rate_id) for line in rounding] == [(Decimal("0.01"), sb.SALES_0)]
     assert all(plan.predicted_total(mode) == Decimal("36.01") for mode in ROUNDING_MODES)
     assert any("differs from its lines by 0.01" in note for note in plan.notes)
+    # Without a 0 % rate in Moneybird, the rounding goes to the rate of the largest line.
+    fallback = _plan(odd, _without(sb.SALES_0))
+    assert [line.tax_rate_id for line in fallback.lines if line.kind == "rounding"] == [sb.SALES_21]
 
 
 def test_configured_ledger_that_does_not_exist_is_refused() -> None:

@@ -380,11 +380,6 @@ async def test_external_invoices_are_credited_with_an_external_credit(database_u
         assert (record.state, record.credit_invoice_number) == (RefundState.BOOKED, reference)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="intake ignores order.updated once the status is 'refunded' (not in SYNC_ORDER_STATUSES); "
-    "accept_order must let a booked order's refunds through",
-)
 async def test_a_full_refund_delivered_by_webhook_is_credited(harness: Harness) -> None:
     h = harness
     order = await _booked_order(h, 5116)

@@ -1,0 +1,457 @@
+"""What booking one order costs in Moneybird calls, and how long webhook → paid invoice takes (issues #4, #8).
+
+(a) Calls per order, counted in the fake Moneybird's request log with the reference data already
+    cached, for a new and a returning customer, in both INVOICE_KIND modes (in-process fakes,
+    the real booking flow `app.sync.orders.book_order`).
+(b) Webhook-to-paid latency over real HTTP: the fake Moneybird (answering every call after 50 ms)
+    and the fake shop each served by uvicorn in a thread of this process, the real web process
+    (`uvicorn --factory app.main:create_app`) and one real worker (`arq workers.settings.WorkerSettings`)
+    as subprocesses. Orders are delivered one every 200 ms; each is timed from the moment its signed
+    webhook is POSTed to the moment the fake Moneybird holds its invoice as paid (watched every 5 ms).
+    The baseline, in the same run, is the fake's own latency for that order: its calls × 50 ms.
+    Peak resident memory (VmHWM) of the web and worker processes is printed for issue #8.
+
+    .venv/bin/python bench/bench_booking.py            # 80 orders, ~1 minute
+    .venv/bin/python bench/bench_booking.py --quick    # 20 orders, ~20 seconds
+
+Redis db 8 (flushed before and after) and a temporary SQLite ledger; nothing leaves 127.0.0.1.
+MONEYBIRD_RATE_LIMIT is raised for (b): at 5 orders a second the real 150 calls / 5 minutes would
+be the only thing measured (that limit has its own tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis as sync_redis
+from _common import (
+    BENCH_REDIS_URL,
+    PYTHON,
+    base_env,
+    child,
+    free_port,
+    header,
+    peak_rss_mib,
+    percentile,
+    sqlite_database,
+    table,
+)
+
+from app.constants import WEBHOOK_PATH
+from app.logs import configure_logging
+from app.queue import connect
+from app.sandbox.checkout import CartItem, Coupon, Customer, ShippingMethod, build_order
+from app.sandbox.moneybird import MoneybirdSandbox, RecordedRequest, sandbox_transport
+from app.sandbox.moneybird import create_app as create_moneybird_app
+from app.sandbox.server import serve_in_thread
+from app.sandbox.woocommerce import ShopSandbox
+from app.sandbox.woocommerce import create_app as create_shop_app
+from app.settings import Settings, load_settings
+from app.sync.jobs import build_services
+from app.sync.orders import book_order
+from app.webhooks import sign
+
+SECRET = "bench-booking-webhook-secret-93ab"
+LATENCY_SECONDS = 0.05
+INTERVAL_SECONDS = 0.2
+WATCH_EVERY_SECONDS = 0.005
+REGULARS = 10
+KINDS = ("sales_invoice", "external_sales_invoice")
+GOALS_CALLS = {("sales_invoice", "returning"): 3, ("sales_invoice", "new"): 5}
+GOALS_CALLS |= {("external_sales_invoice", "returning"): 2, ("external_sales_invoice", "new"): 4}
+PAYMENT_ROUTES = ("POST /sales_invoices/{id}/payments", "POST /external_sales_invoices/{id}/payments")
+
+
+def customer(number: int) -> Customer:
+    return Customer(
+        first_name=f"Klant{number}",
+        last_name="van Dijk",
+        email=f"klant{number}@example.com",
+        address_1="Oudegracht 12",
+        city="Utrecht",
+        postcode="3511 AP",
+        phone="06 98765432",
+    )
+
+
+def cart(*, order_id: int, number: int, buyer: Customer) -> dict[str, Any]:
+    """A paid, completed order: two VAT rates, a coupon, shipping (as WooCommerce computes it)."""
+    paid = datetime.now(UTC) - timedelta(minutes=5)
+    return build_order(
+        order_id=order_id,
+        number=f"B{number}",
+        customer=buyer,
+        items=[
+            CartItem("Wollen plaid Okergeel", Decimal("59.00"), sku="PLAID-WOL-OKER", product_id=2010),
+            CartItem("Kookboek Koken met de seizoenen", Decimal("24.50"), 2, tax_class="reduced-rate"),
+        ],
+        coupons=[Coupon("welkom10", "percent", Decimal(10), 311)],
+        shipping=[ShippingMethod("PostNL pakket", Decimal("4.95"))],
+        created_at=paid - timedelta(minutes=1),
+        paid_at=paid,
+        completed_at=paid,
+        transaction_id=f"tr_bench{number}",
+    )
+
+
+def settings_values(*, shop: ShopSandbox, moneybird: MoneybirdSandbox, moneybird_url: str) -> dict[str, str]:
+    return {
+        "WOOCOMMERCE_URL": shop.url,
+        "WOOCOMMERCE_CONSUMER_KEY": shop.consumer_key,
+        "WOOCOMMERCE_CONSUMER_SECRET": shop.consumer_secret,
+        "WOOCOMMERCE_WEBHOOK_SECRET": SECRET,
+        "MONEYBIRD_API_URL": moneybird_url,
+        "MONEYBIRD_API_TOKEN": moneybird.token,
+        "MONEYBIRD_ADMINISTRATION_ID": moneybird.administration_id,
+        "ADMIN_TOKEN": "bench-admin-token-0c47e1",
+        "REDIS_URL": BENCH_REDIS_URL,
+        "SYNC_SINCE": "2020-01-01T00:00:00Z",
+    }
+
+
+def flush() -> None:
+    client = sync_redis.Redis.from_url(BENCH_REDIS_URL)
+    client.flushdb()
+    client.close()
+
+
+# -- (a) calls per order -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallCount:
+    kind: str
+    customer: str
+    calls: int
+    routes: str
+
+
+async def count_calls(kind: str, *, database_url: str) -> list[CallCount]:
+    """Book a new customer's order, then a returning customer's, counting what reaches Moneybird."""
+    flush()
+    shop = ShopSandbox(ping_on_create=False)
+    moneybird = MoneybirdSandbox()
+    values = settings_values(shop=shop, moneybird=moneybird, moneybird_url="https://moneybird.test/api/v2")
+    settings = _settings(values, database_url=database_url, invoice_kind=kind)
+    redis = connect(BENCH_REDIS_URL)
+    services = await build_services(
+        settings,
+        redis,
+        shop_transport=httpx.ASGITransport(app=create_shop_app(shop)),
+        moneybird_transport=sandbox_transport(moneybird),
+    )
+    counts = []
+    try:
+        await services.reference.get(services.moneybird)  # reference data cached, as in steady state
+        buyer = customer(1)
+        for position, who in enumerate(("new", "returning")):
+            order = shop.add_order(cart(order_id=5000 + position, number=position, buyer=buyer))
+            moneybird.reset_requests()
+            state = await book_order(services, order_id=int(order["id"]), reason="bench")
+            if state != "booked":
+                raise RuntimeError(f"order {order['id']} ended {state} instead of booked")
+            routes = Counter(str(r.route) for r in moneybird.requests)
+            summary = ", ".join(f"{route}{f' ×{n}' if n > 1 else ''}" for route, n in routes.items())
+            counts.append(CallCount(kind, who, moneybird.calls(), summary))
+    finally:
+        await services.aclose()
+        await redis.aclose()
+        flush()
+    return counts
+
+
+def _settings(values: dict[str, str], *, database_url: str, **overrides: Any) -> Settings:
+    fields: dict[str, Any] = {key.lower(): value for key, value in values.items()}
+    fields.update(database_url=database_url, **overrides)
+    return load_settings(_env_file=None, **fields).require_complete()
+
+
+# -- (b) webhook → paid ------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """Sees each invoice become paid in the fake Moneybird (by reference), from its own thread."""
+
+    moneybird: MoneybirdSandbox
+    paid_at: dict[str, float] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            with self.moneybird.lock:
+                documents = [
+                    *self.moneybird.sales_invoices.values(),
+                    *self.moneybird.external_sales_invoices.values(),
+                ]
+                for document in documents:
+                    reference = str(document.get("reference"))
+                    if document.get("state") == "paid" and reference not in self.paid_at:
+                        self.paid_at[reference] = time.time()
+            self.stop.wait(WATCH_EVERY_SECONDS)
+
+
+@contextlib.contextmanager
+def watching(moneybird: MoneybirdSandbox) -> Iterator[Watch]:
+    watch = Watch(moneybird)
+    thread = threading.Thread(target=watch.run, name="paid-watch", daemon=True)
+    thread.start()
+    try:
+        yield watch
+    finally:
+        watch.stop.set()
+        thread.join(5)
+
+
+@dataclass
+class Delivered:
+    order_id: int
+    reference: str
+    email: str
+    new_customer: bool
+    posted_at: float
+    status: int = 0
+
+
+@dataclass
+class LatencyRun:
+    kind: str
+    orders: list[Delivered]
+    paid_at: dict[str, float]
+    calls: dict[str, int]
+    web_rss_mib: float
+    worker_rss_mib: float
+    booked_seconds: float
+
+    def latency(self, order: Delivered) -> float | None:
+        paid = self.paid_at.get(order.reference)
+        return None if paid is None else paid - order.posted_at
+
+
+def deliver(client: httpx.Client, shop: ShopSandbox, order: Delivered) -> None:
+    body = shop.webhook_body(order.order_id)
+    headers = {
+        "content-type": "application/json",
+        "x-wc-webhook-topic": "order.updated",
+        "x-wc-webhook-signature": sign(SECRET, body),
+        "x-wc-webhook-source": shop.url + "/",
+    }
+    order.posted_at = time.time()
+    order.status = client.post(WEBHOOK_PATH, content=body, headers=headers).status_code
+
+
+def calls_per_order(
+    requests: Sequence[RecordedRequest], moneybird: MoneybirdSandbox, orders: list[Delivered]
+) -> dict[str, int]:
+    """Attribute each logged call to its order: invoices by reference or id, contacts by e-mail."""
+    by_invoice_id = {
+        str(i["id"]): str(i.get("reference"))
+        for i in [*moneybird.sales_invoices.values(), *moneybird.external_sales_invoices.values()]
+    }
+    first_for_email: dict[str, str] = {}
+    for order in orders:
+        first_for_email.setdefault(order.email, order.reference)
+    counts: Counter[str] = Counter()
+    for request in requests:
+        text = f"{request.path} {request.query} {request.json}"
+        reference = next(
+            (ref for ref in by_invoice_id.values() if f"'{ref}'" in text or f'"{ref}"' in text), None
+        )
+        if reference is None:
+            parts = request.path.split("/")
+            reference = by_invoice_id.get(parts[2]) if len(parts) > 2 else None
+        if reference is None:
+            reference = next((ref for email, ref in first_for_email.items() if email in text), None)
+        counts[reference or "?"] += 1
+    return dict(counts)
+
+
+def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
+    flush()
+    moneybird = MoneybirdSandbox(latency_seconds=LATENCY_SECONDS)
+    shop_port = free_port()
+    shop = ShopSandbox(url=f"http://127.0.0.1:{shop_port}", ping_on_create=False)
+    database_url = sqlite_database(work, f"{kind}.db")
+    with (
+        serve_in_thread(create_moneybird_app(moneybird)) as moneybird_url,
+        serve_in_thread(create_shop_app(shop), shop_port),
+    ):
+        values = settings_values(shop=shop, moneybird=moneybird, moneybird_url=f"{moneybird_url}/api/v2")
+        env = base_env(
+            **values,
+            DATABASE_URL=database_url,
+            INVOICE_KIND=kind,
+            MONEYBIRD_RATE_LIMIT="100000/300",
+            RECONCILE_INTERVAL_SECONDS="3600",
+        )
+        web_port = free_port()
+        web_command = [PYTHON, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1"]
+        web_command += ["--port", str(web_port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        worker_command = [PYTHON, "-m", "arq", "workers.settings.WorkerSettings"]
+        with (
+            child(web_command, env=env, log_path=work / f"web-{kind}.log", port=web_port) as web,
+            child(worker_command, env=env, log_path=work / f"worker-{kind}.log") as worker,
+            httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=10) as client,
+            watching(moneybird) as watch,
+        ):
+            # Not measured: the first order pays for the worker's start and the reference data, then
+            # the ten regular customers each get a first order, so they come back as returning ones.
+            seen: set[str] = set()
+            first = _new_order(shop, sequence=0, buyer=customer(999), seen=seen)
+            deliver(client, shop, first)
+            _wait_paid(watch, [first], timeout=60)
+            regulars = [
+                _new_order(shop, sequence=1 + n, buyer=customer(n), seen=seen) for n in range(REGULARS)
+            ]
+            for order in regulars:
+                deliver(client, shop, order)
+            _wait_paid(watch, regulars, timeout=60)
+            moneybird.reset_requests()
+            delivered = []
+            started = time.monotonic()
+            for number in range(1, orders + 1):
+                # Every third order is a new customer, the others one of the regulars coming back.
+                buyer = customer(1000 + number if number % 3 == 0 else number % REGULARS)
+                order = _new_order(shop, sequence=REGULARS + number, buyer=buyer, seen=seen)
+                deliver(client, shop, order)
+                delivered.append(order)
+                time.sleep(max(0.0, started + number * INTERVAL_SECONDS - time.monotonic()))
+            _wait_paid(watch, delivered, timeout=60)
+            booked_seconds = time.monotonic() - started
+            web_rss, worker_rss = peak_rss_mib(web.pid), peak_rss_mib(worker.pid)
+    calls = calls_per_order(list(moneybird.requests), moneybird, delivered)
+    flush()
+    return LatencyRun(kind, delivered, dict(watch.paid_at), calls, web_rss, worker_rss, booked_seconds)
+
+
+def _new_order(shop: ShopSandbox, *, sequence: int, buyer: Customer, seen: set[str]) -> Delivered:
+    document = shop.add_order(cart(order_id=10_000 + sequence, number=sequence, buyer=buyer))
+    email = buyer.email
+    new = email not in seen
+    seen.add(email)
+    return Delivered(int(document["id"]), f"WooCommerce #{document['number']}", email, new, 0.0)
+
+
+def _wait_paid(watch: Watch, orders: Sequence[Delivered], *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(order.reference in watch.paid_at for order in orders):
+            return
+        time.sleep(0.05)
+    missing = [o.reference for o in orders if o.reference not in watch.paid_at]
+    print(f"warning: {len(missing)} orders not paid within {timeout:.0f} s: {missing[:5]}")
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def report_calls(counts: list[CallCount]) -> None:
+    rows = []
+    for count in counts:
+        goal = GOALS_CALLS[(count.kind, count.customer)]
+        verdict = "met" if count.calls <= goal else "MISSED"
+        rows.append([count.kind, count.customer, str(count.calls), f"≤ {goal} {verdict}", count.routes])
+    table(["INVOICE_KIND", "customer", "calls", "goal", "calls made"], rows)
+
+
+def report_latency(runs: list[LatencyRun]) -> None:
+    rows = []
+    for run in runs:
+        for label, wanted in (("all", None), ("new customer", True), ("returning", False)):
+            group = [o for o in run.orders if wanted is None or o.new_customer is wanted]
+            latencies = [v for o in group if (v := run.latency(o)) is not None]
+            floors = [run.calls.get(o.reference, 0) * LATENCY_SECONDS for o in group]
+            ratios = [
+                v / f
+                for o in group
+                if (v := run.latency(o)) is not None
+                and (f := run.calls.get(o.reference, 0) * LATENCY_SECONDS)
+            ]
+            if not latencies:
+                continue
+            median, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+            rows.append(
+                [
+                    run.kind,
+                    label,
+                    f"{len(latencies)}/{len(group)}",
+                    f"{median * 1000:.0f}",
+                    f"{p95 * 1000:.0f}",
+                    f"{max(latencies) * 1000:.0f}",
+                    f"{percentile(floors, 0.5) * 1000:.0f}",
+                    f"{percentile(ratios, 0.5):.1f}x",
+                ]
+            )
+    table(
+        [
+            "INVOICE_KIND",
+            "orders",
+            "paid",
+            "median ms",
+            "p95 ms",
+            "max ms",
+            "fake's own ms",
+            "median vs fake",
+        ],
+        rows,
+    )
+    for run in runs:
+        latencies = [v for o in run.orders if (v := run.latency(o)) is not None]
+        accepted = sum(1 for o in run.orders if o.status in (200, 202))
+        median, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+        print(
+            f"{run.kind}: {accepted}/{len(run.orders)} webhooks accepted; goal median ≤ 1 s: "
+            f"{'met' if median <= 1 else 'MISSED'} ({median:.2f} s), p95 ≤ 3 s: "
+            f"{'met' if p95 <= 3 else 'MISSED'} ({p95:.2f} s); peak RSS (VmHWM) "
+            f"web {run.web_rss_mib:.0f} MiB, worker {run.worker_rss_mib:.0f} MiB"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="20 orders per invoice kind")
+    parser.add_argument("--orders", type=int, help="orders per invoice kind in (b) (default 80, quick 20)")
+    args = parser.parse_args(argv)
+    orders = args.orders or (20 if args.quick else 80)
+    configure_logging(level="WARNING")
+    header(
+        "bench_booking — Moneybird calls per order, webhook → paid invoice latency, peak RSS (issues #4, #8)",
+        [
+            "(a) in-process fakes, reference data cached; calls counted in the fake Moneybird's request log",
+            f"(b) real HTTP: fake Moneybird answering after {LATENCY_SECONDS * 1000:.0f} ms and fake shop "
+            "(uvicorn threads), web (uvicorn) + 1 arq worker (subprocesses), SQLite ledger, Redis db 8",
+            f"    {orders} orders per invoice kind, one every {INTERVAL_SECONDS * 1000:.0f} ms, one in three "
+            "a new customer; timed from webhook POST to the invoice being paid in the fake",
+        ],
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-booking-") as directory:
+        work = Path(directory)
+        counts: list[CallCount] = []
+        for kind in KINDS:
+            counts += asyncio.run(count_calls(kind, database_url=sqlite_database(work, f"calls-{kind}.db")))
+        print("(a) Moneybird calls per order")
+        report_calls(counts)
+        runs = [latency_run(kind, orders=orders, work=work) for kind in KINDS]
+    print("(b) webhook → paid invoice")
+    report_latency(runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

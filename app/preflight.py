@@ -29,12 +29,11 @@ def main(argv: list[str]) -> int:
     url = os.environ.get("TEST_REDIS_URL" if for_tests else "REDIS_URL") or "redis://127.0.0.1:6379/0"
     problem = asyncio.run(_redis_answers(url))
     if problem:
-        print(
+        sys.stderr.write(
             f"woobird needs Redis and cannot reach it at {url} ({problem}).\n"
             "  Start one: `redis-server --daemonize yes` (Debian/Ubuntu: `apt install redis-server`,"
             " macOS: `brew install redis && brew services start redis`),\n"
-            f"  or point {'TEST_REDIS_URL' if for_tests else 'REDIS_URL'} at a running server.",
-            file=sys.stderr,
+            f"  or point {'TEST_REDIS_URL' if for_tests else 'REDIS_URL'} at a running server.\n"
         )
         return 1
     return 0

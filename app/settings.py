@@ -36,7 +36,7 @@ REQUIRED_SETTINGS: dict[str, str] = {
     "woocommerce_url": "the shop's base URL, e.g. https://shop.example.nl",
     "woocommerce_consumer_key": "WooCommerce → Settings → Advanced → REST API → Add key (read/write)",
     "woocommerce_consumer_secret": "shown once next to the consumer key",
-    "woocommerce_webhook_secret": "the secret of the order.updated webhook (`woobird webhook install` makes one)",
+    "woocommerce_webhook_secret": "the order.updated webhook's secret (`woobird webhook install` makes one)",
     "moneybird_api_token": "Moneybird → Settings → External and AI integrations → personal API token",
     "moneybird_administration_id": "the number in the Moneybird URL; `woobird setup` lists them",
     "admin_token": "any long random string; it protects /admin (e.g. `openssl rand -hex 24`)",

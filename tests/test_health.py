@@ -79,9 +79,11 @@ async def test_readyz_fails_when_reconciliation_is_stale(
 
 async def test_readyz_names_redis_when_it_is_down(database_url: str) -> None:
     app = create_app(make_settings(database_url=database_url, redis_url="redis://127.0.0.1:1/0"))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            response = await client.get("/readyz")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.get("/readyz")
     assert response.status_code == 503
     assert "redis" in response.json()["failed"]
     assert "Redis unreachable" in response.json()["checks"]["redis"]["error"]

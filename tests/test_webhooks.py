@@ -200,11 +200,13 @@ async def test_redis_down_is_503_and_reconciliation_can_heal(
     settings = make_settings(database_url=database_url, redis_url="redis://127.0.0.1:1/0")
     app = create_app(settings)
     body = wc_body(order_document(3001))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            response = await client.post(
-                WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET)
-            )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.post(
+            WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET)
+        )
     assert response.status_code == 503
     assert await _queued(redis) == 0
 
@@ -213,10 +215,12 @@ async def test_database_down_is_503(settings: Settings, redis: ArqRedis, tmp_pat
     broken = make_settings(database_url="postgresql://postgres@127.0.0.1:1/test")
     app = create_app(broken)
     body = wc_body(order_document(3002))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            response = await client.post(
-                WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET)
-            )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.post(
+            WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET)
+        )
     assert response.status_code == 503
     assert await _queued(redis) == 0

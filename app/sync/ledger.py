@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    case,
     DateTime,
     ForeignKey,
     Integer,
     String,
     Text,
     TypeDecorator,
+    case,
     func,
     select,
     update,

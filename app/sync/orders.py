@@ -400,8 +400,9 @@ def _payment(plan: InvoicePlan, invoice: Invoice) -> PaymentCreate:
 def _check_total(invoice: Invoice, *, plan: InvoicePlan, order_id: int) -> None:
     if invoice.total_price_incl_tax != plan.total:
         raise BookingFailed(
-            f"Moneybird computed {invoice.total_price_incl_tax} {plan.currency} for invoice {invoice.id} but the "
-            f"customer paid {plan.total}; the draft was left in Moneybird for inspection — nothing was booked as paid",
+            f"Moneybird computed {invoice.total_price_incl_tax} {plan.currency} for invoice {invoice.id} "
+            f"but the customer paid {plan.total}; the draft was left in Moneybird for inspection — "
+            "nothing was booked as paid",
             kind="mismatch",
             order_id=order_id,
         )

@@ -40,8 +40,8 @@ from app.queue import enqueue_order
 from app.sync import ledger
 from app.sync.intake import accept_order
 from app.sync.jobs import Services, services_of
-from app.sync.refunds import requeue_refunds
 from app.sync.ledger import OrderRecord, OrderState
+from app.sync.refunds import requeue_refunds
 from app.woocommerce.errors import WooCommerceError
 from app.woocommerce.models import Webhook
 

@@ -205,9 +205,10 @@ class WooCommerceClient:
 
 
 def _gmt(moment: datetime) -> str:
-    return moment.astimezone(tz=None if moment.tzinfo is None else moment.tzinfo).strftime(
-        "%Y-%m-%dT%H:%M:%S"
-    )
+    """WooCommerce compares `dates_are_gmt=true` filters with UTC wall-clock text."""
+    if moment.tzinfo is None:
+        raise ValueError("give WooCommerce date filters aware datetimes")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _parse(validate: Callable[[Any], Parsed], response: httpx.Response, *, path: str) -> Parsed:

@@ -172,7 +172,8 @@ async def test_a_rejected_order_fails_with_moneybirds_words_and_others_go_on(har
     assert failed is not None
     assert failed.state == OrderState.FAILED
     assert failed.failure_kind == "rejected"
-    assert failed.error and "Moneybird rejected" in failed.error
+    assert failed.error
+    assert "Moneybird rejected" in failed.error
     _one_paid_invoice(harness, good["number"], good["total"])
 
 
@@ -186,7 +187,8 @@ async def test_a_bad_token_is_a_configuration_failure_that_names_it(harness: Har
     assert record is not None
     assert record.state == OrderState.FAILED
     assert record.failure_kind == "configuration"
-    assert record.error and "token" in record.error.lower()
+    assert record.error
+    assert "token" in record.error.lower()
     assert harness.moneybird.sales_invoices == {}
 
 

@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, TypeDecorator, event
+from sqlalchemy import Engine, String, TypeDecorator, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -57,6 +58,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_timeout", 5)
     return create_async_engine(url, **kwargs)
+
+
+def create_sync_sqlite_engine(url: str) -> Engine:
+    """A plain (threaded) engine on the same SQLite file, for work done in one thread hop."""
+    engine = create_sync_engine(url.replace("sqlite+aiosqlite", "sqlite", 1))
+    event.listen(engine, "connect", _tune_sqlite)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.settings import Settings
 from app.sync import ledger
+from app.sync.intake import IntakeWriter
 
 
 @dataclass
@@ -22,6 +23,7 @@ class AppState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
+    writer: IntakeWriter
     since_setting: datetime | None = None
     _since: datetime | None = None
 
@@ -35,13 +37,15 @@ class AppState:
         return self._since
 
 
-def get_app_state(request: Request) -> AppState:
+# Both are async so FastAPI calls them inline rather than through its thread pool.
+async def get_app_state(request: Request) -> AppState:
     state: AppState = request.app.state.woobird
     return state
 
 
-def get_settings_dep(request: Request) -> Settings:
-    return get_app_state(request).settings
+async def get_settings_dep(request: Request) -> Settings:
+    state: AppState = request.app.state.woobird
+    return state.settings
 
 
 AppStateDep = Annotated[AppState, Depends(get_app_state)]

@@ -9,28 +9,40 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.orm import Session, sessionmaker
 
 from app import __version__, health, webhooks
 from app.admin.routes import router as admin_router
-from app.db import create_engine, session_factory
+from app.db import create_engine, create_sync_sqlite_engine, session_factory
 from app.deps import AppState
 from app.logs import configure_logging
 from app.metrics_refresh import refresh_gauges
 from app.queue import connect
 from app.settings import Settings, get_settings
+from app.sync.intake import IntakeWriter
 
 log = structlog.get_logger("woobird.web")
 
 
 def build_state(settings: Settings) -> AppState:
     engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
     return AppState(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
-        redis=connect(settings.redis_url, tls_verify=settings.redis_tls_verify),
+        sessions=sessions,
+        redis=redis,
+        writer=IntakeWriter(sessions=sessions, redis=redis, thread_sessions=_thread_sessions(settings)),
         since_setting=settings.sync_since,
     )
+
+
+def _thread_sessions(settings: Settings) -> sessionmaker[Session] | None:
+    """SQLite's intake batches go through a plain engine in one thread hop (see IntakeWriter)."""
+    if not settings.is_sqlite:
+        return None
+    return sessionmaker(create_sync_sqlite_engine(settings.database_url), expire_on_commit=False)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await state.writer.aclose()
             await state.redis.aclose()
             await state.engine.dispose()
 

@@ -6,9 +6,28 @@ from datetime import datetime
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from redis.asyncio import ConnectionPool
 
 from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND
+
+# arq's enqueue_job takes four round trips (WATCH, EXISTS, MULTI/EXEC) per job; the webhook's
+# intake queues a whole batch of orders in one. The script keeps arq's rule exactly: a job id
+# whose job or result key exists is not queued again.
+_ENQUEUE_MANY = """
+local queued = {}
+for i = 2, #ARGV, 3 do
+    local job_id = ARGV[i]
+    if redis.call('EXISTS', KEYS[2] .. job_id, KEYS[3] .. job_id) == 0 then
+        redis.call('PSETEX', KEYS[2] .. job_id, ARGV[i + 2], ARGV[i + 1])
+        redis.call('ZADD', KEYS[1], ARGV[1], job_id)
+        table.insert(queued, job_id)
+    end
+end
+return queued
+"""
 
 
 def redis_settings(url: str, *, tls_verify: bool = False) -> RedisSettings:
@@ -72,3 +91,27 @@ async def enqueue_refund(redis: ArqRedis, *, order_id: int, refund_id: int, reas
         JOB_BOOK_REFUND, order_id, refund_id, reason, _job_id=refund_job_id(refund_id)
     )
     return job is not None
+
+
+async def enqueue_orders(redis: ArqRedis, jobs: list[tuple[int, datetime, str]]) -> set[int]:
+    """Queue several order versions in one round trip; returns the order ids newly queued.
+
+    `jobs` holds (order id, date_modified, reason). Jobs are serialised by arq itself, so the
+    worker cannot tell them from `enqueue_job`'s.
+    """
+    if not jobs:
+        return set()
+    now_ms = timestamp_ms()
+    expires_ms = redis.expires_extra_ms
+    argv: list[Any] = [now_ms]
+    by_job_id: dict[str, int] = {}
+    for order_id, date_modified, reason in jobs:
+        job_id = order_job_id(order_id, date_modified)
+        by_job_id[job_id] = order_id
+        payload = serialize_job(
+            JOB_BOOK_ORDER, (order_id, reason), {}, None, now_ms, serializer=redis.job_serializer
+        )
+        argv += [job_id, payload, expires_ms]
+    script = redis.register_script(_ENQUEUE_MANY)
+    queued = await script(keys=[default_queue_name, job_key_prefix, result_key_prefix], args=argv)
+    return {by_job_id[raw.decode() if isinstance(raw, bytes) else raw] for raw in queued}

@@ -29,7 +29,7 @@ from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_
 from app.deps import AppStateDep, SettingsDep
 from app.metrics import DELIVERIES
 from app.sync.intake import accept_order
-from app.woocommerce.models import Order
+from app.woocommerce.models import OrderHeader
 
 log = structlog.get_logger("woobird.webhook")
 router = APIRouter()
@@ -104,27 +104,27 @@ async def verified_delivery(request: Request, settings: SettingsDep) -> Delivery
 VerifiedDelivery = Annotated[Delivery, Depends(verified_delivery)]
 
 
-def _parse_order(body: bytes) -> Order:
+def _parse_order(body: bytes) -> OrderHeader:
+    """Only what intake decides on is validated here; the worker re-reads the whole order."""
+    try:
+        return OrderHeader.model_validate_json(body)
+    except ValidationError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, _not_an_order(body, exc)) from None
+
+
+def _not_an_order(body: bytes, error: ValidationError) -> str:
     try:
         document: Any = json.loads(body)
     except ValueError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not JSON") from None
-    if not isinstance(document, dict):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not an order")
-    if "code" in document and "id" not in document:
+        return "body is not JSON"
+    if isinstance(document, dict) and "code" in document and "id" not in document:
         # WooCommerce sends its REST error object when the webhook's owner lost access to orders.
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
+        return (
             f"WooCommerce sent an error instead of an order ({document.get('code')}): "
-            "the user who owns the webhook may not read orders",
+            "the user who owns the webhook may not read orders"
         )
-    try:
-        return Order.model_validate(document)
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"body is not an order (bad fields: {fields})"
-        ) from None
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in error.errors()[:5])
+    return f"body is not an order (bad fields: {fields})"
 
 
 def _answer(code: int, **content: Any) -> JSONResponse:
@@ -150,6 +150,7 @@ async def receive_order_webhook(
             statuses=settings.sync_order_statuses,
             since=await state.since(),
             reason="webhook",
+            writer=state.writer,
         )
     except Exception as exc:  # the database or Redis: nothing durable was done, say so
         DELIVERIES.labels(outcome="unavailable").inc()

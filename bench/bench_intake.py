@@ -472,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [
             f"server: uvicorn, 1 process, uvloop + httptools, no access log; ledger: {args.database}; "
             f"Redis {BENCH_REDIS_URL}",
-            f"load: {generator} ({load}), {CONNECTIONS} connections, {warmup:.0f} s warm-up + "
+            f"load: {load}, {CONNECTIONS} connections, {warmup:.0f} s warm-up + "
             f"{seconds:.0f} s measured per endpoint, {rounds} round(s) interleaved; medians over rounds",
             "body: a ~3.5 kB order (2 VAT rates, coupon, shipping); every real delivery a distinct order id",
         ],

@@ -89,6 +89,8 @@ class PlanOptions:
     exact_vat: bool = False
     vat_number_meta_keys: tuple[str, ...] = DEFAULT_VAT_NUMBER_META_KEYS
     timezone: str = "Europe/Amsterdam"
+    # SKU → Moneybird product id, from `woobird products` (lines without a match carry no product).
+    products: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PlanOptions:
@@ -175,6 +177,7 @@ class _Context:
     book: RateBook
     product_ledger: str | None
     other_ledger: str | None
+    products: Mapping[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     used_rates: dict[str, TaxRate] = field(default_factory=dict)
 
@@ -209,7 +212,7 @@ def _plan(order: Order, reference: AdministrationReference, options: PlanOptions
     other_ledger = _ledger(
         order, reference, options.shipping_ledger_account_id, "MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID"
     )
-    ctx = _Context(order, vat, book, product_ledger, other_ledger or product_ledger)
+    ctx = _Context(order, vat, book, product_ledger, other_ledger or product_ledger, options.products)
 
     lines = _product_lines(ctx)
     lines += _shipping_lines(ctx)
@@ -458,7 +461,8 @@ def _product_lines(ctx: _Context) -> list[PlanLine]:
 
 def _item_lines(ctx: _Context, item: LineItem, parts: list[tuple[TaxRate, Decimal]]) -> list[PlanLine]:
     description = product_description(item)
-    product_id = str(item.product_id) if item.product_id else None
+    # WooCommerce's product id means nothing to Moneybird: only a transferred product's id does.
+    product_id = ctx.products.get(item.sku.strip()) if item.sku else None
     if len(parts) == 1:
         rate, gross = parts[0]
         return _quantity_lines(ctx, description, item.quantity, gross, rate, product_id)

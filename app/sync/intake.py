@@ -7,17 +7,21 @@ that is durably written down.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
-from app.queue import enqueue_order
+from app.queue import enqueue_orders
 from app.sync import ledger
-from app.woocommerce.models import Order
+from app.woocommerce.models import OrderHeader
 
 Outcome = Literal["queued", "duplicate", "ignored"]
 
@@ -36,7 +40,7 @@ class IntakeResult:
     order_id: int
 
 
-def qualify(order: Order, *, statuses: list[str], since: datetime) -> Qualification:
+def qualify(order: OrderHeader, *, statuses: list[str], since: datetime) -> Qualification:
     """An order is booked when its status is one we sync, it is paid, and paid on or after since."""
     if order.status not in statuses:
         return Qualification(
@@ -55,20 +59,22 @@ def qualify(order: Order, *, statuses: list[str], since: datetime) -> Qualificat
 
 
 async def accept_order(
-    order: Order,
+    order: OrderHeader,
     *,
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
     statuses: list[str],
     since: datetime,
     reason: str,
+    writer: IntakeWriter | None = None,
 ) -> IntakeResult:
     """Record a qualifying order in the ledger and queue it; say why when nothing was queued."""
     verdict = qualify(order, statuses=statuses, since=since)
     if not verdict.ok and order.refunds and await _is_booked(sessions, order.id):
         # A full refund moves the order to "refunded", out of SYNC_ORDER_STATUSES: its invoice is
         # booked, and the refund still has to become a credit invoice.
-        return await record_and_enqueue(order, sessions=sessions, redis=redis, reason=f"{reason} (refund)")
+        verdict = Qualification(True, "booked order with refunds")
+        reason = f"{reason} (refund)"
     if not verdict.ok:
         if verdict.before_since and order.date_paid_gmt and order.date_modified_gmt:
             async with transaction(sessions) as session:
@@ -80,6 +86,8 @@ async def accept_order(
                     date_paid=order.date_paid_gmt,
                 )
         return IntakeResult("ignored", verdict.reason, order.id)
+    if writer is not None:
+        return await writer.submit(order, reason=reason)
     return await record_and_enqueue(order, sessions=sessions, redis=redis, reason=reason)
 
 
@@ -90,30 +98,160 @@ async def _is_booked(sessions: async_sessionmaker[AsyncSession], order_id: int) 
 
 
 async def record_and_enqueue(
-    order: Order, *, sessions: async_sessionmaker[AsyncSession], redis: ArqRedis, reason: str
+    order: OrderHeader, *, sessions: async_sessionmaker[AsyncSession], redis: ArqRedis, reason: str
 ) -> IntakeResult:
-    if order.date_modified_gmt is None:
-        raise ValueError(f"order {order.id} has no date_modified_gmt")
-    async with transaction(sessions) as session:
-        news = await ledger.record_delivery(
-            session,
-            order_id=order.id,
-            order_number=order.display_number,
-            date_modified=order.date_modified_gmt,
-            date_paid=order.date_paid_gmt,
+    """Record one version of an order and queue it (see `record_and_enqueue_many`)."""
+    [result] = await record_and_enqueue_many([(order, reason)], sessions=sessions, redis=redis)
+    return result
+
+
+async def record_and_enqueue_many(
+    arrivals: Sequence[tuple[OrderHeader, str]],
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+    thread_sessions: sessionmaker[Session] | None = None,
+) -> list[IntakeResult]:
+    """Record order versions in one transaction, then queue the news in one round trip.
+
+    Within the batch an order counts once, its newest version; the other copies are duplicates.
+    A version already recorded but still waiting is queued again: the first enqueue may have
+    failed after the commit (Redis away), and the script drops the copy if the job is still there.
+    """
+    newest: dict[int, OrderHeader] = {}
+    for order, _ in arrivals:
+        if order.date_modified_gmt is None:
+            raise ValueError(f"order {order.id} has no date_modified_gmt")
+        kept = newest.get(order.id)
+        if kept is None or _modified(order) > _modified(kept):
+            newest[order.id] = order
+    deliveries = [
+        ledger.Delivery(
+            order_id=o.id,
+            order_number=o.display_number,
+            date_modified=_modified(o),
+            date_paid=o.date_paid_gmt,
         )
-        record = None if news else await ledger.get_order(session, order.id)
-    # A version already recorded but still waiting is queued again: the first enqueue may have
-    # failed after the commit (Redis away), and arq drops the copy if the job is still there.
-    if record is not None and record.date_modified > order.date_modified_gmt:
+        for o in newest.values()
+    ]
+    if thread_sessions is not None:
+        news, recorded = await asyncio.to_thread(_record_in_thread, thread_sessions, deliveries)
+    else:
+        async with transaction(sessions) as session:
+            news = await ledger.record_deliveries(session, deliveries)
+            recorded = await ledger.versions_of(session, [oid for oid in newest if oid not in news])
+    reasons = {order.id: reason for order, reason in arrivals if order is newest[order.id]}
+    waiting = [
+        o
+        for oid, o in newest.items()
+        if oid in news
+        or (recorded.get(oid, ("", None))[0] == ledger.OrderState.QUEUED and recorded[oid][1] == _modified(o))
+    ]
+    queued = await enqueue_orders(redis, [(o.id, _modified(o), reasons[o.id]) for o in waiting])
+    return [
+        _verdict(order, newest=newest, news=news, recorded=recorded, queued=queued) for order, _ in arrivals
+    ]
+
+
+def _record_in_thread(
+    thread_sessions: sessionmaker[Session], deliveries: list[ledger.Delivery]
+) -> tuple[set[int], dict[int, tuple[str, datetime]]]:
+    with thread_sessions() as session:
+        return ledger.record_deliveries_in_thread(session, deliveries)
+
+
+def _modified(order: OrderHeader) -> datetime:
+    assert order.date_modified_gmt is not None
+    return order.date_modified_gmt
+
+
+def _verdict(
+    order: OrderHeader,
+    *,
+    newest: dict[int, OrderHeader],
+    news: set[int],
+    recorded: dict[int, tuple[str, datetime]],
+    queued: set[int],
+) -> IntakeResult:
+    if order is not newest[order.id]:
+        return IntakeResult("duplicate", "another copy of this order arrived at the same time", order.id)
+    if order.id in news:
+        return IntakeResult("queued", "recorded and queued for booking", order.id)
+    state, modified = recorded.get(order.id, ("", _modified(order)))
+    if modified > _modified(order):
         return IntakeResult("duplicate", "a newer version of the order was already received", order.id)
-    if record is not None and record.state != ledger.OrderState.QUEUED:
+    if state != ledger.OrderState.QUEUED:
         return IntakeResult(
-            "duplicate", f"this version of the order was already received ({record.state})", order.id
+            "duplicate", f"this version of the order was already received ({state})", order.id
         )
-    queued = await enqueue_order(
-        redis, order_id=order.id, date_modified=order.date_modified_gmt, reason=reason
-    )
-    if not news and not queued:
-        return IntakeResult("duplicate", "this version of the order is already queued", order.id)
-    return IntakeResult("queued", "recorded and queued for booking", order.id)
+    if order.id in queued:
+        return IntakeResult("queued", "recorded earlier, queued again", order.id)
+    return IntakeResult("duplicate", "this version of the order is already queued", order.id)
+
+
+@dataclass(slots=True)
+class _Arrival:
+    order: OrderHeader
+    reason: str
+    answer: asyncio.Future[IntakeResult]
+
+
+class IntakeWriter:
+    """Group commit for the webhook: one writer records and queues whatever has arrived.
+
+    Under load, deliveries that arrive while a batch is being written wait for the next one and
+    are written together: one transaction and one Redis round trip for many orders, instead of
+    one each. Every request still waits for its own order to be durable before it is answered.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        redis: ArqRedis,
+        thread_sessions: sessionmaker[Session] | None = None,
+        max_batch: int = 200,
+    ) -> None:
+        self._sessions = sessions
+        self._thread_sessions = thread_sessions
+        self._redis = redis
+        self._max_batch = max_batch
+        self._arrivals: asyncio.Queue[_Arrival] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, order: OrderHeader, *, reason: str) -> IntakeResult:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write_forever(), name="woobird-intake-writer")
+        answer: asyncio.Future[IntakeResult] = asyncio.get_running_loop().create_future()
+        self._arrivals.put_nowait(_Arrival(order, reason, answer))
+        return await answer
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._arrivals.get()]
+            while len(batch) < self._max_batch and not self._arrivals.empty():
+                batch.append(self._arrivals.get_nowait())
+            await self._write(batch)
+
+    async def _write(self, batch: list[_Arrival]) -> None:
+        try:
+            results = await record_and_enqueue_many(
+                [(a.order, a.reason) for a in batch],
+                sessions=self._sessions,
+                redis=self._redis,
+                thread_sessions=self._thread_sessions,
+            )
+        except Exception as exc:  # the database or Redis: every request in the batch gets a 503
+            for arrival in batch:
+                if not arrival.answer.done():
+                    arrival.answer.set_exception(exc)
+            return
+        for arrival, result in zip(batch, results, strict=True):
+            if not arrival.answer.done():
+                arrival.answer.set_result(result)

@@ -8,11 +8,12 @@ woobird obtained, so a job that dies between two steps resumes from the last one
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     case,
@@ -30,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.db import Base, MoneyText
 
@@ -196,39 +198,10 @@ async def record_delivery(
     for a new order, or updated only when this delivery is newer than the one recorded. Booked
     orders stay booked; a failed or skipped one is queued again, since the shop changed it.
     """
-    insert = _insert_for(session)
-    now = utcnow()
-    table = OrderRecord.__table__
-    statement = insert(table).values(
-        order_id=order_id,
-        order_number=order_number,
-        state=OrderState.QUEUED.value,
-        date_modified=date_modified,
-        date_paid=date_paid,
-        attempts=0,
-        backfilled=False,
-        currency="EUR",
-        created_at=now,
-        updated_at=now,
+    delivery = Delivery(
+        order_id=order_id, order_number=order_number, date_modified=date_modified, date_paid=date_paid
     )
-    newer = table.c.date_modified < statement.excluded.date_modified
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.order_id],
-        set_={
-            "date_modified": statement.excluded.date_modified,
-            "date_paid": statement.excluded.date_paid,
-            "order_number": statement.excluded.order_number,
-            "state": case(
-                (table.c.state == OrderState.BOOKED.value, table.c.state),
-                (table.c.state == OrderState.BOOKING.value, table.c.state),
-                else_=OrderState.QUEUED.value,
-            ),
-            "updated_at": now,
-        },
-        where=newer,
-    ).returning(table.c.order_id)
-    result = await session.execute(statement)
-    return result.first() is not None
+    return order_id in await record_deliveries(session, [delivery])
 
 
 async def mark_before_since(
@@ -325,3 +298,112 @@ async def waiting_since(session: AsyncSession, *, older_than: datetime) -> int:
         OrderRecord.updated_at < older_than,
     )
     return int((await session.execute(query)).scalar_one())
+
+
+@functools.cache
+def _upsert_delivery(dialect: str) -> Any:
+    """The upsert behind `record_deliveries`, built once per dialect so SQLAlchemy caches it.
+
+    Executed with a list of rows, SQLAlchemy batches it into multi-row VALUES itself.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = cast(Table, OrderRecord.__table__)
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.order_id],
+        set_={
+            "date_modified": statement.excluded.date_modified,
+            "date_paid": statement.excluded.date_paid,
+            "order_number": statement.excluded.order_number,
+            "state": case(
+                (table.c.state == OrderState.BOOKED.value, table.c.state),
+                (table.c.state == OrderState.BOOKING.value, table.c.state),
+                else_=OrderState.QUEUED.value,
+            ),
+            "updated_at": statement.excluded.updated_at,
+        },
+        where=table.c.date_modified < statement.excluded.date_modified,
+    ).returning(table.c.order_id)
+
+
+def _delivery_rows(deliveries: Sequence[Delivery]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "order_id": d.order_id,
+            "order_number": d.order_number,
+            "state": OrderState.QUEUED.value,
+            "date_modified": d.date_modified,
+            "date_paid": d.date_paid,
+            "attempts": 0,
+            "backfilled": False,
+            "currency": "EUR",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for d in deliveries
+    ]
+
+
+def _versions_query(order_ids: Sequence[int]) -> Any:
+    return select(OrderRecord.order_id, OrderRecord.state, OrderRecord.date_modified).where(
+        OrderRecord.order_id.in_(order_ids)
+    )
+
+
+def _versions(rows: Sequence[Any]) -> dict[int, tuple[str, datetime]]:
+    return {
+        int(oid): (str(state), UtcDateTime().process_result_value(modified, sqlite.dialect()) or modified)
+        for oid, state, modified in rows
+    }
+
+
+async def record_deliveries(session: AsyncSession, deliveries: Sequence[Delivery]) -> set[int]:
+    """`record_delivery` for many orders in one statement; returns the ids that were news.
+
+    Each order may appear once (PostgreSQL refuses to touch a row twice in one upsert).
+    """
+    if not deliveries:
+        return set()
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    result = await session.execute(_upsert_delivery(dialect), _delivery_rows(deliveries))
+    return {int(row[0]) for row in result.all()}
+
+
+async def versions_of(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, tuple[str, datetime]]:
+    """State and recorded date_modified of these orders, for deliveries that were not news."""
+    if not order_ids:
+        return {}
+    return _versions((await session.execute(_versions_query(order_ids))).all())
+
+
+def record_deliveries_in_thread(
+    session: Session, deliveries: Sequence[Delivery]
+) -> tuple[set[int], dict[int, tuple[str, datetime]]]:
+    """`record_deliveries` + `versions_of` on a plain SQLite session, in one transaction.
+
+    aiosqlite hops to its thread for every statement, begin and commit; the webhook's writer
+    does the whole batch in one hop instead (see app.sync.intake.IntakeWriter).
+    """
+    with session.begin():
+        news = {
+            int(row[0])
+            for row in session.execute(_upsert_delivery("sqlite"), _delivery_rows(deliveries)).all()
+        }
+        others = [d.order_id for d in deliveries if d.order_id not in news]
+        recorded = _versions(session.execute(_versions_query(others)).all()) if others else {}
+    return news, recorded
+
+
+class Delivery:
+    """One version of an order to record: what the webhook, reconcile and backfill hand in."""
+
+    __slots__ = ("date_modified", "date_paid", "order_id", "order_number")
+
+    def __init__(
+        self, *, order_id: int, order_number: str, date_modified: datetime, date_paid: datetime | None
+    ):
+        self.order_id = order_id
+        self.order_number = order_number
+        self.date_modified = date_modified
+        self.date_paid = date_paid

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -42,6 +43,7 @@ from app.sync import ledger
 from app.sync.intake import qualify
 from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, Step
+from app.sync.products import load_catalogue
 from app.sync.refunds import queue_refunds
 from app.woocommerce.errors import WooCommerceNotFound
 from app.woocommerce.models import Order
@@ -153,7 +155,7 @@ async def _plan(services: Services, order: Order) -> InvoicePlan:
         raise BookingFailed(
             f"Moneybird refused woobird's access: {exc}", kind="configuration", order_id=order.id
         ) from exc
-    options = PlanOptions.from_settings(services.settings)
+    options = replace(PlanOptions.from_settings(services.settings), products=await load_catalogue(services))
     try:
         return plan_invoice(order, reference=reference, options=options)
     except PlanRefused as exc:
@@ -303,6 +305,7 @@ def _details(plan: InvoicePlan) -> list[InvoiceDetail]:
             amount=line.quantity,
             tax_rate_id=line.tax_rate_id,
             ledger_account_id=line.ledger_account_id,
+            product_id=line.product_id,
             row_order=position,
         )
         for position, line in enumerate(plan.lines)

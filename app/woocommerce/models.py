@@ -144,16 +144,26 @@ class RefundSummary(_Resource):
     total: Money = Decimal(0)
 
 
-class Order(_Resource):
+class OrderHeader(_Resource):
+    """What intake needs to decide about an order: the webhook never parses more than this."""
+
     id: int
-    parent_id: int = 0
     number: str = ""
     status: str
+    date_modified_gmt: UtcDateTime = None
+    date_paid_gmt: UtcDateTime = None
+    refunds: list[RefundSummary] = Field(default_factory=list)
+
+    @property
+    def display_number(self) -> str:
+        return self.number or str(self.id)
+
+
+class Order(OrderHeader):
+    parent_id: int = 0
     currency: str = "EUR"
     prices_include_tax: bool = False
     date_created_gmt: UtcDateTime = None
-    date_modified_gmt: UtcDateTime = None
-    date_paid_gmt: UtcDateTime = None
     date_completed_gmt: UtcDateTime = None
     discount_total: Money = Decimal(0)
     discount_tax: Money = Decimal(0)
@@ -175,11 +185,6 @@ class Order(_Resource):
     shipping_lines: list[ShippingLine] = Field(default_factory=list)
     fee_lines: list[FeeLine] = Field(default_factory=list)
     coupon_lines: list[CouponLine] = Field(default_factory=list)
-    refunds: list[RefundSummary] = Field(default_factory=list)
-
-    @property
-    def display_number(self) -> str:
-        return self.number or str(self.id)
 
     def meta(self, key: str) -> Any:
         """The value of the first meta entry with this key, or None."""

@@ -205,3 +205,37 @@ async def test_a_refused_plan_books_nothing_and_says_why(harness: Harness) -> No
     assert record.failure_kind == "refused"
     assert record.error
     assert harness.moneybird.calls("POST /sales_invoices") == 0
+
+
+async def test_lines_carry_the_moneybird_product_once_products_are_transferred(harness: Harness) -> None:
+    import json
+
+    from app.db import transaction
+    from app.moneybird.models import ProductCreate
+    from app.sync import ledger
+    from app.sync.products import PRODUCT_CATALOGUE
+
+    document = order_document("a")
+    sku = document["line_items"][0]["sku"]
+    assert sku
+    product = await harness.services.moneybird.create_product(
+        ProductCreate(
+            price=Decimal("12.40"),
+            ledger_account_id=harness.moneybird.ledger_account_id("Omzet"),
+            title="Mok",
+            identifier=sku,
+        )
+    )
+    async with transaction(harness.sessions) as session:
+        await ledger.set_state(session, PRODUCT_CATALOGUE, json.dumps({sku: product.id}))
+    order_id = _add(harness, document)
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    invoice = _one_paid_invoice(harness, document["number"], document["total"])
+    # The mug's lines (split in two when its gross per piece is not whole cents) carry the
+    # product; shipping, which has no SKU, does not.
+    by_description = {detail["description"]: detail.get("product_id") for detail in invoice["details"]}
+    mug = [pid for description, pid in by_description.items() if "Verzend" not in description]
+    assert mug
+    assert set(mug) == {product.id}
+    assert [pid for description, pid in by_description.items() if "Verzend" in description] == [None]

@@ -49,7 +49,9 @@ INVOICE_REFERENCE_PREFIX: Final = "WooCommerce #"
 RECONCILE_LOCK_KEY: Final = "woobird:lock:reconcile"
 RECONCILE_PASS_BUDGET_SECONDS: Final = 90
 # A ledger row left in "booking" this long has no live job: a worker died with Redis flushed.
-RECONCILE_STALE_BOOKING_SECONDS: Final = WORKER_JOB_TIMEOUT_SECONDS + 60
+RECONCILE_STALE_BOOKING_MARGIN: Final = 60
+# With the default job timeout: a row in `booking` this long belongs to a worker that died.
+RECONCILE_STALE_BOOKING_SECONDS: Final = WORKER_JOB_TIMEOUT_SECONDS + RECONCILE_STALE_BOOKING_MARGIN
 
 # Backfill: Moneybird requests one order costs (contact lookup/create, invoice, send, payment),
 # for the ETA and for how many backfill jobs may wait in the queue ahead of live orders.

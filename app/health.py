@@ -95,7 +95,11 @@ async def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
     return healthy, checks
 
 
-@router.get("/readyz", summary="Readiness: Redis, database, worker heartbeat and backlog")
+@router.get(
+    "/readyz",
+    summary="Readiness: Redis, database, worker heartbeat and backlog",
+    responses={200: {"description": "Every part is healthy"}, 503: {"description": "A part failed; named"}},
+)
 async def readyz(state: AppStateDep) -> JSONResponse:
     healthy, checks = await readiness(state)
     failed = [name for name, check in checks.items() if not check.get("ok")]

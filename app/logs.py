@@ -56,5 +56,9 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console", sandbox: boo
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # arq's worker installs its own handler; without this every arq line is printed twice.
+    arq_logger = logging.getLogger("arq")
+    if arq_logger.handlers:
+        arq_logger.propagate = False
     for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

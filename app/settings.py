@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     invoice_kind: Literal["sales_invoice", "external_sales_invoice"] = "sales_invoice"
     invoice_exact_vat: bool = False
     reconcile_interval_seconds: int = Field(default=300, ge=30)
+    # A job that runs longer is cancelled; a worker killed mid-job hands its job on after this + 10 s.
+    worker_job_timeout_seconds: int = Field(default=120, ge=10, le=3600)
 
     # Infrastructure
     redis_url: str = "redis://localhost:6379/0"

@@ -108,6 +108,8 @@ def _parse_order(body: bytes) -> OrderHeader:
     """Only what intake decides on is validated here; the worker re-reads the whole order."""
     try:
         return OrderHeader.model_validate_json(body)
+    except RecursionError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is nested too deeply to be an order") from None
     except ValidationError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, _not_an_order(body, exc)) from None
 
@@ -115,7 +117,7 @@ def _parse_order(body: bytes) -> OrderHeader:
 def _not_an_order(body: bytes, error: ValidationError) -> str:
     try:
         document: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "body is not JSON"
     if isinstance(document, dict) and "code" in document and "id" not in document:
         # WooCommerce sends its REST error object when the webhook's owner lost access to orders.
@@ -131,7 +133,17 @@ def _answer(code: int, **content: Any) -> JSONResponse:
     return JSONResponse(content, status_code=code)
 
 
-@router.post(WEBHOOK_PATH, summary="Receive a WooCommerce order webhook")
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "WooCommerce's ping, a topic or an order woobird does not act on, or a duplicate"},
+    202: {"description": "The order was recorded in the ledger and queued for booking"},
+    400: {"description": "The body is not JSON, or not an order"},
+    401: {"description": "The signature is missing or does not match the body"},
+    413: {"description": "The body is larger than 1 MiB"},
+    503: {"description": "The ledger or the queue is unavailable; nothing was recorded"},
+}
+
+
+@router.post(WEBHOOK_PATH, summary="Receive a WooCommerce order webhook", responses=_ANSWERS)
 async def receive_order_webhook(
     delivery: VerifiedDelivery, state: AppStateDep, settings: SettingsDep
 ) -> JSONResponse:
@@ -154,7 +166,9 @@ async def receive_order_webhook(
         )
     except Exception as exc:  # the database or Redis: nothing durable was done, say so
         DELIVERIES.labels(outcome="unavailable").inc()
-        log.error("webhook not recorded", order_id=order.id, error=f"{type(exc).__name__}: {exc}")
+        # The class and first line only: a database error's text carries the whole statement.
+        first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+        log.error("webhook not recorded", order_id=order.id, error=f"{type(exc).__name__}: {first_line}")
         return _answer(
             503, error="woobird could not record the delivery; it will be picked up by reconciliation"
         )

@@ -61,8 +61,18 @@ def postgres_url() -> str:
         pytest.skip(
             f"PostgreSQL not reachable at {TEST_POSTGRES_URL} (set TEST_POSTGRES_URL to test against it)"
         )
+    asyncio.run(_fresh_schema(TEST_POSTGRES_URL))
     migrate(TEST_POSTGRES_URL)
     return TEST_POSTGRES_URL
+
+
+async def _fresh_schema(url: str) -> None:
+    """Every run migrates an empty database, so the migrations themselves are tested too."""
+    engine = create_engine(normalise_database_url(url), pool_size=1)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
 
 
 @pytest.fixture(scope="session")

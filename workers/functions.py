@@ -50,14 +50,14 @@ def reconcile_schedule(interval_seconds: int) -> dict[str, Any]:
     return {"minute": set(range(0, 60, minutes)), "second": 0}
 
 
-def cron_jobs(interval_seconds: int) -> list[CronJob]:
+def cron_jobs(interval_seconds: int, *, timeout_seconds: int = WORKER_JOB_TIMEOUT_SECONDS) -> list[CronJob]:
     # unique: every worker schedules the slot, one runs it (arq's cron job id is per slot).
     return [
         cron(
             reconcile_job,
             name=JOB_RECONCILE,
             unique=True,
-            timeout=WORKER_JOB_TIMEOUT_SECONDS,
+            timeout=timeout_seconds,
             **reconcile_schedule(interval_seconds),
         )
     ]

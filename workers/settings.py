@@ -10,7 +10,6 @@ from app.constants import (
     QUEUE_NAME,
     WORKER_HEALTH_INTERVAL_SECONDS,
     WORKER_JOB_COMPLETION_WAIT_SECONDS,
-    WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
 from app.queue import redis_settings
@@ -23,7 +22,9 @@ _settings = get_settings()
 
 class WorkerSettings:
     functions = job_functions()
-    cron_jobs = cron_jobs(_settings.reconcile_interval_seconds)
+    cron_jobs = cron_jobs(
+        _settings.reconcile_interval_seconds, timeout_seconds=_settings.worker_job_timeout_seconds
+    )
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings(_settings.redis_url, tls_verify=_settings.redis_tls_verify)
@@ -31,7 +32,7 @@ class WorkerSettings:
     health_check_interval = WORKER_HEALTH_INTERVAL_SECONDS
     # Heroku kills 30 s after SIGTERM, Fly after kill_timeout (fly.toml): finish or hand back before.
     job_completion_wait = WORKER_JOB_COMPLETION_WAIT_SECONDS
-    job_timeout = WORKER_JOB_TIMEOUT_SECONDS
+    job_timeout = _settings.worker_job_timeout_seconds
     max_tries = WORKER_MAX_TRIES
     keep_result = 0
     max_jobs = 10

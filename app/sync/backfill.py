@@ -33,7 +33,7 @@ from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
 from app.queue import connect
 from app.settings import ConfigurationError, get_settings
 from app.sync import ledger
-from app.sync.intake import record_and_enqueue
+from app.sync.intake import listed_statuses, record_and_enqueue
 from app.sync.jobs import Services, build_services
 from app.sync.ledger import OrderRecord, OrderState
 from app.woocommerce.models import Order
@@ -126,7 +126,10 @@ async def backfill(
         for order in orders:
             report.progress.listed += 1
             if not _paid_in_range(
-                order, since=since, until=until, statuses=services.settings.sync_order_statuses
+                order,
+                since=since,
+                until=until,
+                statuses=listed_statuses(services.settings.sync_order_statuses),
             ):
                 report.not_in_range += 1
                 continue
@@ -166,7 +169,7 @@ async def _candidates(
     async for page in services.shop.iter_orders(
         modified_after=since - timedelta(seconds=1),
         before=until,
-        statuses=services.settings.sync_order_statuses,
+        statuses=listed_statuses(services.settings.sync_order_statuses),
         orderby="date",
     ):
         yield page.orders, page.total

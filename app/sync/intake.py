@@ -40,9 +40,18 @@ class IntakeResult:
     order_id: int
 
 
+# A paid order refunded in full is "refunded": it is still booked (invoice, then credit invoice).
+REFUNDED = "refunded"
+
+
+def listed_statuses(statuses: list[str]) -> list[str]:
+    """The statuses to ask the shop for: the ones we sync, and paid orders refunded since."""
+    return [*statuses, REFUNDED] if REFUNDED not in statuses else list(statuses)
+
+
 def qualify(order: OrderHeader, *, statuses: list[str], since: datetime) -> Qualification:
     """An order is booked when its status is one we sync, it is paid, and paid on or after since."""
-    if order.status not in statuses:
+    if order.status not in statuses and not (order.status == REFUNDED and order.date_paid_gmt):
         return Qualification(
             False, f"status {order.status!r} is not in SYNC_ORDER_STATUSES ({','.join(statuses)})"
         )
@@ -141,7 +150,8 @@ async def record_and_enqueue_many(
             news = await ledger.record_deliveries(session, deliveries)
             recorded = await ledger.versions_of(session, [oid for oid in newest if oid not in news])
     reasons = {order.id: reason for order, reason in arrivals if order is newest[order.id]}
-    waiting = [
+    unknown_refunds = await _with_unknown_refunds(sessions, newest=newest, recorded=recorded)
+    waiting = [o for oid, o in newest.items() if oid in unknown_refunds] + [
         o
         for oid, o in newest.items()
         if oid in news
@@ -151,6 +161,29 @@ async def record_and_enqueue_many(
     return [
         _verdict(order, newest=newest, news=news, recorded=recorded, queued=queued) for order, _ in arrivals
     ]
+
+
+async def _with_unknown_refunds(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    newest: dict[int, OrderHeader],
+    recorded: dict[int, tuple[str, datetime]],
+) -> set[int]:
+    """Booked orders listing a refund the ledger has not seen: their job must run (again).
+
+    The version may be recorded while its job was lost (Redis flushed): without this, the refund
+    would wait for the shop to change the order once more.
+    """
+    candidates = [
+        oid
+        for oid, (state, _) in recorded.items()
+        if state == ledger.OrderState.BOOKED and newest[oid].refunds
+    ]
+    if not candidates:
+        return set()
+    async with sessions() as session:
+        known = await ledger.refund_ids_of(session, candidates)
+    return {oid for oid in candidates if {r.id for r in newest[oid].refunds} - known.get(oid, set())}
 
 
 def _record_in_thread(
@@ -180,12 +213,12 @@ def _verdict(
     state, modified = recorded.get(order.id, ("", _modified(order)))
     if modified > _modified(order):
         return IntakeResult("duplicate", "a newer version of the order was already received", order.id)
+    if order.id in queued:
+        return IntakeResult("queued", "recorded earlier, queued again", order.id)
     if state != ledger.OrderState.QUEUED:
         return IntakeResult(
             "duplicate", f"this version of the order was already received ({state})", order.id
         )
-    if order.id in queued:
-        return IntakeResult("queued", "recorded earlier, queued again", order.id)
     return IntakeResult("duplicate", "this version of the order is already queued", order.id)
 
 

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.alerts import alert_order_failed
@@ -117,7 +118,7 @@ def retry_transient(kind: str) -> Callable[[Callable[P, Awaitable[R]]], Callable
             job_try = int(ctx.get("job_try", 1))
             try:
                 return await job(*args, **kwargs)
-            except (MoneybirdTransient, WooCommerceTransient, RateLimitBusy) as exc:
+            except (MoneybirdTransient, WooCommerceTransient, RateLimitBusy, RedisError) as exc:
                 JOBS.labels(kind=kind, outcome="retried").inc()
                 if job_try >= WORKER_MAX_TRIES:
                     if kind == "order":  # other jobs (refunds) record their own give-up

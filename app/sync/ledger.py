@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -91,7 +92,7 @@ class RefundState(enum.StrEnum):
 class OrderRecord(Base):
     __tablename__ = "orders"
 
-    order_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     order_number: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[str] = mapped_column(String(16), index=True)
     step: Mapped[str | None] = mapped_column(String(32), default=None)
@@ -125,7 +126,7 @@ class OrderRecord(Base):
 class RefundRecord(Base):
     __tablename__ = "refunds"
 
-    refund_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    refund_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.order_id"), index=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
     step: Mapped[str | None] = mapped_column(String(32), default=None)
@@ -155,8 +156,8 @@ class LedgerEvent(Base):
     __tablename__ = "ledger_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_id: Mapped[int] = mapped_column(Integer, index=True)
-    refund_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    order_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    refund_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     step: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
@@ -407,3 +408,12 @@ class Delivery:
         self.order_number = order_number
         self.date_modified = date_modified
         self.date_paid = date_paid
+
+
+async def refund_ids_of(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, set[int]]:
+    """The WooCommerce refund ids the ledger knows, per order."""
+    query = select(RefundRecord.order_id, RefundRecord.refund_id).where(RefundRecord.order_id.in_(order_ids))
+    known: dict[int, set[int]] = {}
+    for order_id, refund_id in (await session.execute(query)).all():
+        known.setdefault(int(order_id), set()).add(int(refund_id))
+    return known

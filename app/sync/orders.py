@@ -23,7 +23,7 @@ import structlog
 from redis.exceptions import LockError
 
 from app.alerts import alert_order_failed
-from app.constants import CONTACT_LOCK_PREFIX, ORDER_LOCK_PREFIX, WORKER_JOB_TIMEOUT_SECONDS
+from app.constants import CONTACT_LOCK_PREFIX, ORDER_LOCK_PREFIX
 from app.db import transaction
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
@@ -66,7 +66,9 @@ class BookingFailed(Exception):
 @retry_transient("order")
 async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webhook") -> str:
     services = services_of(ctx)
-    lock = services.redis.lock(f"{ORDER_LOCK_PREFIX}{order_id}", timeout=WORKER_JOB_TIMEOUT_SECONDS + 30)
+    lock = services.redis.lock(
+        f"{ORDER_LOCK_PREFIX}{order_id}", timeout=services.settings.worker_job_timeout_seconds + 30
+    )
     if not await lock.acquire(blocking=False):
         # Another worker is booking this order right now; come back when it is done.
         raise services.defer(5)

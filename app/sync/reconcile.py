@@ -32,13 +32,13 @@ from app.constants import (
     RECONCILE_LOCK_KEY,
     RECONCILE_OVERLAP_SECONDS,
     RECONCILE_PASS_BUDGET_SECONDS,
-    RECONCILE_STALE_BOOKING_SECONDS,
+    RECONCILE_STALE_BOOKING_MARGIN,
     WEBHOOK_PATH,
 )
 from app.db import transaction
 from app.queue import enqueue_order
 from app.sync import ledger
-from app.sync.intake import accept_order
+from app.sync.intake import accept_order, listed_statuses
 from app.sync.jobs import Services, services_of
 from app.sync.ledger import OrderRecord, OrderState
 from app.sync.refunds import requeue_refunds
@@ -185,7 +185,7 @@ async def _feed_orders(
     first_total: int | None = None
     rows_read = 0
     async for page in services.shop.iter_orders(
-        modified_after=report.window_start, statuses=settings.sync_order_statuses
+        modified_after=report.window_start, statuses=listed_statuses(settings.sync_order_statuses)
     ):
         report.pages += 1
         first_total = page.total if first_total is None else first_total
@@ -236,7 +236,10 @@ async def requeue_waiting(services: Services, *, now: datetime) -> int:
     A Redis flush loses queued jobs but not the ledger. Rows in `booking` are taken only once
     they are older than any live job could be, so a running booking is left alone.
     """
-    stale = now - timedelta(seconds=RECONCILE_STALE_BOOKING_SECONDS)
+    # Longer than any job may run, so a row still in `booking` belongs to a worker that died.
+    stale = now - timedelta(
+        seconds=services.settings.worker_job_timeout_seconds + RECONCILE_STALE_BOOKING_MARGIN
+    )
     query = (
         select(OrderRecord.order_id, OrderRecord.date_modified)
         .where(

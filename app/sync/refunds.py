@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import alert
-from app.constants import REFUND_LOCK_PREFIX, WORKER_JOB_TIMEOUT_SECONDS, WORKER_MAX_TRIES
+from app.constants import REFUND_LOCK_PREFIX, WORKER_MAX_TRIES
 from app.db import transaction
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
@@ -232,7 +232,9 @@ async def _refund_deleted(services: Services, record: RefundRecord) -> None:
 @retry_transient("refund")
 async def book_refund_job(ctx: dict[str, Any], order_id: int, refund_id: int, reason: str = "webhook") -> str:
     services = services_of(ctx)
-    lock = services.redis.lock(f"{REFUND_LOCK_PREFIX}{refund_id}", timeout=WORKER_JOB_TIMEOUT_SECONDS + 30)
+    lock = services.redis.lock(
+        f"{REFUND_LOCK_PREFIX}{refund_id}", timeout=services.settings.worker_job_timeout_seconds + 30
+    )
     if not await lock.acquire(blocking=False):
         # Another worker is crediting this refund right now; come back when it is done.
         raise services.defer(5)

@@ -23,9 +23,13 @@ def _to_decimal(value: Any) -> Decimal:
     if isinstance(value, bool):
         raise ValueError("a boolean is not an amount")
     try:
-        return Decimal(str(value))
+        amount = Decimal(str(value))
     except InvalidOperation as exc:
         raise ValueError(f"not an amount: {value!r}") from exc
+    # No shop sells for a trillion; past that, cents no longer fit Decimal's 28 digits safely.
+    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
+        raise ValueError(f"not a plausible amount: {str(value)[:40]}")
+    return amount
 
 
 def _to_utc(value: Any) -> Any:
@@ -43,6 +47,9 @@ def _unescape(value: Any) -> Any:
     return html.unescape(value) if isinstance(value, str) else value
 
 
+MAX_AMOUNT = Decimal(10) ** 12
+# WooCommerce ids are WordPress post ids: BIGINT UNSIGNED, in practice far below 2**63.
+WooId = Annotated[int, Field(gt=0, lt=2**63)]
 Money = Annotated[Decimal, BeforeValidator(_to_decimal)]
 UtcDateTime = Annotated[datetime | None, BeforeValidator(_to_utc)]
 Text = Annotated[str, BeforeValidator(_unescape)]
@@ -84,7 +91,7 @@ class LineItem(_Resource):
     name: Text = ""
     product_id: int = 0
     variation_id: int = 0
-    quantity: Decimal = Decimal(1)
+    quantity: Money = Decimal(1)
     tax_class: str = ""
     subtotal: Money = Decimal(0)
     subtotal_tax: Money = Decimal(0)
@@ -139,7 +146,7 @@ class CouponLine(_Resource):
 class RefundSummary(_Resource):
     """The entry under an order's `refunds[]`: total is negative there."""
 
-    id: int
+    id: WooId
     reason: str | None = ""
     total: Money = Decimal(0)
 
@@ -147,7 +154,7 @@ class RefundSummary(_Resource):
 class OrderHeader(_Resource):
     """What intake needs to decide about an order: the webhook never parses more than this."""
 
-    id: int
+    id: WooId
     number: str = ""
     status: str
     date_modified_gmt: UtcDateTime = None

@@ -25,8 +25,8 @@ def upgrade() -> None:
     )
     op.create_table('ledger_events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('order_id', sa.Integer(), nullable=False),
-    sa.Column('refund_id', sa.Integer(), nullable=True),
+    sa.Column('order_id', sa.BigInteger(), nullable=False),
+    sa.Column('refund_id', sa.BigInteger(), nullable=True),
     sa.Column('step', sa.String(length=32), nullable=False),
     sa.Column('message', sa.Text(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -37,7 +37,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_ledger_events_order_id'), ['order_id'], unique=False)
 
     op.create_table('orders',
-    sa.Column('order_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('order_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('order_number', sa.String(length=64), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('step', sa.String(length=32), nullable=True),
@@ -73,8 +73,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('key')
     )
     op.create_table('refunds',
-    sa.Column('refund_id', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('order_id', sa.Integer(), nullable=False),
+    sa.Column('refund_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('order_id', sa.BigInteger(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('step', sa.String(length=32), nullable=True),
     sa.Column('amount', sa.String(length=32), nullable=False),

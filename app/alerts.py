@@ -32,7 +32,7 @@ ALERT_TTL_SECONDS = 24 * 3600
 SEND_TIMEOUT_SECONDS = 10.0
 # Every failure kind app.sync.orders records needs a person: a refused plan, a rejection by
 # Moneybird, a total mismatch, refused access, or a job that ran out of tries.
-FOR_GOOD_KINDS = frozenset({"refused", "rejected", "mismatch", "configuration", "exhausted"})
+FOR_GOOD_KINDS = frozenset({"refused", "rejected", "mismatch", "configuration", "exhausted", "shop"})
 STALE_AFTER_INTERVALS = 3
 RECONCILE_STALE = "reconcile-stale"
 

@@ -45,7 +45,7 @@ from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, Step
 from app.sync.products import load_catalogue
 from app.sync.refunds import queue_refunds
-from app.woocommerce.errors import WooCommerceNotFound
+from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.booking")
@@ -91,6 +91,13 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
             services, order_id, state=OrderState.SKIPPED, message="the order no longer exists in the shop"
         )
         return OrderState.SKIPPED
+    except WooCommerceTransient:
+        raise
+    except WooCommerceError as exc:
+        # The shop refused the key, or sent something that is not an order: a person must look.
+        failure = BookingFailed(f"the shop's order could not be read: {exc}", kind="shop", order_id=order_id)
+        await _fail(services, failure)
+        return OrderState.FAILED
     record = await _record_for(services, order)
     if record.state == OrderState.BOOKED:
         await queue_refunds(services, order=order)

@@ -159,6 +159,7 @@ class OrderHeader(_Resource):
     status: str
     date_modified_gmt: UtcDateTime = None
     date_paid_gmt: UtcDateTime = None
+    total: Money = Decimal(0)
     refunds: list[RefundSummary] = Field(default_factory=list)
 
     @property
@@ -177,7 +178,6 @@ class Order(OrderHeader):
     shipping_total: Money = Decimal(0)
     shipping_tax: Money = Decimal(0)
     cart_tax: Money = Decimal(0)
-    total: Money = Decimal(0)
     total_tax: Money = Decimal(0)
     customer_id: int = 0
     billing: Address = Field(default_factory=Address)

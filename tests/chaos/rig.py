@@ -265,6 +265,8 @@ def process_env(
         "REDIS_URL": redis_url,
         "SYNC_SINCE": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "RECONCILE_INTERVAL_SECONDS": "30",
+        # A killed worker's job is taken up again after the job timeout + 10 s: keep the run short.
+        "WORKER_JOB_TIMEOUT_SECONDS": "20",
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "console",
         "PYTHONUNBUFFERED": "1",

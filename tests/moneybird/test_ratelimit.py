@@ -249,3 +249,12 @@ async def test_a_429_through_the_client_pauses_the_other_clients(connections: li
             await second.workflows()
     assert caught.value.local
     assert len(calls) == 1
+
+
+def test_the_margin_scales_with_the_window_between_a_floor_and_a_cap() -> None:
+    from app.moneybird.ratelimit import default_safety
+
+    assert default_safety(300) == 2.0
+    assert default_safety(10) == 0.25
+    assert default_safety(3600) == 2.0
+    assert 0.25 < default_safety(60) < 2.0

@@ -239,3 +239,18 @@ async def test_lines_carry_the_moneybird_product_once_products_are_transferred(h
     assert mug
     assert set(mug) == {product.id}
     assert [pid for description, pid in by_description.items() if "Verzend" in description] == [None]
+
+
+async def test_an_order_the_shop_serves_as_nonsense_fails_with_a_reason(harness: Harness) -> None:
+    document = order_document("a")
+    order_id = _add(harness, document)
+    await harness.deliver(order_id)
+    harness.shop.orders[order_id]["line_items"][0]["quantity"] = 10**30
+    await harness.run_worker()
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.FAILED
+    assert record.failure_kind == "shop"
+    assert record.error
+    assert "could not be read" in record.error
+    assert harness.moneybird.sales_invoices == {}

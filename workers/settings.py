@@ -36,3 +36,6 @@ class WorkerSettings:
     max_tries = WORKER_MAX_TRIES
     keep_result = 0
     max_jobs = 10
+    # arq looks for new jobs every 0.5 s by default: half the webhook-to-paid time. Twenty cheap
+    # Redis reads a second buy it back.
+    poll_delay = 0.05

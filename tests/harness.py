@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -100,10 +101,24 @@ def _sign(secret: str, body: bytes) -> str:
     return sign(secret, body)
 
 
+@dataclass
+class Fakes:
+    """The two fake vendors and real Services pointed at them (no web app, no worker)."""
+
+    shop: ShopSandbox
+    moneybird: MoneybirdSandbox
+    settings: Settings
+    services: Services
+
+
 @asynccontextmanager
-async def open_harness(*, database_url: str, redis: ArqRedis, **overrides: Any) -> AsyncIterator[Harness]:
-    shop = ShopSandbox(ping_on_create=False)
+async def wired_fakes(
+    *, database_url: str, redis: ArqRedis, start: datetime | None = None, **overrides: Any
+) -> AsyncIterator[Fakes]:
+    shop = ShopSandbox(ping_on_create=False, start=start)
     moneybird = MoneybirdSandbox()
+    if overrides.get("moneybird_ledger_account_id") == "Omzet":  # a name: the sandbox assigns the id
+        overrides["moneybird_ledger_account_id"] = moneybird.ledger_account_id("Omzet")
     settings = make_settings(
         database_url=database_url,
         woocommerce_url=shop.url,
@@ -120,19 +135,26 @@ async def open_harness(*, database_url: str, redis: ArqRedis, **overrides: Any) 
         moneybird_transport=sandbox_transport(moneybird),
     )
     services.retry_scale = 0.002
-    app = create_app(settings)
     try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://woobird.test") as web:
-                yield Harness(
-                    settings=settings,
-                    shop=shop,
-                    moneybird=moneybird,
-                    services=services,
-                    redis=redis,
-                    web=web,
-                    sessions=services.sessions,
-                )
+        yield Fakes(shop=shop, moneybird=moneybird, settings=settings, services=services)
     finally:
         await services.aclose()
+
+
+@asynccontextmanager
+async def open_harness(*, database_url: str, redis: ArqRedis, **overrides: Any) -> AsyncIterator[Harness]:
+    async with wired_fakes(database_url=database_url, redis=redis, **overrides) as fakes:
+        app = create_app(fakes.settings)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://woobird.test") as web,
+        ):
+            yield Harness(
+                settings=fakes.settings,
+                shop=fakes.shop,
+                moneybird=fakes.moneybird,
+                services=fakes.services,
+                redis=redis,
+                web=web,
+                sessions=fakes.services.sessions,
+            )

@@ -32,14 +32,12 @@ from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
 from app.moneybird.models import (
     ContactCreate,
     ExternalSalesInvoice,
-    ExternalSalesInvoiceCreate,
-    InvoiceDetail,
     PaymentCreate,
     SalesInvoice,
-    SalesInvoiceCreate,
     SalesInvoiceSending,
 )
 from app.sync import ledger
+from app.sync.documents import external_invoice_body, sales_invoice_body
 from app.sync.intake import qualify
 from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, Step
@@ -306,21 +304,6 @@ def _contact_create(contact: PlanContact) -> ContactCreate:
 # ── sales invoice ────────────────────────────────────────────────────────────────────────────
 
 
-def _details(plan: InvoicePlan) -> list[InvoiceDetail]:
-    return [
-        InvoiceDetail(
-            description=line.description,
-            price=line.price,
-            amount=line.quantity,
-            tax_rate_id=line.tax_rate_id,
-            ledger_account_id=line.ledger_account_id,
-            product_id=line.product_id,
-            row_order=position,
-        )
-        for position, line in enumerate(plan.lines)
-    ]
-
-
 async def _sales_invoice_steps(
     services: Services, *, order_id: int, plan: InvoicePlan, contact_id: str
 ) -> Invoice:
@@ -328,16 +311,7 @@ async def _sales_invoice_steps(
     if invoice is None:
         await _save(services, order_id, event="invoice", message="creating", step=Step.INVOICE_CREATING.value)
         invoice = await services.moneybird.create_sales_invoice(
-            SalesInvoiceCreate(
-                contact_id=contact_id,
-                reference=plan.reference,
-                invoice_date=plan.invoice_date,
-                currency=plan.currency,
-                prices_are_incl_tax=plan.prices_are_incl_tax,
-                workflow_id=plan.workflow_id,
-                document_style_id=plan.document_style_id,
-                details_attributes=_details(plan),
-            )
+            sales_invoice_body(plan, contact_id=contact_id)
         )
         await _save(
             services,
@@ -447,16 +421,7 @@ async def _external_invoice_steps(
     if invoice is None:
         await _save(services, order_id, event="invoice", message="creating", step=Step.INVOICE_CREATING.value)
         invoice = await services.moneybird.create_external_sales_invoice(
-            ExternalSalesInvoiceCreate(
-                contact_id=contact_id,
-                reference=plan.reference,
-                date=plan.invoice_date,
-                currency=plan.currency,
-                prices_are_incl_tax=plan.prices_are_incl_tax,
-                source="WooCommerce",
-                source_url=None,
-                details_attributes=_details(plan),
-            )
+            external_invoice_body(plan, contact_id=contact_id)
         )
         await _save(
             services,

@@ -34,16 +34,14 @@ from app.metrics import JOBS
 from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected, MoneybirdTransient
 from app.moneybird.models import (
     ExternalSalesInvoice,
-    ExternalSalesInvoiceCreate,
-    InvoiceDetail,
     PaymentCreate,
     SalesInvoice,
-    SalesInvoiceCreate,
     SalesInvoiceSending,
 )
 from app.moneybird.ratelimit import RateLimitBusy
 from app.queue import enqueue_refund
 from app.sync import ledger
+from app.sync.documents import external_invoice_body, sales_invoice_body
 from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
 from app.woocommerce.errors import WooCommerceNotFound, WooCommerceTransient
@@ -399,20 +397,6 @@ async def _contact_id(services: Services, order_record: OrderRecord) -> str:
     return original.contact_id
 
 
-def _details(plan: CreditPlan) -> list[InvoiceDetail]:
-    return [
-        InvoiceDetail(
-            description=line.description,
-            price=line.price,
-            amount=line.quantity,
-            tax_rate_id=line.tax_rate_id,
-            ledger_account_id=line.ledger_account_id,
-            row_order=position,
-        )
-        for position, line in enumerate(plan.lines)
-    ]
-
-
 def _check_total(credit: CreditInvoice, *, plan: CreditPlan) -> None:
     if credit.total_price_incl_tax != plan.total:
         raise RefundFailed(
@@ -452,16 +436,7 @@ async def _sales_credit_steps(
             services, **ids, event="credit", message="creating", step=RefundStep.CREDIT_CREATING.value
         )
         credit = await services.moneybird.create_sales_invoice(
-            SalesInvoiceCreate(
-                contact_id=contact_id,
-                reference=plan.reference,
-                invoice_date=plan.invoice_date,
-                currency=plan.currency,
-                prices_are_incl_tax=plan.prices_are_incl_tax,
-                workflow_id=plan.workflow_id,
-                document_style_id=plan.document_style_id,
-                details_attributes=_details(plan),
-            )
+            sales_invoice_body(plan, contact_id=contact_id)
         )
         await _save(
             services,
@@ -524,15 +499,7 @@ async def _external_credit_steps(
             services, **ids, event="credit", message="creating", step=RefundStep.CREDIT_CREATING.value
         )
         credit = await services.moneybird.create_external_sales_invoice(
-            ExternalSalesInvoiceCreate(
-                contact_id=contact_id,
-                reference=plan.reference,
-                date=plan.invoice_date,
-                currency=plan.currency,
-                prices_are_incl_tax=plan.prices_are_incl_tax,
-                source="WooCommerce",
-                details_attributes=_details(plan),
-            )
+            external_invoice_body(plan, contact_id=contact_id)
         )
         await _save(
             services,

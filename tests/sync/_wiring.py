@@ -8,17 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 from arq.connections import ArqRedis
 
-from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
+from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.woocommerce import ShopSandbox
-from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sync import ledger
-from app.sync.jobs import Services, build_services
+from app.sync.jobs import Services
 from app.sync.ledger import OrderRecord
-from tests.conftest import make_settings
 from tests.factories import order_document
+from tests.harness import wired_fakes
 
 
 @dataclass
@@ -44,26 +42,5 @@ class Wired:
 async def wired(
     *, database_url: str, redis: ArqRedis, start: datetime | None = None, **overrides: Any
 ) -> AsyncIterator[Wired]:
-    shop = ShopSandbox(ping_on_create=False, start=start)
-    moneybird = MoneybirdSandbox()
-    if overrides.get("moneybird_ledger_account_id") == "Omzet":  # a name: the sandbox assigns the id
-        overrides["moneybird_ledger_account_id"] = moneybird.ledger_account_id("Omzet")
-    settings = make_settings(
-        database_url=database_url,
-        woocommerce_url=shop.url,
-        woocommerce_consumer_key=shop.consumer_key,
-        woocommerce_consumer_secret=shop.consumer_secret,
-        moneybird_api_token=moneybird.token,
-        moneybird_administration_id=moneybird.administration_id,
-        **overrides,
-    )
-    services = await build_services(
-        settings,
-        redis,
-        shop_transport=httpx.ASGITransport(app=create_shop_app(shop)),
-        moneybird_transport=sandbox_transport(moneybird),
-    )
-    try:
-        yield Wired(shop=shop, moneybird=moneybird, services=services, redis=redis)
-    finally:
-        await services.aclose()
+    async with wired_fakes(database_url=database_url, redis=redis, start=start, **overrides) as fakes:
+        yield Wired(shop=fakes.shop, moneybird=fakes.moneybird, services=fakes.services, redis=redis)

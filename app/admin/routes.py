@@ -207,7 +207,7 @@ async def _overview(state: AppState) -> dict[str, Any]:
     return {
         "healthy": healthy,
         "checks": checks,
-        "last_reconcile": parse_moment(checks.get("database", {}).get("last_reconcile")),
+        "last_reconcile": parse_moment(checks.get("reconcile", {}).get("last_success")),
         "counts": counts,
         "failed": _rows(failed, state.settings),
         "recent": _rows(recent, state.settings),

@@ -150,3 +150,19 @@ async def test_report_page_lists_the_month(client: httpx.AsyncClient, settings: 
     bad = await client.get("/admin/report", params={"month": "2026-13"})
     assert bad.status_code == 400
     assert "YYYY-MM" in bad.text
+
+
+async def test_overview_shows_when_reconciliation_last_succeeded(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    from app.db import create_engine, session_factory, transaction
+
+    engine = create_engine(settings.database_url)
+    async with transaction(session_factory(engine)) as session:
+        await ledger.set_state(session, ledger.RECONCILE_LAST_SUCCESS, "2026-11-20T10:15:00+00:00")
+    await engine.dispose()
+    await sign_in(client, settings)
+    page = (await client.get("/admin")).text
+    assert 'data-check="reconcile"' in page
+    assert "not yet" not in page
+    assert "2026-11-20" in page

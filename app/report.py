@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -126,7 +126,11 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 
 async def monthly_report(
-    sessions: async_sessionmaker[AsyncSession], *, month: str, tax_rates: dict[str, str] | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    month: str,
+    tax_rates: dict[str, str] | None = None,
+    rate_names: Mapping[str, str] | None = None,
 ) -> MonthReport:
     """Compare the month's shop totals with its booked invoices; `tax_rates` is MONEYBIRD_TAX_RATES."""
     start, end = month_bounds(month)
@@ -135,6 +139,8 @@ async def monthly_report(
         refunds = await _refunds_in(session, start=start, end=end)
     report = MonthReport(month=month.strip(), start=start, end=end)
     labels = {rate_id: f"{key}%" if key[:1].isdigit() else key for key, rate_id in (tax_rates or {}).items()}
+    # Moneybird's own names ("21% btw") when the reference data is at hand read best of all.
+    labels.update(rate_names or {})
     _add_orders(report, orders, labels=labels)
     if refunds:
         _add_refunds(report, refunds, numbers={order.order_id: order.order_number for order in orders})

@@ -203,3 +203,16 @@ async def test_rendered_report_names_rates_and_differences(
     assert "18.66" in text
     assert "Differences (4)" in text
     assert "no tax rate for 9 %" in text
+
+
+async def test_moneybirds_rate_names_label_the_rates_when_known(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _seed(sessions)
+
+    report = await monthly_report(
+        sessions, month="2026-11", tax_rates={"21": HIGH, "9": LOW}, rate_names={HIGH: "21% btw"}
+    )
+
+    labels = {rate.tax_rate_id: rate.label for rate in report.rates}
+    assert labels == {HIGH: "21% btw", LOW: "9%"}

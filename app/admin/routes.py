@@ -38,6 +38,7 @@ from app.admin.auth import (
 from app.alerts import parse_moment
 from app.deps import AppState, AppStateDep, SettingsDep
 from app.health import readiness
+from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report, order_counts
 from app.settings import Settings
 from app.sync import ledger
@@ -285,8 +286,14 @@ async def retry(
 async def report(request: Request, admin: AdminDep, state: AppStateDep, month: str | None = None) -> Response:
     month = month or datetime.now(UTC).astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
     try:
+        cached = await ReferenceCache(
+            state.redis, administration_id=state.settings.moneybird_administration_id
+        ).peek()
         result = await monthly_report(
-            state.sessions, month=month, tax_rates=state.settings.moneybird_tax_rates
+            state.sessions,
+            month=month,
+            tax_rates=state.settings.moneybird_tax_rates,
+            rate_names={rate.id: rate.name for rate in cached.tax_rates} if cached else None,
         )
     except ValueError as exc:
         return _problem(request, str(exc), status_code=400)

@@ -12,19 +12,19 @@ woobird migrate             bring the ledger's tables up to date (Procfile: rele
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import typer
 from dotenv import dotenv_values
 
 from app import cli_ops, cli_setup
 from app.cli_support import console, err_console, fail, settings_or_exit
+from app.invoicing.preview import plan_command
 from app.settings import REPO_ROOT, ConfigurationError, load_settings, normalise_database_url
+from app.sync.backfill import backfill_command
+from app.sync.products import products_command
 
 cli = typer.Typer(
     name="woobird",
@@ -48,29 +48,9 @@ cli.command("retry")(cli_ops.retry_command)
 cli.command("report")(cli_ops.report_command)
 
 
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A command another part of woobird provides, when that part is installed."""
-    try:
-        found: Callable[..., Any] = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-    return found
-
-
-def _missing(command: str, module: str) -> Callable[[], None]:
-    def unavailable() -> None:
-        fail(f"`woobird {command}` is not available in this version ({module} is missing)")
-
-    unavailable.__doc__ = f"(not available: {module} is missing)"
-    return unavailable
-
-
-for _command, _module, _name in (
-    ("plan", "app.invoicing.preview", "plan_command"),
-    ("backfill", "app.sync.backfill", "backfill_command"),
-    ("products", "app.sync.products", "products_command"),
-):
-    cli.command(_command)(_optional(_module, _name) or _missing(_command, _module))
+cli.command("plan")(plan_command)
+cli.command("backfill")(backfill_command)
+cli.command("products")(products_command)
 
 
 @cli.command("migrate")

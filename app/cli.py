@@ -22,6 +22,7 @@ from dotenv import dotenv_values
 from app import cli_ops, cli_setup
 from app.cli_support import console, err_console, fail, settings_or_exit
 from app.invoicing.preview import plan_command
+from app.preflight import redis_problem
 from app.settings import REPO_ROOT, ConfigurationError, load_settings, normalise_database_url
 from app.sync.backfill import backfill_command
 from app.sync.products import products_command
@@ -110,9 +111,9 @@ def run_command(
             f"{' and '.join(ACCOUNT_SETTINGS)} to run the sandbox demo. Sandbox and real are never mixed."
         )
         raise typer.Exit(2) from None
-    redis_problem = redis_problem_text(settings.redis_url)
-    if redis_problem:
-        fail(redis_problem)
+    problem = redis_problem(settings.redis_url)
+    if problem:
+        fail(problem)
     migrate(settings.database_url)
     env = process_env({"WOOBIRD_SANDBOX": "false"})
     raise typer.Exit(start_processes(env, names=("web", "worker"), cwd=env_file.resolve().parent))
@@ -122,21 +123,6 @@ def configured_accounts(env_file: Path) -> list[str]:
     """Which of the account settings are set, in the environment or the .env file."""
     from_file = dotenv_values(env_file) if env_file.exists() else {}
     return [name for name in ACCOUNT_SETTINGS if (os.environ.get(name) or from_file.get(name) or "").strip()]
-
-
-def redis_problem_text(url: str) -> str | None:
-    """None when Redis answers; otherwise what to do about it, in plain words."""
-    from app.cli_support import run
-    from app.preflight import _redis_answers
-
-    problem = run(_redis_answers(url))
-    if problem is None:
-        return None
-    return (
-        f"woobird needs Redis and cannot reach it at {url} ({problem}).\n"
-        "  Start one: `redis-server --daemonize yes` (Debian/Ubuntu: `apt install redis-server`, "
-        "macOS: `brew install redis && brew services start redis`), or set REDIS_URL."
-    )
 
 
 def process_env(extra: dict[str, str]) -> dict[str, str]:

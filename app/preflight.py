@@ -24,17 +24,24 @@ async def _redis_answers(url: str) -> str | None:
     return None
 
 
-def main(argv: list[str]) -> int:
-    for_tests = "--for-tests" in argv
-    url = os.environ.get("TEST_REDIS_URL" if for_tests else "REDIS_URL") or "redis://127.0.0.1:6379/0"
+def redis_problem(url: str, *, setting: str = "REDIS_URL") -> str | None:
+    """None when Redis answers; otherwise what is wrong and how to fix it, in plain words."""
     problem = asyncio.run(_redis_answers(url))
+    if problem is None:
+        return None
+    return (
+        f"woobird needs Redis and cannot reach it at {url} ({problem}).\n"
+        "  Start one: `redis-server --daemonize yes` (Debian/Ubuntu: `apt install redis-server`,"
+        " macOS: `brew install redis && brew services start redis`),\n"
+        f"  or point {setting} at a running server."
+    )
+
+
+def main(argv: list[str]) -> int:
+    setting = "TEST_REDIS_URL" if "--for-tests" in argv else "REDIS_URL"
+    problem = redis_problem(os.environ.get(setting) or "redis://127.0.0.1:6379/0", setting=setting)
     if problem:
-        sys.stderr.write(
-            f"woobird needs Redis and cannot reach it at {url} ({problem}).\n"
-            "  Start one: `redis-server --daemonize yes` (Debian/Ubuntu: `apt install redis-server`,"
-            " macOS: `brew install redis && brew services start redis`),\n"
-            f"  or point {'TEST_REDIS_URL' if for_tests else 'REDIS_URL'} at a running server.\n"
-        )
+        sys.stderr.write(problem + "\n")
         return 1
     return 0
 

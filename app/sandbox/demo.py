@@ -127,10 +127,11 @@ def sandbox_settings_overrides(env_file: Path = Path(".env")) -> dict[str, Any]:
 
 def run_sandbox() -> int:
     """Prepare a fresh sandbox ledger and queue, then run web + worker + the fakes under honcho."""
-    from app.cli import migrate, process_env, redis_problem_text, start_processes
+    from app.cli import migrate, process_env, start_processes
+    from app.preflight import redis_problem
 
     redis_url = sandbox_redis_url(os.environ.get("REDIS_URL"))
-    problem = redis_problem_text(redis_url)
+    problem = redis_problem(redis_url)
     if problem:
         console.print(f"[bold red]✗[/] {problem}")
         return 1

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -221,11 +221,13 @@ class Settings(BaseSettings):
             return value.replace(tzinfo=UTC)
         return value
 
-    @model_validator(mode="after")
-    def _administration_is_an_id(self) -> Settings:
-        if self.moneybird_administration_id and not self.moneybird_administration_id.isdigit():
-            raise ValueError("MONEYBIRD_ADMINISTRATION_ID must be the number from the Moneybird URL")
-        return self
+    @field_validator("moneybird_administration_id")
+    @classmethod
+    def _administration_is_an_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.isdigit():
+            raise ValueError("must be the number from the Moneybird URL (`woobird setup` lists them)")
+        return value
 
     @property
     def rate_limit(self) -> tuple[int, float]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from redis.exceptions import LockError
@@ -32,6 +33,7 @@ from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
 from app.moneybird.models import (
     ContactCreate,
     ExternalSalesInvoice,
+    Payment,
     PaymentCreate,
     SalesInvoice,
     SalesInvoiceSending,
@@ -307,25 +309,18 @@ def _contact_create(contact: PlanContact) -> ContactCreate:
 async def _sales_invoice_steps(
     services: Services, *, order_id: int, plan: InvoicePlan, contact_id: str
 ) -> Invoice:
+    mb = services.moneybird
     invoice = await _existing_sales_invoice(services, order_id=order_id, plan=plan)
     if invoice is None:
-        await _save(services, order_id, event="invoice", message="creating", step=Step.INVOICE_CREATING.value)
-        invoice = await services.moneybird.create_sales_invoice(
-            sales_invoice_body(plan, contact_id=contact_id)
-        )
-        await _save(
+        invoice = await _create(
             services,
             order_id,
-            event="invoice",
-            message=f"created draft {invoice.id}",
-            invoice_id=invoice.id,
-            step=Step.INVOICE_CREATED.value,
+            what="draft",
+            create=lambda: mb.create_sales_invoice(sales_invoice_body(plan, contact_id=contact_id)),
         )
     _check_total(invoice, plan=plan, order_id=order_id)
     if invoice.is_draft:
-        invoice = await services.moneybird.send_sales_invoice(
-            invoice.id, SalesInvoiceSending(delivery_method="Manual")
-        )
+        invoice = await mb.send_sales_invoice(invoice.id, SalesInvoiceSending(delivery_method="Manual"))
         await _save(
             services,
             order_id,
@@ -334,23 +329,57 @@ async def _sales_invoice_steps(
             invoice_number=invoice.invoice_id,
             step=Step.INVOICE_SENT.value,
         )
-    if invoice.total_unpaid > 0:
-        await _save(services, order_id, event="payment", message="registering", step=Step.PAYING.value)
-        payment = await services.moneybird.create_sales_invoice_payment(invoice.id, _payment(plan, invoice))
-        await _save(
-            services,
-            order_id,
-            event="payment",
-            message=f"paid {payment.price} ({payment.id})",
-            payment_id=payment.id,
-            step=Step.PAID.value,
-        )
-        invoice = (
-            await services.moneybird.get_sales_invoice(invoice.id)
-            if payment.price != invoice.total_unpaid
-            else invoice
-        )
+    payment = await _pay(
+        services, order_id, plan=plan, invoice=invoice, register=mb.create_sales_invoice_payment
+    )
+    if payment is not None and payment.price != invoice.total_unpaid:
+        invoice = await mb.get_sales_invoice(invoice.id)
     return invoice
+
+
+Created = TypeVar("Created", SalesInvoice, ExternalSalesInvoice)
+
+
+async def _create(
+    services: Services, order_id: int, *, what: str, create: Callable[[], Awaitable[Created]], **recorded: Any
+) -> Created:
+    """Create a document, writing the intent first: an unanswered create is adopted, not repeated."""
+    await _save(services, order_id, event="invoice", message="creating", step=Step.INVOICE_CREATING.value)
+    invoice = await create()
+    await _save(
+        services,
+        order_id,
+        event="invoice",
+        message=f"created {what} {invoice.id}",
+        invoice_id=invoice.id,
+        step=Step.INVOICE_CREATED.value,
+        **recorded,
+    )
+    return invoice
+
+
+async def _pay(
+    services: Services,
+    order_id: int,
+    *,
+    plan: InvoicePlan,
+    invoice: Invoice,
+    register: Callable[[str, PaymentCreate], Awaitable[Payment]],
+) -> Payment | None:
+    """One payment of what is still open, intent first so a lost answer is looked up, not repeated."""
+    if invoice.total_unpaid <= 0:
+        return None
+    await _save(services, order_id, event="payment", message="registering", step=Step.PAYING.value)
+    payment = await register(invoice.id, _payment(plan, invoice))
+    await _save(
+        services,
+        order_id,
+        event="payment",
+        message=f"paid {payment.price} ({payment.id})",
+        payment_id=payment.id,
+        step=Step.PAID.value,
+    )
+    return payment
 
 
 async def _existing_sales_invoice(
@@ -419,33 +448,23 @@ async def _external_invoice_steps(
                 step=Step.INVOICE_CREATED.value,
             )
     if invoice is None:
-        await _save(services, order_id, event="invoice", message="creating", step=Step.INVOICE_CREATING.value)
-        invoice = await services.moneybird.create_external_sales_invoice(
-            external_invoice_body(plan, contact_id=contact_id)
-        )
-        await _save(
+        invoice = await _create(
             services,
             order_id,
-            event="invoice",
-            message=f"created external invoice {invoice.id}",
-            invoice_id=invoice.id,
+            what="external invoice",
+            create=lambda: services.moneybird.create_external_sales_invoice(
+                external_invoice_body(plan, contact_id=contact_id)
+            ),
             invoice_number=plan.reference,
-            step=Step.INVOICE_CREATED.value,
         )
     _check_total(invoice, plan=plan, order_id=order_id)
-    if invoice.total_unpaid > 0:
-        await _save(services, order_id, event="payment", message="registering", step=Step.PAYING.value)
-        payment = await services.moneybird.create_external_sales_invoice_payment(
-            invoice.id, _payment(plan, invoice)
-        )
-        await _save(
-            services,
-            order_id,
-            event="payment",
-            message=f"paid {payment.price} ({payment.id})",
-            payment_id=payment.id,
-            step=Step.PAID.value,
-        )
+    await _pay(
+        services,
+        order_id,
+        plan=plan,
+        invoice=invoice,
+        register=services.moneybird.create_external_sales_invoice_payment,
+    )
     return invoice
 
 

@@ -13,9 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from arq.connections import ArqRedis
 
 from app.sync.ledger import OrderState
-from tests.harness import Harness
+from tests.harness import Harness, open_harness
 from tests.invoicing.reference_carts import CARTS, order_document
 
 
@@ -254,3 +255,33 @@ async def test_an_order_the_shop_serves_as_nonsense_fails_with_a_reason(harness:
     assert record.error
     assert "could not be read" in record.error
     assert harness.moneybird.sales_invoices == {}
+
+
+@pytest.mark.parametrize(
+    "lost", [None, "POST /external_sales_invoices", "POST /external_sales_invoices/{id}/payments"]
+)
+async def test_external_invoices_are_booked_once_under_the_order_number(
+    database_url: str, redis: ArqRedis, lost: str | None
+) -> None:
+    async with open_harness(
+        database_url=database_url, redis=redis, invoice_kind="external_sales_invoice"
+    ) as harness:
+        document = order_document("c")
+        order_id = _add(harness, document)
+        if lost:
+            harness.moneybird.fail_next(lost, kind="lost")
+        await harness.deliver(order_id)
+        await harness.run_worker()
+        record = await harness.record(order_id)
+        assert record is not None
+        assert record.state == OrderState.BOOKED, record.error
+        reference = f"WooCommerce #{document['number']}"
+        invoices = [
+            i for i in harness.moneybird.external_sales_invoices.values() if i["reference"] == reference
+        ]
+        assert len(invoices) == 1
+        assert invoices[0]["state"] == "paid"
+        assert Decimal(invoices[0]["total_price_incl_tax"]) == Decimal(document["total"])
+        assert len(invoices[0]["payments"]) == 1
+        assert record.invoice_number == reference
+        assert harness.moneybird.sales_invoices == {}

@@ -14,7 +14,6 @@ import typer
 from arq import Retry
 from arq.connections import ArqRedis
 from rich.table import Table
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cli_support import (
@@ -87,7 +86,7 @@ def status_command() -> None:
 
 async def _status(settings: Settings) -> None:
     async with ledger_sessions(settings) as sessions, sessions() as session:
-        counts = await counts_by_state(session)
+        counts = await ledger.counts_by_state(session)
         last_success = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
         last_error = await ledger.get_state(session, ledger.RECONCILE_LAST_ERROR)
         failures = await ledger.recent_orders(session, limit=RECENT_FAILURES, state=OrderState.FAILED.value)
@@ -119,11 +118,6 @@ async def _status(settings: Settings) -> None:
         )
     console.print(table)
     console.print("Fix the reason, then [bold]woobird retry --failed[/] (or retry ORDER_ID).")
-
-
-async def counts_by_state(session: AsyncSession) -> dict[str, int]:
-    query = select(OrderRecord.state, func.count()).group_by(OrderRecord.state)
-    return {str(state): int(count) for state, count in (await session.execute(query)).all()}
 
 
 def _ago(stamp: str) -> str:

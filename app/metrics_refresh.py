@@ -20,7 +20,6 @@ from app.metrics import (
     ORDERS_BY_STATE,
     QUEUE_DEPTH,
 )
-from app.report import order_counts
 from app.sync import ledger
 
 log = structlog.get_logger("woobird.metrics")
@@ -42,7 +41,7 @@ async def refresh_gauges(state: _State) -> None:
         log.warning("queue depth not measured", error=f"{type(exc).__name__}: {exc}")
     try:
         async with state.sessions() as session:
-            counts = await order_counts(session)
+            counts = await ledger.counts_by_state(session)
             last = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
     except Exception as exc:
         log.warning("ledger gauges not measured", error=f"{type(exc).__name__}: {exc}")

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
@@ -105,13 +105,6 @@ class MonthReport:
     @property
     def in_balance(self) -> bool:
         return not self.differences
-
-
-async def order_counts(session: AsyncSession) -> dict[str, int]:
-    """Orders in the ledger per state (every state present, zero when none)."""
-    query = select(OrderRecord.state, func.count()).group_by(OrderRecord.state)
-    found = {str(state): int(count) for state, count in (await session.execute(query)).all()}
-    return {state.value: found.get(state.value, 0) for state in OrderState}
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

@@ -39,7 +39,7 @@ from app.alerts import parse_moment
 from app.deps import AppState, AppStateDep, SettingsDep
 from app.health import readiness
 from app.moneybird.reference import ReferenceCache
-from app.report import REPORT_TIMEZONE, monthly_report, order_counts
+from app.report import REPORT_TIMEZONE, monthly_report
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.ledger import OrderRecord, OrderState
@@ -202,7 +202,7 @@ async def logout(request: Request) -> Response:
 async def _overview(state: AppState) -> dict[str, Any]:
     healthy, checks = await readiness(state)
     async with state.sessions() as session:
-        counts = await order_counts(session)
+        counts = await ledger.counts_by_state(session)
         failed = await ledger.recent_orders(session, limit=FAILED_LIMIT, state=OrderState.FAILED.value)
         recent = await ledger.recent_orders(session, limit=RECENT_LIMIT)
     return {

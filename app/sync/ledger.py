@@ -279,8 +279,10 @@ async def first_run_at(session: AsyncSession) -> datetime:
 
 
 async def counts_by_state(session: AsyncSession) -> dict[str, int]:
+    """Orders in the ledger per state (every state present, zero when none)."""
     query = select(OrderRecord.state, func.count()).group_by(OrderRecord.state)
-    return {str(state): int(count) for state, count in (await session.execute(query)).all()}
+    found = {str(state): int(count) for state, count in (await session.execute(query)).all()}
+    return {state.value: found.get(state.value, 0) for state in OrderState}
 
 
 async def recent_orders(

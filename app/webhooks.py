@@ -167,7 +167,7 @@ async def receive_order_webhook(
     except Exception as exc:  # the database or Redis: nothing durable was done, say so
         DELIVERIES.labels(outcome="unavailable").inc()
         # The class and first line only: a database error's text carries the whole statement.
-        first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+        first_line = next(iter(str(exc).splitlines()), "")[:200]
         log.error("webhook not recorded", order_id=order.id, error=f"{type(exc).__name__}: {first_line}")
         return _answer(
             503, error="woobird could not record the delivery; it will be picked up by reconciliation"

@@ -151,10 +151,11 @@ async def record_and_enqueue_many(
             recorded = await ledger.versions_of(session, [oid for oid in newest if oid not in news])
     reasons = {order.id: reason for order, reason in arrivals if order is newest[order.id]}
     unknown_refunds = await _with_unknown_refunds(sessions, newest=newest, recorded=recorded)
-    waiting = [o for oid, o in newest.items() if oid in unknown_refunds] + [
+    waiting = [
         o
         for oid, o in newest.items()
         if oid in news
+        or oid in unknown_refunds
         or (recorded.get(oid, ("", None))[0] == ledger.OrderState.QUEUED and recorded[oid][1] == _modified(o))
     ]
     queued = await enqueue_orders(redis, [(o.id, _modified(o), reasons[o.id]) for o in waiting])

@@ -19,9 +19,8 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.alerts import alert_order_failed
 from app.constants import WORKER_MAX_TRIES
-from app.db import create_engine, session_factory, transaction
+from app.db import create_engine, session_factory
 from app.logs import configure_logging
 from app.metrics import JOBS
 from app.metrics_refresh import record_moneybird_response
@@ -30,7 +29,6 @@ from app.moneybird.errors import MoneybirdTransient, retry_delay
 from app.moneybird.ratelimit import RateLimitBusy, limiter_from_settings
 from app.moneybird.reference import ReferenceCache
 from app.settings import Settings, get_settings
-from app.sync import ledger
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import WooCommerceTransient
 
@@ -103,11 +101,17 @@ def services_of(ctx: dict[str, Any]) -> Services:
     return services
 
 
-def retry_transient(kind: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+# What a job does when it stops retrying: record the failure in its ledger (args after ctx).
+GiveUp = Callable[[Services, tuple[Any, ...], str], Awaitable[None]]
+
+
+def retry_transient(
+    kind: str, *, give_up: GiveUp
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Turn a passing failure into `arq.Retry` with backoff; give up after WORKER_MAX_TRIES.
 
-    The wrapped job's first argument is arq's ctx and its second the order id, so a job that
-    gives up can say so in the ledger instead of failing silently in Redis.
+    The wrapped job's first argument is arq's ctx and its second the order id. A job that gives
+    up says so in the ledger through `give_up` instead of failing silently in Redis.
     """
 
     def decorate(job: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -121,8 +125,8 @@ def retry_transient(kind: str) -> Callable[[Callable[P, Awaitable[R]]], Callable
             except (MoneybirdTransient, WooCommerceTransient, RateLimitBusy, RedisError) as exc:
                 JOBS.labels(kind=kind, outcome="retried").inc()
                 if job_try >= WORKER_MAX_TRIES:
-                    if kind == "order":  # other jobs (refunds) record their own give-up
-                        await _give_up(ctx, order_id=order_id, error=exc, tries=job_try)
+                    message = f"gave up after {job_try} tries; last error: {exc}"
+                    await give_up(services_of(ctx), tuple(args[1:]), message)
                     JOBS.labels(kind=kind, outcome="gave_up").inc()
                     raise
                 services = services_of(ctx)
@@ -146,15 +150,3 @@ def retry_transient(kind: str) -> Callable[[Callable[P, Awaitable[R]]], Callable
         return run
 
     return decorate
-
-
-async def _give_up(ctx: dict[str, Any], *, order_id: int, error: Exception, tries: int) -> None:
-    services = services_of(ctx)
-    message = f"gave up after {tries} tries; last error: {error}"
-    async with transaction(services.sessions) as session:
-        await ledger.update_order(
-            session, order_id, state=ledger.OrderState.FAILED.value, error=message, failure_kind="exhausted"
-        )
-        await ledger.add_event(session, order_id=order_id, step="failed", message=message)
-    log.error("order failed for good", order_id=order_id, error=message)
-    await alert_order_failed(services, order_id=order_id, kind="exhausted", message=message)

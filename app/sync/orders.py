@@ -63,7 +63,11 @@ class BookingFailed(Exception):
         self.order_id = order_id
 
 
-@retry_transient("order")
+async def _gave_up(services: Services, args: tuple[Any, ...], message: str) -> None:
+    await _fail(services, BookingFailed(message, kind="exhausted", order_id=int(args[0])))
+
+
+@retry_transient("order", give_up=_gave_up)
 async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webhook") -> str:
     services = services_of(ctx)
     lock = services.redis.lock(

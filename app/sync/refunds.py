@@ -26,25 +26,24 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import alert
-from app.constants import REFUND_LOCK_PREFIX, WORKER_MAX_TRIES
+from app.constants import REFUND_LOCK_PREFIX
 from app.db import transaction
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.metrics import JOBS
-from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected, MoneybirdTransient
+from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
 from app.moneybird.models import (
     ExternalSalesInvoice,
     PaymentCreate,
     SalesInvoice,
     SalesInvoiceSending,
 )
-from app.moneybird.ratelimit import RateLimitBusy
 from app.queue import enqueue_refund
 from app.sync import ledger
 from app.sync.documents import external_invoice_body, sales_invoice_body
 from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
-from app.woocommerce.errors import WooCommerceNotFound, WooCommerceTransient
+from app.woocommerce.errors import WooCommerceNotFound
 from app.woocommerce.models import Order, Refund
 
 log = structlog.get_logger("woobird.refunds")
@@ -227,7 +226,13 @@ async def _refund_deleted(services: Services, record: RefundRecord) -> None:
 # ── the job ──────────────────────────────────────────────────────────────────────────────────
 
 
-@retry_transient("refund")
+async def _gave_up(services: Services, args: tuple[Any, ...], message: str) -> None:
+    # Giving up is the refund's failure, not its (booked) order's.
+    failure = RefundFailed(message, kind="exhausted")
+    await _fail(services, order_id=int(args[0]), refund_id=int(args[1]), failure=failure)
+
+
+@retry_transient("refund", give_up=_gave_up)
 async def book_refund_job(ctx: dict[str, Any], order_id: int, refund_id: int, reason: str = "webhook") -> str:
     services = services_of(ctx)
     lock = services.redis.lock(
@@ -237,16 +242,7 @@ async def book_refund_job(ctx: dict[str, Any], order_id: int, refund_id: int, re
         # Another worker is crediting this refund right now; come back when it is done.
         raise services.defer(5)
     try:
-        try:
-            return await book_refund(services, order_id=order_id, refund_id=refund_id, reason=reason)
-        except (MoneybirdTransient, WooCommerceTransient, RateLimitBusy) as exc:
-            job_try = int(ctx.get("job_try", 1))
-            if job_try < WORKER_MAX_TRIES:
-                raise
-            # Giving up is the refund's failure, not its (booked) order's: record it here.
-            failure = RefundFailed(f"gave up after {job_try} tries; last error: {exc}", kind="exhausted")
-            await _fail(services, order_id=order_id, refund_id=refund_id, failure=failure)
-            return RefundState.FAILED.value
+        return await book_refund(services, order_id=order_id, refund_id=refund_id, reason=reason)
     finally:
         try:
             await lock.release()

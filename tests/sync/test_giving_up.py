@@ -1,0 +1,56 @@
+"""A job that keeps failing transiently stops after WORKER_MAX_TRIES and says so in its ledger."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from app.constants import WORKER_MAX_TRIES
+from app.moneybird.errors import MoneybirdServerError
+from app.sync.ledger import OrderState, RefundRecord, RefundState
+from app.sync.orders import book_order_job
+from app.sync.refunds import book_refund_job
+from tests.harness import Harness
+from tests.invoicing.reference_carts import order_document
+
+
+def _last_try(harness: Harness) -> dict[str, object]:
+    return {"services": harness.services, "job_try": WORKER_MAX_TRIES, "redis": harness.redis}
+
+
+async def test_an_order_that_never_gets_through_fails_naming_the_tries(harness: Harness) -> None:
+    document = order_document("a")
+    order_id = int(harness.shop.add_order(document)["id"])
+    await harness.deliver(order_id)
+    harness.moneybird.fail_next("POST /sales_invoices", kind="status", status=503)
+    with pytest.raises(MoneybirdServerError):
+        await book_order_job(_last_try(harness), order_id, "webhook")
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.FAILED
+    assert record.failure_kind == "exhausted"
+    assert record.error
+    assert f"gave up after {WORKER_MAX_TRIES} tries" in record.error
+
+
+async def test_a_refund_that_never_gets_through_fails_and_its_order_stays_booked(harness: Harness) -> None:
+    document = order_document("a")
+    order_id = int(harness.shop.add_order(document)["id"])
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    refund = harness.shop.add_refund(order_id, amount=Decimal("5.00"), reason="goodwill")
+    await harness.deliver(order_id)
+    await harness.run_worker(max_jobs=1)  # the order job notices the refund and queues it
+    harness.moneybird.fail_next("POST /sales_invoices", kind="status", status=503)
+    with pytest.raises(MoneybirdServerError):
+        await book_refund_job(_last_try(harness), order_id, int(refund["id"]), "webhook")
+    async with harness.sessions() as session:
+        credit = await session.get(RefundRecord, int(refund["id"]))
+    assert credit is not None
+    assert credit.state == RefundState.FAILED
+    assert credit.error
+    assert f"gave up after {WORKER_MAX_TRIES} tries" in credit.error
+    order = await harness.record(order_id)
+    assert order is not None
+    assert order.state == OrderState.BOOKED

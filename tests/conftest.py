@@ -24,9 +24,9 @@ from app.db import create_engine, session_factory
 from app.main import build_state, create_app
 from app.queue import connect
 from app.settings import REPO_ROOT, Settings, load_settings, normalise_database_url
+from tests.services import TEST_POSTGRES_URL, redis_database
 
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
-TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_database(5))
 WEBHOOK_SECRET = "wb_test_secret_2f9c"
 TABLES = ("ledger_events", "refunds", "contacts", "orders", "service_state")
 

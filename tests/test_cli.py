@@ -38,12 +38,13 @@ from app.settings_help import SETTING_HELP
 from app.sync import ledger
 from app.sync.ledger import OrderState
 from tests.conftest import WEBHOOK_SECRET
+from tests.services import redis_database
 
 PUBLIC_URL = "https://woobird.example.nl"
 SHOP_URL = "https://shop.sandbox.test"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Its own database: these tests count queue entries and must not share them with other suites.
-TEST_REDIS_URL = os.environ.get("CLI_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+TEST_REDIS_URL = os.environ.get("CLI_TEST_REDIS_URL", redis_database(11))
 
 
 @dataclass

@@ -13,9 +13,10 @@ from redis.asyncio import Redis
 
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.ratelimit import RateLimiter
+from tests.services import redis_database
 
 # Its own database: the limiter tests measure timing and must not share keys with other suites.
-MONEYBIRD_TEST_REDIS_URL = os.environ.get("MONEYBIRD_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+MONEYBIRD_TEST_REDIS_URL = os.environ.get("MONEYBIRD_TEST_REDIS_URL", redis_database(12))
 BASE_URL = "https://moneybird.test/api/v2"
 ADMINISTRATION_ID = "123456789012345678"
 TOKEN = "mb-secret-token-c0ffee"

@@ -37,11 +37,12 @@ from app.settings import Settings, load_settings
 from app.sync.jobs import build_services
 from app.sync.ledger import OrderState
 from app.woocommerce.models import Order
+from tests.services import redis_database
 from workers.functions import job_functions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The demo's own Redis database in these tests (the real demo uses 15), flushed by each test.
-DEMO_TEST_REDIS_URL = os.environ.get("DEMO_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+DEMO_TEST_REDIS_URL = os.environ.get("DEMO_TEST_REDIS_URL", redis_database(13))
 
 
 def free_port() -> int:
@@ -197,7 +198,7 @@ def _run_env(tmp_path: Path) -> dict[str, str]:
         SANDBOX_SHOP_PORT=str(free_port()),
         SANDBOX_MONEYBIRD_PORT=str(free_port()),
         SANDBOX_DIR=str(tmp_path / "sandbox"),
-        REDIS_URL="redis://127.0.0.1:6379/0",
+        REDIS_URL=redis_database(0),
         PYTHONUNBUFFERED="1",
     )
     return env

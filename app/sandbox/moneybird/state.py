@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from app.sandbox.moneybird_core import Clock, IdMint, Record, paginate
+from app.sandbox.moneybird.core import Clock, IdMint, Record, paginate
 
 Rounding = Literal["per_line", "per_rate"]
 FaultKind = Literal["status", "timeout", "lost"]
@@ -209,7 +209,7 @@ class MoneybirdSandbox:
     # -- seeding ----------------------------------------------------------------------------
 
     def add_administration(self, name: str, *, administration_id: str | None = None) -> str:
-        from app.sandbox.moneybird_seed import seed_administration
+        from app.sandbox.moneybird.seed import seed_administration
 
         adm = seed_administration(self, name=name, administration_id=administration_id or self.ids.next())
         self.administrations[adm.id] = adm
@@ -217,7 +217,7 @@ class MoneybirdSandbox:
 
     def seed_contact(self, *, administration_id: str | None = None, **fields: Any) -> Record:
         """A contact 'made by hand' in Moneybird: validated like the API, customer_id auto-assigned."""
-        from app.sandbox.moneybird_contacts import create_contact_record
+        from app.sandbox.moneybird.contacts import create_contact_record
 
         with self.lock:
             return create_contact_record(self, self.administration(administration_id), dict(fields))

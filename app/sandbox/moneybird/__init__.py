@@ -15,10 +15,11 @@ or over real HTTP (the sandbox demo, chaos tests):
     async with serve(create_app(sandbox)) as base_url:   # app.sandbox.server
         ...  # point the real client at f"{base_url}/api/v2"
 
-Modules: `state` (the sandbox object, switches, request log), `api` (routing, auth, rate limit,
-faults, transport), `contacts`, `invoices`, `external`, `documents` (lines, totals, payments),
-`reference` (tax rates, ledgers, workflows, products), `schema` (allowed request keys), `core`
-(wire formats), `seed` (a fresh administration).
+Modules: `state` (the sandbox object, switches, request log), `records` (an administration, a
+request and its reply as handlers see them), `api` (routing, auth, rate limit, faults,
+transport), `contacts`, `invoices`, `external`, `documents` (lines, totals, payments), `reference`
+(tax rates, ledgers, workflows, products), `schema` (allowed request keys), `core` (wire formats),
+`seed` (a fresh administration).
 
 Faithful to the reference (docs/OpenAPI): Bearer auth with the invalid_grant 401; root-key
 wrapping with "<Model> is required" 400s; 18-digit string ids (accepted as strings or ints);
@@ -81,14 +82,8 @@ from __future__ import annotations
 from app.sandbox.moneybird.api import MoneybirdTransport, create_app, match_route, sandbox_transport
 from app.sandbox.moneybird.core import ApiError, money_str
 from app.sandbox.moneybird.documents import compute_totals
-from app.sandbox.moneybird.state import (
-    DEFAULT_TOKEN,
-    Administration,
-    FaultKind,
-    MoneybirdSandbox,
-    RecordedRequest,
-    Rounding,
-)
+from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.state import DEFAULT_TOKEN, FaultKind, MoneybirdSandbox, RecordedRequest, Rounding
 
 __all__ = [
     "DEFAULT_TOKEN",

@@ -20,7 +20,8 @@ from starlette.types import Receive, Scope, Send
 from app.sandbox.moneybird import contacts, external, invoices, reference
 from app.sandbox.moneybird.core import ApiError, Record, symbolic_error
 from app.sandbox.moneybird.documents import find_payment
-from app.sandbox.moneybird.state import Call, Fault, FaultKind, MoneybirdSandbox, RecordedRequest, Reply
+from app.sandbox.moneybird.records import Call, Reply
+from app.sandbox.moneybird.state import Fault, FaultKind, MoneybirdSandbox, RecordedRequest
 
 Handler = Callable[[Call], Reply]
 

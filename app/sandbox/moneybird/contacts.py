@@ -18,8 +18,8 @@ from app.sandbox.moneybird.core import (
     symbolic_error,
     unwrap,
 )
+from app.sandbox.moneybird.records import Administration, Call, Reply, list_reply
 from app.sandbox.moneybird.schema import CONTACT_CREATE, CONTACT_PERSON, CONTACT_UPDATE, DELIVERY_METHODS
-from app.sandbox.moneybird.state import Administration, Call, Reply, list_reply
 
 if TYPE_CHECKING:
     from app.sandbox.moneybird.state import MoneybirdSandbox

@@ -28,8 +28,8 @@ from app.sandbox.moneybird.documents import (
     unpaid,
 )
 from app.sandbox.moneybird.invoices import changed_after
+from app.sandbox.moneybird.records import Call, Reply, list_reply
 from app.sandbox.moneybird.schema import EXTERNAL_INVOICE
-from app.sandbox.moneybird.state import Call, Reply, list_reply
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _STATES = ("new", "open", "late", "paid", "uncollectible", "pending_payment")

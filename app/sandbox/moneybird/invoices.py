@@ -40,6 +40,7 @@ from app.sandbox.moneybird.documents import (
     set_state,
     unpaid,
 )
+from app.sandbox.moneybird.records import Call, Reply, list_reply
 from app.sandbox.moneybird.schema import (
     SALES_INVOICE_CREATE,
     SALES_INVOICE_TOP,
@@ -47,7 +48,6 @@ from app.sandbox.moneybird.schema import (
     SEND_METHODS,
     SENDING,
 )
-from app.sandbox.moneybird.state import Call, Reply, list_reply
 
 _STATES = ("draft", "scheduled", "open", "pending_payment", "reminded", "late", "paid", "uncollectible")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")

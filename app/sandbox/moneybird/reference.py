@@ -16,8 +16,8 @@ from app.sandbox.moneybird.core import (
     symbolic_error,
     unwrap,
 )
+from app.sandbox.moneybird.records import Call, Reply, list_reply
 from app.sandbox.moneybird.schema import PRODUCT
-from app.sandbox.moneybird.state import Call, Reply, list_reply
 
 _TAX_RATE_TYPES = ("all", "general_journal_document", "purchase_invoice", "sales_invoice")
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from app.sandbox.moneybird.core import Record, money_str
-from app.sandbox.moneybird.state import Administration, TaxRate
+from app.sandbox.moneybird.records import Administration, TaxRate
 
 if TYPE_CHECKING:
     from app.sandbox.moneybird.state import MoneybirdSandbox

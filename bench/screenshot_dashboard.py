@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -88,7 +89,7 @@ def main() -> None:
             app.include_router(admin_router)
         started = time.perf_counter()
         with serve_in_thread(app) as base_url, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
             page.goto(f"{base_url}/admin/login")
             page.fill("input[name=token]", ADMIN_TOKEN)

@@ -27,7 +27,8 @@ from app.invoicing.reference import AdministrationReference
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.models import ContactCreate
 from app.moneybird.reference import load_reference
-from app.sandbox.checkout import (
+from app.sandbox.moneybird import MoneybirdSandbox, compute_totals, sandbox_transport
+from app.sandbox.woocommerce.cart import (
     DUTCH_SHOP_RATES,
     OSS_SHOP_RATES,
     CartItem,
@@ -35,9 +36,8 @@ from app.sandbox.checkout import (
     Customer,
     Fee,
     ShippingMethod,
-    build_order,
 )
-from app.sandbox.moneybird import MoneybirdSandbox, compute_totals, sandbox_transport
+from app.sandbox.woocommerce.checkout import build_order
 from app.sync.documents import sales_invoice_body
 from app.woocommerce.models import Order
 

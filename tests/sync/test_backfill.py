@@ -10,7 +10,7 @@ import pytest
 from arq.connections import ArqRedis
 
 from app.db import transaction
-from app.sandbox.checkout import CartItem, Customer
+from app.sandbox.woocommerce.cart import CartItem, Customer
 from app.sync import ledger
 from app.sync.backfill import BackfillProgress, backfill, eta
 from app.sync.ledger import OrderState

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 
-from app.sandbox.checkout import CartItem, Customer, ShippingMethod
+from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sync.ledger import OrderState
 from tests.harness import Harness, open_harness
 

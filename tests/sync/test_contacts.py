@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.checkout import CartItem, Customer
+from app.sandbox.woocommerce.cart import CartItem, Customer
 from app.sync import ledger
 from app.sync.ledger import OrderState
 from tests.harness import Harness

@@ -101,6 +101,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         # The shop refused the key, or sent something that is not an order: a person must look.
         failure = BookingFailed(f"the shop's order could not be read: {exc}", kind="shop", order_id=order_id)
         await _fail(services, failure)
+        JOBS.labels(kind="order", outcome="failed").inc()
         return OrderState.FAILED
     record = await _record_for(services, order)
     if record.state == OrderState.BOOKED:

@@ -25,6 +25,7 @@ from app.moneybird.client import MoneybirdClient
 from app.moneybird.ratelimit import RateLimiter
 from app.queue import connect
 from app.settings import ConfigurationError, Settings, load_settings
+from app.settings_live import load_with_store
 from app.sync.jobs import Services, build_services
 from app.woocommerce.client import WooCommerceClient
 
@@ -103,7 +104,7 @@ def explain(error: ConfigurationError) -> NoReturn:
 def settings_or_exit(*, complete: bool = False) -> Settings:
     """The settings; a malformed (or, with `complete`, a missing) one ends the command, named."""
     try:
-        settings = load_settings()
+        settings = load_with_store(load_settings())
         return settings.require_complete() if complete else settings
     except ConfigurationError as error:
         explain(error)

@@ -362,7 +362,5 @@ def load_settings(**overrides: Any) -> Settings:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (the environment over what the wizard stored), complete or refusing."""
-    from app.settings_live import load_with_store  # the store is found through these settings
-
-    return load_with_store(load_settings()).require_complete()
+    """The process-wide settings, complete or refusing to start."""
+    return load_settings().require_complete()

@@ -31,7 +31,8 @@ from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.db import transaction
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
 from app.queue import connect
-from app.settings import ConfigurationError, get_settings
+from app.settings import ConfigurationError, load_settings
+from app.settings_live import load_with_store
 from app.sync import ledger
 from app.sync.intake import listed_statuses, record_and_enqueue
 from app.sync.jobs import Services, build_services
@@ -341,7 +342,7 @@ def _utc(moment: datetime) -> datetime:
 async def _run_command(
     console: Console, *, since: datetime, until: datetime | None, dry_run: bool, wait: bool
 ) -> BackfillReport:
-    settings = get_settings()
+    settings = load_with_store(load_settings()).require_complete()
     redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
     services = await build_services(settings, redis)
     limit, window = settings.rate_limit

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -28,7 +28,8 @@ from app.db import transaction
 from app.invoicing.reference import AdministrationReference
 from app.moneybird.models import ProductCreate
 from app.queue import connect
-from app.settings import get_settings, normalise_tax_key
+from app.settings import load_settings, normalise_tax_key
+from app.settings_live import load_with_store
 from app.sync import ledger
 from app.sync.jobs import Services, build_services
 from app.woocommerce.models import Product
@@ -74,13 +75,19 @@ async def load_catalogue(services: Services) -> dict[str, str]:
     return dict(json.loads(raw)) if raw else {}
 
 
-async def transfer_products(services: Services, *, dry_run: bool = False) -> TransferReport:
+async def transfer_products(
+    services: Services, *, dry_run: bool = False, progress: Callable[[int, int], None] | None = None
+) -> TransferReport:
+    """Create (or adopt) every product with a SKU; `progress(done, total)` after each one."""
     report = TransferReport(dry_run=dry_run)
     reference = await services.reference.get(services.moneybird)
     rates = await _shop_rates(services, country=reference.country)
     ledger_account = _ledger_account(services, reference)
     catalogue = await load_catalogue(services)
-    for product in await shop_products(services, report):
+    products = await shop_products(services, report)
+    for done, product in enumerate(products, start=1):
+        if progress is not None:
+            progress(done - 1, len(products))
         problem = (
             None if ledger_account else "set MONEYBIRD_LEDGER_ACCOUNT_ID (more than one revenue account)"
         )
@@ -112,6 +119,8 @@ async def transfer_products(services: Services, *, dry_run: bool = False) -> Tra
         catalogue[product.sku] = created.id
         report.created.append((product.sku, created.id))
         log.info("product created in Moneybird", sku=product.sku, product_id=created.id)
+    if progress is not None:
+        progress(len(products), len(products))
     if not dry_run:
         async with transaction(services.sessions) as session:
             await ledger.set_state(session, PRODUCT_CATALOGUE, json.dumps(catalogue, sort_keys=True))
@@ -211,7 +220,7 @@ def products_command(
 
 
 async def _run_command(*, dry_run: bool) -> TransferReport:
-    settings = get_settings()
+    settings = load_with_store(load_settings()).require_complete()
     redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
     services = await build_services(settings, redis)
     try:

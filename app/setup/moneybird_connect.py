@@ -28,7 +28,8 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import SecretStr
 
-from app.cli_support import moneybird_client, transports
+from app import cli_support
+from app.cli_support import moneybird_client
 from app.db import create_engine, session_factory
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.models import Administration
@@ -127,7 +128,9 @@ async def finish_oauth(
 async def _token_request(settings: Settings, form: dict[str, str]) -> Tokens:
     secret = settings.moneybird_client_secret.get_secret_value() if settings.moneybird_client_secret else ""
     form = {**form, "client_id": settings.moneybird_client_id or "", "client_secret": secret}
-    async with httpx.AsyncClient(transport=transports.moneybird, timeout=TOKEN_TIMEOUT_SECONDS) as client:
+    async with httpx.AsyncClient(
+        transport=cli_support.transports.moneybird, timeout=TOKEN_TIMEOUT_SECONDS
+    ) as client:
         try:
             response = await client.post(
                 settings.moneybird_oauth_url + "/token", data=form, headers={"Accept": "application/json"}

@@ -20,8 +20,9 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from arq.connections import ArqRedis
 
+from app import cli_support
 from app.cli_setup import LOCAL_HOSTS
-from app.cli_support import shop_client, transports
+from app.cli_support import shop_client
 from app.settings import Settings
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError, WooCommerceNotFound
 
@@ -75,7 +76,7 @@ async def probe_shop(url: str) -> list[str]:
             "https:// address (and give the shop a certificate first, e.g. Let's Encrypt at your host)."
         ]
     async with httpx.AsyncClient(
-        transport=transports.shop, timeout=PROBE_TIMEOUT_SECONDS, follow_redirects=False
+        transport=cli_support.transports.shop, timeout=PROBE_TIMEOUT_SECONDS, follow_redirects=False
     ) as client:
         try:
             index = await client.get(url + "/wp-json/")

@@ -251,18 +251,32 @@ async def shop_keys(
 
 @router.get("/products")
 async def products_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
-    context = {
+    context: dict[str, Any] = {
         "preview": await tasks.read_task(state.redis, "products-preview"),
         "transfer": await tasks.read_task(state.redis, "products"),
+        "accounts": [],
+        "ledger_account": state.settings.moneybird_ledger_account_id or "",
     }
+    if _wizard(state).done["moneybird"]:
+        try:  # products are booked on a revenue account: asked here when there is a choice
+            context["accounts"] = (await bookkeeping.load_choices(state.settings)).accounts
+        except bookkeeping.ChoicesUnavailable as exc:
+            context["problems"] = [str(exc)]
     return _render(request, state, admin, "products", context)
 
 
 @router.post("/products")
 async def products_action(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", action: CsrfForm = ""
+    request: Request,
+    admin: AdminDep,
+    state: AppStateDep,
+    csrf: CsrfForm = "",
+    action: CsrfForm = "",
+    ledger_account: CsrfForm = "",
 ) -> Response:
     _check_csrf(state, admin, csrf)
+    if ledger_account.strip().isdigit():
+        await _store(request, state, {"MONEYBIRD_LEDGER_ACCOUNT_ID": ledger_account.strip()})
     if action in ("skip", "later"):
         await _step_done(state, "products", "skipped" if action == "skip" else "later")
         return _next(state)

@@ -21,6 +21,7 @@ from typing import Final
 import structlog
 from arq.connections import ArqRedis
 
+from app.cli_support import transport_overrides
 from app.settings import Settings
 from app.sync.backfill import BackfillProgress, backfill
 from app.sync.jobs import build_services
@@ -111,7 +112,7 @@ async def _run(redis: ArqRedis, status: TaskStatus, runner: Runner) -> None:
 
 def products_runner(settings: Settings, redis: ArqRedis, *, dry_run: bool) -> Runner:
     async def run(status: TaskStatus) -> None:
-        services = await build_services(settings, redis)
+        services = await build_services(settings, redis, **transport_overrides())
         try:
 
             def progress(done: int, total: int) -> None:
@@ -133,7 +134,7 @@ def products_runner(settings: Settings, redis: ArqRedis, *, dry_run: bool) -> Ru
 
 def history_runner(settings: Settings, redis: ArqRedis, *, since: datetime, dry_run: bool) -> Runner:
     async def run(status: TaskStatus) -> None:
-        services = await build_services(settings, redis)
+        services = await build_services(settings, redis, **transport_overrides())
 
         def progress(seen: BackfillProgress) -> None:
             status.total = seen.total or None

@@ -175,8 +175,16 @@ def _shop(routes: dict[str, tuple[int, object]]) -> httpx.MockTransport:
     ("url", "routes", "words"),
     [
         ("http://shop.example.nl", {}, "WooCommerce hands out API keys only over HTTPS"),
-        ("https://shop.example.nl", {"/?rest_route": (200, {"namespaces": ["wc/v3"]})}, "Settings → Permalinks"),
-        ("https://shop.example.nl", {"/wp-json/": (200, {"namespaces": ["wp/v2"]})}, "WooCommerce is not active"),
+        (
+            "https://shop.example.nl",
+            {"/?rest_route": (200, {"namespaces": ["wc/v3"]})},
+            "Settings → Permalinks",
+        ),
+        (
+            "https://shop.example.nl",
+            {"/wp-json/": (200, {"namespaces": ["wp/v2"]})},
+            "WooCommerce is not active",
+        ),
         ("https://shop.example.nl", {"/wp-json/": (301, "https://www.shop.example.nl/wp-json/")}, "www.shop"),
         ("https://shop.example.nl", {}, "there is no WordPress at"),
     ],

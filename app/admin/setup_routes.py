@@ -20,7 +20,8 @@ from starlette.exceptions import HTTPException
 
 from app.admin.auth import Admin, is_https, valid_csrf
 from app.admin.routes import AdminDep, AdminRoute, page
-from app.cli_setup import Checker, install_webhook
+from app.checks import Checker
+from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
 from app.deps import AppState, AppStateDep
 from app.health import readiness
@@ -28,6 +29,7 @@ from app.settings import Settings
 from app.settings_store import masked, write_settings
 from app.setup import bookkeeping, moneybird_connect, shop, tasks
 from app.setup.progress import STEPS, WizardState, record_step, start, wizard_state
+from app.woocommerce.webhook_setup import install_webhook
 
 router = APIRouter(prefix="/admin/setup", route_class=AdminRoute, include_in_schema=False)
 callback_router = APIRouter(include_in_schema=False)
@@ -516,7 +518,8 @@ async def install_action(
     problems: list[str] = []
     await _store(request, state, values)
     try:
-        message = await install_webhook(state.settings, delivery_url=base + WEBHOOK_PATH, secret=secret)
+        async with shop_client(state.settings) as client:
+            message = await install_webhook(client, delivery_url=base + WEBHOOK_PATH, secret=secret)
     except Exception as exc:  # the words come from the shop client's errors
         message = ""
         problems.append(f"the webhook could not be installed: {exc}")

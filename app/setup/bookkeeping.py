@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.cli_setup import propose_tax_rate, shop_tax_rates
-from app.cli_support import moneybird_client, shop_client
+from app.checks import percentage_text, propose_tax_rate, shop_tax_rates
+from app.clients import moneybird_client, shop_client
 from app.invoicing.reference import AdministrationReference, DocumentStyle, LedgerAccount, TaxRate, Workflow
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
 from app.moneybird.errors import MoneybirdError
@@ -83,7 +83,7 @@ async def load_choices(settings: Settings) -> Choices:
     rows = [
         _row(
             key,
-            label=f"the shop's {label} ({_pct(pct)} %)",
+            label=f"the shop's {label} ({percentage_text(pct)} %)",
             pct=pct,
             required=True,
             current=current,
@@ -120,10 +120,6 @@ def _row(
         proposal = found.id if found else ""
     fix = None if proposal else how_to_create(key, pct, ref.country)
     return RateRow(key=key, label=label, required=required, proposal=proposal, how_to_create=fix)
-
-
-def _pct(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 def chosen_values(choices: Choices, form: Mapping[str, str]) -> tuple[dict[str, str | None], list[str]]:

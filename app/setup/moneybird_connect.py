@@ -28,8 +28,8 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import SecretStr
 
-from app import cli_support
-from app.cli_support import moneybird_client
+from app import clients
+from app.clients import moneybird_client
 from app.db import create_engine, session_factory
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.models import Administration
@@ -129,7 +129,7 @@ async def _token_request(settings: Settings, form: dict[str, str]) -> Tokens:
     secret = settings.moneybird_client_secret.get_secret_value() if settings.moneybird_client_secret else ""
     form = {**form, "client_id": settings.moneybird_client_id or "", "client_secret": secret}
     async with httpx.AsyncClient(
-        transport=cli_support.transports.moneybird, timeout=TOKEN_TIMEOUT_SECONDS
+        transport=clients.transports.moneybird, timeout=TOKEN_TIMEOUT_SECONDS
     ) as client:
         try:
             response = await client.post(

@@ -20,9 +20,9 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from arq.connections import ArqRedis
 
-from app import cli_support
-from app.cli_setup import LOCAL_HOSTS
-from app.cli_support import shop_client
+from app import clients
+from app.checks import LOCAL_HOSTS
+from app.clients import shop_client
 from app.settings import Settings
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError, WooCommerceNotFound
 
@@ -76,7 +76,7 @@ async def probe_shop(url: str) -> list[str]:
             "https:// address (and give the shop a certificate first, e.g. Let's Encrypt at your host)."
         ]
     async with httpx.AsyncClient(
-        transport=cli_support.transports.shop, timeout=PROBE_TIMEOUT_SECONDS, follow_redirects=False
+        transport=clients.transports.shop, timeout=PROBE_TIMEOUT_SECONDS, follow_redirects=False
     ) as client:
         try:
             index = await client.get(url + "/wp-json/")

@@ -21,7 +21,7 @@ from typing import Final
 import structlog
 from arq.connections import ArqRedis
 
-from app.cli_support import transport_overrides
+from app.clients import transport_overrides
 from app.settings import Settings
 from app.sync.backfill import BackfillProgress, backfill
 from app.sync.jobs import build_services

@@ -15,7 +15,7 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import cli_support
+from app import clients
 from app.main import create_app
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.woocommerce import ShopSandbox
@@ -120,9 +120,9 @@ async def wizard(
     moneybird.oauth.redirect_uri = WOOBIRD_URL + "/admin/setup/moneybird/callback"
     shop_transport = httpx.ASGITransport(app=create_shop_app(shop))
     monkeypatch.setattr(
-        cli_support,
+        clients,
         "transports",
-        cli_support.Transports(shop=shop_transport, moneybird=sandbox_transport(moneybird)),
+        clients.Transports(shop=shop_transport, moneybird=sandbox_transport(moneybird)),
     )
     base = fresh_settings(database_url)
     app = create_app(base)

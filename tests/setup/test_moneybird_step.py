@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from app import cli_support
+from app import clients
 from app.moneybird.client import MoneybirdClient
 from app.setup.moneybird_connect import token_refresher
 from tests.setup.conftest import WOOBIRD_URL, Wizard, fresh_settings, query_of
@@ -67,13 +67,13 @@ async def _consent(wizard: Wizard, *, decision: str) -> tuple[httpx.Response, st
     assert started.status_code == 303, started.text
     authorize = started.headers["location"]
     params = query_of(authorize)
-    page = await cli_support.transports.moneybird.handle_async_request(httpx.Request("GET", authorize))  # type: ignore[union-attr]
+    page = await clients.transports.moneybird.handle_async_request(httpx.Request("GET", authorize))  # type: ignore[union-attr]
     await page.aread()
     assert page.status_code == 200
     assert "sales_invoices" in page.text
     assert "settings" in page.text
     fields = dict(re.findall(r"name='([a-z_]+)' value='([^']*)'", page.text))
-    decided = await cli_support.transports.moneybird.handle_async_request(  # type: ignore[union-attr]
+    decided = await clients.transports.moneybird.handle_async_request(  # type: ignore[union-attr]
         httpx.Request(
             "POST",
             "https://moneybird.sandbox.test/oauth/authorize",
@@ -151,7 +151,7 @@ async def test_a_refused_access_token_is_refreshed_once_and_stored_for_every_pro
     refresher = token_refresher(settings)
     assert refresher is not None
     async with MoneybirdClient.from_settings(
-        settings, transport=cli_support.transports.moneybird, on_unauthorized=refresher
+        settings, transport=clients.transports.moneybird, on_unauthorized=refresher
     ) as client:
         administrations = await client.list_administrations()
 

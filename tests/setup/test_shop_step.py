@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from app import cli_support
+from app import clients
 from app.setup import shop as shop_step
 from app.setup.shop import CALLBACK_PATH, probe_shop
 from tests.setup.conftest import SHOP_URL, Wizard, query_of
@@ -149,7 +149,7 @@ async def test_an_unreachable_shop_is_explained(wizard: Wizard, monkeypatch: pyt
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("Name or service not known", request=request)
 
-    monkeypatch.setattr(cli_support.transports, "shop", httpx.MockTransport(refuse))
+    monkeypatch.setattr(clients.transports, "shop", httpx.MockTransport(refuse))
 
     answer = await wizard.post("/admin/setup/shop", {"shop_url": "https://no-such-shop.example"})
 
@@ -192,7 +192,7 @@ def _shop(routes: dict[str, tuple[int, object]]) -> httpx.MockTransport:
 async def test_a_shop_that_cannot_work_is_named_with_the_fix(
     url: str, routes: dict[str, tuple[int, object]], words: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_support, "transports", cli_support.Transports(shop=_shop(routes)))
+    monkeypatch.setattr(clients, "transports", clients.Transports(shop=_shop(routes)))
 
     problems = await probe_shop(url)
 
@@ -202,6 +202,6 @@ async def test_a_shop_that_cannot_work_is_named_with_the_fix(
 
 async def test_a_working_shop_has_no_problems(monkeypatch: pytest.MonkeyPatch) -> None:
     routes = {"/wp-json/": (200, {"namespaces": ["wp/v2", "wc/v3"]})}
-    monkeypatch.setattr(cli_support, "transports", cli_support.Transports(shop=_shop(routes)))
+    monkeypatch.setattr(clients, "transports", clients.Transports(shop=_shop(routes)))
 
     assert await probe_shop("https://shop.example.nl") == []

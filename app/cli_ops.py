@@ -171,8 +171,8 @@ async def _order_and_reference(settings: Settings, order_id: int) -> tuple[Order
 
 
 async def _book_now(settings: Settings, order_id: int) -> str:
-    from app.sync.jobs import build_services
     from app.sync.orders import book_order_job
+    from app.sync.services import build_services
 
     async with queue(settings) as redis:
         services = await build_services(settings, redis, **transport_overrides())

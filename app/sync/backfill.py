@@ -34,8 +34,8 @@ from app.queue import connect
 from app.settings import ConfigurationError, get_settings
 from app.sync import ledger
 from app.sync.intake import listed_statuses, record_and_enqueue
-from app.sync.jobs import Services, build_services
 from app.sync.ledger import OrderRecord, OrderState
+from app.sync.services import Services, build_services
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.backfill")

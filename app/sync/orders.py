@@ -41,10 +41,10 @@ from app.moneybird.models import (
 from app.sync import ledger
 from app.sync.documents import external_invoice_body, sales_invoice_body
 from app.sync.intake import qualify
-from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, Step
 from app.sync.products import load_catalogue
 from app.sync.refunds import queue_refunds
+from app.sync.services import Services, retry_transient, services_of
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
 from app.woocommerce.models import Order
 

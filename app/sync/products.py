@@ -30,7 +30,7 @@ from app.moneybird.models import ProductCreate
 from app.queue import connect
 from app.settings import get_settings, normalise_tax_key
 from app.sync import ledger
-from app.sync.jobs import Services, build_services
+from app.sync.services import Services, build_services
 from app.woocommerce.models import Product
 
 log = structlog.get_logger("woobird.products")

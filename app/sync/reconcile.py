@@ -39,9 +39,9 @@ from app.db import transaction
 from app.queue import enqueue_order
 from app.sync import ledger
 from app.sync.intake import accept_order, listed_statuses
-from app.sync.jobs import Services, services_of
 from app.sync.ledger import OrderRecord, OrderState
 from app.sync.refunds import requeue_refunds
+from app.sync.services import Services, services_of
 from app.woocommerce.errors import WooCommerceError
 from app.woocommerce.models import Webhook
 

@@ -41,8 +41,8 @@ from app.moneybird.models import (
 from app.queue import enqueue_refund
 from app.sync import ledger
 from app.sync.documents import external_invoice_body, sales_invoice_body
-from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
+from app.sync.services import Services, retry_transient, services_of
 from app.woocommerce.errors import WooCommerceNotFound
 from app.woocommerce.models import Order, Refund
 

@@ -12,9 +12,9 @@ from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SEC
 from app.db import transaction
 from app.queue import order_job_id
 from app.sync import ledger
-from app.sync.jobs import build_services
 from app.sync.ledger import OrderState
 from app.sync.reconcile import reconcile, reconcile_job
+from app.sync.services import build_services
 from app.woocommerce.errors import WooCommerceTransient
 from tests.sync._wiring import wired
 

@@ -33,6 +33,7 @@ from app.constants import (
     RECONCILE_OVERLAP_SECONDS,
     RECONCILE_PASS_BUDGET_SECONDS,
     RECONCILE_STALE_BOOKING_MARGIN,
+    REQUEUE_BATCH,
     WEBHOOK_PATH,
 )
 from app.db import transaction
@@ -48,8 +49,6 @@ from app.woocommerce.models import Webhook
 log = structlog.get_logger("woobird.reconcile")
 
 REASON = "reconcile"
-# How many waiting ledger rows one pass looks at; the next pass takes the rest.
-REQUEUE_BATCH = 500
 
 
 @dataclass

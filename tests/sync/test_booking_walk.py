@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 
-from app.sandbox.checkout import CartItem, Customer
+from app.sandbox.woocommerce.cart import CartItem, Customer
 from app.sync.ledger import OrderState, RefundRecord, RefundState
 from tests.harness import Harness, open_harness
 

@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import secrets
 import shlex
+import socket
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,13 +27,14 @@ from sqlalchemy import text
 
 from app.cli_support import console, fail, moneybird_client, require, run, settings_or_exit, shop_client
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
-from app.db import create_engine
+from app.db import create_engine, session_factory
 from app.invoicing.reference import AdministrationReference, TaxRate
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
 from app.moneybird.reference import load_reference
 from app.queue import connect
-from app.settings import Settings, normalise_tax_key
+from app.settings import ConfigurationError, Settings, normalise_tax_key
+from app.settings_store import STORABLE, write_settings
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError
 from app.woocommerce.models import Webhook
@@ -320,6 +323,9 @@ def setup_command(
         "", "--print", help="Print the settings instead of writing .env: env, heroku or fly"
     ),
     env_file: Path = typer.Option(Path(".env"), help="The .env file to write"),
+    store: bool = typer.Option(
+        False, "--store", help="Write to the database's settings store (as the set-up wizard does)"
+    ),
 ) -> None:
     """List the Moneybird administration's choices, propose the mapping and write the settings."""
     if print_for and print_for not in ("env", "heroku", "fly"):
@@ -340,8 +346,34 @@ def setup_command(
     if print_for:
         print_settings(values, target=print_for)  # type: ignore[arg-type]
         return
+    if store:
+        _store(settings, values)
+        return
     write_env(env_file, values)
     console.print(f"[green]✓[/] wrote {len(values)} setting(s) to {env_file}; now run [bold]woobird check[/]")
+
+
+def _store(settings: Settings, values: dict[str, str]) -> None:
+    """Write the storable values to the settings store; the rest belong in the environment."""
+    storable = {name: value for name, value in values.items() if name in STORABLE}
+    actor = f"woobird setup ({getpass.getuser()}@{socket.gethostname()})"
+
+    async def write() -> list[str]:
+        engine = create_engine(settings.database_url)
+        try:
+            return await write_settings(session_factory(engine), base=settings, values=storable, actor=actor)
+        finally:
+            await engine.dispose()
+
+    try:
+        changed = run(write())
+    except ConfigurationError as exc:
+        fail("; ".join(f"{name}: {why}" for name, why in exc.problems.items()))
+    console.print(
+        f"[green]✓[/] stored {len(changed)} changed setting(s) in the database; now run woobird check"
+    )
+    for name in sorted(set(values) - set(storable)):
+        console.print(f"[yellow]![/] {name} belongs in the environment (it is not stored): {name}=…")
 
 
 async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> Choices:

@@ -18,6 +18,7 @@ from rich.console import Console
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.ratelimit import RateLimiter
 from app.settings import ConfigurationError, Settings, load_settings
+from app.settings_live import load_with_store
 from app.woocommerce.client import WooCommerceClient
 
 T = TypeVar("T")
@@ -58,7 +59,7 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
 def settings_or_exit(*, complete: bool = False) -> Settings:
     """The settings; a malformed (or, with `complete`, a missing) one ends the command, named."""
     try:
-        settings = load_settings()
+        settings = load_with_store(load_settings())
         return settings.require_complete() if complete else settings
     except ConfigurationError as exc:
         err_console.print("[bold red]✗[/] woobird's settings are not usable yet:")

@@ -35,6 +35,8 @@ from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import REQUIRED_SETTINGS, Settings, get_settings, load_settings, normalise_database_url
 from app.settings_help import SETTING_HELP
+from app.settings_live import load_with_store
+from app.settings_store import recent_changes
 from app.sync import ledger
 from app.sync.ledger import OrderState
 from tests.conftest import WEBHOOK_SECRET
@@ -295,6 +297,28 @@ def test_setup_prints_heroku_config_instead_of_writing(fakes: Fakes, tmp_path: P
     assert f"MONEYBIRD_ADMINISTRATION_ID={fakes.moneybird.administration_id}" in command
     assert "MONEYBIRD_TAX_RATES='{" in command
     assert not (tmp_path / ".env").exists()
+
+
+def test_setup_stores_the_choices_where_the_wizard_does(fakes: Fakes, tmp_path: Path) -> None:
+    fakes.monkeypatch.delenv("MONEYBIRD_ADMINISTRATION_ID")
+    fakes.monkeypatch.setenv("SECRET_KEY", "5b1f9e3c7a2d8046e1c9b7f3a5d2e8c04f6a1b9d3e7c2")
+
+    result = fakes.invoke("setup", "--yes", "--store")
+
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / ".env").exists()
+    stored = load_with_store(load_settings())
+    assert stored.moneybird_administration_id == fakes.moneybird.administration_id
+    assert stored.moneybird_tax_rates["21"] == fakes.moneybird.tax_rate_id(21)
+
+    async def changes(session: Any) -> list[tuple[str, str]]:
+        return [(change.name, change.actor) for change in await recent_changes(session)]
+
+    recorded = ledger_do(fakes, changes)
+    assert ("MONEYBIRD_ADMINISTRATION_ID", recorded[0][1]) in recorded
+    assert all(actor.startswith("woobird setup (") for _, actor in recorded)
+    checked = fakes.invoke("check")  # `check` reads the administration from the store
+    assert f"administration {fakes.moneybird.administration_id}" in checked.output
 
 
 def test_setup_with_a_bad_token_changes_nothing(fakes: Fakes, tmp_path: Path) -> None:

@@ -7,17 +7,18 @@ starts half-configured books nothing and says nothing, which is the failure we e
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -360,9 +361,11 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(problems) from None
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings (the environment over what the wizard stored), complete or refusing."""
-    from app.settings_live import load_with_store  # the store is found through these settings
+# The two settings that mean "real accounts are configured": without both, `run` starts the sandbox.
+ACCOUNT_SETTINGS = ("WOOCOMMERCE_URL", "MONEYBIRD_API_TOKEN")
 
-    return load_with_store(load_settings()).require_complete()
+
+def configured_accounts(env_file: Path) -> list[str]:
+    """Which of the account settings are set, in the environment or the .env file."""
+    from_file = dotenv_values(env_file) if env_file.exists() else {}
+    return [name for name in ACCOUNT_SETTINGS if (os.environ.get(name) or from_file.get(name) or "").strip()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import structlog
@@ -18,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory
-from app.settings import ConfigurationError, Settings
+from app.settings import ConfigurationError, Settings, load_settings
 from app.settings_store import (
     DEFAULT_CONNECTION,
     Source,
@@ -132,4 +133,10 @@ def load_with_store(base: Settings) -> Settings:
         raise ConfigurationError({"DATABASE_URL": why}) from exc
 
 
-__all__ = ["ConfigurationError", "LiveSettings", "load_with_store"]
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (the environment over what the wizard stored), complete or refusing."""
+    return load_with_store(load_settings()).require_complete()
+
+
+__all__ = ["ConfigurationError", "LiveSettings", "get_settings", "load_with_store"]

@@ -1,6 +1,6 @@
 """Every `woobird` command against the fake shop and the fake Moneybird, real Redis and real SQL.
 
-The commands build their clients through `app.cli_support`, whose transports these tests point at
+The commands build their clients through `app.cli.support`, whose transports these tests point at
 the fakes in process; everything else (settings from the environment, the ledger, the queue) is
 what a person's terminal gets.
 """
@@ -23,19 +23,19 @@ import pytest
 import redis as sync_redis
 from typer.testing import CliRunner, Result
 
-from app import cli_support
-from app.cli import cli, migrate
+from app.cli import cli
+from app.cli import support as cli_support
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
-from app.db import create_engine, session_factory, transaction
+from app.db import create_engine, migrate, session_factory, transaction
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
 from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
-from app.settings import REQUIRED_SETTINGS, Settings, get_settings, load_settings, normalise_database_url
+from app.settings import REQUIRED_SETTINGS, Settings, load_settings, normalise_database_url
 from app.settings_help import SETTING_HELP
-from app.settings_live import load_with_store
+from app.settings_live import get_settings, load_with_store
 from app.settings_store import recent_changes
 from app.sync import ledger
 from app.sync.ledger import OrderState

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from rich.table import Table
 from sqlalchemy import text
 
-from app.cli_support import console, fail, moneybird_client, require, run, settings_or_exit, shop_client
+from app.cli.support import console, fail, moneybird_client, require, run, settings_or_exit, shop_client
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, session_factory
 from app.invoicing.reference import AdministrationReference, TaxRate
@@ -37,10 +37,8 @@ from app.settings import ConfigurationError, Settings, normalise_tax_key
 from app.settings_store import STORABLE, write_settings
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError
-from app.woocommerce.models import Webhook
+from app.woocommerce.webhook_setup import WEBHOOK_TOPIC, install_webhook, our_webhooks
 
-WEBHOOK_TOPIC = "order.updated"
-WEBHOOK_NAME = "woobird: book paid orders in Moneybird"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 Target = Literal["env", "heroku", "fly"]
 
@@ -123,7 +121,7 @@ class Checker:
     async def check_webhook(self, shop: WooCommerceClient) -> None:
         hooks = [hook for hook in await shop.list_webhooks() if hook.topic == WEBHOOK_TOPIC]
         wanted = self.settings.webhook_url
-        ours = _our_webhooks(hooks, wanted)
+        ours = our_webhooks(hooks, wanted)
         if not ours:
             where = wanted or f"…{WEBHOOK_PATH}"
             self.bad(
@@ -274,16 +272,6 @@ def _rate_id(rate: TaxRate | None) -> str:
 
 def _pct(value: Decimal) -> str:
     return format(value.normalize(), "f")
-
-
-def _our_webhooks(hooks: list[Webhook], wanted: str | None) -> list[Webhook]:
-    """Webhooks that deliver to woobird: the exact URL first, then any URL on woobird's path."""
-    exact = [hook for hook in hooks if wanted and hook.delivery_url == wanted]
-    by_path = [
-        hook for hook in hooks if hook.delivery_url.rstrip("/").endswith(WEBHOOK_PATH) and hook not in exact
-    ]
-    active_first = sorted(by_path, key=lambda hook: hook.status != "active")
-    return exact + active_first
 
 
 def print_findings(findings: list[Finding]) -> bool:
@@ -548,7 +536,7 @@ def webhook_install_command(
     if new_secret:
         secret = secrets.token_urlsafe(32)
     try:
-        message = run(install_webhook(settings, delivery_url=base + WEBHOOK_PATH, secret=secret))
+        message = run(_install_webhook(settings, delivery_url=base + WEBHOOK_PATH, secret=secret))
     except WooCommerceAuthError as exc:
         fail(f"the shop refused the key ({exc}); webhooks need a Read/Write key of an administrator")
     except WooCommerceError as exc:
@@ -565,23 +553,6 @@ def webhook_install_command(
             )
 
 
-async def install_webhook(settings: Settings, *, delivery_url: str, secret: str) -> str:
-    """Create the webhook, or repair the one woobird made before; say which."""
+async def _install_webhook(settings: Settings, *, delivery_url: str, secret: str) -> str:
     async with shop_client(settings) as shop:
-        hooks = [hook for hook in await shop.list_webhooks() if hook.topic == WEBHOOK_TOPIC]
-        ours = _our_webhooks(hooks, delivery_url)
-        if not ours:
-            hook = await shop.create_webhook(
-                name=WEBHOOK_NAME, topic=WEBHOOK_TOPIC, delivery_url=delivery_url, secret=secret
-            )
-            return f"created webhook #{hook.id}: {WEBHOOK_TOPIC} → {delivery_url}"
-        hook = ours[0]
-        # The shop never shows a webhook's secret, so it is always set: then it surely matches ours.
-        await shop.update_webhook(hook.id, delivery_url=delivery_url, status="active", secret=secret)
-        extra = "".join(
-            f"\n  note: webhook #{other.id} also delivers to woobird ({other.delivery_url}); delete it in "
-            "WooCommerce → Settings → Advanced → Webhooks"
-            for other in ours[1:]
-        )
-        was = f"was {hook.status}, {hook.delivery_url}"
-        return f"repaired webhook #{hook.id} ({was}): now active, {WEBHOOK_TOPIC} → {delivery_url}{extra}"
+        return await install_webhook(shop, delivery_url=delivery_url, secret=secret)

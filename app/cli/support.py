@@ -1,24 +1,32 @@
 """What every `woobird` command shares: settings that explain themselves, clients, consoles.
 
-Clients are built here and only here, so the tests can point every command at the fake shop and
-the fake Moneybird by setting `transports` (an in-process ASGI transport) instead of a network.
+Clients, the ledger's sessions, the queue and the worker's services are built here and only here,
+so the tests can point every command at the fake shop and the fake Moneybird by setting
+`transports` (an in-process ASGI transport) instead of a network. A configuration that cannot work
+ends every command with the same sentence (`explain`), never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import httpx
 import typer
+from arq.connections import ArqRedis
 from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import create_engine, session_factory
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.ratelimit import RateLimiter
+from app.queue import connect
 from app.settings import ConfigurationError, Settings, load_settings
 from app.settings_live import load_with_store
+from app.sync.services import Services, build_services
 from app.woocommerce.client import WooCommerceClient
 
 T = TypeVar("T")
@@ -46,9 +54,34 @@ def moneybird_client(settings: Settings, *, limiter: RateLimiter | None = None) 
     return MoneybirdClient.from_settings(settings, limiter=limiter, transport=transports.moneybird)
 
 
-def transport_overrides() -> dict[str, Any]:
-    """Keyword arguments for `app.sync.services.build_services`."""
-    return {"shop_transport": transports.shop, "moneybird_transport": transports.moneybird}
+@contextlib.asynccontextmanager
+async def ledger_sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings.database_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
+    redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def services(settings: Settings, redis: ArqRedis) -> AsyncIterator[Services]:
+    """The worker's services (shop, Moneybird under the shared rate limit, ledger) for a command."""
+    built = await build_services(
+        settings, redis, shop_transport=transports.shop, moneybird_transport=transports.moneybird
+    )
+    try:
+        yield built
+    finally:
+        await built.aclose()
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
@@ -56,19 +89,25 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def explain(error: ConfigurationError) -> NoReturn:
+    """The sentence every command ends with when the settings cannot work: each one named, and how
+    to fix them."""
+    err_console.print("[bold red]✗[/] woobird's settings are not usable yet:")
+    for name, why in error.problems.items():
+        err_console.print(f"  [bold]{name}[/]: {why}")
+    err_console.print(
+        "  Run [bold]woobird setup[/] or edit .env (see .env.example), then [bold]woobird check[/]."
+    )
+    raise typer.Exit(2)
+
+
 def settings_or_exit(*, complete: bool = False) -> Settings:
     """The settings; a malformed (or, with `complete`, a missing) one ends the command, named."""
     try:
         settings = load_with_store(load_settings())
         return settings.require_complete() if complete else settings
-    except ConfigurationError as exc:
-        err_console.print("[bold red]✗[/] woobird's settings are not usable yet:")
-        for name, why in exc.problems.items():
-            err_console.print(f"  [bold]{name}[/]: {why}")
-        err_console.print(
-            "  Run [bold]woobird setup[/] or edit .env (see .env.example), then [bold]woobird check[/]."
-        )
-        raise typer.Exit(2) from None
+    except ConfigurationError as error:
+        explain(error)
 
 
 def require(settings: Settings, *names: str) -> None:

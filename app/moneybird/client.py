@@ -14,7 +14,7 @@ import httpx
 import structlog
 
 from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdNotFound
-from app.moneybird.http import MoneybirdHttp, ResponseHook, parse, parse_list
+from app.moneybird.http import MoneybirdHttp, ResponseHook, TokenRefresher, parse, parse_list
 from app.moneybird.models import (
     Administration,
     Contact,
@@ -65,6 +65,7 @@ class MoneybirdClient:
         blip_wait: tuple[float, float] = (0.2, 1.0),
         short_rate_limit_wait: float = 3.0,
         limiter_max_wait: float | None = 20.0,
+        on_unauthorized: TokenRefresher | None = None,
     ) -> None:
         self.administration_id = administration_id
         self._http = MoneybirdHttp(
@@ -79,6 +80,7 @@ class MoneybirdClient:
             blip_wait=blip_wait,
             short_rate_limit_wait=short_rate_limit_wait,
             limiter_max_wait=limiter_max_wait,
+            on_unauthorized=on_unauthorized,
         )
 
     @classmethod
@@ -89,6 +91,7 @@ class MoneybirdClient:
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_response: ResponseHook | None = None,
+        on_unauthorized: TokenRefresher | None = None,
     ) -> MoneybirdClient:
         token = settings.moneybird_api_token.get_secret_value().strip()
         if not token:
@@ -103,6 +106,7 @@ class MoneybirdClient:
             timeout=settings.moneybird_timeout_seconds,
             transport=transport,
             on_response=on_response,
+            on_unauthorized=on_unauthorized,
         )
 
     async def aclose(self) -> None:
@@ -355,4 +359,4 @@ def _ids(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value}
 
 
-__all__ = ["MoneybirdClient", "ResponseHook", "wide_period"]
+__all__ = ["MoneybirdClient", "ResponseHook", "TokenRefresher", "wide_period"]

@@ -20,7 +20,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -55,6 +55,8 @@ M = TypeVar("M", bound=BaseModel)
 # no ids in it ("sales_invoices/{id}/send_invoice"), so it is safe as a metric label. Status 0
 # means no response arrived (timeout, connection error).
 ResponseHook = Callable[[str, str, int, float], None]
+# OAuth connections: called with the refused token on a 401, returns a fresh one (or None).
+TokenRefresher = Callable[[str], Awaitable[str | None]]
 
 PER_PAGE = 100
 # A 429 without a usable reset header: Moneybird's window is 5 minutes, a minute is a fair guess.
@@ -82,8 +84,11 @@ class MoneybirdHttp:
         blip_wait: tuple[float, float],
         short_rate_limit_wait: float,
         limiter_max_wait: float | None,
+        on_unauthorized: TokenRefresher | None = None,
     ) -> None:
         self.administration_id = administration_id
+        self._token = token
+        self._on_unauthorized = on_unauthorized
         self.limiter = limiter
         self.on_response = on_response
         # Requests actually sent, by "METHOD route" — retries included, local refusals not.
@@ -181,7 +186,7 @@ class MoneybirdHttp:
             await asyncio.sleep(wait)
             return await self._send(request)
 
-    async def _send(self, request: _Request) -> httpx.Response:
+    async def _send(self, request: _Request, *, refreshed: bool = False) -> httpx.Response:
         await self._take_slot(request)
         call = request.call
         started = time.monotonic()
@@ -204,6 +209,13 @@ class MoneybirdHttp:
             self._record(request, status, time.monotonic() - started)
         if response.is_success:
             return response
+        # A 401 was not carried out, so even a write may be sent again, once, with a fresh token.
+        if response.status_code == 401 and self._on_unauthorized is not None and not refreshed:
+            fresh = await self._on_unauthorized(self._token)
+            if fresh and fresh != self._token:
+                self._token = fresh
+                self._client.headers["Authorization"] = f"Bearer {fresh}"
+                return await self._send(request, refreshed=True)
         raise await self._error_for(response, request)
 
     async def _take_slot(self, request: _Request) -> None:

@@ -82,6 +82,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         await _fail(
             services, order_id, BookingFailed(f"the shop's order could not be read: {exc}", kind="shop")
         )
+        JOBS.labels(kind="order", outcome="failed").inc()
         return OrderState.FAILED
     record = await _record_for(services, order)
     if record.state == OrderState.BOOKED:

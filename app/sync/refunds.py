@@ -421,7 +421,8 @@ async def _fail(services: Services, *, order_id: int, refund_id: int, failure: B
         state=RefundState.FAILED.value,
         error=str(failure),
     )
-    JOBS.labels(kind="refund", outcome="failed").inc()
+    if failure.kind != "exhausted":  # a job that ran out of tries counts as gave_up, once
+        JOBS.labels(kind="refund", outcome="failed").inc()
     log.error("refund failed", order_id=order_id, refund_id=refund_id, kind=failure.kind, reason=str(failure))
     await alert(
         services,

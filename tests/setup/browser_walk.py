@@ -50,6 +50,7 @@ async def walk(
     shop_url: str,
     approve_on_shop: ShopApproval = approve_on_fake_shop,
     moneybird_token: str | None = None,
+    preview_history_since: str | None = None,
     shoot: Shoot = _nothing,
 ) -> None:
     """From the first visit to /admin to the green check: every step through its forms."""
@@ -91,6 +92,10 @@ async def walk(
     await shoot("setup-4-bookkeeping")
     await page.click("button:has-text('Save and continue')")
     await page.wait_for_url(f"{woobird_url}/admin/setup/history")
+    if preview_history_since:
+        await page.fill("input[name=since]", preview_history_since)
+        await page.click("button:has-text('Preview (books nothing)')")
+        assert await wait_for_task(page, "history-preview") == "done"
     await shoot("setup-5-history")
     await page.click("button:has-text('Book from now on')")
     await page.wait_for_url(f"{woobird_url}/admin/setup/install")

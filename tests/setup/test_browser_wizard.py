@@ -23,7 +23,7 @@ from app.sandbox.tls import self_signed
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sync import ledger
-from app.sync.jobs import build_services
+from app.sync.services import build_services
 from tests.admin.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401  (the fixture)
 from tests.setup.browser_walk import walk
 from tests.setup.conftest import ADMIN_TOKEN, fresh_settings

@@ -73,7 +73,9 @@ async def shoot_all(out: Path, folder: Path) -> list[Path]:
         with serve_in_thread(create_app(settings), tls=self_signed(folder / "tls")) as woobird_url:
             moneybird.oauth.redirect_uri = woobird_url + "/admin/setup/moneybird/callback"
             async with async_playwright() as playwright:
-                chromium = shutil.which("chromium") or "/usr/bin/chromium"
+                chromium = shutil.which("chromium")
+                if chromium is None:
+                    raise SystemExit("needs Debian's chromium on PATH (apt-get install chromium)")
                 browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 context = await browser.new_context(
                     ignore_https_errors=True, viewport={"width": 1100, "height": 800}

@@ -25,14 +25,22 @@ from pydantic import SecretStr
 from rich.table import Table
 from sqlalchemy import text
 
-from app.cli.support import console, fail, moneybird_client, require, run, settings_or_exit, shop_client
+from app.cli.support import (
+    console,
+    fail,
+    ledger_sessions,
+    moneybird_client,
+    queue,
+    require,
+    run,
+    settings_or_exit,
+    shop_client,
+)
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
-from app.db import create_engine, session_factory
 from app.invoicing.reference import AdministrationReference, TaxRate
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
 from app.moneybird.reference import load_reference
-from app.queue import connect
 from app.settings import ConfigurationError, Settings, normalise_tax_key
 from app.settings_store import STORABLE, write_settings
 from app.woocommerce.client import WooCommerceClient
@@ -213,28 +221,23 @@ class Checker:
             self.good("tax rates", f"every VAT rate of the shop has its Moneybird tax rate ({rates})")
 
     async def check_services(self) -> None:
-        redis = connect(self.settings.redis_url, tls_verify=self.settings.redis_tls_verify)
         try:
-            await redis.ping()
-            depth = await redis.zcard(QUEUE_NAME)
+            async with queue(self.settings) as redis:
+                await redis.ping()
+                depth = await redis.zcard(QUEUE_NAME)
             self.good("Redis", f"answers; {depth} job(s) queued")
         except Exception as exc:
             self.bad(
                 "REDIS_URL", f"Redis does not answer ({type(exc).__name__}: {exc}); start it or fix REDIS_URL"
             )
-        finally:
-            await redis.aclose()
-        engine = create_engine(self.settings.database_url)
         try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT count(*) FROM orders"))
+            async with ledger_sessions(self.settings) as sessions, sessions() as session:
+                await session.execute(text("SELECT count(*) FROM orders"))
             self.good("database", "reachable and migrated")
         except Exception as exc:
             self.bad(
                 "DATABASE_URL", f"the ledger is not usable ({type(exc).__name__}); run `woobird migrate`"
             )
-        finally:
-            await engine.dispose()
 
 
 async def shop_tax_rates(shop: WooCommerceClient) -> list[tuple[str, Decimal, str]]:
@@ -347,11 +350,8 @@ def _store(settings: Settings, values: dict[str, str]) -> None:
     actor = f"woobird setup ({getpass.getuser()}@{socket.gethostname()})"
 
     async def write() -> list[str]:
-        engine = create_engine(settings.database_url)
-        try:
-            return await write_settings(session_factory(engine), base=settings, values=storable, actor=actor)
-        finally:
-            await engine.dispose()
+        async with ledger_sessions(settings) as sessions:
+            return await write_settings(sessions, base=settings, values=storable, actor=actor)
 
     try:
         changed = run(write())

@@ -29,8 +29,8 @@ from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import Settings
 from app.sync import ledger
-from app.sync.jobs import Services, build_services
 from app.sync.ledger import OrderRecord
+from app.sync.services import Services, build_services
 from tests.conftest import make_settings
 from workers.functions import job_functions
 

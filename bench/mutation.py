@@ -138,6 +138,7 @@ def run_mutmut(copy: Path, *, jobs: int, redis_url: str) -> None:
     env = dict(
         {key: value for key, value in os.environ.items() if key not in own},
         PYTHONDONTWRITEBYTECODE="1",
+        WOOBIRD_MAX_EXAMPLES="30",  # property tests draw 30 examples per mutant (tests/examples.py)
         TEST_REDIS_SERVER=redis_url,
         PATH=f"{MUTMUT.parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )

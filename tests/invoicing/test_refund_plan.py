@@ -14,6 +14,7 @@ from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit, spread_cents
 from app.sandbox.administration import SALES_9, SALES_21, sandbox_reference
 from app.woocommerce.models import Order, Refund
+from tests.examples import examples
 from tests.invoicing.reference_carts import order_document
 
 CENT = Decimal("0.01")
@@ -138,7 +139,7 @@ weights = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(amount=amounts, shares=weights)
 def test_the_spread_adds_up_exactly_and_each_part_is_within_a_cent(
     amount: Decimal, shares: dict[str, Decimal]
@@ -152,7 +153,7 @@ def test_the_spread_adds_up_exactly_and_each_part_is_within_a_cent(
         assert abs(part - amount * shares[key] / whole) < CENT
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(cents=st.integers(min_value=1, max_value=5541))
 def test_any_amount_only_refund_of_a_mixed_order_credits_exactly_under_both_roundings(cents: int) -> None:
     amount = Decimal(cents) * CENT

@@ -7,7 +7,6 @@ form, before any ledger row is read.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -300,27 +299,3 @@ async def report(request: Request, admin: AdminDep, state: AppStateDep, month: s
     return _page(
         request, "report.html", {"report": result, "admin": admin, "csrf": admin.csrf(state.settings)}
     )
-
-
-# ── the access log ───────────────────────────────────────────────────────────────────────────
-
-
-class _QueryCredentialFilter(logging.Filter):
-    """Uvicorn's access log prints the full URL; a token someone pasted into one must not reach it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
-            path, _, query = args[2].partition("?")
-            if "token" in query.lower():
-                record.args = (*args[:2], f"{path}?[redacted]", *args[3:])
-        return True
-
-
-def _redact_access_log() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _QueryCredentialFilter) for f in access.filters):
-        access.addFilter(_QueryCredentialFilter())
-
-
-_redact_access_log()

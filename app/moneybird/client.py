@@ -68,6 +68,7 @@ from app.moneybird.models import (
     Workflow,
 )
 from app.moneybird.ratelimit import RateLimitBusy, RateLimiter
+from app.redaction import safe_url
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -524,7 +525,7 @@ class MoneybirdClient:
             rejected = REJECTED_BY_STATUS.get(status, MoneybirdRejected)
             return rejected(detail, status=status, body=body, **request.where)
         location = response.headers.get("Location", "")
-        hint = f" to {location}" if location else ""
+        hint = f" to {safe_url(location)}" if location else ""
         return MoneybirdUnexpectedResponse(
             f"Moneybird answered {status}{hint} instead of an API response; check MONEYBIRD_API_URL",
             status=status,

@@ -37,7 +37,7 @@ from app.settings import REQUIRED_SETTINGS, Settings, get_settings, load_setting
 from app.settings_help import SETTING_HELP
 from app.sync import ledger
 from app.sync.ledger import OrderState
-from tests.conftest import WEBHOOK_SECRET
+from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.services import redis_database
 
 PUBLIC_URL = "https://woobird.example.nl"
@@ -100,7 +100,7 @@ def fakes(
         "MONEYBIRD_API_TOKEN": moneybird.token,
         "MONEYBIRD_ADMINISTRATION_ID": moneybird.administration_id,
         "MONEYBIRD_API_URL": "https://moneybird.sandbox.test/api/v2",
-        "ADMIN_TOKEN": "admin-test-token-51c8e2",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
         "PUBLIC_URL": PUBLIC_URL,
         "REDIS_URL": TEST_REDIS_URL,
         "DATABASE_URL": database_url,

@@ -63,7 +63,8 @@ def valid_session(settings: Settings, value: str, *, now: float | None = None) -
     if not _key(settings):
         return False
     issued_text, _, _ = value.partition(".")
-    if not issued_text.isdigit():
+    # ASCII digits of a Unix time only: int() refuses "²" and a 5 000-digit number with a ValueError.
+    if not (issued_text.isascii() and issued_text.isdigit() and len(issued_text) <= 12):
         return False
     issued = int(issued_text)
     now = time.time() if now is None else now

@@ -244,8 +244,16 @@ def _order_json(record: OrderRecord, link: str | None) -> dict[str, Any]:
     }
 
 
+def _in_ledger_range(order_id: int) -> int:
+    """A path id the ledger's BIGINT can hold; any other cannot be an order woobird knows."""
+    if not 0 < order_id < 2**63:
+        raise HTTPException(404, f"order {str(order_id)[:24]} is not in the ledger")
+    return order_id
+
+
 @router.get("/orders/{order_id}")
 async def order_detail(request: Request, order_id: int, admin: AdminDep, state: AppStateDep) -> Response:
+    _in_ledger_range(order_id)
     async with state.sessions() as session:
         record = await ledger.get_order(session, order_id)
         events = await ledger.events_for(session, order_id) if record else []
@@ -272,6 +280,7 @@ async def retry(
 ) -> Response:
     if not valid_csrf(state.settings, admin, csrf):
         raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+    _in_ledger_range(order_id)
     try:
         await retry_order(state, order_id=order_id)
     except RetryRefused as exc:

@@ -164,7 +164,9 @@ async def receive_order_webhook(
     order = _parse_order(delivery.body)
     if order.date_modified_gmt is None:
         # The ledger tells versions apart by it; WooCommerce always sends it, so this is no order of its.
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not an order (bad fields: date_modified_gmt)")
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "body is not an order (bad fields: date_modified_gmt)"
+        )
     try:
         result = await accept_order(
             order,

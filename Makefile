@@ -32,7 +32,8 @@ format: $(STAMP)  ## format the code
 	$(BIN)/ruff check --fix app workers tests bench migrations
 
 .PHONY: lint
-lint: $(STAMP)  ## ruff (format check + lint) and mypy --strict
+lint: $(STAMP)  ## ruff (format check + lint), mypy --strict, no test reading outside the repository
+	$(BIN)/python -m tests.outside_paths tests bench
 	$(BIN)/ruff format --check app workers tests bench migrations
 	$(BIN)/ruff check app workers tests bench migrations
 	$(BIN)/mypy

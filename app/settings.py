@@ -7,16 +7,26 @@ starts half-configured books nothing and says nothing, which is the failure we e
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from app.redaction import REDACTED, safe_url
 from app.tokens import weakness
@@ -46,11 +56,16 @@ REQUIRED_SETTINGS: dict[str, str] = {
 }
 
 
+# The web process starts with just these: the set-up wizard at /admin asks for the rest.
+WEB_REQUIRED = ("ADMIN_TOKEN",)
+
+
 # The secrets that guard woobird's own endpoints: strong, and each its own.
 GUARD_TOKENS: dict[str, str] = {
     "admin_token": "make one with `woobird setup` (or `openssl rand -hex 32`)",
     "woocommerce_webhook_secret": "`woobird webhook install` makes a new one and gives it to the shop",
     "metrics_token": "make one with `openssl rand -hex 32` and give the same to Prometheus",
+    "secret_key": "make one with `openssl rand -hex 32`; keep it, the stored secrets need it",
 }
 
 
@@ -113,6 +128,27 @@ def normalise_database_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
+# Values the set-up wizard keeps in the database (app/settings_store.py), as environment text.
+_STORED: ContextVar[Mapping[str, str] | None] = ContextVar("woobird_stored_settings", default=None)
+
+
+@contextmanager
+def stored_values(values: Mapping[str, str]) -> Iterator[None]:
+    """Settings built inside this block see `values` (env names) below the environment and .env."""
+    token = _STORED.set(values)
+    try:
+        yield
+    finally:
+        _STORED.reset(token)
+
+
+class StoredSettingsSource(EnvSettingsSource):
+    """The stored values, parsed exactly as the same text in an environment variable would be."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in (_STORED.get() or {}).items() if value}
+
+
 def parse_rate_limit(value: str) -> tuple[int, float]:
     """`"150/300"` → 150 requests per 300 seconds."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*", value)
@@ -131,7 +167,9 @@ class Settings(BaseSettings):
 
     # WooCommerce
     woocommerce_url: str = Field(
-        "", description="The shop's base URL, e.g. https://shop.example.nl; the API is under /wp-json/wc/v3."
+        "",
+        description="The shop's base URL, e.g. https://shop.example.nl (the API is under /wp-json/wc/v3); "
+        "empty: the set-up wizard at /admin asks for it.",
     )
     woocommerce_consumer_key: SecretStr = Field(
         SecretStr(""),
@@ -199,6 +237,20 @@ class Settings(BaseSettings):
     moneybird_timeout_seconds: float = Field(
         20.0, description="Seconds one Moneybird request may take before it counts as failed."
     )
+    # OAuth (the set-up wizard's "Connect with Moneybird"); the access token is MONEYBIRD_API_TOKEN.
+    moneybird_client_id: str | None = Field(
+        None, description="Client id of your Moneybird OAuth app, for the wizard's Connect with Moneybird."
+    )
+    moneybird_client_secret: SecretStr | None = Field(
+        None, description="Client secret of that OAuth app (moneybird.com/user/applications)."
+    )
+    moneybird_refresh_token: SecretStr | None = Field(
+        None, description="OAuth refresh token; the set-up wizard stores it, never set it by hand."
+    )
+    moneybird_oauth_url: str = Field(
+        "https://moneybird.com/oauth",
+        description="Moneybird's OAuth base URL; change it only for a test server.",
+    )
 
     # What gets booked, and how
     sync_order_statuses: Annotated[list[str], NoDecode] = Field(
@@ -249,13 +301,18 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port of the web process; Heroku and Fly set it.")
     public_url: str | None = Field(
         None,
-        description="Where the shop reaches woobird, e.g. https://woobird.example.nl (for `woobird webhook "
-        "install` and `check`); on Heroku the app's URL from `heroku info`.",
+        description="Where the shop reaches woobird, e.g. https://woobird.example.nl (for the webhook); "
+        "empty: the set-up wizard takes the address you open it at.",
     )
     admin_token: SecretStr = Field(
         SecretStr(""),
         description="Protects /admin: at least 32 random characters, not the webhook secret; "
         "`woobird setup` makes one.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Encrypts the secrets the set-up wizard stores in the database: at least 32 random "
+        "characters (`openssl rand -hex 32`); needed once the wizard stores a key or token.",
     )
     metrics_token: SecretStr | None = Field(
         None,
@@ -292,6 +349,19 @@ class Settings(BaseSettings):
         False, description="Set by `woobird run` for the built-in demo only; never set it yourself."
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over what the wizard stored (12-factor); the store over defaults.
+        stored = StoredSettingsSource(settings_cls)
+        return init_settings, env_settings, dotenv_settings, stored, file_secret_settings
+
     @field_validator("sync_order_statuses", "woocommerce_vat_number_meta_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -310,7 +380,7 @@ class Settings(BaseSettings):
             raise ValueError("name at least one order status, e.g. completed")
         return statuses
 
-    @field_validator("woocommerce_url", "public_url", "moneybird_api_url")
+    @field_validator("woocommerce_url", "public_url", "moneybird_api_url", "moneybird_oauth_url")
     @classmethod
     def _strip_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -423,6 +493,15 @@ class Settings(BaseSettings):
             seen[field] = value
         return found
 
+    def require(self, *names: str) -> Settings:
+        """Raise ConfigurationError when one of these (environment names) is missing or a placeholder,
+        or when any guard token that is set is weak: a process never runs with one."""
+        weak = {_env_name(field) for field in self._weak_tokens()}
+        problems = {name: why for name, why in self.problems().items() if name in names or name in weak}
+        if problems:
+            raise ConfigurationError(problems)
+        return self
+
     def require_complete(self) -> Settings:
         """Raise ConfigurationError naming every unusable setting; return self when all is well."""
         problems = self.problems()
@@ -463,7 +542,11 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(problems) from None
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, complete or refusing to start."""
-    return load_settings().require_complete()
+# The two settings that mean "real accounts are configured": without both, `run` starts the sandbox.
+ACCOUNT_SETTINGS = ("WOOCOMMERCE_URL", "MONEYBIRD_API_TOKEN")
+
+
+def configured_accounts(env_file: Path) -> list[str]:
+    """Which of the account settings are set, in the environment or the .env file."""
+    from_file = dotenv_values(env_file) if env_file.exists() else {}
+    return [name for name in ACCOUNT_SETTINGS if (os.environ.get(name) or from_file.get(name) or "").strip()]

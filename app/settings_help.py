@@ -50,13 +50,14 @@ DEFAULTS_SHOWN: Final[dict[str, str]] = {
 }
 # The platform sets these; Heroku's deploy form does not ask for them.
 PLATFORM_SET: Final = frozenset({"DATABASE_URL", "REDIS_URL", "PORT", "WOOBIRD_SANDBOX"})
-# Heroku's deploy button: `generator: secret` makes 64 random hex characters.
+# Heroku's deploy button asks for nothing (the set-up wizard at /admin does); `generator: secret`
+# makes 64 random hex characters.
 APP_JSON_EXTRA: Final[dict[str, dict[str, Any]]] = {
     "WOOCOMMERCE_WEBHOOK_SECRET": {"generator": "secret"},
     "ADMIN_TOKEN": {"generator": "secret"},
+    "SECRET_KEY": {"generator": "secret"},
     "METRICS_TOKEN": {"generator": "secret"},
-    "PUBLIC_URL": {"required": True},
-    "LOG_FORMAT": {"required": False, "value": "json"},
+    "LOG_FORMAT": {"value": "json"},
 }
 
 ENV_EXAMPLE_HEAD: Final = """\
@@ -117,7 +118,7 @@ def app_json_env() -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {"description": help_text}
         extra = APP_JSON_EXTRA.get(name, {})
         if "generator" not in extra:
-            entry["required"] = _required(name)
+            entry["required"] = False
         entry.update(extra)
         env[name] = entry
     return env

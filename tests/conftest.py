@@ -30,7 +30,16 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_database(5))
 # Strong, as woobird requires of every secret that guards an endpoint (app/tokens.py).
 WEBHOOK_SECRET = "test-webhook-0R0fiU_5c8SZfL6DQRRsvKCPVXCwEUNj"
 ADMIN_TOKEN = "test-admin-9ZtmHFi8_ZnDiw83Yb_vq4dhmXUZ_cA5"
-TABLES = ("ledger_events", "refunds", "contacts", "orders", "service_state")
+TABLES = (
+    "ledger_events",
+    "refunds",
+    "contacts",
+    "orders",
+    "service_state",
+    "settings_changes",
+    "connection_settings",
+    "connections",
+)
 
 
 def migrate(url: str) -> None:

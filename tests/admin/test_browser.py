@@ -25,7 +25,8 @@ from app.sync import ledger
 from tests.admin.conftest import BOOKED_ID, FAILED_ID, FAILED_REASON, app_with_admin, seed_booked_and_failed
 from tests.conftest import make_settings
 
-CHROMIUM = "/usr/bin/chromium"
+# Found on PATH: Debian installs it as `chromium`.
+CHROMIUM = "chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -66,11 +67,12 @@ async def _row_state(page: Page, order_id: int) -> str | None:
 
 @pytest.fixture
 def chromium() -> str:
-    if shutil.which(CHROMIUM) is None:
+    path = shutil.which(CHROMIUM)
+    if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium for this test")
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    return CHROMIUM
+    return path
 
 
 async def test_sign_in_see_orders_retry_and_see_it_booked(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,16 +12,19 @@ from hypothesis import strategies as st
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, invoice_totals
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit, spread_cents
-from app.invoicing.sandbox_reference import SALES_9, SALES_21, sandbox_reference
+from app.sandbox.administration import SALES_9, SALES_21, sandbox_reference
 from app.woocommerce.models import Order, Refund
+from tests.invoicing.reference_carts import order_document
 
-ORDERS = Path("/work/shared/reference/wc-orders")
 CENT = Decimal("0.01")
 
 
 def _fixture(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((ORDERS / name).read_text())
-    return document
+    return order_document(name[0])
+
+
+def _apron_line_id() -> int:
+    return next(int(line["id"]) for line in _fixture("f")["line_items"] if "schort" in line["name"])
 
 
 def _refund_1612() -> dict[str, Any]:
@@ -44,7 +45,7 @@ def _refund_1612() -> dict[str, Any]:
                 "total": "-34.95",
                 "total_tax": "-7.34",
                 "taxes": [{"id": 1, "total": "-7.34", "subtotal": "-7.34"}],
-                "meta_data": [{"key": "_refunded_item_id", "value": "1102"}],
+                "meta_data": [{"key": "_refunded_item_id", "value": str(_apron_line_id())}],
                 "sku": "SCH-KAT-OLIJF",
             }
         ],

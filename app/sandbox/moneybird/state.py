@@ -1,0 +1,223 @@
+"""State and switches of one fake Moneybird: administrations, records, faults, rate limit, request log."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from app.sandbox.moneybird.contacts import create_contact_record
+from app.sandbox.moneybird.core import Clock, IdMint, Record
+from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.seed import seed_administration
+
+Rounding = Literal["per_line", "per_rate"]
+FaultKind = Literal["status", "timeout", "lost"]
+
+DEFAULT_TOKEN = "sandbox-token"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str  # without /api/v2/<administration>, without .json
+    query: dict[str, str]
+    json: Any
+    status: int | None  # None: the client never got an answer and nothing was done ('timeout')
+    time: float
+    route: str | None = None  # e.g. "POST /sales_invoices/{id}/payments"
+    fault: FaultKind | None = None
+    administration_id: str | None = None
+
+
+@dataclass
+class Fault:
+    route: str
+    kind: FaultKind
+    status: int
+    times: int
+
+
+class MoneybirdSandbox:
+    """The state and switches of one fake Moneybird; see `app.sandbox.moneybird` for the behaviour."""
+
+    def __init__(
+        self,
+        *,
+        token: str = DEFAULT_TOKEN,
+        administration_id: str | None = None,
+        administration_name: str = "Sandbox B.V.",
+        rounding: Rounding = "per_rate",
+        rate_limit: tuple[int, float] | None = None,
+        latency_seconds: float = 0.0,
+        timeout_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        web_url: str = "https://moneybird.sandbox.invalid",
+    ) -> None:
+        self.token = token
+        self.rounding: Rounding = rounding
+        self.rate_limit = rate_limit
+        self.latency_seconds = latency_seconds
+        self.timeout_seconds = timeout_seconds
+        self.web_url = web_url
+        self.clock = Clock(clock)
+        self.ids = IdMint(lambda: self.clock.now())
+        self.user_id = self.ids.next()
+        self.lock = threading.RLock()
+        self.administrations: dict[str, Administration] = {}
+        self.contacts: dict[str, Record] = {}
+        self.sales_invoices: dict[str, Record] = {}
+        self.external_sales_invoices: dict[str, Record] = {}
+        self.products: dict[str, Record] = {}
+        self.requests: list[RecordedRequest] = []
+        self.count_429 = 0
+        self.faults: list[Fault] = []
+        self.fault_bodies_sent = 0
+        self._window: deque[float] = deque()
+        # Sales invoices keep their due interval until they are sent; it is not a response field.
+        self.due_intervals: dict[str, int] = {}
+        self.administration_id = self.add_administration(
+            administration_name, administration_id=administration_id
+        )
+
+    # -- switches ---------------------------------------------------------------------------
+
+    def fail_next(self, route: str, *, kind: FaultKind, status: int = 500, times: int = 1) -> None:
+        """Make the next `times` requests on `route` ('POST /sales_invoices', '*', ...) fail as `kind`."""
+        if kind not in ("status", "timeout", "lost"):
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self.lock:
+            self.faults.append(Fault(route=normalise_route(route), kind=kind, status=status, times=times))
+
+    def take_fault(self, method: str, template: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if _route_matches(fault.route, method, template):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def admit(self) -> float | None:
+        """Sliding-window log over all requests of the token; the epoch when a slot frees, if refused."""
+        if self.rate_limit is None:
+            return None
+        limit, window = self.rate_limit
+        now = self.clock.now()
+        with self.lock:
+            while self._window and self._window[0] <= now - window:
+                self._window.popleft()
+            if len(self._window) >= limit:
+                self.count_429 += 1
+                return float(math.ceil(self._window[0] + window))
+            self._window.append(now)
+        return None
+
+    # -- introspection ----------------------------------------------------------------------
+
+    def calls(self, route: str | None = None) -> int:
+        """How many requests reached the fake, optionally only those on `route` (any status)."""
+        if route is None:
+            return len(self.requests)
+        wanted = normalise_route(route)
+        return sum(
+            1
+            for r in self.requests
+            if (r.route and _route_matches(wanted, r.method, r.route.split(" ", 1)[1]))
+            or wanted == f"{r.method} {r.path}"
+        )
+
+    def reset_requests(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.count_429 = 0
+
+    def administration(self, administration_id: str | None = None) -> Administration:
+        return self.administrations[administration_id or self.administration_id]
+
+    def tax_rate_id(
+        self,
+        percentage: int | str | Decimal,
+        *,
+        tax_rate_type: str = "sales_invoice",
+        country: str | None = None,
+        name_contains: str | None = None,
+        administration_id: str | None = None,
+    ) -> str:
+        """The id of a seeded tax rate, for tests: e.g. `tax_rate_id(21)`, `tax_rate_id(19, country='DE')`."""
+        for rate in self.administration(administration_id).tax_rates.values():
+            r = rate.record
+            if (
+                rate.percentage == Decimal(percentage)
+                and r["tax_rate_type"] == tax_rate_type
+                and r["country"] == country
+                and (name_contains is None or name_contains.lower() in r["name"].lower())
+            ):
+                return str(r["id"])
+        raise KeyError(f"no {tax_rate_type} tax rate of {percentage}% (country {country})")
+
+    def ledger_account_id(self, name: str, *, administration_id: str | None = None) -> str:
+        for account in self.administration(administration_id).ledger_accounts.values():
+            if account["name"] == name:
+                return str(account["id"])
+        raise KeyError(f"no ledger account named {name!r}")
+
+    # -- seeding ----------------------------------------------------------------------------
+
+    def add_administration(self, name: str, *, administration_id: str | None = None) -> str:
+        adm = seed_administration(self, name=name, administration_id=administration_id or self.ids.next())
+        self.administrations[adm.id] = adm
+        return adm.id
+
+    def seed_contact(self, *, administration_id: str | None = None, **fields: Any) -> Record:
+        """A contact 'made by hand' in Moneybird: validated like the API, customer_id auto-assigned."""
+        with self.lock:
+            return create_contact_record(self, self.administration(administration_id), dict(fields))
+
+    def event(self, administration_id: str, action: str, data: Record | None = None) -> Record:
+        stamp = self.clock.timestamp()
+        return {
+            "administration_id": administration_id,
+            "user_id": self.user_id,
+            "action": action,
+            "link_entity_id": None,
+            "link_entity_type": None,
+            "data": data or {},
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
+    def touch(self, record: Record, *actions: str, data: Record | None = None) -> None:
+        """Bump version/updated_at and append one event per action."""
+        record["version"] = self.clock.version()
+        record["updated_at"] = self.clock.timestamp()
+        for action in actions:
+            record.setdefault("events", []).append(self.event(record["administration_id"], action, data))
+
+
+def normalise_route(route: str) -> str:
+    """'post /sales_invoices/{sid}/payments.json' -> 'POST /sales_invoices/{}/payments'."""
+    route = route.strip()
+    if route == "*":
+        return route
+    method, _, path = route.partition(" ")
+    path = path.strip()
+    if path != "*":
+        path = "/" + path.strip("/").removesuffix(".json")
+        path = "/".join("{}" if part.startswith("{") else part for part in path.split("/"))
+    return f"{method.upper()} {path}"
+
+
+def _route_matches(wanted: str, method: str, template: str) -> bool:
+    if wanted == "*":
+        return True
+    wanted_method, _, wanted_path = wanted.partition(" ")
+    if wanted_method != method:
+        return False
+    return wanted_path == "*" or wanted_path == normalise_route(f"{method} {template}").split(" ", 1)[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 
@@ -210,3 +212,14 @@ async def test_retry_with_a_session_but_without_csrf_is_refused(
         assert response.status_code == 403
     page = await client.get(f"/admin/orders/{FAILED_ID}")
     assert '<span class="pill failed">failed</span>' in page.text
+
+
+def test_the_cookie_is_not_keyed_with_the_token_itself(settings: Settings) -> None:
+    issued = int(time.time())
+    cookie = session_cookie(settings, issued=issued)
+    raw_key = settings.admin_token.get_secret_value().encode()
+    keyed_with_token = hmac.new(
+        raw_key, f"woobird-admin-session:{issued}".encode(), hashlib.sha256
+    ).hexdigest()
+    assert keyed_with_token not in cookie
+    assert valid_session(settings, cookie)

@@ -3,8 +3,9 @@
 The cookie never holds the token: it holds the time it was issued and an HMAC of that time keyed
 by a key derived from the token (HKDF-SHA256; the token itself is never a MAC key), so a stolen
 cookie expires and a changed ADMIN_TOKEN logs everyone out. Testing guesses against a captured
-cookie offline is as hopeless as guessing the token, which is why a weak one refuses to start. Forms carry a CSRF token derived from the session.
-A token in the query string is refused outright: URLs end up in logs, history and Referer headers.
+cookie offline is as hopeless as guessing the token, which is why a weak one refuses to start.
+Forms carry a CSRF token derived from the session. A token in the query string is refused
+outright: URLs end up in logs, history and Referer headers.
 """
 
 from __future__ import annotations

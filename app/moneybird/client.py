@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -81,6 +81,7 @@ M = TypeVar("M", bound=BaseModel)
 # no ids in it ("sales_invoices/{id}/send_invoice"), so it is safe as a metric label. Status 0
 # means no response arrived (timeout, connection error).
 ResponseHook = Callable[[str, str, int, float], None]
+TokenRefresher = Callable[[str], Awaitable[str | None]]
 
 PER_PAGE = 100
 # A 429 without a usable reset header: Moneybird's window is 5 minutes, a minute is a fair guess.
@@ -110,8 +111,12 @@ class MoneybirdClient:
         blip_wait: tuple[float, float] = (0.2, 1.0),
         short_rate_limit_wait: float = 3.0,
         limiter_max_wait: float | None = 20.0,
+        on_unauthorized: TokenRefresher | None = None,
     ) -> None:
         self.administration_id = administration_id
+        self._token = token
+        # OAuth connections: called with the refused token on a 401, returns a fresh one (or None).
+        self._on_unauthorized = on_unauthorized
         self.limiter = limiter
         self.on_response = on_response
         # Requests actually sent, by "METHOD route" — retries included, local refusals not.
@@ -140,6 +145,7 @@ class MoneybirdClient:
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_response: ResponseHook | None = None,
+        on_unauthorized: TokenRefresher | None = None,
     ) -> MoneybirdClient:
         token = settings.moneybird_api_token.get_secret_value().strip()
         if not token:
@@ -154,6 +160,7 @@ class MoneybirdClient:
             timeout=settings.moneybird_timeout_seconds,
             transport=transport,
             on_response=on_response,
+            on_unauthorized=on_unauthorized,
         )
 
     async def aclose(self) -> None:
@@ -443,7 +450,7 @@ class MoneybirdClient:
             await asyncio.sleep(wait)
             return await self._send(request)
 
-    async def _send(self, request: _Request) -> httpx.Response:
+    async def _send(self, request: _Request, *, refreshed: bool = False) -> httpx.Response:
         await self._take_slot(request)
         started = time.monotonic()
         status = 0
@@ -465,6 +472,13 @@ class MoneybirdClient:
             self._record(request, status, time.monotonic() - started)
         if response.is_success:
             return response
+        # A 401 was not carried out, so even a write may be sent again, once, with a fresh token.
+        if response.status_code == 401 and self._on_unauthorized is not None and not refreshed:
+            fresh = await self._on_unauthorized(self._token)
+            if fresh and fresh != self._token:
+                self._token = fresh
+                self._http.headers["Authorization"] = f"Bearer {fresh}"
+                return await self._send(request, refreshed=True)
         raise await self._error_for(response, request)
 
     async def _take_slot(self, request: _Request) -> None:

@@ -30,6 +30,8 @@ from app.moneybird.ratelimit import RateLimitBusy, limiter_from_settings
 from app.moneybird.reference import ReferenceCache
 from app.settings import Settings, load_settings
 from app.settings_live import LiveSettings
+from app.setup.moneybird_connect import token_refresher
+from app.setup.progress import booking_may_start
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import WooCommerceTransient
 
@@ -74,6 +76,7 @@ async def build_services(settings: Settings, redis: ArqRedis, **transports: Any)
         limiter=limiter,
         transport=transports.get("moneybird_transport"),
         on_response=record_moneybird_response,
+        on_unauthorized=token_refresher(settings),
     )
     return Services(
         settings=settings,
@@ -96,14 +99,15 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["live_settings"] = live
         ctx["retired_services"] = []
         settings = await live.start()
-        await _use_settings(ctx, settings)
+        await _use_settings(ctx, live)
     log.info("worker started", sandbox=settings.woobird_sandbox, invoice_kind=settings.invoice_kind)
 
 
-async def _use_settings(ctx: dict[str, Any], settings: Settings) -> None:
-    """Services for these settings, or none (jobs wait) while the set-up wizard is not finished."""
+async def _use_settings(ctx: dict[str, Any], live: LiveSettings) -> None:
+    """Services for the current settings, or none (jobs wait) while the set-up wizard is not done."""
+    settings = live.current
     missing = [name for name in settings.problems() if name not in WORKER_NOT_NEEDED]
-    if missing:
+    if missing or not booking_may_start(live.stored.progress):
         ctx["services"] = None
         log.warning("waiting for the set-up wizard (/admin/setup) or the environment", missing=missing)
         return
@@ -121,7 +125,7 @@ async def current_services(ctx: dict[str, Any]) -> Services | None:
         retired: list[tuple[float, Services]] = ctx["retired_services"]
         if ctx.get("services") is not None:
             retired.append((time.monotonic(), ctx["services"]))
-        await _use_settings(ctx, live.current)
+        await _use_settings(ctx, live)
         horizon = time.monotonic() - live.current.worker_job_timeout_seconds - 10
         for entry in [entry for entry in retired if entry[0] < horizon]:
             retired.remove(entry)

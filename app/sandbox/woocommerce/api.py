@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from app.constants import WOOCOMMERCE_API_PREFIX
 from app.sandbox.woocommerce.args import Args, Call, delivery_url_param, request_params, topic_param
+from app.sandbox.woocommerce.auth import auth_routes
 from app.sandbox.woocommerce.core import (
     ORDER_STATUSES,
     WC_VERSION,
@@ -66,7 +67,8 @@ def create_app(shop: ShopSandbox) -> ASGIApp:
     """The shop's `/wp-json/wc/v3` API as an ASGI app (serve it, or wrap it in `httpx.ASGITransport`)."""
     api = _RestApi(shop)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    return Starlette(routes=[Route(WOOCOMMERCE_API_PREFIX + "/{rest:path}", api.dispatch, methods=methods)])
+    rest = Route(WOOCOMMERCE_API_PREFIX + "/{rest:path}", api.dispatch, methods=methods)
+    return Starlette(routes=[rest, *auth_routes(shop)])
 
 
 class _RestApi:
@@ -153,12 +155,16 @@ class _RestApi:
         if key is None or secret is None:
             code, message = _FORBIDDEN[action]
             raise RestError(401, code, message)
-        if not hmac.compare_digest(key.encode(), self.shop.consumer_key.encode()):
+        expected, permissions = self.shop.consumer_secret, self.shop.key_permissions
+        if key in self.shop.issued_keys:  # made by an app authorization (`auth`)
+            expected, issued_permissions = self.shop.issued_keys[key]
+            permissions = issued_permissions  # type: ignore[assignment]
+        elif not hmac.compare_digest(key.encode(), self.shop.consumer_key.encode()):
             raise RestError(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-        if not hmac.compare_digest(secret.encode(), self.shop.consumer_secret.encode()):
+        if not hmac.compare_digest(secret.encode(), expected.encode()):
             raise RestError(401, "woocommerce_rest_authentication_error", "Consumer secret is invalid.")
         writes = request.method not in ("GET", "HEAD")
-        allowed = {"read": not writes, "write": writes, "read_write": True}[self.shop.key_permissions]
+        allowed = {"read": not writes, "write": writes, "read_write": True}[permissions]
         if not allowed:
             kind = "write" if writes else "read"
             message = f"The API key provided does not have {kind} permissions."

@@ -23,7 +23,7 @@ from app.db import create_engine, session_factory
 from app.queue import connect
 from app.settings import ConfigurationError, Settings, load_settings
 from app.settings_live import load_with_store
-from app.sync.jobs import Services, build_services
+from app.sync.services import Services, build_services
 
 T = TypeVar("T")
 

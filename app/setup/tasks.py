@@ -24,8 +24,8 @@ from arq.connections import ArqRedis
 from app.clients import transport_overrides
 from app.settings import Settings
 from app.sync.backfill import BackfillProgress, backfill
-from app.sync.jobs import build_services
 from app.sync.products import transfer_products
+from app.sync.services import build_services
 
 log = structlog.get_logger("woobird.setup")
 

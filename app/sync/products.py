@@ -25,7 +25,7 @@ from app.invoicing.reference import AdministrationReference
 from app.moneybird.models import ProductCreate
 from app.settings import normalise_tax_key
 from app.sync import ledger
-from app.sync.jobs import Services
+from app.sync.services import Services
 from app.woocommerce.models import Product
 
 log = structlog.get_logger("woobird.products")

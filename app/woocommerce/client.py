@@ -6,6 +6,7 @@ as query parameters, since WooCommerce does not look at Basic auth without TLS.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from types import TracebackType
@@ -16,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.constants import WOOCOMMERCE_API_PREFIX
 from app.redaction import safe_url
+from app.retry import retry_at_from_header
 from app.settings import Settings
 from app.woocommerce.errors import (
     WooCommerceAuthError,
@@ -109,6 +111,7 @@ class WooCommerceClient:
                 method=method,
                 path=path,
                 status=response.status_code,
+                retry_at=retry_at_from_header(response.headers.get("Retry-After"), now=time.time()),
             )
         if response.status_code >= 400:
             raise _rejection(response, method=method, path=path)

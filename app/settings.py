@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     woocommerce_webhook_secret: SecretStr = Field(
         SecretStr(""),
         description="Secret of the order.updated webhook: at least 32 random characters, not ADMIN_TOKEN; "
-        "`woobird webhook install` makes one.",
+        "`woobird webhook install`, the wizard and the Heroku button make one.",
     )
     woocommerce_vat_number_meta_keys: Annotated[list[str], NoDecode] = Field(
         default=[
@@ -239,13 +239,16 @@ class Settings(BaseSettings):
     )
     # OAuth (the set-up wizard's "Connect with Moneybird"); the access token is MONEYBIRD_API_TOKEN.
     moneybird_client_id: str | None = Field(
-        None, description="Client id of your Moneybird OAuth app, for the wizard's Connect with Moneybird."
+        None,
+        description="Client id of your Moneybird OAuth app (moneybird.com/user/applications, redirect URI "
+        "https://<woobird>/admin/setup/moneybird/callback): the wizard then offers Connect with Moneybird "
+        "instead of a pasted token.",
     )
-    moneybird_client_secret: SecretStr | None = Field(
-        None, description="Client secret of that OAuth app (moneybird.com/user/applications)."
-    )
+    moneybird_client_secret: SecretStr | None = Field(None, description="Client secret of that OAuth app.")
     moneybird_refresh_token: SecretStr | None = Field(
-        None, description="OAuth refresh token; the set-up wizard stores it, never set it by hand."
+        None,
+        description="Stored by the wizard after Connect with Moneybird (never set it by hand); a 401 on the "
+        "access token is answered by one refresh, stored for every process.",
     )
     moneybird_oauth_url: str = Field(
         "https://moneybird.com/oauth",
@@ -307,12 +310,13 @@ class Settings(BaseSettings):
     admin_token: SecretStr = Field(
         SecretStr(""),
         description="Protects /admin: at least 32 random characters, not the webhook secret; "
-        "`woobird setup` makes one.",
+        "`woobird setup` makes one. The one setting the web process cannot start without.",
     )
     secret_key: SecretStr = Field(
         SecretStr(""),
-        description="Encrypts the secrets the set-up wizard stores in the database: at least 32 random "
-        "characters (`openssl rand -hex 32`); needed once the wizard stores a key or token.",
+        description="Encrypts the keys and tokens the set-up wizard stores in the database: at least 32 "
+        "random characters (`openssl rand -hex 32`; the Heroku button generates it), required once the "
+        "wizard stores a secret.",
     )
     metrics_token: SecretStr | None = Field(
         None,

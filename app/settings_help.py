@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from app.settings import DEFAULT_DATABASE_URL, REPO_ROOT, REQUIRED_SETTINGS, Settings
+from app.settings_store import STORABLE
 
 FIELDS: Final[dict[str, FieldInfo]] = {name.upper(): info for name, info in Settings.model_fields.items()}
 
@@ -128,7 +129,8 @@ def readme_table() -> str:
     rows = ["| Setting | Default | What it is |", "|---|---|---|"]
     for name, help_text in SETTING_HELP.items():
         default = default_text(name)
-        shown = "— (required)" if _required(name) else f"`{default}`" if default else "—"
+        stored = "; the wizard stores it" if name in STORABLE else ""
+        shown = f"— (required{stored})" if _required(name) else f"`{default}`" if default else "—"
         if name in DEFAULTS_SHOWN:
             shown = default
         cell = help_text.replace("|", "\\|")

@@ -12,17 +12,17 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
-from app.admin.auth import Admin, is_https, valid_csrf
+from app.admin.auth import Admin, LoginRequired, authenticate, is_https, valid_csrf
 from app.admin.routes import AdminDep, AdminRoute, page
 from app.checks import Checker
 from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
-from app.deps import AppState, AppStateDep
+from app.deps import AppState, AppStateDep, SettingsDep
 from app.health import readiness
 from app.settings import Settings
 from app.settings_store import masked, write_settings
@@ -52,6 +52,7 @@ def _render(
     context: dict[str, Any] | None = None,
     *,
     status_code: int = 200,
+    template: str | None = None,
 ) -> Response:
     wizard = _wizard(state)
     values: dict[str, Any] = {
@@ -65,7 +66,7 @@ def _render(
         "problems": [],
     }
     values.update(context or {})
-    return page(request, f"setup_{step}.html", values, status_code=status_code)
+    return page(request, template or f"setup_{step}.html", values, status_code=status_code)
 
 
 def _check_csrf(state: AppState, admin: Admin, csrf: str) -> None:
@@ -97,8 +98,39 @@ async def _step_done(state: AppState, step: str, value: str) -> None:
     await state.refresh_settings(force=True)
 
 
+def _leave_for(
+    request: Request, state: AppState, admin: Admin, step: str, *, target: str, where: str, heading: str
+) -> Response:
+    """Send the browser to the shop's or Moneybird's approval page. A page that moves on by itself,
+    not a redirect: the pages' CSP lets forms post to woobird only, and that covers redirects."""
+    context = {"target": target, "where": where, "heading": heading}
+    return _render(request, state, admin, step, context, template="setup_leave.html")
+
+
 def _next(state: AppState) -> RedirectResponse:
     return RedirectResponse(f"/admin/setup/{_wizard(state).next_step()}", status_code=303)
+
+
+async def _returning_admin(request: Request, settings: SettingsDep) -> Admin | None:
+    """The admin coming back from the shop's or Moneybird's page, if the browser sent the session.
+
+    The session cookie is SameSite=Strict, so a navigation started on another site arrives without
+    it: such a request gets a page that reloads itself, and that reload, started on woobird's own
+    page, carries the cookie (`_bounce`)."""
+    try:
+        return authenticate(request, settings)
+    except LoginRequired:
+        if request.query_params.get("bounced"):
+            raise
+        return None
+
+
+ReturningAdmin = Annotated[Admin | None, Depends(_returning_admin)]
+
+
+def _bounce(request: Request) -> Response:
+    target = f"{request.url.path}?{request.url.query}&bounced=1"
+    return page(request, "setup_bounce.html", {"target": target})
 
 
 @router.get("")
@@ -146,7 +178,15 @@ async def shop_connect(
         return_url=f"{base}{shop.RETURN_PATH}",
         callback_url=f"{base}{shop.CALLBACK_PATH}",
     )
-    return RedirectResponse(target, status_code=303)
+    return _leave_for(
+        request,
+        state,
+        admin,
+        "shop",
+        target=target,
+        where="your shop",
+        heading="Connect your WooCommerce shop",
+    )
 
 
 @callback_router.post(shop.CALLBACK_PATH)
@@ -176,8 +216,11 @@ async def shop_callback(request: Request) -> Response:
 
 @router.get("/shop/return")
 async def shop_return(
-    request: Request, admin: AdminDep, state: AppStateDep, success: str = "", user_id: str = ""
+    request: Request, returning: ReturningAdmin, state: AppStateDep, success: str = "", user_id: str = ""
 ) -> Response:
+    if returning is None:
+        return _bounce(request)
+    admin = returning
     outcome = await shop.authorization_outcome(state.redis, state=user_id, session=admin.session)
     if success != "1":
         await shop.forget_authorization(state.redis, state=user_id)
@@ -349,17 +392,22 @@ async def moneybird_oauth(
     url = await moneybird_connect.begin_oauth(
         state.redis, state.settings, redirect_uri=redirect_uri, session=admin.session
     )
-    return RedirectResponse(url, status_code=303)
+    return _leave_for(
+        request, state, admin, "moneybird", target=url, where="Moneybird", heading="Connect Moneybird"
+    )
 
 
 @router.get("/moneybird/callback")
 async def moneybird_callback(
     request: Request,
-    admin: AdminDep,
+    returning: ReturningAdmin,
     state: AppStateDep,
     code: str | None = None,
     error: str | None = None,
 ) -> Response:
+    if returning is None:
+        return _bounce(request)
+    admin = returning
     oauth_state = request.query_params.get("state", "")
     try:
         tokens = await moneybird_connect.finish_oauth(

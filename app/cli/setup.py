@@ -24,10 +24,9 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from app.checks import Checker, Finding, percentage_text, propose_tax_rate, rate_id_of, shop_tax_rates
-from app.cli.support import console, fail, require, run, settings_or_exit
+from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit
 from app.clients import moneybird_client, shop_client
 from app.constants import WEBHOOK_PATH
-from app.db import create_engine, session_factory
 from app.invoicing.reference import AdministrationReference
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
@@ -115,11 +114,8 @@ def _store(settings: Settings, values: dict[str, str]) -> None:
     actor = f"woobird setup ({getpass.getuser()}@{socket.gethostname()})"
 
     async def write() -> list[str]:
-        engine = create_engine(settings.database_url)
-        try:
-            return await write_settings(session_factory(engine), base=settings, values=storable, actor=actor)
-        finally:
-            await engine.dispose()
+        async with ledger_sessions(settings) as sessions:
+            return await write_settings(sessions, base=settings, values=storable, actor=actor)
 
     try:
         changed = run(write())

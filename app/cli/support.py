@@ -1,9 +1,10 @@
-"""What every `woobird` command shares: settings that explain themselves, clients, consoles.
+"""What every `woobird` command shares: settings that explain themselves, connections, consoles.
 
-Clients, the ledger's sessions, the queue and the worker's services are built here and only here,
-so the tests can point every command at the fake shop and the fake Moneybird by setting
-`transports` (an in-process ASGI transport) instead of a network. A configuration that cannot work
-ends every command with the same sentence (`explain`), never a traceback.
+The ledger's sessions, the queue and the worker's services are built here, their shop and
+Moneybird clients through `app.clients` (shared with the set-up wizard), so the tests can point
+every command at the fake shop and the fake Moneybird by setting `app.clients.transports` instead
+of a network. A configuration that cannot work ends every command with the same sentence
+(`explain`), never a traceback.
 """
 
 from __future__ import annotations

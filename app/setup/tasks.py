@@ -140,13 +140,10 @@ def history_runner(settings: Settings, redis: ArqRedis, *, since: datetime, dry_
             status.total = seen.total or None
             status.done = seen.listed if dry_run else max(0, seen.listed - seen.waiting)
             status.eta_seconds = seen.eta_seconds
-            status.counts = {
-                ("would_book" if dry_run else "queued"): seen.queued,
-                "booked": seen.booked,
-                "skipped": seen.skipped,
-                "refused": seen.refused,
-                "waiting": seen.waiting,
-            }
+            status.counts = {("would_book" if dry_run else "queued"): seen.queued}
+            if not dry_run:
+                status.counts |= {"booked": seen.booked, "waiting": seen.waiting}
+            status.counts |= {"skipped": seen.skipped, "refused": seen.refused}
 
         try:
             result = await backfill(

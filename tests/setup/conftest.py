@@ -3,6 +3,7 @@ signed-in client, the fake shop and the fake Moneybird behind the clients woobir
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class Wizard:
     base: Settings
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
+    transport: httpx.AsyncBaseTransport  # woobird's, for a second browser without the session
 
     @property
     def state(self) -> Any:
@@ -78,8 +80,7 @@ class Wizard:
         self, authorize: httpx.Response, *, decision: str = "approve"
     ) -> httpx.Response:
         """Follow woobird's redirect to the shop's page, press a button, come back to woobird."""
-        assert authorize.status_code == 303, authorize.text
-        page = await self.shop_web.get(authorize.headers["location"])
+        page = await self.shop_web.get(leaving_for(authorize))
         assert page.status_code == 200, page.text
         fields = dict(re.findall(r"name='([a-z_]+)' value='([^']*)'", page.text))
         fields = {name: value.replace("&amp;", "&") for name, value in fields.items()}
@@ -103,6 +104,14 @@ class Wizard:
             "/admin/setup/moneybird/administration",
             {"administration_id": self.moneybird.administration_id},
         )
+
+
+def leaving_for(response: httpx.Response) -> str:
+    """Where a wizard page that hands the browser to the shop or Moneybird sends it."""
+    assert response.status_code == 200, response.text
+    found = re.search(r'data-continue href="([^"]+)"', response.text)
+    assert found, response.text[:500]
+    return html.unescape(found[1])
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -138,4 +147,4 @@ async def wizard(
             shop.http_client = shop_to_woobird  # the shop's server posts keys and pings to woobird
             signed_in = await web.post("/admin/login", data={"token": ADMIN_TOKEN})
             assert signed_in.status_code == 303
-            yield Wizard(web, shop_web, shop, moneybird, app, base, sessions, redis)
+            yield Wizard(web, shop_web, shop, moneybird, app, base, sessions, redis, woobird_transport)

@@ -154,6 +154,7 @@ async def test_install_creates_the_webhook_answers_its_ping_and_is_green(wizard:
     stored = await wizard.stored()
     assert stored["PUBLIC_URL"] == "https://woobird.test"
     assert hooks[0]["secret"] == stored["WOOCOMMERCE_WEBHOOK_SECRET"]
+    assert [d.status for d in wizard.shop.deliveries if d.ping] == [200]  # woobird answered the ping
     assert (await wizard.web.get("/admin")).status_code == 200  # the dashboard, no longer the wizard
 
 

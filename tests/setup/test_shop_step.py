@@ -11,7 +11,7 @@ import pytest
 from app import clients
 from app.setup import shop as shop_step
 from app.setup.shop import CALLBACK_PATH, probe_shop
-from tests.setup.conftest import SHOP_URL, Wizard, query_of
+from tests.setup.conftest import SHOP_URL, Wizard, leaving_for, query_of
 
 
 async def test_the_shop_approves_and_woobird_stores_the_key_it_was_handed(wizard: Wizard) -> None:
@@ -66,7 +66,7 @@ async def test_an_unsolicited_callback_stores_nothing(wizard: Wizard) -> None:
 
 async def test_a_replayed_callback_stores_nothing(wizard: Wizard) -> None:
     authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
-    state = query_of(authorize.headers["location"])["user_id"]
+    state = query_of(leaving_for(authorize))["user_id"]
     first = await wizard.web.post(CALLBACK_PATH, content=_payload(state))
     assert first.status_code == 200
     keys_after_first = await wizard.stored()
@@ -82,7 +82,7 @@ async def test_a_replayed_callback_stores_nothing(wizard: Wizard) -> None:
 
 async def test_an_expired_authorization_stores_nothing(wizard: Wizard) -> None:
     authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
-    state = query_of(authorize.headers["location"])["user_id"]
+    state = query_of(leaving_for(authorize))["user_id"]
     await wizard.redis.expire("woobird:setup:wc-auth:pending:" + state, 0)  # the 15 minutes are over
 
     answer = await wizard.web.post(CALLBACK_PATH, content=_payload(state))
@@ -94,7 +94,7 @@ async def test_an_expired_authorization_stores_nothing(wizard: Wizard) -> None:
 
 async def test_a_key_without_write_permission_is_refused(wizard: Wizard) -> None:
     authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
-    state = query_of(authorize.headers["location"])["user_id"]
+    state = query_of(leaving_for(authorize))["user_id"]
     document = json.loads(_payload(state)) | {"key_permissions": "read"}
 
     answer = await wizard.web.post(CALLBACK_PATH, content=json.dumps(document).encode())
@@ -105,7 +105,7 @@ async def test_a_key_without_write_permission_is_refused(wizard: Wizard) -> None
 
 async def test_the_return_page_of_another_session_learns_nothing(wizard: Wizard) -> None:
     authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
-    state = query_of(authorize.headers["location"])["user_id"]
+    state = query_of(leaving_for(authorize))["user_id"]
     assert (await wizard.web.post(CALLBACK_PATH, content=_payload(state))).status_code == 200
 
     assert await shop_step.authorization_outcome(wizard.redis, state=state, session="other") is None
@@ -205,3 +205,19 @@ async def test_a_working_shop_has_no_problems(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(clients, "transports", clients.Transports(shop=_shop(routes)))
 
     assert await probe_shop("https://shop.example.nl") == []
+
+
+async def test_the_way_back_from_the_shop_regains_the_strict_session_cookie_with_one_reload(
+    wizard: Wizard,
+) -> None:
+    async with httpx.AsyncClient(transport=wizard.transport, base_url="https://woobird.test") as other:
+        arriving = await other.get("/admin/setup/shop/return", params={"success": "1", "user_id": "abc"})
+        still_unknown = await other.get(
+            "/admin/setup/shop/return", params={"success": "1", "user_id": "abc", "bounced": "1"}
+        )
+
+    assert arriving.status_code == 200
+    assert 'http-equiv="refresh"' in arriving.text
+    assert "bounced=1" in arriving.text
+    assert still_unknown.status_code == 401  # no cookie after the reload either: sign in
+    assert await wizard.stored() == {}

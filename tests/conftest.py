@@ -31,6 +31,7 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_database(5))
 WEBHOOK_SECRET = "test-webhook-0R0fiU_5c8SZfL6DQRRsvKCPVXCwEUNj"
 ADMIN_TOKEN = "test-admin-9ZtmHFi8_ZnDiw83Yb_vq4dhmXUZ_cA5"
 TABLES = (
+    "findings",
     "ledger_events",
     "refunds",
     "contacts",

@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     # A job that runs longer is cancelled; a worker killed mid-job hands its job on after this + 10 s.
     worker_job_timeout_seconds: int = Field(default=120, ge=10, le=3600)
 
+    # After booking
+    order_changes: Literal["report", "rebook"] = "report"
+
     # Infrastructure
     redis_url: str = "redis://localhost:6379/0"
     redis_tls_verify: bool = False

@@ -33,6 +33,7 @@ SETTING_HELP: Final[dict[str, str]] = {
     "INVOICE_EXACT_VAT": "true: add a correction line so VAT per rate matches the shop's to the cent.",
     "RECONCILE_INTERVAL_SECONDS": "How often the shop is polled for orders a webhook missed (at least 30).",
     "WORKER_JOB_TIMEOUT_SECONDS": "Longest a job may run (120 s); a killed worker's job resumes after it.",
+    "ORDER_CHANGES": "Order changed after booking: report (default), or rebook (credit in full, book anew).",
     "REDIS_URL": "Redis for the queue; Heroku and Fly set it with their Redis add-on.",
     "REDIS_TLS_VERIFY": "Verify the Redis TLS certificate (Heroku's is self-signed: leave false there).",
     "DATABASE_URL": "PostgreSQL for the ledger (postgres://…); empty: a local SQLite file woobird.db.",

@@ -30,6 +30,7 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_database(5))
 WEBHOOK_SECRET = "wb_test_secret_2f9c"
 TABLES = (
     "findings",
+    "rebookings",
     "ledger_events",
     "refunds",
     "contacts",

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.db import Base, MoneyText
+from app.db import Base, MoneyText, ScrubbedText
 
 
 def utcnow() -> datetime:
@@ -123,7 +123,7 @@ class OrderRecord(Base):
     fingerprint: Mapped[str | None] = mapped_column(String(32), default=None)
     # 1 for the first invoice; each rebooking (app.sync.rebook) books the next version.
     invoice_version: Mapped[int] = mapped_column(Integer, default=1)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
     failure_kind: Mapped[str | None] = mapped_column(String(16), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     backfilled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -153,7 +153,7 @@ class RefundRecord(Base):
     payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
     # The order's invoice when the refund was credited: after a rebooking, the new one.
     credited_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     booked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
@@ -177,7 +177,7 @@ class LedgerEvent(Base):
     order_id: Mapped[int] = mapped_column(BigInteger, index=True)
     refund_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     step: Mapped[str] = mapped_column(String(32))
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(ScrubbedText, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
 
 

@@ -1,17 +1,27 @@
 """A typed async client for the shop's REST API (`/wp-json/wc/v3`).
 
-Over HTTPS the consumer key and secret go as Basic auth. A plain-HTTP development shop gets them
-as query parameters, since WooCommerce does not look at Basic auth without TLS.
+How the consumer key and secret travel depends on the shop's address, because that is what
+WooCommerce accepts:
+
+- `https://` — Basic auth. WooCommerce only looks at Basic auth (or keys in the query string)
+  when WordPress sees TLS (`is_ssl()`).
+- `http://` (LocalWP, DDEV, a shop on the LAN) — OAuth 1.0a one-legged signatures (HMAC-SHA256)
+  in the Authorization header, made by oauthlib. Over plain HTTP WooCommerce answers 401 to Basic
+  auth and to keys in the query string; a signature proves the key without sending the secret.
+
+Credentials never go into a URL. Lists go as comma-separated values (`status=a,b`): WordPress
+reads those as arrays, and PHP's own `status[]` arrays would not match an OAuth signature.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+from oauthlib import oauth1
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.constants import WOOCOMMERCE_API_PREFIX
@@ -28,6 +38,28 @@ from app.woocommerce.models import Order, Product, Refund, Webhook
 Model = TypeVar("Model", bound=BaseModel)
 Parsed = TypeVar("Parsed")
 PER_PAGE = 100
+
+
+class OAuth1Signature(httpx.Auth):
+    """Signs each request the way WooCommerce checks over plain HTTP (`WC_REST_Authentication`).
+
+    Only the method, the URL and its query are signed: OAuth 1.0a leaves JSON bodies out, and so
+    does WooCommerce. Every request gets a fresh nonce and timestamp (WooCommerce refuses a nonce it
+    has seen, and a timestamp more than 15 minutes off its own clock).
+    """
+
+    def __init__(self, consumer_key: str, consumer_secret: str) -> None:
+        self._signer = oauth1.Client(
+            consumer_key,
+            client_secret=consumer_secret,
+            signature_method=oauth1.SIGNATURE_HMAC_SHA256,
+            signature_type=oauth1.SIGNATURE_TYPE_AUTH_HEADER,
+        )
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        _, headers, _ = self._signer.sign(str(request.url), http_method=request.method)
+        request.headers["Authorization"] = headers["Authorization"]
+        yield request
 
 
 class OrderPage:
@@ -49,17 +81,13 @@ class WooCommerceClient:
     ) -> None:
         self.shop_url = shop_url.rstrip("/")
         https = self.shop_url.startswith("https://")
-        self._auth_params: dict[str, str] = (
-            {}
-            if https
-            else {
-                "consumer_key": consumer_key,
-                "consumer_secret": consumer_secret,
-            }
-        )
         self._http = httpx.AsyncClient(
             base_url=self.shop_url + WOOCOMMERCE_API_PREFIX,
-            auth=httpx.BasicAuth(consumer_key, consumer_secret) if https else None,
+            auth=(
+                httpx.BasicAuth(consumer_key, consumer_secret)
+                if https
+                else OAuth1Signature(consumer_key, consumer_secret)
+            ),
             timeout=timeout,
             transport=transport,
             headers={"User-Agent": "woobird (+https://github.com/woobird)", "Accept": "application/json"},
@@ -90,7 +118,7 @@ class WooCommerceClient:
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        params = {**kwargs.pop("params", {}), **self._auth_params}
+        params = kwargs.pop("params", {})
         self.calls += 1
         try:
             response = await self._http.request(method, path, params=params, **kwargs)
@@ -153,7 +181,7 @@ class WooCommerceClient:
         if before is not None:
             params["before"] = _gmt(before)
         if statuses:
-            params["status[]"] = statuses
+            params["status"] = ",".join(statuses)
         response = await self._request("GET", "/orders", params=params)
         orders = _parse(TypeAdapter(list[Order]).validate_python, response, path="/orders")
         return OrderPage(

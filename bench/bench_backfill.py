@@ -43,12 +43,13 @@ from sqlalchemy import text
 
 from app.db import create_engine
 from app.queue import connect
-from app.sandbox.checkout import CartItem, Customer, ShippingMethod, build_order
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
+from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
+from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT, load_settings, normalise_database_url
 from app.sync.backfill import BackfillProgress, backfill
 from app.sync.jobs import build_services

@@ -54,12 +54,13 @@ from _common import (
 from app.constants import WEBHOOK_PATH
 from app.logs import configure_logging
 from app.queue import connect
-from app.sandbox.checkout import CartItem, Coupon, Customer, ShippingMethod, build_order
 from app.sandbox.moneybird import MoneybirdSandbox, RecordedRequest, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
+from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, ShippingMethod
+from app.sandbox.woocommerce.checkout import build_order
 from app.settings import Settings, load_settings
 from app.sync.jobs import build_services
 from app.sync.orders import book_order

@@ -53,8 +53,9 @@ from _common import (
 )
 
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
-from app.sandbox.checkout import CartItem, Coupon, Customer, ShippingMethod, build_order
 from app.sandbox.woocommerce import ShopSandbox
+from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, ShippingMethod
+from app.sandbox.woocommerce.checkout import build_order
 from app.webhooks import sign
 
 SECRET = "bench-intake-webhook-secret-5c1e"

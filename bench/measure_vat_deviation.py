@@ -19,8 +19,8 @@ from decimal import Decimal
 
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, Rounding
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
-from app.invoicing.sandbox_reference import sandbox_reference
-from app.sandbox.checkout import random_order
+from app.sandbox.administration import sandbox_reference
+from app.sandbox.woocommerce.checkout import random_order
 from app.woocommerce.models import Order
 
 

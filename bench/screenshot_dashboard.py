@@ -4,7 +4,7 @@
 
 Needs Redis (SCREENSHOT_REDIS_URL, default redis://127.0.0.1:6379/14; only the worker heartbeat
 key is written there) and Debian's chromium at /usr/bin/chromium. The ledger is a throw-away
-SQLite file seeded by app.admin.demo.seed_demo.
+SQLite file seeded by app.sandbox.ledger_rows.seed_demo.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from alembic import command
 from alembic.config import Config
 from playwright.sync_api import sync_playwright
 
-from app.admin.demo import seed_demo
 from app.admin.routes import router as admin_router
 from app.constants import WORKER_HEALTH_KEY
 from app.db import create_engine, session_factory
 from app.main import create_app
 from app.queue import connect
+from app.sandbox.ledger_rows import seed_demo
 from app.sandbox.server import serve_in_thread
 from app.settings import REPO_ROOT, Settings, load_settings
 

@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin.demo import add_booked_order, add_failed_order
 from app.db import transaction
 from app.report import month_bounds, monthly_report, render_report
+from app.sandbox.ledger_rows import add_booked_order, add_failed_order
 from app.sync import ledger
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
 

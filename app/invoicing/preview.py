@@ -21,7 +21,7 @@ from rich.table import Table
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, Rounding
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference, DocumentStyle, LedgerAccount, TaxRate, Workflow
-from app.invoicing.sandbox_reference import sandbox_reference
+from app.sandbox.administration import sandbox_reference
 from app.settings import ConfigurationError, load_settings, normalise_tax_key
 from app.woocommerce.models import Order
 

@@ -1,9 +1,9 @@
 """The sandbox demo's sample orders: one of every kind woobird has to book to the cent.
 
-Built with `app.sandbox.checkout.build_order`, so their numbers add up as a real shop's do. The
-lines carry no WooCommerce product id: booking does not map those to Moneybird products yet. The
-last one is meant to fail: it charges a VAT rate the simulated Moneybird has no tax rate for, to
-show what a person sees when an order cannot be booked.
+Built with `app.sandbox.woocommerce.checkout.build_order`, so their numbers add up as a real
+shop's do. The lines carry no WooCommerce product id: booking does not map those to Moneybird
+products yet. The last one is meant to fail: it charges a VAT rate the simulated Moneybird has no
+tax rate for, to show what a person sees when an order cannot be booked.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.checkout import (
+from app.sandbox.woocommerce.cart import (
     DE_REDUCED,
     DE_STANDARD,
     DUTCH_SHOP_RATES,
@@ -22,8 +22,8 @@ from app.sandbox.checkout import (
     Customer,
     Fee,
     ShippingMethod,
-    build_order,
 )
+from app.sandbox.woocommerce.checkout import build_order
 
 FIRST_ORDER_ID = 5001
 POSTNL = ShippingMethod("PostNL", Decimal("4.95"))

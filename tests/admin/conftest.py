@@ -12,10 +12,10 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin.demo import DEMO_TAX_RATE_HIGH, add_booked_order, add_failed_order
 from app.admin.routes import router as admin_router
 from app.db import transaction
 from app.main import create_app
+from app.sandbox.ledger_rows import DEMO_TAX_RATE_HIGH, add_booked_order, add_failed_order
 from app.settings import Settings
 
 BOOKED_ID = 1041

@@ -40,9 +40,10 @@ import httpx
 import redis as sync_redis
 
 from app.constants import WEBHOOK_PATH
-from app.sandbox.checkout import Customer, build_order
 from app.sandbox.samples import samples
 from app.sandbox.woocommerce import ShopSandbox
+from app.sandbox.woocommerce.cart import Customer
+from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT
 from tests.conftest import TEST_POSTGRES_URL, migrate
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.checkout import CartItem, Customer, ShippingMethod
+from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sync.reconcile import reconcile
 from tests.harness import Harness
 

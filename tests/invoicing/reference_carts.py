@@ -1,8 +1,8 @@
 """The six example orders of the reference notes, rebuilt from their carts with the checkout simulator.
 
 Only the carts are written down here; every amount in the resulting orders is computed by
-`app.sandbox.checkout`. The tests compare those amounts with the figures worked out by hand in the
-reference notes.
+`app.sandbox.woocommerce.checkout`. The tests compare those amounts with the figures worked out
+by hand in the reference notes.
 """
 
 from __future__ import annotations
@@ -11,15 +11,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.checkout import (
-    CartItem,
-    Coupon,
-    Customer,
-    Fee,
-    RefundSummary,
-    ShippingMethod,
-    build_order,
-)
+from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, Fee, RefundSummary, ShippingMethod
+from app.sandbox.woocommerce.checkout import build_order
 from app.woocommerce.models import Order
 
 POSTNL = ShippingMethod("PostNL pakket", Decimal("4.95"), instance_id="3")

@@ -10,16 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.sandbox.checkout import (
-    NL_REDUCED,
-    NL_STANDARD,
-    CartItem,
-    Customer,
-    Fee,
-    ShippingMethod,
-    build_order,
-    random_order,
-)
+from app.sandbox.woocommerce.cart import NL_REDUCED, NL_STANDARD, CartItem, Customer, Fee, ShippingMethod
+from app.sandbox.woocommerce.checkout import build_order, random_order
 from tests.invoicing.reference_carts import CARTS, order_document
 
 NOW = datetime(2025, 6, 1, 10, tzinfo=UTC)

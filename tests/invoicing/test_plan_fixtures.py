@@ -7,11 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from app.invoicing import sandbox_reference as sb
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES
 from app.invoicing.plan import InvoicePlan, PlanOptions, plan_invoice
-from app.invoicing.sandbox_reference import sandbox_reference
-from app.sandbox.checkout import CartItem, Coupon, Customer, build_order
+from app.sandbox import administration as sb
+from app.sandbox.administration import sandbox_reference
+from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer
+from app.sandbox.woocommerce.checkout import build_order
 from app.settings import load_settings
 from app.woocommerce.models import Order
 from tests.invoicing.reference_carts import CARTS, order

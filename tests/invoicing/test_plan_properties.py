@@ -14,11 +14,11 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.invoicing import sandbox_reference as sb
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, rate_totals
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, find_vat_correction, plan_invoice
-from app.invoicing.sandbox_reference import sandbox_reference
-from app.sandbox.checkout import (
+from app.sandbox import administration as sb
+from app.sandbox.administration import sandbox_reference
+from app.sandbox.woocommerce.cart import (
     DUTCH_SHOP_RATES,
     OSS_SHOP_RATES,
     CartItem,
@@ -26,8 +26,8 @@ from app.sandbox.checkout import (
     Customer,
     Fee,
     ShippingMethod,
-    build_order,
 )
+from app.sandbox.woocommerce.checkout import build_order
 from app.woocommerce.models import Order
 
 REFERENCE = sandbox_reference()

@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from app.invoicing import sandbox_reference as sb
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
 from app.invoicing.preview import plan_command, render_plan
-from app.invoicing.sandbox_reference import sandbox_reference
+from app.sandbox import administration as sb
+from app.sandbox.administration import sandbox_reference
 from tests.invoicing.reference_carts import order, order_document
 
 app = typer.Typer()

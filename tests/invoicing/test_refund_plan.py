@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, invoice_totals
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit, spread_cents
-from app.invoicing.sandbox_reference import SALES_9, SALES_21, sandbox_reference
+from app.sandbox.administration import SALES_9, SALES_21, sandbox_reference
 from app.woocommerce.models import Order, Refund
 from tests.invoicing.reference_carts import order_document
 

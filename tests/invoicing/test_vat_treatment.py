@@ -9,20 +9,13 @@ from typing import Any
 
 import pytest
 
-from app.invoicing import sandbox_reference as sb
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference, TaxRate
-from app.invoicing.sandbox_reference import sandbox_reference
-from app.sandbox.checkout import (
-    OSS_SHOP_RATES,
-    CartItem,
-    Customer,
-    Fee,
-    ShippingMethod,
-    WooTaxRate,
-    build_order,
-)
+from app.sandbox import administration as sb
+from app.sandbox.administration import sandbox_reference
+from app.sandbox.woocommerce.cart import OSS_SHOP_RATES, CartItem, Customer, Fee, ShippingMethod, WooTaxRate
+from app.sandbox.woocommerce.checkout import build_order
 from app.woocommerce.models import Order
 from tests.invoicing.reference_carts import order
 

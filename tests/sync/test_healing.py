@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SECONDS
-from app.sandbox.checkout import Customer
+from app.sandbox.woocommerce.cart import Customer
 from app.sync import ledger
 from app.sync.ledger import OrderState, Step
 from app.sync.reconcile import reconcile

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from app.constants import REFUND_LOCK_PREFIX
 from app.db import transaction
 from app.queue import enqueue_order, enqueue_refund
-from app.sandbox.checkout import CartItem, Customer, ShippingMethod
+from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sync import ledger
 from app.sync.ledger import LedgerEvent, OrderState, RefundRecord, RefundState
 from app.sync.refunds import book_refund, book_refund_job, queue_refunds, requeue_refunds

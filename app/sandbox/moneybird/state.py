@@ -7,12 +7,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import urlencode
 
-from app.sandbox.moneybird_core import Clock, IdMint, Record, paginate
+from app.sandbox.moneybird.contacts import create_contact_record
+from app.sandbox.moneybird.core import Clock, IdMint, Record
+from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.seed import seed_administration
 
 Rounding = Literal["per_line", "per_rate"]
 FaultKind = Literal["status", "timeout", "lost"]
@@ -39,46 +41,6 @@ class Fault:
     kind: FaultKind
     status: int
     times: int
-
-
-@dataclass(frozen=True)
-class TaxRate:
-    record: Record
-    percentage: Decimal
-    report_reference: tuple[str, ...]
-    mandatory_text: str | None
-
-
-@dataclass
-class Administration:
-    """One administration's reference data and number sequences."""
-
-    record: Record
-    tax_rates: dict[str, TaxRate] = field(default_factory=dict)
-    ledger_accounts: dict[str, Record] = field(default_factory=dict)
-    workflows: dict[str, Record] = field(default_factory=dict)
-    document_styles: dict[str, Record] = field(default_factory=dict)
-    financial_accounts: dict[str, Record] = field(default_factory=dict)
-    identity: Record = field(default_factory=dict)
-    default_tax_rate_id: str = ""
-    default_ledger_account_id: str = ""
-    payments_ledger_account_id: str = ""
-    settlement_ledger_account_id: str = ""
-    prices_are_incl_tax: bool = False
-    draft_counter: int = 0
-    customer_counter: int = 0
-    entry_counter: int = 0
-    invoice_numbers: dict[int, int] = field(default_factory=dict)  # year -> last number
-
-    @property
-    def id(self) -> str:
-        return str(self.record["id"])
-
-    def default_workflow(self) -> Record:
-        return next(w for w in self.workflows.values() if w["type"] == "InvoiceWorkflow" and w["default"])
-
-    def default_document_style(self) -> Record:
-        return next(s for s in self.document_styles.values() if s["default"])
 
 
 class MoneybirdSandbox:
@@ -209,16 +171,12 @@ class MoneybirdSandbox:
     # -- seeding ----------------------------------------------------------------------------
 
     def add_administration(self, name: str, *, administration_id: str | None = None) -> str:
-        from app.sandbox.moneybird_seed import seed_administration
-
         adm = seed_administration(self, name=name, administration_id=administration_id or self.ids.next())
         self.administrations[adm.id] = adm
         return adm.id
 
     def seed_contact(self, *, administration_id: str | None = None, **fields: Any) -> Record:
         """A contact 'made by hand' in Moneybird: validated like the API, customer_id auto-assigned."""
-        from app.sandbox.moneybird_contacts import create_contact_record
-
         with self.lock:
             return create_contact_record(self, self.administration(administration_id), dict(fields))
 
@@ -263,35 +221,3 @@ def _route_matches(wanted: str, method: str, template: str) -> bool:
     if wanted_method != method:
         return False
     return wanted_path == "*" or wanted_path == normalise_route(f"{method} {template}").split(" ", 1)[1]
-
-
-@dataclass
-class Call:
-    """One request as a handler sees it: path params, query, JSON body (a dict) and its administration."""
-
-    sandbox: MoneybirdSandbox
-    adm: Administration
-    params: dict[str, str]
-    query: dict[str, str]
-    body: Record
-    url: str  # the request URL without query, for Link headers
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def list_reply(
-    call: Call, items: list[Record], *, default_per_page: int = 50, style: str = "default"
-) -> Reply:
-    """A bare JSON array page with a Link header (rel next/prev) when there are other pages."""
-    page = paginate(items, call.query, default_per_page=default_per_page, style=style)
-    links = []
-    for rel, number in page.links.items():
-        query = {**call.query, "page": str(number), "per_page": str(page.per_page)}
-        links.append(f'<{call.url}?{urlencode(query)}>; rel="{rel}"')
-    headers = {"Link": ", ".join(links)} if links else {}
-    return Reply(200, page.items, headers)

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.moneybird_core import (
+from app.sandbox.moneybird.core import (
     CENT,
     ApiError,
     Invalid,
@@ -27,8 +27,9 @@ from app.sandbox.moneybird_core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird_schema import DETAIL, MANUAL_PAYMENT_ACTIONS, PAYMENT, PERIOD_PRESETS
-from app.sandbox.moneybird_state import Administration, Call, MoneybirdSandbox, Rounding
+from app.sandbox.moneybird.records import Administration, Call
+from app.sandbox.moneybird.schema import DETAIL, MANUAL_PAYMENT_ACTIONS, PAYMENT, PERIOD_PRESETS
+from app.sandbox.moneybird.state import MoneybirdSandbox, Rounding
 
 _ONE = Decimal(1)
 _HUNDRED = Decimal(100)

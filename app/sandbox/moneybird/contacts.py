@@ -6,7 +6,7 @@ import copy
 import re
 from typing import TYPE_CHECKING, Any
 
-from app.sandbox.moneybird_core import (
+from app.sandbox.moneybird.core import (
     ApiError,
     Invalid,
     Record,
@@ -18,11 +18,11 @@ from app.sandbox.moneybird_core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird_schema import CONTACT_CREATE, CONTACT_PERSON, CONTACT_UPDATE, DELIVERY_METHODS
-from app.sandbox.moneybird_state import Administration, Call, Reply, list_reply
+from app.sandbox.moneybird.records import Administration, Call, Reply, list_reply
+from app.sandbox.moneybird.schema import CONTACT_CREATE, CONTACT_PERSON, CONTACT_UPDATE, DELIVERY_METHODS
 
 if TYPE_CHECKING:
-    from app.sandbox.moneybird_state import MoneybirdSandbox
+    from app.sandbox.moneybird.state import MoneybirdSandbox
 
 _TEXT_FIELDS = (
     "company_name",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from app.sandbox.moneybird_core import Record, money_str
-from app.sandbox.moneybird_state import Administration, TaxRate
+from app.sandbox.moneybird.core import Record, money_str
+from app.sandbox.moneybird.records import Administration, TaxRate
 
 if TYPE_CHECKING:
-    from app.sandbox.moneybird_state import MoneybirdSandbox
+    from app.sandbox.moneybird.state import MoneybirdSandbox
 
 # name, percentage, type, country, tax report boxes, text the invoice must carry
 _TAX_RATES: tuple[tuple[str, str, str, str | None, tuple[str, ...], str | None], ...] = (

@@ -6,8 +6,8 @@ import re
 from datetime import date
 from typing import Any
 
-from app.sandbox.moneybird_contacts import embedded_contact, ensure_contact_id, invalid_contact_for
-from app.sandbox.moneybird_core import (
+from app.sandbox.moneybird.contacts import embedded_contact, ensure_contact_id, invalid_contact_for
+from app.sandbox.moneybird.core import (
     Invalid,
     Record,
     coerce,
@@ -17,7 +17,7 @@ from app.sandbox.moneybird_core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird_documents import (
+from app.sandbox.moneybird.documents import (
     build_details,
     check_states,
     delete_payment,
@@ -27,9 +27,9 @@ from app.sandbox.moneybird_documents import (
     set_state,
     unpaid,
 )
-from app.sandbox.moneybird_invoices import changed_after
-from app.sandbox.moneybird_schema import EXTERNAL_INVOICE
-from app.sandbox.moneybird_state import Call, Reply, list_reply
+from app.sandbox.moneybird.invoices import changed_after
+from app.sandbox.moneybird.records import Call, Reply, list_reply
+from app.sandbox.moneybird.schema import EXTERNAL_INVOICE
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _STATES = ("new", "open", "late", "paid", "uncollectible", "pending_payment")

@@ -7,13 +7,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.moneybird_contacts import (
+from app.sandbox.moneybird.contacts import (
     contact_in,
     embedded_contact,
     invalid_contact_for,
     reject_custom_fields,
 )
-from app.sandbox.moneybird_core import (
+from app.sandbox.moneybird.core import (
     ApiError,
     Invalid,
     Record,
@@ -26,7 +26,7 @@ from app.sandbox.moneybird_core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird_documents import (
+from app.sandbox.moneybird.documents import (
     book_payment,
     build_details,
     check_payable,
@@ -40,14 +40,14 @@ from app.sandbox.moneybird_documents import (
     set_state,
     unpaid,
 )
-from app.sandbox.moneybird_schema import (
+from app.sandbox.moneybird.records import Call, Reply, list_reply
+from app.sandbox.moneybird.schema import (
     SALES_INVOICE_CREATE,
     SALES_INVOICE_TOP,
     SALES_INVOICE_UPDATE,
     SEND_METHODS,
     SENDING,
 )
-from app.sandbox.moneybird_state import Call, Reply, list_reply
 
 _STATES = ("draft", "scheduled", "open", "pending_payment", "reminded", "late", "paid", "uncollectible")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")

@@ -17,13 +17,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from app.sandbox import moneybird_contacts as contacts
-from app.sandbox import moneybird_external as external
-from app.sandbox import moneybird_invoices as invoices
-from app.sandbox import moneybird_reference as reference
-from app.sandbox.moneybird_core import ApiError, Record, symbolic_error
-from app.sandbox.moneybird_documents import find_payment
-from app.sandbox.moneybird_state import Call, Fault, FaultKind, MoneybirdSandbox, RecordedRequest, Reply
+from app.sandbox.moneybird import contacts, external, invoices, reference
+from app.sandbox.moneybird.core import ApiError, Record, symbolic_error
+from app.sandbox.moneybird.documents import find_payment
+from app.sandbox.moneybird.records import Call, Reply
+from app.sandbox.moneybird.state import Fault, FaultKind, MoneybirdSandbox, RecordedRequest
 
 Handler = Callable[[Call], Reply]
 

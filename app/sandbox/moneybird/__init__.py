@@ -15,11 +15,11 @@ or over real HTTP (the sandbox demo, chaos tests):
     async with serve(create_app(sandbox)) as base_url:   # app.sandbox.server
         ...  # point the real client at f"{base_url}/api/v2"
 
-Modules: `moneybird_state` (the sandbox object, switches, request log), `moneybird_app` (routing,
-auth, rate limit, faults, transport), `moneybird_contacts`, `moneybird_invoices`,
-`moneybird_external`, `moneybird_documents` (lines, totals, payments), `moneybird_reference`
-(tax rates, ledgers, workflows, products), `moneybird_schema` (allowed request keys),
-`moneybird_core` (wire formats), `moneybird_seed` (a fresh administration).
+Modules: `state` (the sandbox object, switches, request log), `records` (an administration, a
+request and its reply as handlers see them), `api` (routing, auth, rate limit, faults,
+transport), `contacts`, `invoices`, `external`, `documents` (lines, totals, payments), `reference`
+(tax rates, ledgers, workflows, products), `schema` (allowed request keys), `core` (wire formats),
+`seed` (a fresh administration).
 
 Faithful to the reference (docs/OpenAPI): Bearer auth with the invalid_grant 401; root-key
 wrapping with "<Model> is required" 400s; 18-digit string ids (accepted as strings or ints);
@@ -79,17 +79,11 @@ Where Moneybird's behaviour is unconfirmed, the fake picks the stricter reasonab
 
 from __future__ import annotations
 
-from app.sandbox.moneybird_app import MoneybirdTransport, create_app, match_route, sandbox_transport
-from app.sandbox.moneybird_core import ApiError, money_str
-from app.sandbox.moneybird_documents import compute_totals
-from app.sandbox.moneybird_state import (
-    DEFAULT_TOKEN,
-    Administration,
-    FaultKind,
-    MoneybirdSandbox,
-    RecordedRequest,
-    Rounding,
-)
+from app.sandbox.moneybird.api import MoneybirdTransport, create_app, match_route, sandbox_transport
+from app.sandbox.moneybird.core import ApiError, money_str
+from app.sandbox.moneybird.documents import compute_totals
+from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.state import DEFAULT_TOKEN, FaultKind, MoneybirdSandbox, RecordedRequest, Rounding
 
 __all__ = [
     "DEFAULT_TOKEN",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from app.sandbox.moneybird_core import (
+from app.sandbox.moneybird.core import (
     Invalid,
     Record,
     coerce,
@@ -16,8 +16,8 @@ from app.sandbox.moneybird_core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird_schema import PRODUCT
-from app.sandbox.moneybird_state import Call, Reply, list_reply
+from app.sandbox.moneybird.records import Call, Reply, list_reply
+from app.sandbox.moneybird.schema import PRODUCT
 
 _TAX_RATE_TYPES = ("all", "general_journal_document", "purchase_invoice", "sales_invoice")
 

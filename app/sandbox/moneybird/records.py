@@ -1,0 +1,86 @@
+"""An administration's records and the shapes every handler of the fake works with: one request
+(`Call`), one answer (`Reply`), a page of a list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from app.sandbox.moneybird.core import Record, paginate
+
+if TYPE_CHECKING:
+    from app.sandbox.moneybird.state import MoneybirdSandbox
+
+
+@dataclass(frozen=True)
+class TaxRate:
+    record: Record
+    percentage: Decimal
+    report_reference: tuple[str, ...]
+    mandatory_text: str | None
+
+
+@dataclass
+class Administration:
+    """One administration's reference data and number sequences."""
+
+    record: Record
+    tax_rates: dict[str, TaxRate] = field(default_factory=dict)
+    ledger_accounts: dict[str, Record] = field(default_factory=dict)
+    workflows: dict[str, Record] = field(default_factory=dict)
+    document_styles: dict[str, Record] = field(default_factory=dict)
+    financial_accounts: dict[str, Record] = field(default_factory=dict)
+    identity: Record = field(default_factory=dict)
+    default_tax_rate_id: str = ""
+    default_ledger_account_id: str = ""
+    payments_ledger_account_id: str = ""
+    settlement_ledger_account_id: str = ""
+    prices_are_incl_tax: bool = False
+    draft_counter: int = 0
+    customer_counter: int = 0
+    entry_counter: int = 0
+    invoice_numbers: dict[int, int] = field(default_factory=dict)  # year -> last number
+
+    @property
+    def id(self) -> str:
+        return str(self.record["id"])
+
+    def default_workflow(self) -> Record:
+        return next(w for w in self.workflows.values() if w["type"] == "InvoiceWorkflow" and w["default"])
+
+    def default_document_style(self) -> Record:
+        return next(s for s in self.document_styles.values() if s["default"])
+
+
+@dataclass
+class Call:
+    """One request as a handler sees it: path params, query, JSON body (a dict) and its administration."""
+
+    sandbox: MoneybirdSandbox
+    adm: Administration
+    params: dict[str, str]
+    query: dict[str, str]
+    body: Record
+    url: str  # the request URL without query, for Link headers
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def list_reply(
+    call: Call, items: list[Record], *, default_per_page: int = 50, style: str = "default"
+) -> Reply:
+    """A bare JSON array page with a Link header (rel next/prev) when there are other pages."""
+    page = paginate(items, call.query, default_per_page=default_per_page, style=style)
+    links = []
+    for rel, number in page.links.items():
+        query = {**call.query, "page": str(number), "per_page": str(page.per_page)}
+        links.append(f'<{call.url}?{urlencode(query)}>; rel="{rel}"')
+    headers = {"Link": ", ".join(links)} if links else {}
+    return Reply(200, page.items, headers)

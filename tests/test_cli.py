@@ -576,6 +576,8 @@ def served(fakes: Fakes) -> Iterator[Fakes]:
         serve_in_thread(create_shop_app(fakes.shop)) as shop_url,
         serve_in_thread(create_moneybird_app(fakes.moneybird)) as moneybird_url,
     ):
+        # A signature covers the shop's own address, as WordPress knows it: the URL it is served at.
+        fakes.shop.url = shop_url
         fakes.monkeypatch.setenv("WOOCOMMERCE_URL", shop_url)
         fakes.monkeypatch.setenv("MONEYBIRD_API_URL", moneybird_url + "/api/v2")
         get_settings.cache_clear()

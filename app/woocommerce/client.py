@@ -24,7 +24,7 @@ import httpx
 from oauthlib import oauth1
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from app.constants import WOOCOMMERCE_API_PREFIX
+from app.constants import WOOCOMMERCE_API_PREFIX, WOOCOMMERCE_READ_DECIMALS
 from app.settings import Settings
 from app.woocommerce.errors import (
     WooCommerceAuthError,
@@ -154,7 +154,7 @@ class WooCommerceClient:
         return _parse(model.model_validate, response, path=path)
 
     async def get_order(self, order_id: int) -> Order:
-        return await self._get_model(f"/orders/{order_id}", Order)
+        return await self._get_model(f"/orders/{order_id}", Order, dp=WOOCOMMERCE_READ_DECIMALS)
 
     async def list_orders(
         self,
@@ -173,6 +173,7 @@ class WooCommerceClient:
             "orderby": orderby,
             "order": "asc",
             "dates_are_gmt": "true",
+            "dp": WOOCOMMERCE_READ_DECIMALS,
         }
         if modified_after is not None:
             params["modified_after"] = _gmt(modified_after)
@@ -201,7 +202,8 @@ class WooCommerceClient:
             page += 1
 
     async def get_refunds(self, order_id: int) -> list[Refund]:
-        response = await self._request("GET", f"/orders/{order_id}/refunds", params={"per_page": PER_PAGE})
+        params = {"per_page": PER_PAGE, "dp": WOOCOMMERCE_READ_DECIMALS}
+        response = await self._request("GET", f"/orders/{order_id}/refunds", params=params)
         return _parse(TypeAdapter(list[Refund]).validate_python, response, path=f"/orders/{order_id}/refunds")
 
     async def list_webhooks(self) -> list[Webhook]:

@@ -88,13 +88,10 @@ def _rates(vat: dict[RateKey, Decimal]) -> str:
 
 
 def report_table() -> list[str]:
-    lines = [
-        "| WooCommerce | order kind | shop total | invoice total | VAT per rate, shop | VAT per rate, Moneybird |",
-        "|---|---|---|---|---|---|",
-    ]
+    columns = ["WooCommerce", "order kind", "shop total", "invoice total", "VAT per rate, shop", "Moneybird"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in sorted(BOOKED, key=lambda row: (row.version, row.order_id)):
-        lines.append(
-            f"| {row.version} | {row.kind} | {row.shop_total} | {row.invoice_total} | {_rates(row.shop_vat)} | "
-            f"{_rates(row.moneybird_vat)} |"
-        )
+        cells = [row.version, row.kind, f"{row.shop_total:.2f}", f"{row.invoice_total:.2f}"]
+        cells += [_rates(row.shop_vat), _rates(row.moneybird_vat)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines

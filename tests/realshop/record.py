@@ -165,7 +165,7 @@ CASES: dict[str, Callable[[RealShop], dict[str, Any]]] = {
 class _Receiver(BaseHTTPRequestHandler):
     deliveries: list[dict[str, Any]]
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:  # http.server's name
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = {
             key: value
@@ -176,7 +176,7 @@ class _Receiver(BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's name
         return
 
 
@@ -264,9 +264,8 @@ def main() -> int:
         ):
             target = FIXTURES / shop.woocommerce_version
             record(shop, target)
-            print(
-                f"recorded WooCommerce {shop.woocommerce_version} into {target.relative_to(FIXTURES.parents[1])}"
-            )
+            where = target.relative_to(FIXTURES.parents[1])
+            print(f"recorded WooCommerce {shop.woocommerce_version} into {where}")
     return 0
 
 

@@ -4,7 +4,6 @@ paging, refusing what WooCommerce refuses with WooCommerce's own error bodies.""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import math
 import re
@@ -24,6 +23,7 @@ from starlette.types import ASGIApp
 
 from app.constants import WOOCOMMERCE_API_PREFIX
 from app.sandbox.woocommerce.args import Args, Call, delivery_url_param, request_params, topic_param
+from app.sandbox.woocommerce.auth import AUTH_ERROR, OAuthVerifier, key_and_secret
 from app.sandbox.woocommerce.core import (
     ORDER_STATUSES,
     WC_VERSION,
@@ -72,6 +72,7 @@ def create_app(shop: ShopSandbox) -> ASGIApp:
 class _RestApi:
     def __init__(self, shop: ShopSandbox) -> None:
         self.shop = shop
+        self.oauth = OAuthVerifier()
         self.routes = [
             self._route("GET", "/orders", "list", self.list_orders),
             self._route("GET", "/orders/{id}", "read", self.get_order),
@@ -128,7 +129,7 @@ class _RestApi:
                 raise RestError(
                     404, "rest_no_route", "No route was found matching the URL and request method."
                 )
-            self._authenticate(request, route.action)
+            await self._authenticate(request, route.action)
             pairs = parse_qsl(request.url.query, keep_blank_values=True)
             call = Call(request, ids, await request_params(request, pairs), pairs)
             return await route.handler(call)
@@ -144,25 +145,35 @@ class _RestApi:
         self.shop.requests.append(RecordedRequest(request.method, path, template, request.url.query, 0))
         raise httpx.ReadTimeout(f"sandbox shop: simulated timeout on {request.method} {path}")
 
-    def _authenticate(self, request: Request, action: str) -> None:
-        """`WC_REST_Authentication` for an HTTPS site: query-string keys win over Basic auth."""
-        key = request.query_params.get("consumer_key")
-        secret = request.query_params.get("consumer_secret")
-        if key is None or secret is None:
-            key, secret = _basic_credentials(request.headers.get("authorization", ""))
-        if key is None or secret is None:
-            code, message = _FORBIDDEN[action]
-            raise RestError(401, code, message)
-        if not hmac.compare_digest(key.encode(), self.shop.consumer_key.encode()):
-            raise RestError(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-        if not hmac.compare_digest(secret.encode(), self.shop.consumer_secret.encode()):
-            raise RestError(401, "woocommerce_rest_authentication_error", "Consumer secret is invalid.")
+    async def _authenticate(self, request: Request, action: str) -> None:
+        """`WC_REST_Authentication` (see `auth.py`): keys over TLS, else an OAuth 1.0a signature."""
+        key, secret = key_and_secret(request)
+        if key is not None and secret is not None:
+            if not hmac.compare_digest(key.encode(), self.shop.consumer_key.encode()):
+                raise RestError(401, AUTH_ERROR, "Consumer key is invalid.")
+            if not hmac.compare_digest(secret.encode(), self.shop.consumer_secret.encode()):
+                raise RestError(401, AUTH_ERROR, "Consumer secret is invalid.")
+        else:
+            form: dict[str, str] = {}
+            if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+                body = (await request.body()).decode("utf-8", "replace")
+                form = dict(parse_qsl(body, keep_blank_values=True))
+            signed = self.oauth.verify(
+                request,
+                params=self.oauth.parameters(request, form),
+                home_url=self.shop.url,
+                consumer_key=self.shop.consumer_key,
+                consumer_secret=self.shop.consumer_secret,
+            )
+            if not signed:
+                code, message = _FORBIDDEN[action]
+                raise RestError(401, code, message)
         writes = request.method not in ("GET", "HEAD")
         allowed = {"read": not writes, "write": writes, "read_write": True}[self.shop.key_permissions]
         if not allowed:
             kind = "write" if writes else "read"
             message = f"The API key provided does not have {kind} permissions."
-            raise RestError(401, "woocommerce_rest_authentication_error", message)
+            raise RestError(401, AUTH_ERROR, message)
 
     # ------------------------------------------------------------------ orders
 
@@ -488,18 +499,6 @@ def _order_sort_key(orderby: str, include: Sequence[int]) -> Callable[[JsonDict]
     if orderby == "include":
         return lambda order: (include.index(order["id"]) if order["id"] in include else len(include),)
     return lambda order: (order["date_created_gmt"], order["id"])
-
-
-def _basic_credentials(header: str) -> tuple[str | None, str | None]:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None, None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except ValueError:
-        return None, None
-    user, separator, password = decoded.partition(":")
-    return (user, password) if separator else (None, None)
 
 
 def _json(body: Any, *, status: int = 200) -> Response:

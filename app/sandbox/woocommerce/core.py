@@ -19,7 +19,7 @@ JsonDict = dict[str, Any]
 WC_VERSION = "9.8.5"
 WP_VERSION = "6.8.1"
 SHOP_TIMEZONE = ZoneInfo("Europe/Amsterdam")
-DEFAULT_SHOP_URL = "http://shop.sandbox.test"
+DEFAULT_SHOP_URL = "https://shop.sandbox.test"
 
 ORDER_STATUSES = (
     "pending",

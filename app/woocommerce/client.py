@@ -27,6 +27,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from app.constants import WOOCOMMERCE_API_PREFIX, WOOCOMMERCE_READ_DECIMALS
 from app.settings import Settings
 from app.woocommerce.errors import (
+    AuthProblem,
     WooCommerceAuthError,
     WooCommerceError,
     WooCommerceNotFound,
@@ -253,6 +254,53 @@ def _parse(validate: Callable[[Any], Parsed], response: httpx.Response, *, path:
         ) from exc
 
 
+def auth_problem(*, status: int, code: str, message: str, https: bool) -> tuple[AuthProblem, str]:
+    """Which of the ways WooCommerce refuses a key this is, and what fixes it.
+
+    `WC_REST_Authentication` answers `woocommerce_rest_authentication_error` when it looked at a key
+    and did not like it, with a message saying why; a route's own "Sorry, you cannot …" (401) means
+    no key reached it at all.
+    """
+    if code == "woocommerce_rest_authentication_error" or code.startswith("woocommerce_rest_authentication"):
+        if "Consumer key is invalid" in message:
+            return "unknown_key", (
+                "the shop has no such key: check WOOCOMMERCE_CONSUMER_KEY (ck_…, WooCommerce → Settings → "
+                "Advanced → REST API)"
+            )
+        if "timestamp" in message:
+            return (
+                "clock",
+                "this machine's clock and the shop's differ by more than 15 minutes: set both right",
+            )
+        if "permissions" in message:
+            return "no_rights", "the key is read-only: give it Read/Write permissions in WooCommerce"
+        where = (
+            ""
+            if https
+            else " (over http:// the signature covers the address too: WOOCOMMERCE_URL must be the shop's "
+            "own WordPress address, scheme, host and port)"
+        )
+        return (
+            "wrong_secret",
+            f"the key exists but the secret does not match: check WOOCOMMERCE_CONSUMER_SECRET{where}",
+        )
+    if status == 403:
+        return (
+            "no_rights",
+            "the key's user may not do this: make the key for an administrator or shop manager",
+        )
+    if https:
+        # Over HTTPS WooCommerce answers an unknown consumer key exactly as it answers no key at all.
+        return "not_authenticated", (
+            "the shop accepted no key: check WOOCOMMERCE_CONSUMER_KEY (ck_…), and that WordPress sees the "
+            "request as HTTPS and gets its Authorization header (a proxy in front of it may drop either)"
+        )
+    return "not_authenticated", (
+        "the shop saw no signature: the Authorization header must reach PHP (some proxies and web servers "
+        "drop it)"
+    )
+
+
 def _rejection(response: httpx.Response, *, method: str, path: str) -> WooCommerceRejected:
     try:
         body = response.json()
@@ -261,14 +309,12 @@ def _rejection(response: httpx.Response, *, method: str, path: str) -> WooCommer
     code = str(body.get("code", "")) if isinstance(body, dict) else ""
     message = str(body.get("message", "")) if isinstance(body, dict) else ""
     status = response.status_code
+    https = response.request.url.scheme == "https"
     text = f"the shop answered {status} {code}: {message}".strip().rstrip(":")
     if status in (401, 403):
+        problem, advice = auth_problem(status=status, code=code, message=message, https=https)
         return WooCommerceAuthError(
-            text + " — check WOOCOMMERCE_CONSUMER_KEY/SECRET and that the key has read/write rights",
-            method=method,
-            path=path,
-            status=status,
-            code=code,
+            f"{text} — {advice}", method=method, path=path, problem=problem, status=status, code=code
         )
     if status == 404:
         return WooCommerceNotFound(text, method=method, path=path, status=status, code=code)

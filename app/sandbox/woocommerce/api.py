@@ -148,12 +148,12 @@ class _RestApi:
     async def _authenticate(self, request: Request, action: str) -> None:
         """`WC_REST_Authentication` (see `auth.py`): keys over TLS, else an OAuth 1.0a signature."""
         key, secret = key_and_secret(request)
-        if key is not None and secret is not None:
-            if not hmac.compare_digest(key.encode(), self.shop.consumer_key.encode()):
-                raise RestError(401, AUTH_ERROR, "Consumer key is invalid.")
+        known = key is not None and hmac.compare_digest(key.encode(), self.shop.consumer_key.encode())
+        if known and secret is not None:
             if not hmac.compare_digest(secret.encode(), self.shop.consumer_secret.encode()):
                 raise RestError(401, AUTH_ERROR, "Consumer secret is invalid.")
         else:
+            # An unknown key over TLS is ignored, not refused: WooCommerce goes on to look for OAuth.
             form: dict[str, str] = {}
             if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
                 body = (await request.body()).decode("utf-8", "replace")

@@ -80,7 +80,7 @@ def check_booked(stack: Stack, order: dict[str, Any], *, kind: str) -> dict[str,
 def _rates(vat: dict[RateKey, Decimal]) -> str:
     return (
         ", ".join(
-            f"{country + ' ' if country else ''}{pct.normalize():f} %: {amount}"
+            f"{country + ' ' if country else ''}{pct.normalize():f} %: {amount:.2f}"
             for (country, pct), amount in sorted(vat.items())
         )
         or "—"

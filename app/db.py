@@ -1,10 +1,12 @@
-"""The SQL connection: one async engine per process, SQLite by default, PostgreSQL in production."""
+"""The SQL connection: one async engine per process, SQLite by default, PostgreSQL in production;
+and the migrations that bring its tables up to date."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, String, TypeDecorator, event
@@ -13,6 +15,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from app.settings import REPO_ROOT, normalise_database_url
 
 
 class Base(DeclarativeBase):
@@ -76,3 +80,24 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """A session whose work is committed on success and rolled back on any error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+def migrate(database_url: str) -> None:
+    """Create or update the ledger's tables (Alembic's `upgrade head`)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(alembic_ini()))
+    config.attributes["database_url"] = normalise_database_url(database_url)
+    command.upgrade(config, "head")
+
+
+def alembic_ini() -> Path:
+    """The checkout's alembic.ini; in an image built with `pip install .` the package lives in
+    site-packages, so the file is found in the working directory (the Dockerfile's /app)."""
+    for candidate in (REPO_ROOT / "alembic.ini", Path.cwd() / "alembic.ini"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        "alembic.ini not found: run `woobird migrate` from the folder that holds it (the repository)"
+    )

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.settings import Settings
+from app.settings_live import LiveSettings
 from app.sync import ledger
 from app.sync.intake import IntakeWriter
 
@@ -25,7 +26,14 @@ class AppState:
     redis: ArqRedis
     writer: IntakeWriter
     since_setting: datetime | None = None
+    live: LiveSettings | None = None
     _since: datetime | None = None
+
+    async def refresh_settings(self) -> None:
+        """Pick up what the set-up wizard (in this or another process) stored since the last look."""
+        if self.live is not None and await self.live.refresh():
+            self.settings = self.live.current
+            self.since_setting = self.settings.sync_since
 
     async def since(self) -> datetime:
         """SYNC_SINCE, or the moment woobird first ran (read once from the ledger, then kept)."""
@@ -40,11 +48,13 @@ class AppState:
 # Both are async so FastAPI calls them inline rather than through its thread pool.
 async def get_app_state(request: Request) -> AppState:
     state: AppState = request.app.state.woobird
+    await state.refresh_settings()
     return state
 
 
 async def get_settings_dep(request: Request) -> Settings:
     state: AppState = request.app.state.woobird
+    await state.refresh_settings()
     return state.settings
 
 

@@ -13,12 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import __version__, health, webhooks
 from app.admin.routes import router as admin_router
+from app.admin.settings_page import router as settings_router
 from app.db import create_engine, create_sync_sqlite_engine, session_factory
 from app.deps import AppState
 from app.logs import configure_logging
 from app.metrics_refresh import refresh_gauges
 from app.queue import connect
-from app.settings import Settings, get_settings
+from app.settings import WEB_REQUIRED, Settings, load_settings
+from app.settings_live import LiveSettings
 from app.sync.intake import IntakeWriter
 
 log = structlog.get_logger("woobird.web")
@@ -30,6 +32,7 @@ def build_state(settings: Settings) -> AppState:
     redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
     return AppState(
         settings=settings,
+        live=LiveSettings(settings, sessions),
         engine=engine,
         sessions=sessions,
         redis=redis,
@@ -46,13 +49,20 @@ def _thread_sessions(settings: Settings) -> sessionmaker[Session] | None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The FastAPI application; refuses to start on incomplete settings, naming them."""
-    settings = settings or get_settings()
+    """The FastAPI application; refuses to start without ADMIN_TOKEN or on a malformed setting.
+
+    The accounts may be missing: then /admin serves the set-up wizard, which stores them, and the
+    webhook refuses deliveries until a secret exists.
+    """
+    settings = settings or load_settings().require(*WEB_REQUIRED)
     configure_logging(level=settings.log_level, fmt=settings.log_format, sandbox=settings.woobird_sandbox)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings)
+        assert state.live is not None
+        state.settings = await state.live.start()
+        state.since_setting = state.settings.sync_since
         app.state.woobird = state
         log.info("web started", version=__version__, sandbox=settings.woobird_sandbox)
         try:
@@ -66,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(admin_router)
+    app.include_router(settings_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:

@@ -7,16 +7,26 @@ starts half-configured books nothing and says nothing, which is the failure we e
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 # In a checkout (or an editable install) the ledger lives in the repo; installed into
@@ -41,6 +51,10 @@ REQUIRED_SETTINGS: dict[str, str] = {
     "moneybird_administration_id": "the number in the Moneybird URL; `woobird setup` lists them",
     "admin_token": "any long random string; it protects /admin (e.g. `openssl rand -hex 24`)",
 }
+
+
+# The web process starts with just these: the set-up wizard at /admin asks for the rest.
+WEB_REQUIRED = ("ADMIN_TOKEN",)
 
 
 class ConfigurationError(RuntimeError):
@@ -81,6 +95,27 @@ def normalise_database_url(url: str) -> str:
     if "sslmode" in query:
         query["ssl"] = query.pop("sslmode")
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+# Values the set-up wizard keeps in the database (app/settings_store.py), as environment text.
+_STORED: ContextVar[Mapping[str, str] | None] = ContextVar("woobird_stored_settings", default=None)
+
+
+@contextmanager
+def stored_values(values: Mapping[str, str]) -> Iterator[None]:
+    """Settings built inside this block see `values` (env names) below the environment and .env."""
+    token = _STORED.set(values)
+    try:
+        yield
+    finally:
+        _STORED.reset(token)
+
+
+class StoredSettingsSource(EnvSettingsSource):
+    """The stored values, parsed exactly as the same text in an environment variable would be."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in (_STORED.get() or {}).items() if value}
 
 
 def parse_rate_limit(value: str) -> tuple[int, float]:
@@ -124,6 +159,11 @@ class Settings(BaseSettings):
     moneybird_workflow_id: str | None = None
     moneybird_document_style_id: str | None = None
     moneybird_timeout_seconds: float = 20.0
+    # OAuth (the set-up wizard's "Connect with Moneybird"); the access token is MONEYBIRD_API_TOKEN.
+    moneybird_client_id: str | None = None
+    moneybird_client_secret: SecretStr | None = None
+    moneybird_refresh_token: SecretStr | None = None
+    moneybird_oauth_url: str = "https://moneybird.com/oauth"
 
     # What gets booked, and how
     sync_order_statuses: Annotated[list[str], NoDecode] = Field(default=["completed"])
@@ -141,6 +181,8 @@ class Settings(BaseSettings):
     port: int = 8000
     public_url: str | None = None
     admin_token: SecretStr = SecretStr("")
+    # Encrypts the secrets the set-up wizard stores in the database (app/settings_store.py).
+    secret_key: SecretStr = SecretStr("")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
 
@@ -156,6 +198,19 @@ class Settings(BaseSettings):
 
     # Set by `woobird run` when it starts the built-in sandbox; shown on every page and log line.
     woobird_sandbox: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over what the wizard stored (12-factor); the store over defaults.
+        stored = StoredSettingsSource(settings_cls)
+        return init_settings, env_settings, dotenv_settings, stored, file_secret_settings
 
     @field_validator("sync_order_statuses", "woocommerce_vat_number_meta_keys", mode="before")
     @classmethod
@@ -175,7 +230,7 @@ class Settings(BaseSettings):
             raise ValueError("name at least one order status, e.g. completed")
         return statuses
 
-    @field_validator("woocommerce_url", "public_url", "moneybird_api_url")
+    @field_validator("woocommerce_url", "public_url", "moneybird_api_url", "moneybird_oauth_url")
     @classmethod
     def _strip_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -259,6 +314,13 @@ class Settings(BaseSettings):
             found["SMTP_HOST"] = "ALERT_EMAIL_TO is set, so SMTP_HOST and SMTP_FROM are needed too"
         return found
 
+    def require(self, *names: str) -> Settings:
+        """Raise ConfigurationError when one of these (environment names) is missing or a placeholder."""
+        problems = {name: why for name, why in self.problems().items() if name in names}
+        if problems:
+            raise ConfigurationError(problems)
+        return self
+
     def require_complete(self) -> Settings:
         """Raise ConfigurationError naming every unusable setting; return self when all is well."""
         problems = self.problems()
@@ -299,7 +361,11 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(problems) from None
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, complete or refusing to start."""
-    return load_settings().require_complete()
+# The two settings that mean "real accounts are configured": without both, `run` starts the sandbox.
+ACCOUNT_SETTINGS = ("WOOCOMMERCE_URL", "MONEYBIRD_API_TOKEN")
+
+
+def configured_accounts(env_file: Path) -> list[str]:
+    """Which of the account settings are set, in the environment or the .env file."""
+    from_file = dotenv_values(env_file) if env_file.exists() else {}
+    return [name for name in ACCOUNT_SETTINGS if (os.environ.get(name) or from_file.get(name) or "").strip()]

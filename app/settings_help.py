@@ -23,6 +23,10 @@ SETTING_HELP: Final[dict[str, str]] = {
     "MONEYBIRD_WORKFLOW_ID": "Invoice workflow (empty: the administration's default invoice workflow).",
     "MONEYBIRD_DOCUMENT_STYLE_ID": "Document style of the invoices (empty: the default style).",
     "MONEYBIRD_TIMEOUT_SECONDS": "How long one Moneybird request may take before it counts as failed.",
+    "MONEYBIRD_CLIENT_ID": "Client id of your Moneybird OAuth app, for the wizard's Connect with Moneybird.",
+    "MONEYBIRD_CLIENT_SECRET": "Client secret of that OAuth app (moneybird.com/user/applications).",
+    "MONEYBIRD_REFRESH_TOKEN": "OAuth refresh token; the set-up wizard stores it, never set it by hand.",
+    "MONEYBIRD_OAUTH_URL": "Moneybird's OAuth base URL; change only for a test server.",
     "SYNC_ORDER_STATUSES": "Order statuses that get an invoice once paid, comma-separated (completed).",
     "SYNC_SINCE": "Book orders paid from this moment (ISO 8601); empty: from woobird's first start.",
     "INVOICE_KIND": "sales_invoice (Moneybird numbers it) or external_sales_invoice (the shop's number).",
@@ -35,6 +39,9 @@ SETTING_HELP: Final[dict[str, str]] = {
     "PORT": "Port of the web process; Heroku and Fly set it.",
     "PUBLIC_URL": "Where the shop reaches woobird, e.g. https://woobird.example.nl (for the webhook).",
     "ADMIN_TOKEN": "Protects the dashboard; any long random string (openssl rand -hex 24).",
+    "SECRET_KEY": (
+        "Encrypts the secrets the set-up wizard stores; 32+ random characters (openssl rand -hex 32)."
+    ),
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR.",
     "LOG_FORMAT": "console (readable) or json (for log services).",
     "ALERT_WEBHOOK_URL": "Slack/Teams/any URL that gets a POST when an order fails to book.",

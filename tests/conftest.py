@@ -28,7 +28,16 @@ from tests.services import TEST_POSTGRES_URL, redis_database
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_database(5))
 WEBHOOK_SECRET = "wb_test_secret_2f9c"
-TABLES = ("ledger_events", "refunds", "contacts", "orders", "service_state")
+TABLES = (
+    "ledger_events",
+    "refunds",
+    "contacts",
+    "orders",
+    "service_state",
+    "settings_changes",
+    "connection_settings",
+    "connections",
+)
 
 
 def migrate(url: str) -> None:

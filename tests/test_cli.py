@@ -1,6 +1,6 @@
 """Every `woobird` command against the fake shop and the fake Moneybird, real Redis and real SQL.
 
-The commands build their clients through `app.cli_support`, whose transports these tests point at
+The commands build their clients through `app.cli.support`, whose transports these tests point at
 the fakes in process; everything else (settings from the environment, the ledger, the queue) is
 what a person's terminal gets.
 """
@@ -23,18 +23,20 @@ import pytest
 import redis as sync_redis
 from typer.testing import CliRunner, Result
 
-from app import cli_support
-from app.cli import cli, migrate
+from app.cli import cli
+from app.cli import support as cli_support
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
-from app.db import create_engine, session_factory, transaction
+from app.db import create_engine, migrate, session_factory, transaction
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
 from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
-from app.settings import REQUIRED_SETTINGS, Settings, get_settings, load_settings, normalise_database_url
+from app.settings import REQUIRED_SETTINGS, Settings, load_settings, normalise_database_url
 from app.settings_help import SETTING_HELP
+from app.settings_live import get_settings, load_with_store
+from app.settings_store import recent_changes
 from app.sync import ledger
 from app.sync.ledger import OrderState
 from tests.conftest import WEBHOOK_SECRET
@@ -295,6 +297,28 @@ def test_setup_prints_heroku_config_instead_of_writing(fakes: Fakes, tmp_path: P
     assert f"MONEYBIRD_ADMINISTRATION_ID={fakes.moneybird.administration_id}" in command
     assert "MONEYBIRD_TAX_RATES='{" in command
     assert not (tmp_path / ".env").exists()
+
+
+def test_setup_stores_the_choices_where_the_wizard_does(fakes: Fakes, tmp_path: Path) -> None:
+    fakes.monkeypatch.delenv("MONEYBIRD_ADMINISTRATION_ID")
+    fakes.monkeypatch.setenv("SECRET_KEY", "5b1f9e3c7a2d8046e1c9b7f3a5d2e8c04f6a1b9d3e7c2")
+
+    result = fakes.invoke("setup", "--yes", "--store")
+
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / ".env").exists()
+    stored = load_with_store(load_settings())
+    assert stored.moneybird_administration_id == fakes.moneybird.administration_id
+    assert stored.moneybird_tax_rates["21"] == fakes.moneybird.tax_rate_id(21)
+
+    async def changes(session: Any) -> list[tuple[str, str]]:
+        return [(change.name, change.actor) for change in await recent_changes(session)]
+
+    recorded = ledger_do(fakes, changes)
+    assert ("MONEYBIRD_ADMINISTRATION_ID", recorded[0][1]) in recorded
+    assert all(actor.startswith("woobird setup (") for _, actor in recorded)
+    checked = fakes.invoke("check")  # `check` reads the administration from the store
+    assert f"administration {fakes.moneybird.administration_id}" in checked.output
 
 
 def test_setup_with_a_bad_token_changes_nothing(fakes: Fakes, tmp_path: Path) -> None:

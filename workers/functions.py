@@ -16,6 +16,7 @@ from app.constants import (
     WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
+from app.sync.jobs import when_set_up
 from app.sync.orders import book_order_job
 from app.sync.reconcile import reconcile_job
 from app.sync.refunds import book_refund_job
@@ -26,13 +27,13 @@ def job_functions() -> list[Function]:
     # `woobird retry` from queueing the same job id again for an hour.
     return [
         func(
-            cast(WorkerCoroutine, book_order_job),
+            cast(WorkerCoroutine, when_set_up(book_order_job)),
             name=JOB_BOOK_ORDER,
             max_tries=WORKER_MAX_TRIES,
             keep_result=0,
         ),
         func(
-            cast(WorkerCoroutine, book_refund_job),
+            cast(WorkerCoroutine, when_set_up(book_refund_job)),
             name=JOB_BOOK_REFUND,
             max_tries=WORKER_MAX_TRIES,
             keep_result=0,
@@ -54,7 +55,7 @@ def cron_jobs(interval_seconds: int, *, timeout_seconds: int = WORKER_JOB_TIMEOU
     # unique: every worker schedules the slot, one runs it (arq's cron job id is per slot).
     return [
         cron(
-            reconcile_job,
+            cast(WorkerCoroutine, when_set_up(reconcile_job, wait_seconds=None)),
             name=JOB_RECONCILE,
             unique=True,
             timeout=timeout_seconds,

@@ -1,7 +1,8 @@
 """The arq worker: `arq workers.settings.WorkerSettings`.
 
 One flat class (arq reads only the class's own attributes, not inherited ones). It is built from
-the settings at import, so a misconfigured worker refuses to start and names the setting.
+the environment's settings at import, so a malformed one refuses to start and names the setting;
+the accounts may come later, from the set-up wizard (the jobs wait for them, see `when_set_up`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from app.constants import (
     WORKER_MAX_TRIES,
 )
 from app.queue import redis_settings
-from app.settings import get_settings
+from app.settings import load_settings
 from app.sync.jobs import shutdown, startup
 from workers.functions import cron_jobs, job_functions
 
-_settings = get_settings()
+_settings = load_settings()
 
 
 class WorkerSettings:

@@ -83,6 +83,10 @@ def _page(
     return TEMPLATES.TemplateResponse(request, name, values, status_code=status_code)
 
 
+# The set-up wizard and the settings page render through the same frame.
+page = _page
+
+
 def _login_required(request: Request, reason: str) -> Response:
     if _wants_json(request):
         response: Response = JSONResponse({"detail": reason}, status_code=401)

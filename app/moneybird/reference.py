@@ -242,3 +242,52 @@ def loads(raw: str | bytes) -> AdministrationReference:
         document_styles=tuple(DocumentStyle(**s) for s in data["document_styles"]),
         extra=dict(data["extra"]),
     )
+
+
+def reference_from_json(data: dict[str, Any]) -> AdministrationReference:
+    """Reference data as Moneybird's API returns it, collected in one JSON object:
+    `{"administration_id", "country", "currency", "tax_rates": [...], "ledger_accounts": [...],
+    "workflows": [...], "document_styles": [...]}`."""
+    return AdministrationReference(
+        administration_id=str(data.get("administration_id", "")),
+        currency=data.get("currency", "EUR"),
+        country=data.get("country", "NL"),
+        tax_rates=tuple(
+            TaxRate(
+                id=str(r["id"]),
+                name=r["name"],
+                percentage=Decimal(str(r["percentage"])),
+                tax_rate_type=r["tax_rate_type"],
+                active=bool(r.get("active", True)),
+                country=r.get("country"),
+                show_tax=bool(r.get("show_tax", True)),
+            )
+            for r in data.get("tax_rates", [])
+        ),
+        ledger_accounts=tuple(
+            LedgerAccount(
+                id=str(a["id"]),
+                name=a["name"],
+                account_type=a["account_type"],
+                account_id=a.get("account_id"),
+                allowed_document_types=tuple(a.get("allowed_document_types") or ()),
+            )
+            for a in data.get("ledger_accounts", [])
+        ),
+        workflows=tuple(
+            Workflow(
+                id=str(w["id"]),
+                name=w["name"],
+                type=w["type"],
+                default=bool(w.get("default", False)),
+                prices_are_incl_tax=bool(w.get("prices_are_incl_tax", False)),
+                currency=w.get("currency", "EUR"),
+                active=bool(w.get("active", True)),
+            )
+            for w in data.get("workflows", [])
+        ),
+        document_styles=tuple(
+            DocumentStyle(id=str(s["id"]), name=s["name"], default=bool(s.get("default", False)))
+            for s in data.get("document_styles", [])
+        ),
+    )

@@ -39,16 +39,20 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.db import create_engine, session_factory
+from app.db import create_engine, migrate, session_factory
+from app.preflight import redis_problem
+from app.processes import process_env, start_processes
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import expected_failures, sample_carts
 from app.sandbox.server import serve
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
-from app.settings import REPO_ROOT, Settings, load_settings, normalise_database_url
+from app.settings import REPO_ROOT, Settings, configured_accounts, load_settings, normalise_database_url
 from app.sync import ledger
 from app.sync.ledger import OrderRecord, OrderState
+from app.woocommerce.client import WooCommerceClient
+from app.woocommerce.webhook_setup import install_webhook
 
 SHOP_PORT = 8010
 MONEYBIRD_PORT = 8020
@@ -110,8 +114,6 @@ def sandbox_directory() -> Path:
 def sandbox_settings_overrides(env_file: Path = Path(".env")) -> dict[str, Any]:
     """Where a running sandbox keeps its ledger and queue, when this shell has no accounts and no
     database of its own configured; empty otherwise (so real settings always win)."""
-    from app.cli import configured_accounts
-
     database = sandbox_directory() / "woobird-sandbox.db"
     if configured_accounts(env_file) or os.environ.get("DATABASE_URL") or not database.exists():
         return {}
@@ -127,9 +129,6 @@ def sandbox_settings_overrides(env_file: Path = Path(".env")) -> dict[str, Any]:
 
 def run_sandbox() -> int:
     """Prepare a fresh sandbox ledger and queue, then run web + worker + the fakes under honcho."""
-    from app.cli import migrate, process_env, start_processes
-    from app.preflight import redis_problem
-
     redis_url = sandbox_redis_url(os.environ.get("REDIS_URL"))
     problem = redis_problem(redis_url)
     if problem:
@@ -292,14 +291,13 @@ def sample_orders(paid_at: datetime) -> list[dict[str, Any]]:
 
 async def populate(settings: Settings, sandbox: Sandbox) -> list[int]:
     """Register the webhook the way a user would, then check out the sample orders and deliver them."""
-    from app.cli_setup import install_webhook
-
     assert settings.webhook_url is not None
-    message = await install_webhook(
-        settings,
-        delivery_url=settings.webhook_url,
-        secret=settings.woocommerce_webhook_secret.get_secret_value(),
-    )
+    async with WooCommerceClient.from_settings(settings) as shop:
+        message = await install_webhook(
+            shop,
+            delivery_url=settings.webhook_url,
+            secret=settings.woocommerce_webhook_secret.get_secret_value(),
+        )
     console.print(f"[magenta]sandbox[/] woobird webhook install: {message}")
     order_ids = []
     for document in sample_orders(sandbox.shop.now()):

@@ -28,11 +28,15 @@ from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdTransient, retry_delay
 from app.moneybird.ratelimit import RateLimitBusy, limiter_from_settings
 from app.moneybird.reference import ReferenceCache
-from app.settings import Settings, get_settings
+from app.settings import Settings, load_settings
+from app.settings_live import LiveSettings
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import WooCommerceTransient
 
 log = structlog.get_logger("woobird.worker")
+
+# The worker books without these (the web process needs them).
+WORKER_NOT_NEEDED = frozenset({"ADMIN_TOKEN"})
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,17 +87,71 @@ async def build_services(settings: Settings, redis: ArqRedis, **transports: Any)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings = get_settings()
+    settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, sandbox=settings.woobird_sandbox)
     if "services" not in ctx:  # tests put their own services (pointing at fakes) in ctx
-        ctx["services"] = await build_services(settings, ctx["redis"])
+        engine = create_engine(settings.database_url)
+        live = LiveSettings(settings, session_factory(engine))
+        ctx["live_engine"] = engine
+        ctx["live_settings"] = live
+        ctx["retired_services"] = []
+        settings = await live.start()
+        await _use_settings(ctx, settings)
     log.info("worker started", sandbox=settings.woobird_sandbox, invoice_kind=settings.invoice_kind)
+
+
+async def _use_settings(ctx: dict[str, Any], settings: Settings) -> None:
+    """Services for these settings, or none (jobs wait) while the set-up wizard is not finished."""
+    missing = [name for name in settings.problems() if name not in WORKER_NOT_NEEDED]
+    if missing:
+        ctx["services"] = None
+        log.warning("waiting for the set-up wizard (/admin/setup) or the environment", missing=missing)
+        return
+    ctx["services"] = await build_services(settings, ctx["redis"])
+
+
+async def current_services(ctx: dict[str, Any]) -> Services | None:
+    """The services, rebuilt first when the stored settings changed since the last job.
+
+    Jobs still running keep the services they started with; those are closed once no job can be
+    using them any more (the job timeout has passed).
+    """
+    live: LiveSettings | None = ctx.get("live_settings")
+    if live is not None and await live.refresh():
+        retired: list[tuple[float, Services]] = ctx["retired_services"]
+        if ctx.get("services") is not None:
+            retired.append((time.monotonic(), ctx["services"]))
+        await _use_settings(ctx, live.current)
+        horizon = time.monotonic() - live.current.worker_job_timeout_seconds - 10
+        for entry in [entry for entry in retired if entry[0] < horizon]:
+            retired.remove(entry)
+            await entry[1].aclose()
+    services: Services | None = ctx.get("services")
+    return services
+
+
+def when_set_up(job: Callable[..., Awaitable[Any]], *, wait_seconds: float | None = 60.0) -> Any:
+    """Run the job with current services; before set-up, wait (`wait_seconds`) or skip (None)."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if await current_services(ctx) is None:
+            if wait_seconds is None:
+                return "woobird is not set up yet"
+            raise Retry(defer=wait_seconds)
+        return await job(ctx, *args, **kwargs)
+
+    return run
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     services: Services | None = ctx.get("services")
     if services is not None and ctx.get("owns_services", True):
         await services.aclose()
+    for _, retired in ctx.get("retired_services", []):
+        await retired.aclose()
+    if "live_engine" in ctx:
+        await ctx["live_engine"].dispose()
 
 
 def services_of(ctx: dict[str, Any]) -> Services:

@@ -12,25 +12,20 @@ tax rate (or a MONEYBIRD_TAX_RATES entry); otherwise the product is refused with
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
-import typer
-from rich.console import Console
-from rich.table import Table
 
 from app.db import transaction
 from app.invoicing.reference import AdministrationReference
 from app.moneybird.models import ProductCreate
-from app.queue import connect
-from app.settings import get_settings, normalise_tax_key
+from app.settings import normalise_tax_key
 from app.sync import ledger
-from app.sync.jobs import Services, build_services
+from app.sync.jobs import Services
 from app.woocommerce.models import Product
 
 log = structlog.get_logger("woobird.products")
@@ -185,37 +180,3 @@ def _tax_rate(
         return matches[0].id, None
     why = "no" if not matches else "more than one"
     return None, f'{why} Moneybird sales tax rate of {key}%; set MONEYBIRD_TAX_RATES {{"{key}": "<id>"}}'
-
-
-# ── the command (`woobird products`) ─────────────────────────────────────────────────────────
-
-
-def products_command(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="show what would be created, create nothing")
-    ] = False,
-) -> None:
-    """Copy the shop's products with a SKU to Moneybird, adopting those that already exist."""
-    console = Console()
-    report = asyncio.run(_run_command(dry_run=dry_run))
-    table = Table(title="Product transfer" + (" (dry run: nothing created)" if dry_run else ""))
-    table.add_column("", style="bold")
-    table.add_column("products", justify="right")
-    table.add_row("would be created" if dry_run else "created", str(len(report.created)))
-    table.add_row("adopted (already in Moneybird)", str(len(report.adopted)))
-    table.add_row("without SKU (left out)", str(report.without_sku))
-    table.add_row("refused", str(len(report.refused)))
-    console.print(table)
-    for sku, reason in report.refused:
-        console.print(f"[yellow]{sku}[/yellow]: {reason}")
-
-
-async def _run_command(*, dry_run: bool) -> TransferReport:
-    settings = get_settings()
-    redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
-    services = await build_services(settings, redis)
-    try:
-        return await transfer_products(services, dry_run=dry_run)
-    finally:
-        await services.aclose()
-        await redis.aclose()

@@ -11,6 +11,7 @@ from app.invoicing.moneybird_arithmetic import ROUNDING_MODES
 from app.invoicing.plan import InvoicePlan, PlanOptions, plan_invoice
 from app.sandbox import administration as sb
 from app.sandbox.administration import sandbox_reference
+from app.sandbox.moneybird import compute_totals
 from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import load_settings
@@ -41,6 +42,38 @@ def test_a_line_not_divisible_per_piece_is_split_and_the_total_stays_exact() -> 
     assert plan.lines[0].description == "Koffiemok Delfts Blauw (MOK-DB-01)"
     assert any("15.005" in note for note in plan.notes)
     assert plan.shop_vat == {sb.SALES_21: D("6.25")}
+
+
+def _vat_per_line_rounding(lines: list[tuple[Decimal, Decimal]], rate_id: str) -> Decimal:
+    """VAT of (quantity, gross price) lines as the fake Moneybird rounds it, line by line."""
+    details = [{"amount_decimal": str(q), "price": str(p), "tax_rate_id": rate_id} for q, p in lines]
+    percentages = {rate.id: rate.percentage for rate in REFERENCE.tax_rates}
+    totals = compute_totals(
+        details, percentages=percentages, incl_tax=True, rounding="per_line", discount=D(0)
+    )
+    return sum((tax for _, _, tax in totals.tax_totals), D(0))
+
+
+@pytest.mark.parametrize(
+    ("price", "quantity"),
+    # Net 0.90 + VAT 0.19 = 1.09 for three: 2 × 0.36 + 1 × 0.37 would carry 0.18 VAT, not 0.19.
+    [(D("0.30"), 3), (D("0.17"), 3), (D("0.15"), 4), (D("0.42"), 4), (D("12.40"), 2)],
+)
+def test_a_split_line_carries_the_vat_of_the_unsplit_line(price: Decimal, quantity: int) -> None:
+    document = build_order(
+        order_id=77,
+        customer=Customer(first_name="A", last_name="B", email="a@example.nl"),
+        items=[CartItem("Knoop", price, quantity)],
+        created_at=NOW,
+        paid_at=NOW,
+    )
+    plan = plan_invoice(Order.model_validate(document), reference=REFERENCE, options=PlanOptions())
+    pieces = [(line.quantity, line.price) for line in plan.lines if line.kind == "product"]
+    gross = D(document["line_items"][0]["subtotal"]) + D(document["line_items"][0]["subtotal_tax"])
+    assert len(pieces) == 2
+    assert sum(q for q, _ in pieces) == quantity
+    assert sum(q * p for q, p in pieces) == gross
+    assert _vat_per_line_rounding(pieces, sb.SALES_21) == _vat_per_line_rounding([(D(1), gross)], sb.SALES_21)
 
 
 def test_b_prices_including_vat_keep_their_gross_prices() -> None:

@@ -189,6 +189,23 @@ def test_total_changed_outside_the_lines_is_refused_not_rounded() -> None:
     assert "lines add up to 36.00 but the customer paid 26.00" in str(refusal)
 
 
+@pytest.mark.parametrize("paid", ["35.50", "36.50", "35.95", "36.05"])
+def test_more_than_a_cent_per_line_is_not_rounding(paid: str) -> None:
+    # Order a is booked as three lines (two mugs split over 15.00 and 15.01, shipping): WooCommerce's
+    # own rounding can move its total by at most a cent per line and one for the total.
+    assert len(_plan(order("a")).lines) == 3
+    refusal = _refusal(order("a").model_copy(update={"total": Decimal(paid)}))
+    assert f"lines add up to 36.00 but the customer paid {paid}" in str(refusal)
+
+
+@pytest.mark.parametrize("paid", ["35.96", "36.04"])
+def test_up_to_a_cent_per_line_is_rounding(paid: str) -> None:
+    plan = _plan(order("a").model_copy(update={"total": Decimal(paid)}))
+    (rounding,) = [line for line in plan.lines if line.kind == "rounding"]
+    assert rounding.price == Decimal(paid) - Decimal("36.00")
+    assert plan.lines_total == Decimal(paid)
+
+
 def test_a_cent_between_lines_and_total_becomes_a_visible_rounding_line() -> None:
     odd = order("a").model_copy(update={"total": Decimal("36.01")})
     plan = _plan(odd)

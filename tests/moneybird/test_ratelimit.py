@@ -19,7 +19,8 @@ from tests.moneybird.conftest import ADMINISTRATION_ID, BASE_URL, MONEYBIRD_TEST
 
 LIMIT = 10
 WINDOW = 1.0
-# Enough margin for this machine's scheduling jitter, small enough to measure utilisation.
+# Enough margin for this machine's scheduling jitter. How much of the rate the limiter uses is a
+# benchmark (bench/bench_ratelimit.py); these tests check that it is never exceeded.
 SAFETY = 0.03
 
 
@@ -42,19 +43,7 @@ def _max_in_any_window(stamps: list[float], window: float) -> int:
     return best
 
 
-def _utilisation(stamps: list[float], *, limit: int, window: float) -> float:
-    """Achieved rate over whole windows, against the allowed rate.
-
-    A perfect limiter grants `limit` at once, then the next `limit` exactly one window later, so
-    grant number k·limit comes k windows after the first. Counting whole windows keeps the
-    half-filled last batch (demand stopping) out of the figure.
-    """
-    stamps = sorted(stamps)
-    windows = (len(stamps) - 1) // limit
-    return windows * window / (stamps[windows * limit] - stamps[0])
-
-
-async def test_three_workers_never_exceed_and_use_the_rate(connections: list[Redis]) -> None:
+async def test_three_workers_never_exceed_the_rate(connections: list[Redis]) -> None:
     limiters = [RateLimiter(r, limit=LIMIT, window=WINDOW, safety=SAFETY) for r in connections]
     stamps: list[float] = []
     deadline = time.monotonic() + 4 * WINDOW + 0.5
@@ -68,9 +57,8 @@ async def test_three_workers_never_exceed_and_use_the_rate(connections: list[Red
     await asyncio.gather(*(worker(limiter) for limiter in limiters for _ in range(3)))
 
     assert _max_in_any_window(stamps, WINDOW) <= LIMIT
-    utilisation = _utilisation(stamps, limit=LIMIT, window=WINDOW)
-    print(f"limiter utilisation {utilisation:.1%} over {len(stamps)} grants")
-    assert utilisation >= 0.95
+    # Every window after the first was used (how fully is bench/bench_ratelimit.py's figure).
+    assert len(stamps) > 3 * LIMIT
 
 
 _PROCESS = """
@@ -121,9 +109,7 @@ async def test_three_processes_share_one_limit(mb_redis: Redis) -> None:
 
     assert all(per_process), "every process got slots"
     assert _max_in_any_window(stamps, WINDOW) <= LIMIT
-    utilisation = _utilisation(stamps, limit=LIMIT, window=WINDOW)
-    print(f"three processes: utilisation {utilisation:.1%} over {len(stamps)} grants")
-    assert utilisation >= 0.95
+    assert len(stamps) > 2 * LIMIT
 
 
 class StrictMoneybird:
@@ -176,9 +162,7 @@ async def test_clients_sharing_the_limiter_never_see_a_429(connections: list[Red
             await client.aclose()
 
     assert server.throttled == 0
-    utilisation = _utilisation(server.all_arrivals, limit=LIMIT, window=WINDOW)
-    print(f"server-side utilisation {utilisation:.1%} over {len(server.all_arrivals)} requests")
-    assert utilisation >= 0.95
+    assert len(server.all_arrivals) > 2 * LIMIT
 
 
 async def test_pause_holds_every_process_and_is_never_shortened(connections: list[Redis]) -> None:
@@ -249,6 +233,40 @@ async def test_a_429_through_the_client_pauses_the_other_clients(connections: li
             await second.workflows()
     assert caught.value.local
     assert len(calls) == 1
+
+
+async def test_a_slot_frees_one_window_and_the_margin_after_the_oldest_grant(mb_redis: Redis) -> None:
+    limiter = RateLimiter(mb_redis, limit=2, window=40, safety=5)
+    granted_at = time.time()
+    await limiter.acquire()
+    await limiter.acquire()
+    with pytest.raises(RateLimitBusy) as caught:
+        await limiter.acquire(max_wait=0)
+    # Not a moment before window + margin (Moneybird may see the request late), and not later.
+    assert 45 - 0.5 < caught.value.retry_at - granted_at <= 45 + 0.5
+
+
+async def test_the_configured_limiter_holds_each_slot_for_the_default_margin(mb_redis: Redis) -> None:
+    settings = load_settings(_env_file=None, moneybird_rate_limit="1/300")
+    limiter = await limiter_from_settings(mb_redis, settings)
+    assert limiter.safety == 2.0
+    granted_at = time.time()
+    await limiter.acquire()
+    with pytest.raises(RateLimitBusy) as caught:
+        await limiter.acquire(max_wait=0)
+    assert 302 - 0.5 < caught.value.retry_at - granted_at <= 302 + 0.5
+
+
+async def test_a_429_pauses_until_its_reset_plus_the_margin(mb_redis: Redis) -> None:
+    limiter = RateLimiter(mb_redis, limit=5, window=10, safety=3)
+    reset = time.time() + 20
+    await limiter.pause_until(reset)
+    paused = await limiter.paused_until()
+    assert paused is not None
+    assert abs(paused - (reset + 3)) < 0.01
+    with pytest.raises(RateLimitBusy) as caught:
+        await limiter.acquire(max_wait=0)
+    assert abs(caught.value.retry_at - (reset + 3)) < 0.5
 
 
 def test_the_margin_scales_with_the_window_between_a_floor_and_a_cap() -> None:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from arq.worker import Worker
 
-from app.cli import migrate
+from app.db import migrate
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
 from app.main import create_app
 from app.moneybird.client import MoneybirdClient

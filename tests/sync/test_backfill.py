@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
 
 from app.db import transaction
+from app.sandbox.woocommerce.cart import CartItem, Customer
 from app.sync import ledger
 from app.sync.backfill import BackfillProgress, backfill, eta
 from app.sync.ledger import OrderState
+from tests.harness import open_harness
 from tests.sync._wiring import wired
 
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)
@@ -120,3 +124,43 @@ async def test_pacing_waits_for_the_worker(database_url: str, redis: ArqRedis) -
 
 def test_eta_follows_the_rate_limit() -> None:
     assert eta(10_000, (150, 300)) == pytest.approx(10_000 * 4 * 300 / 150)
+
+
+async def test_orders_paid_before_sync_since_are_booked_by_the_backfill(
+    database_url: str, redis: ArqRedis
+) -> None:
+    async with open_harness(database_url=database_url, redis=redis, sync_since="2026-11-01T00:00:00Z") as h:
+        old = [h.add_paid_order(**_cart(4400 + n, paid=PAID + timedelta(days=n))) for n in range(2)]
+        recent = h.add_paid_order(**_cart(4410, paid=datetime(2026, 11, 5, 9, 0, tzinfo=UTC)))
+        for document in [*old, recent]:
+            assert (await h.deliver(int(document["id"]))).is_success
+        await h.run_worker()
+        for document in old:
+            record = await h.record(int(document["id"]))
+            assert record is not None
+            assert record.state == OrderState.BEFORE_SINCE
+        assert [len(h.invoices_for(str(d["number"]))) for d in old] == [0, 0]
+
+        report = await backfill(h.services, since=SINCE, until=datetime(2026, 11, 1, tzinfo=UTC))
+        assert sorted(report.queued_ids) == [4400, 4401]
+        await h.run_worker()
+        for document in [*old, recent]:
+            record = await h.record(int(document["id"]))
+            assert record is not None
+            assert record.state == OrderState.BOOKED, record.error
+            (invoice,) = h.invoices_for(str(document["number"]))
+            assert invoice["state"] == "paid"
+            assert Decimal(invoice["total_price_incl_tax"]) == Decimal(document["total"])
+
+
+def _cart(order_id: int, *, paid: datetime) -> dict[str, Any]:
+    customer = Customer(first_name="Mila", last_name="de Boer", email="mila@example.nl", city="Zwolle")
+    item = CartItem(name="Kaars", price=Decimal("8.95"), quantity=3, sku="KAARS-1")
+    return {
+        "order_id": order_id,
+        "customer": customer,
+        "items": [item],
+        "created_at": paid,
+        "paid_at": paid,
+        "completed_at": paid,
+    }

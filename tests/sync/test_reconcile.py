@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 from arq.connections import ArqRedis
 
@@ -12,11 +14,12 @@ from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SEC
 from app.db import transaction
 from app.queue import order_job_id
 from app.sync import ledger
+from app.sync import reconcile as reconcile_module
 from app.sync.jobs import build_services
 from app.sync.ledger import OrderState
 from app.sync.reconcile import reconcile, reconcile_job
 from app.woocommerce.errors import WooCommerceTransient
-from tests.sync._wiring import wired
+from tests.sync._wiring import Wired, wired
 
 
 def _modified(document: dict[str, object]) -> datetime:
@@ -174,3 +177,80 @@ async def test_a_missing_webhook_is_reported(database_url: str, redis: ArqRedis)
         assert report.webhook is not None
         assert not report.webhook.found
         assert "webhook install" in (report.webhook.problem or "")
+
+
+class _SavesAnOrderAfterPageOne(httpx.AsyncBaseTransport):
+    """The shop's REST transport, with a shop manager saving an order while woobird pages."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, save: Callable[[], object]) -> None:
+        self._inner = inner
+        self._save = save
+        self.saved = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.url.path.endswith("/orders") and request.url.params.get("page") == "1" and not self.saved:
+            self.saved = True
+            self._save()
+        return response
+
+
+def _spread_orders(w: Wired, first_id: int, count: int) -> None:
+    for number in range(count):
+        w.add_order(first_id + number, email=f"klant{number}@example.nl")
+        w.shop.advance(60)  # one a minute: far more than the pass's overlap apart, end to end
+
+
+async def test_an_order_pushed_onto_a_page_already_read_keeps_the_watermark(
+    database_url: str, redis: ArqRedis
+) -> None:
+    async with wired(database_url=database_url, redis=redis, start=datetime(2026, 11, 2, 8, tzinfo=UTC)) as w:
+        _spread_orders(w, 6000, 150)
+
+        def save_the_oldest() -> None:
+            # Order 6000 moves to the end of the listing: 6100 slides onto page 1, already read.
+            w.shop.advance(3 * 3600)
+            w.shop.update_order(6000, customer_note="Graag inpakken")
+
+        hook = _SavesAnOrderAfterPageOne(w.services.shop._http._transport, save_the_oldest)
+        services = await build_services(w.services.settings, redis, shop_transport=hook)
+        try:
+            shifted = await reconcile(services)
+            assert hook.saved
+            assert not shifted.complete
+            assert 6100 not in shifted.queued_ids
+            assert shifted.seen == 149
+            async with services.sessions() as session:
+                assert (
+                    await ledger.get_state(session, ledger.RECONCILE_WATERMARK)
+                    == shifted.watermark.isoformat()
+                )
+            assert shifted.watermark == services.settings.sync_since  # not moved past the missed order
+
+            healed = await reconcile(services)
+        finally:
+            await services.aclose()
+        # 6100, missed, and the version of 6000 saved meanwhile (the pass had read its older one).
+        assert healed.queued_ids == [6100, 6000]
+        assert healed.complete
+        record = await w.record(6100)
+        assert record is not None
+        assert record.state == OrderState.QUEUED
+
+
+async def test_a_pass_out_of_time_keeps_what_it_read_and_the_next_pass_goes_on(
+    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with wired(database_url=database_url, redis=redis, start=datetime(2026, 11, 2, 8, tzinfo=UTC)) as w:
+        _spread_orders(w, 6200, 150)
+        monkeypatch.setattr(reconcile_module, "RECONCILE_PASS_BUDGET_SECONDS", 0)
+        short = await reconcile(w.services)
+        assert (short.pages, short.complete) == (1, False)
+        assert short.queued_ids == list(range(6200, 6300))
+        # What was read counts: the watermark moves to the last order of the page.
+        assert short.watermark == _modified(w.shop.orders[6299])
+
+        monkeypatch.undo()
+        rest = await reconcile(w.services)
+    assert rest.complete
+    assert rest.queued_ids == list(range(6300, 6350))

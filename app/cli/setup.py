@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import secrets
 import shlex
+import socket
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,21 +25,20 @@ from pydantic import SecretStr
 from rich.table import Table
 from sqlalchemy import text
 
-from app.cli_support import console, fail, moneybird_client, require, run, settings_or_exit, shop_client
+from app.cli.support import console, fail, moneybird_client, require, run, settings_or_exit, shop_client
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
-from app.db import create_engine
+from app.db import create_engine, session_factory
 from app.invoicing.reference import AdministrationReference, TaxRate
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
 from app.moneybird.reference import load_reference
 from app.queue import connect
-from app.settings import Settings, normalise_tax_key
+from app.settings import ConfigurationError, Settings, normalise_tax_key
+from app.settings_store import STORABLE, write_settings
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError
-from app.woocommerce.models import Webhook
+from app.woocommerce.webhook_setup import WEBHOOK_TOPIC, install_webhook, our_webhooks
 
-WEBHOOK_TOPIC = "order.updated"
-WEBHOOK_NAME = "woobird: book paid orders in Moneybird"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 Target = Literal["env", "heroku", "fly"]
 
@@ -120,7 +121,7 @@ class Checker:
     async def check_webhook(self, shop: WooCommerceClient) -> None:
         hooks = [hook for hook in await shop.list_webhooks() if hook.topic == WEBHOOK_TOPIC]
         wanted = self.settings.webhook_url
-        ours = _our_webhooks(hooks, wanted)
+        ours = our_webhooks(hooks, wanted)
         if not ours:
             where = wanted or f"…{WEBHOOK_PATH}"
             self.bad(
@@ -273,16 +274,6 @@ def _pct(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _our_webhooks(hooks: list[Webhook], wanted: str | None) -> list[Webhook]:
-    """Webhooks that deliver to woobird: the exact URL first, then any URL on woobird's path."""
-    exact = [hook for hook in hooks if wanted and hook.delivery_url == wanted]
-    by_path = [
-        hook for hook in hooks if hook.delivery_url.rstrip("/").endswith(WEBHOOK_PATH) and hook not in exact
-    ]
-    active_first = sorted(by_path, key=lambda hook: hook.status != "active")
-    return exact + active_first
-
-
 def print_findings(findings: list[Finding]) -> bool:
     ok = all(finding.ok for finding in findings)
     for finding in findings:
@@ -320,6 +311,9 @@ def setup_command(
         "", "--print", help="Print the settings instead of writing .env: env, heroku or fly"
     ),
     env_file: Path = typer.Option(Path(".env"), help="The .env file to write"),
+    store: bool = typer.Option(
+        False, "--store", help="Write to the database's settings store (as the set-up wizard does)"
+    ),
 ) -> None:
     """List the Moneybird administration's choices, propose the mapping and write the settings."""
     if print_for and print_for not in ("env", "heroku", "fly"):
@@ -340,8 +334,34 @@ def setup_command(
     if print_for:
         print_settings(values, target=print_for)  # type: ignore[arg-type]
         return
+    if store:
+        _store(settings, values)
+        return
     write_env(env_file, values)
     console.print(f"[green]✓[/] wrote {len(values)} setting(s) to {env_file}; now run [bold]woobird check[/]")
+
+
+def _store(settings: Settings, values: dict[str, str]) -> None:
+    """Write the storable values to the settings store; the rest belong in the environment."""
+    storable = {name: value for name, value in values.items() if name in STORABLE}
+    actor = f"woobird setup ({getpass.getuser()}@{socket.gethostname()})"
+
+    async def write() -> list[str]:
+        engine = create_engine(settings.database_url)
+        try:
+            return await write_settings(session_factory(engine), base=settings, values=storable, actor=actor)
+        finally:
+            await engine.dispose()
+
+    try:
+        changed = run(write())
+    except ConfigurationError as exc:
+        fail("; ".join(f"{name}: {why}" for name, why in exc.problems.items()))
+    console.print(
+        f"[green]✓[/] stored {len(changed)} changed setting(s) in the database; now run woobird check"
+    )
+    for name in sorted(set(values) - set(storable)):
+        console.print(f"[yellow]![/] {name} belongs in the environment (it is not stored): {name}=…")
 
 
 async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> Choices:
@@ -516,7 +536,7 @@ def webhook_install_command(
     if new_secret:
         secret = secrets.token_urlsafe(32)
     try:
-        message = run(install_webhook(settings, delivery_url=base + WEBHOOK_PATH, secret=secret))
+        message = run(_install_webhook(settings, delivery_url=base + WEBHOOK_PATH, secret=secret))
     except WooCommerceAuthError as exc:
         fail(f"the shop refused the key ({exc}); webhooks need a Read/Write key of an administrator")
     except WooCommerceError as exc:
@@ -533,23 +553,6 @@ def webhook_install_command(
             )
 
 
-async def install_webhook(settings: Settings, *, delivery_url: str, secret: str) -> str:
-    """Create the webhook, or repair the one woobird made before; say which."""
+async def _install_webhook(settings: Settings, *, delivery_url: str, secret: str) -> str:
     async with shop_client(settings) as shop:
-        hooks = [hook for hook in await shop.list_webhooks() if hook.topic == WEBHOOK_TOPIC]
-        ours = _our_webhooks(hooks, delivery_url)
-        if not ours:
-            hook = await shop.create_webhook(
-                name=WEBHOOK_NAME, topic=WEBHOOK_TOPIC, delivery_url=delivery_url, secret=secret
-            )
-            return f"created webhook #{hook.id}: {WEBHOOK_TOPIC} → {delivery_url}"
-        hook = ours[0]
-        # The shop never shows a webhook's secret, so it is always set: then it surely matches ours.
-        await shop.update_webhook(hook.id, delivery_url=delivery_url, status="active", secret=secret)
-        extra = "".join(
-            f"\n  note: webhook #{other.id} also delivers to woobird ({other.delivery_url}); delete it in "
-            "WooCommerce → Settings → Advanced → Webhooks"
-            for other in ours[1:]
-        )
-        was = f"was {hook.status}, {hook.delivery_url}"
-        return f"repaired webhook #{hook.id} ({was}): now active, {WEBHOOK_TOPIC} → {delivery_url}{extra}"
+        return await install_webhook(shop, delivery_url=delivery_url, secret=secret)

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from app.cli.plan import plan_command, render_plan
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
-from app.invoicing.preview import plan_command, render_plan
 from app.sandbox import administration as sb
 from app.sandbox.administration import sandbox_reference
 from tests.invoicing.reference_carts import order, order_document

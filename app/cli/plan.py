@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -18,10 +18,12 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from app.cli.demo import demo_reference
+from app.cli.support import explain
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, Rounding
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
-from app.invoicing.reference import AdministrationReference, DocumentStyle, LedgerAccount, TaxRate, Workflow
-from app.sandbox.administration import sandbox_reference
+from app.invoicing.reference import AdministrationReference
+from app.moneybird.reference import reference_from_json
 from app.settings import ConfigurationError, load_settings, normalise_tax_key
 from app.woocommerce.models import Order
 
@@ -129,55 +131,6 @@ def _totals_table(plan: InvoicePlan) -> Table:
 # --- Reading the inputs -----------------------------------------------------------------------------
 
 
-def reference_from_json(data: dict[str, Any]) -> AdministrationReference:
-    """Reference data as Moneybird's API returns it, collected in one JSON object:
-    `{"administration_id", "country", "currency", "tax_rates": [...], "ledger_accounts": [...],
-    "workflows": [...], "document_styles": [...]}`."""
-    return AdministrationReference(
-        administration_id=str(data.get("administration_id", "")),
-        currency=data.get("currency", "EUR"),
-        country=data.get("country", "NL"),
-        tax_rates=tuple(
-            TaxRate(
-                id=str(r["id"]),
-                name=r["name"],
-                percentage=Decimal(str(r["percentage"])),
-                tax_rate_type=r["tax_rate_type"],
-                active=bool(r.get("active", True)),
-                country=r.get("country"),
-                show_tax=bool(r.get("show_tax", True)),
-            )
-            for r in data.get("tax_rates", [])
-        ),
-        ledger_accounts=tuple(
-            LedgerAccount(
-                id=str(a["id"]),
-                name=a["name"],
-                account_type=a["account_type"],
-                account_id=a.get("account_id"),
-                allowed_document_types=tuple(a.get("allowed_document_types") or ()),
-            )
-            for a in data.get("ledger_accounts", [])
-        ),
-        workflows=tuple(
-            Workflow(
-                id=str(w["id"]),
-                name=w["name"],
-                type=w["type"],
-                default=bool(w.get("default", False)),
-                prices_are_incl_tax=bool(w.get("prices_are_incl_tax", False)),
-                currency=w.get("currency", "EUR"),
-                active=bool(w.get("active", True)),
-            )
-            for w in data.get("workflows", [])
-        ),
-        document_styles=tuple(
-            DocumentStyle(id=str(s["id"]), name=s["name"], default=bool(s.get("default", False)))
-            for s in data.get("document_styles", [])
-        ),
-    )
-
-
 def _options(*, with_configured_ids: bool, tax_rates: str | None, exact_vat: bool | None) -> PlanOptions:
     """The configured options; ids only make sense against the administration they came from."""
     options = PlanOptions.from_settings(load_settings())
@@ -227,12 +180,14 @@ def plan_command(
         reference = (
             reference_from_json(json.loads(reference_file.read_text(encoding="utf-8")))
             if reference_file
-            else sandbox_reference()
+            else demo_reference()
         )
         options = _options(
             with_configured_ids=reference_file is not None, tax_rates=tax_rates, exact_vat=exact_vat
         )
-    except (OSError, ValueError, KeyError, ValidationError, ConfigurationError) as exc:
+    except ConfigurationError as error:
+        explain(error)
+    except (OSError, ValueError, KeyError, ValidationError) as exc:
         console.print(f"[red]Cannot plan: {exc}[/red]")
         raise typer.Exit(code=2) from None
     if reference_file is None:

@@ -6,8 +6,6 @@ through the same code paths, so what a person does by hand is recorded like ever
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import typer
@@ -16,23 +14,26 @@ from arq.connections import ArqRedis
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.cli_support import (
+from app.cli.demo import ledger_settings
+from app.cli.plan import render_plan
+from app.cli.support import (
     console,
     fail,
+    ledger_sessions,
     moneybird_client,
+    queue,
     run,
+    services,
     settings_or_exit,
     shop_client,
-    transport_overrides,
 )
 from app.constants import QUEUE_NAME
-from app.db import create_engine, session_factory, transaction
+from app.db import transaction
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
-from app.invoicing.preview import render_plan
 from app.invoicing.reference import AdministrationReference
 from app.moneybird.errors import MoneybirdError
 from app.moneybird.reference import load_reference
-from app.queue import connect, enqueue_order
+from app.queue import enqueue_order
 from app.report import MonthReport, month_bounds, monthly_report, render_report
 from app.settings import Settings
 from app.sync import ledger
@@ -44,38 +45,7 @@ from app.woocommerce.models import Order
 RECENT_FAILURES = 10
 
 
-@contextlib.asynccontextmanager
-async def ledger_sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings.database_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
-    redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
-
-
 # ── status ───────────────────────────────────────────────────────────────────────────────────
-
-
-def ledger_settings() -> Settings:
-    """The settings, or — with no accounts configured while `woobird run` keeps a sandbox — the
-    sandbox's ledger and queue, so `status` and `report` in a second terminal show the demo."""
-    settings = settings_or_exit()
-    from app.sandbox.demo import sandbox_settings_overrides
-
-    overrides = sandbox_settings_overrides()
-    if not overrides:
-        return settings
-    console.print("[bold magenta]SANDBOX[/] — no accounts are configured: reading the sandbox demo's ledger")
-    return settings.model_copy(update=overrides)
 
 
 def status_command() -> None:
@@ -171,20 +141,16 @@ async def _order_and_reference(settings: Settings, order_id: int) -> tuple[Order
 
 
 async def _book_now(settings: Settings, order_id: int) -> str:
-    from app.sync.jobs import build_services
     from app.sync.orders import book_order_job
 
-    async with queue(settings) as redis:
-        services = await build_services(settings, redis, **transport_overrides())
+    async with queue(settings) as redis, services(settings, redis) as built:
+        ctx = {"services": built, "redis": redis, "job_try": 1}
         try:
-            ctx = {"services": services, "redis": redis, "job_try": 1}
             state: str = await book_order_job(ctx, order_id, "woobird sync")
         except Retry:
             fail(f"order {order_id} could not be booked right now (the shop or Moneybird is busy); try again")
-        finally:
-            await services.aclose()
-        async with ledger_sessions(settings) as sessions, sessions() as session:
-            record = await ledger.get_order(session, order_id)
+    async with ledger_sessions(settings) as sessions, sessions() as session:
+        record = await ledger.get_order(session, order_id)
     _print_outcome(order_id, state, record)
     return state
 

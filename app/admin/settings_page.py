@@ -1,0 +1,68 @@
+"""`/admin/settings`: every setting with where its value comes from, and who changed what when.
+
+Secrets are shown masked (enough to recognise one, never enough to use it), and URLs without the
+password they may carry. The change log names settings and people, never values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import APIRouter, Request, Response
+from pydantic import SecretStr
+
+from app.admin.routes import AdminDep, AdminRoute, page
+from app.deps import AppStateDep
+from app.settings import Settings
+from app.settings_help import SETTING_HELP
+from app.settings_store import masked, recent_changes
+
+# The keys to woobird itself: not even their last characters.
+_NEVER_SHOWN = frozenset({"admin_token", "secret_key"})
+
+router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
+
+
+def shown_value(settings: Settings, field: str) -> str:
+    """A setting's value as the dashboard may show it."""
+    value = getattr(settings, field)
+    if field in _NEVER_SHOWN:
+        return "set (hidden)" if value.get_secret_value() else ""
+    if value is None or value == "" or value == [] or value == {}:
+        return ""
+    if isinstance(value, SecretStr):
+        return masked(value.get_secret_value()) if value.get_secret_value() else ""
+    text = ",".join(value) if isinstance(value, list) else str(value)
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.password:
+            netloc = f"{parts.username or ''}:•••@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            text = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return text
+
+
+def settings_rows(settings: Settings, where: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": field.upper(),
+            "source": where.get(field.upper(), "default"),
+            "value": shown_value(settings, field),
+            "help": SETTING_HELP.get(field.upper(), ""),
+        }
+        for field in Settings.model_fields
+    ]
+
+
+@router.get("/settings")
+async def settings_overview(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+    where: dict[str, str] = dict(state.live.sources()) if state.live else {}
+    async with state.sessions() as session:
+        changes = await recent_changes(session)
+    context = {
+        "rows": settings_rows(state.settings, where),
+        "changes": changes,
+        "admin": admin,
+        "csrf": admin.csrf(state.settings),
+    }
+    return page(request, "settings.html", context)

@@ -1,0 +1,125 @@
+"""What every `woobird` command shares: settings that explain themselves, clients, consoles.
+
+Clients, the ledger's sessions, the queue and the worker's services are built here and only here,
+so the tests can point every command at the fake shop and the fake Moneybird by setting
+`transports` (an in-process ASGI transport) instead of a network. A configuration that cannot work
+ends every command with the same sentence (`explain`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
+
+import httpx
+import typer
+from arq.connections import ArqRedis
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import create_engine, session_factory
+from app.moneybird.client import MoneybirdClient
+from app.moneybird.ratelimit import RateLimiter
+from app.queue import connect
+from app.settings import ConfigurationError, Settings, load_settings
+from app.settings_live import load_with_store
+from app.sync.jobs import Services, build_services
+from app.woocommerce.client import WooCommerceClient
+
+T = TypeVar("T")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class Transports:
+    """httpx transports for the two APIs; None means the real network."""
+
+    shop: httpx.AsyncBaseTransport | None = None
+    moneybird: httpx.AsyncBaseTransport | None = None
+
+
+transports = Transports()
+
+
+def shop_client(settings: Settings) -> WooCommerceClient:
+    return WooCommerceClient.from_settings(settings, transport=transports.shop)
+
+
+def moneybird_client(settings: Settings, *, limiter: RateLimiter | None = None) -> MoneybirdClient:
+    return MoneybirdClient.from_settings(settings, limiter=limiter, transport=transports.moneybird)
+
+
+@contextlib.asynccontextmanager
+async def ledger_sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings.database_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
+    redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def services(settings: Settings, redis: ArqRedis) -> AsyncIterator[Services]:
+    """The worker's services (shop, Moneybird under the shared rate limit, ledger) for a command."""
+    built = await build_services(
+        settings, redis, shop_transport=transports.shop, moneybird_transport=transports.moneybird
+    )
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]✗[/] {message}")
+    raise typer.Exit(code)
+
+
+def explain(error: ConfigurationError) -> NoReturn:
+    """The sentence every command ends with when the settings cannot work: each one named, and how
+    to fix them."""
+    err_console.print("[bold red]✗[/] woobird's settings are not usable yet:")
+    for name, why in error.problems.items():
+        err_console.print(f"  [bold]{name}[/]: {why}")
+    err_console.print(
+        "  Run [bold]woobird setup[/] or edit .env (see .env.example), then [bold]woobird check[/]."
+    )
+    raise typer.Exit(2)
+
+
+def settings_or_exit(*, complete: bool = False) -> Settings:
+    """The settings; a malformed (or, with `complete`, a missing) one ends the command, named."""
+    try:
+        settings = load_with_store(load_settings())
+        return settings.require_complete() if complete else settings
+    except ConfigurationError as error:
+        explain(error)
+
+
+def require(settings: Settings, *names: str) -> None:
+    """End the command when one of these settings (environment names) is missing or a placeholder."""
+    problems = settings.problems()
+    missing = {name: problems[name] for name in names if name in problems}
+    if missing:
+        err_console.print("[bold red]✗[/] this command needs these settings:")
+        for name, why in missing.items():
+            err_console.print(f"  [bold]{name}[/]: {why}")
+        raise typer.Exit(2)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)

@@ -1,0 +1,313 @@
+"""Settings the set-up wizard and `woobird setup` write, kept in the database per connection.
+
+A *connection* is one shop with one Moneybird administration. There is one today (id 1), but every
+stored setting, every change and the version counter carry its id, so several shops per deployment
+can follow without moving data.
+
+What is read where: the environment (and `.env`) wins over the store, the store over the defaults
+(see `StoredSettingsSource` in app/settings.py). Secrets are sealed with SECRET_KEY (app/secret_box.py).
+Every write bumps the connection's `settings_version`, which running processes compare to reload
+(app/settings_live.py), and adds one `settings_changes` row per changed setting: who, when and
+which — never the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
+
+from sqlalchemy import ForeignKey, Integer, String, Text, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, transaction
+from app.secret_box import SecretBox, SecretKeyError
+from app.settings import ConfigurationError, Settings, load_settings, stored_values
+from app.sync.ledger import UtcDateTime, utcnow
+
+DEFAULT_CONNECTION: Final = 1
+
+# Every setting the wizard may store, and whether it is a secret (sealed, never shown in full).
+# Infrastructure (database, Redis, ports, ADMIN_TOKEN, SECRET_KEY) lives in the environment only.
+STORABLE: Final[dict[str, bool]] = {
+    "WOOCOMMERCE_URL": False,
+    "WOOCOMMERCE_CONSUMER_KEY": True,
+    "WOOCOMMERCE_CONSUMER_SECRET": True,
+    "WOOCOMMERCE_WEBHOOK_SECRET": True,
+    "MONEYBIRD_API_TOKEN": True,
+    "MONEYBIRD_REFRESH_TOKEN": True,
+    "MONEYBIRD_ADMINISTRATION_ID": False,
+    "MONEYBIRD_TAX_RATES": False,
+    "MONEYBIRD_LEDGER_ACCOUNT_ID": False,
+    "MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID": False,
+    "MONEYBIRD_WORKFLOW_ID": False,
+    "MONEYBIRD_DOCUMENT_STYLE_ID": False,
+    "SYNC_SINCE": False,
+    "INVOICE_KIND": False,
+    "INVOICE_EXACT_VAT": False,
+    "PUBLIC_URL": False,
+}
+Source = Literal["environment", "wizard", "default"]
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    settings_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The wizard's progress: JSON {"products": "skipped", …}; set_up_at once step 6 is done.
+    wizard_progress: Mapped[str] = mapped_column(Text, default="{}")
+    set_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class StoredSetting(Base):
+    __tablename__ = "connection_settings"
+
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # the text as in an env var, or a sealed secret
+    sealed: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class SettingChange(Base):
+    """The audit trail: who changed which setting when. The value is never written here."""
+
+    __tablename__ = "settings_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # "set" or "cleared"
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the store holds for a connection: values as env text, and its version."""
+
+    values: dict[str, str]
+    version: int
+    sealed: frozenset[str] = frozenset()
+
+
+def _aad(connection_id: int, name: str) -> str:
+    return f"connection {connection_id} {name}"
+
+
+def _box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.secret_key.get_secret_value())
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    """A database not migrated yet (the release phase has not run `woobird migrate`) holds nothing."""
+    text = str(exc.orig).lower()
+    return "no such table" in text or "does not exist" in text or "undefinedtable" in text
+
+
+async def ensure_connection(session: AsyncSession, connection_id: int = DEFAULT_CONNECTION) -> Connection:
+    row = await session.get(Connection, connection_id, with_for_update=True)
+    if row is None:
+        row = Connection(id=connection_id, settings_version=0, wizard_progress="{}", created_at=utcnow())
+        session.add(row)
+        await session.flush()
+    return row
+
+
+async def read_version(session: AsyncSession, connection_id: int = DEFAULT_CONNECTION) -> int:
+    try:
+        version = await session.scalar(
+            select(Connection.settings_version).where(Connection.id == connection_id)
+        )
+    except (OperationalError, ProgrammingError) as exc:
+        if _missing_table(exc):
+            return 0
+        raise
+    return int(version or 0)
+
+
+async def read_stored(
+    session: AsyncSession, settings: Settings, *, connection_id: int = DEFAULT_CONNECTION
+) -> Stored:
+    """The stored values, secrets opened with SECRET_KEY (which must then be present and right)."""
+    try:
+        version = await read_version(session, connection_id)
+        rows = (
+            await session.scalars(select(StoredSetting).where(StoredSetting.connection_id == connection_id))
+        ).all()
+    except (OperationalError, ProgrammingError) as exc:
+        if _missing_table(exc):
+            return Stored(values={}, version=0)
+        raise
+    values: dict[str, str] = {}
+    sealed = frozenset(row.name for row in rows if row.sealed)
+    box = _box(settings) if sealed else None
+    for row in rows:
+        if row.name not in STORABLE:
+            continue  # written by a newer woobird: not ours to interpret
+        if row.sealed:
+            assert box is not None
+            values[row.name] = box.open(row.value, aad=_aad(connection_id, row.name))
+        else:
+            values[row.name] = row.value
+    return Stored(values=values, version=version, sealed=sealed)
+
+
+def with_stored(base: Settings, stored: Mapping[str, str]) -> Settings:
+    """`base` (what the environment and .env set) over `stored`, over the defaults."""
+    explicit = {name: getattr(base, name) for name in base.model_fields_set}
+    with stored_values(stored):
+        return load_settings(_env_file=None, **explicit)
+
+
+def sources(base: Settings, stored: Mapping[str, str]) -> dict[str, Source]:
+    """Where each setting's value comes from, by environment name."""
+    found: dict[str, Source] = {}
+    for field in Settings.model_fields:
+        name = field.upper()
+        if field in base.model_fields_set:
+            found[name] = "environment"
+        elif stored.get(name):
+            found[name] = "wizard"
+        else:
+            found[name] = "default"
+    return found
+
+
+class StoreRefused(ConfigurationError):
+    """A write that would leave the settings unusable; nothing was written."""
+
+
+async def write_settings(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    base: Settings,
+    values: Mapping[str, str | None],
+    actor: str,
+    connection_id: int = DEFAULT_CONNECTION,
+) -> list[str]:
+    """Store (or, with None/"", clear) these settings; returns the names that changed.
+
+    The whole write is checked first: an unknown name, a malformed value or a secret without a
+    strong SECRET_KEY refuses everything, naming the setting, and changes nothing.
+    """
+    unknown = [name for name in values if name not in STORABLE]
+    if unknown:
+        raise StoreRefused(dict.fromkeys(unknown, "not a setting the wizard stores"))
+    box: SecretBox | None = None
+    if any(STORABLE[name] and value for name, value in values.items()):
+        box = _box(base)  # raises SecretKeyError naming SECRET_KEY when it cannot protect them
+    async with transaction(sessions) as session:
+        connection = await ensure_connection(session, connection_id)
+        current = await read_stored(session, base, connection_id=connection_id)
+        merged = dict(current.values)
+        for name, value in values.items():
+            if value:
+                merged[name] = value.strip()
+            else:
+                merged.pop(name, None)
+        try:
+            with_stored(base, merged)
+        except ConfigurationError as exc:
+            raise StoreRefused(exc.problems) from None
+        changed = [name for name in values if merged.get(name) != current.values.get(name)]
+        now = utcnow()
+        for name in changed:
+            await _write_one(
+                session,
+                connection_id=connection_id,
+                name=name,
+                value=merged.get(name),
+                box=box,
+                actor=actor,
+                now=now,
+            )
+        if changed:
+            connection.settings_version += 1
+    return changed
+
+
+async def _write_one(
+    session: AsyncSession,
+    *,
+    connection_id: int,
+    name: str,
+    value: str | None,
+    box: SecretBox | None,
+    actor: str,
+    now: datetime,
+) -> None:
+    row = await session.get(StoredSetting, (connection_id, name))
+    if value is None:
+        if row is not None:
+            await session.delete(row)
+        action = "cleared"
+    else:
+        sealed = STORABLE[name]
+        if sealed:
+            assert box is not None
+            text = box.seal(value, aad=_aad(connection_id, name))
+        else:
+            text = value
+        if row is None:
+            session.add(
+                StoredSetting(
+                    connection_id=connection_id,
+                    name=name,
+                    value=text,
+                    sealed=sealed,
+                    updated_at=now,
+                    updated_by=actor[:200],
+                )
+            )
+        else:
+            row.value, row.sealed, row.updated_at, row.updated_by = text, sealed, now, actor[:200]
+        action = "set"
+    session.add(
+        SettingChange(connection_id=connection_id, name=name, action=action, actor=actor[:200], at=now)
+    )
+
+
+async def recent_changes(
+    session: AsyncSession, *, connection_id: int = DEFAULT_CONNECTION, limit: int = 30
+) -> Sequence[SettingChange]:
+    query = (
+        select(SettingChange)
+        .where(SettingChange.connection_id == connection_id)
+        .order_by(SettingChange.id.desc())
+        .limit(limit)
+    )
+    try:
+        return (await session.scalars(query)).all()
+    except (OperationalError, ProgrammingError) as exc:
+        if _missing_table(exc):
+            return []
+        raise
+
+
+async def bump_version(session: AsyncSession, connection_id: int = DEFAULT_CONNECTION) -> None:
+    """Make every process reload (the wizard's progress changed, not a setting)."""
+    await ensure_connection(session, connection_id)
+    await session.execute(
+        update(Connection)
+        .where(Connection.id == connection_id)
+        .values(settings_version=Connection.settings_version + 1)
+    )
+
+
+def masked(value: str) -> str:
+    """A secret as the dashboard shows it: enough to recognise, never enough to use."""
+    value = value.strip()
+    if len(value) <= 8:
+        return "•" * len(value)
+    prefix = value[:3] if value[:3] in {"ck_", "cs_"} else ""
+    return f"{prefix}…{value[-4:]}"
+
+
+__all__ = ["SecretKeyError"]

@@ -1,0 +1,42 @@
+"""woobird's webhook in the shop: which of the shop's webhooks are ours, and creating or repairing
+the one that tells woobird about orders (`woobird webhook install`, the sandbox demo)."""
+
+from __future__ import annotations
+
+from app.constants import WEBHOOK_PATH
+from app.woocommerce.client import WooCommerceClient
+from app.woocommerce.models import Webhook
+
+WEBHOOK_TOPIC = "order.updated"
+WEBHOOK_NAME = "woobird: book paid orders in Moneybird"
+
+
+def our_webhooks(hooks: list[Webhook], wanted: str | None) -> list[Webhook]:
+    """Webhooks that deliver to woobird: the exact URL first, then any URL on woobird's path."""
+    exact = [hook for hook in hooks if wanted and hook.delivery_url == wanted]
+    by_path = [
+        hook for hook in hooks if hook.delivery_url.rstrip("/").endswith(WEBHOOK_PATH) and hook not in exact
+    ]
+    active_first = sorted(by_path, key=lambda hook: hook.status != "active")
+    return exact + active_first
+
+
+async def install_webhook(shop: WooCommerceClient, *, delivery_url: str, secret: str) -> str:
+    """Create the webhook, or repair the one woobird made before; say which."""
+    hooks = [hook for hook in await shop.list_webhooks() if hook.topic == WEBHOOK_TOPIC]
+    ours = our_webhooks(hooks, delivery_url)
+    if not ours:
+        hook = await shop.create_webhook(
+            name=WEBHOOK_NAME, topic=WEBHOOK_TOPIC, delivery_url=delivery_url, secret=secret
+        )
+        return f"created webhook #{hook.id}: {WEBHOOK_TOPIC} → {delivery_url}"
+    hook = ours[0]
+    # The shop never shows a webhook's secret, so it is always set: then it surely matches ours.
+    await shop.update_webhook(hook.id, delivery_url=delivery_url, status="active", secret=secret)
+    extra = "".join(
+        f"\n  note: webhook #{other.id} also delivers to woobird ({other.delivery_url}); delete it in "
+        "WooCommerce → Settings → Advanced → Webhooks"
+        for other in ours[1:]
+    )
+    was = f"was {hook.status}, {hook.delivery_url}"
+    return f"repaired webhook #{hook.id} ({was}): now active, {WEBHOOK_TOPIC} → {delivery_url}{extra}"

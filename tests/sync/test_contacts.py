@@ -1,0 +1,101 @@
+"""The invoice's contact: adopted from Moneybird only on an exact e-mail match, else created once.
+
+Moneybird's contact search is fuzzy (a query for noor@example.nl also finds noor@example.nl.au),
+and bookkeepers make contacts by hand, so each test seeds the administration with the contacts a
+real one would have and books real orders through the harness.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from app.sandbox.woocommerce.cart import CartItem, Customer
+from app.sync import ledger
+from app.sync.ledger import OrderState
+from tests.harness import Harness
+
+PAID_AT = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+MUG = CartItem(name="Mok", price=Decimal("12.50"), quantity=2, sku="MOK-1")
+
+
+def _customer(email: str, *, customer_id: int = 0) -> Customer:
+    return Customer(
+        first_name="Noor", last_name="Visser", email=email, city="Leiden", customer_id=customer_id
+    )
+
+
+async def _book(h: Harness, order_id: int, customer: Customer) -> dict[str, Any]:
+    document = h.add_paid_order(
+        order_id=order_id,
+        customer=customer,
+        items=[MUG],
+        created_at=PAID_AT,
+        paid_at=PAID_AT,
+        completed_at=PAID_AT,
+    )
+    assert (await h.deliver(order_id)).status_code == 202
+    await h.run_worker()
+    record = await h.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.BOOKED, record.error
+    (invoice,) = h.invoices_for(str(document["number"]))
+    assert invoice["state"] == "paid"
+    assert Decimal(invoice["total_price_incl_tax"]) == Decimal(document["total"])
+    return invoice
+
+
+async def test_a_hand_made_contact_with_the_exact_address_is_adopted(harness: Harness) -> None:
+    h = harness
+    by_hand = h.moneybird.seed_contact(
+        company_name="Visser Design", send_invoices_to_email="Noor@Example.nl", delivery_method="Manual"
+    )
+    # Addresses differ only in case between the shop and Moneybird: still the same address.
+    invoice = await _book(h, 8201, _customer("noor@EXAMPLE.nl"))
+    assert invoice["contact_id"] == by_hand["id"]
+    assert list(h.moneybird.contacts) == [by_hand["id"]]
+    async with h.sessions() as session:
+        remembered = await session.get(ledger.ContactRecord, "noor@example.nl")
+    assert remembered is not None
+    assert (remembered.contact_id, remembered.adopted) == (by_hand["id"], True)
+
+
+async def test_contacts_the_search_finds_for_a_similar_address_are_not_adopted(harness: Harness) -> None:
+    h = harness
+    lookalikes = [
+        h.moneybird.seed_contact(firstname="Noor", send_invoices_to_email="noor@example.nl.au"),
+        h.moneybird.seed_contact(firstname="Noor", send_invoices_to_email="anoor@example.nl"),
+        h.moneybird.seed_contact(firstname="Noor", email="noor@example.nl.invalid"),
+    ]
+    # They are what Moneybird's search answers for the address: adopting any hit would take one.
+    found = await h.services.moneybird.search_contacts("noor@example.nl")
+    assert {contact.id for contact in found} == {contact["id"] for contact in lookalikes}
+
+    invoice = await _book(h, 8202, _customer("noor@example.nl"))
+    assert invoice["contact_id"] not in {contact["id"] for contact in lookalikes}
+    created = h.moneybird.contacts[invoice["contact_id"]]
+    assert created["send_invoices_to_email"] == "noor@example.nl"
+    # The customer's next order goes to the contact woobird made, not to a look-alike.
+    again = await _book(h, 8203, _customer("noor@example.nl"))
+    assert again["contact_id"] == invoice["contact_id"]
+    assert len(h.moneybird.contacts) == 4
+
+
+async def test_an_order_without_an_email_address_is_booked_to_the_customers_own_contact(
+    harness: Harness,
+) -> None:
+    h = harness
+    # A hand-made contact without an address must not be mistaken for the customer either.
+    h.moneybird.seed_contact(firstname="Noor", lastname="Visser")
+    first = await _book(h, 8204, _customer("", customer_id=31))
+    contact = h.moneybird.contacts[first["contact_id"]]
+    assert contact["customer_id"] == "woo-31"
+    assert contact["delivery_method"] == "Manual"
+    second = await _book(h, 8205, _customer("", customer_id=31))
+    assert second["contact_id"] == first["contact_id"]
+    # A guest without an address is a customer of one order: their contact is that order's.
+    guest = await _book(h, 8206, _customer(""))
+    assert guest["contact_id"] != first["contact_id"]
+    assert h.moneybird.contacts[guest["contact_id"]]["customer_id"] == "woo-order-8206"
+    assert len(h.moneybird.contacts) == 3

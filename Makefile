@@ -48,6 +48,10 @@ test: $(STAMP)  ## lint, types and the whole test suite (needs Redis; PostgreSQL
 	@$(BIN)/python -m app.preflight --for-tests
 	$(BIN)/pytest -q -p no:cacheprovider
 
+.PHONY: test-shop
+test-shop: $(STAMP)  ## only the contract tests against a real WooCommerce (WOOBIRD_TEST_* variables, see README)
+	$(BIN)/pytest -q -p no:cacheprovider -m realshop tests/realshop
+
 .PHONY: bench
 bench: $(STAMP)  ## run the benchmarks in bench/ and print their figures
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -26,7 +26,6 @@ from app.sandbox.woocommerce.args import Args, Call, delivery_url_param, request
 from app.sandbox.woocommerce.auth import AUTH_ERROR, OAuthVerifier, key_and_secret
 from app.sandbox.woocommerce.core import (
     ORDER_STATUSES,
-    WC_VERSION,
     WP_VERSION,
     Fault,
     JsonDict,
@@ -35,6 +34,7 @@ from app.sandbox.woocommerce.core import (
     wc_dates,
     wp_json_encode,
 )
+from app.sandbox.woocommerce.precision import DEFAULT_DP
 from app.sandbox.woocommerce.shop import ShopSandbox
 from app.sandbox.woocommerce.webhooks import WEBHOOK_STATUSES
 
@@ -204,25 +204,26 @@ class _RestApi:
 
         found = [order for order in self.shop.orders.values() if wanted(order)]
         found.sort(key=_order_sort_key(orderby, include), reverse=descending and orderby != "include")
-        views = [self.shop.order_view(order["id"]) for order in found]
+        dp = _dp(args)
+        views = [self.shop.order_view(order["id"], dp=dp) for order in found]
         return self._page(call, views, page=page, per_page=per_page, offset=offset)
 
     async def get_order(self, call: Call) -> Response:
-        return _json(self.shop.order_view(self._order_id(call)))
+        return _json(self.shop.order_view(self._order_id(call), dp=_dp(Args(call))))
 
     async def list_refunds(self, call: Call) -> Response:
         order_id = self._order_id(call, code="woocommerce_rest_invalid_order_id", message="Invalid order ID.")
         args = Args(call)
         page, per_page = args.paging()
         refunds = sorted(self.shop.refunds.get(order_id, []), key=lambda refund: refund["id"], reverse=True)
-        views = [self.shop.refund_view(order_id, refund) for refund in refunds]
+        views = [self.shop.refund_view(order_id, refund, dp=_dp(args)) for refund in refunds]
         return self._page(call, views, page=page, per_page=per_page)
 
     async def get_refund(self, call: Call) -> Response:
         order_id = self._order_id(call, code="woocommerce_rest_invalid_order_id", message="Invalid order ID.")
         for refund in self.shop.refunds.get(order_id, []):
             if refund["id"] == call.id("rid"):
-                return _json(self.shop.refund_view(order_id, refund))
+                return _json(self.shop.refund_view(order_id, refund, dp=_dp(Args(call))))
         raise RestError(404, "woocommerce_rest_invalid_order_refund_id", "Invalid order refund ID.")
 
     def _order_id(
@@ -383,13 +384,13 @@ class _RestApi:
                 "environment": {
                     "home_url": home,
                     "site_url": home,
-                    "version": WC_VERSION,
+                    "version": shop.woocommerce_version,
                     "wp_version": WP_VERSION,
                     "wp_multisite": False,
                     "language": "nl_NL",
                     "default_timezone": "UTC",
                 },
-                "database": {"wc_database_version": WC_VERSION},
+                "database": {"wc_database_version": shop.woocommerce_version},
                 "active_plugins": [],
                 "settings": {
                     "api_enabled": True,
@@ -499,6 +500,11 @@ def _order_sort_key(orderby: str, include: Sequence[int]) -> Callable[[JsonDict]
     if orderby == "include":
         return lambda order: (include.index(order["id"]) if order["id"] in include else len(include),)
     return lambda order: (order["date_created_gmt"], order["id"])
+
+
+def _dp(args: Args) -> int:
+    """`?dp=`: decimals of money on the wire (WooCommerce's default is the shop's 2)."""
+    return int(args.integer("dp", default=DEFAULT_DP, minimum=0))
 
 
 def _json(body: Any, *, status: int = 200) -> Response:

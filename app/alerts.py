@@ -185,17 +185,6 @@ async def alert_order_failed(target: AlertTarget, *, order_id: int, kind: str, m
     )
 
 
-async def alert_webhook_disabled(target: AlertTarget, *, webhook_id: int | str, status: str) -> bool:
-    return await alert(
-        target,
-        cause=f"webhook-disabled:{webhook_id}",
-        message=(
-            f"the WooCommerce webhook {webhook_id} is {status}: orders arrive only through "
-            "reconciliation until it is active again (WooCommerce → Settings → Advanced → Webhooks)"
-        ),
-    )
-
-
 class _WithSessions(AlertTarget, Protocol):
     @property
     def sessions(self) -> Any: ...

@@ -52,6 +52,9 @@ INVOICE_REFERENCE_PREFIX: Final = "WooCommerce #"
 # after this long (well inside the job timeout) and the next pass goes on from its watermark.
 RECONCILE_LOCK_KEY: Final = "woobird:lock:reconcile"
 RECONCILE_PASS_BUDGET_SECONDS: Final = 90
+# How many waiting ledger rows (orders, refunds) one reconciliation pass queues again; the next pass
+# takes the rest.
+REQUEUE_BATCH: Final = 500
 # A ledger row left in "booking" this long has no live job: a worker died with Redis flushed.
 RECONCILE_STALE_BOOKING_MARGIN: Final = 60
 # With the default job timeout: a row in `booking` this long belongs to a worker that died.

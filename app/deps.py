@@ -29,9 +29,9 @@ class AppState:
     live: LiveSettings | None = None
     _since: datetime | None = None
 
-    async def refresh_settings(self) -> None:
+    async def refresh_settings(self, *, force: bool = False) -> None:
         """Pick up what the set-up wizard (in this or another process) stored since the last look."""
-        if self.live is not None and await self.live.refresh():
+        if self.live is not None and await self.live.refresh(force=force):
             self.settings = self.live.current
             self.since_setting = self.settings.sync_since
 

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import __version__, health, webhooks
 from app.admin.routes import router as admin_router
 from app.admin.settings_page import router as settings_router
+from app.admin.setup_routes import callback_router as setup_callback_router
+from app.admin.setup_routes import router as setup_router
 from app.db import create_engine, create_sync_sqlite_engine, session_factory
 from app.deps import AppState
 from app.logs import configure_logging
@@ -77,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin_router)
     app.include_router(settings_router)
+    app.include_router(setup_router)
+    app.include_router(setup_callback_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:

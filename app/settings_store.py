@@ -13,8 +13,9 @@ which — never the value.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
@@ -95,6 +96,7 @@ class Stored:
     values: dict[str, str]
     version: int
     sealed: frozenset[str] = frozenset()
+    progress: Mapping[str, str] = field(default_factory=dict)  # the wizard's, see app/setup/progress.py
 
 
 def _aad(connection_id: int, name: str) -> str:
@@ -138,6 +140,9 @@ async def read_stored(
     """The stored values, secrets opened with SECRET_KEY (which must then be present and right)."""
     try:
         version = await read_version(session, connection_id)
+        progress = await session.scalar(
+            select(Connection.wizard_progress).where(Connection.id == connection_id)
+        )
         rows = (
             await session.scalars(select(StoredSetting).where(StoredSetting.connection_id == connection_id))
         ).all()
@@ -156,7 +161,7 @@ async def read_stored(
             values[row.name] = box.open(row.value, aad=_aad(connection_id, row.name))
         else:
             values[row.name] = row.value
-    return Stored(values=values, version=version, sealed=sealed)
+    return Stored(values=values, version=version, sealed=sealed, progress=json.loads(progress or "{}"))
 
 
 def with_stored(base: Settings, stored: Mapping[str, str]) -> Settings:
@@ -169,9 +174,9 @@ def with_stored(base: Settings, stored: Mapping[str, str]) -> Settings:
 def sources(base: Settings, stored: Mapping[str, str]) -> dict[str, Source]:
     """Where each setting's value comes from, by environment name."""
     found: dict[str, Source] = {}
-    for field in Settings.model_fields:
-        name = field.upper()
-        if field in base.model_fields_set:
+    for attribute in Settings.model_fields:
+        name = attribute.upper()
+        if attribute in base.model_fields_set:
             found[name] = "environment"
         elif stored.get(name):
             found[name] = "wizard"

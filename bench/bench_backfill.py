@@ -52,7 +52,7 @@ from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT, load_settings, normalise_database_url
 from app.sync.backfill import BackfillProgress, backfill
-from app.sync.jobs import build_services
+from app.sync.services import build_services
 
 LIMIT, WINDOW = 150, 10.0
 LATENCY_SECONDS = 0.02

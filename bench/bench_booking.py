@@ -62,8 +62,8 @@ from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import Settings, load_settings
-from app.sync.jobs import build_services
 from app.sync.orders import book_order
+from app.sync.services import build_services
 from app.webhooks import sign
 
 SECRET = "bench-booking-webhook-secret-93ab"
@@ -74,7 +74,6 @@ REGULARS = 10
 KINDS = ("sales_invoice", "external_sales_invoice")
 GOALS_CALLS = {("sales_invoice", "returning"): 3, ("sales_invoice", "new"): 5}
 GOALS_CALLS |= {("external_sales_invoice", "returning"): 2, ("external_sales_invoice", "new"): 4}
-PAYMENT_ROUTES = ("POST /sales_invoices/{id}/payments", "POST /external_sales_invoices/{id}/payments")
 
 
 def customer(number: int) -> Customer:

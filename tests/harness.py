@@ -29,8 +29,8 @@ from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import Settings
 from app.sync import ledger
-from app.sync.jobs import Services, build_services
 from app.sync.ledger import OrderRecord
+from app.sync.services import Services, build_services
 from tests.conftest import make_settings
 from workers.functions import job_functions
 
@@ -51,8 +51,13 @@ class Harness:
         document = build_order(**cart)
         return self.shop.add_order(document)
 
-    async def deliver(self, order_id: int, *, topic: str = "order.updated") -> httpx.Response:
-        """WooCommerce's delivery of the order as it is now, signed with the webhook secret."""
+    async def deliver(
+        self, order_id: int, *, topic: str = "order.updated", to: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        """WooCommerce's delivery of the order as it is now, signed with the webhook secret.
+
+        `to` delivers to another web app (one started with broken settings, say) instead.
+        """
         body = self.shop.webhook_body(order_id, topic)
         secret = self.settings.woocommerce_webhook_secret.get_secret_value()
         headers = {
@@ -61,7 +66,7 @@ class Harness:
             "x-wc-webhook-signature": _sign(secret, body),
             "x-wc-webhook-source": self.shop.url + "/",
         }
-        return await self.web.post(WEBHOOK_PATH, content=body, headers=headers)
+        return await (to or self.web).post(WEBHOOK_PATH, content=body, headers=headers)
 
     async def run_worker(self, *, max_jobs: int = -1) -> int:
         """Run queued jobs (and the retries they schedule) until the queue is empty."""

@@ -22,7 +22,6 @@ from app.alerts import (
     alert,
     alert_key,
     alert_order_failed,
-    alert_webhook_disabled,
     check_reconcile_staleness,
 )
 from app.db import transaction
@@ -223,12 +222,10 @@ async def test_a_passing_failure_is_not_alerted(sqlite_url: str, redis: ArqRedis
     assert hook.call_count == 0
 
 
-async def test_webhook_disabled_alert(sqlite_url: str, redis: ArqRedis, hook: Any) -> None:
+async def test_sandbox_alerts_say_so(sqlite_url: str, redis: ArqRedis, hook: Any) -> None:
     target = Target(_settings(sqlite_url, alert_webhook_url=HOOK, woobird_sandbox=True), redis)
-    assert await alert_webhook_disabled(target, webhook_id=7, status="disabled")
-    assert not await alert_webhook_disabled(target, webhook_id=7, status="disabled")
-    (text,) = _texts(hook)
-    assert text.startswith("[SANDBOX] woobird: the WooCommerce webhook 7 is disabled")
+    assert await alert(target, cause="webhook-reactivated:7", message="webhook 7 was switched back on")
+    assert _texts(hook) == ["[SANDBOX] woobird: webhook 7 was switched back on"]
 
 
 async def _set(sessions: async_sessionmaker[AsyncSession], key: str, value: str) -> None:

@@ -1,6 +1,6 @@
 """Every `woobird` command against the fake shop and the fake Moneybird, real Redis and real SQL.
 
-The commands build their clients through `app.cli.support`, whose transports these tests point at
+The commands build their clients through `app.clients`, whose transports these tests point at
 the fakes in process; everything else (settings from the environment, the ledger, the queue) is
 what a person's terminal gets.
 """
@@ -23,6 +23,7 @@ import pytest
 import redis as sync_redis
 from typer.testing import CliRunner, Result
 
+from app import clients
 from app.cli import cli
 from app.cli import support as cli_support
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
@@ -83,9 +84,9 @@ def fakes(
     shop = ShopSandbox(url=SHOP_URL, ping_on_create=False)
     moneybird = MoneybirdSandbox()
     monkeypatch.setattr(
-        cli_support,
+        clients,
         "transports",
-        cli_support.Transports(
+        clients.Transports(
             shop=httpx.ASGITransport(app=create_shop_app(shop)), moneybird=sandbox_transport(moneybird)
         ),
     )

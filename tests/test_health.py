@@ -87,3 +87,20 @@ async def test_readyz_names_redis_when_it_is_down(database_url: str) -> None:
     assert response.status_code == 503
     assert "redis" in response.json()["failed"]
     assert "Redis unreachable" in response.json()["checks"]["redis"]["error"]
+
+
+async def test_readyz_names_the_database_when_it_is_down(redis: ArqRedis) -> None:
+    await redis.set(WORKER_HEALTH_KEY, "j_complete=1", ex=30)  # everything else is fine
+    broken = make_settings(database_url="postgresql://woobird:hunter2-db-pass@127.0.0.1:1/woobird")
+    app = create_app(broken)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["database"]
+    assert body["checks"]["database"]["error"].startswith("database unreachable")
+    assert body["checks"]["redis"]["ok"]
+    assert "hunter2-db-pass" not in response.text

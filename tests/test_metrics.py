@@ -1,4 +1,5 @@
-"""/metrics after real deliveries: deliveries by outcome, jobs, Moneybird calls and 429s, queue depth."""
+"""/metrics after real deliveries and bookings: deliveries and jobs by outcome, booking durations,
+Moneybird calls and 429s, queue depth."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.db import transaction
 from app.main import create_app
@@ -21,6 +23,8 @@ from app.settings import Settings
 from app.sync import ledger
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import order_document, signed_headers, wc_body
+from tests.harness import Harness
+from tests.invoicing.reference_carts import order_document as reference_order
 
 
 @pytest.fixture
@@ -126,3 +130,52 @@ async def test_moneybird_calls_and_429s_are_counted() -> None:
     assert _value("woobird_moneybird_requests_total", method="GET", status="429") - calls_429 == 1
     assert _value("woobird_moneybird_429_total") - throttled == 1
     assert b"woobird_moneybird_request_seconds_count" in generate_latest()
+
+
+def _scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _delta(
+    before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    name: str,
+    **labels: str,
+) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+async def test_jobs_by_outcome_and_booking_durations_after_real_bookings(harness: Harness) -> None:
+    before = _scrape((await harness.web.get("/metrics")).text)
+    booked = int(harness.shop.add_order(reference_order("a"))["id"])
+    retried = int(harness.shop.add_order(reference_order("b"))["id"])
+    refused_document = reference_order("c")
+    refused_document["tax_lines"][0]["rate_percent"] = 17  # no Moneybird rate: refused
+    refused = int(harness.shop.add_order(refused_document)["id"])
+    nonsense = int(harness.shop.add_order(reference_order("e"))["id"])
+    for order_id in (booked, refused, nonsense):
+        await harness.deliver(order_id)
+    harness.shop.orders[nonsense]["line_items"][0]["quantity"] = 10**30  # the shop serves nonsense
+    await harness.run_worker()
+    harness.moneybird.fail_next("POST /sales_invoices", kind="status", status=503)
+    await harness.deliver(retried)
+    await harness.run_worker()
+    harness.shop.add_refund(booked, amount="2.50")
+    await harness.deliver(booked)
+    await harness.run_worker()
+
+    after = _scrape((await harness.web.get("/metrics")).text)
+    jobs = "woobird_jobs_total"
+    assert _delta(before, after, jobs, kind="order", outcome="booked") == 2
+    assert _delta(before, after, jobs, kind="order", outcome="failed") == 2
+    assert _delta(before, after, jobs, kind="order", outcome="retried") == 1
+    assert _delta(before, after, jobs, kind="refund", outcome="booked") == 1
+    durations = "woobird_order_booking_seconds"
+    assert _delta(before, after, f"{durations}_count") == 2
+    assert _delta(before, after, f"{durations}_sum") > 0
+    assert _delta(before, after, f"{durations}_bucket", le="+Inf") == 2

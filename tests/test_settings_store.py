@@ -29,7 +29,7 @@ from app.settings_store import (
     with_stored,
     write_settings,
 )
-from app.sync.jobs import current_services, when_set_up
+from app.sync.services import current_services, when_set_up
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import order_document, signed_headers, wc_body
 

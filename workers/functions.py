@@ -16,10 +16,10 @@ from app.constants import (
     WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
-from app.sync.jobs import when_set_up
 from app.sync.orders import book_order_job
 from app.sync.reconcile import reconcile_job
 from app.sync.refunds import book_refund_job
+from app.sync.services import when_set_up
 
 
 def job_functions() -> list[Function]:

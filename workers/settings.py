@@ -15,7 +15,7 @@ from app.constants import (
 )
 from app.queue import redis_settings
 from app.settings import load_settings
-from app.sync.jobs import shutdown, startup
+from app.sync.services import shutdown, startup
 from workers.functions import cron_jobs, job_functions
 
 _settings = load_settings()

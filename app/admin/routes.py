@@ -41,6 +41,7 @@ from app.health import readiness
 from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report
 from app.settings import Settings
+from app.setup.progress import needs_wizard
 from app.sync import ledger
 from app.sync.ledger import OrderRecord, OrderState
 
@@ -223,6 +224,10 @@ async def _overview(state: AppState) -> dict[str, Any]:
 async def overview(
     request: Request, admin: AdminDep, state: AppStateDep, retried: int | None = None
 ) -> Response:
+    if not _wants_json(request) and needs_wizard(
+        state.settings, state.live.stored.progress if state.live else {}
+    ):
+        return RedirectResponse("/admin/setup", status_code=303)  # the first visit after a deploy
     context = await _overview(state)
     if _wants_json(request):
         return JSONResponse(

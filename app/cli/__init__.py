@@ -13,8 +13,9 @@ woobird products            copy the shop's products with a SKU to Moneybird
 woobird migrate             bring the ledger's tables up to date (Procfile: release)
 
 This package only registers commands: each group lives in its own module (`setup`, `ops`, `plan`,
-`backfill`, `products`, `run`), `support` builds the clients and explains bad settings, and
-`demo` is the one way into the sandbox. The work itself is done by the modules they call.
+`backfill`, `products`, `run`), `support` gives them the ledger, the queue and the services and
+explains bad settings, and `demo` is the one way into the sandbox. The work itself is done by the
+modules they call.
 """
 
 from __future__ import annotations

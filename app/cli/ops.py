@@ -20,13 +20,12 @@ from app.cli.support import (
     console,
     fail,
     ledger_sessions,
-    moneybird_client,
     queue,
     run,
     services,
     settings_or_exit,
-    shop_client,
 )
+from app.clients import moneybird_client, shop_client
 from app.constants import QUEUE_NAME
 from app.db import transaction
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice

@@ -23,254 +23,21 @@ from urllib.parse import urlsplit
 import typer
 from pydantic import SecretStr
 from rich.table import Table
-from sqlalchemy import text
 
-from app.cli.support import console, fail, moneybird_client, require, run, settings_or_exit, shop_client
-from app.constants import QUEUE_NAME, WEBHOOK_PATH
-from app.db import create_engine, session_factory
-from app.invoicing.reference import AdministrationReference, TaxRate
-from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key
-from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
+from app.checks import Checker, Finding, percentage_text, propose_tax_rate, rate_id_of, shop_tax_rates
+from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit
+from app.clients import moneybird_client, shop_client
+from app.constants import WEBHOOK_PATH
+from app.invoicing.reference import AdministrationReference
+from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
+from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.reference import load_reference
-from app.queue import connect
-from app.settings import ConfigurationError, Settings, normalise_tax_key
+from app.settings import ConfigurationError, Settings
 from app.settings_store import STORABLE, write_settings
-from app.woocommerce.client import WooCommerceClient
-from app.woocommerce.errors import AuthProblem, WooCommerceAuthError, WooCommerceError
-from app.woocommerce.webhook_setup import WEBHOOK_TOPIC, install_webhook, our_webhooks
+from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError
+from app.woocommerce.webhook_setup import install_webhook
 
-# The setting `check` names for each way the shop refuses the key (the message says the fix).
-AUTH_PROBLEM_SETTING: dict[AuthProblem, str] = {
-    "not_authenticated": "WooCommerce authentication",
-    "unknown_key": "WOOCOMMERCE_CONSUMER_KEY",
-    "wrong_secret": "WOOCOMMERCE_CONSUMER_SECRET",
-    "clock": "clock",
-    "no_rights": "WOOCOMMERCE_CONSUMER_KEY",
-}
 Target = Literal["env", "heroku", "fly"]
-
-
-# ── check ────────────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing `check` looked at: fine, or wrong with the fix in plain words."""
-
-    subject: str
-    ok: bool
-    message: str
-    warning: bool = False
-
-
-class Checker:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.findings: list[Finding] = []
-
-    def good(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, True, message))
-
-    def bad(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, False, message))
-
-    def note(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, True, message, warning=True))
-
-    async def run(self) -> list[Finding]:
-        problems = self.settings.problems()
-        for name, why in problems.items():
-            self.bad(name, why)
-        shop_ready = not {"WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET"} & set(
-            problems
-        )
-        moneybird_ready = not {"MONEYBIRD_API_TOKEN", "MONEYBIRD_ADMINISTRATION_ID"} & set(problems)
-        shop_rates: list[tuple[str, Decimal, str]] | None = None
-        if shop_ready:
-            shop_rates = await self.check_shop()
-        reference = await self.check_moneybird() if moneybird_ready else None
-        if reference is not None and shop_rates is not None:
-            self.check_tax_rates(shop_rates, reference)
-        await self.check_services()
-        return self.findings
-
-    async def check_shop(self) -> list[tuple[str, Decimal, str]] | None:
-        url = self.settings.woocommerce_url
-        if urlsplit(url).scheme != "https":
-            self.note(
-                "WOOCOMMERCE_URL",
-                f"{url} uses plain HTTP: woobird signs every request (OAuth 1.0a), so the secret never "
-                "travels, but orders and customer data do, unencrypted — fine on this machine or a LAN, "
-                "use the https:// address for a shop on the internet",
-            )
-        async with shop_client(self.settings) as shop:
-            try:
-                await shop.get_json("/system_status")
-                self.good("WooCommerce", f"{url} answers and accepts the consumer key")
-                rates = await shop_tax_rates(shop)
-                await self.check_webhook(shop)
-            except WooCommerceAuthError as exc:
-                self.bad(AUTH_PROBLEM_SETTING[exc.problem], f"the shop refused woobird: {exc}")
-                return None
-            except WooCommerceError as exc:
-                self.bad("WOOCOMMERCE_URL", f"could not talk to the shop at {url}: {exc}")
-                return None
-        return rates
-
-    async def check_webhook(self, shop: WooCommerceClient) -> None:
-        hooks = [hook for hook in await shop.list_webhooks() if hook.topic == WEBHOOK_TOPIC]
-        wanted = self.settings.webhook_url
-        ours = our_webhooks(hooks, wanted)
-        if not ours:
-            where = wanted or f"…{WEBHOOK_PATH}"
-            self.bad(
-                "webhook",
-                f"the shop has no {WEBHOOK_TOPIC} webhook delivering to {where}: "
-                "run `woobird webhook install`" + ("" if wanted else " after setting PUBLIC_URL"),
-            )
-            return
-        hook = ours[0]
-        if hook.status != "active":
-            self.bad(
-                "webhook",
-                f"webhook #{hook.id} is {hook.status} (WooCommerce disables a webhook after repeated failed "
-                "deliveries): run `woobird webhook install` to switch it back on; reconciliation has been "
-                "covering for it",
-            )
-        elif wanted and hook.delivery_url != wanted:
-            self.bad(
-                "webhook",
-                f"webhook #{hook.id} delivers to {hook.delivery_url}, but PUBLIC_URL says {wanted}: "
-                "run `woobird webhook install` to point it at this woobird",
-            )
-        else:
-            self.good(
-                "webhook", f"#{hook.id} {hook.status}, delivering {WEBHOOK_TOPIC} to {hook.delivery_url}"
-            )
-        if not wanted:
-            self.note("PUBLIC_URL", "not set, so the webhook's address could not be compared with woobird's")
-
-    async def check_moneybird(self) -> AdministrationReference | None:
-        try:
-            async with moneybird_client(self.settings) as moneybird:
-                reference = await load_reference(moneybird)
-        except MoneybirdAuthError as exc:
-            self.bad(
-                "MONEYBIRD_API_TOKEN",
-                f"Moneybird refused the token ({exc}). Make a new personal API token under Moneybird → "
-                "Settings → External and AI integrations and put it in MONEYBIRD_API_TOKEN.",
-            )
-            return None
-        except MoneybirdConfigurationError as exc:
-            self.bad("MONEYBIRD_ADMINISTRATION_ID", f"{exc}. `woobird setup` lists the administrations.")
-            return None
-        except MoneybirdError as exc:
-            self.bad("Moneybird", f"could not talk to Moneybird: {exc}")
-            return None
-        name = reference.extra.get("administration_name", reference.administration_id)
-        self.good("Moneybird", f"token accepted, administration {reference.administration_id} ({name})")
-        self.check_choices(reference)
-        return reference
-
-    def check_choices(self, reference: AdministrationReference) -> None:
-        s = self.settings
-        accounts = {a.id for a in reference.revenue_accounts()}
-        for name, value in (
-            ("MONEYBIRD_LEDGER_ACCOUNT_ID", s.moneybird_ledger_account_id),
-            ("MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID", s.moneybird_shipping_ledger_account_id),
-        ):
-            if value and value not in accounts:
-                self.bad(
-                    name,
-                    f"{value} is not an active revenue ledger account for sales invoices: `woobird setup`",
-                )
-        workflows = {w.id for w in reference.workflows if w.type == "InvoiceWorkflow" and w.active}
-        if s.moneybird_workflow_id and s.moneybird_workflow_id not in workflows:
-            self.bad("MONEYBIRD_WORKFLOW_ID", f"{s.moneybird_workflow_id} is not an active invoice workflow")
-        styles = {d.id for d in reference.document_styles}
-        if s.moneybird_document_style_id and s.moneybird_document_style_id not in styles:
-            self.bad(
-                "MONEYBIRD_DOCUMENT_STYLE_ID", f"{s.moneybird_document_style_id} is not a document style"
-            )
-
-    def check_tax_rates(
-        self, shop_rates: list[tuple[str, Decimal, str]], reference: AdministrationReference
-    ) -> None:
-        """Every VAT rate the shop charges, and both zero-rate treatments, must find one Moneybird rate."""
-        book = RateBook(reference=reference, overrides=self.settings.moneybird_tax_rates)
-        keys = [(key, f"the shop's {label} ({_pct(percentage)} %)") for key, percentage, label in shop_rates]
-        keys += [(key, describe_key(key)) for key in (REVERSE_CHARGE, EXPORT) if key in book.overrides]
-        wrong = 0
-        for key, what in keys:
-            try:
-                book.rate(key)
-            except VatRefusal as refusal:
-                wrong += 1
-                self.bad("MONEYBIRD_TAX_RATES", f"{what}: {refusal.reason}. To fix: {refusal.fix}")
-        if keys and not wrong:
-            rates = ", ".join(f"{key} → {book.rate(key).name}" for key, _ in keys)
-            self.good("tax rates", f"every VAT rate of the shop has its Moneybird tax rate ({rates})")
-
-    async def check_services(self) -> None:
-        redis = connect(self.settings.redis_url, tls_verify=self.settings.redis_tls_verify)
-        try:
-            await redis.ping()
-            depth = await redis.zcard(QUEUE_NAME)
-            self.good("Redis", f"answers; {depth} job(s) queued")
-        except Exception as exc:
-            self.bad(
-                "REDIS_URL", f"Redis does not answer ({type(exc).__name__}: {exc}); start it or fix REDIS_URL"
-            )
-        finally:
-            await redis.aclose()
-        engine = create_engine(self.settings.database_url)
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT count(*) FROM orders"))
-            self.good("database", "reachable and migrated")
-        except Exception as exc:
-            self.bad(
-                "DATABASE_URL", f"the ledger is not usable ({type(exc).__name__}); run `woobird migrate`"
-            )
-        finally:
-            await engine.dispose()
-
-
-async def shop_tax_rates(shop: WooCommerceClient) -> list[tuple[str, Decimal, str]]:
-    """The shop's VAT rates as (mapping key, percentage, label), one per distinct key."""
-    found: dict[str, tuple[str, Decimal, str]] = {}
-    base_country = await _base_country(shop)
-    for raw in await shop.get_json("/taxes", per_page=100):
-        percentage = Decimal(str(raw.get("rate") or "0"))
-        country = str(raw.get("country") or "").upper()
-        foreign = bool(country) and country != base_country
-        key = normalise_tax_key(f"{country}:{percentage}" if foreign else str(percentage))
-        found.setdefault(key, (key, percentage, str(raw.get("name") or key)))
-    return list(found.values())
-
-
-async def _base_country(shop: WooCommerceClient) -> str:
-    try:
-        setting = await shop.get_json("/settings/general/woocommerce_default_country")
-    except WooCommerceError:
-        return "NL"
-    return str(setting.get("value") or "NL").split(":")[0].upper()
-
-
-def propose_tax_rate(key: str, reference: AdministrationReference) -> TaxRate | None:
-    """The one active sales tax rate that books a shop rate (or treatment), found as the worker would."""
-    try:
-        return RateBook(reference=reference).rate(key)
-    except VatRefusal:
-        return None
-
-
-def _rate_id(rate: TaxRate | None) -> str:
-    return rate.id if rate is not None else ""
-
-
-def _pct(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 def print_findings(findings: list[Finding]) -> bool:
@@ -346,11 +113,8 @@ def _store(settings: Settings, values: dict[str, str]) -> None:
     actor = f"woobird setup ({getpass.getuser()}@{socket.gethostname()})"
 
     async def write() -> list[str]:
-        engine = create_engine(settings.database_url)
-        try:
-            return await write_settings(session_factory(engine), base=settings, values=storable, actor=actor)
-        finally:
-            await engine.dispose()
+        async with ledger_sessions(settings) as sessions:
+            return await write_settings(sessions, base=settings, values=storable, actor=actor)
 
     try:
         changed = run(write())
@@ -428,14 +192,16 @@ def _choose_tax_rates(
 ) -> dict[str, str]:
     table = Table("id", "name", "%", "country", title="Moneybird sales tax rates")
     for sales_rate in reference.sales_tax_rates():
-        table.add_row(sales_rate.id, sales_rate.name, _pct(sales_rate.percentage), sales_rate.country or "")
+        table.add_row(
+            sales_rate.id, sales_rate.name, percentage_text(sales_rate.percentage), sales_rate.country or ""
+        )
     console.print(table)
     mapping: dict[str, str] = {}
     for key, _, label in shop_rates:
-        proposal = current.get(key) or _rate_id(propose_tax_rate(key, reference))
+        proposal = current.get(key) or rate_id_of(propose_tax_rate(key, reference))
         mapping[key] = _ask(f"Moneybird tax rate for the shop's {label} ({key})", proposal, yes=yes)
     for key in (REVERSE_CHARGE, EXPORT):
-        proposal = current.get(key) or _rate_id(propose_tax_rate(key, reference))
+        proposal = current.get(key) or rate_id_of(propose_tax_rate(key, reference))
         mapping[key] = _ask(f"Moneybird tax rate for the {describe_key(key)}", proposal, yes=yes)
     mapping = {key: value for key, value in mapping.items() if value}
     console.print("Proposed MONEYBIRD_TAX_RATES: " + json.dumps(mapping))

@@ -1,9 +1,10 @@
-"""What every `woobird` command shares: settings that explain themselves, clients, consoles.
+"""What every `woobird` command shares: settings that explain themselves, connections, consoles.
 
-Clients, the ledger's sessions, the queue and the worker's services are built here and only here,
-so the tests can point every command at the fake shop and the fake Moneybird by setting
-`transports` (an in-process ASGI transport) instead of a network. A configuration that cannot work
-ends every command with the same sentence (`explain`), never a traceback.
+The ledger's sessions, the queue and the worker's services are built here, their shop and
+Moneybird clients through `app.clients` (shared with the set-up wizard), so the tests can point
+every command at the fake shop and the fake Moneybird by setting `app.clients.transports` instead
+of a network. A configuration that cannot work ends every command with the same sentence
+(`explain`), never a traceback.
 """
 
 from __future__ import annotations
@@ -11,47 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
-import httpx
 import typer
 from arq.connections import ArqRedis
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import clients
 from app.db import create_engine, session_factory
-from app.moneybird.client import MoneybirdClient
-from app.moneybird.ratelimit import RateLimiter
 from app.queue import connect
 from app.settings import ConfigurationError, Settings, load_settings
 from app.settings_live import load_with_store
-from app.sync.jobs import Services, build_services
-from app.woocommerce.client import WooCommerceClient
+from app.sync.services import Services, build_services
 
 T = TypeVar("T")
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
-
-
-@dataclass
-class Transports:
-    """httpx transports for the two APIs; None means the real network."""
-
-    shop: httpx.AsyncBaseTransport | None = None
-    moneybird: httpx.AsyncBaseTransport | None = None
-
-
-transports = Transports()
-
-
-def shop_client(settings: Settings) -> WooCommerceClient:
-    return WooCommerceClient.from_settings(settings, transport=transports.shop)
-
-
-def moneybird_client(settings: Settings, *, limiter: RateLimiter | None = None) -> MoneybirdClient:
-    return MoneybirdClient.from_settings(settings, limiter=limiter, transport=transports.moneybird)
 
 
 @contextlib.asynccontextmanager
@@ -75,9 +53,7 @@ async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
 @contextlib.asynccontextmanager
 async def services(settings: Settings, redis: ArqRedis) -> AsyncIterator[Services]:
     """The worker's services (shop, Moneybird under the shared rate limit, ledger) for a command."""
-    built = await build_services(
-        settings, redis, shop_transport=transports.shop, moneybird_transport=transports.moneybird
-    )
+    built = await build_services(settings, redis, **clients.transport_overrides())
     try:
         yield built
     finally:

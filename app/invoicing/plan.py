@@ -155,12 +155,6 @@ class InvoicePlan:
             for rate_id in rate_ids
         }
 
-    def worst_vat_deviation(self) -> Decimal:
-        return max(
-            (abs(d) for mode in ROUNDING_MODES for d in self.vat_deviation(mode).values()),
-            default=Decimal(0),
-        )
-
 
 def plan_invoice(order: Order, *, reference: AdministrationReference, options: PlanOptions) -> InvoicePlan:
     """The invoice for a paid order, or PlanRefused saying why not and what to change."""

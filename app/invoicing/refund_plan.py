@@ -81,6 +81,15 @@ class CreditPlan:
     def total(self) -> Decimal:
         return sum((line.total for line in self.lines), ZERO)
 
+    @property
+    def payment_date(self) -> date:
+        # The money went back to the customer on the day the shop refunded it.
+        return self.invoice_date
+
+    @property
+    def payment_reference(self) -> str:
+        return ""  # the shop records no transaction id for a refund
+
 
 def credit_reference(order_number: str, refund_id: int) -> str:
     """Its own words, so neither the order's invoice nor another refund's credit matches it."""

@@ -1,11 +1,11 @@
 """Everything that can go wrong talking to Moneybird, as one tree.
 
-    MoneybirdError                      method, path, ids involved
-    ├── MoneybirdTransient              try again later; `retry_at` / `retry_after_seconds()`
+    MoneybirdError                      `call`: method, path and the ids involved
+    ├── MoneybirdTransient              an app.retry.TryAgainLater: `retry_at`, `retry_after_seconds()`
     │   ├── MoneybirdTimeout            no answer in time (a create may still have happened)
     │   ├── MoneybirdConnectionError    no connection, or it broke mid-request
     │   ├── MoneybirdServerError        5xx (status)
-    │   └── MoneybirdRateLimited        429, or our own limiter cannot fit the call in (reset_at)
+    │   └── MoneybirdRateLimited        429, or our own limiter cannot fit the call in
     ├── MoneybirdRejected               Moneybird said no to this request: status, body, message
     │   ├── MoneybirdBadRequest         400
     │   ├── MoneybirdPaymentRequired    402 (plan limit reached)
@@ -17,23 +17,33 @@
         └── MoneybirdUnexpectedResponse an answer that is not Moneybird's API (wrong URL, redirect)
 
 Only `MoneybirdTransient` is worth retrying, and the job layer turns it into `arq.Retry` with
-`retry_delay`. A rejected request fails its order with `message`, Moneybird's own words. A
+`app.retry.retry_delay`. A rejected request fails its order with `message`, Moneybird's own words. A
 configuration error fails every order alike, so it should stop the worker from burning through
 the queue and alert a person instead.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-# Backoff across job tries: 5 s, 10 s, 20 s … never more than 10 minutes.
-RETRY_BASE_SECONDS = 5.0
-RETRY_CAP_SECONDS = 600.0
-# After a rate-limit reset, spread the waiting jobs a little so they do not all wake at once.
-RATE_LIMIT_SPREAD_SECONDS = 5.0
+from app.retry import TryAgainLater
+
+
+@dataclass(frozen=True)
+class MoneybirdCall:
+    """One request to Moneybird as errors and logs name it: method, path and the ids involved."""
+
+    method: str = ""
+    path: str = ""
+    ids: Mapping[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}".strip()
+
+
+NO_CALL = MoneybirdCall()
 
 
 def _restore(cls: type[MoneybirdError], args: tuple[Any, ...], state: dict[str, Any]) -> MoneybirdError:
@@ -44,24 +54,27 @@ def _restore(cls: type[MoneybirdError], args: tuple[Any, ...], state: dict[str, 
 
 
 class MoneybirdError(RuntimeError):
-    """Base of every Moneybird failure; says which request and which records were involved."""
+    """Base of every Moneybird failure; `call` says which request and which records were involved."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "",
-        path: str = "",
-        ids: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, call: MoneybirdCall = NO_CALL) -> None:
         super().__init__(message)
         self.message = message
-        self.method = method
-        self.path = path
-        self.ids: dict[str, str] = dict(ids or {})
+        self.call = call
+
+    @property
+    def method(self) -> str:
+        return self.call.method
+
+    @property
+    def path(self) -> str:
+        return self.call.path
+
+    @property
+    def ids(self) -> Mapping[str, str]:
+        return self.call.ids
 
     def __str__(self) -> str:
-        where = f"{self.method} {self.path}".strip()
+        where = str(self.call)
         return f"{self.message} [{where}]" if where else self.message
 
     # arq pickles a failed job's exception; keyword-only constructors do not survive that by default.
@@ -72,26 +85,12 @@ class MoneybirdError(RuntimeError):
 # ── transient ─────────────────────────────────────────────────────────────────────────────────
 
 
-class MoneybirdTransient(MoneybirdError):
+class MoneybirdTransient(MoneybirdError, TryAgainLater):
     """Worth trying again later; `retry_at` (epoch seconds) is set when Moneybird said when."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "",
-        path: str = "",
-        ids: Mapping[str, str] | None = None,
-        retry_at: float | None = None,
-    ) -> None:
-        super().__init__(message, method=method, path=path, ids=ids)
+    def __init__(self, message: str, *, call: MoneybirdCall = NO_CALL, retry_at: float | None = None) -> None:
+        super().__init__(message, call=call)
         self.retry_at = retry_at
-
-    def retry_after_seconds(self, now: float | None = None) -> float:
-        """Seconds from `now` (default: the clock) until a retry may succeed; 0 when no time was given."""
-        if self.retry_at is None:
-            return 0.0
-        return max(0.0, self.retry_at - (time.time() if now is None else now))
 
 
 class MoneybirdTimeout(MoneybirdTransient):
@@ -104,38 +103,23 @@ class MoneybirdConnectionError(MoneybirdTransient):
 
 class MoneybirdServerError(MoneybirdTransient):
     def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        method: str = "",
-        path: str = "",
-        ids: Mapping[str, str] | None = None,
-        retry_at: float | None = None,
+        self, message: str, *, status: int, call: MoneybirdCall = NO_CALL, retry_at: float | None = None
     ) -> None:
-        super().__init__(message, method=method, path=path, ids=ids, retry_at=retry_at)
+        super().__init__(message, call=call, retry_at=retry_at)
         self.status = status
 
 
 class MoneybirdRateLimited(MoneybirdTransient):
-    """Over the rate limit until `reset_at` (epoch seconds).
+    """Over the rate limit until `retry_at` (epoch seconds).
 
     `local` is true when woobird's own limiter refused to wait that long, i.e. Moneybird was never
     asked; false for a real 429.
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        reset_at: float,
-        local: bool = False,
-        method: str = "",
-        path: str = "",
-        ids: Mapping[str, str] | None = None,
+        self, message: str, *, reset_at: float, local: bool = False, call: MoneybirdCall = NO_CALL
     ) -> None:
-        super().__init__(message, method=method, path=path, ids=ids, retry_at=reset_at)
-        self.reset_at = reset_at
+        super().__init__(message, call=call, retry_at=reset_at)
         self.local = local
 
 
@@ -155,11 +139,9 @@ class MoneybirdRejected(MoneybirdError):
         *,
         status: int,
         body: Any = None,
-        method: str = "",
-        path: str = "",
-        ids: Mapping[str, str] | None = None,
+        call: MoneybirdCall = NO_CALL,
     ) -> None:
-        super().__init__(message, method=method, path=path, ids=ids)
+        super().__init__(message, call=call)
         self.status = status
         self.body = body
 
@@ -212,11 +194,9 @@ class MoneybirdAuthError(MoneybirdConfigurationError):
         *,
         status: int = 401,
         body: Any = None,
-        method: str = "",
-        path: str = "",
-        ids: Mapping[str, str] | None = None,
+        call: MoneybirdCall = NO_CALL,
     ) -> None:
-        super().__init__(message, method=method, path=path, ids=ids)
+        super().__init__(message, call=call)
         self.status = status
         self.body = body
 
@@ -224,16 +204,8 @@ class MoneybirdAuthError(MoneybirdConfigurationError):
 class MoneybirdUnexpectedResponse(MoneybirdConfigurationError):
     """Something answered that does not speak Moneybird's API: a redirect, HTML, a wrong shape."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        method: str = "",
-        path: str = "",
-        ids: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message, method=method, path=path, ids=ids)
+    def __init__(self, message: str, *, status: int, call: MoneybirdCall = NO_CALL) -> None:
+        super().__init__(message, call=call)
         self.status = status
 
 
@@ -275,11 +247,11 @@ def describe_error_body(body: Any) -> str:
 
 def _describe_field_errors(errors: Mapping[str, Any]) -> str:
     parts: list[str] = []
-    for field, messages in errors.items():
+    for name, messages in errors.items():
         texts = [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
         joined = ", ".join(t for t in texts if t)
         # Rails reports record-wide errors under "base"; a field name would only confuse.
-        parts.append(joined if field == "base" else f"{field}: {joined}")
+        parts.append(joined if name == "base" else f"{name}: {joined}")
     return "; ".join(parts)
 
 
@@ -301,29 +273,3 @@ def _flatten_symbolic(symbolic: Any, prefix: str = "") -> str:
 def _shorten(text: str, limit: int = 200) -> str:
     words = " ".join(text.split())
     return words if len(words) <= limit else words[: limit - 1] + "…"
-
-
-# ── backoff across job tries ──────────────────────────────────────────────────────────────────
-
-
-def retry_delay(
-    *,
-    job_try: int,
-    error: MoneybirdTransient | None,
-    now: float,
-    rng: random.Random | None = None,
-) -> float:
-    """Seconds to defer the next try of a job that failed transiently on try `job_try` (from 1).
-
-    Exponential backoff with full jitter (uniform between a small floor and the capped exponential),
-    so jobs that failed together do not come back together. When Moneybird said when to come back
-    (a 429's reset, a 503's Retry-After), never earlier than that, whatever the cap.
-    """
-    draw = rng or random
-    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, job_try - 1))
-    delay = draw.uniform(1.0, max(1.0, ceiling))
-    if error is not None and error.retry_at is not None:
-        # The reset may lie beyond the cap; waiting less would only earn another 429.
-        until_reset = error.retry_after_seconds(now)
-        delay = max(delay, until_reset + draw.uniform(0.0, RATE_LIMIT_SPREAD_SECONDS))
-    return delay

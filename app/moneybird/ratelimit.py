@@ -34,6 +34,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from app.constants import RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
+from app.retry import TryAgainLater
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -94,7 +95,7 @@ def default_safety(window: float) -> float:
     return min(DEFAULT_SAFETY_SECONDS, max(MIN_SAFETY_SECONDS, window * DEFAULT_SAFETY_SHARE))
 
 
-class RateLimitBusy(Exception):
+class RateLimitBusy(TryAgainLater):
     """The limiter could not grant a slot within the caller's `max_wait`; try again at `retry_at`."""
 
     def __init__(self, retry_at: float) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import uvicorn
 
+from app.sandbox.tls import Certificate
+
 _START_TIMEOUT_SECONDS = 10.0
 _GRACE_SECONDS = 1.0
 
@@ -38,9 +40,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Any) -> _Server:
+def _server(app: Any, tls: Certificate | None = None) -> _Server:
     config = uvicorn.Config(
         app,
+        ssl_certfile=str(tls.certfile) if tls else None,
+        ssl_keyfile=str(tls.keyfile) if tls else None,
         log_level="warning",
         access_log=False,
         lifespan="auto",
@@ -50,9 +54,10 @@ def _server(app: Any) -> _Server:
     return _Server(config)
 
 
-def _base_url(sock: socket.socket) -> str:
+def _base_url(sock: socket.socket, *, https: bool = False) -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if https else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 @contextlib.asynccontextmanager
@@ -82,10 +87,12 @@ async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIte
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: Any, port: int = 0, *, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run `app` in a daemon thread with its own event loop; yields its base URL."""
+def serve_in_thread(
+    app: Any, port: int = 0, *, host: str = "127.0.0.1", tls: Certificate | None = None
+) -> Iterator[str]:
+    """Run `app` in a daemon thread with its own event loop; yields its base URL (https with `tls`)."""
     sock = _bind(host, port)
-    server = _server(app)
+    server = _server(app, tls)
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -105,7 +112,7 @@ def serve_in_thread(app: Any, port: int = 0, *, host: str = "127.0.0.1") -> Iter
             deadline -= 0.01
         if not server.started:
             raise RuntimeError("uvicorn did not start in time")
-        yield _base_url(sock)
+        yield _base_url(sock, https=tls is not None)
     finally:
         server.should_exit = True
         thread.join(_GRACE_SECONDS * 5)

@@ -27,8 +27,8 @@ from app.db import transaction
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
 from app.sync import ledger
 from app.sync.intake import listed_statuses, record_and_enqueue
-from app.sync.jobs import Services
 from app.sync.ledger import OrderRecord, OrderState
+from app.sync.services import Services
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.backfill")

@@ -134,8 +134,8 @@ async def record_and_enqueue_many(
         kept = newest.get(order.id)
         if kept is None or _modified(order) > _modified(kept):
             newest[order.id] = order
-    deliveries = [
-        ledger.Delivery(
+    versions = [
+        ledger.OrderVersion(
             order_id=o.id,
             order_number=o.display_number,
             date_modified=_modified(o),
@@ -144,10 +144,10 @@ async def record_and_enqueue_many(
         for o in newest.values()
     ]
     if thread_sessions is not None:
-        news, recorded = await asyncio.to_thread(_record_in_thread, thread_sessions, deliveries)
+        news, recorded = await asyncio.to_thread(_record_in_thread, thread_sessions, versions)
     else:
         async with transaction(sessions) as session:
-            news = await ledger.record_deliveries(session, deliveries)
+            news = await ledger.record_deliveries(session, versions)
             recorded = await ledger.versions_of(session, [oid for oid in newest if oid not in news])
     reasons = {order.id: reason for order, reason in arrivals if order is newest[order.id]}
     unknown_refunds = await _with_unknown_refunds(sessions, newest=newest, recorded=recorded)
@@ -188,10 +188,10 @@ async def _with_unknown_refunds(
 
 
 def _record_in_thread(
-    thread_sessions: sessionmaker[Session], deliveries: list[ledger.Delivery]
+    thread_sessions: sessionmaker[Session], versions: list[ledger.OrderVersion]
 ) -> tuple[set[int], dict[int, tuple[str, datetime]]]:
     with thread_sessions() as session:
-        return ledger.record_deliveries_in_thread(session, deliveries)
+        return ledger.record_deliveries_in_thread(session, versions)
 
 
 def _modified(order: OrderHeader) -> datetime:

@@ -81,6 +81,16 @@ class Step(enum.StrEnum):
     PAID = "paid"
 
 
+class RefundStep(enum.StrEnum):
+    """The crediting steps in order; `RefundRecord.step` is the last one written down."""
+
+    CREDIT_CREATING = "credit_creating"  # the create was sent: it may exist even if no answer came
+    CREDIT_CREATED = "credit_created"
+    CREDIT_SENT = "credit_sent"
+    PAYING = "paying"  # the payment was sent: look before paying again
+    PAID = "paid"
+
+
 class RefundState(enum.StrEnum):
     WAITING = "waiting"  # its order is not booked yet
     QUEUED = "queued"
@@ -135,6 +145,7 @@ class RefundRecord(Base):
     credit_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
     credit_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
     credit_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
+    payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -199,10 +210,10 @@ async def record_delivery(
     for a new order, or updated only when this delivery is newer than the one recorded. Booked
     orders stay booked; a failed or skipped one is queued again, since the shop changed it.
     """
-    delivery = Delivery(
+    version = OrderVersion(
         order_id=order_id, order_number=order_number, date_modified=date_modified, date_paid=date_paid
     )
-    return order_id in await record_deliveries(session, [delivery])
+    return order_id in await record_deliveries(session, [version])
 
 
 async def mark_before_since(
@@ -236,6 +247,11 @@ async def get_order(session: AsyncSession, order_id: int, *, for_update: bool = 
 async def update_order(session: AsyncSession, order_id: int, **values: Any) -> None:
     values.setdefault("updated_at", utcnow())
     await session.execute(update(OrderRecord).where(OrderRecord.order_id == order_id).values(**values))
+
+
+async def update_refund(session: AsyncSession, refund_id: int, **values: Any) -> None:
+    values.setdefault("updated_at", utcnow())
+    await session.execute(update(RefundRecord).where(RefundRecord.refund_id == refund_id).values(**values))
 
 
 async def add_event(
@@ -329,22 +345,22 @@ def _upsert_delivery(dialect: str) -> Any:
     ).returning(table.c.order_id)
 
 
-def _delivery_rows(deliveries: Sequence[Delivery]) -> list[dict[str, Any]]:
+def _version_rows(versions: Sequence[OrderVersion]) -> list[dict[str, Any]]:
     now = utcnow()
     return [
         {
-            "order_id": d.order_id,
-            "order_number": d.order_number,
+            "order_id": v.order_id,
+            "order_number": v.order_number,
             "state": OrderState.QUEUED.value,
-            "date_modified": d.date_modified,
-            "date_paid": d.date_paid,
+            "date_modified": v.date_modified,
+            "date_paid": v.date_paid,
             "attempts": 0,
             "backfilled": False,
             "currency": "EUR",
             "created_at": now,
             "updated_at": now,
         }
-        for d in deliveries
+        for v in versions
     ]
 
 
@@ -361,15 +377,15 @@ def _versions(rows: Sequence[Any]) -> dict[int, tuple[str, datetime]]:
     }
 
 
-async def record_deliveries(session: AsyncSession, deliveries: Sequence[Delivery]) -> set[int]:
+async def record_deliveries(session: AsyncSession, versions: Sequence[OrderVersion]) -> set[int]:
     """`record_delivery` for many orders in one statement; returns the ids that were news.
 
     Each order may appear once (PostgreSQL refuses to touch a row twice in one upsert).
     """
-    if not deliveries:
+    if not versions:
         return set()
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    result = await session.execute(_upsert_delivery(dialect), _delivery_rows(deliveries))
+    result = await session.execute(_upsert_delivery(dialect), _version_rows(versions))
     return {int(row[0]) for row in result.all()}
 
 
@@ -381,7 +397,7 @@ async def versions_of(session: AsyncSession, order_ids: Sequence[int]) -> dict[i
 
 
 def record_deliveries_in_thread(
-    session: Session, deliveries: Sequence[Delivery]
+    session: Session, versions: Sequence[OrderVersion]
 ) -> tuple[set[int], dict[int, tuple[str, datetime]]]:
     """`record_deliveries` + `versions_of` on a plain SQLite session, in one transaction.
 
@@ -390,16 +406,16 @@ def record_deliveries_in_thread(
     """
     with session.begin():
         news = {
-            int(row[0])
-            for row in session.execute(_upsert_delivery("sqlite"), _delivery_rows(deliveries)).all()
+            int(row[0]) for row in session.execute(_upsert_delivery("sqlite"), _version_rows(versions)).all()
         }
-        others = [d.order_id for d in deliveries if d.order_id not in news]
+        others = [v.order_id for v in versions if v.order_id not in news]
         recorded = _versions(session.execute(_versions_query(others)).all()) if others else {}
     return news, recorded
 
 
-class Delivery:
-    """One version of an order to record: what the webhook, reconcile and backfill hand in."""
+class OrderVersion:
+    """One version of an order (its id and `date_modified`) to record: what a webhook delivery,
+    a reconciliation pass or a backfill hands in."""
 
     __slots__ = ("date_modified", "date_paid", "order_id", "order_number")
 

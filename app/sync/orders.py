@@ -1,9 +1,9 @@
-"""Booking one order: re-read it from the shop, plan it, and walk Moneybird's steps exactly once.
+"""Booking one order: re-read it from the shop, qualify it, plan it, find its contact, book it.
 
+    qualify   still paid and in a status that counts, and not from before SYNC_SINCE
+    plan      the invoice, cent-exact (app.invoicing.plan)
     contact   ledger cache → adopt by exact e-mail → create           (one contact per e-mail, ever)
-    invoice   ledger id → adopt by reference (after an unanswered create) → create
-    send      delivery method Manual: numbered, no e-mail to the customer
-    pay       one payment of the order total on the date paid
+    invoice   the booking walk (app.sync.booking): adopt or create, send, pay what is open
 
 Every step writes its result (or its intent, before a create that might lose its answer) to the
 ledger before the next begins, so a crash anywhere resumes where it stopped and adopts what
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from redis.exceptions import LockError
@@ -29,60 +28,41 @@ from app.db import transaction
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.metrics import BOOKING_SECONDS, JOBS
-from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
-from app.moneybird.models import (
-    ContactCreate,
-    ExternalSalesInvoice,
-    Payment,
-    PaymentCreate,
-    SalesInvoice,
-    SalesInvoiceSending,
-)
+from app.moneybird.models import ContactCreate
 from app.sync import ledger
-from app.sync.documents import external_invoice_body, sales_invoice_body
+from app.sync.booking import (
+    INVOICE_STEPS,
+    BookingFailed,
+    Invoice,
+    LedgerEntry,
+    Position,
+    failing_on_refusal,
+    number_of,
+    walk,
+    write_down,
+)
 from app.sync.intake import qualify
-from app.sync.jobs import Services, retry_transient, services_of
 from app.sync.ledger import OrderRecord, OrderState, Step
 from app.sync.products import load_catalogue
 from app.sync.refunds import queue_refunds
+from app.sync.services import Services, exclusively, retry_transient, services_of
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.booking")
 
-Invoice = SalesInvoice | ExternalSalesInvoice
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class BookingFailed(Exception):
-    """The order cannot be booked until a person acts; `kind` says why, the message how."""
-
-    def __init__(self, message: str, *, kind: str, order_id: int) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.order_id = order_id
-
-
 async def _gave_up(services: Services, args: tuple[Any, ...], message: str) -> None:
-    await _fail(services, BookingFailed(message, kind="exhausted", order_id=int(args[0])))
+    await _fail(services, int(args[0]), BookingFailed(message, kind="exhausted"))
 
 
 @retry_transient("order", give_up=_gave_up)
 async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webhook") -> str:
     services = services_of(ctx)
-    lock = services.redis.lock(
-        f"{ORDER_LOCK_PREFIX}{order_id}", timeout=services.settings.worker_job_timeout_seconds + 30
-    )
-    if not await lock.acquire(blocking=False):
-        # Another worker is booking this order right now; come back when it is done.
-        raise services.defer(5)
-    try:
+    async with exclusively(services, f"{ORDER_LOCK_PREFIX}{order_id}"):
         return await book_order(services, order_id=order_id, reason=reason)
-    finally:
-        try:
-            await lock.release()
-        except LockError:
-            log.warning("order lock expired before the job finished", order_id=order_id)
 
 
 async def book_order(services: Services, *, order_id: int, reason: str) -> str:
@@ -99,8 +79,10 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         raise
     except WooCommerceError as exc:
         # The shop refused the key, or sent something that is not an order: a person must look.
-        failure = BookingFailed(f"the shop's order could not be read: {exc}", kind="shop", order_id=order_id)
-        await _fail(services, failure)
+        await _fail(
+            services, order_id, BookingFailed(f"the shop's order could not be read: {exc}", kind="shop")
+        )
+        JOBS.labels(kind="order", outcome="failed").inc()
         return OrderState.FAILED
     record = await _record_for(services, order)
     if record.state == OrderState.BOOKED:
@@ -117,7 +99,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         await _start(services, record, order=order, plan=plan, reason=reason)
         invoice = await _book(services, order_id=order_id, plan=plan)
     except BookingFailed as exc:
-        await _fail(services, exc)
+        await _fail(services, order_id, exc)
         JOBS.labels(kind="order", outcome="failed").inc()
         return OrderState.FAILED
     await _booked(services, order_id, plan=plan, invoice=invoice)
@@ -128,7 +110,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         "order booked",
         order_id=order_id,
         number=plan.order_number,
-        invoice=_number(invoice),
+        invoice=number_of(invoice),
         invoice_id=invoice.id,
         total=str(invoice.total_price_incl_tax),
         seconds=round(elapsed, 2),
@@ -162,17 +144,13 @@ async def _record_for(services: Services, order: Order) -> OrderRecord:
 
 
 async def _plan(services: Services, order: Order) -> InvoicePlan:
-    try:
+    with failing_on_refusal("reading the administration"):
         reference = await services.reference.get(services.moneybird)
-    except MoneybirdConfigurationError as exc:
-        raise BookingFailed(
-            f"Moneybird refused woobird's access: {exc}", kind="configuration", order_id=order.id
-        ) from exc
     options = replace(PlanOptions.from_settings(services.settings), products=await load_catalogue(services))
     try:
         return plan_invoice(order, reference=reference, options=options)
     except PlanRefused as exc:
-        raise BookingFailed(str(exc), kind="refused", order_id=order.id) from exc
+        raise BookingFailed(str(exc), kind="refused") from exc
 
 
 async def _start(
@@ -193,21 +171,24 @@ async def _start(
 
 
 async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invoice:
-    try:
+    with failing_on_refusal("the order"):
         contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
-        if services.settings.invoice_kind == "external_sales_invoice":
-            return await _external_invoice_steps(
-                services, order_id=order_id, plan=plan, contact_id=contact_id
-            )
-        return await _sales_invoice_steps(services, order_id=order_id, plan=plan, contact_id=contact_id)
-    except MoneybirdConfigurationError as exc:
-        raise BookingFailed(
-            f"Moneybird refused woobird's access: {exc}", kind="configuration", order_id=order_id
-        ) from exc
-    except MoneybirdRejected as exc:
-        raise BookingFailed(
-            f"Moneybird rejected the order: {exc.message}", kind="rejected", order_id=order_id
-        ) from exc
+        return await walk(
+            services, InvoiceEntry(services, order_id=order_id), plan=plan, contact_id=contact_id
+        )
+
+
+class InvoiceEntry(LedgerEntry):
+    """The booking walk's view of an order's ledger row: the order's invoice and its steps."""
+
+    noun = "invoice"
+    event = "invoice"
+    steps = INVOICE_STEPS
+    columns = ("invoice_id", "invoice_number", "payment_id")
+
+    async def position(self) -> Position:
+        record = await _load(self.services, self.order_id)
+        return Position(step=record.step, invoice_id=record.invoice_id, retried=record.attempts > 1)
 
 
 async def _load(services: Services, order_id: int) -> OrderRecord:
@@ -215,12 +196,6 @@ async def _load(services: Services, order_id: int) -> OrderRecord:
         record = await ledger.get_order(session, order_id)
     assert record is not None
     return record
-
-
-async def _save(services: Services, order_id: int, *, event: str, message: str = "", **values: Any) -> None:
-    async with transaction(services.sessions) as session:
-        await ledger.update_order(session, order_id, **values)
-        await ledger.add_event(session, order_id=order_id, step=event, message=message)
 
 
 # ── contact ──────────────────────────────────────────────────────────────────────────────────
@@ -231,9 +206,9 @@ async def _contact_step(services: Services, *, order_id: int, contact: PlanConta
     if record.contact_id:
         return record.contact_id
     contact_id, how = await ensure_contact(services, contact)
-    await _save(
+    await write_down(
         services,
-        order_id,
+        order_id=order_id,
         event="contact",
         message=f"{how} contact {contact_id}",
         contact_id=contact_id,
@@ -307,171 +282,6 @@ def _contact_create(contact: PlanContact) -> ContactCreate:
     )
 
 
-# ── sales invoice ────────────────────────────────────────────────────────────────────────────
-
-
-async def _sales_invoice_steps(
-    services: Services, *, order_id: int, plan: InvoicePlan, contact_id: str
-) -> Invoice:
-    mb = services.moneybird
-    invoice = await _existing_sales_invoice(services, order_id=order_id, plan=plan)
-    if invoice is None:
-        invoice = await _create(
-            services,
-            order_id,
-            what="draft",
-            create=lambda: mb.create_sales_invoice(sales_invoice_body(plan, contact_id=contact_id)),
-        )
-    _check_total(invoice, plan=plan, order_id=order_id)
-    if invoice.is_draft:
-        invoice = await mb.send_sales_invoice(invoice.id, SalesInvoiceSending(delivery_method="Manual"))
-        await _save(
-            services,
-            order_id,
-            event="sent",
-            message=f"sent (Manual) as {invoice.invoice_id}",
-            invoice_number=invoice.invoice_id,
-            step=Step.INVOICE_SENT.value,
-        )
-    payment = await _pay(
-        services, order_id, plan=plan, invoice=invoice, register=mb.create_sales_invoice_payment
-    )
-    if payment is not None and payment.price != invoice.total_unpaid:
-        invoice = await mb.get_sales_invoice(invoice.id)
-    return invoice
-
-
-Created = TypeVar("Created", SalesInvoice, ExternalSalesInvoice)
-
-
-async def _create(
-    services: Services, order_id: int, *, what: str, create: Callable[[], Awaitable[Created]], **recorded: Any
-) -> Created:
-    """Create a document, writing the intent first: an unanswered create is adopted, not repeated."""
-    await _save(services, order_id, event="invoice", message="creating", step=Step.INVOICE_CREATING.value)
-    invoice = await create()
-    await _save(
-        services,
-        order_id,
-        event="invoice",
-        message=f"created {what} {invoice.id}",
-        invoice_id=invoice.id,
-        step=Step.INVOICE_CREATED.value,
-        **recorded,
-    )
-    return invoice
-
-
-async def _pay(
-    services: Services,
-    order_id: int,
-    *,
-    plan: InvoicePlan,
-    invoice: Invoice,
-    register: Callable[[str, PaymentCreate], Awaitable[Payment]],
-) -> Payment | None:
-    """One payment of what is still open, intent first so a lost answer is looked up, not repeated."""
-    if invoice.total_unpaid <= 0:
-        return None
-    await _save(services, order_id, event="payment", message="registering", step=Step.PAYING.value)
-    payment = await register(invoice.id, _payment(plan, invoice))
-    await _save(
-        services,
-        order_id,
-        event="payment",
-        message=f"paid {payment.price} ({payment.id})",
-        payment_id=payment.id,
-        step=Step.PAID.value,
-    )
-    return payment
-
-
-async def _existing_sales_invoice(
-    services: Services, *, order_id: int, plan: InvoicePlan
-) -> SalesInvoice | None:
-    record = await _load(services, order_id)
-    if record.invoice_id:
-        return await services.moneybird.get_sales_invoice(record.invoice_id)
-    if record.step == Step.INVOICE_CREATING or record.attempts > 1:
-        # A create went out without an answer coming back (or an earlier try died): look first.
-        found = await services.moneybird.find_sales_invoice_by_reference(plan.reference)
-        if found is not None:
-            await _save(
-                services,
-                order_id,
-                event="adopted",
-                message=f"adopted invoice {found.id} by reference",
-                invoice_id=found.id,
-                step=Step.INVOICE_CREATED.value,
-            )
-            return found
-    return None
-
-
-def _payment(plan: InvoicePlan, invoice: Invoice) -> PaymentCreate:
-    return PaymentCreate(
-        payment_date=plan.payment_date,
-        price=invoice.total_unpaid,
-        transaction_identifier=plan.payment_reference or None,
-    )
-
-
-def _check_total(invoice: Invoice, *, plan: InvoicePlan, order_id: int) -> None:
-    if invoice.total_price_incl_tax != plan.total:
-        raise BookingFailed(
-            f"Moneybird computed {invoice.total_price_incl_tax} {plan.currency} for invoice {invoice.id} "
-            f"but the customer paid {plan.total}; the draft was left in Moneybird for inspection — "
-            "nothing was booked as paid",
-            kind="mismatch",
-            order_id=order_id,
-        )
-
-
-# ── external sales invoice ───────────────────────────────────────────────────────────────────
-
-
-async def _external_invoice_steps(
-    services: Services, *, order_id: int, plan: InvoicePlan, contact_id: str
-) -> Invoice:
-    record = await _load(services, order_id)
-    invoice: ExternalSalesInvoice | None = None
-    if record.invoice_id:
-        invoice = await services.moneybird.get_external_sales_invoice(record.invoice_id)
-    elif record.step == Step.INVOICE_CREATING or record.attempts > 1:
-        found = await services.moneybird.find_external_sales_invoices(
-            reference=plan.reference, contact_id=contact_id
-        )
-        if found:
-            invoice = min(found, key=lambda i: int(i.id))
-            await _save(
-                services,
-                order_id,
-                event="adopted",
-                message=f"adopted external invoice {invoice.id}",
-                invoice_id=invoice.id,
-                step=Step.INVOICE_CREATED.value,
-            )
-    if invoice is None:
-        invoice = await _create(
-            services,
-            order_id,
-            what="external invoice",
-            create=lambda: services.moneybird.create_external_sales_invoice(
-                external_invoice_body(plan, contact_id=contact_id)
-            ),
-            invoice_number=plan.reference,
-        )
-    _check_total(invoice, plan=plan, order_id=order_id)
-    await _pay(
-        services,
-        order_id,
-        plan=plan,
-        invoice=invoice,
-        register=services.moneybird.create_external_sales_invoice_payment,
-    )
-    return invoice
-
-
 # ── outcome ──────────────────────────────────────────────────────────────────────────────────
 
 
@@ -493,27 +303,23 @@ def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
     return report
 
 
-def _number(invoice: Invoice) -> str | None:
-    return invoice.invoice_id if isinstance(invoice, SalesInvoice) else invoice.reference
-
-
 async def _booked(services: Services, order_id: int, *, plan: InvoicePlan, invoice: Invoice) -> None:
     report = vat_report(plan, invoice)
     differences = [row for row in report if Decimal(row["difference"]) != 0]
-    message = f"booked as {_number(invoice)}, total {invoice.total_price_incl_tax}"
+    message = f"booked as {number_of(invoice)}, total {invoice.total_price_incl_tax}"
     if differences:
         message += "; VAT differs from the shop's: " + ", ".join(
             f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences
         )
-    await _save(
+    await write_down(
         services,
-        order_id,
+        order_id=order_id,
         event="booked",
         message=message,
         state=OrderState.BOOKED.value,
         step=Step.PAID.value,
         invoice_id=invoice.id,
-        invoice_number=_number(invoice),
+        invoice_number=number_of(invoice),
         invoice_url=getattr(invoice, "url", None),
         invoice_total=invoice.total_price_incl_tax,
         vat_report=json.dumps(report),
@@ -523,18 +329,18 @@ async def _booked(services: Services, order_id: int, *, plan: InvoicePlan, invoi
     )
 
 
-async def _fail(services: Services, failure: BookingFailed) -> None:
-    await _save(
+async def _fail(services: Services, order_id: int, failure: BookingFailed) -> None:
+    await write_down(
         services,
-        failure.order_id,
+        order_id=order_id,
         event="failed",
         message=str(failure),
         state=OrderState.FAILED.value,
         error=str(failure),
         failure_kind=failure.kind,
     )
-    log.error("order failed", order_id=failure.order_id, kind=failure.kind, reason=str(failure))
-    await alert_order_failed(services, order_id=failure.order_id, kind=failure.kind, message=str(failure))
+    log.error("order failed", order_id=order_id, kind=failure.kind, reason=str(failure))
+    await alert_order_failed(services, order_id=order_id, kind=failure.kind, message=str(failure))
 
 
 async def _finish(services: Services, order_id: int, *, state: OrderState, message: str) -> None:

@@ -13,7 +13,7 @@ tax rate (or a MONEYBIRD_TAX_RATES entry); otherwise the product is refused with
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,7 +26,7 @@ from app.invoicing.vat import RateBook, VatRefusal
 from app.moneybird.models import ProductCreate
 from app.settings import normalise_tax_key
 from app.sync import ledger
-from app.sync.jobs import Services
+from app.sync.services import Services
 from app.woocommerce.models import Product
 
 log = structlog.get_logger("woobird.products")
@@ -70,13 +70,19 @@ async def load_catalogue(services: Services) -> dict[str, str]:
     return dict(json.loads(raw)) if raw else {}
 
 
-async def transfer_products(services: Services, *, dry_run: bool = False) -> TransferReport:
+async def transfer_products(
+    services: Services, *, dry_run: bool = False, progress: Callable[[int, int], None] | None = None
+) -> TransferReport:
+    """Create (or adopt) every product with a SKU; `progress(done, total)` after each one."""
     report = TransferReport(dry_run=dry_run)
     reference = await services.reference.get(services.moneybird)
     rates = await _shop_rates(services, country=reference.country)
     ledger_account = _ledger_account(services, reference)
     catalogue = await load_catalogue(services)
-    for product in await shop_products(services, report):
+    products = await shop_products(services, report)
+    for done, product in enumerate(products, start=1):
+        if progress is not None:
+            progress(done - 1, len(products))
         problem = (
             None if ledger_account else "set MONEYBIRD_LEDGER_ACCOUNT_ID (more than one revenue account)"
         )
@@ -108,6 +114,8 @@ async def transfer_products(services: Services, *, dry_run: bool = False) -> Tra
         catalogue[product.sku] = created.id
         report.created.append((product.sku, created.id))
         log.info("product created in Moneybird", sku=product.sku, product_id=created.id)
+    if progress is not None:
+        progress(len(products), len(products))
     if not dry_run:
         async with transaction(services.sessions) as session:
             await ledger.set_state(session, PRODUCT_CATALOGUE, json.dumps(catalogue, sort_keys=True))

@@ -33,23 +33,22 @@ from app.constants import (
     RECONCILE_OVERLAP_SECONDS,
     RECONCILE_PASS_BUDGET_SECONDS,
     RECONCILE_STALE_BOOKING_MARGIN,
+    REQUEUE_BATCH,
     WEBHOOK_PATH,
 )
 from app.db import transaction
 from app.queue import enqueue_order
 from app.sync import ledger
 from app.sync.intake import accept_order, listed_statuses
-from app.sync.jobs import Services, services_of
 from app.sync.ledger import OrderRecord, OrderState
 from app.sync.refunds import requeue_refunds
+from app.sync.services import Services, services_of
 from app.woocommerce.errors import WooCommerceError
 from app.woocommerce.models import Webhook
 
 log = structlog.get_logger("woobird.reconcile")
 
 REASON = "reconcile"
-# How many waiting ledger rows one pass looks at; the next pass takes the rest.
-REQUEUE_BATCH = 500
 
 
 @dataclass

@@ -2,11 +2,10 @@
 
     queue      each `order.updated` of a booked order lists its refunds; a new one gets a ledger
                row (waiting while its order is not booked) and a job keyed by the refund id
-    credit     ledger id → adopt by reference (after an unanswered create) → create, with
-               negative lines for exactly the refunded amount (`app.invoicing.refund_plan`)
-    send       delivery method Manual: numbered, no e-mail to the customer
-    settle     one negative payment of the credit total on the refund date: the money went back
-               to the customer; the original invoice stays paid
+    plan       negative lines for exactly the refunded amount (`app.invoicing.refund_plan`)
+    credit     the booking walk (app.sync.booking): adopt or create the credit invoice, send it,
+               and settle it with one negative payment of its total on the refund date — the
+               money went back to the customer; the original invoice stays paid
     deleted    a refund that disappears from the shop after it was credited is reported, not undone
 
 Like invoices, every step writes its intent or result to the ledger before the next, so a crash
@@ -15,61 +14,43 @@ anywhere resumes where it stopped and adopts the credit invoice Moneybird alread
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import alert
-from app.constants import REFUND_LOCK_PREFIX
+from app.constants import REFUND_LOCK_PREFIX, REQUEUE_BATCH
 from app.db import transaction
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.metrics import JOBS
-from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
-from app.moneybird.models import (
-    ExternalSalesInvoice,
-    PaymentCreate,
-    SalesInvoice,
-    SalesInvoiceSending,
-)
 from app.queue import enqueue_refund
 from app.sync import ledger
-from app.sync.documents import external_invoice_body, sales_invoice_body
-from app.sync.jobs import Services, retry_transient, services_of
-from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
+from app.sync.booking import (
+    CREDIT_STEPS,
+    BookingFailed,
+    Invoice,
+    LedgerEntry,
+    Position,
+    failing_on_refusal,
+    invoice_kind,
+    number_of,
+    walk,
+    write_down,
+)
+from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState, RefundStep
+from app.sync.services import Services, exclusively, retry_transient, services_of
 from app.woocommerce.errors import WooCommerceNotFound
 from app.woocommerce.models import Order, Refund
 
 log = structlog.get_logger("woobird.refunds")
 
-CreditInvoice = SalesInvoice | ExternalSalesInvoice
 # A refund that is still to be credited; `failed` ones wait for a person (`woobird retry`).
 OPEN_STATES = (RefundState.WAITING.value, RefundState.QUEUED.value)
-REQUEUE_BATCH = 500
-
-
-class RefundStep(enum.StrEnum):
-    """The crediting steps in order; `RefundRecord.step` is the last one written down."""
-
-    CREDIT_CREATING = "credit_creating"  # the create was sent: it may exist even if no answer came
-    CREDIT_CREATED = "credit_created"
-    CREDIT_SENT = "credit_sent"
-    PAYING = "paying"  # the payment was sent: look before paying again
-    PAID = "paid"
-
-
-class RefundFailed(Exception):
-    """The refund cannot be credited until a person acts; `kind` says why, the message how."""
-
-    def __init__(self, message: str, *, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 # ── queueing ─────────────────────────────────────────────────────────────────────────────────
@@ -228,26 +209,15 @@ async def _refund_deleted(services: Services, record: RefundRecord) -> None:
 
 async def _gave_up(services: Services, args: tuple[Any, ...], message: str) -> None:
     # Giving up is the refund's failure, not its (booked) order's.
-    failure = RefundFailed(message, kind="exhausted")
+    failure = BookingFailed(message, kind="exhausted")
     await _fail(services, order_id=int(args[0]), refund_id=int(args[1]), failure=failure)
 
 
 @retry_transient("refund", give_up=_gave_up)
 async def book_refund_job(ctx: dict[str, Any], order_id: int, refund_id: int, reason: str = "webhook") -> str:
     services = services_of(ctx)
-    lock = services.redis.lock(
-        f"{REFUND_LOCK_PREFIX}{refund_id}", timeout=services.settings.worker_job_timeout_seconds + 30
-    )
-    if not await lock.acquire(blocking=False):
-        # Another worker is crediting this refund right now; come back when it is done.
-        raise services.defer(5)
-    try:
+    async with exclusively(services, f"{REFUND_LOCK_PREFIX}{refund_id}"):
         return await book_refund(services, order_id=order_id, refund_id=refund_id, reason=reason)
-    finally:
-        try:
-            await lock.release()
-        except LockError:
-            log.warning("refund lock expired before the job finished", refund_id=refund_id)
 
 
 async def book_refund(services: Services, *, order_id: int, refund_id: int, reason: str) -> str:
@@ -278,7 +248,7 @@ async def book_refund(services: Services, *, order_id: int, refund_id: int, reas
     try:
         plan = await _plan(services, refund=refund, order=order)
         credit = await _credit(services, record=record, order_record=order_record, plan=plan)
-    except RefundFailed as failure:
+    except BookingFailed as failure:
         await _fail(services, order_id=order_id, refund_id=refund_id, failure=failure)
         return RefundState.FAILED.value
     state = await _booked(services, plan=plan, credit=credit)
@@ -287,7 +257,7 @@ async def book_refund(services: Services, *, order_id: int, refund_id: int, reas
         "refund credited",
         order_id=order_id,
         refund_id=refund_id,
-        credit=_number(credit),
+        credit=number_of(credit),
         credit_id=credit.id,
         total=str(credit.total_price_incl_tax),
         seconds=round(time.perf_counter() - started, 2),
@@ -305,22 +275,10 @@ async def _order_record(services: Services, order_id: int) -> OrderRecord | None
         return await ledger.get_order(session, order_id)
 
 
-async def _save(
-    services: Services, *, order_id: int, refund_id: int, event: str, message: str = "", **values: Any
-) -> None:
-    values.setdefault("updated_at", ledger.utcnow())
-    async with transaction(services.sessions) as session:
-        if values:
-            await session.execute(
-                update(RefundRecord).where(RefundRecord.refund_id == refund_id).values(**values)
-            )
-        await ledger.add_event(session, order_id=order_id, refund_id=refund_id, step=event, message=message)
-
-
 async def _wait(services: Services, *, order_id: int, refund_id: int, record: RefundRecord | None) -> str:
     """Never a credit without its invoice: the order's booking queues this refund again."""
     if record is not None and record.state != RefundState.WAITING:
-        await _save(
+        await write_down(
             services,
             order_id=order_id,
             refund_id=refund_id,
@@ -360,23 +318,33 @@ async def _plan(services: Services, *, refund: Refund, order: Order) -> CreditPl
             refund, order=order, reference=reference, options=PlanOptions.from_settings(services.settings)
         )
     except CreditRefused as exc:
-        raise RefundFailed(
+        raise BookingFailed(
             f"refund {refund.id} of order #{order.display_number} was not credited: {exc}", kind="refused"
         ) from exc
 
 
 async def _credit(
     services: Services, *, record: RefundRecord, order_record: OrderRecord, plan: CreditPlan
-) -> CreditInvoice:
-    try:
+) -> Invoice:
+    with failing_on_refusal("the credit invoice"):
         contact_id = await _contact_id(services, order_record)
-        if services.settings.invoice_kind == "external_sales_invoice":
-            return await _external_credit_steps(services, record=record, plan=plan, contact_id=contact_id)
-        return await _sales_credit_steps(services, record=record, plan=plan, contact_id=contact_id)
-    except MoneybirdConfigurationError as exc:
-        raise RefundFailed(f"Moneybird refused woobird's access: {exc}", kind="configuration") from exc
-    except MoneybirdRejected as exc:
-        raise RefundFailed(f"Moneybird rejected the credit invoice: {exc.message}", kind="rejected") from exc
+        entry = CreditEntry(services, order_id=record.order_id, refund_id=record.refund_id)
+        return await walk(services, entry, plan=plan, contact_id=contact_id)
+
+
+class CreditEntry(LedgerEntry):
+    """The booking walk's view of a refund's ledger row: the refund's credit invoice and its steps."""
+
+    noun = "credit invoice"
+    event = "credit"
+    steps = CREDIT_STEPS
+    columns = ("credit_invoice_id", "credit_invoice_number", "payment_id")
+
+    async def position(self) -> Position:
+        assert self.refund_id is not None
+        record = await _load(self.services, self.refund_id)
+        assert record is not None
+        return Position(step=record.step, invoice_id=record.credit_invoice_id)
 
 
 async def _contact_id(services: Services, order_record: OrderRecord) -> str:
@@ -384,156 +352,19 @@ async def _contact_id(services: Services, order_record: OrderRecord) -> str:
     if order_record.contact_id:
         return order_record.contact_id
     assert order_record.invoice_id is not None
-    if services.settings.invoice_kind == "external_sales_invoice":
-        original: CreditInvoice = await services.moneybird.get_external_sales_invoice(order_record.invoice_id)
-    else:
-        original = await services.moneybird.get_sales_invoice(order_record.invoice_id)
+    original = await invoice_kind(services.settings).get(services.moneybird, order_record.invoice_id)
     if original.contact_id is None:
-        raise RefundFailed(f"invoice {order_record.invoice_id} has no contact to credit", kind="rejected")
+        raise BookingFailed(f"invoice {order_record.invoice_id} has no contact to credit", kind="rejected")
     return original.contact_id
-
-
-def _check_total(credit: CreditInvoice, *, plan: CreditPlan) -> None:
-    if credit.total_price_incl_tax != plan.total:
-        raise RefundFailed(
-            f"Moneybird computed {credit.total_price_incl_tax} {plan.currency} for credit invoice "
-            f"{credit.id} but the shop refunded {plan.amount} (expected {plan.total}); it was left "
-            "unsettled in Moneybird for inspection",
-            kind="mismatch",
-        )
-
-
-def _payment(plan: CreditPlan, credit: CreditInvoice) -> PaymentCreate:
-    # Money out: a negative payment on the credit invoice, dated the day the shop refunded.
-    return PaymentCreate(payment_date=plan.invoice_date, price=credit.total_unpaid)
-
-
-async def _sales_credit_steps(
-    services: Services, *, record: RefundRecord, plan: CreditPlan, contact_id: str
-) -> CreditInvoice:
-    ids = {"order_id": record.order_id, "refund_id": record.refund_id}
-    credit: SalesInvoice | None = None
-    if record.credit_invoice_id:
-        credit = await services.moneybird.get_sales_invoice(record.credit_invoice_id)
-    elif record.step == RefundStep.CREDIT_CREATING:
-        # A create went out without an answer coming back: look before making a second one.
-        credit = await services.moneybird.find_sales_invoice_by_reference(plan.reference)
-        if credit is not None:
-            await _save(
-                services,
-                **ids,
-                event="adopted",
-                message=f"adopted credit invoice {credit.id} by reference",
-                credit_invoice_id=credit.id,
-                step=RefundStep.CREDIT_CREATED.value,
-            )
-    if credit is None:
-        await _save(
-            services, **ids, event="credit", message="creating", step=RefundStep.CREDIT_CREATING.value
-        )
-        credit = await services.moneybird.create_sales_invoice(
-            sales_invoice_body(plan, contact_id=contact_id)
-        )
-        await _save(
-            services,
-            **ids,
-            event="credit",
-            message=f"created draft credit invoice {credit.id}",
-            credit_invoice_id=credit.id,
-            step=RefundStep.CREDIT_CREATED.value,
-        )
-    _check_total(credit, plan=plan)
-    if credit.is_draft:
-        credit = await services.moneybird.send_sales_invoice(
-            credit.id, SalesInvoiceSending(delivery_method="Manual")
-        )
-        await _save(
-            services,
-            **ids,
-            event="sent",
-            message=f"sent (Manual) as {credit.invoice_id}",
-            credit_invoice_number=credit.invoice_id,
-            step=RefundStep.CREDIT_SENT.value,
-        )
-    if credit.total_unpaid != 0:
-        await _save(services, **ids, event="payment", message="registering", step=RefundStep.PAYING.value)
-        payment = await services.moneybird.create_sales_invoice_payment(credit.id, _payment(plan, credit))
-        await _save(
-            services,
-            **ids,
-            event="payment",
-            message=f"paid out {payment.price} ({payment.id})",
-            step=RefundStep.PAID.value,
-        )
-        credit = await services.moneybird.get_sales_invoice(credit.id)
-    return credit
-
-
-async def _external_credit_steps(
-    services: Services, *, record: RefundRecord, plan: CreditPlan, contact_id: str
-) -> CreditInvoice:
-    ids = {"order_id": record.order_id, "refund_id": record.refund_id}
-    credit: ExternalSalesInvoice | None = None
-    if record.credit_invoice_id:
-        credit = await services.moneybird.get_external_sales_invoice(record.credit_invoice_id)
-    elif record.step == RefundStep.CREDIT_CREATING:
-        found = await services.moneybird.find_external_sales_invoices(
-            reference=plan.reference, contact_id=contact_id
-        )
-        if found:
-            credit = min(found, key=lambda invoice: int(invoice.id))
-            await _save(
-                services,
-                **ids,
-                event="adopted",
-                message=f"adopted external credit invoice {credit.id}",
-                credit_invoice_id=credit.id,
-                step=RefundStep.CREDIT_CREATED.value,
-            )
-    if credit is None:
-        await _save(
-            services, **ids, event="credit", message="creating", step=RefundStep.CREDIT_CREATING.value
-        )
-        credit = await services.moneybird.create_external_sales_invoice(
-            external_invoice_body(plan, contact_id=contact_id)
-        )
-        await _save(
-            services,
-            **ids,
-            event="credit",
-            message=f"created external credit invoice {credit.id}",
-            credit_invoice_id=credit.id,
-            credit_invoice_number=plan.reference,
-            step=RefundStep.CREDIT_CREATED.value,
-        )
-    _check_total(credit, plan=plan)
-    if credit.total_unpaid != 0:
-        await _save(services, **ids, event="payment", message="registering", step=RefundStep.PAYING.value)
-        payment = await services.moneybird.create_external_sales_invoice_payment(
-            credit.id, _payment(plan, credit)
-        )
-        await _save(
-            services,
-            **ids,
-            event="payment",
-            message=f"paid out {payment.price} ({payment.id})",
-            step=RefundStep.PAID.value,
-        )
-        credit = await services.moneybird.get_external_sales_invoice(credit.id)
-    return credit
 
 
 # ── outcome ──────────────────────────────────────────────────────────────────────────────────
 
 
-def _number(credit: CreditInvoice) -> str | None:
-    return credit.invoice_id if isinstance(credit, SalesInvoice) else credit.reference
-
-
-async def _booked(services: Services, *, plan: CreditPlan, credit: CreditInvoice) -> str:
+async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice) -> str:
     how = "through the payment method" if plan.refunded_payment else "by hand"
     message = (
-        f"credited as {_number(credit)}, total {credit.total_price_incl_tax}; refunded {how}, "
+        f"credited as {number_of(credit)}, total {credit.total_price_incl_tax}; refunded {how}, "
         f"settled as a payment of {credit.total_price_incl_tax} on {plan.invoice_date}"
     )
     if plan.spread:
@@ -543,7 +374,7 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: CreditInvoice
     values = {
         "step": RefundStep.PAID.value,
         "credit_invoice_id": credit.id,
-        "credit_invoice_number": _number(credit),
+        "credit_invoice_number": number_of(credit),
         "credit_total": credit.total_price_incl_tax,
         "error": None,
         "booked_at": ledger.utcnow(),
@@ -573,15 +404,15 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: CreditInvoice
             services,
             cause=f"refund-deleted:{plan.refund_id}",
             message=f"refund {plan.refund_id} of order #{plan.order_number} was deleted in WooCommerce while "
-            f"woobird credited it as {_number(credit)}; reverse the credit invoice in Moneybird if it was a "
-            "mistake",
+            f"woobird credited it as {number_of(credit)}; reverse the credit invoice in Moneybird if it was "
+            "a mistake",
         )
         return RefundState.DELETED.value
     return RefundState.BOOKED.value
 
 
-async def _fail(services: Services, *, order_id: int, refund_id: int, failure: RefundFailed) -> None:
-    await _save(
+async def _fail(services: Services, *, order_id: int, refund_id: int, failure: BookingFailed) -> None:
+    await write_down(
         services,
         order_id=order_id,
         refund_id=refund_id,
@@ -590,7 +421,8 @@ async def _fail(services: Services, *, order_id: int, refund_id: int, failure: R
         state=RefundState.FAILED.value,
         error=str(failure),
     )
-    JOBS.labels(kind="refund", outcome="failed").inc()
+    if failure.kind != "exhausted":  # a job that ran out of tries counts as gave_up, once
+        JOBS.labels(kind="refund", outcome="failed").inc()
     log.error("refund failed", order_id=order_id, refund_id=refund_id, kind=failure.kind, reason=str(failure))
     await alert(
         services,

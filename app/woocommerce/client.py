@@ -15,6 +15,7 @@ reads those as arrays, and PHP's own `status[]` arrays would not match an OAuth 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime
 from types import TracebackType
@@ -25,6 +26,7 @@ from oauthlib import oauth1
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.constants import WOOCOMMERCE_API_PREFIX, WOOCOMMERCE_READ_DECIMALS
+from app.retry import retry_at_from_header
 from app.settings import Settings
 from app.woocommerce.errors import (
     AuthProblem,
@@ -137,6 +139,7 @@ class WooCommerceClient:
                 method=method,
                 path=path,
                 status=response.status_code,
+                retry_at=retry_at_from_header(response.headers.get("Retry-After"), now=time.time()),
             )
         if response.status_code >= 400:
             raise _rejection(response, method=method, path=path)

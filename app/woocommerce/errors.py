@@ -1,9 +1,9 @@
 """What can go wrong talking to the shop.
 
 WooCommerceError                 base; carries method, path and (when known) the order id
-├── WooCommerceTransient         worth another try later: the shop will likely answer
+├── WooCommerceTransient         an app.retry.TryAgainLater: the shop will likely answer later
 │   ├── timeout / connection error
-│   └── 5xx, 429
+│   └── 5xx, 429 (`retry_at` from the shop's Retry-After)
 └── WooCommerceRejected          the shop answered no; retrying the same request won't help
     ├── WooCommerceAuthError     401/403, with `problem` saying which: the shop saw no key at all,
     │                            does not know the key, the secret (signature) is wrong, the
@@ -14,6 +14,8 @@ WooCommerceError                 base; carries method, path and (when known) the
 from __future__ import annotations
 
 from typing import Literal
+
+from app.retry import TryAgainLater
 
 # Why the shop said no, in the order `woobird check` reports them.
 AuthProblem = Literal["not_authenticated", "unknown_key", "wrong_secret", "clock", "no_rights"]
@@ -27,8 +29,18 @@ class WooCommerceError(RuntimeError):
         self.status = status
 
 
-class WooCommerceTransient(WooCommerceError):
-    pass
+class WooCommerceTransient(WooCommerceError, TryAgainLater):
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status: int | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, status=status)
+        self.retry_at = retry_at
 
 
 class WooCommerceRejected(WooCommerceError):

@@ -237,7 +237,7 @@ async def test_sandbox_429_carries_an_epoch_reset(sandbox: MoneybirdSandbox) -> 
         await client.workflows()
         with pytest.raises(MoneybirdRateLimited) as caught:
             await client.workflows()
-    assert caught.value.reset_at > 1e9
+    assert caught.value.retry_at > 1e9
     assert not caught.value.local
 
 

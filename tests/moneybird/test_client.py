@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 
@@ -11,7 +11,8 @@ import pytest
 import respx
 from redis.asyncio import Redis
 
-from app.moneybird.client import MoneybirdClient, rate_limit_reset, wide_period
+from app.logs import configure_logging
+from app.moneybird.client import MoneybirdClient, wide_period
 from app.moneybird.errors import (
     MoneybirdAuthError,
     MoneybirdBadRequest,
@@ -26,6 +27,7 @@ from app.moneybird.errors import (
     MoneybirdUnexpectedResponse,
     MoneybirdValidationError,
 )
+from app.moneybird.http import rate_limit_reset
 from app.moneybird.models import (
     ContactCreate,
     ExternalSalesInvoiceCreate,
@@ -467,7 +469,7 @@ async def test_429_raises_with_the_absolute_reset_and_pauses_everyone(
     )
     with pytest.raises(MoneybirdRateLimited) as caught:
         await client.create_sales_invoice(_invoice_create())
-    assert caught.value.reset_at == reset
+    assert caught.value.retry_at == reset
     assert not caught.value.local
     assert "Retry later" in str(caught.value)
     assert route.call_count == 1
@@ -539,3 +541,43 @@ async def test_on_response_hook_sees_route_status_and_duration(
     ] * 3
     assert all(seconds >= 0 for *_, seconds in seen)
     assert client.calls == {"GET contacts/{contact_id}": 4}
+
+
+# ── logging ───────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
+    yield capsys
+    with capsys.disabled():  # bind the next tests' logger to the real stderr, not this test's capture
+        configure_logging(level="INFO", fmt="console")
+
+
+async def test_client_logs_are_structured_redacted_json_lines(
+    router: respx.Router, make_client: MakeClient, json_logs: pytest.CaptureFixture[str]
+) -> None:
+    # Inside the test: the logger binds sys.stderr, which capsys replaces only while the test runs.
+    configure_logging(level="INFO", fmt="json")
+    client = make_client()
+    route = router.get(f"/sales_invoices/{bodies.INVOICE_ID}.json")
+    route.side_effect = [
+        httpx.Response(503, json={"error": "contact jan.jansen@example.nl is being updated"}),
+        httpx.Response(200, json=bodies.sales_invoice()),
+    ]
+    await client.get_sales_invoice(bodies.INVOICE_ID)
+    router.post("/sales_invoices.json").respond(429, text="Retry later", headers={"Retry-After": "120"})
+    with pytest.raises(MoneybirdRateLimited):
+        await client.create_sales_invoice(_invoice_create())
+
+    raw = json_logs.readouterr().err
+    assert "jan.jansen@example.nl" not in raw
+    assert TOKEN not in raw
+    lines = [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
+    retried = next(line for line in lines if line["event"] == "moneybird read failed; retrying")
+    assert retried["call"] == f"GET /{ADMINISTRATION_ID}/sales_invoices/{bodies.INVOICE_ID}.json"
+    assert "j…@example.nl" in str(retried["error"])
+    throttled = next(
+        line for line in lines if line["event"] == "moneybird answered 429; pausing every process"
+    )
+    assert throttled["level"] == "warning"
+    assert throttled["call"] == f"POST /{ADMINISTRATION_ID}/sales_invoices.json"

@@ -1,22 +1,16 @@
 from __future__ import annotations
 
 import pickle
-import random
-
-import pytest
 
 from app.moneybird.errors import (
-    RETRY_CAP_SECONDS,
     MoneybirdAuthError,
+    MoneybirdCall,
     MoneybirdConfigurationError,
     MoneybirdRateLimited,
     MoneybirdRejected,
-    MoneybirdServerError,
-    MoneybirdTimeout,
     MoneybirdTransient,
     MoneybirdValidationError,
     describe_error_body,
-    retry_delay,
 )
 
 NOW = 1_800_000_000.0
@@ -74,9 +68,9 @@ class TestTree:
             "price: can't be blank",
             status=422,
             body={"error": {"price": ["can't be blank"]}},
-            method="POST",
-            path="/123/sales_invoices.json",
-            ids={"contact_id": "496081523137578258"},
+            call=MoneybirdCall(
+                method="POST", path="/123/sales_invoices.json", ids={"contact_id": "496081523137578258"}
+            ),
         )
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is MoneybirdValidationError
@@ -93,34 +87,4 @@ class TestTree:
         assert error.retry_at == NOW + 90
         assert error.retry_after_seconds(NOW) == 90
         assert error.retry_after_seconds(NOW + 200) == 0
-        assert pickle.loads(pickle.dumps(error)).reset_at == NOW + 90
-
-
-class TestRetryDelay:
-    def test_grows_with_tries_and_is_capped(self) -> None:
-        rng = random.Random(4)
-        early = [retry_delay(job_try=1, error=None, now=NOW, rng=rng) for _ in range(200)]
-        late = [retry_delay(job_try=30, error=None, now=NOW, rng=rng) for _ in range(200)]
-        assert max(early) <= 5.0
-        assert all(1.0 <= d <= RETRY_CAP_SECONDS for d in late)
-        assert sum(late) / len(late) > 10 * sum(early) / len(early)
-
-    def test_is_jittered(self) -> None:
-        rng = random.Random(5)
-        delays = {
-            round(retry_delay(job_try=6, error=MoneybirdTimeout("slow"), now=NOW, rng=rng), 3)
-            for _ in range(50)
-        }
-        assert len(delays) > 40
-
-    @pytest.mark.parametrize("job_try", [1, 2, 5, 25])
-    def test_never_before_a_rate_limit_reset_even_beyond_the_cap(self, job_try: int) -> None:
-        rng = random.Random(job_try)
-        for reset_in in (2.0, 280.0, RETRY_CAP_SECONDS + 300):
-            error = MoneybirdRateLimited("429", reset_at=NOW + reset_in)
-            for _ in range(50):
-                assert retry_delay(job_try=job_try, error=error, now=NOW, rng=rng) >= reset_in
-
-    def test_respects_a_server_errors_retry_after(self) -> None:
-        error = MoneybirdServerError("503", status=503, retry_at=NOW + 45)
-        assert retry_delay(job_try=1, error=error, now=NOW) >= 45
+        assert pickle.loads(pickle.dumps(error)).retry_at == NOW + 90

@@ -34,8 +34,8 @@ from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, expected_failures, sample_carts, samples
 from app.sandbox.server import serve
 from app.settings import Settings, load_settings
-from app.sync.jobs import build_services
 from app.sync.ledger import OrderState
+from app.sync.services import build_services
 from app.woocommerce.client import OAuth1Signature
 from app.woocommerce.models import Order
 from tests.services import redis_database

@@ -13,8 +13,8 @@ from arq.connections import ArqRedis
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.woocommerce import ShopSandbox
 from app.sync import ledger
-from app.sync.jobs import Services
 from app.sync.ledger import OrderRecord
+from app.sync.services import Services
 from tests.factories import order_document
 from tests.harness import wired_fakes
 

@@ -12,10 +12,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SECONDS
+from app.main import create_app
 from app.sandbox.woocommerce.cart import Customer
+from app.settings import normalise_database_url
 from app.sync import ledger
 from app.sync.ledger import OrderState, Step
 from app.sync.reconcile import reconcile
@@ -165,3 +168,27 @@ async def test_a_worker_killed_mid_booking_is_requeued_and_books_exactly_once(
     await _assert_booked_once(harness, document)
     assert len(harness.moneybird.contacts) == 1
     assert harness.moneybird.calls(dies_after) == 1  # adopted, not made a second time
+
+
+@pytest.mark.parametrize("down", ["redis", "database"])
+async def test_a_delivery_refused_with_503_is_booked_by_the_next_pass(harness: Harness, down: str) -> None:
+    document = _add(harness, 7401, customer=_customer("Anna"))
+    unreachable = {
+        "redis": {"redis_url": "redis://127.0.0.1:1/0"},
+        "database": {"database_url": normalise_database_url("postgresql://postgres@127.0.0.1:1/woobird")},
+    }[down]
+    # The web process lost its Redis (or database); the worker and the ledger did not.
+    broken = create_app(harness.settings.model_copy(update=unreachable))
+    async with (
+        broken.router.lifespan_context(broken),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=broken), base_url="http://woobird.test") as web,
+    ):
+        response = await harness.deliver(7401, to=web)
+    assert response.status_code == 503
+    assert "reconciliation" in response.json()["error"]
+    assert await harness.queued() == 0  # the queue the worker reads: nothing was queued
+
+    report = await reconcile(harness.services)
+    assert report.queued + report.requeued == 1
+    await harness.run_worker()
+    await _assert_booked_once(harness, document)

@@ -15,9 +15,9 @@ from app.db import transaction
 from app.queue import order_job_id
 from app.sync import ledger
 from app.sync import reconcile as reconcile_module
-from app.sync.jobs import build_services
 from app.sync.ledger import OrderState
 from app.sync.reconcile import reconcile, reconcile_job
+from app.sync.services import build_services
 from app.woocommerce.errors import WooCommerceTransient
 from tests.sync._wiring import Wired, wired
 

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from app.sandbox.moneybird import contacts, external, invoices, reference
 from app.sandbox.moneybird.core import ApiError, Record, symbolic_error
 from app.sandbox.moneybird.documents import find_payment
+from app.sandbox.moneybird.oauth import routes as oauth_routes
 from app.sandbox.moneybird.records import Call, Reply
 from app.sandbox.moneybird.state import Fault, FaultKind, MoneybirdSandbox, RecordedRequest
 
@@ -211,7 +212,9 @@ class MoneybirdASGI:
     def _refusal(self, ex: _Exchange) -> Reply | None:
         """Auth, administration, route and rate limit, in the order a real stack checks them."""
         sandbox = self.sandbox
-        if ex.headers.get("authorization", "") != f"Bearer {sandbox.token}":
+        given = ex.headers.get("authorization", "")
+        oauth_token = given.removeprefix("Bearer ") in sandbox.oauth.access_tokens
+        if given != f"Bearer {sandbox.token}" and not oauth_token:
             return self._recorded(
                 ex, Reply(401, {"error": "token is invalid", "symbolic": {"request": "invalid_grant"}})
             )
@@ -326,7 +329,10 @@ def _response(reply: Reply) -> Response:
 
 def create_app(sandbox: MoneybirdSandbox) -> Starlette:
     """The fake as an ASGI app serving /api/v2/administrations and /api/v2/{administration_id}/…"""
-    return Starlette(routes=[Route("/api/v2/{rest:path}", endpoint=MoneybirdASGI(sandbox))])
+    api = Route("/api/v2/{rest:path}", endpoint=MoneybirdASGI(sandbox))
+    return Starlette(
+        routes=[api, *oauth_routes(sandbox.oauth, administration_name=sandbox.administration_name)]
+    )
 
 
 class MoneybirdTransport(httpx.AsyncBaseTransport):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from app.sandbox.moneybird.contacts import create_contact_record
 from app.sandbox.moneybird.core import Clock, IdMint, Record
+from app.sandbox.moneybird.oauth import MoneybirdOAuth
 from app.sandbox.moneybird.records import Administration
 from app.sandbox.moneybird.seed import seed_administration
 
@@ -60,6 +61,9 @@ class MoneybirdSandbox:
         web_url: str = "https://moneybird.sandbox.invalid",
     ) -> None:
         self.token = token
+        # OAuth apps' tokens are accepted next to the personal token (see `oauth`).
+        self.oauth = MoneybirdOAuth()
+        self.administration_name = administration_name
         self.rounding: Rounding = rounding
         self.rate_limit = rate_limit
         self.latency_seconds = latency_seconds

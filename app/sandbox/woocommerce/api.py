@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 
 from app.constants import WOOCOMMERCE_API_PREFIX
 from app.sandbox.woocommerce.args import Args, Call, delivery_url_param, request_params, topic_param
-from app.sandbox.woocommerce.auth import AUTH_ERROR, OAuthVerifier, key_and_secret
+from app.sandbox.woocommerce.auth import auth_routes
 from app.sandbox.woocommerce.core import (
     ORDER_STATUSES,
     WP_VERSION,
@@ -35,6 +35,7 @@ from app.sandbox.woocommerce.core import (
     wp_json_encode,
 )
 from app.sandbox.woocommerce.precision import DEFAULT_DP
+from app.sandbox.woocommerce.rest_auth import AUTH_ERROR, OAuthVerifier, key_and_secret
 from app.sandbox.woocommerce.shop import ShopSandbox
 from app.sandbox.woocommerce.webhooks import WEBHOOK_STATUSES
 
@@ -66,7 +67,8 @@ def create_app(shop: ShopSandbox) -> ASGIApp:
     """The shop's `/wp-json/wc/v3` API as an ASGI app (serve it, or wrap it in `httpx.ASGITransport`)."""
     api = _RestApi(shop)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    return Starlette(routes=[Route(WOOCOMMERCE_API_PREFIX + "/{rest:path}", api.dispatch, methods=methods)])
+    rest = Route(WOOCOMMERCE_API_PREFIX + "/{rest:path}", api.dispatch, methods=methods)
+    return Starlette(routes=[rest, *auth_routes(shop)])
 
 
 class _RestApi:
@@ -145,12 +147,23 @@ class _RestApi:
         self.shop.requests.append(RecordedRequest(request.method, path, template, request.url.query, 0))
         raise httpx.ReadTimeout(f"sandbox shop: simulated timeout on {request.method} {path}")
 
+    def _key(self, key: str | None) -> tuple[str, str] | None:
+        """The secret and permissions of a consumer key the shop knows: its own, or one an app
+        authorization (`auth`) issued."""
+        if key is None:
+            return None
+        if key in self.shop.issued_keys:
+            return self.shop.issued_keys[key]
+        if hmac.compare_digest(key.encode(), self.shop.consumer_key.encode()):
+            return self.shop.consumer_secret, self.shop.key_permissions
+        return None
+
     async def _authenticate(self, request: Request, action: str) -> None:
-        """`WC_REST_Authentication` (see `auth.py`): keys over TLS, else an OAuth 1.0a signature."""
+        """`WC_REST_Authentication` (see `rest_auth.py`): keys over TLS, else an OAuth 1.0a signature."""
         key, secret = key_and_secret(request)
-        known = key is not None and hmac.compare_digest(key.encode(), self.shop.consumer_key.encode())
-        if known and secret is not None:
-            if not hmac.compare_digest(secret.encode(), self.shop.consumer_secret.encode()):
+        known = self._key(key)
+        if known is not None and secret is not None:
+            if not hmac.compare_digest(secret.encode(), known[0].encode()):
                 raise RestError(401, AUTH_ERROR, "Consumer secret is invalid.")
         else:
             # An unknown key over TLS is ignored, not refused: WooCommerce goes on to look for OAuth.
@@ -158,18 +171,17 @@ class _RestApi:
             if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
                 body = (await request.body()).decode("utf-8", "replace")
                 form = dict(parse_qsl(body, keep_blank_values=True))
+            params = self.oauth.parameters(request, form)
+            known = self._key(params.get("oauth_consumer_key"))
             signed = self.oauth.verify(
-                request,
-                params=self.oauth.parameters(request, form),
-                home_url=self.shop.url,
-                consumer_key=self.shop.consumer_key,
-                consumer_secret=self.shop.consumer_secret,
+                request, params=params, home_url=self.shop.url, consumer_secret=known[0] if known else None
             )
-            if not signed:
+            if not signed or known is None:
                 code, message = _FORBIDDEN[action]
                 raise RestError(401, code, message)
+        permissions = known[1]
         writes = request.method not in ("GET", "HEAD")
-        allowed = {"read": not writes, "write": writes, "read_write": True}[self.shop.key_permissions]
+        allowed = {"read": not writes, "write": writes, "read_write": True}[permissions]
         if not allowed:
             kind = "write" if writes else "read"
             message = f"The API key provided does not have {kind} permissions."

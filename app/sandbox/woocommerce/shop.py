@@ -64,6 +64,9 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         self.consumer_key = consumer_key or f"ck_{secrets.token_hex(20)}"
         self.consumer_secret = consumer_secret or f"cs_{secrets.token_hex(20)}"
         self.key_permissions = key_permissions
+        # Keys made by app authorizations (/wc-auth/v1): consumer key → (secret, permissions).
+        self.issued_keys: dict[str, tuple[str, str]] = {}
+        self.authorization_requests: list[dict[str, str]] = []
         self.currency = currency
         self.prices_include_tax = prices_include_tax
         self.tax_round_at_subtotal = False

@@ -1,22 +1,25 @@
-"""The arq jobs and what they share for the worker's lifetime.
+"""What every job shares for the worker's lifetime, and what every job body runs inside.
 
-Job arguments are ids and strings only (arq pickles them). Each job body is wrapped by
-`retry_transient`, the one place where a passing failure of the shop or of Moneybird becomes
-`arq.Retry` with backoff; anything else is recorded in the ledger by the body itself.
+`Services` is built once when the worker starts. Job arguments are ids and strings only (arq
+pickles them). Each job body is wrapped by `retry_transient`, the one place where a passing
+failure (`app.retry.TryAgainLater`, or Redis) becomes `arq.Retry` by `app.retry.retry_delay`;
+anything else is recorded in the ledger by the body itself. `exclusively` keeps a second worker
+off an order or refund that one is already booking.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.constants import WORKER_MAX_TRIES
@@ -25,13 +28,14 @@ from app.logs import configure_logging
 from app.metrics import JOBS
 from app.metrics_refresh import record_moneybird_response
 from app.moneybird.client import MoneybirdClient
-from app.moneybird.errors import MoneybirdTransient, retry_delay
-from app.moneybird.ratelimit import RateLimitBusy, limiter_from_settings
+from app.moneybird.ratelimit import limiter_from_settings
 from app.moneybird.reference import ReferenceCache
+from app.retry import TryAgainLater, retry_delay
 from app.settings import Settings, load_settings
 from app.settings_live import LiveSettings
+from app.setup.moneybird_connect import token_refresher
+from app.setup.progress import booking_may_start
 from app.woocommerce.client import WooCommerceClient
-from app.woocommerce.errors import WooCommerceTransient
 
 log = structlog.get_logger("woobird.worker")
 
@@ -74,6 +78,7 @@ async def build_services(settings: Settings, redis: ArqRedis, **transports: Any)
         limiter=limiter,
         transport=transports.get("moneybird_transport"),
         on_response=record_moneybird_response,
+        on_unauthorized=token_refresher(settings),
     )
     return Services(
         settings=settings,
@@ -96,14 +101,15 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["live_settings"] = live
         ctx["retired_services"] = []
         settings = await live.start()
-        await _use_settings(ctx, settings)
+        await _use_settings(ctx, live)
     log.info("worker started", sandbox=settings.woobird_sandbox, invoice_kind=settings.invoice_kind)
 
 
-async def _use_settings(ctx: dict[str, Any], settings: Settings) -> None:
-    """Services for these settings, or none (jobs wait) while the set-up wizard is not finished."""
+async def _use_settings(ctx: dict[str, Any], live: LiveSettings) -> None:
+    """Services for the current settings, or none (jobs wait) while the set-up wizard is not done."""
+    settings = live.current
     missing = [name for name in settings.problems() if name not in WORKER_NOT_NEEDED]
-    if missing:
+    if missing or not booking_may_start(live.stored.progress):
         ctx["services"] = None
         log.warning("waiting for the set-up wizard (/admin/setup) or the environment", missing=missing)
         return
@@ -121,7 +127,7 @@ async def current_services(ctx: dict[str, Any]) -> Services | None:
         retired: list[tuple[float, Services]] = ctx["retired_services"]
         if ctx.get("services") is not None:
             retired.append((time.monotonic(), ctx["services"]))
-        await _use_settings(ctx, live.current)
+        await _use_settings(ctx, live)
         horizon = time.monotonic() - live.current.worker_job_timeout_seconds - 10
         for entry in [entry for entry in retired if entry[0] < horizon]:
             retired.remove(entry)
@@ -159,6 +165,21 @@ def services_of(ctx: dict[str, Any]) -> Services:
     return services
 
 
+@asynccontextmanager
+async def exclusively(services: Services, key: str) -> AsyncIterator[None]:
+    """Hold `key` while a job works; when another worker holds it, come back once it is done."""
+    lock = services.redis.lock(key, timeout=services.settings.worker_job_timeout_seconds + 30)
+    if not await lock.acquire(blocking=False):
+        raise services.defer(5)
+    try:
+        yield
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            log.warning("lock expired before the job finished", lock=key)
+
+
 # What a job does when it stops retrying: record the failure in its ledger (args after ctx).
 GiveUp = Callable[[Services, tuple[Any, ...], str], Awaitable[None]]
 
@@ -180,21 +201,15 @@ def retry_transient(
             job_try = int(ctx.get("job_try", 1))
             try:
                 return await job(*args, **kwargs)
-            except (MoneybirdTransient, WooCommerceTransient, RateLimitBusy, RedisError) as exc:
+            except (TryAgainLater, RedisError) as exc:
                 JOBS.labels(kind=kind, outcome="retried").inc()
+                services = services_of(ctx)
                 if job_try >= WORKER_MAX_TRIES:
                     message = f"gave up after {job_try} tries; last error: {exc}"
-                    await give_up(services_of(ctx), tuple(args[1:]), message)
+                    await give_up(services, tuple(args[1:]), message)
                     JOBS.labels(kind=kind, outcome="gave_up").inc()
                     raise
-                services = services_of(ctx)
-                transient = exc if isinstance(exc, MoneybirdTransient) else None
-                delay = retry_delay(job_try=job_try, error=transient, now=time.time()) * services.retry_scale
-                # Never earlier than Moneybird (or our limiter) said: that would only earn a 429.
-                if transient is not None and transient.retry_at is not None:
-                    delay = max(delay, transient.retry_after_seconds(time.time()))
-                if isinstance(exc, RateLimitBusy):
-                    delay = max(delay, exc.retry_at - time.time())
+                delay = retry_delay(job_try=job_try, error=exc, now=time.time(), scale=services.retry_scale)
                 log.warning(
                     "will retry",
                     job=kind,

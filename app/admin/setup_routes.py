@@ -1,0 +1,588 @@
+"""`/admin/setup`: the six-step set-up wizard, rendered from the functions in app/setup/.
+
+Behind the admin session like every /admin page; every form carries the session's CSRF token and
+is refused without it. The one route outside /admin is WooCommerce's key callback, which is not a
+browser's request: it is accepted only for an authorization this woobird started (app/setup/shop.py).
+No route here shows a secret back in full.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse
+from pydantic import SecretStr
+from starlette.exceptions import HTTPException
+
+from app.admin.auth import Admin, LoginRequired, authenticate, is_https, valid_csrf
+from app.admin.routes import AdminDep, AdminRoute, page
+from app.checks import Checker
+from app.clients import shop_client
+from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
+from app.deps import AppState, AppStateDep, SettingsDep
+from app.health import readiness
+from app.settings import Settings
+from app.settings_store import masked, write_settings
+from app.setup import bookkeeping, moneybird_connect, shop, tasks
+from app.setup.progress import STEPS, WizardState, record_step, start, wizard_state
+from app.woocommerce.webhook_setup import install_webhook
+
+router = APIRouter(prefix="/admin/setup", route_class=AdminRoute, include_in_schema=False)
+callback_router = APIRouter(include_in_schema=False)
+CsrfForm = Annotated[str, Form()]
+
+
+# ── what every step page shares ──────────────────────────────────────────────────────────────
+
+
+def _wizard(state: AppState) -> WizardState:
+    progress = state.live.stored.progress if state.live else {}
+    return wizard_state(state.settings, progress)
+
+
+def _render(
+    request: Request,
+    state: AppState,
+    admin: Admin,
+    step: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    template: str | None = None,
+) -> Response:
+    wizard = _wizard(state)
+    values: dict[str, Any] = {
+        "active": "setup",
+        "admin": admin,
+        "csrf": admin.csrf(state.settings),
+        "steps": STEPS,
+        "wizard": wizard,
+        "step": step,
+        "number": wizard.number(step),
+        "problems": [],
+    }
+    values.update(context or {})
+    return page(request, template or f"setup_{step}.html", values, status_code=status_code)
+
+
+def _check_csrf(state: AppState, admin: Admin, csrf: str) -> None:
+    if not valid_csrf(state.settings, admin, csrf):
+        raise HTTPException(403, "the form is stale or was not sent from the wizard: reload and try again")
+
+
+def _actor(request: Request) -> str:
+    where = request.client.host if request.client else "unknown address"
+    return f"set-up wizard (admin session, {where})"
+
+
+def _base_url(request: Request, settings: Settings) -> str:
+    """Where the shop and Moneybird reach this woobird: PUBLIC_URL, or the address it was opened at."""
+    if settings.public_url:
+        return settings.public_url
+    scheme = "https" if is_https(request) else request.url.scheme
+    return f"{scheme}://{request.headers.get('host', request.url.netloc)}"
+
+
+async def _store(request: Request, state: AppState, values: dict[str, str | None]) -> None:
+    base = state.live.base if state.live else state.settings
+    await write_settings(state.sessions, base=base, values=values, actor=_actor(request))
+    await state.refresh_settings(force=True)
+
+
+async def _step_done(state: AppState, step: str, value: str) -> None:
+    await record_step(state.sessions, step, value)
+    await state.refresh_settings(force=True)
+
+
+def _leave_for(
+    request: Request, state: AppState, admin: Admin, step: str, *, target: str, where: str, heading: str
+) -> Response:
+    """Send the browser to the shop's or Moneybird's approval page. A page that moves on by itself,
+    not a redirect: the pages' CSP lets forms post to woobird only, and that covers redirects."""
+    context = {"target": target, "where": where, "heading": heading}
+    return _render(request, state, admin, step, context, template="setup_leave.html")
+
+
+def _next(state: AppState) -> RedirectResponse:
+    return RedirectResponse(f"/admin/setup/{_wizard(state).next_step()}", status_code=303)
+
+
+async def _returning_admin(request: Request, settings: SettingsDep) -> Admin | None:
+    """The admin coming back from the shop's or Moneybird's page, if the browser sent the session.
+
+    The session cookie is SameSite=Strict, so a navigation started on another site arrives without
+    it: such a request gets a page that reloads itself, and that reload, started on woobird's own
+    page, carries the cookie (`_bounce`)."""
+    try:
+        return authenticate(request, settings)
+    except LoginRequired:
+        if request.query_params.get("bounced"):
+            raise
+        return None
+
+
+ReturningAdmin = Annotated[Admin | None, Depends(_returning_admin)]
+
+
+def _bounce(request: Request) -> Response:
+    target = f"{request.url.path}?{request.url.query}&bounced=1"
+    return page(request, "setup_bounce.html", {"target": target})
+
+
+@router.get("")
+async def setup_start(admin: AdminDep, state: AppStateDep) -> Response:
+    await start(state.sessions)
+    await state.refresh_settings(force=True)
+    return _next(state)
+
+
+# ── 1. WooCommerce ───────────────────────────────────────────────────────────────────────────
+
+
+def _shop_context(state: AppState) -> dict[str, Any]:
+    s = state.settings
+    key = s.woocommerce_consumer_key.get_secret_value()
+    return {"shop_url": s.woocommerce_url, "key_shown": masked(key) if key else ""}
+
+
+@router.get("/shop")
+async def shop_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+    return _render(request, state, admin, "shop", _shop_context(state))
+
+
+@router.post("/shop")
+async def shop_connect(
+    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", shop_url: CsrfForm = ""
+) -> Response:
+    _check_csrf(state, admin, csrf)
+    url = shop.normalise_shop_url(shop_url)
+    problems = await shop.probe_shop(url)
+    base = _base_url(request, state.settings)
+    if not problems and urlsplit(base).scheme != "https":
+        problems = [
+            f"the shop hands its keys only to an https:// address, and this woobird was opened at {base}: "
+            "open it at its https:// address (or set PUBLIC_URL), or paste a key below."
+        ]
+    if problems:
+        context = _shop_context(state) | {"shop_url": url, "problems": problems}
+        return _render(request, state, admin, "shop", context, status_code=422)
+    await _store(request, state, {"WOOCOMMERCE_URL": url})
+    token = await shop.begin_authorization(state.redis, shop_url=url, session=admin.session)
+    target = shop.authorize_url(
+        url,
+        state=token,
+        return_url=f"{base}{shop.RETURN_PATH}",
+        callback_url=f"{base}{shop.CALLBACK_PATH}",
+    )
+    return _leave_for(
+        request,
+        state,
+        admin,
+        "shop",
+        target=target,
+        where="your shop",
+        heading="Connect your WooCommerce shop",
+    )
+
+
+@callback_router.post(shop.CALLBACK_PATH)
+async def shop_callback(request: Request) -> Response:
+    """WooCommerce's server POSTs the key pair here; exactly 200 keeps the key, anything else drops it."""
+    state: AppState = request.app.state.woobird
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > shop.CALLBACK_MAX_BYTES:
+            return PlainTextResponse("too large", status_code=413)
+    try:
+        keys = await shop.accept_callback(state.redis, body)
+    except shop.CallbackRefused as exc:
+        return PlainTextResponse(str(exc), status_code=403)
+    values: dict[str, str | None] = {
+        "WOOCOMMERCE_URL": keys.shop_url,
+        "WOOCOMMERCE_CONSUMER_KEY": keys.consumer_key,
+        "WOOCOMMERCE_CONSUMER_SECRET": keys.consumer_secret,
+    }
+    base = state.live.base if state.live else state.settings
+    actor = "WooCommerce app authorization (approved in wp-admin, started in the set-up wizard)"
+    await write_settings(state.sessions, base=base, values=values, actor=actor)
+    await state.refresh_settings(force=True)
+    return PlainTextResponse("ok", status_code=200)
+
+
+@router.get("/shop/return")
+async def shop_return(
+    request: Request, returning: ReturningAdmin, state: AppStateDep, success: str = "", user_id: str = ""
+) -> Response:
+    if returning is None:
+        return _bounce(request)
+    admin = returning
+    outcome = await shop.authorization_outcome(state.redis, state=user_id, session=admin.session)
+    if success != "1":
+        await shop.forget_authorization(state.redis, state=user_id)
+        problems = [
+            "the shop did not hand out a key: access was denied on WooCommerce's page. Press Connect "
+            "again and choose Approve (you need to be signed in as a shop manager or administrator), "
+            "or paste a key below."
+        ]
+        return _render(
+            request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
+        )
+    if outcome != "granted":
+        problems = [
+            "the shop says it approved, but its key never reached woobird"
+            + (f" ({outcome})" if outcome else "")
+            + ". The shop must be able to reach this woobird over https; press Connect again, or paste a key."
+        ]
+        return _render(
+            request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
+        )
+    return await _verify_shop(request, state, admin)
+
+
+async def _verify_shop(request: Request, state: AppState, admin: Admin) -> Response:
+    problems = await shop.verify_keys(state.settings)
+    if problems:
+        return _render(
+            request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
+        )
+    await _step_done(state, "shop", "verified")
+    return _next(state)
+
+
+@router.post("/shop/keys")
+async def shop_keys(
+    request: Request,
+    admin: AdminDep,
+    state: AppStateDep,
+    csrf: CsrfForm = "",
+    shop_url: CsrfForm = "",
+    consumer_key: CsrfForm = "",
+    consumer_secret: CsrfForm = "",
+) -> Response:
+    _check_csrf(state, admin, csrf)
+    url = shop.normalise_shop_url(shop_url or state.settings.woocommerce_url)
+    key, secret = consumer_key.strip(), consumer_secret.strip()
+    problems = await shop.probe_shop(url)
+    if not problems and not (key.startswith("ck_") and secret.startswith("cs_")):
+        problems = ["paste both halves of the key: the consumer key starts with ck_, the secret with cs_."]
+    if not problems:
+        probe = state.settings.model_copy(
+            update={
+                "woocommerce_url": url,
+                "woocommerce_consumer_key": SecretStr(key),
+                "woocommerce_consumer_secret": SecretStr(secret),
+            }
+        )
+        problems = await shop.verify_keys(probe)
+    if problems:  # nothing stored: a key the shop refuses is no use to anyone
+        context = _shop_context(state) | {"shop_url": url, "problems": problems}
+        return _render(request, state, admin, "shop", context, status_code=422)
+    await _store(
+        request,
+        state,
+        {"WOOCOMMERCE_URL": url, "WOOCOMMERCE_CONSUMER_KEY": key, "WOOCOMMERCE_CONSUMER_SECRET": secret},
+    )
+    await _step_done(state, "shop", "verified")
+    return _next(state)
+
+
+# ── 2. Products ──────────────────────────────────────────────────────────────────────────────
+
+
+@router.get("/products")
+async def products_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+    context: dict[str, Any] = {
+        "preview": await tasks.read_task(state.redis, "products-preview"),
+        "transfer": await tasks.read_task(state.redis, "products"),
+        "accounts": [],
+        "ledger_account": state.settings.moneybird_ledger_account_id or "",
+    }
+    if _wizard(state).done["moneybird"]:
+        try:  # products are booked on a revenue account: asked here when there is a choice
+            context["accounts"] = (await bookkeeping.load_choices(state.settings)).accounts
+        except bookkeeping.ChoicesUnavailable as exc:
+            context["problems"] = [str(exc)]
+    return _render(request, state, admin, "products", context)
+
+
+@router.post("/products")
+async def products_action(
+    request: Request,
+    admin: AdminDep,
+    state: AppStateDep,
+    csrf: CsrfForm = "",
+    action: CsrfForm = "",
+    ledger_account: CsrfForm = "",
+) -> Response:
+    _check_csrf(state, admin, csrf)
+    if ledger_account.strip().isdigit():
+        await _store(request, state, {"MONEYBIRD_LEDGER_ACCOUNT_ID": ledger_account.strip()})
+    if action in ("skip", "later"):
+        await _step_done(state, "products", "skipped" if action == "skip" else "later")
+        return _next(state)
+    if action == "done":
+        await _step_done(state, "products", "transferred")
+        return _next(state)
+    if action not in ("preview", "transfer"):
+        raise HTTPException(400, "unknown action")
+    if not _wizard(state).done["moneybird"]:
+        raise HTTPException(409, "connect Moneybird first (step 3): the preview asks it which products exist")
+    kind = "products-preview" if action == "preview" else "products"
+    runner = tasks.products_runner(state.settings, state.redis, dry_run=action == "preview")
+    await tasks.start_task(state.redis, kind, runner)
+    return RedirectResponse("/admin/setup/products", status_code=303)
+
+
+# ── 3. Moneybird ─────────────────────────────────────────────────────────────────────────────
+
+
+async def _moneybird_context(state: AppState, request: Request) -> dict[str, Any]:
+    s = state.settings
+    token = s.moneybird_api_token.get_secret_value()
+    context: dict[str, Any] = {
+        "oauth": moneybird_connect.oauth_available(s),
+        "scopes": moneybird_connect.SCOPES,
+        "redirect_uri": _base_url(request, s) + moneybird_connect.CALLBACK_PATH,
+        "token_shown": masked(token) if token else "",
+        "administration_id": s.moneybird_administration_id,
+        "administrations": [],
+    }
+    if token:
+        try:
+            context["administrations"] = await moneybird_connect.administrations(s, token=token)
+        except moneybird_connect.ConnectRefused as exc:
+            context["problems"] = [str(exc)]
+    return context
+
+
+@router.get("/moneybird")
+async def moneybird_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+    return _render(request, state, admin, "moneybird", await _moneybird_context(state, request))
+
+
+@router.post("/moneybird/token")
+async def moneybird_token(
+    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", token: CsrfForm = ""
+) -> Response:
+    _check_csrf(state, admin, csrf)
+    try:
+        await moneybird_connect.administrations(state.settings, token=token)
+    except moneybird_connect.ConnectRefused as exc:
+        context = await _moneybird_context(state, request) | {"problems": [str(exc)]}
+        return _render(request, state, admin, "moneybird", context, status_code=422)
+    await _store(request, state, {"MONEYBIRD_API_TOKEN": token.strip(), "MONEYBIRD_REFRESH_TOKEN": None})
+    return RedirectResponse("/admin/setup/moneybird", status_code=303)
+
+
+@router.post("/moneybird/connect")
+async def moneybird_oauth(
+    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = ""
+) -> Response:
+    _check_csrf(state, admin, csrf)
+    if not moneybird_connect.oauth_available(state.settings):
+        raise HTTPException(
+            409, "set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token"
+        )
+    redirect_uri = _base_url(request, state.settings) + moneybird_connect.CALLBACK_PATH
+    url = await moneybird_connect.begin_oauth(
+        state.redis, state.settings, redirect_uri=redirect_uri, session=admin.session
+    )
+    return _leave_for(
+        request, state, admin, "moneybird", target=url, where="Moneybird", heading="Connect Moneybird"
+    )
+
+
+@router.get("/moneybird/callback")
+async def moneybird_callback(
+    request: Request,
+    returning: ReturningAdmin,
+    state: AppStateDep,
+    code: str | None = None,
+    error: str | None = None,
+) -> Response:
+    if returning is None:
+        return _bounce(request)
+    admin = returning
+    oauth_state = request.query_params.get("state", "")
+    try:
+        tokens = await moneybird_connect.finish_oauth(
+            state.redis, state.settings, state=oauth_state, code=code, error=error, session=admin.session
+        )
+    except moneybird_connect.ConnectRefused as exc:
+        context = await _moneybird_context(state, request) | {"problems": [str(exc)]}
+        return _render(request, state, admin, "moneybird", context, status_code=422)
+    await _store(
+        request,
+        state,
+        {"MONEYBIRD_API_TOKEN": tokens.access_token, "MONEYBIRD_REFRESH_TOKEN": tokens.refresh_token},
+    )
+    return RedirectResponse("/admin/setup/moneybird", status_code=303)
+
+
+@router.post("/moneybird/administration")
+async def moneybird_administration(
+    request: Request,
+    admin: AdminDep,
+    state: AppStateDep,
+    csrf: CsrfForm = "",
+    administration_id: CsrfForm = "",
+) -> Response:
+    _check_csrf(state, admin, csrf)
+    context = await _moneybird_context(state, request)
+    if administration_id not in {a.id for a in context["administrations"]}:
+        context["problems"] = context.get("problems") or ["choose one of the administrations listed"]
+        return _render(request, state, admin, "moneybird", context, status_code=422)
+    await _store(request, state, {"MONEYBIRD_ADMINISTRATION_ID": administration_id})
+    await _step_done(state, "moneybird", "verified")
+    return _next(state)
+
+
+# ── 4. Bookkeeping ───────────────────────────────────────────────────────────────────────────
+
+
+async def _bookkeeping(
+    request: Request, state: AppState, admin: Admin, problems: list[str], status_code: int
+) -> Response:
+    try:
+        choices = await bookkeeping.load_choices(state.settings)
+    except bookkeeping.ChoicesUnavailable as exc:
+        return _render(
+            request, state, admin, "bookkeeping", {"choices": None, "problems": [str(exc)]}, status_code=503
+        )
+    problems = problems + [
+        f"{row.label} has no Moneybird tax rate. {row.how_to_create}" for row in choices.missing
+    ]
+    context = {
+        "choices": choices,
+        "problems": problems,
+        "kinds": bookkeeping.INVOICE_KINDS,
+        "settings": state.settings,
+    }
+    return _render(request, state, admin, "bookkeeping", context, status_code=status_code)
+
+
+@router.get("/bookkeeping")
+async def bookkeeping_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+    return await _bookkeeping(request, state, admin, [], 200)
+
+
+@router.post("/bookkeeping")
+async def bookkeeping_save(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    _check_csrf(state, admin, form.get("csrf", ""))
+    try:
+        choices = await bookkeeping.load_choices(state.settings)
+    except bookkeeping.ChoicesUnavailable as exc:
+        return _render(
+            request, state, admin, "bookkeeping", {"choices": None, "problems": [str(exc)]}, status_code=503
+        )
+    values, problems = bookkeeping.chosen_values(choices, form)
+    if problems:
+        return await _bookkeeping(request, state, admin, problems, 422)
+    await _store(request, state, values)
+    await _step_done(state, "bookkeeping", "saved")
+    return _next(state)
+
+
+# ── 5. History ───────────────────────────────────────────────────────────────────────────────
+
+
+@router.get("/history")
+async def history_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+    limit, window = state.settings.rate_limit
+    context = {
+        "preview": await tasks.read_task(state.redis, "history-preview"),
+        "run": await tasks.read_task(state.redis, "history"),
+        "per_hour": int(3600 * limit / window / BACKFILL_CALLS_PER_ORDER),
+        "since": state.live.stored.progress.get("history_since", "") if state.live else "",
+    }
+    return _render(request, state, admin, "history", context)
+
+
+@router.post("/history")
+async def history_action(
+    request: Request,
+    admin: AdminDep,
+    state: AppStateDep,
+    csrf: CsrfForm = "",
+    action: CsrfForm = "",
+    since: CsrfForm = "",
+) -> Response:
+    _check_csrf(state, admin, csrf)
+    now = datetime.now(UTC).replace(microsecond=0)
+    if action == "from_now":
+        await _store(request, state, {"SYNC_SINCE": now.isoformat()})
+        await _step_done(state, "history", "from_now")
+        return _next(state)
+    try:
+        start_at = datetime.combine(date.fromisoformat(since.strip()), time(0), tzinfo=UTC)
+    except ValueError:
+        raise HTTPException(400, "enter the first day to book as a date (YYYY-MM-DD)") from None
+    if start_at >= now:
+        raise HTTPException(400, "the date to book from lies in the future: choose “from now” instead")
+    await record_step(state.sessions, "history_since", start_at.date().isoformat())
+    if action == "preview":
+        runner = tasks.history_runner(state.settings, state.redis, since=start_at, dry_run=True)
+        await tasks.start_task(state.redis, "history-preview", runner)
+        await state.refresh_settings(force=True)
+        return RedirectResponse("/admin/setup/history", status_code=303)
+    if action != "backfill":
+        raise HTTPException(400, "unknown action")
+    # Live orders from now; the history through the backfill, booked by the worker once it may start.
+    await _store(request, state, {"SYNC_SINCE": now.isoformat()})
+    await _step_done(state, "history", "backfill")
+    runner = tasks.history_runner(state.settings, state.redis, since=start_at, dry_run=False)
+    await tasks.start_task(state.redis, "history", runner)
+    return RedirectResponse("/admin/setup/history", status_code=303)
+
+
+# ── 6. Install ───────────────────────────────────────────────────────────────────────────────
+
+
+@router.get("/install")
+async def install_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+    context = {"public_url": _base_url(request, state.settings), "findings": None}
+    return _render(request, state, admin, "install", context)
+
+
+@router.post("/install")
+async def install_action(
+    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", public_url: CsrfForm = ""
+) -> Response:
+    _check_csrf(state, admin, csrf)
+    base = public_url.strip().rstrip("/") or _base_url(request, state.settings)
+    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
+        raise HTTPException(400, f"{base!r} is not woobird's web address")
+    secret = state.settings.woocommerce_webhook_secret.get_secret_value()
+    values: dict[str, str | None] = {"PUBLIC_URL": base}
+    if "WOOCOMMERCE_WEBHOOK_SECRET" in state.settings.problems():
+        secret = secrets.token_urlsafe(32)
+        values["WOOCOMMERCE_WEBHOOK_SECRET"] = secret
+    problems: list[str] = []
+    await _store(request, state, values)
+    try:
+        async with shop_client(state.settings) as client:
+            message = await install_webhook(client, delivery_url=base + WEBHOOK_PATH, secret=secret)
+    except Exception as exc:  # the words come from the shop client's errors
+        message = ""
+        problems.append(f"the webhook could not be installed: {exc}")
+    findings = await Checker(state.settings).run()
+    healthy, checks = await readiness(state)
+    worker = checks.get("worker", {})
+    all_green = not problems and all(f.ok for f in findings) and bool(worker.get("ok"))
+    if all_green:
+        await _step_done(state, "install", "done")
+    context = {
+        "public_url": base,
+        "message": message,
+        "findings": findings,
+        "worker": worker,
+        "all_green": all_green,
+        "problems": problems,
+    }
+    return _render(request, state, admin, "install", context, status_code=200 if all_green else 422)

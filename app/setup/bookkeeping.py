@@ -1,0 +1,159 @@
+"""Step 4: the revenue ledger account, workflow, document style, the VAT mapping proposed per shop
+rate, the invoice kind and INVOICE_EXACT_VAT — the choices `woobird setup` proposes, as a form.
+
+The VAT proposal is the rate the worker itself would find (`propose_tax_rate`); a shop rate that
+finds none is named with how to create it in Moneybird, and the step cannot be saved until it has
+one: an order at that rate would be refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.checks import percentage_text, propose_tax_rate, shop_tax_rates
+from app.clients import moneybird_client, shop_client
+from app.invoicing.reference import AdministrationReference, DocumentStyle, LedgerAccount, TaxRate, Workflow
+from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
+from app.moneybird.errors import MoneybirdError
+from app.moneybird.reference import load_reference
+from app.settings import Settings
+from app.woocommerce.errors import WooCommerceError
+
+INVOICE_KINDS = {
+    "sales_invoice": "Moneybird numbers the invoice and makes its PDF (sent with delivery method Manual)",
+    "external_sales_invoice": "booked under the shop's order number, no Moneybird numbering or PDF",
+}
+
+
+class ChoicesUnavailable(Exception):
+    """The shop or Moneybird could not be read; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class RateRow:
+    key: str  # the MONEYBIRD_TAX_RATES key
+    label: str
+    required: bool  # a rate the shop charges (treatments without a rate are only refused when used)
+    proposal: str
+    how_to_create: str | None
+
+
+@dataclass(frozen=True)
+class Choices:
+    reference: AdministrationReference
+    accounts: tuple[LedgerAccount, ...]
+    workflows: tuple[Workflow, ...]
+    styles: tuple[DocumentStyle, ...]
+    rates: tuple[RateRow, ...]
+    sales_rates: tuple[TaxRate, ...]
+
+    @property
+    def missing(self) -> list[RateRow]:
+        return [row for row in self.rates if row.required and not row.proposal]
+
+
+def how_to_create(key: str, percentage: Decimal | None, country: str) -> str:
+    where = "In Moneybird go to Settings → Tax rates → New tax rate"
+    if key == REVERSE_CHARGE:
+        return f"{where}: “Btw verlegd”, 0 %, type sales invoice (verkoop), and reload this page."
+    if key == EXPORT:
+        return f"{where}: “Export buiten de EU”, 0 %, type sales invoice (verkoop), and reload this page."
+    pct = format((percentage or Decimal(0)).normalize(), "f")
+    if ":" in key:
+        abroad = key.split(":", 1)[0]
+        return f"{where}: {pct} % for country {abroad} (OSS), type sales invoice, and reload this page."
+    return f"{where}: “{pct}% btw”, {pct} %, type sales invoice (verkoop), country {country}, and reload."
+
+
+async def load_choices(settings: Settings) -> Choices:
+    try:
+        async with moneybird_client(settings) as moneybird:
+            reference = await load_reference(moneybird)
+    except MoneybirdError as exc:
+        raise ChoicesUnavailable(f"could not read the Moneybird administration: {exc}") from exc
+    try:
+        async with shop_client(settings) as shop:
+            shop_rates = await shop_tax_rates(shop)
+    except WooCommerceError as exc:
+        raise ChoicesUnavailable(f"could not read the shop's tax rates: {exc}") from exc
+    current = settings.moneybird_tax_rates
+    rows = [
+        _row(
+            key,
+            label=f"the shop's {label} ({percentage_text(pct)} %)",
+            pct=pct,
+            required=True,
+            current=current,
+            ref=reference,
+        )
+        for key, pct, label in shop_rates
+    ]
+    rows += [
+        _row(key, label=describe_key(key), pct=None, required=False, current=current, ref=reference)
+        for key in (REVERSE_CHARGE, EXPORT)
+    ]
+    return Choices(
+        reference=reference,
+        accounts=reference.revenue_accounts(),
+        workflows=tuple(w for w in reference.workflows if w.type == "InvoiceWorkflow" and w.active),
+        styles=reference.document_styles,
+        rates=tuple(rows),
+        sales_rates=reference.sales_tax_rates(),
+    )
+
+
+def _row(
+    key: str,
+    *,
+    label: str,
+    pct: Decimal | None,
+    required: bool,
+    current: Mapping[str, str],
+    ref: AdministrationReference,
+) -> RateRow:
+    proposal = current.get(key) or ""
+    if not proposal:
+        found = propose_tax_rate(key, ref)
+        proposal = found.id if found else ""
+    fix = None if proposal else how_to_create(key, pct, ref.country)
+    return RateRow(key=key, label=label, required=required, proposal=proposal, how_to_create=fix)
+
+
+def chosen_values(choices: Choices, form: Mapping[str, str]) -> tuple[dict[str, str | None], list[str]]:
+    """The settings a submitted form asks for, and what is wrong with it (in words)."""
+    problems: list[str] = []
+    accounts = {a.id for a in choices.accounts}
+    workflows = {w.id for w in choices.workflows}
+    styles = {s.id for s in choices.styles}
+    rates = {r.id for r in choices.sales_rates}
+
+    def pick(name: str, allowed: set[str], what: str) -> str | None:
+        value = (form.get(name) or "").strip()
+        if value and value not in allowed:
+            problems.append(f"{what} {value!r} is not one of the administration's")
+            return None
+        return value or None
+
+    values: dict[str, str | None] = {
+        "MONEYBIRD_LEDGER_ACCOUNT_ID": pick("ledger_account", accounts, "ledger account"),
+        "MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID": pick("shipping_ledger_account", accounts, "ledger account"),
+        "MONEYBIRD_WORKFLOW_ID": pick("workflow", workflows, "workflow"),
+        "MONEYBIRD_DOCUMENT_STYLE_ID": pick("document_style", styles, "document style"),
+    }
+    mapping: dict[str, str] = {}
+    for row in choices.rates:
+        chosen = pick(f"rate:{row.key}", rates, "tax rate")
+        if chosen:
+            mapping[row.key] = chosen
+        elif row.required:
+            problems.append(f"{row.label} has no Moneybird tax rate. {row.how_to_create or 'Choose one.'}")
+    values["MONEYBIRD_TAX_RATES"] = json.dumps(mapping, separators=(",", ":"), sort_keys=True)
+    kind = form.get("invoice_kind") or "sales_invoice"
+    if kind not in INVOICE_KINDS:
+        problems.append(f"invoice kind {kind!r} is not one woobird knows")
+    values["INVOICE_KIND"] = kind
+    values["INVOICE_EXACT_VAT"] = "true" if form.get("exact_vat") else "false"
+    return values, problems

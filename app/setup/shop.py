@@ -1,0 +1,217 @@
+"""Step 1: the shop's address, WooCommerce's app authorization, and the keys checked at once.
+
+The authorization (`/wc-auth/v1/authorize`) ends with WooCommerce POSTing a key pair to woobird's
+callback from the shop's server, with the `user_id` woobird put in the link. That id is a random,
+single-use token that woobird remembers for 15 minutes, bound to the admin session that started
+it: a POST with an id woobird did not hand out, one already used, or one too old stores nothing.
+Anything but a 200 makes WooCommerce delete the key again, which is what an unsolicited POST deserves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from arq.connections import ArqRedis
+
+from app import clients
+from app.checks import LOCAL_HOSTS
+from app.clients import shop_client
+from app.settings import Settings
+from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError, WooCommerceNotFound
+
+APP_NAME: Final = "woobird"
+SCOPE: Final = "read_write"
+AUTHORIZATION_TTL_SECONDS: Final = 15 * 60
+CALLBACK_PATH: Final = "/setup/woocommerce/callback"
+RETURN_PATH: Final = "/admin/setup/shop/return"
+CALLBACK_MAX_BYTES: Final = 4096
+_PENDING: Final = "woobird:setup:wc-auth:pending:"
+_RESULT: Final = "woobird:setup:wc-auth:result:"
+PROBE_TIMEOUT_SECONDS: Final = 10.0
+
+
+class CallbackRefused(Exception):
+    """The POST is not the answer to an authorization woobird started; nothing is stored."""
+
+
+@dataclass(frozen=True)
+class GrantedKeys:
+    shop_url: str
+    consumer_key: str
+    consumer_secret: str
+    session: str
+
+
+def session_binding(session: str | None) -> str:
+    """What ties an authorization to the admin session that started it (never the cookie itself)."""
+    return hashlib.sha256(f"woobird-setup:{session or 'header'}".encode()).hexdigest()[:32]
+
+
+def normalise_shop_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    if url and "://" not in url:
+        url = "https://" + url
+    return url
+
+
+def _is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in LOCAL_HOSTS
+
+
+async def probe_shop(url: str) -> list[str]:
+    """What stands between this address and a working connection, in words; empty when nothing."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return [f"{url!r} is not a web address: enter the shop's address, e.g. https://shop.example.nl"]
+    if parts.scheme != "https" and not _is_loopback(url):
+        return [
+            f"{url} uses plain HTTP. WooCommerce hands out API keys only over HTTPS: use the shop's "
+            "https:// address (and give the shop a certificate first, e.g. Let's Encrypt at your host)."
+        ]
+    async with httpx.AsyncClient(
+        transport=clients.transports.shop, timeout=PROBE_TIMEOUT_SECONDS, follow_redirects=False
+    ) as client:
+        try:
+            index = await client.get(url + "/wp-json/")
+            if index.status_code in (301, 302, 307, 308):
+                where = index.headers.get("location", "")
+                target = where.split("/wp-json", 1)[0]
+                return [f"{url} sends visitors to {target}: enter that address instead."]
+            if index.status_code == 404:
+                plain = await client.get(url + "/", params={"rest_route": "/"})
+                if plain.status_code == 200 and _json(plain) is not None:
+                    return [
+                        "the shop's REST API is only reachable without pretty links: in wp-admin go to "
+                        "Settings → Permalinks, choose any setting but “Plain” (e.g. “Post name”), save, "
+                        "and try again."
+                    ]
+                return [f"there is no WordPress at {url} (no /wp-json/): is this the shop's address?"]
+        except httpx.HTTPError as exc:
+            return [
+                f"could not reach {parts.hostname} ({type(exc).__name__}): check the address and that "
+                "the shop is online."
+            ]
+    body = _json(index)
+    if index.status_code != 200 or not isinstance(body, dict):
+        return [f"{url}/wp-json/ answered {index.status_code}, not WordPress's API: is this the shop?"]
+    if "wc/v3" not in (body.get("namespaces") or []):
+        return [
+            "WordPress answers, but WooCommerce is not active there (no wc/v3 API): activate "
+            "WooCommerce under Plugins, or enter the address of the WordPress that runs the shop."
+        ]
+    return []
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def authorize_url(shop_url: str, *, state: str, return_url: str, callback_url: str) -> str:
+    query = urlencode(
+        {
+            "app_name": APP_NAME,
+            "scope": SCOPE,
+            "user_id": state,
+            "return_url": return_url,
+            "callback_url": callback_url,
+        }
+    )
+    return f"{shop_url}/wc-auth/v1/authorize?{query}"
+
+
+async def begin_authorization(redis: ArqRedis, *, shop_url: str, session: str | None) -> str:
+    """Remember a new authorization (single use, 15 minutes) and return its state token."""
+    state = secrets.token_urlsafe(24)
+    record = {"shop_url": shop_url, "session": session_binding(session), "created": time.time()}
+    await redis.set(_PENDING + state, json.dumps(record), ex=AUTHORIZATION_TTL_SECONDS)
+    return state
+
+
+def _field(body: dict[str, Any], name: str, *, prefix: str = "", limit: int = 128) -> str:
+    value = body.get(name)
+    text = str(value) if isinstance(value, str | int) else ""
+    if not text or len(text) > limit or not text.startswith(prefix) or not text.isprintable():
+        raise CallbackRefused(f"the callback's {name} is missing or malformed")
+    return text
+
+
+async def accept_callback(redis: ArqRedis, body: bytes) -> GrantedKeys:
+    """The keys WooCommerce POSTed, if they answer an authorization woobird started (consumed now)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise CallbackRefused("the callback body is not JSON") from None
+    if not isinstance(document, dict):
+        raise CallbackRefused("the callback body is not a JSON object")
+    state = _field(document, "user_id", limit=64)
+    # GETDEL: the first POST with this state takes it; a replay finds nothing.
+    raw = await redis.getdel(_PENDING + state)
+    if raw is None:
+        raise CallbackRefused("no authorization woobird started has this user_id (unknown, used or expired)")
+    pending = json.loads(raw)
+    if _field(document, "key_permissions", limit=16) != SCOPE:
+        await _remember(redis, state, pending, outcome="the key is not read/write")
+        raise CallbackRefused("the key is not read/write")
+    keys = GrantedKeys(
+        shop_url=str(pending["shop_url"]),
+        consumer_key=_field(document, "consumer_key", prefix="ck_"),
+        consumer_secret=_field(document, "consumer_secret", prefix="cs_"),
+        session=str(pending["session"]),
+    )
+    await _remember(redis, state, pending, outcome="granted")
+    return keys
+
+
+async def _remember(redis: ArqRedis, state: str, pending: dict[str, Any], *, outcome: str) -> None:
+    record = {"session": pending["session"], "outcome": outcome, "shop_url": pending["shop_url"]}
+    await redis.set(_RESULT + state, json.dumps(record), ex=AUTHORIZATION_TTL_SECONDS)
+
+
+async def authorization_outcome(redis: ArqRedis, *, state: str, session: str | None) -> str | None:
+    """What became of this session's authorization: "granted", a refusal, or None (no callback)."""
+    raw = await redis.get(_RESULT + state[:64])
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    if not secrets.compare_digest(str(record["session"]), session_binding(session)):
+        return None  # another session's authorization: not this page's business
+    return str(record["outcome"])
+
+
+async def forget_authorization(redis: ArqRedis, *, state: str) -> None:
+    await redis.delete(_PENDING + state[:64])
+
+
+async def verify_keys(settings: Settings) -> list[str]:
+    """Ask the shop with these keys; the problems in words (empty: the shop accepts them)."""
+    try:
+        async with shop_client(settings) as shop:
+            await shop.get_json("/system_status")
+            await shop.list_webhooks()
+    except WooCommerceAuthError:
+        return [
+            "the shop refused the key: copy both the ck_… key and the cs_… secret again (the secret is "
+            "shown only once), and make sure the key has Read/Write permission — or use Connect, "
+            "which makes a key for you."
+        ]
+    except WooCommerceNotFound:
+        return [
+            "the shop has no REST API at /wp-json/wc/v3: in wp-admin go to Settings → Permalinks, "
+            "choose “Post name” and save."
+        ]
+    except WooCommerceError as exc:
+        return [f"could not check the key with the shop: {exc}"]
+    return []
+
+
+__all__ = ["CALLBACK_MAX_BYTES", "CALLBACK_PATH", "RETURN_PATH"]

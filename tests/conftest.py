@@ -29,6 +29,7 @@ from tests.services import TEST_POSTGRES_URL, redis_database
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_database(5))
 WEBHOOK_SECRET = "wb_test_secret_2f9c"
 TABLES = (
+    "findings",
     "ledger_events",
     "refunds",
     "contacts",

@@ -39,6 +39,7 @@ from app.settings_help import SETTING_HELP
 from app.settings_live import get_settings, load_with_store
 from app.settings_store import recent_changes
 from app.sync import ledger
+from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.ledger import OrderState
 from tests.conftest import WEBHOOK_SECRET
 from tests.services import redis_database
@@ -644,3 +645,25 @@ def test_products_dry_run_lists_what_it_would_create(served: Fakes) -> None:
     assert result.exit_code == 0, result.output
     assert "would be created" in result.output
     assert not served.moneybird.products
+
+
+def test_status_shows_what_to_look_at_after_booking(fakes: Fakes) -> None:
+    async def action(session: Any) -> None:
+        session.add(
+            Finding(
+                kind=FindingKind.ORDER_CHANGED.value,
+                subject="order:7002:abc",
+                state=FindingState.OPEN.value,
+                order_id=7002,
+                message="order #7002 changed after it was booked as 2026-0009: total 10 → 12 (kq8-marker)",
+            )
+        )
+
+    before = fakes.invoke("status")
+    ledger_do(fakes, action)
+    after = fakes.invoke("status")
+
+    assert "After booking: nothing to look at." in before.output
+    assert after.exit_code == 0, after.output
+    assert "After booking (1 open)" in after.output
+    assert "kq8-marker" in after.output

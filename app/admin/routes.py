@@ -43,11 +43,13 @@ from app.report import REPORT_TIMEZONE, monthly_report
 from app.settings import Settings
 from app.setup.progress import needs_wizard
 from app.sync import ledger
+from app.sync.findings import dismiss, finding_json, open_findings
 from app.sync.ledger import OrderRecord, OrderState
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 RECENT_LIMIT = 40
 FAILED_LIMIT = 40
+FINDINGS_LIMIT = 100
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
@@ -210,7 +212,9 @@ async def _overview(state: AppState) -> dict[str, Any]:
         counts = await ledger.counts_by_state(session)
         failed = await ledger.recent_orders(session, limit=FAILED_LIMIT, state=OrderState.FAILED.value)
         recent = await ledger.recent_orders(session, limit=RECENT_LIMIT)
+        after_booking = await open_findings(session, limit=FINDINGS_LIMIT)
     return {
+        "findings": after_booking,
         "healthy": healthy,
         "checks": checks,
         "last_reconcile": parse_moment(checks.get("reconcile", {}).get("last_success")),
@@ -222,7 +226,11 @@ async def _overview(state: AppState) -> dict[str, Any]:
 
 @router.get("")
 async def overview(
-    request: Request, admin: AdminDep, state: AppStateDep, retried: int | None = None
+    request: Request,
+    admin: AdminDep,
+    state: AppStateDep,
+    retried: int | None = None,
+    done: int | None = None,
 ) -> Response:
     if not _wants_json(request) and needs_wizard(
         state.settings, state.live.stored.progress if state.live else {}
@@ -236,9 +244,10 @@ async def overview(
                 "counts": context["counts"],
                 "failed": [_order_json(row["record"], row["link"]) for row in context["failed"]],
                 "recent": [_order_json(row["record"], row["link"]) for row in context["recent"]],
+                "findings": [finding_json(finding) for finding in context["findings"]],
             }
         )
-    context.update(admin=admin, csrf=admin.csrf(state.settings), retried=retried)
+    context.update(admin=admin, csrf=admin.csrf(state.settings), retried=retried, done=done)
     return _page(request, "overview.html", context)
 
 
@@ -289,6 +298,24 @@ async def retry(
     if _wants_json(request):
         return JSONResponse({"order_id": order_id, "state": OrderState.QUEUED.value}, status_code=202)
     return RedirectResponse(f"/admin?retried={order_id}", status_code=303)
+
+
+@router.post("/findings/{finding_id}/done")
+async def finding_done(
+    request: Request,
+    finding_id: int,
+    admin: AdminDep,
+    state: AppStateDep,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    if not valid_csrf(state.settings, admin, csrf):
+        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+    finding = await dismiss(state, finding_id, by="the dashboard")
+    if finding is None:
+        raise HTTPException(404, f"there is no finding {finding_id}")
+    if _wants_json(request):
+        return JSONResponse(finding_json(finding))
+    return RedirectResponse(f"/admin?done={finding_id}", status_code=303)
 
 
 @router.get("/report")

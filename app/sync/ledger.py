@@ -118,6 +118,9 @@ class OrderRecord(Base):
     invoice_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
     payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
     vat_report: Mapped[str | None] = mapped_column(Text, default=None)  # JSON: per rate shop vs Moneybird
+    # What the invoice booked (app.sync.fingerprint): the order version as JSON, and its digest.
+    booked_version: Mapped[str | None] = mapped_column(Text, default=None)
+    fingerprint: Mapped[str | None] = mapped_column(String(32), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     failure_kind: Mapped[str | None] = mapped_column(String(16), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

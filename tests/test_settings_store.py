@@ -400,6 +400,7 @@ async def test_booking_waits_while_the_wizard_has_not_decided_from_when_to_book(
     async def job(ctx: dict[str, Any], order_id: int) -> str:
         return "booked"
 
+    await record_step(sessions, "products", "skipped")  # a change the worker notices at its next job
     with pytest.raises(Retry):  # every account is there, but the history step has not been done
         await when_set_up(job)(ctx, 1)
     await record_step(sessions, "history", "from_now")

@@ -29,7 +29,7 @@ from app.settings_store import (
     with_stored,
     write_settings,
 )
-from app.setup.progress import record_step
+from app.setup.progress import booking_may_start, record_step, start
 from app.sync.services import current_services, when_set_up
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import order_document, signed_headers, wc_body
@@ -391,8 +391,9 @@ def test_an_environment_variable_wins_over_the_stored_value(monkeypatch: pytest.
 async def test_booking_waits_while_the_wizard_has_not_decided_from_when_to_book(
     sessions: async_sessionmaker[AsyncSession], base: Settings, redis: ArqRedis
 ) -> None:
+    await start(sessions, base)  # the wizard opened on a deployment without accounts
     await write_settings(sessions, base=base, values=_complete(base.database_url), actor=ACTOR)
-    await record_step(sessions, "bookkeeping", "saved")  # the wizard is under way
+    await record_step(sessions, "bookkeeping", "saved")
     live = LiveSettings(base, sessions, check_every=0.0)
     await live.start()
     ctx: dict[str, Any] = {"redis": redis, "live_settings": live, "retired_services": [], "services": None}
@@ -406,3 +407,17 @@ async def test_booking_waits_while_the_wizard_has_not_decided_from_when_to_book(
     await record_step(sessions, "history", "from_now")
     assert await when_set_up(job)(ctx, 1) == "booked"
     await ctx["services"].aclose()
+
+
+async def test_opening_the_wizard_on_a_configured_deployment_keeps_it_booking(
+    sessions: async_sessionmaker[AsyncSession], base: Settings
+) -> None:
+    configured = with_stored(base, _complete(base.database_url))
+
+    await start(sessions, configured)
+    await record_step(sessions, "shop", "verified")
+
+    async with sessions() as session:
+        progress = (await read_stored(session, base)).progress
+    assert booking_may_start(progress)
+    assert "started" not in progress

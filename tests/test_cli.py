@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import redis as sync_redis
+from dotenv import dotenv_values
 from typer.testing import CliRunner, Result
 
 from app import clients
@@ -39,8 +40,10 @@ from app.settings_help import SETTING_HELP
 from app.settings_live import get_settings, load_with_store
 from app.settings_store import recent_changes
 from app.sync import ledger
+from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.ledger import OrderState
-from tests.conftest import WEBHOOK_SECRET
+from app.tokens import weakness
+from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.services import redis_database
 
 PUBLIC_URL = "https://woobird.example.nl"
@@ -103,7 +106,7 @@ def fakes(
         "MONEYBIRD_API_TOKEN": moneybird.token,
         "MONEYBIRD_ADMINISTRATION_ID": moneybird.administration_id,
         "MONEYBIRD_API_URL": "https://moneybird.sandbox.test/api/v2",
-        "ADMIN_TOKEN": "admin-test-token-51c8e2",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
         "PUBLIC_URL": PUBLIC_URL,
         "REDIS_URL": TEST_REDIS_URL,
         "DATABASE_URL": database_url,
@@ -298,6 +301,18 @@ def test_setup_prints_heroku_config_instead_of_writing(fakes: Fakes, tmp_path: P
     assert f"MONEYBIRD_ADMINISTRATION_ID={fakes.moneybird.administration_id}" in command
     assert "MONEYBIRD_TAX_RATES='{" in command
     assert not (tmp_path / ".env").exists()
+
+
+def test_setup_replaces_weak_tokens_with_strong_ones(fakes: Fakes, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    result = fakes.invoke(
+        "setup", "--yes", "--env-file", str(env_file), ADMIN_TOKEN="a", WOOCOMMERCE_WEBHOOK_SECRET="b" * 40
+    )
+    assert result.exit_code == 0, result.output
+    written = dotenv_values(env_file)
+    for name in ("ADMIN_TOKEN", "WOOCOMMERCE_WEBHOOK_SECRET"):
+        assert weakness(written[name] or "") is None, name
+    assert written["ADMIN_TOKEN"] != written["WOOCOMMERCE_WEBHOOK_SECRET"]
 
 
 def test_setup_stores_the_choices_where_the_wizard_does(fakes: Fakes, tmp_path: Path) -> None:
@@ -626,3 +641,25 @@ def test_products_dry_run_lists_what_it_would_create(served: Fakes) -> None:
     assert result.exit_code == 0, result.output
     assert "would be created" in result.output
     assert not served.moneybird.products
+
+
+def test_status_shows_what_to_look_at_after_booking(fakes: Fakes) -> None:
+    async def action(session: Any) -> None:
+        session.add(
+            Finding(
+                kind=FindingKind.ORDER_CHANGED.value,
+                subject="order:7002:abc",
+                state=FindingState.OPEN.value,
+                order_id=7002,
+                message="order #7002 changed after it was booked as 2026-0009: total 10 → 12 (kq8-marker)",
+            )
+        )
+
+    before = fakes.invoke("status")
+    ledger_do(fakes, action)
+    after = fakes.invoke("status")
+
+    assert "After booking: nothing to look at." in before.output
+    assert after.exit_code == 0, after.output
+    assert "After booking (1 open)" in after.output
+    assert "kq8-marker" in after.output

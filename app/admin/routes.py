@@ -7,7 +7,6 @@ form, before any ledger row is read.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,11 +42,13 @@ from app.report import REPORT_TIMEZONE, monthly_report
 from app.settings import Settings
 from app.setup.progress import needs_wizard
 from app.sync import ledger
+from app.sync.findings import dismiss, finding_json, open_findings
 from app.sync.ledger import OrderRecord, OrderState
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 RECENT_LIMIT = 40
 FAILED_LIMIT = 40
+FINDINGS_LIMIT = 100
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
@@ -210,7 +211,9 @@ async def _overview(state: AppState) -> dict[str, Any]:
         counts = await ledger.counts_by_state(session)
         failed = await ledger.recent_orders(session, limit=FAILED_LIMIT, state=OrderState.FAILED.value)
         recent = await ledger.recent_orders(session, limit=RECENT_LIMIT)
+        after_booking = await open_findings(session, limit=FINDINGS_LIMIT)
     return {
+        "findings": after_booking,
         "healthy": healthy,
         "checks": checks,
         "last_reconcile": parse_moment(checks.get("reconcile", {}).get("last_success")),
@@ -222,7 +225,11 @@ async def _overview(state: AppState) -> dict[str, Any]:
 
 @router.get("")
 async def overview(
-    request: Request, admin: AdminDep, state: AppStateDep, retried: int | None = None
+    request: Request,
+    admin: AdminDep,
+    state: AppStateDep,
+    retried: int | None = None,
+    done: int | None = None,
 ) -> Response:
     if not _wants_json(request) and needs_wizard(
         state.settings, state.live.stored.progress if state.live else {}
@@ -236,9 +243,10 @@ async def overview(
                 "counts": context["counts"],
                 "failed": [_order_json(row["record"], row["link"]) for row in context["failed"]],
                 "recent": [_order_json(row["record"], row["link"]) for row in context["recent"]],
+                "findings": [finding_json(finding) for finding in context["findings"]],
             }
         )
-    context.update(admin=admin, csrf=admin.csrf(state.settings), retried=retried)
+    context.update(admin=admin, csrf=admin.csrf(state.settings), retried=retried, done=done)
     return _page(request, "overview.html", context)
 
 
@@ -254,8 +262,16 @@ def _order_json(record: OrderRecord, link: str | None) -> dict[str, Any]:
     }
 
 
+def _in_ledger_range(order_id: int) -> int:
+    """A path id the ledger's BIGINT can hold; any other cannot be an order woobird knows."""
+    if not 0 < order_id < 2**63:
+        raise HTTPException(404, f"order {str(order_id)[:24]} is not in the ledger")
+    return order_id
+
+
 @router.get("/orders/{order_id}")
 async def order_detail(request: Request, order_id: int, admin: AdminDep, state: AppStateDep) -> Response:
+    _in_ledger_range(order_id)
     async with state.sessions() as session:
         record = await ledger.get_order(session, order_id)
         events = await ledger.events_for(session, order_id) if record else []
@@ -282,6 +298,7 @@ async def retry(
 ) -> Response:
     if not valid_csrf(state.settings, admin, csrf):
         raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+    _in_ledger_range(order_id)
     try:
         await retry_order(state, order_id=order_id)
     except RetryRefused as exc:
@@ -289,6 +306,24 @@ async def retry(
     if _wants_json(request):
         return JSONResponse({"order_id": order_id, "state": OrderState.QUEUED.value}, status_code=202)
     return RedirectResponse(f"/admin?retried={order_id}", status_code=303)
+
+
+@router.post("/findings/{finding_id}/done")
+async def finding_done(
+    request: Request,
+    finding_id: int,
+    admin: AdminDep,
+    state: AppStateDep,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    if not valid_csrf(state.settings, admin, csrf):
+        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+    finding = await dismiss(state, finding_id, by="the dashboard")
+    if finding is None:
+        raise HTTPException(404, f"there is no finding {finding_id}")
+    if _wants_json(request):
+        return JSONResponse(finding_json(finding))
+    return RedirectResponse(f"/admin?done={finding_id}", status_code=303)
 
 
 @router.get("/report")
@@ -309,27 +344,3 @@ async def report(request: Request, admin: AdminDep, state: AppStateDep, month: s
     return _page(
         request, "report.html", {"report": result, "admin": admin, "csrf": admin.csrf(state.settings)}
     )
-
-
-# ── the access log ───────────────────────────────────────────────────────────────────────────
-
-
-class _QueryCredentialFilter(logging.Filter):
-    """Uvicorn's access log prints the full URL; a token someone pasted into one must not reach it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
-            path, _, query = args[2].partition("?")
-            if "token" in query.lower():
-                record.args = (*args[:2], f"{path}?[redacted]", *args[3:])
-        return True
-
-
-def _redact_access_log() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _QueryCredentialFilter) for f in access.filters):
-        access.addFilter(_QueryCredentialFilter())
-
-
-_redact_access_log()

@@ -6,6 +6,7 @@ through the same code paths, so what a person does by hand is recorded like ever
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import typer
@@ -36,19 +37,21 @@ from app.queue import enqueue_order
 from app.report import MonthReport, month_bounds, monthly_report, render_report
 from app.settings import Settings
 from app.sync import ledger
+from app.sync.findings import Finding, open_findings
 from app.sync.intake import accept_order
 from app.sync.ledger import OrderRecord, OrderState
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound
 from app.woocommerce.models import Order
 
 RECENT_FAILURES = 10
+RECENT_FINDINGS = 20
 
 
 # ── status ───────────────────────────────────────────────────────────────────────────────────
 
 
 def status_command() -> None:
-    """Orders per state, the last reconciliation, the queue and the most recent failures."""
+    """Orders per state, the last reconciliation, the queue, what to look at after booking, failures."""
     settings = ledger_settings()
     run(_status(settings))
 
@@ -59,6 +62,7 @@ async def _status(settings: Settings) -> None:
         last_success = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
         last_error = await ledger.get_state(session, ledger.RECONCILE_LAST_ERROR)
         failures = await ledger.recent_orders(session, limit=RECENT_FAILURES, state=OrderState.FAILED.value)
+        after_booking = await open_findings(session, limit=RECENT_FINDINGS)
     if settings.woobird_sandbox:
         console.print("[bold magenta]SANDBOX[/] — simulated shop and Moneybird, nothing real is booked")
     table = Table("state", "orders", title="Orders in the ledger")
@@ -74,6 +78,7 @@ async def _status(settings: Settings) -> None:
         console.print(f"Queue: {depth} job(s) waiting")
     except Exception as exc:
         console.print(f"[bold red]Queue: Redis does not answer[/] ({type(exc).__name__}: {exc})")
+    _print_findings(after_booking)
     if not failures:
         console.print("[green]No failed orders.[/]")
         return
@@ -87,6 +92,21 @@ async def _status(settings: Settings) -> None:
         )
     console.print(table)
     console.print("Fix the reason, then [bold]woobird retry --failed[/] (or retry ORDER_ID).")
+
+
+def _print_findings(findings: Sequence[Finding]) -> None:
+    if not findings:
+        console.print("[green]After booking: nothing to look at.[/]")
+        return
+    table = Table("since", "what", "order", "woobird noticed", title=f"After booking ({len(findings)} open)")
+    for finding in findings:
+        table.add_row(
+            f"{finding.detected_at:%Y-%m-%d %H:%M}",
+            finding.kind.replace("_", " "),
+            str(finding.order_id or ""),
+            finding.message,
+        )
+    console.print(table)
 
 
 def _ago(stamp: str) -> str:

@@ -41,6 +41,7 @@ from app.sync.booking import (
     walk,
     write_down,
 )
+from app.sync.changes import booked_columns, compare_with_booked, version_of
 from app.sync.intake import qualify
 from app.sync.ledger import OrderRecord, OrderState, Step
 from app.sync.products import load_catalogue
@@ -86,6 +87,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         return OrderState.FAILED
     record = await _record_for(services, order)
     if record.state == OrderState.BOOKED:
+        await compare_with_booked(services, record, order)
         await queue_refunds(services, order=order)
         return OrderState.BOOKED
     since = EARLIEST if record.backfilled else await _since(services)
@@ -102,7 +104,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         await _fail(services, order_id, exc)
         JOBS.labels(kind="order", outcome="failed").inc()
         return OrderState.FAILED
-    await _booked(services, order_id, plan=plan, invoice=invoice)
+    await _booked(services, order, plan=plan, invoice=invoice)
     elapsed = time.perf_counter() - started
     BOOKING_SECONDS.observe(elapsed)
     JOBS.labels(kind="order", outcome="booked").inc()
@@ -303,7 +305,7 @@ def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
     return report
 
 
-async def _booked(services: Services, order_id: int, *, plan: InvoicePlan, invoice: Invoice) -> None:
+async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoice: Invoice) -> None:
     report = vat_report(plan, invoice)
     differences = [row for row in report if Decimal(row["difference"]) != 0]
     message = f"booked as {number_of(invoice)}, total {invoice.total_price_incl_tax}"
@@ -313,7 +315,7 @@ async def _booked(services: Services, order_id: int, *, plan: InvoicePlan, invoi
         )
     await write_down(
         services,
-        order_id=order_id,
+        order_id=order.id,
         event="booked",
         message=message,
         state=OrderState.BOOKED.value,
@@ -326,6 +328,7 @@ async def _booked(services: Services, order_id: int, *, plan: InvoicePlan, invoi
         error=None,
         failure_kind=None,
         booked_at=ledger.utcnow(),
+        **booked_columns(*version_of(services, order)),
     )
 
 

@@ -24,6 +24,13 @@ REFERENCE_CACHE_KEY: Final = "woobird:moneybird:reference"
 CONTACT_LOCK_PREFIX: Final = "woobird:lock:contact:"
 ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
 ALERT_SENT_PREFIX: Final = "woobird:alert:"
+# The set-up wizard: WooCommerce app authorizations (pending, then their outcome), Moneybird OAuth
+# states, its background tasks; and the lock one OAuth token refresh holds across processes.
+SETUP_SHOP_PENDING_PREFIX: Final = "woobird:setup:wc-auth:pending:"
+SETUP_SHOP_RESULT_PREFIX: Final = "woobird:setup:wc-auth:result:"
+SETUP_OAUTH_STATE_PREFIX: Final = "woobird:setup:mb-oauth:"
+SETUP_TASK_PREFIX: Final = "woobird:setup:task:"
+MONEYBIRD_REFRESH_LOCK_KEY: Final = "woobird:lock:moneybird-refresh"
 
 REFERENCE_CACHE_TTL_SECONDS: Final = 3600
 

@@ -48,6 +48,10 @@ test: $(STAMP)  ## lint, types and the whole test suite (needs Redis; PostgreSQL
 	@$(BIN)/python -m app.preflight --for-tests
 	$(BIN)/pytest -q -p no:cacheprovider
 
+.PHONY: audit
+audit: $(STAMP)  ## pip-audit the pinned requirements for known vulnerabilities (needs network)
+	$(BIN)/pip-audit --strict --disable-pip --no-deps -r requirements/main.txt -r requirements/dev.txt
+
 .PHONY: bench
 bench: $(STAMP)  ## run the benchmarks in bench/ and print their figures
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

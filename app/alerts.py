@@ -7,7 +7,10 @@ so a hundred workers noticing the same thing send one message; the key expires a
 cause that heals releases it so its next occurrence is news again.
 
 Alerting never raises into the caller: a booking that failed must still be written down even when
-Slack is away. Messages carry the order number and the reason, never the customer.
+Slack is away. Messages carry the order number and the reason, never the customer, and are
+scrubbed of credentials (app.redaction). The reason can quote the shop (a product name, a
+customer's note in an error), so the chat text is escaped as Slack asks — `&`, `<` and `>` — and
+shop text can never become a `<!channel>` mention or a disguised `<https://…|link>`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import httpx
 import structlog
 
 from app.constants import ALERT_SENT_PREFIX
-from app.logs import mask_email
+from app.redaction import scrub
 from app.settings import Settings
 from app.sync import ledger
 
@@ -117,7 +120,12 @@ async def clear_alert(target: AlertTarget, *, cause: str) -> None:
 
 def _text(settings: Settings, message: str) -> str:
     prefix = "[SANDBOX] woobird" if settings.woobird_sandbox else "woobird"
-    return f"{prefix}: {mask_email(message)}"
+    return f"{prefix}: {scrub(message)}"
+
+
+def chat_escape(text: str) -> str:
+    """Slack's three control characters as entities; Teams renders the entities as the characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 async def _deliver(settings: Settings, *, cause: str, text: str) -> bool:
@@ -133,7 +141,7 @@ async def _post_webhook(url: str, *, cause: str, text: str) -> bool:
     # Slack's and Teams' incoming webhooks both accept {"text": ...}.
     try:
         async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS) as client:
-            response = await client.post(url, json={"text": text})
+            response = await client.post(url, json={"text": chat_escape(text)})
     except httpx.HTTPError as exc:
         log.error("alert webhook unreachable", cause=cause, error=f"{type(exc).__name__}: {exc}")
         return False

@@ -34,6 +34,14 @@ SIGNATURE_HEADER: Final = "x-wc-webhook-signature"
 TOPIC_HEADER: Final = "x-wc-webhook-topic"
 ORDER_TOPICS: Final = frozenset({"order.created", "order.updated", "order.restored"})
 
+# The web process (app/http_limits.py): what one client may hold before it is cut off. The
+# Procfile's uvicorn options add the rest: --timeout-keep-alive 5 (idle between requests),
+# --limit-concurrency 100 (then 503; with 1 MiB bodies that bounds buffered bodies to ~100 MiB),
+# --timeout-graceful-shutdown 10 (open connections do not outlast SIGTERM).
+HTTP_MAX_HEADER_BYTES: Final = 32 * 1024
+HTTP_HEADER_TIMEOUT_SECONDS: Final = 10.0
+HTTP_BODY_TIMEOUT_SECONDS: Final = 10.0
+
 # The WooCommerce REST API lives under the shop URL.
 WOOCOMMERCE_API_PREFIX: Final = "/wp-json/wc/v3"
 

@@ -9,13 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, String, TypeDecorator, event
+from sqlalchemy import Engine, String, Text, TypeDecorator, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from app.redaction import scrub
 from app.settings import REPO_ROOT, normalise_database_url
 
 
@@ -38,6 +39,21 @@ class MoneyText(TypeDecorator[Decimal]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(str(value))
+
+
+class ScrubbedText(TypeDecorator[str]):
+    """Text that quotes the outside world (error messages, the ledger's history): bounded and free
+    of credentials when written, and scrubbed again when read, so rows written before a redaction
+    rule existed are shown under it too."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else scrub(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else scrub(value)
 
 
 def _tune_sqlite(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:

@@ -3,7 +3,7 @@
 `/healthz` answers while the process lives (the platform's check: a deep check there would stop
 routing webhooks to a healthy web process because the worker is down). `/readyz` is what an
 uptime monitor watches: Redis, the database, a fresh worker heartbeat, and no backlog — 503 names
-whatever failed.
+whatever failed, and only that: it is public, so connection errors go to the log, not the answer.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -21,6 +22,7 @@ from app.deps import AppState, AppStateDep
 from app.sync import ledger
 
 router = APIRouter()
+log = structlog.get_logger("woobird.health")
 
 BACKLOG_MINUTES = 15
 
@@ -83,14 +85,17 @@ async def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
         checks["worker"] = redis.pop("worker")
         checks["redis"] = redis
     except Exception as exc:
-        checks["redis"] = {"ok": False, "error": f"Redis unreachable: {type(exc).__name__}: {exc}"}
+        # /readyz is public: it names what failed; how it failed (hosts, ports, SQL) goes to the log.
+        log.warning("readiness: Redis unreachable", error=f"{type(exc).__name__}: {exc}")
+        checks["redis"] = {"ok": False, "error": "Redis unreachable"}
     try:
         database = await _check_database(state)
         checks["backlog"] = database.pop("backlog")
         checks["reconcile"] = database.pop("reconcile")
         checks["database"] = database
     except Exception as exc:
-        checks["database"] = {"ok": False, "error": f"database unreachable: {type(exc).__name__}: {exc}"}
+        log.warning("readiness: database unreachable", error=f"{type(exc).__name__}: {exc}")
+        checks["database"] = {"ok": False, "error": "database unreachable"}
     healthy = all(check.get("ok") for check in checks.values())
     return healthy, checks
 

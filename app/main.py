@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,7 +20,8 @@ from app.admin.setup_routes import router as setup_router
 from app.db import create_engine, create_sync_sqlite_engine, session_factory
 from app.deps import AppState
 from app.logs import configure_logging
-from app.metrics_refresh import refresh_gauges
+from app.metrics_refresh import CachedGauges
+from app.platform_proxy import PlatformProxyMiddleware, detect_platform
 from app.queue import connect
 from app.settings import WEB_REQUIRED, Settings, load_settings
 from app.settings_live import LiveSettings
@@ -74,17 +76,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.redis.aclose()
             await state.engine.dispose()
 
-    app = FastAPI(title="woobird", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No docs pages, and no /openapi.json either: the schema is for the tests, not for visitors.
+    app = FastAPI(
+        title="woobird",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(PlatformProxyMiddleware, platform=detect_platform(settings.trusted_proxy))
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(admin_router)
     app.include_router(settings_router)
     app.include_router(setup_router)
     app.include_router(setup_callback_router)
+    gauges = CachedGauges()
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> PlainTextResponse:
-        await refresh_gauges(app.state.woobird)
+    async def metrics(request: Request) -> PlainTextResponse:
+        if not _may_scrape(settings, request.headers.get("authorization", "")):
+            return PlainTextResponse(
+                "send METRICS_TOKEN as Authorization: Bearer",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="woobird metrics"'},
+            )
+        await gauges.refresh(app.state.woobird)
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _may_scrape(settings: Settings, authorization: str) -> bool:
+    """Anyone, unless METRICS_TOKEN is set; then only a bearer of it (compared in constant time)."""
+    if settings.metrics_token is None:
+        return True
+    scheme, _, given = authorization.partition(" ")
+    expected = settings.metrics_token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)

@@ -1,11 +1,15 @@
-"""The gauges /metrics shows, read fresh at each scrape, and the Moneybird response hook.
+"""The gauges /metrics shows, read when Prometheus asks, and the Moneybird response hook.
 
 Counters are counted where things happen; gauges describe a state held elsewhere (Redis, the
-ledger), so they are read when Prometheus asks rather than kept in step by every writer.
+ledger), so they are read when Prometheus asks rather than kept in step by every writer — at most
+once per GAUGE_CACHE_SECONDS, however often /metrics is asked (it may be public), and by one
+scrape at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +27,9 @@ from app.metrics import (
 from app.sync import ledger
 
 log = structlog.get_logger("woobird.metrics")
+
+# Prometheus scrapes every 15-60 s; a scrape in between is answered from the last reading.
+GAUGE_CACHE_SECONDS = 10.0
 
 
 class _State(Protocol):
@@ -51,6 +58,23 @@ async def refresh_gauges(state: _State) -> None:
     moment = parse_moment(last)
     if moment is not None:
         LAST_RECONCILE.set(moment.timestamp())
+
+
+class CachedGauges:
+    """Refreshes the gauges when the last reading is older than GAUGE_CACHE_SECONDS."""
+
+    def __init__(self, *, max_age: float = GAUGE_CACHE_SECONDS) -> None:
+        self.max_age = max_age
+        self.refreshed_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, state: _State) -> None:
+        async with self._lock:  # concurrent scrapes wait for one reading instead of each making one
+            now = time.monotonic()
+            if self.refreshed_at is not None and now - self.refreshed_at < self.max_age:
+                return
+            await refresh_gauges(state)
+            self.refreshed_at = time.monotonic()
 
 
 def record_moneybird_response(method: str, route: str, status: int, seconds: float) -> None:

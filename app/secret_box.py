@@ -16,10 +16,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.settings import ConfigurationError
+from app.tokens import weakness
 
 VERSION = "v1"
-MIN_KEY_LENGTH = 32
-MIN_DISTINCT_CHARACTERS = 12
 _NONCE_BYTES = 12
 HOW_TO_MAKE_ONE = (
     "set SECRET_KEY to 32 or more random characters, e.g. `openssl rand -hex 32` "
@@ -35,16 +34,12 @@ class SecretKeyError(ConfigurationError):
 
 
 def secret_key_problem(key: str) -> str | None:
-    """Why this SECRET_KEY cannot protect stored secrets, or None when it can."""
+    """Why this SECRET_KEY cannot protect stored secrets, or None when it can (app/tokens.py judges)."""
     key = key.strip()
     if not key:
         return f"missing — {HOW_TO_MAKE_ONE}"
-    if len(key) < MIN_KEY_LENGTH:
-        return f"too short ({len(key)} characters) — {HOW_TO_MAKE_ONE}"
-    # A long key of few symbols ("aaaa…", "1234123412341234…") is as weak as a short one.
-    if len(set(key)) < MIN_DISTINCT_CHARACTERS:
-        return f"too predictable (repeats few characters) — {HOW_TO_MAKE_ONE}"
-    return None
+    reason = weakness(key)
+    return f"{reason} — {HOW_TO_MAKE_ONE}" if reason else None
 
 
 class SecretBox:

@@ -28,6 +28,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.redaction import REDACTED, safe_url
+from app.tokens import weakness
+
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 # In a checkout (or an editable install) the ledger lives in the repo; installed into
 # site-packages (the Docker image) it lives in the working directory instead.
@@ -49,12 +52,40 @@ REQUIRED_SETTINGS: dict[str, str] = {
     "woocommerce_webhook_secret": "the order.updated webhook's secret (`woobird webhook install` makes one)",
     "moneybird_api_token": "Moneybird → Settings → External and AI integrations → personal API token",
     "moneybird_administration_id": "the number in the Moneybird URL; `woobird setup` lists them",
-    "admin_token": "any long random string; it protects /admin (e.g. `openssl rand -hex 24`)",
+    "admin_token": "at least 32 random characters; it protects /admin (`woobird setup` makes one)",
 }
 
 
 # The web process starts with just these: the set-up wizard at /admin asks for the rest.
 WEB_REQUIRED = ("ADMIN_TOKEN",)
+
+
+# The secrets that guard woobird's own endpoints: strong, and each its own.
+GUARD_TOKENS: dict[str, str] = {
+    "admin_token": "make one with `woobird setup` (or `openssl rand -hex 32`)",
+    "woocommerce_webhook_secret": "`woobird webhook install` makes a new one and gives it to the shop",
+    "metrics_token": "make one with `openssl rand -hex 32` and give the same to Prometheus",
+    "secret_key": "make one with `openssl rand -hex 32`; keep it, the stored secrets need it",
+}
+
+
+class Credentialed(str):
+    """A URL or login that can carry a password: the plain string to every client that connects
+    with it, but its repr — what a traceback, a log of the settings or `repr(settings)` shows —
+    keeps only the scheme and host."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        parts = urlsplit(self)
+        if not (parts.scheme and parts.hostname):
+            return repr(REDACTED)
+        port = f":{parts.port}" if parts.port else ""
+        return repr(f"{parts.scheme}://{parts.hostname}{port}/{REDACTED}")
+
+
+def _credentialed(value: str | None) -> str | None:
+    return None if value is None else Credentialed(value)
 
 
 class ConfigurationError(RuntimeError):
@@ -131,11 +162,28 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
     )
 
+    # Each setting's one description is the `description` below: app/settings_help.py renders
+    # `.env.example`, `app.json` and the README's table from it.
+
     # WooCommerce
-    woocommerce_url: str = ""
-    woocommerce_consumer_key: SecretStr = SecretStr("")
-    woocommerce_consumer_secret: SecretStr = SecretStr("")
-    woocommerce_webhook_secret: SecretStr = SecretStr("")
+    woocommerce_url: str = Field(
+        "",
+        description="The shop's base URL, e.g. https://shop.example.nl (the API is under /wp-json/wc/v3); "
+        "empty: the set-up wizard at /admin asks for it.",
+    )
+    woocommerce_consumer_key: SecretStr = Field(
+        SecretStr(""),
+        description="WooCommerce → Settings → Advanced → REST API → Add key, Read/Write (ck_…); "
+        "sent as Basic auth over HTTPS.",
+    )
+    woocommerce_consumer_secret: SecretStr = Field(
+        SecretStr(""), description="The cs_… secret shown once next to the consumer key."
+    )
+    woocommerce_webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Secret of the order.updated webhook: at least 32 random characters, not ADMIN_TOKEN; "
+        "`woobird webhook install`, the wizard and the Heroku button make one.",
+    )
     woocommerce_vat_number_meta_keys: Annotated[list[str], NoDecode] = Field(
         default=[
             "_billing_vat_number",
@@ -145,59 +193,165 @@ class Settings(BaseSettings):
             "_billing_vat",
             "_billing_eu_vat_number",
             "billing_eu_vat_number",
-        ]
+        ],
+        description="Order meta keys that may hold the customer's VAT number, comma-separated "
+        "(VAT plugins differ).",
     )
 
     # Moneybird
-    moneybird_api_token: SecretStr = SecretStr("")
-    moneybird_administration_id: str = ""
-    moneybird_api_url: str = "https://moneybird.com/api/v2"
-    moneybird_rate_limit: str = "150/300"
-    moneybird_tax_rates: dict[str, str] = Field(default_factory=dict)
-    moneybird_ledger_account_id: str | None = None
-    moneybird_shipping_ledger_account_id: str | None = None
-    moneybird_workflow_id: str | None = None
-    moneybird_document_style_id: str | None = None
-    moneybird_timeout_seconds: float = 20.0
+    moneybird_api_token: SecretStr = Field(
+        SecretStr(""),
+        description="Moneybird → Settings → External and AI integrations → personal API token "
+        "(scope sales_invoices; settings too for `woobird products`).",
+    )
+    moneybird_administration_id: str = Field(
+        "", description="The number in the Moneybird URL; `woobird setup` lists them."
+    )
+    moneybird_api_url: str = Field(
+        "https://moneybird.com/api/v2",
+        description="Moneybird's API base URL; change it only for a test server.",
+    )
+    moneybird_rate_limit: str = Field(
+        "150/300",
+        description="Requests per seconds woobird may spend, shared by every process through Redis.",
+    )
+    moneybird_tax_rates: dict[str, str] = Field(
+        default_factory=dict,
+        description='Shop VAT rate → Moneybird tax rate id, JSON: {"21": "…", "9": "…", "0": "…", '
+        '"reverse_charge": "…", "export": "…", "DE:19": "…"}. Without it each percentage maps to the one '
+        "active sales tax rate of that percentage; an ambiguous or missing rate refuses the order and "
+        "names the key to set.",
+    )
+    moneybird_ledger_account_id: str | None = Field(
+        None, description="Revenue ledger account for order lines (empty: Moneybird's default)."
+    )
+    moneybird_shipping_ledger_account_id: str | None = Field(
+        None, description="Revenue ledger account for shipping and fees (empty: the order lines' account)."
+    )
+    moneybird_workflow_id: str | None = Field(
+        None, description="Invoice workflow (empty: the administration's default invoice workflow)."
+    )
+    moneybird_document_style_id: str | None = Field(
+        None, description="Document style (invoice profile) of the invoices (empty: the default style)."
+    )
+    moneybird_timeout_seconds: float = Field(
+        20.0, description="Seconds one Moneybird request may take before it counts as failed."
+    )
     # OAuth (the set-up wizard's "Connect with Moneybird"); the access token is MONEYBIRD_API_TOKEN.
-    moneybird_client_id: str | None = None
-    moneybird_client_secret: SecretStr | None = None
-    moneybird_refresh_token: SecretStr | None = None
-    moneybird_oauth_url: str = "https://moneybird.com/oauth"
+    moneybird_client_id: str | None = Field(
+        None,
+        description="Client id of your Moneybird OAuth app (moneybird.com/user/applications, redirect URI "
+        "https://<woobird>/admin/setup/moneybird/callback): the wizard then offers Connect with Moneybird "
+        "instead of a pasted token.",
+    )
+    moneybird_client_secret: SecretStr | None = Field(None, description="Client secret of that OAuth app.")
+    moneybird_refresh_token: SecretStr | None = Field(
+        None,
+        description="Stored by the wizard after Connect with Moneybird (never set it by hand); a 401 on the "
+        "access token is answered by one refresh, stored for every process.",
+    )
+    moneybird_oauth_url: str = Field(
+        "https://moneybird.com/oauth",
+        description="Moneybird's OAuth base URL; change it only for a test server.",
+    )
 
     # What gets booked, and how
-    sync_order_statuses: Annotated[list[str], NoDecode] = Field(default=["completed"])
-    sync_since: datetime | None = None
-    invoice_kind: Literal["sales_invoice", "external_sales_invoice"] = "sales_invoice"
-    invoice_exact_vat: bool = False
-    reconcile_interval_seconds: int = Field(default=300, ge=30)
-    # A job that runs longer is cancelled; a worker killed mid-job hands its job on after this + 10 s.
-    worker_job_timeout_seconds: int = Field(default=120, ge=10, le=3600)
+    sync_order_statuses: Annotated[list[str], NoDecode] = Field(
+        default=["completed"],
+        description="Order statuses that are booked once paid, comma-separated, e.g. completed,processing.",
+    )
+    sync_since: datetime | None = Field(
+        None,
+        description="Book orders paid from this moment (ISO 8601); older ones are marked before_since "
+        "unless backfilled.",
+    )
+    invoice_kind: Literal["sales_invoice", "external_sales_invoice"] = Field(
+        "sales_invoice",
+        description="sales_invoice (Moneybird numbers it) or external_sales_invoice (the shop's number), "
+        "see Which invoice kind.",
+    )
+    invoice_exact_vat: bool = Field(
+        False,
+        description="true: correction lines make the VAT per rate match the shop's to the cent, "
+        "see The invoice plan.",
+    )
+    reconcile_interval_seconds: int = Field(
+        300, ge=30, description="Seconds between polls of the shop for orders a webhook missed (at least 30)."
+    )
+    worker_job_timeout_seconds: int = Field(
+        120,
+        ge=10,
+        le=3600,
+        description="Longest a booking job may run, in seconds; a killed worker's job is taken up again "
+        "after this + 10 s.",
+    )
 
     # Infrastructure
-    redis_url: str = "redis://localhost:6379/0"
-    redis_tls_verify: bool = False
-    database_url: str = DEFAULT_DATABASE_URL
-    port: int = 8000
-    public_url: str | None = None
-    admin_token: SecretStr = SecretStr("")
-    # Encrypts the secrets the set-up wizard stores in the database (app/settings_store.py).
-    secret_key: SecretStr = SecretStr("")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["console", "json"] = "console"
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        description="Redis for the queue and the shared rate limiter; rediss:// works. Heroku and Fly set it "
+        "with their Redis add-on.",
+    )
+    redis_tls_verify: bool = Field(
+        False,
+        description="Verify Redis's TLS certificate (Heroku's Key-Value Store is self-signed: leave false).",
+    )
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="The ledger: postgres://… as Heroku and Fly give it (?sslmode=require honoured), or "
+        "sqlite:///path.",
+    )
+    port: int = Field(8000, description="Port of the web process; Heroku and Fly set it.")
+    public_url: str | None = Field(
+        None,
+        description="Where the shop reaches woobird, e.g. https://woobird.example.nl (for the webhook); "
+        "empty: the set-up wizard takes the address you open it at.",
+    )
+    admin_token: SecretStr = Field(
+        SecretStr(""),
+        description="Protects /admin: at least 32 random characters, not the webhook secret; "
+        "`woobird setup` makes one. The one setting the web process cannot start without.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Encrypts the keys and tokens the set-up wizard stores in the database: at least 32 "
+        "random characters (`openssl rand -hex 32`; the Heroku button generates it), required once the "
+        "wizard stores a secret.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics answers only requests with `Authorization: Bearer <it>` "
+        "(Prometheus: authorization.credentials); at least 32 random characters.",
+    )
+    trusted_proxy: Literal["auto", "heroku", "fly", "none"] = Field(
+        "auto",
+        description="Whose word on the client's address counts: heroku (the last X-Forwarded-For hop), fly "
+        "(Fly-Client-IP), none (the connection's own address); auto picks by the platform's variables.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: Literal["console", "json"] = Field(
+        "console", description="console (readable) or json (for log services; the Docker image sets it)."
+    )
 
     # Alerts
-    alert_webhook_url: str | None = None
-    alert_email_to: str | None = None
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_from: str | None = None
-    smtp_starttls: bool = True
+    alert_webhook_url: str | None = Field(
+        None, description="A Slack/Teams-compatible incoming webhook that hears when an order fails to book."
+    )
+    alert_email_to: str | None = Field(
+        None, description="E-mail address that hears about failed orders (needs SMTP_HOST and SMTP_FROM)."
+    )
+    smtp_host: str | None = Field(None, description="Mail server for alert e-mails.")
+    smtp_port: int = Field(587, description="Mail server port (587 with STARTTLS).")
+    smtp_username: str | None = Field(None, description="Mail server login.")
+    smtp_password: SecretStr | None = Field(None, description="Mail server password.")
+    smtp_from: str | None = Field(None, description="Sender address of alert e-mails.")
+    smtp_starttls: bool = Field(True, description="Use STARTTLS with the mail server.")
 
-    # Set by `woobird run` when it starts the built-in sandbox; shown on every page and log line.
-    woobird_sandbox: bool = False
+    woobird_sandbox: bool = Field(
+        False, description="Set by `woobird run` for the built-in demo only; never set it yourself."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -237,20 +391,25 @@ class Settings(BaseSettings):
             return None
         value = value.strip().rstrip("/")
         if value and urlsplit(value).scheme not in {"http", "https"}:
-            raise ValueError(f"expected an http(s):// URL, got {value!r}")
+            raise ValueError(f"expected an http(s):// URL, got {safe_url(value)!r}")
         return value
 
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        return normalise_database_url(value)
+        return Credentialed(normalise_database_url(value))
 
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
         if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError(f"expected redis:// or rediss://, got {value!r}")
-        return value
+            raise ValueError(f"expected redis:// or rediss://, got {safe_url(value)!r}")
+        return Credentialed(value)
+
+    @field_validator("alert_webhook_url", "smtp_username")
+    @classmethod
+    def _keep_credentials_out_of_repr(cls, value: str | None) -> str | None:
+        return _credentialed(value)
 
     @field_validator("moneybird_rate_limit")
     @classmethod
@@ -310,13 +469,39 @@ class Settings(BaseSettings):
                 found[_env_name(field)] = f"missing — {fix}"
             elif _is_placeholder(value):
                 found[_env_name(field)] = f"still a placeholder — {fix}"
+        for field, problem in self._weak_tokens().items():
+            found.setdefault(_env_name(field), problem)
         if self.alert_email_to and not (self.smtp_host and self.smtp_from):
             found["SMTP_HOST"] = "ALERT_EMAIL_TO is set, so SMTP_HOST and SMTP_FROM are needed too"
         return found
 
+    def _weak_tokens(self) -> dict[str, str]:
+        """The guard tokens that are short, predictable, or the same as another secret."""
+        others = {
+            "woocommerce_consumer_secret": self.woocommerce_consumer_secret.get_secret_value(),
+            "moneybird_api_token": self.moneybird_api_token.get_secret_value(),
+        }
+        found: dict[str, str] = {}
+        seen: dict[str, str] = {}
+        for field, fix in GUARD_TOKENS.items():
+            raw = getattr(self, field)
+            value = raw.get_secret_value().strip() if isinstance(raw, SecretStr) else ""
+            if not value:
+                continue  # missing: named by problems() when required
+            same = next((name for name, other in {**seen, **others}.items() if other == value), None)
+            reason = weakness(value)
+            if same is not None:
+                found[field] = f"the same as {_env_name(same)}: each secret must be its own — {fix}"
+            elif reason is not None:
+                found[field] = f"{reason} — {fix}"
+            seen[field] = value
+        return found
+
     def require(self, *names: str) -> Settings:
-        """Raise ConfigurationError when one of these (environment names) is missing or a placeholder."""
-        problems = {name: why for name, why in self.problems().items() if name in names}
+        """Raise ConfigurationError when one of these (environment names) is missing or a placeholder,
+        or when any guard token that is set is weak: a process never runs with one."""
+        weak = {_env_name(field) for field in self._weak_tokens()}
+        problems = {name: why for name, why in self.problems().items() if name in names or name in weak}
         if problems:
             raise ConfigurationError(problems)
         return self

@@ -24,6 +24,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
 from app.deps import AppStateDep, SettingsDep
@@ -35,6 +36,8 @@ log = structlog.get_logger("woobird.webhook")
 router = APIRouter()
 
 _PING = re.compile(rb"^webhook_id=\d+$")
+# A header is outside input: only its start is worth a log line.
+LOGGED_HEADER_CHARS = 200
 
 
 class SignatureError(ValueError):
@@ -67,11 +70,15 @@ async def _read_capped(request: Request) -> bytes:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body larger than 1 MiB")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > WEBHOOK_MAX_BODY_BYTES:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body larger than 1 MiB")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > WEBHOOK_MAX_BODY_BYTES:
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body larger than 1 MiB")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left, or sent its body too slowly (app/http_limits.py): nobody hears an answer.
+        raise HTTPException(status.HTTP_408_REQUEST_TIMEOUT, "the body did not arrive") from None
     return b"".join(chunks)
 
 
@@ -96,7 +103,8 @@ async def verified_delivery(request: Request, settings: SettingsDep) -> Delivery
         )
     except SignatureError as exc:
         DELIVERIES.labels(outcome="unauthorized").inc()
-        log.warning("webhook rejected", reason=str(exc), source=request.headers.get("x-wc-webhook-source"))
+        source = request.headers.get("x-wc-webhook-source", "")
+        log.warning("webhook rejected", reason=str(exc), source=source[:LOGGED_HEADER_CHARS])
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
     return Delivery(body=body, topic=request.headers.get(TOPIC_HEADER), ping=False)
 
@@ -136,7 +144,7 @@ def _answer(code: int, **content: Any) -> JSONResponse:
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"description": "WooCommerce's ping, a topic or an order woobird does not act on, or a duplicate"},
     202: {"description": "The order was recorded in the ledger and queued for booking"},
-    400: {"description": "The body is not JSON, or not an order"},
+    400: {"description": "The body is not JSON, or not an order (or an order without date_modified_gmt)"},
     401: {"description": "The signature is missing or does not match the body"},
     413: {"description": "The body is larger than 1 MiB"},
     503: {"description": "The ledger or the queue is unavailable; nothing was recorded"},
@@ -154,6 +162,11 @@ async def receive_order_webhook(
         DELIVERIES.labels(outcome="ignored").inc()
         return _answer(200, ignored=f"topic {delivery.topic} is not acted on")
     order = _parse_order(delivery.body)
+    if order.date_modified_gmt is None:
+        # The ledger tells versions apart by it; WooCommerce always sends it, so this is no order of its.
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "body is not an order (bad fields: date_modified_gmt)"
+        )
     try:
         result = await accept_order(
             order,

@@ -53,6 +53,7 @@ from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT, load_settings, normalise_database_url
 from app.sync.backfill import BackfillProgress, backfill
 from app.sync.services import build_services
+from app.tokens import new_token
 
 LIMIT, WINDOW = 150, 10.0
 LATENCY_SECONDS = 0.02
@@ -172,7 +173,7 @@ def woobird_values(
         "moneybird_rate_limit": f"{LIMIT}/{WINDOW:g}",
         "redis_url": REDIS_URL,
         "database_url": db,
-        "admin_token": "bench-backfill-admin-token-0c7a",
+        "admin_token": new_token(),
         # In the future: only what the backfill queues is booked.
         "sync_since": (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "log_level": "WARNING",

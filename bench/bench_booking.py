@@ -64,6 +64,7 @@ from app.sandbox.woocommerce.checkout import build_order
 from app.settings import Settings, load_settings
 from app.sync.orders import book_order
 from app.sync.services import build_services
+from app.tokens import new_token
 from app.webhooks import sign
 
 SECRET = "bench-booking-webhook-secret-93ab"
@@ -117,7 +118,7 @@ def settings_values(*, shop: ShopSandbox, moneybird: MoneybirdSandbox, moneybird
         "MONEYBIRD_API_URL": moneybird_url,
         "MONEYBIRD_API_TOKEN": moneybird.token,
         "MONEYBIRD_ADMINISTRATION_ID": moneybird.administration_id,
-        "ADMIN_TOKEN": "bench-admin-token-0c47e1",
+        "ADMIN_TOKEN": new_token(),
         "REDIS_URL": BENCH_REDIS_URL,
         "SYNC_SINCE": "2020-01-01T00:00:00Z",
     }

@@ -56,6 +56,7 @@ from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
+from app.tokens import new_token
 from app.webhooks import sign
 
 SECRET = "bench-intake-webhook-secret-5c1e"
@@ -351,7 +352,7 @@ def real_settings(database_url: str) -> dict[str, str]:
         "MONEYBIRD_API_TOKEN": "bench-moneybird-token-81f0",
         "MONEYBIRD_ADMINISTRATION_ID": "123456789012345678",
         "MONEYBIRD_API_URL": "http://127.0.0.1:9/api/v2",
-        "ADMIN_TOKEN": "bench-admin-token-6a2d9c",
+        "ADMIN_TOKEN": new_token(),
         "REDIS_URL": BENCH_REDIS_URL,
         "DATABASE_URL": database_url,
         "SYNC_SINCE": "2020-01-01T00:00:00Z",

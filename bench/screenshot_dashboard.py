@@ -29,8 +29,9 @@ from app.queue import connect
 from app.sandbox.ledger_rows import seed_demo
 from app.sandbox.server import serve_in_thread
 from app.settings import REPO_ROOT, Settings, load_settings
+from app.tokens import new_token
 
-ADMIN_TOKEN = "screenshot-admin-token-4b7d90"
+ADMIN_TOKEN = new_token()
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -48,7 +49,7 @@ def _settings(database: Path) -> Settings:
         woocommerce_url="https://shop.example.nl",
         woocommerce_consumer_key="ck_demo_" + "0" * 32,
         woocommerce_consumer_secret="cs_demo_" + "0" * 32,
-        woocommerce_webhook_secret="demo-webhook-secret-31",
+        woocommerce_webhook_secret=new_token(),
         moneybird_api_token="demo-moneybird-token-77",
         moneybird_administration_id="123456789012345678",
         admin_token=ADMIN_TOKEN,

@@ -27,7 +27,9 @@ from app.settings import REPO_ROOT, Settings, load_settings, normalise_database_
 from tests.services import TEST_POSTGRES_URL, redis_database
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_database(5))
-WEBHOOK_SECRET = "wb_test_secret_2f9c"
+# Strong, as woobird requires of every secret that guards an endpoint (app/tokens.py).
+WEBHOOK_SECRET = "test-webhook-0R0fiU_5c8SZfL6DQRRsvKCPVXCwEUNj"
+ADMIN_TOKEN = "test-admin-9ZtmHFi8_ZnDiw83Yb_vq4dhmXUZ_cA5"
 TABLES = (
     "findings",
     "ledger_events",
@@ -143,7 +145,7 @@ def make_settings(**overrides: Any) -> Settings:
         "moneybird_api_token": "mb-test-token-7f3e9a",
         "moneybird_administration_id": "123456789012345678",
         "moneybird_api_url": "https://moneybird.test/api/v2",
-        "admin_token": "admin-test-token-51c8e2",
+        "admin_token": ADMIN_TOKEN,
         "redis_url": TEST_REDIS_URL,
         "sync_since": "2020-01-01T00:00:00Z",
         "log_format": "console",

@@ -269,3 +269,26 @@ async def test_reconciliation_that_never_succeeded_is_stale_too(
     await _set(sessions, ledger.FIRST_RUN_AT, (now - timedelta(hours=2)).isoformat())
     assert await check_reconcile_staleness(Target(settings, redis, sessions), now=now)
     assert "reconciliation has never succeeded" in _texts(hook)[0]
+
+
+async def test_shop_text_cannot_mention_everyone_or_hide_a_link(
+    sqlite_url: str, redis: ArqRedis, hook: Any
+) -> None:
+    target = Target(_settings(sqlite_url, alert_webhook_url=HOOK), redis)
+    reason = "product <!channel> & <https://evil.test/login|Moneybird login> refused"
+    assert await alert_order_failed(target, order_id=1042, kind="rejected", message=reason)
+    (text,) = _texts(hook)
+    assert "<!channel>" not in text
+    assert "<https://evil.test" not in text
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.test/login|Moneybird login&gt;" in text
+
+
+async def test_alert_text_carries_no_credentials(sqlite_url: str, redis: ArqRedis, hook: Any) -> None:
+    target = Target(_settings(sqlite_url, alert_webhook_url=HOOK), redis)
+    secret = "cs_" + "5a" * 20
+    await alert(
+        target, cause="order-failed:7", message=f"redirected to http://shop.test/x?consumer_secret={secret}"
+    )
+    (text,) = _texts(hook)
+    assert secret not in text
+    assert "http://shop.test/x?[redacted]" in text

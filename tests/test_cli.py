@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import redis as sync_redis
+from dotenv import dotenv_values
 from typer.testing import CliRunner, Result
 
 from app import clients
@@ -41,7 +42,8 @@ from app.settings_store import recent_changes
 from app.sync import ledger
 from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.ledger import OrderState
-from tests.conftest import WEBHOOK_SECRET
+from app.tokens import weakness
+from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.services import redis_database
 
 PUBLIC_URL = "https://woobird.example.nl"
@@ -104,7 +106,7 @@ def fakes(
         "MONEYBIRD_API_TOKEN": moneybird.token,
         "MONEYBIRD_ADMINISTRATION_ID": moneybird.administration_id,
         "MONEYBIRD_API_URL": "https://moneybird.sandbox.test/api/v2",
-        "ADMIN_TOKEN": "admin-test-token-51c8e2",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
         "PUBLIC_URL": PUBLIC_URL,
         "REDIS_URL": TEST_REDIS_URL,
         "DATABASE_URL": database_url,
@@ -299,6 +301,18 @@ def test_setup_prints_heroku_config_instead_of_writing(fakes: Fakes, tmp_path: P
     assert f"MONEYBIRD_ADMINISTRATION_ID={fakes.moneybird.administration_id}" in command
     assert "MONEYBIRD_TAX_RATES='{" in command
     assert not (tmp_path / ".env").exists()
+
+
+def test_setup_replaces_weak_tokens_with_strong_ones(fakes: Fakes, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    result = fakes.invoke(
+        "setup", "--yes", "--env-file", str(env_file), ADMIN_TOKEN="a", WOOCOMMERCE_WEBHOOK_SECRET="b" * 40
+    )
+    assert result.exit_code == 0, result.output
+    written = dotenv_values(env_file)
+    for name in ("ADMIN_TOKEN", "WOOCOMMERCE_WEBHOOK_SECRET"):
+        assert weakness(written[name] or "") is None, name
+    assert written["ADMIN_TOKEN"] != written["WOOCOMMERCE_WEBHOOK_SECRET"]
 
 
 def test_setup_stores_the_choices_where_the_wizard_does(fakes: Fakes, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from app.settings_store import (
     write_settings,
 )
 from app.sync.services import current_services, when_set_up
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import ADMIN_TOKEN, TEST_REDIS_URL, WEBHOOK_SECRET
 from tests.factories import order_document, signed_headers, wc_body
 
 SECRET_KEY = "9f4c2b7e1d8a6035c4e9b2f7a1d3e5c80b6f2a4d9e7c1358"
@@ -41,7 +41,7 @@ TOKEN = "mb-personal-token-58c1e0f4a2b9"
 def base_settings(database_url: str, **overrides: Any) -> Settings:
     """What a fresh deployment's environment holds: infrastructure, ADMIN_TOKEN, SECRET_KEY."""
     values: dict[str, Any] = {
-        "admin_token": "admin-test-token-51c8e2",
+        "admin_token": ADMIN_TOKEN,
         "secret_key": SECRET_KEY,
         "database_url": database_url,
         "redis_url": TEST_REDIS_URL,
@@ -309,7 +309,7 @@ def _complete(database_url: str) -> dict[str, str]:
         "WOOCOMMERCE_URL": "https://shop.test",
         "WOOCOMMERCE_CONSUMER_KEY": "ck_" + "a1" * 20,
         "WOOCOMMERCE_CONSUMER_SECRET": "cs_" + "b2" * 20,
-        "WOOCOMMERCE_WEBHOOK_SECRET": "hook-secret-a8f3c2e9d1b7",
+        "WOOCOMMERCE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MONEYBIRD_API_TOKEN": TOKEN,
         "MONEYBIRD_ADMINISTRATION_ID": "123456789012345678",
     }

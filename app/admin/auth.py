@@ -1,19 +1,24 @@
 """Who may see /admin: whoever knows ADMIN_TOKEN, proven by a header or a signed session cookie.
 
 The cookie never holds the token: it holds the time it was issued and an HMAC of that time keyed
-by the token, so a stolen cookie expires, a changed ADMIN_TOKEN logs everyone out, and nothing in
-the browser can be turned back into the token. Forms carry a CSRF token derived from the session.
-A token in the query string is refused outright: URLs end up in logs, history and Referer headers.
+by a key derived from the token (HKDF-SHA256; the token itself is never a MAC key), so a stolen
+cookie expires and a changed ADMIN_TOKEN logs everyone out. Testing guesses against a captured
+cookie offline is as hopeless as guessing the token, which is why a weak one refuses to start.
+Forms carry a CSRF token derived from the session. A token in the query string is refused
+outright: URLs end up in logs, history and Referer headers.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
 from dataclasses import dataclass
 from typing import Literal
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Request
 
 from app.settings import Settings
@@ -21,6 +26,7 @@ from app.settings import Settings
 COOKIE_NAME = "woobird_admin"
 COOKIE_PATH = "/admin"
 SESSION_SECONDS = 12 * 3600
+COOKIE_KEY_SALT = b"woobird admin cookie"
 # Query parameters that look like someone pasting a credential into a URL.
 QUERY_CREDENTIALS = frozenset({"token", "admin_token", "access_token"})
 
@@ -46,12 +52,18 @@ class Admin:
         return csrf_token(settings, self.session or "")
 
 
-def _key(settings: Settings) -> bytes:
+def _token(settings: Settings) -> bytes:
     return settings.admin_token.get_secret_value().encode()
 
 
+@functools.lru_cache(maxsize=8)
+def _cookie_key(token: bytes) -> bytes:
+    """The key that signs cookies and CSRF tokens, derived from ADMIN_TOKEN for this one purpose."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=COOKIE_KEY_SALT, info=b"session v1").derive(token)
+
+
 def _sign(settings: Settings, purpose: str) -> str:
-    return hmac.new(_key(settings), purpose.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_cookie_key(_token(settings)), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 def session_cookie(settings: Settings, *, issued: int | None = None) -> str:
@@ -60,10 +72,11 @@ def session_cookie(settings: Settings, *, issued: int | None = None) -> str:
 
 
 def valid_session(settings: Settings, value: str, *, now: float | None = None) -> bool:
-    if not _key(settings):
+    if not _token(settings):
         return False
     issued_text, _, _ = value.partition(".")
-    if not issued_text.isdigit():
+    # ASCII digits of a Unix time only: int() refuses "²" and a 5 000-digit number with a ValueError.
+    if not (issued_text.isascii() and issued_text.isdigit() and len(issued_text) <= 12):
         return False
     issued = int(issued_text)
     now = time.time() if now is None else now
@@ -84,7 +97,7 @@ def valid_csrf(settings: Settings, admin: Admin, given: str) -> bool:
 
 
 def token_matches(settings: Settings, given: str) -> bool:
-    expected = _key(settings)
+    expected = _token(settings)
     return bool(expected) and hmac.compare_digest(given.strip().encode(), expected)
 
 

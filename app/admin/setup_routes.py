@@ -8,7 +8,6 @@ No route here shows a secret back in full.
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -29,6 +28,7 @@ from app.settings import Settings
 from app.settings_store import masked, write_settings
 from app.setup import bookkeeping, moneybird_connect, shop, tasks
 from app.setup.progress import STEPS, WizardState, record_step, start, wizard_state
+from app.tokens import new_token
 from app.woocommerce.webhook_setup import install_webhook
 
 router = APIRouter(prefix="/admin/setup", route_class=AdminRoute, include_in_schema=False)
@@ -561,7 +561,7 @@ async def install_action(
     secret = state.settings.woocommerce_webhook_secret.get_secret_value()
     values: dict[str, str | None] = {"PUBLIC_URL": base}
     if "WOOCOMMERCE_WEBHOOK_SECRET" in state.settings.problems():
-        secret = secrets.token_urlsafe(32)
+        secret = new_token()
         values["WOOCOMMERCE_WEBHOOK_SECRET"] = secret
     problems: list[str] = []
     await _store(request, state, values)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import json
 import re
-import secrets
 import shlex
 import socket
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.reference import load_reference
 from app.settings import ConfigurationError, Settings
 from app.settings_store import STORABLE, write_settings
+from app.tokens import new_token
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError
 from app.woocommerce.webhook_setup import install_webhook
 
@@ -94,9 +94,10 @@ def setup_command(
         values["MONEYBIRD_API_TOKEN"] = token
     choices = run(_choose(settings, token=token, administration=administration, yes=yes))
     values |= choices.values
+    # Missing, placeholder, weak or shared: a fresh one (app/tokens.py makes 256-bit tokens).
     for name in ("ADMIN_TOKEN", "WOOCOMMERCE_WEBHOOK_SECRET"):
         if name in settings.problems():
-            values[name] = secrets.token_urlsafe(32)
+            values[name] = new_token()
     if print_for:
         print_settings(values, target=print_for)  # type: ignore[arg-type]
         return
@@ -299,7 +300,7 @@ def webhook_install_command(
     secret = settings.woocommerce_webhook_secret.get_secret_value()
     new_secret = "WOOCOMMERCE_WEBHOOK_SECRET" in settings.problems()
     if new_secret:
-        secret = secrets.token_urlsafe(32)
+        secret = new_token()
     try:
         message = run(_install_webhook(settings, delivery_url=base + WEBHOOK_PATH, secret=secret))
     except WooCommerceAuthError as exc:

@@ -45,6 +45,7 @@ from app.moneybird.errors import (
     describe_error_body,
 )
 from app.moneybird.ratelimit import RateLimitBusy, RateLimiter
+from app.redaction import safe_url
 from app.retry import retry_at_from_header
 
 log = structlog.get_logger("woobird.moneybird")
@@ -276,7 +277,7 @@ class MoneybirdHttp:
             rejected = REJECTED_BY_STATUS.get(status, MoneybirdRejected)
             return rejected(detail, status=status, body=body, call=call)
         location = response.headers.get("Location", "")
-        hint = f" to {location}" if location else ""
+        hint = f" to {safe_url(location)}" if location else ""
         return MoneybirdUnexpectedResponse(
             f"Moneybird answered {status}{hint} instead of an API response; check MONEYBIRD_API_URL",
             status=status,

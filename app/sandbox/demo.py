@@ -51,6 +51,7 @@ from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import REPO_ROOT, Settings, configured_accounts, load_settings, normalise_database_url
 from app.sync import ledger
 from app.sync.ledger import OrderRecord, OrderState
+from app.tokens import new_token
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.webhook_setup import install_webhook
 
@@ -95,7 +96,7 @@ def sandbox_env(
         "MONEYBIRD_API_TOKEN": f"sandbox-{secrets.token_hex(16)}",
         "MONEYBIRD_ADMINISTRATION_ID": administration_id,
         "MONEYBIRD_API_URL": f"http://127.0.0.1:{moneybird_port}/api/v2",
-        "ADMIN_TOKEN": secrets.token_urlsafe(18),
+        "ADMIN_TOKEN": new_token(),
         "PUBLIC_URL": f"http://127.0.0.1:{web_port}",
         "PORT": str(web_port),
         "DATABASE_URL": f"sqlite:///{database_path}",

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.db import Base, MoneyText
+from app.db import Base, MoneyText, ScrubbedText
 
 
 def utcnow() -> datetime:
@@ -121,7 +121,7 @@ class OrderRecord(Base):
     # What the invoice booked (app.sync.fingerprint): the order version as JSON, and its digest.
     booked_version: Mapped[str | None] = mapped_column(Text, default=None)
     fingerprint: Mapped[str | None] = mapped_column(String(32), default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
     failure_kind: Mapped[str | None] = mapped_column(String(16), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     backfilled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -149,7 +149,7 @@ class RefundRecord(Base):
     credit_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
     credit_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
     payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     booked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
@@ -173,7 +173,7 @@ class LedgerEvent(Base):
     order_id: Mapped[int] = mapped_column(BigInteger, index=True)
     refund_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     step: Mapped[str] = mapped_column(String(32))
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(ScrubbedText, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
 
 

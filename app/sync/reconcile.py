@@ -38,6 +38,7 @@ from app.constants import (
 )
 from app.db import transaction
 from app.queue import enqueue_order
+from app.redaction import scrub
 from app.sync import ledger
 from app.sync.intake import accept_order, listed_statuses
 from app.sync.ledger import OrderRecord, OrderState
@@ -126,7 +127,7 @@ async def reconcile(services: Services, *, now: datetime | None = None) -> Recon
         report.requeued += await requeue_refunds(services)
     except Exception as exc:
         await _save_state(
-            services, {ledger.RECONCILE_LAST_ERROR: f"{now.isoformat()} {type(exc).__name__}: {exc}"}
+            services, {ledger.RECONCILE_LAST_ERROR: scrub(f"{now.isoformat()} {type(exc).__name__}: {exc}")}
         )
         raise
     report.webhook = await check_webhook(services)

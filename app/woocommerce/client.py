@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.constants import WOOCOMMERCE_API_PREFIX
+from app.redaction import safe_url
 from app.retry import retry_at_from_header
 from app.settings import Settings
 from app.woocommerce.errors import (
@@ -115,9 +116,9 @@ class WooCommerceClient:
         if response.status_code >= 400:
             raise _rejection(response, method=method, path=path)
         if 300 <= response.status_code < 400:
+            location = safe_url(response.headers.get("location", ""))
             raise WooCommerceRejected(
-                f"the shop redirected to {response.headers.get('location')!r}: check WOOCOMMERCE_URL "
-                "(https, www or not)",
+                f"the shop redirected to {location!r}: check WOOCOMMERCE_URL (https, www or not)",
                 method=method,
                 path=path,
                 status=response.status_code,

@@ -25,9 +25,10 @@ def _to_decimal(value: Any) -> Decimal:
     try:
         amount = Decimal(str(value))
     except InvalidOperation as exc:
-        raise ValueError(f"not an amount: {value!r}") from exc
+        raise ValueError(f"not an amount: {str(value)[:40]!r}") from exc
     # No shop sells for a trillion; past that, cents no longer fit Decimal's 28 digits safely.
-    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
+    # The exponent is read before any arithmetic: abs() of "1e999999999" overflows the context.
+    if not amount.is_finite() or amount.adjusted() >= MAX_AMOUNT_DIGITS:
         raise ValueError(f"not a plausible amount: {str(value)[:40]}")
     return amount
 
@@ -47,7 +48,7 @@ def _unescape(value: Any) -> Any:
     return html.unescape(value) if isinstance(value, str) else value
 
 
-MAX_AMOUNT = Decimal(10) ** 12
+MAX_AMOUNT_DIGITS = 12
 # WooCommerce ids are WordPress post ids: BIGINT UNSIGNED, in practice far below 2**63.
 WooId = Annotated[int, Field(gt=0, lt=2**63)]
 Money = Annotated[Decimal, BeforeValidator(_to_decimal)]
@@ -155,8 +156,9 @@ class OrderHeader(_Resource):
     """What intake needs to decide about an order: the webhook never parses more than this."""
 
     id: WooId
-    number: str = ""
-    status: str
+    # Bounded as the ledger stores them (outside input: a reason quotes the status back).
+    number: str = Field("", max_length=64)
+    status: str = Field(max_length=64)
     date_modified_gmt: UtcDateTime = None
     date_paid_gmt: UtcDateTime = None
     total: Money = Decimal(0)

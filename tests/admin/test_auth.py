@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 
@@ -9,10 +11,11 @@ import httpx
 import pytest
 
 from app.admin.auth import COOKIE_NAME, SESSION_SECONDS, session_cookie, valid_session
-from app.admin.routes import _QueryCredentialFilter
+from app.logs import ScrubRecords
 from app.settings import Settings
+from app.tokens import new_token
 from tests.admin.conftest import BOOKED_ID, FAILED_ID, sign_in
-from tests.conftest import make_settings
+from tests.conftest import ADMIN_TOKEN, make_settings
 
 PAGES = ["/admin", f"/admin/orders/{FAILED_ID}", f"/admin/orders/{BOOKED_ID}", "/admin/report?month=2026-11"]
 SECRETS = ("2026-0041", "xq7-marker", "18.75")
@@ -43,12 +46,12 @@ async def test_no_token_is_401_with_no_order_data(client: httpx.AsyncClient, pat
 async def test_retry_without_token_is_401_and_changes_nothing(client: httpx.AsyncClient) -> None:
     response = await client.post(f"/admin/orders/{FAILED_ID}/retry", data={"csrf": "x"})
     assert response.status_code == 401
-    signed_in = await client.get("/admin", headers={"authorization": "Bearer admin-test-token-51c8e2"})
+    signed_in = await client.get("/admin", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert f'data-order="{FAILED_ID}" data-state="failed"' in signed_in.text
 
 
 async def test_wrong_token_in_form_is_401_and_sets_no_cookie(client: httpx.AsyncClient) -> None:
-    response = await client.post("/admin/login", data={"token": "admin-test-token-51c8e3"})
+    response = await client.post("/admin/login", data={"token": ADMIN_TOKEN[:-1] + "x"})
     assert response.status_code == 401
     assert "set-cookie" not in response.headers
     assert "not the admin token" in response.text
@@ -61,8 +64,8 @@ async def test_wrong_token_in_form_is_401_and_sets_no_cookie(client: httpx.Async
         "Bearer wrong",
         "Bearer ",
         "Basic YWRtaW46YWRtaW4=",
-        "admin-test-token-51c8e2",
-        "Bearer admin-test-token",
+        ADMIN_TOKEN,
+        f"Bearer {ADMIN_TOKEN[:20]}",
     ],
 )
 async def test_wrong_authorization_header_is_401(client: httpx.AsyncClient, header: str) -> None:
@@ -110,17 +113,17 @@ def test_access_log_never_shows_a_query_token() -> None:
         __file__,
         1,
         '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", "/admin?token=admin-test-token-51c8e2&x=1", "1.1", 400),
+        ("127.0.0.1:5000", "GET", f"/admin?token={ADMIN_TOKEN}&x=1", "1.1", 400),
         None,
     )
-    assert _QueryCredentialFilter().filter(record)
-    assert "admin-test-token" not in record.getMessage()
+    assert ScrubRecords().filter(record)
+    assert ADMIN_TOKEN not in record.getMessage()
     assert "/admin?[redacted]" in record.getMessage()
 
 
 def _forgeries(settings: Settings) -> dict[str, str]:
     now = int(time.time())
-    other = make_settings(database_url=settings.database_url, admin_token="another-admin-token-9d02")
+    other = make_settings(database_url=settings.database_url, admin_token=new_token())
     valid = session_cookie(settings, issued=now)
     return {
         "the token itself": settings.admin_token.get_secret_value(),
@@ -195,7 +198,7 @@ async def test_a_changed_admin_token_ends_old_sessions(client: httpx.AsyncClient
     await sign_in(client, settings)
     old_cookie = client.cookies.get(COOKIE_NAME)
     assert old_cookie
-    rotated = make_settings(database_url=settings.database_url, admin_token="rotated-admin-token-77aa")
+    rotated = make_settings(database_url=settings.database_url, admin_token=new_token())
     assert valid_session(settings, old_cookie)
     assert not valid_session(rotated, old_cookie)
 
@@ -209,3 +212,14 @@ async def test_retry_with_a_session_but_without_csrf_is_refused(
         assert response.status_code == 403
     page = await client.get(f"/admin/orders/{FAILED_ID}")
     assert '<span class="pill failed">failed</span>' in page.text
+
+
+def test_the_cookie_is_not_keyed_with_the_token_itself(settings: Settings) -> None:
+    issued = int(time.time())
+    cookie = session_cookie(settings, issued=issued)
+    raw_key = settings.admin_token.get_secret_value().encode()
+    keyed_with_token = hmac.new(
+        raw_key, f"woobird-admin-session:{issued}".encode(), hashlib.sha256
+    ).hexdigest()
+    assert keyed_with_token not in cookie
+    assert valid_session(settings, cookie)

@@ -45,6 +45,7 @@ from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce.cart import Customer
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT
+from app.tokens import new_token
 from tests.conftest import TEST_POSTGRES_URL, migrate
 
 BIN = Path(sys.executable).parent
@@ -221,11 +222,11 @@ async def wait_until_up(url: str, *, within: float = START_TIMEOUT_SECONDS) -> N
 
 @dataclass(frozen=True)
 class Secrets:
-    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    webhook_secret: str = field(default_factory=new_token)
     consumer_key: str = field(default_factory=lambda: f"ck_{secrets.token_hex(20)}")
     consumer_secret: str = field(default_factory=lambda: f"cs_{secrets.token_hex(20)}")
     moneybird_token: str = field(default_factory=lambda: f"mbtoken{secrets.token_hex(16)}")
-    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    admin_token: str = field(default_factory=new_token)
     administration_id: str = field(default_factory=lambda: str(secrets.randbelow(9 * 10**17) + 10**17))
 
     def all(self) -> dict[str, str]:

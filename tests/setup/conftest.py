@@ -23,12 +23,13 @@ from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import Settings, load_settings
 from app.settings_store import read_stored
+from tests.conftest import ADMIN_TOKEN as CONFTEST_ADMIN_TOKEN
 from tests.conftest import TEST_REDIS_URL
 
 SHOP_URL = "https://shop.sandbox.test"
 WOOBIRD_URL = "https://woobird.test"
 SECRET_KEY = "7c1e9a4f2b8d6035e4c9b2a7f1d3e5c80b6f2a4d9e7c1358"
-ADMIN_TOKEN = "admin-test-token-51c8e2"
+ADMIN_TOKEN = CONFTEST_ADMIN_TOKEN  # strong, as every guard token must be
 
 
 def fresh_settings(database_url: str, **overrides: Any) -> Settings:

@@ -24,6 +24,13 @@ REFERENCE_CACHE_KEY: Final = "woobird:moneybird:reference"
 CONTACT_LOCK_PREFIX: Final = "woobird:lock:contact:"
 ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
 ALERT_SENT_PREFIX: Final = "woobird:alert:"
+# The set-up wizard: WooCommerce app authorizations (pending, then their outcome), Moneybird OAuth
+# states, its background tasks; and the lock one OAuth token refresh holds across processes.
+SETUP_SHOP_PENDING_PREFIX: Final = "woobird:setup:wc-auth:pending:"
+SETUP_SHOP_RESULT_PREFIX: Final = "woobird:setup:wc-auth:result:"
+SETUP_OAUTH_STATE_PREFIX: Final = "woobird:setup:mb-oauth:"
+SETUP_TASK_PREFIX: Final = "woobird:setup:task:"
+MONEYBIRD_REFRESH_LOCK_KEY: Final = "woobird:lock:moneybird-refresh"
 
 REFERENCE_CACHE_TTL_SECONDS: Final = 3600
 
@@ -44,6 +51,10 @@ HTTP_BODY_TIMEOUT_SECONDS: Final = 10.0
 
 # The WooCommerce REST API lives under the shop URL.
 WOOCOMMERCE_API_PREFIX: Final = "/wp-json/wc/v3"
+# Orders and refunds are read with `?dp=6`: WooCommerce ≥ 10.0 rounds each rate's share of a line's
+# tax to `dp` decimals (2 by default), and a line taxed at several rates can only be split exactly
+# from the raw shares it stored (9.9 sent those whatever `dp` said).
+WOOCOMMERCE_READ_DECIMALS: Final = 6
 
 # Reconciliation looks back a little further than its watermark: WooCommerce's
 # modified_after may be exclusive and clocks drift.

@@ -30,6 +30,13 @@ ADMIN_LOGIN_FAILURES_PREFIX: Final = "woobird:admin:login-failures:"
 ADMIN_LOGIN_FAILURES_ALL: Final = "woobird:admin:login-failures"
 ADMIN_LOGIN_LOCK_PREFIX: Final = "woobird:admin:login-lock:"
 ADMIN_SESSION_REVOKED_PREFIX: Final = "woobird:admin:signed-out:"
+# The set-up wizard: WooCommerce app authorizations (pending, then their outcome), Moneybird OAuth
+# states, its background tasks; and the lock one OAuth token refresh holds across processes.
+SETUP_SHOP_PENDING_PREFIX: Final = "woobird:setup:wc-auth:pending:"
+SETUP_SHOP_RESULT_PREFIX: Final = "woobird:setup:wc-auth:result:"
+SETUP_OAUTH_STATE_PREFIX: Final = "woobird:setup:mb-oauth:"
+SETUP_TASK_PREFIX: Final = "woobird:setup:task:"
+MONEYBIRD_REFRESH_LOCK_KEY: Final = "woobird:lock:moneybird-refresh"
 
 REFERENCE_CACHE_TTL_SECONDS: Final = 3600
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.constants import WEBHOOK_PATH
 from app.main import create_app
 from app.secret_box import SecretBox, SecretKeyError, secret_key_problem
-from app.settings import Settings, load_settings
+from app.settings import Settings, load_settings, stored_values
 from app.settings_live import LiveSettings, load_with_store
 from app.settings_store import (
     SettingChange,
@@ -29,6 +29,7 @@ from app.settings_store import (
     with_stored,
     write_settings,
 )
+from app.setup.progress import booking_may_start, record_step, start
 from app.sync.services import current_services, when_set_up
 from tests.conftest import ADMIN_TOKEN, TEST_REDIS_URL, WEBHOOK_SECRET
 from tests.factories import order_document, signed_headers, wc_body
@@ -374,3 +375,49 @@ async def test_the_dashboard_shows_each_settings_source_masked_secrets_and_the_c
     assert SECRET_KEY[-4:] not in page
     assert page.count('data-change="') == 2
     assert ACTOR in page
+
+
+def test_an_environment_variable_wins_over_the_stored_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONEYBIRD_WORKFLOW_ID", "111")
+    stored = {"MONEYBIRD_WORKFLOW_ID": "222", "MONEYBIRD_DOCUMENT_STYLE_ID": "333"}
+
+    with stored_values(stored):
+        settings = load_settings(_env_file=None)
+
+    assert settings.moneybird_workflow_id == "111"
+    assert settings.moneybird_document_style_id == "333"
+
+
+async def test_booking_waits_while_the_wizard_has_not_decided_from_when_to_book(
+    sessions: async_sessionmaker[AsyncSession], base: Settings, redis: ArqRedis
+) -> None:
+    await start(sessions, base)  # the wizard opened on a deployment without accounts
+    await write_settings(sessions, base=base, values=_complete(base.database_url), actor=ACTOR)
+    await record_step(sessions, "bookkeeping", "saved")
+    live = LiveSettings(base, sessions, check_every=0.0)
+    await live.start()
+    ctx: dict[str, Any] = {"redis": redis, "live_settings": live, "retired_services": [], "services": None}
+
+    async def job(ctx: dict[str, Any], order_id: int) -> str:
+        return "booked"
+
+    await record_step(sessions, "products", "skipped")  # a change the worker notices at its next job
+    with pytest.raises(Retry):  # every account is there, but the history step has not been done
+        await when_set_up(job)(ctx, 1)
+    await record_step(sessions, "history", "from_now")
+    assert await when_set_up(job)(ctx, 1) == "booked"
+    await ctx["services"].aclose()
+
+
+async def test_opening_the_wizard_on_a_configured_deployment_keeps_it_booking(
+    sessions: async_sessionmaker[AsyncSession], base: Settings
+) -> None:
+    configured = with_stored(base, _complete(base.database_url))
+
+    await start(sessions, configured)
+    await record_step(sessions, "shop", "verified")
+
+    async with sessions() as session:
+        progress = (await read_stored(session, base)).progress
+    assert booking_may_start(progress)
+    assert "started" not in progress

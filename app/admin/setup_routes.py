@@ -135,7 +135,7 @@ def _bounce(request: Request) -> Response:
 
 @router.get("")
 async def setup_start(admin: AdminDep, state: AppStateDep) -> Response:
-    await start(state.sessions)
+    await start(state.sessions, state.settings)
     await state.refresh_settings(force=True)
     return _next(state)
 

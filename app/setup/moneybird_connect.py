@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from app import clients
 from app.clients import moneybird_client
+from app.constants import MONEYBIRD_REFRESH_LOCK_KEY, SETUP_OAUTH_STATE_PREFIX
 from app.db import create_engine, session_factory
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.models import Administration
@@ -47,8 +48,8 @@ SCOPES: Final[dict[str, str]] = {
 }
 CALLBACK_PATH: Final = "/admin/setup/moneybird/callback"
 STATE_TTL_SECONDS: Final = 10 * 60
-_STATE: Final = "woobird:setup:mb-oauth:"
-_REFRESH_LOCK: Final = "woobird:lock:moneybird-refresh"
+_STATE: Final = SETUP_OAUTH_STATE_PREFIX
+_REFRESH_LOCK: Final = MONEYBIRD_REFRESH_LOCK_KEY
 TOKEN_TIMEOUT_SECONDS: Final = 20.0
 
 

@@ -75,7 +75,8 @@ def wizard_state(settings: Settings, progress: Mapping[str, str]) -> WizardState
 
 def booking_may_start(progress: Mapping[str, str]) -> bool:
     """False while the wizard has started and not yet decided from when orders are booked."""
-    return not progress.get(STARTED) or progress.get("history") in {"from_now", "backfill"}
+    decided = progress.get("history") in {"from_now", "backfill"} or bool(progress.get("install"))
+    return not progress.get(STARTED) or decided
 
 
 def needs_wizard(settings: Settings, progress: Mapping[str, str]) -> bool:
@@ -92,11 +93,10 @@ async def record_step(
     *,
     connection_id: int = DEFAULT_CONNECTION,
 ) -> dict[str, str]:
-    """Write one step's outcome (and that the wizard started); every process reloads."""
+    """Write one step's outcome; every process reloads."""
     async with transaction(sessions) as session:
         connection = await ensure_connection(session, connection_id)
         progress = dict(json.loads(connection.wizard_progress or "{}"))
-        progress.setdefault(STARTED, utcnow().isoformat())
         progress[step] = value
         connection.wizard_progress = json.dumps(progress, sort_keys=True)
         if step == "install":
@@ -106,9 +106,13 @@ async def record_step(
 
 
 async def start(
-    sessions: async_sessionmaker[AsyncSession], *, connection_id: int = DEFAULT_CONNECTION
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, *, connection_id: int = DEFAULT_CONNECTION
 ) -> None:
-    """The wizard was opened with work to do: booking waits for it from now on."""
+    """The wizard was opened on a deployment without its accounts: booking waits for it from now on.
+
+    A deployment configured in its environment that opens the wizard keeps booking."""
+    if not set(settings.problems()) - {"ADMIN_TOKEN"}:
+        return
     async with transaction(sessions) as session:
         connection = await ensure_connection(session, connection_id)
         progress = dict(json.loads(connection.wizard_progress or "{}"))

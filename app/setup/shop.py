@@ -23,6 +23,7 @@ from arq.connections import ArqRedis
 from app import clients
 from app.checks import LOCAL_HOSTS
 from app.clients import shop_client
+from app.constants import SETUP_SHOP_PENDING_PREFIX, SETUP_SHOP_RESULT_PREFIX
 from app.settings import Settings
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError, WooCommerceNotFound
 
@@ -32,8 +33,8 @@ AUTHORIZATION_TTL_SECONDS: Final = 15 * 60
 CALLBACK_PATH: Final = "/setup/woocommerce/callback"
 RETURN_PATH: Final = "/admin/setup/shop/return"
 CALLBACK_MAX_BYTES: Final = 4096
-_PENDING: Final = "woobird:setup:wc-auth:pending:"
-_RESULT: Final = "woobird:setup:wc-auth:result:"
+_PENDING: Final = SETUP_SHOP_PENDING_PREFIX
+_RESULT: Final = SETUP_SHOP_RESULT_PREFIX
 PROBE_TIMEOUT_SECONDS: Final = 10.0
 
 

@@ -22,6 +22,7 @@ import structlog
 from arq.connections import ArqRedis
 
 from app.clients import transport_overrides
+from app.constants import SETUP_TASK_PREFIX
 from app.settings import Settings
 from app.sync.backfill import BackfillProgress, backfill
 from app.sync.products import transfer_products
@@ -29,7 +30,7 @@ from app.sync.services import build_services
 
 log = structlog.get_logger("woobird.setup")
 
-_KEY: Final = "woobird:setup:task:"
+_KEY: Final = SETUP_TASK_PREFIX
 LOCK_SECONDS: Final = 30
 STALE_SECONDS: Final = 20.0
 KEEP_SECONDS: Final = 24 * 3600

@@ -61,7 +61,7 @@ async def walk(
     await page.fill("input[name=shop_url]", shop_url)
     await shoot("setup-1-woocommerce")
     await page.click("button:has-text('Connect')")
-    await page.wait_for_url(lambda url: "/wc-auth/v1/authorize" in url or "wp-login" in url)
+    await page.wait_for_url(lambda url: "/wc-auth/v1/" in url)  # authorize, or login first
     await shoot("setup-1-woocommerce-approve")
     await approve_on_shop(page)
     await page.wait_for_url(f"{woobird_url}/admin/setup/products", timeout=WAIT_MS)

@@ -13,6 +13,7 @@ from tests.setup.conftest import Wizard
 
 
 async def through_moneybird(wizard: Wizard) -> None:
+    assert (await wizard.web.get("/admin/setup")).status_code == 303  # the first visit: the wizard starts
     assert (await wizard.connect_shop()).status_code == 303
     assert (await wizard.paste_token()).status_code == 303
     assert (await wizard.choose_administration()).status_code == 303

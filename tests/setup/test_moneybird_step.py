@@ -4,6 +4,7 @@ that keeps an OAuth connection working when Moneybird stops taking its access to
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 from app import clients
 from app.moneybird.client import MoneybirdClient
 from app.setup.moneybird_connect import token_refresher
-from tests.setup.conftest import WOOBIRD_URL, Wizard, fresh_settings, leaving_for, query_of
+from tests.setup.conftest import ADMIN_TOKEN, WOOBIRD_URL, Wizard, fresh_settings, leaving_for, query_of
 
 
 async def test_a_refused_token_is_explained_and_not_stored(wizard: Wizard) -> None:
@@ -159,3 +160,17 @@ async def test_a_refused_access_token_is_refreshed_once_and_stored_for_every_pro
     assert stored["MONEYBIRD_API_TOKEN"] != old_access
     assert stored["MONEYBIRD_API_TOKEN"] in oauth.moneybird.oauth.access_tokens
     assert oauth.moneybird.oauth.token_requests == ["authorization_code", "refresh_token"]
+
+
+async def test_an_answer_brought_back_in_another_session_is_refused(oauth: Wizard) -> None:
+    started = await oauth.post("/admin/setup/moneybird/connect")
+    state = query_of(leaving_for(started))["state"]
+    await asyncio.sleep(1.05)  # a session is its sign-in second, signed: the other one signs in later
+    async with httpx.AsyncClient(transport=oauth.transport, base_url=WOOBIRD_URL) as other:
+        assert (await other.post("/admin/login", data={"token": ADMIN_TOKEN})).status_code == 303
+        answer = await other.get("/admin/setup/moneybird/callback", params={"code": "stolen", "state": state})
+
+    assert answer.status_code == 422
+    assert "started in another session" in answer.text
+    assert await oauth.stored() == {}
+    assert oauth.moneybird.oauth.token_requests == []

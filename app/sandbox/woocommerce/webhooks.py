@@ -188,19 +188,9 @@ class ShopWebhooks(ShopState):
     ) -> int | None:
         body = self.webhook_body(order_id, topic)
         headers = self.delivery_headers(webhook, body, topic)
-        status, error = None, None
-        async with self._client(client, webhook["delivery_url"]) as http:
-            try:
-                response = await http.post(
-                    webhook["delivery_url"],
-                    content=body,
-                    headers=headers,
-                    timeout=DELIVERY_TIMEOUT_SECONDS,
-                    follow_redirects=False,
-                )
-                status = response.status_code
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+        status, error = await self._post(
+            client, webhook["delivery_url"], body, headers, seconds=DELIVERY_TIMEOUT_SECONDS, follow=False
+        )
         self.deliveries.append(
             Delivery(webhook["id"], topic, webhook["delivery_url"], body, status, error, headers=headers)
         )
@@ -221,19 +211,9 @@ class ShopWebhooks(ShopState):
         webhook = self.webhooks[webhook_id]
         body = f"webhook_id={webhook_id}".encode()
         headers = {"User-Agent": self.user_agent, "Content-Type": "application/x-www-form-urlencoded"}
-        status, error = None, None
-        async with self._client(client, webhook["delivery_url"]) as http:
-            try:
-                response = await http.post(
-                    webhook["delivery_url"],
-                    content=body,
-                    headers=headers,
-                    timeout=PING_TIMEOUT_SECONDS,
-                    follow_redirects=True,
-                )
-                status = response.status_code
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+        status, error = await self._post(
+            client, webhook["delivery_url"], body, headers, seconds=PING_TIMEOUT_SECONDS, follow=True
+        )
         self.deliveries.append(
             Delivery(
                 webhook_id, webhook["topic"], webhook["delivery_url"], body, status, error, True, headers
@@ -251,6 +231,26 @@ class ShopWebhooks(ShopState):
             return
         if url_changed or webhook.get("pending_delivery"):
             await self.ping(webhook["id"], client=client)
+
+    async def _post(
+        self,
+        client: httpx.AsyncClient | None,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        seconds: float,
+        follow: bool,
+    ) -> tuple[int | None, str | None]:
+        """POST as `WC_Webhook` does: the status, or the transport error in words."""
+        async with self._client(client, url) as http:
+            try:
+                response = await http.post(
+                    url, content=body, headers=headers, timeout=seconds, follow_redirects=follow
+                )
+            except httpx.HTTPError as exc:
+                return None, f"{type(exc).__name__}: {exc}"
+        return response.status_code, None
 
     @asynccontextmanager
     async def _client(self, client: httpx.AsyncClient | None, url: str) -> AsyncIterator[httpx.AsyncClient]:

@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     woocommerce_consumer_key: SecretStr = Field(
         SecretStr(""),
         description="WooCommerce → Settings → Advanced → REST API → Add key, Read/Write (ck_…); "
-        "sent as Basic auth over HTTPS.",
+        "sent as Basic auth over HTTPS, as OAuth 1.0a signatures to an http:// shop.",
     )
     woocommerce_consumer_secret: SecretStr = Field(
         SecretStr(""), description="The cs_… secret shown once next to the consumer key."
@@ -284,6 +284,14 @@ class Settings(BaseSettings):
         le=3600,
         description="Longest a booking job may run, in seconds; a killed worker's job is taken up again "
         "after this + 10 s.",
+    )
+
+    # After booking
+    order_changes: Literal["report", "rebook"] = Field(
+        "report",
+        description="An order changed in the shop after its invoice was booked: report it (dashboard, "
+        "status, alert), or rebook it — credit the invoice in full and book the order as it is now; see "
+        "After booking.",
     )
 
     # Infrastructure

@@ -30,6 +30,7 @@ from app.db import transaction
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.metrics import BOOKING_SECONDS, JOBS
+from app.money import money
 from app.moneybird.errors import MoneybirdRejected
 from app.sync import ledger, rebook
 from app.sync.booking import (
@@ -132,7 +133,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         number=plan.order_number,
         invoice=number_of(invoice),
         invoice_id=invoice.id,
-        total=str(invoice.total_price_incl_tax),
+        total=money(invoice.total_price_incl_tax),
         seconds=round(elapsed, 2),
     )
     await queue_refunds(services, order=order)
@@ -273,9 +274,9 @@ def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
         report.append(
             {
                 "tax_rate_id": rate_id,
-                "shop": str(shop),
-                "moneybird": str(moneybird),
-                "difference": str(moneybird - shop),
+                "shop": money(shop),
+                "moneybird": money(moneybird),
+                "difference": money(moneybird - shop),
             }
         )
     return report
@@ -284,7 +285,7 @@ def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
 async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoice: Invoice) -> None:
     report = vat_report(plan, invoice)
     differences = [row for row in report if Decimal(row["difference"]) != 0]
-    message = f"booked as {number_of(invoice)}, total {invoice.total_price_incl_tax}"
+    message = f"booked as {number_of(invoice)}, total {money(invoice.total_price_incl_tax)}"
     if differences:
         message += "; VAT differs from the shop's: " + ", ".join(
             f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences

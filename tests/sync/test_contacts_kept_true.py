@@ -109,7 +109,7 @@ def _with_email(h: Harness, contact_id: str) -> list[str]:
 
 async def test_an_archived_contact_is_recreated_and_the_order_booked(h: Harness) -> None:
     first = await _book(h, 8301)
-    h.moneybird.contacts[first]["archived"] = True  # the bookkeeper archived Joost in Moneybird
+    h.moneybird.archive_contact(first)  # the bookkeeper archived Joost in Moneybird
 
     second = await _book(h, 8302)
 
@@ -132,7 +132,7 @@ async def test_a_deleted_contact_gives_way_to_the_customers_other_active_contact
     first = await _book(h, 8311)
     for store in (h.moneybird.sales_invoices, h.moneybird.external_sales_invoices):
         store.clear()  # the bookkeeper deleted the invoice, then the contact
-    del h.moneybird.contacts[first]
+    h.moneybird.delete_contact(first)
     by_hand = await h.services.moneybird.create_contact(
         _contact_create_by_hand("joost@example.nl")
     )  # and made Joost again by hand
@@ -168,7 +168,7 @@ def _after_nth(h: Harness, method: str, nth: int, error: BaseException) -> list[
 
 async def test_a_lost_answer_to_the_replacement_contact_is_adopted(h: Harness) -> None:
     first = await _book(h, 8321)
-    h.moneybird.contacts[first]["archived"] = True
+    h.moneybird.archive_contact(first)
     seen = _after_nth(h, "create_contact", 1, MoneybirdTimeout("no answer; it may have been carried out"))
 
     second = await _book(h, 8322)
@@ -180,7 +180,7 @@ async def test_a_lost_answer_to_the_replacement_contact_is_adopted(h: Harness) -
 
 async def test_a_worker_killed_after_creating_the_replacement_resumes_with_it(h: Harness) -> None:
     first = await _book(h, 8331)
-    h.moneybird.contacts[first]["archived"] = True
+    h.moneybird.archive_contact(first)
     _order(h, 8332)
     seen = _after_nth(h, "create_contact", 1, WorkerKilled())
     with pytest.raises(WorkerKilled):
@@ -197,7 +197,7 @@ async def test_a_worker_killed_after_creating_the_replacement_resumes_with_it(h:
 
 async def test_a_refund_to_an_archived_contact_is_credited_to_its_replacement(h: Harness) -> None:
     first = await _book(h, 8341)
-    h.moneybird.contacts[first]["archived"] = True
+    h.moneybird.archive_contact(first)
     refund = h.shop.add_refund(8341, amount="4.95", reason="Bot")
     await h.deliver(8341)
     await h.run_worker()

@@ -48,6 +48,10 @@ test: $(STAMP)  ## lint, types and the whole test suite (needs Redis; PostgreSQL
 	@$(BIN)/python -m app.preflight --for-tests
 	$(BIN)/pytest -q -p no:cacheprovider
 
+.PHONY: test-shop
+test-shop: $(STAMP)  ## only the contract tests against a real WooCommerce (WOOBIRD_TEST_* variables, see README)
+	$(BIN)/pytest -q -p no:cacheprovider -m realshop tests/realshop
+
 .PHONY: audit
 audit: $(STAMP)  ## pip-audit the pinned requirements for known vulnerabilities (needs network)
 	$(BIN)/pip-audit --strict --disable-pip --no-deps -r requirements/main.txt -r requirements/dev.txt

@@ -23,10 +23,18 @@ from app.moneybird.reference import load_reference
 from app.queue import connect
 from app.settings import Settings, normalise_tax_key
 from app.woocommerce.client import WooCommerceClient
-from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError
+from app.woocommerce.errors import AuthProblem, WooCommerceAuthError, WooCommerceError
 from app.woocommerce.webhook_setup import WEBHOOK_TOPIC, our_webhooks
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# The setting `check` names for each way the shop refuses the key (the message says the fix).
+AUTH_PROBLEM_SETTING: dict[AuthProblem, str] = {
+    "not_authenticated": "WooCommerce authentication",
+    "unknown_key": "WOOCOMMERCE_CONSUMER_KEY",
+    "wrong_secret": "WOOCOMMERCE_CONSUMER_SECRET",
+    "clock": "clock",
+    "no_rights": "WOOCOMMERCE_CONSUMER_KEY",
+}
 
 
 @dataclass(frozen=True)
@@ -72,17 +80,13 @@ class Checker:
 
     async def check_shop(self) -> list[tuple[str, Decimal, str]] | None:
         url = self.settings.woocommerce_url
-        parts = urlsplit(url)
-        if parts.scheme != "https":
-            if parts.hostname in LOCAL_HOSTS:
-                self.note("WOOCOMMERCE_URL", f"{url} uses plain HTTP; fine for a shop on this machine only")
-            else:
-                self.bad(
-                    "WOOCOMMERCE_URL",
-                    f"{url} uses plain HTTP: WooCommerce only accepts API keys over HTTPS. "
-                    "Use the https:// address of the shop (and make sure the shop has a certificate).",
-                )
-                return None
+        if urlsplit(url).scheme != "https":
+            self.note(
+                "WOOCOMMERCE_URL",
+                f"{url} uses plain HTTP: woobird signs every request (OAuth 1.0a), so the secret never "
+                "travels, but orders and customer data do, unencrypted — fine on this machine or a LAN, "
+                "use the https:// address for a shop on the internet",
+            )
         async with shop_client(self.settings) as shop:
             try:
                 await shop.get_json("/system_status")
@@ -90,11 +94,7 @@ class Checker:
                 rates = await shop_tax_rates(shop)
                 await self.check_webhook(shop)
             except WooCommerceAuthError as exc:
-                self.bad(
-                    "WOOCOMMERCE_CONSUMER_KEY",
-                    f"the shop refused the key ({exc}). Create a key with Read/Write permission under "
-                    "WooCommerce → Settings → Advanced → REST API and copy both ck_… and cs_….",
-                )
+                self.bad(AUTH_PROBLEM_SETTING[exc.problem], f"the shop refused woobird: {exc}")
                 return None
             except WooCommerceError as exc:
                 self.bad("WOOCOMMERCE_URL", f"could not talk to the shop at {url}: {exc}")

@@ -51,6 +51,10 @@ HTTP_BODY_TIMEOUT_SECONDS: Final = 10.0
 
 # The WooCommerce REST API lives under the shop URL.
 WOOCOMMERCE_API_PREFIX: Final = "/wp-json/wc/v3"
+# Orders and refunds are read with `?dp=6`: WooCommerce ≥ 10.0 rounds each rate's share of a line's
+# tax to `dp` decimals (2 by default), and a line taxed at several rates can only be split exactly
+# from the raw shares it stored (9.9 sent those whatever `dp` said).
+WOOCOMMERCE_READ_DECIMALS: Final = 6
 
 # Reconciliation looks back a little further than its watermark: WooCommerce's
 # modified_after may be exclusive and clocks drift.

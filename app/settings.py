@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     woocommerce_consumer_key: SecretStr = Field(
         SecretStr(""),
         description="WooCommerce → Settings → Advanced → REST API → Add key, Read/Write (ck_…); "
-        "sent as Basic auth over HTTPS.",
+        "sent as Basic auth over HTTPS, as OAuth 1.0a signatures to an http:// shop.",
     )
     woocommerce_consumer_secret: SecretStr = Field(
         SecretStr(""), description="The cs_… secret shown once next to the consumer key."

@@ -176,23 +176,39 @@ def test_check_passes_when_everything_is_in_place(fakes: Fakes) -> None:
     assert "21 → 21% btw" in result.output
 
 
-def test_check_names_a_bad_woocommerce_key(fakes: Fakes) -> None:
+def test_check_names_a_wrong_consumer_secret(fakes: Fakes) -> None:
     fakes.install_webhook()
 
     result = fakes.invoke("check", WOOCOMMERCE_CONSUMER_SECRET="cs_" + "0" * 40)
 
     assert result.exit_code == 1
-    assert "WOOCOMMERCE_CONSUMER_KEY" in result.output
-    assert "the shop refused the key" in result.output
-    assert "Read/Write" in result.output
+    assert "✗ WOOCOMMERCE_CONSUMER_SECRET" in result.output
+    assert "the key exists but the secret does not match" in result.output
 
 
-def test_check_refuses_a_shop_over_plain_http(fakes: Fakes) -> None:
-    result = fakes.invoke("check", WOOCOMMERCE_URL="http://shop.example.nl")
+def test_check_over_https_says_an_unknown_key_and_a_key_that_never_arrived_look_alike(fakes: Fakes) -> None:
+    """WooCommerce answers an unknown key over HTTPS as if none came: check says both causes."""
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", WOOCOMMERCE_CONSUMER_KEY="ck_" + "0" * 40)
 
     assert result.exit_code == 1
-    assert "plain HTTP" in result.output
-    assert "https://" in result.output
+    assert "✗ WooCommerce authentication" in result.output
+    assert "check WOOCOMMERCE_CONSUMER_KEY" in result.output
+    assert "Authorization header" in result.output
+
+
+def test_check_signs_for_a_plain_http_shop_and_names_an_unknown_key(served: Fakes) -> None:
+    served.shop.add_webhook(delivery_url=PUBLIC_URL + WEBHOOK_PATH, secret=WEBHOOK_SECRET)
+
+    good = served.invoke("check")
+    unknown = served.invoke("check", WOOCOMMERCE_CONSUMER_KEY="ck_" + "0" * 40)
+
+    assert good.exit_code == 0, good.output
+    assert "uses plain HTTP: woobird signs every request (OAuth 1.0a)" in good.output
+    assert unknown.exit_code == 1
+    assert "✗ WOOCOMMERCE_CONSUMER_KEY" in unknown.output
+    assert "the shop has no such key" in unknown.output
 
 
 def test_check_names_a_bad_moneybird_token(fakes: Fakes) -> None:
@@ -616,6 +632,8 @@ def served(fakes: Fakes) -> Iterator[Fakes]:
         serve_in_thread(create_shop_app(fakes.shop)) as shop_url,
         serve_in_thread(create_moneybird_app(fakes.moneybird)) as moneybird_url,
     ):
+        # A signature covers the shop's own address, as WordPress knows it: the URL it is served at.
+        fakes.shop.url = shop_url
         fakes.monkeypatch.setenv("WOOCOMMERCE_URL", shop_url)
         fakes.monkeypatch.setenv("MONEYBIRD_API_URL", moneybird_url + "/api/v2")
         get_settings.cache_clear()

@@ -406,7 +406,9 @@ def _split_mixed_line(
     # WooCommerce rounded the line's tax on its own; the parts must add up to it.
     taxes[largest] += tax - sum(taxes.values(), Decimal(0))
     leftover = net - sum(nets.values(), Decimal(0))
-    tolerance = CENT * len(taxed)
+    tolerance = sum(
+        (_net_uncertainty(amount, rates[r].percentage) for r, amount in taxed.items()), Decimal(0)
+    )
     if leftover and (leftover > 0) != (net > 0) and abs(leftover) > tolerance:
         shares = ", ".join(f"{rates[r].name} {raw[r]}" for r in raw)
         raise VatRefusal(
@@ -425,6 +427,15 @@ def _split_mixed_line(
         rates[zero.id] = zero
         parts[zero.id] = parts.get(zero.id, Decimal(0)) + leftover
     return [(rates[rate_id], amount) for rate_id, amount in parts.items()]
+
+
+def _net_uncertainty(share: Decimal, percentage: Decimal) -> Decimal:
+    """How far a share's net, derived as tax ÷ rate, may be off: a cent of rounding, and when the
+    share itself came rounded to cents (WooCommerce ≥ 10.0 at its default `dp`: -0.69 for
+    -0.685836) another half cent of tax ÷ rate — 5.6 cents at 9 %."""
+    if share != share.quantize(CENT):
+        return CENT
+    return CENT + CENT / 2 * 100 / percentage
 
 
 def _product_lines(ctx: _Context) -> list[PlanLine]:

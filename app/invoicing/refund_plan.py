@@ -23,6 +23,7 @@ from app.constants import INVOICE_REFERENCE_PREFIX
 from app.invoicing.moneybird_arithmetic import CENT, ROUNDING_MODES, invoice_totals
 from app.invoicing.plan import FEE_FALLBACK, SHIPPING_PREFIX, PlanOptions, local_date, product_description
 from app.invoicing.reference import AdministrationReference, TaxRate, Workflow
+from app.invoicing.vat import ZERO as ZERO_RATE
 from app.invoicing.vat import OrderVat, RateBook, VatRefusal, order_vat, vat_number
 from app.woocommerce.models import FeeLine, LineItem, LineTax, Meta, Order, Refund, ShippingLine
 
@@ -108,15 +109,16 @@ def plan_credit(
         raise CreditRefused(
             f"refund {refund.id} has amount {amount}; only positive whole-cent refunds can be credited"
         )
+    book = RateBook(reference, overrides=options.tax_rate_overrides)
     try:
-        vat = _order_vat(order, reference=reference, options=options)
+        vat = _order_vat(order, book=book, reference=reference, options=options)
+        tax_rates: dict[str, TaxRate] = {}
+        lines = [
+            _credit_line(line, order=order, vat=vat, book=book, options=options, tax_rates=tax_rates)
+            for line in _refunded(refund)
+        ]
     except VatRefusal as exc:
         raise CreditRefused(f"{exc.reason}; {exc.fix}") from exc
-    tax_rates: dict[str, TaxRate] = {}
-    lines = [
-        _credit_line(line, order=order, vat=vat, options=options, tax_rates=tax_rates)
-        for line in _refunded(refund)
-    ]
     lines_total = -sum((line.total for line in lines), ZERO)
     rest = amount - lines_total
     if rest < 0:
@@ -187,8 +189,9 @@ def spread_cents(amount: Decimal, weights: Mapping[str, Decimal]) -> dict[str, D
 # ── internals ───────────────────────────────────────────────────────────────────────────────
 
 
-def _order_vat(order: Order, *, reference: AdministrationReference, options: PlanOptions) -> OrderVat:
-    book = RateBook(reference, overrides=options.tax_rate_overrides)
+def _order_vat(
+    order: Order, *, book: RateBook, reference: AdministrationReference, options: PlanOptions
+) -> OrderVat:
     return order_vat(
         order,
         book=book,
@@ -230,26 +233,32 @@ def _meta_id(line: ShippingLine | FeeLine) -> int | None:
     return _refunded_item_id(meta)
 
 
-def _line_rate(line: RefundedLine, *, order: Order, vat: OrderVat) -> TaxRate:
-    """The Moneybird rate of the order line this refund line gives back."""
+def _line_rate(line: RefundedLine, *, order: Order, vat: OrderVat, book: RateBook) -> TaxRate:
+    """The Moneybird rate the invoice booked the order line this refund line gives back at.
+
+    That is the one rate the order line was taxed at — also when its tax is zero, as a gift voucher's
+    at a 0 % rate is — and the 0 % rate for a line WooCommerce did not tax at all. WooCommerce leaves
+    a zero tax off the refund line, so the order line decides.
+    """
     if vat.exempt_rate is not None:
         return vat.exempt_rate
     original = _original(line, order)
     taxes: Sequence[LineTax] = original.taxes if original is not None else line.taxes
-    charged = [tax for tax in taxes if tax.total != 0]
-    if not charged and original is not None:
-        charged = list(line.taxes)
-    rate_ids = {tax.id for tax in charged if tax.total != 0}
+    rate_ids = {tax.id for tax in taxes if tax.total != 0}
+    if not rate_ids and original is not None:
+        rate_ids = {tax.id for tax in line.taxes if tax.total != 0} or {tax.id for tax in taxes}
     if len(rate_ids) > 1:
         raise CreditRefused(
             f"refunded {_kind(line)} {_name(line)!r} carries VAT at {len(rate_ids)} rates; a credit line "
             "books one rate — credit it by hand"
         )
     if not rate_ids:
-        raise CreditRefused(
-            f"refunded {_kind(line)} {_name(line)!r} carries no VAT in an order that does; which rate it "
-            "belongs to cannot be told — credit it by hand"
-        )
+        if original is None:
+            raise CreditRefused(
+                f"refunded {_kind(line)} {_name(line)!r} carries no VAT and names no order line; which "
+                "rate it belongs to cannot be told — credit it by hand"
+            )
+        return book.rate(ZERO_RATE)  # untaxed in a taxed order: the invoice booked it at 0 %
     rate_id = rate_ids.pop()
     rate = vat.rates.get(rate_id)
     if rate is None:
@@ -265,10 +274,11 @@ def _credit_line(
     *,
     order: Order,
     vat: OrderVat,
+    book: RateBook,
     options: PlanOptions,
     tax_rates: dict[str, TaxRate],
 ) -> CreditLine:
-    rate = _line_rate(line, order=order, vat=vat)
+    rate = _line_rate(line, order=order, vat=vat, book=book)
     tax_rates[rate.id] = rate
     gross = -(line.total + line.total_tax)  # positive: what the customer gets back for this line
     if gross <= 0:

@@ -22,6 +22,7 @@ import structlog
 
 from app.db import transaction
 from app.invoicing.reference import AdministrationReference
+from app.invoicing.vat import RateBook, VatRefusal
 from app.moneybird.models import ProductCreate
 from app.settings import normalise_tax_key
 from app.sync import ledger
@@ -139,7 +140,9 @@ async def shop_products(services: Services, report: TransferReport) -> list[Shop
 
 def _add(found: list[ShopProduct], report: TransferReport, item: Product, *, parent: Product | None) -> None:
     sku = item.sku.strip()
-    if not sku:
+    # WooCommerce reports a variation without a SKU of its own under its parent's SKU, which does not
+    # tell it from its siblings: it has no SKU to identify a Moneybird product by.
+    if not sku or (parent is not None and sku == parent.sku.strip()):
         report.without_sku += 1
         return
     title = item.name or (f"{parent.name} — {sku}" if parent else sku)
@@ -179,12 +182,11 @@ def _tax_rate(
     percentage = rates.get(product.tax_class) if product.taxable else Decimal(0)
     if percentage is None:
         return None, f"the shop has no tax rate for class {product.tax_class!r} in {reference.country}"
-    key = normalise_tax_key(str(percentage))
-    configured = services.settings.moneybird_tax_rates.get(key)
-    if configured:
-        return configured, None
-    matches = [r for r in reference.sales_tax_rates() if r.country is None and r.percentage == percentage]
-    if len(matches) == 1:
-        return matches[0].id, None
-    why = "no" if not matches else "more than one"
-    return None, f'{why} Moneybird sales tax rate of {key}%; set MONEYBIRD_TAX_RATES {{"{key}": "<id>"}}'
+    # The same rate the invoice plan books this percentage at (0 % told apart from reverse charge and export).
+    try:
+        rate = RateBook(reference, services.settings.moneybird_tax_rates).rate(
+            normalise_tax_key(str(percentage))
+        )
+    except VatRefusal as refusal:
+        return None, f"{refusal.reason}; {refusal.fix}"
+    return rate.id, None

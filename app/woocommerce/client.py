@@ -1,25 +1,36 @@
 """A typed async client for the shop's REST API (`/wp-json/wc/v3`).
 
-Over HTTPS the consumer key and secret go as Basic auth. A plain-HTTP development shop gets them
-as query parameters, since WooCommerce does not look at Basic auth without TLS.
+How the consumer key and secret travel depends on the shop's address, because that is what
+WooCommerce accepts:
+
+- `https://` — Basic auth. WooCommerce only looks at Basic auth (or keys in the query string)
+  when WordPress sees TLS (`is_ssl()`).
+- `http://` (LocalWP, DDEV, a shop on the LAN) — OAuth 1.0a one-legged signatures (HMAC-SHA256)
+  in the Authorization header, made by oauthlib. Over plain HTTP WooCommerce answers 401 to Basic
+  auth and to keys in the query string; a signature proves the key without sending the secret.
+
+Credentials never go into a URL. Lists go as comma-separated values (`status=a,b`): WordPress
+reads those as arrays, and PHP's own `status[]` arrays would not match an OAuth signature.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+from oauthlib import oauth1
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from app.constants import WOOCOMMERCE_API_PREFIX
+from app.constants import WOOCOMMERCE_API_PREFIX, WOOCOMMERCE_READ_DECIMALS
 from app.redaction import safe_url
 from app.retry import retry_at_from_header
 from app.settings import Settings
 from app.woocommerce.errors import (
+    AuthProblem,
     WooCommerceAuthError,
     WooCommerceError,
     WooCommerceNotFound,
@@ -31,6 +42,28 @@ from app.woocommerce.models import Order, Product, Refund, Webhook
 Model = TypeVar("Model", bound=BaseModel)
 Parsed = TypeVar("Parsed")
 PER_PAGE = 100
+
+
+class OAuth1Signature(httpx.Auth):
+    """Signs each request the way WooCommerce checks over plain HTTP (`WC_REST_Authentication`).
+
+    Only the method, the URL and its query are signed: OAuth 1.0a leaves JSON bodies out, and so
+    does WooCommerce. Every request gets a fresh nonce and timestamp (WooCommerce refuses a nonce it
+    has seen, and a timestamp more than 15 minutes off its own clock).
+    """
+
+    def __init__(self, consumer_key: str, consumer_secret: str) -> None:
+        self._signer = oauth1.Client(
+            consumer_key,
+            client_secret=consumer_secret,
+            signature_method=oauth1.SIGNATURE_HMAC_SHA256,
+            signature_type=oauth1.SIGNATURE_TYPE_AUTH_HEADER,
+        )
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        _, headers, _ = self._signer.sign(str(request.url), http_method=request.method)
+        request.headers["Authorization"] = headers["Authorization"]
+        yield request
 
 
 class OrderPage:
@@ -52,17 +85,13 @@ class WooCommerceClient:
     ) -> None:
         self.shop_url = shop_url.rstrip("/")
         https = self.shop_url.startswith("https://")
-        self._auth_params: dict[str, str] = (
-            {}
-            if https
-            else {
-                "consumer_key": consumer_key,
-                "consumer_secret": consumer_secret,
-            }
-        )
         self._http = httpx.AsyncClient(
             base_url=self.shop_url + WOOCOMMERCE_API_PREFIX,
-            auth=httpx.BasicAuth(consumer_key, consumer_secret) if https else None,
+            auth=(
+                httpx.BasicAuth(consumer_key, consumer_secret)
+                if https
+                else OAuth1Signature(consumer_key, consumer_secret)
+            ),
             timeout=timeout,
             transport=transport,
             headers={"User-Agent": "woobird (+https://github.com/woobird)", "Accept": "application/json"},
@@ -93,7 +122,7 @@ class WooCommerceClient:
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        params = {**kwargs.pop("params", {}), **self._auth_params}
+        params = kwargs.pop("params", {})
         self.calls += 1
         try:
             response = await self._http.request(method, path, params=params, **kwargs)
@@ -130,7 +159,7 @@ class WooCommerceClient:
         return _parse(model.model_validate, response, path=path)
 
     async def get_order(self, order_id: int) -> Order:
-        return await self._get_model(f"/orders/{order_id}", Order)
+        return await self._get_model(f"/orders/{order_id}", Order, dp=WOOCOMMERCE_READ_DECIMALS)
 
     async def list_orders(
         self,
@@ -149,6 +178,7 @@ class WooCommerceClient:
             "orderby": orderby,
             "order": "asc",
             "dates_are_gmt": "true",
+            "dp": WOOCOMMERCE_READ_DECIMALS,
         }
         if modified_after is not None:
             params["modified_after"] = _gmt(modified_after)
@@ -157,7 +187,7 @@ class WooCommerceClient:
         if before is not None:
             params["before"] = _gmt(before)
         if statuses:
-            params["status[]"] = statuses
+            params["status"] = ",".join(statuses)
         response = await self._request("GET", "/orders", params=params)
         orders = _parse(TypeAdapter(list[Order]).validate_python, response, path="/orders")
         return OrderPage(
@@ -177,7 +207,8 @@ class WooCommerceClient:
             page += 1
 
     async def get_refunds(self, order_id: int) -> list[Refund]:
-        response = await self._request("GET", f"/orders/{order_id}/refunds", params={"per_page": PER_PAGE})
+        params = {"per_page": PER_PAGE, "dp": WOOCOMMERCE_READ_DECIMALS}
+        response = await self._request("GET", f"/orders/{order_id}/refunds", params=params)
         return _parse(TypeAdapter(list[Refund]).validate_python, response, path=f"/orders/{order_id}/refunds")
 
     async def list_webhooks(self) -> list[Webhook]:
@@ -227,6 +258,53 @@ def _parse(validate: Callable[[Any], Parsed], response: httpx.Response, *, path:
         ) from exc
 
 
+def auth_problem(*, status: int, code: str, message: str, https: bool) -> tuple[AuthProblem, str]:
+    """Which of the ways WooCommerce refuses a key this is, and what fixes it.
+
+    `WC_REST_Authentication` answers `woocommerce_rest_authentication_error` when it looked at a key
+    and did not like it, with a message saying why; a route's own "Sorry, you cannot …" (401) means
+    no key reached it at all.
+    """
+    if code == "woocommerce_rest_authentication_error" or code.startswith("woocommerce_rest_authentication"):
+        if "Consumer key is invalid" in message:
+            return "unknown_key", (
+                "the shop has no such key: check WOOCOMMERCE_CONSUMER_KEY (ck_…, WooCommerce → Settings → "
+                "Advanced → REST API)"
+            )
+        if "timestamp" in message:
+            return (
+                "clock",
+                "this machine's clock and the shop's differ by more than 15 minutes: set both right",
+            )
+        if "permissions" in message:
+            return "no_rights", "the key is read-only: give it Read/Write permissions in WooCommerce"
+        where = (
+            ""
+            if https
+            else " (over http:// the signature covers the address too: WOOCOMMERCE_URL must be the shop's "
+            "own WordPress address, scheme, host and port)"
+        )
+        return (
+            "wrong_secret",
+            f"the key exists but the secret does not match: check WOOCOMMERCE_CONSUMER_SECRET{where}",
+        )
+    if status == 403:
+        return (
+            "no_rights",
+            "the key's user may not do this: make the key for an administrator or shop manager",
+        )
+    if https:
+        # Over HTTPS WooCommerce answers an unknown consumer key exactly as it answers no key at all.
+        return "not_authenticated", (
+            "the shop accepted no key: check WOOCOMMERCE_CONSUMER_KEY (ck_…), and that WordPress sees the "
+            "request as HTTPS and gets its Authorization header (a proxy in front of it may drop either)"
+        )
+    return "not_authenticated", (
+        "the shop saw no signature: the Authorization header must reach PHP (some proxies and web servers "
+        "drop it)"
+    )
+
+
 def _rejection(response: httpx.Response, *, method: str, path: str) -> WooCommerceRejected:
     try:
         body = response.json()
@@ -235,14 +313,12 @@ def _rejection(response: httpx.Response, *, method: str, path: str) -> WooCommer
     code = str(body.get("code", "")) if isinstance(body, dict) else ""
     message = str(body.get("message", "")) if isinstance(body, dict) else ""
     status = response.status_code
+    https = response.request.url.scheme == "https"
     text = f"the shop answered {status} {code}: {message}".strip().rstrip(":")
     if status in (401, 403):
+        problem, advice = auth_problem(status=status, code=code, message=message, https=https)
         return WooCommerceAuthError(
-            text + " — check WOOCOMMERCE_CONSUMER_KEY/SECRET and that the key has read/write rights",
-            method=method,
-            path=path,
-            status=status,
-            code=code,
+            f"{text} — {advice}", method=method, path=path, problem=problem, status=status, code=code
         )
     if status == 404:
         return WooCommerceNotFound(text, method=method, path=path, status=status, code=code)

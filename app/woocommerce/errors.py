@@ -5,13 +5,20 @@ WooCommerceError                 base; carries method, path and (when known) the
 │   ├── timeout / connection error
 │   └── 5xx, 429 (`retry_at` from the shop's Retry-After)
 └── WooCommerceRejected          the shop answered no; retrying the same request won't help
-    ├── WooCommerceAuthError     401/403: consumer key or secret wrong, or key lacks rights
+    ├── WooCommerceAuthError     401/403, with `problem` saying which: the shop saw no key at all,
+    │                            does not know the key, the secret (signature) is wrong, the
+    │                            clocks differ, or the key may not do this
     └── WooCommerceNotFound      404: the order (or refund, webhook) does not exist
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from app.retry import TryAgainLater
+
+# Why the shop said no, in the order `woobird check` reports them.
+AuthProblem = Literal["not_authenticated", "unknown_key", "wrong_secret", "clock", "no_rights"]
 
 
 class WooCommerceError(RuntimeError):
@@ -45,7 +52,18 @@ class WooCommerceRejected(WooCommerceError):
 
 
 class WooCommerceAuthError(WooCommerceRejected):
-    pass
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        problem: AuthProblem,
+        status: int | None = None,
+        code: str = "",
+    ) -> None:
+        super().__init__(message, method=method, path=path, status=status, code=code)
+        self.problem: AuthProblem = problem
 
 
 class WooCommerceNotFound(WooCommerceRejected):

@@ -1,8 +1,11 @@
 """WooCommerce REST v3 resources as woobird reads them: money as Decimal, dates as aware UTC.
 
-WooCommerce mixes money types: 2-decimal strings for totals, unpadded raw strings for
-`taxes[].total` and coupon amounts, JSON numbers for `price` and `rate_percent`. Every one of them
-goes through `str()` before `Decimal`, so no float ever touches an amount.
+WooCommerce mixes money types: `dp`-decimal strings for totals (2 by default, `"24.750000"` with
+`?dp=6`), raw strings for `taxes[].total` (`"5.208"` on 9.9, rounded to `dp` since 10.0) and coupon
+amounts, JSON numbers for `price` and `rate_percent`. Every one of them goes through `str()` before
+`Decimal`, so no float ever touches an amount, and an amount that is a whole number of cents is
+read as exactly that (`"24.750000"` and `"24.75"` are both 24.75), so the precision the shop was
+asked for changes no printed figure.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def _to_decimal(value: Any) -> Decimal:
     # The exponent is read before any arithmetic: abs() of "1e999999999" overflows the context.
     if not amount.is_finite() or amount.adjusted() >= MAX_AMOUNT_DIGITS:
         raise ValueError(f"not a plausible amount: {str(value)[:40]}")
-    return amount
+    cents = amount.quantize(CENT)
+    return cents if cents == amount else amount
 
 
 def _to_utc(value: Any) -> Any:
@@ -49,6 +53,7 @@ def _unescape(value: Any) -> Any:
 
 
 MAX_AMOUNT_DIGITS = 12
+CENT = Decimal("0.01")
 # WooCommerce ids are WordPress post ids: BIGINT UNSIGNED, in practice far below 2**63.
 WooId = Annotated[int, Field(gt=0, lt=2**63)]
 Money = Annotated[Decimal, BeforeValidator(_to_decimal)]

@@ -151,10 +151,13 @@ def procfile_command(name: str, *, port: int) -> list[str]:
 class AppProcess:
     """One Procfile process with its own log file; `kill9` is a crash, `start` the platform's restart."""
 
-    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], *, env: dict[str, str], log_dir: Path, cwd: Path = REPO_ROOT
+    ) -> None:
         self.name = name
         self.argv = argv
         self.env = env
+        self.cwd = cwd
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -165,7 +168,7 @@ class AppProcess:
             log.write(f"\n=== start {self.starts + 1}: {shlex.join(self.argv)}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                self.argv, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         self.starts += 1
 

@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, invoice_totals
-from app.invoicing.plan import PlanOptions
+from app.invoicing.plan import PlanOptions, plan_invoice
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit, spread_cents
-from app.sandbox.administration import SALES_9, SALES_21, sandbox_reference
+from app.sandbox.administration import SALES_0, SALES_9, SALES_21, sandbox_reference
 from app.woocommerce.models import Order, Refund
+from tests import recorded
 from tests.invoicing.reference_carts import order_document
 
 CENT = Decimal("0.01")
@@ -163,3 +164,46 @@ def test_any_amount_only_refund_of_a_mixed_order_credits_exactly_under_both_roun
 def test_the_spread_refuses_nothing_to_spread_over() -> None:
     with pytest.raises(ValueError, match="no positive weight"):
         spread_cents(Decimal("1.00"), {"21": Decimal(0)})
+
+
+# ── refunds recorded from the real shop ─────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("dp6", [False, True], ids=["dp2", "dp6"])
+@pytest.mark.parametrize("case", recorded.refunded_cases())
+@pytest.mark.parametrize("version", recorded.VERSIONS)
+def test_every_recorded_refund_is_credited_for_exactly_its_amount(version: str, case: str, dp6: bool) -> None:
+    order = recorded.order(version, case, dp6=dp6)
+    for refund in recorded.refunds(version, case, dp6=dp6):
+        plan = _plan(refund, order)
+        assert plan.total == -Decimal(refund["amount"])
+        assert _moneybird_total(plan) == {-Decimal(refund["amount"])}
+
+
+@pytest.mark.parametrize("version", recorded.VERSIONS)
+def test_a_refunded_0_percent_line_is_credited_at_the_0_percent_rate_it_was_invoiced_at(version: str) -> None:
+    """A gift voucher at 0 % next to a 21 % mug: the order line and its refund carry a zero tax at
+    the shop's 0 % rate — the rate the invoice booked the voucher at."""
+    order = recorded.order(version, "voucher-0-line-refund", dp6=True)
+    (refund,) = recorded.refunds(version, "voucher-0-line-refund", dp6=True)
+    assert [Decimal(tax["total"]) for tax in refund["line_items"][0]["taxes"]] == [Decimal(0)]
+    plan = _plan(refund, order)
+    assert [(line.quantity, line.price, line.tax_rate_id) for line in plan.lines] == [
+        (Decimal(-1), Decimal("25.00"), SALES_0)
+    ]
+    invoiced = plan_invoice(Order.model_validate(order), reference=sandbox_reference(), options=PlanOptions())
+    voucher = next(line for line in invoiced.lines if line.description.startswith("Cadeaubon"))
+    assert voucher.tax_rate_id == plan.lines[0].tax_rate_id
+
+
+def test_a_refunded_untaxed_line_in_a_taxed_order_is_credited_at_0_percent_like_its_invoice_line() -> None:
+    """A product WooCommerce does not tax at all (no tax entries) is invoiced at the 0 % rate."""
+    order = recorded.order("10.0.2", "voucher-0-line-refund", dp6=True)
+    (refund,) = recorded.refunds("10.0.2", "voucher-0-line-refund", dp6=True)
+    for line in [*order["line_items"], *refund["line_items"]]:
+        if line["name"] == "Cadeaubon":
+            line["taxes"] = []
+    order["tax_lines"] = [line for line in order["tax_lines"] if line["rate_percent"] != 0]
+    invoiced = plan_invoice(Order.model_validate(order), reference=sandbox_reference(), options=PlanOptions())
+    voucher = next(line for line in invoiced.lines if line.description.startswith("Cadeaubon"))
+    assert [line.tax_rate_id for line in _plan(refund, order).lines] == [voucher.tax_rate_id] == [SALES_0]

@@ -36,6 +36,7 @@ from app.sandbox.server import serve
 from app.settings import Settings, load_settings
 from app.sync.ledger import OrderState
 from app.sync.services import build_services
+from app.woocommerce.client import OAuth1Signature
 from app.woocommerce.models import Order
 from tests.services import redis_database
 from workers.functions import job_functions
@@ -103,8 +104,11 @@ async def test_the_sandbox_serves_both_fakes_and_its_overview(tmp_path: Path) ->
         serve(create_moneybird_app(sandbox.moneybird)) as moneybird_url,
         httpx.AsyncClient() as http,
     ):
-        taxes = await http.get(f"{shop_url}/wp-json/wc/v3/taxes", auth=(key, secret))
-        refused = await http.get(f"{shop_url}/wp-json/wc/v3/orders", auth=(key, "cs_wrong"))
+        sandbox.shop.url = shop_url  # the address WordPress knows itself by, which signatures cover
+        # A plain-HTTP shop, like the real one: OAuth 1.0a signatures, never Basic auth.
+        taxes = await http.get(f"{shop_url}/wp-json/wc/v3/taxes", auth=OAuth1Signature(key, secret))
+        refused = await http.get(f"{shop_url}/wp-json/wc/v3/orders", auth=OAuth1Signature(key, "cs_wrong"))
+        basic = await http.get(f"{shop_url}/wp-json/wc/v3/orders", auth=(key, secret))
         token = settings.moneybird_api_token.get_secret_value()
         administrations = await http.get(
             f"{moneybird_url}/api/v2/administrations.json", headers={"Authorization": f"Bearer {token}"}
@@ -118,6 +122,7 @@ async def test_the_sandbox_serves_both_fakes_and_its_overview(tmp_path: Path) ->
         ("DE", "19.0000"),
     }
     assert refused.status_code == 401
+    assert (basic.status_code, basic.json()["code"]) == (401, "woocommerce_rest_cannot_view")
     assert [adm["id"] for adm in administrations.json()] == [settings.moneybird_administration_id]
     assert "SANDBOX" in page.text
     assert listing.json() == {"sandbox": True, "invoices": []}

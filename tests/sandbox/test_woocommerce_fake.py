@@ -7,16 +7,19 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from oauthlib import oauth1
 
 from app.constants import WOOCOMMERCE_API_PREFIX
 from app.sandbox.woocommerce import ShopSandbox, create_app, sign, wc_dates, wp_json_encode
+from app.woocommerce.client import OAuth1Signature
 from app.woocommerce.models import Order, Refund
 from tests.invoicing.reference_carts import CARTS, order_document
 
@@ -138,26 +141,106 @@ async def test_missing_credentials_get_cannot_view(api: httpx.AsyncClient) -> No
     }
 
 
-@pytest.mark.parametrize(
-    ("key", "secret", "message"),
-    [
-        ("ck_wrong", "cs_test", "Consumer key is invalid."),
-        ("ck_test", "cs_wrong", "Consumer secret is invalid."),
-    ],
-)
-async def test_wrong_credentials_are_refused(
-    api: httpx.AsyncClient, key: str, secret: str, message: str
+async def test_over_tls_a_wrong_secret_is_refused_and_an_unknown_key_is_as_good_as_none(
+    api: httpx.AsyncClient,
 ) -> None:
-    response = await api.get("/orders", auth=httpx.BasicAuth(key, secret))
-    assert response.status_code == 401
-    assert response.json()["code"] == "woocommerce_rest_authentication_error"
-    assert response.json()["message"] == message
+    """As WooCommerce's `perform_basic_authentication`: an unknown key sets no error."""
+    wrong_secret = await api.get("/orders", auth=httpx.BasicAuth("ck_test", "cs_wrong"))
+    unknown_key = await api.get("/orders", auth=httpx.BasicAuth("ck_wrong", "cs_test"))
+    assert (wrong_secret.status_code, wrong_secret.json()["code"]) == (
+        401,
+        "woocommerce_rest_authentication_error",
+    )
+    assert wrong_secret.json()["message"] == "Consumer secret is invalid."
+    assert (unknown_key.status_code, unknown_key.json()["code"]) == (401, "woocommerce_rest_cannot_view")
 
 
 async def test_query_string_credentials_win_over_basic(api: httpx.AsyncClient) -> None:
     params = {"consumer_key": "ck_test", "consumer_secret": "cs_test"}
     response = await api.get("/orders", params=params, auth=httpx.BasicAuth("ck_wrong", "cs_wrong"))
     assert response.status_code == 200
+
+
+# Over plain HTTP, as the real shop: keys only count with TLS, OAuth 1.0a signatures always.
+
+
+def _signer(key: str, secret: str, **fixed: str) -> httpx.Auth:
+    class Fixed(httpx.Auth):
+        def __init__(self) -> None:
+            self.client = oauth1.Client(
+                key, client_secret=secret, signature_method=oauth1.SIGNATURE_HMAC_SHA256, **fixed
+            )
+
+        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            _, headers, _ = self.client.sign(str(request.url), http_method=request.method)
+            request.headers["Authorization"] = headers["Authorization"]
+            yield request
+
+    return Fixed()
+
+
+@pytest.fixture
+async def plain_http(shop: ShopSandbox) -> AsyncIterator[httpx.AsyncClient]:
+    shop.url = "http://winkel.local"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(shop)), base_url=shop.url + WOOCOMMERCE_API_PREFIX
+    ) as client:
+        yield client
+
+
+async def test_over_plain_http_basic_auth_and_query_keys_are_not_even_looked_at(
+    plain_http: httpx.AsyncClient,
+) -> None:
+    basic = await plain_http.get("/orders", auth=httpx.BasicAuth("ck_test", "cs_test"))
+    query = await plain_http.get("/orders", params={"consumer_key": "ck_test", "consumer_secret": "cs_test"})
+    proxied = await plain_http.get(
+        "/orders", auth=httpx.BasicAuth("ck_test", "cs_test"), headers={"X-Forwarded-Proto": "https"}
+    )
+    for refused in (basic, query):
+        assert (refused.status_code, refused.json()["code"]) == (401, "woocommerce_rest_cannot_view")
+    assert proxied.status_code == 200
+
+
+async def test_over_plain_http_an_oauth_signature_is_checked_as_woocommerce_checks_it(
+    plain_http: httpx.AsyncClient,
+) -> None:
+    good = await plain_http.get(
+        "/orders", params={"status": "completed,processing"}, auth=OAuth1Signature("ck_test", "cs_test")
+    )
+    wrong_secret = await plain_http.get("/orders", auth=OAuth1Signature("ck_test", "cs_wrong"))
+    unknown_key = await plain_http.get("/orders", auth=OAuth1Signature("ck_wrong", "cs_test"))
+    # PHP reads `status[]=…` as an array, WooCommerce signs it as `status[0]`: no signature matches.
+    array = await plain_http.get(
+        "/orders", params={"status[]": ["completed"]}, auth=OAuth1Signature("ck_test", "cs_test")
+    )
+    stale = await plain_http.get(
+        "/orders", auth=_signer("ck_test", "cs_test", timestamp=str(int(time.time()) - 3600))
+    )
+    assert good.status_code == 200
+    assert [r.json()["message"] for r in (wrong_secret, array)] == [
+        "Invalid signature - provided signature does not match."
+    ] * 2
+    assert unknown_key.json()["message"] == "Consumer key is invalid."
+    assert stale.json()["message"] == "Invalid timestamp."
+
+
+async def test_over_plain_http_a_signed_request_cannot_be_replayed(plain_http: httpx.AsyncClient) -> None:
+    signer = _signer("ck_test", "cs_test", nonce="a" * 32, timestamp=str(int(time.time())))
+    first = await plain_http.get("/orders", auth=signer)
+    again = await plain_http.get("/orders", auth=signer)
+    assert first.status_code == 200
+    assert (again.status_code, again.json()["message"]) == (
+        401,
+        "Invalid nonce - nonce has already been used.",
+    )
+
+
+async def test_a_signature_covers_the_address_the_shop_knows_itself_by(
+    shop: ShopSandbox, plain_http: httpx.AsyncClient
+) -> None:
+    shop.url = "http://127.0.0.1:8010"  # WordPress's own address; the request went to winkel.local
+    response = await plain_http.get("/orders", auth=OAuth1Signature("ck_test", "cs_test"))
+    assert response.json()["message"] == "Invalid signature - provided signature does not match."
 
 
 async def test_read_only_key_cannot_write(shop: ShopSandbox, api: httpx.AsyncClient) -> None:
@@ -362,7 +445,10 @@ async def test_partial_refund_has_negative_lines_and_leaves_totals(
     line = refund["line_items"][0]
     assert line["quantity"] == -1
     assert (line["total"], line["total_tax"], line["subtotal"]) == ("-10.00", "-2.10", "-10.00")
-    assert line["taxes"] == [{"id": 1, "total": "-2.10", "subtotal": "-2.10"}]
+    # Stored as WooCommerce keeps a tax (9.9.5 answers "-5.2"); 10.0 formats it with `dp` decimals.
+    assert line["taxes"] == [{"id": 1, "total": "-2.1", "subtotal": "-2.1"}]
+    (served,) = (await api.get(f"/orders/{order['id']}/refunds")).json()
+    assert served["line_items"][0]["taxes"] == [{"id": 1, "total": "-2.10", "subtotal": "-2.10"}]
     assert {"key": "_refunded_item_id", "value": str(item_id)}.items() <= line["meta_data"][0].items()
     assert refund["tax_lines"][0]["tax_total"] == "-2.10"
     assert refund["tax_lines"][0]["rate_id"] == 1
@@ -675,7 +761,7 @@ async def test_products_variations_taxes_and_status(shop: ShopSandbox, api: http
         ("9.0000", "reduced-rate", "NL"),
     ]
     status = (await api.get("/system_status")).json()
-    assert status["environment"]["version"] == "9.8.5"
+    assert status["environment"]["version"] == "10.0.2"  # what the fake imitates by default
     assert status["settings"]["currency"] == "EUR"
     incl = (await api.get("/settings/tax/woocommerce_prices_include_tax")).json()
     assert incl["value"] == "no"
@@ -724,6 +810,7 @@ async def test_paid_order_webhook_to_an_app_and_read_back(shop: ShopSandbox) -> 
 async def test_reference_orders_round_trip(shop: ShopSandbox, api: httpx.AsyncClient, name: str) -> None:
     document = order_document(name)
     shop.url = "https://winkel.example.nl"
+    shop.woocommerce_version = "9.9.5"  # sends the raw per-rate taxes it was given
     shop.add_order(document)
     served = (await api.get(f"/orders/{document['id']}")).json()
     ignored = {"date_modified", "date_modified_gmt", "_links"}

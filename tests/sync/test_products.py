@@ -58,3 +58,34 @@ async def test_without_a_ledger_account_setting_nothing_is_guessed(
         assert {sku for sku, _ in report.refused} == SEEDED_SKUS
         assert "MONEYBIRD_LEDGER_ACCOUNT_ID" in report.refused[0][1]
         assert w.moneybird.products == {}
+
+
+async def test_a_variation_reporting_its_parents_sku_has_no_sku_of_its_own(
+    database_url: str, redis: ArqRedis
+) -> None:
+    """WooCommerce answers a variation without a SKU of its own with its parent's SKU (seen on
+    9.9.5 and 10.0.2): that SKU identifies none of the variations, so none becomes that product."""
+    async with wired(database_url=database_url, redis=redis, moneybird_ledger_account_id="Omzet") as w:
+        parent = w.shop.add_variable_product(
+            "T-shirt", attribute="Maat", options={"S": "19.99", "M": "19.99"}, sku="TS"
+        )
+        w.shop.variations[parent["id"]][1]["sku"] = "TS"  # M: no SKU of its own
+        report = await transfer_products(w.services)
+        identifiers = {p["identifier"] for p in w.moneybird.products.values()}
+        assert "TS-S" in identifiers
+        assert "TS" not in identifiers
+        assert report.without_sku == 1
+
+
+async def test_a_0_percent_product_gets_the_plain_0_percent_rate_as_invoice_lines_do(
+    database_url: str, redis: ArqRedis
+) -> None:
+    """Moneybird has several 0 % sales rates (0 %, reverse charge, export): the plain one, told
+    apart by name exactly as the invoice plan does, not a refusal."""
+    async with wired(database_url=database_url, redis=redis, moneybird_ledger_account_id="Omzet") as w:
+        w.shop.add_tax_rate(rate="0", name="BTW 0%", tax_class="zero-rate")
+        w.shop.add_product("Cadeaubon", price="25.00", sku="BON-25", tax_class="zero-rate")
+        report = await transfer_products(w.services)
+        assert not report.refused, report.refused
+        (voucher,) = [p for p in w.moneybird.products.values() if p["identifier"] == "BON-25"]
+        assert str(voucher["tax_rate_id"]) == w.moneybird.tax_rate_id(0, name_contains="0%")

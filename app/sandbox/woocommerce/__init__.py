@@ -10,13 +10,12 @@ failure, unsigned `webhook_id=N` pings that only count when answered with exactl
 
 Modules: `shop` (`ShopSandbox`: orders, catalog, tax table, faults, request log), `refunds`,
 `webhooks` (registry and delivery), `state` (what those share, order document rules), `api` (the
-REST app), `args` (REST argument parsing), `core` (constants, wire formats, records), and the
+REST app), `args` (REST argument parsing), `auth` (who is calling: keys over TLS, OAuth 1.0a over plain
+HTTP), `core` (constants, wire formats, records), and the
 checkout arithmetic that builds orders whose numbers add up: `cart` (WooCommerce's cart totals)
 and `checkout` (the order document).
 
 Deliberate simplifications (WooCommerce behaviour that woobird does not depend on):
-- the shop acts as if it runs on HTTPS: Basic auth and query-string keys are accepted on any
-  scheme; OAuth 1.0a is not implemented;
 - the order totals are whatever the caller puts in the document: checkout arithmetic lives in
   `checkout`, never in the shop;
 - refund lines are pro-rata (line total x refunded quantity / quantity, rounded half-up to cents),

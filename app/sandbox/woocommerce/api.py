@@ -4,7 +4,6 @@ paging, refusing what WooCommerce refuses with WooCommerce's own error bodies.""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import math
 import re
@@ -27,7 +26,6 @@ from app.sandbox.woocommerce.args import Args, Call, delivery_url_param, request
 from app.sandbox.woocommerce.auth import auth_routes
 from app.sandbox.woocommerce.core import (
     ORDER_STATUSES,
-    WC_VERSION,
     WP_VERSION,
     Fault,
     JsonDict,
@@ -36,6 +34,8 @@ from app.sandbox.woocommerce.core import (
     wc_dates,
     wp_json_encode,
 )
+from app.sandbox.woocommerce.precision import DEFAULT_DP
+from app.sandbox.woocommerce.rest_auth import AUTH_ERROR, OAuthVerifier, key_and_secret
 from app.sandbox.woocommerce.shop import ShopSandbox
 from app.sandbox.woocommerce.webhooks import WEBHOOK_STATUSES
 
@@ -74,6 +74,7 @@ def create_app(shop: ShopSandbox) -> ASGIApp:
 class _RestApi:
     def __init__(self, shop: ShopSandbox) -> None:
         self.shop = shop
+        self.oauth = OAuthVerifier()
         self.routes = [
             self._route("GET", "/orders", "list", self.list_orders),
             self._route("GET", "/orders/{id}", "read", self.get_order),
@@ -130,7 +131,7 @@ class _RestApi:
                 raise RestError(
                     404, "rest_no_route", "No route was found matching the URL and request method."
                 )
-            self._authenticate(request, route.action)
+            await self._authenticate(request, route.action)
             pairs = parse_qsl(request.url.query, keep_blank_values=True)
             call = Call(request, ids, await request_params(request, pairs), pairs)
             return await route.handler(call)
@@ -146,29 +147,45 @@ class _RestApi:
         self.shop.requests.append(RecordedRequest(request.method, path, template, request.url.query, 0))
         raise httpx.ReadTimeout(f"sandbox shop: simulated timeout on {request.method} {path}")
 
-    def _authenticate(self, request: Request, action: str) -> None:
-        """`WC_REST_Authentication` for an HTTPS site: query-string keys win over Basic auth."""
-        key = request.query_params.get("consumer_key")
-        secret = request.query_params.get("consumer_secret")
-        if key is None or secret is None:
-            key, secret = _basic_credentials(request.headers.get("authorization", ""))
-        if key is None or secret is None:
-            code, message = _FORBIDDEN[action]
-            raise RestError(401, code, message)
-        expected, permissions = self.shop.consumer_secret, self.shop.key_permissions
-        if key in self.shop.issued_keys:  # made by an app authorization (`auth`)
-            expected, issued_permissions = self.shop.issued_keys[key]
-            permissions = issued_permissions  # type: ignore[assignment]
-        elif not hmac.compare_digest(key.encode(), self.shop.consumer_key.encode()):
-            raise RestError(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-        if not hmac.compare_digest(secret.encode(), expected.encode()):
-            raise RestError(401, "woocommerce_rest_authentication_error", "Consumer secret is invalid.")
+    def _key(self, key: str | None) -> tuple[str, str] | None:
+        """The secret and permissions of a consumer key the shop knows: its own, or one an app
+        authorization (`auth`) issued."""
+        if key is None:
+            return None
+        if key in self.shop.issued_keys:
+            return self.shop.issued_keys[key]
+        if hmac.compare_digest(key.encode(), self.shop.consumer_key.encode()):
+            return self.shop.consumer_secret, self.shop.key_permissions
+        return None
+
+    async def _authenticate(self, request: Request, action: str) -> None:
+        """`WC_REST_Authentication` (see `rest_auth.py`): keys over TLS, else an OAuth 1.0a signature."""
+        key, secret = key_and_secret(request)
+        known = self._key(key)
+        if known is not None and secret is not None:
+            if not hmac.compare_digest(secret.encode(), known[0].encode()):
+                raise RestError(401, AUTH_ERROR, "Consumer secret is invalid.")
+        else:
+            # An unknown key over TLS is ignored, not refused: WooCommerce goes on to look for OAuth.
+            form: dict[str, str] = {}
+            if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+                body = (await request.body()).decode("utf-8", "replace")
+                form = dict(parse_qsl(body, keep_blank_values=True))
+            params = self.oauth.parameters(request, form)
+            known = self._key(params.get("oauth_consumer_key"))
+            signed = self.oauth.verify(
+                request, params=params, home_url=self.shop.url, consumer_secret=known[0] if known else None
+            )
+            if not signed or known is None:
+                code, message = _FORBIDDEN[action]
+                raise RestError(401, code, message)
+        permissions = known[1]
         writes = request.method not in ("GET", "HEAD")
         allowed = {"read": not writes, "write": writes, "read_write": True}[permissions]
         if not allowed:
             kind = "write" if writes else "read"
             message = f"The API key provided does not have {kind} permissions."
-            raise RestError(401, "woocommerce_rest_authentication_error", message)
+            raise RestError(401, AUTH_ERROR, message)
 
     # ------------------------------------------------------------------ orders
 
@@ -199,25 +216,26 @@ class _RestApi:
 
         found = [order for order in self.shop.orders.values() if wanted(order)]
         found.sort(key=_order_sort_key(orderby, include), reverse=descending and orderby != "include")
-        views = [self.shop.order_view(order["id"]) for order in found]
+        dp = _dp(args)
+        views = [self.shop.order_view(order["id"], dp=dp) for order in found]
         return self._page(call, views, page=page, per_page=per_page, offset=offset)
 
     async def get_order(self, call: Call) -> Response:
-        return _json(self.shop.order_view(self._order_id(call)))
+        return _json(self.shop.order_view(self._order_id(call), dp=_dp(Args(call))))
 
     async def list_refunds(self, call: Call) -> Response:
         order_id = self._order_id(call, code="woocommerce_rest_invalid_order_id", message="Invalid order ID.")
         args = Args(call)
         page, per_page = args.paging()
         refunds = sorted(self.shop.refunds.get(order_id, []), key=lambda refund: refund["id"], reverse=True)
-        views = [self.shop.refund_view(order_id, refund) for refund in refunds]
+        views = [self.shop.refund_view(order_id, refund, dp=_dp(args)) for refund in refunds]
         return self._page(call, views, page=page, per_page=per_page)
 
     async def get_refund(self, call: Call) -> Response:
         order_id = self._order_id(call, code="woocommerce_rest_invalid_order_id", message="Invalid order ID.")
         for refund in self.shop.refunds.get(order_id, []):
             if refund["id"] == call.id("rid"):
-                return _json(self.shop.refund_view(order_id, refund))
+                return _json(self.shop.refund_view(order_id, refund, dp=_dp(Args(call))))
         raise RestError(404, "woocommerce_rest_invalid_order_refund_id", "Invalid order refund ID.")
 
     def _order_id(
@@ -378,13 +396,13 @@ class _RestApi:
                 "environment": {
                     "home_url": home,
                     "site_url": home,
-                    "version": WC_VERSION,
+                    "version": shop.woocommerce_version,
                     "wp_version": WP_VERSION,
                     "wp_multisite": False,
                     "language": "nl_NL",
                     "default_timezone": "UTC",
                 },
-                "database": {"wc_database_version": WC_VERSION},
+                "database": {"wc_database_version": shop.woocommerce_version},
                 "active_plugins": [],
                 "settings": {
                     "api_enabled": True,
@@ -496,16 +514,9 @@ def _order_sort_key(orderby: str, include: Sequence[int]) -> Callable[[JsonDict]
     return lambda order: (order["date_created_gmt"], order["id"])
 
 
-def _basic_credentials(header: str) -> tuple[str | None, str | None]:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None, None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except ValueError:
-        return None, None
-    user, separator, password = decoded.partition(":")
-    return (user, password) if separator else (None, None)
+def _dp(args: Args) -> int:
+    """`?dp=`: decimals of money on the wire (WooCommerce's default is the shop's 2)."""
+    return int(args.integer("dp", default=DEFAULT_DP, minimum=0))
 
 
 def _json(body: Any, *, status: int = 200) -> Response:

@@ -34,6 +34,7 @@ from app.sandbox.woocommerce.cart import (
     items_total,
     php_round,
 )
+from app.sandbox.woocommerce.core import currency_symbol
 
 SHOP_URL = "https://winkel.example.nl"
 WOOCOMMERCE_VERSION = "9.8.5"
@@ -138,6 +139,7 @@ def build_order(
         is_editable=status in ("pending", "on-hold", "auto-draft"),
         needs_payment=status in ("pending", "failed") and bool(document["total"] != "0.00"),
         needs_processing=True,
+        currency_symbol=currency_symbol(currency),
         _links=_links(order_id, customer.customer_id),
     )
     return document
@@ -322,7 +324,7 @@ def _line_item(cart: Cart, ids: _Ids, line: Line) -> dict[str, Any]:
         "meta_data": meta,
         "sku": line.item.sku,
         "price": _php_price(stored_total, line.item.quantity),
-        "image": {"id": 0, "src": ""},
+        "image": {"id": "", "src": ""},
         "parent_name": line.item.parent_name,
     }
 
@@ -343,6 +345,7 @@ def _shipping_line(cart: Cart, ids: _Ids, method: ShippingMethod, charge: Charge
         "total": _dp(charge.total / HUNDRED),
         "total_tax": _dp(total_tax),
         "taxes": taxes,
+        "tax_status": "taxable",
         "meta_data": [],
     }
 

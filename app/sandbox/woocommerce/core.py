@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 
 JsonDict = dict[str, Any]
 
-WC_VERSION = "9.8.5"
-WP_VERSION = "6.8.1"
+# What the fake imitates by default (`ShopSandbox(woocommerce_version=…)` picks another).
+WC_VERSION = "10.0.2"
+WP_VERSION = "6.8.3"
 SHOP_TIMEZONE = ZoneInfo("Europe/Amsterdam")
-DEFAULT_SHOP_URL = "http://shop.sandbox.test"
+DEFAULT_SHOP_URL = "https://shop.sandbox.test"
 
 ORDER_STATUSES = (
     "pending",
@@ -36,6 +37,11 @@ ORDER_STATUSES = (
 CENT = Decimal("0.01")
 
 # --------------------------------------------------------------------------------------------- wire
+
+
+def currency_symbol(currency: str) -> str:
+    """The order's `currency_symbol`, as `get_woocommerce_currency_symbol` gives it."""
+    return {"EUR": "€", "USD": "$", "GBP": "£"}.get(currency, currency)
 
 
 def wp_json_encode(value: Any) -> bytes:
@@ -62,6 +68,13 @@ def wc_dates(moment: datetime) -> tuple[str, str]:
     local = moment.astimezone(SHOP_TIMEZONE).strftime("%Y-%m-%dT%H:%M:%S")
     gmt = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return local, gmt
+
+
+def raw_decimal(value: Decimal) -> str:
+    """`wc_format_decimal` of a stored amount: up to 6 decimals, trailing zeros trimmed (`-5.2`, `0`)."""
+    text = f"{value.quantize(Decimal('0.000001'), rounding=ROUND_HALF_UP):f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return "0" if text in ("-0", "") else text
 
 
 def money(value: Decimal | str | int) -> str:

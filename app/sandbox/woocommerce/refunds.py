@@ -7,7 +7,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.sandbox.woocommerce.core import CENT, JsonDict, money, parse_gmt, wc_dates
+from app.sandbox.woocommerce.core import CENT, JsonDict, money, parse_gmt, raw_decimal, wc_dates
+from app.sandbox.woocommerce.precision import DEFAULT_DP, with_precision
 from app.sandbox.woocommerce.state import ShopState, apply_status, php_price, refresh_derived, set_date
 
 
@@ -67,9 +68,9 @@ class ShopRefunds(ShopState):
         moment = self.clock.later_than(parse_gmt(order.get("date_modified_gmt")))
         set_date(order, "date_modified", moment)
 
-    def refund_view(self, order_id: int, refund: Mapping[str, Any]) -> JsonDict:
+    def refund_view(self, order_id: int, refund: Mapping[str, Any], *, dp: int = DEFAULT_DP) -> JsonDict:
         base = self._api_url(f"/orders/{order_id}/refunds")
-        return dict(refund) | {
+        return with_precision(dict(refund), version=self.woocommerce_version, dp=dp) | {
             "_links": {
                 "self": [{"href": f"{base}/{refund['id']}", "targetHints": {"allow": ["GET", "DELETE"]}}],
                 "collection": [{"href": base}],
@@ -110,11 +111,15 @@ class ShopRefunds(ShopState):
             "subtotal_tax": money(-tax_total),
             "total": money(-total),
             "total_tax": money(-tax_total),
-            "taxes": [{"id": rate, "total": money(-t), "subtotal": money(-t)} for rate, t in taxes.items()],
+            # Stored as given, like any tax WooCommerce keeps (`-5.2`, `0`); 10.0 pads it on the wire.
+            "taxes": [
+                {"id": rate, "total": raw_decimal(-t), "subtotal": raw_decimal(-t)}
+                for rate, t in taxes.items()
+            ],
             "meta_data": [self._meta("_refunded_item_id", str(original["id"]))],
             "sku": original.get("sku", ""),
             "price": php_price(-total, -int(quantity)),
-            "image": original.get("image", {"id": 0, "src": ""}),
+            "image": original.get("image", {"id": "", "src": ""}),
             "parent_name": original.get("parent_name"),
         }
 
@@ -127,9 +132,10 @@ class ShopRefunds(ShopState):
             "total": money(-Decimal(original["total"])),
             "total_tax": money(-Decimal(original.get("total_tax", "0"))),
             "taxes": [
-                {"id": tax["id"], "total": money(-_raw(tax["total"])), "subtotal": ""}
+                {"id": tax["id"], "total": raw_decimal(-_raw(tax["total"])), "subtotal": ""}
                 for tax in original.get("taxes", [])
             ],
+            "tax_status": original.get("tax_status", "taxable"),
             "meta_data": [self._meta("_refunded_item_id", str(original["id"]))],
         }
 

@@ -23,6 +23,7 @@ from app.sandbox.woocommerce.core import (
     Fault,
     JsonDict,
     RecordedRequest,
+    currency_symbol,
     money,
     parse_gmt,
     wc_dates,
@@ -55,8 +56,11 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         ping_on_create: bool = True,
         http_client: httpx.AsyncClient | None = None,
         seed_catalog: bool = True,
+        woocommerce_version: str = WC_VERSION,
     ) -> None:
         self.url = url
+        # 10.0 and later round each rate's share of a line's tax to `dp` decimals on the wire (precision.py).
+        self.woocommerce_version = woocommerce_version
         self.consumer_key = consumer_key or f"ck_{secrets.token_hex(20)}"
         self.consumer_secret = consumer_secret or f"cs_{secrets.token_hex(20)}"
         self.key_permissions = key_permissions
@@ -170,7 +174,7 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
             "parent_id": 0,
             "status": "pending",
             "currency": self.currency,
-            "version": WC_VERSION,
+            "version": self.woocommerce_version,
             "prices_include_tax": self.prices_include_tax,
             "date_created": None,
             "date_modified": None,
@@ -211,6 +215,7 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
             "date_modified_gmt": None,
             "date_completed_gmt": None,
             "date_paid_gmt": None,
+            "currency_symbol": currency_symbol(self.currency),
         }
 
     def _fill_line_ids(self, order: JsonDict) -> None:
@@ -224,6 +229,8 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
                         meta["id"] = self._meta("", None)["id"]
         for item in order["line_items"]:
             fill_line_item(item)
+        for shipping in order["shipping_lines"]:
+            shipping.setdefault("tax_status", "taxable")
 
     # ------------------------------------------------------------------ products and taxes
 

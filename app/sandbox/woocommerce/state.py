@@ -24,6 +24,7 @@ from app.sandbox.woocommerce.core import (
     money,
     wc_dates,
 )
+from app.sandbox.woocommerce.precision import DEFAULT_DP, with_precision
 
 _EDITABLE_STATUSES = frozenset({"pending", "on-hold", "auto-draft", "checkout-draft"})
 
@@ -60,6 +61,7 @@ class ShopState:
     """The records and switches of one fake shop, and the helpers its parts share."""
 
     url: str
+    woocommerce_version: str
     consumer_key: str
     consumer_secret: str
     key_permissions: Literal["read", "write", "read_write"]
@@ -141,9 +143,9 @@ class ShopState:
             links["up"] = [{"href": f"{base}/{order['parent_id']}"}]
         return links
 
-    def order_view(self, order_id: int) -> JsonDict:
-        """The order exactly as `GET /orders/{id}` (and an order webhook) shows it right now."""
-        order = dict(self._order(order_id))
+    def order_view(self, order_id: int, *, dp: int = DEFAULT_DP) -> JsonDict:
+        """The order exactly as `GET /orders/{id}?dp=…` (and an order webhook) shows it right now."""
+        order = with_precision(self._order(order_id), version=self.woocommerce_version, dp=dp)
         order["_links"] = self._order_links(order)
         return order
 
@@ -211,7 +213,7 @@ def fill_line_item(item: JsonDict) -> None:
     item.setdefault("taxes", [])
     item.setdefault("sku", "")
     item.setdefault("price", php_price(Decimal(item["total"]), int(item["quantity"])))
-    item.setdefault("image", {"id": 0, "src": ""})
+    item.setdefault("image", {"id": "", "src": ""})  # no image: an empty string, not 0
     item.setdefault("parent_name", None)
 
 

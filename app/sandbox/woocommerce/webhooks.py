@@ -20,7 +20,6 @@ import httpx
 
 from app.sandbox.woocommerce.core import (
     SHOP_TIMEZONE,
-    WC_VERSION,
     WP_VERSION,
     Delivery,
     JsonDict,
@@ -161,7 +160,7 @@ class ShopWebhooks(ShopState):
 
     @property
     def user_agent(self) -> str:
-        return f"WooCommerce/{WC_VERSION} Hookshot (WordPress/{WP_VERSION})"
+        return f"WooCommerce/{self.woocommerce_version} Hookshot (WordPress/{WP_VERSION})"
 
     def _delivery_id(self, webhook_id: int) -> str:
         # wp_hash(id . time()): same webhook in the same second → same id, as in WooCommerce.

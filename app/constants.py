@@ -24,6 +24,12 @@ REFERENCE_CACHE_KEY: Final = "woobird:moneybird:reference"
 CONTACT_LOCK_PREFIX: Final = "woobird:lock:contact:"
 ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
 ALERT_SENT_PREFIX: Final = "woobird:alert:"
+# Signing in to /admin (app/admin/login_guard.py): failures per client and in all, lockouts,
+# and the sessions signed out before they expired.
+ADMIN_LOGIN_FAILURES_PREFIX: Final = "woobird:admin:login-failures:"
+ADMIN_LOGIN_FAILURES_ALL: Final = "woobird:admin:login-failures"
+ADMIN_LOGIN_LOCK_PREFIX: Final = "woobird:admin:login-lock:"
+ADMIN_SESSION_REVOKED_PREFIX: Final = "woobird:admin:signed-out:"
 # The set-up wizard: WooCommerce app authorizations (pending, then their outcome), Moneybird OAuth
 # states, its background tasks; and the lock one OAuth token refresh holds across processes.
 SETUP_SHOP_PENDING_PREFIX: Final = "woobird:setup:wc-auth:pending:"

@@ -286,6 +286,14 @@ class Settings(BaseSettings):
         "after this + 10 s.",
     )
 
+    # After booking
+    order_changes: Literal["report", "rebook"] = Field(
+        "report",
+        description="An order changed in the shop after its invoice was booked: report it (dashboard, "
+        "status, alert), or rebook it — credit the invoice in full and book the order as it is now; see "
+        "After booking.",
+    )
+
     # Infrastructure
     redis_url: str = Field(
         "redis://localhost:6379/0",

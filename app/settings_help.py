@@ -31,6 +31,7 @@ SECTIONS: Final[dict[str, str]] = {
     "WOOCOMMERCE_URL": "WooCommerce",
     "MONEYBIRD_API_TOKEN": "Moneybird",
     "SYNC_ORDER_STATUSES": "What gets booked",
+    "ORDER_CHANGES": "After booking",
     "REDIS_URL": "Infrastructure",
     "ALERT_WEBHOOK_URL": "Alerts (optional)",
     "WOOBIRD_SANDBOX": "Sandbox",

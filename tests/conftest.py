@@ -32,6 +32,7 @@ WEBHOOK_SECRET = "test-webhook-0R0fiU_5c8SZfL6DQRRsvKCPVXCwEUNj"
 ADMIN_TOKEN = "test-admin-9ZtmHFi8_ZnDiw83Yb_vq4dhmXUZ_cA5"
 TABLES = (
     "findings",
+    "rebookings",
     "ledger_events",
     "refunds",
     "contacts",

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from app.db import Base, create_engine
 from app.settings import normalise_database_url
-from app.sync import findings, ledger  # noqa: F401  (registers the tables on Base.metadata)
+from app.sync import findings, ledger, rebook  # noqa: F401  (registers the tables on Base.metadata)
 
 
 def _differences(connection: Connection) -> list[Any]:

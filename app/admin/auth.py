@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +27,7 @@ from app.settings import Settings
 COOKIE_NAME = "woobird_admin"
 COOKIE_PATH = "/admin"
 SESSION_SECONDS = 12 * 3600
+SESSION_ID_BYTES = 16
 COOKIE_KEY_SALT = b"woobird admin cookie"
 # Query parameters that look like someone pasting a credential into a URL.
 QUERY_CREDENTIALS = frozenset({"token", "admin_token", "access_token"})
@@ -34,9 +36,10 @@ QUERY_CREDENTIALS = frozenset({"token", "admin_token", "access_token"})
 class LoginRequired(Exception):
     """No credentials, or wrong ones: answered with 401 and the login form."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, guess: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.guess = guess  # a wrong token was tried: counted by the login guard
 
 
 class TokenInQuery(Exception):
@@ -66,23 +69,41 @@ def _sign(settings: Settings, purpose: str) -> str:
     return hmac.new(_cookie_key(_token(settings)), purpose.encode(), hashlib.sha256).hexdigest()
 
 
-def session_cookie(settings: Settings, *, issued: int | None = None) -> str:
+def session_cookie(settings: Settings, *, issued: int | None = None, session_id: str | None = None) -> str:
+    """`<issued>.<session id>.<mac>`: the id lets one session be signed out (app/admin/login_guard)."""
     issued = int(time.time()) if issued is None else issued
-    return f"{issued}.{_sign(settings, f'woobird-admin-session:{issued}')}"
+    session_id = secrets.token_hex(SESSION_ID_BYTES) if session_id is None else session_id
+    return f"{issued}.{session_id}.{_sign(settings, f'woobird-admin-session:{issued}:{session_id}')}"
+
+
+def session_parts(value: str) -> tuple[int, str] | None:
+    """The issue time and session id of a well-formed cookie value (not yet verified)."""
+    issued_text, _, rest = value.partition(".")
+    session_id, _, _ = rest.partition(".")
+    # ASCII digits of a Unix time only: int() refuses "²" and a 5 000-digit number with a ValueError.
+    if not (issued_text.isascii() and issued_text.isdigit() and len(issued_text) <= 12):
+        return None
+    if len(session_id) != 2 * SESSION_ID_BYTES or not all(c in "0123456789abcdef" for c in session_id):
+        return None
+    return int(issued_text), session_id
 
 
 def valid_session(settings: Settings, value: str, *, now: float | None = None) -> bool:
-    if not _token(settings):
+    parts = session_parts(value)
+    if not _token(settings) or parts is None:
         return False
-    issued_text, _, _ = value.partition(".")
-    # ASCII digits of a Unix time only: int() refuses "²" and a 5 000-digit number with a ValueError.
-    if not (issued_text.isascii() and issued_text.isdigit() and len(issued_text) <= 12):
-        return False
-    issued = int(issued_text)
+    issued, session_id = parts
     now = time.time() if now is None else now
     if not (now - SESSION_SECONDS <= issued <= now + 60):
         return False
-    return hmac.compare_digest(value.encode(), session_cookie(settings, issued=issued).encode())
+    expected = session_cookie(settings, issued=issued, session_id=session_id)
+    return hmac.compare_digest(value.encode(), expected.encode())
+
+
+def session_seconds_left(value: str, *, now: float | None = None) -> int:
+    parts = session_parts(value)
+    now = time.time() if now is None else now
+    return max(1, int(parts[0] + SESSION_SECONDS - now)) if parts else 1
 
 
 def csrf_token(settings: Settings, session: str) -> str:
@@ -113,7 +134,7 @@ def authenticate(request: Request, settings: Settings) -> Admin:
     if header:
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not token_matches(settings, given):
-            raise LoginRequired("the Authorization header does not carry the admin token")
+            raise LoginRequired("the Authorization header does not carry the admin token", guess=True)
         return Admin(via="header", session=None)
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie is None:

@@ -31,11 +31,22 @@ from app.admin.auth import (
     is_https,
     refuse_query_token,
     session_cookie,
+    session_parts,
+    session_seconds_left,
     token_matches,
     valid_csrf,
 )
+from app.admin.login_guard import (
+    TooManyFailures,
+    client_key,
+    record_failure,
+    record_success,
+    refuse_if_locked_out,
+    sign_out,
+    signed_out,
+)
 from app.alerts import parse_moment
-from app.deps import AppState, AppStateDep, SettingsDep
+from app.deps import AppState, AppStateDep
 from app.health import readiness
 from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report
@@ -80,8 +91,11 @@ def _page(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
 ) -> Response:
     settings: Settings = request.app.state.woobird.settings
-    values = {"sandbox": settings.woobird_sandbox, "admin": None, "csrf": ""}
+    values: dict[str, Any] = {"sandbox": settings.woobird_sandbox, "admin": None, "csrf": ""}
     values.update(context or {})
+    admin = values["admin"]
+    if isinstance(admin, Admin) and not values["csrf"]:
+        values["csrf"] = admin.csrf(settings)  # every page's Sign out form needs it
     return TEMPLATES.TemplateResponse(request, name, values, status_code=status_code)
 
 
@@ -105,6 +119,16 @@ def _token_in_query(request: Request) -> Response:
     return _page(request, "login.html", {"error": reason}, status_code=400)
 
 
+def _too_many_failures(request: Request, refusal: TooManyFailures) -> Response:
+    reason = str(refusal)
+    if _wants_json(request):
+        response: Response = JSONResponse({"detail": reason}, status_code=429)
+    else:
+        response = _page(request, "login.html", {"error": reason}, status_code=429)
+    response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 def _problem(request: Request, message: str, *, status_code: int) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code=status_code)
@@ -124,6 +148,8 @@ class AdminRoute(APIRoute):
                 response = _token_in_query(request)
             except LoginRequired as exc:
                 response = _login_required(request, exc.reason)
+            except TooManyFailures as refusal:
+                response = _too_many_failures(request, refusal)
             except HTTPException as exc:
                 response = _problem(request, str(exc.detail), status_code=exc.status_code)
             for name, value in _SECURITY_HEADERS.items():
@@ -136,8 +162,30 @@ class AdminRoute(APIRoute):
 router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
 
 
-def require_admin(request: Request, settings: SettingsDep) -> Admin:
-    return authenticate(request, settings)
+async def admin_of(request: Request, state: AppState) -> Admin:
+    """`authenticate` with what Redis knows: a locked-out client, a wrong token counted, a session
+    that was signed out."""
+    client = _client(request)
+    if request.headers.get("authorization"):
+        await refuse_if_locked_out(state.redis, client)
+    try:
+        admin = authenticate(request, state.settings)
+    except LoginRequired as exc:
+        if exc.guess:
+            await record_failure(state, client)
+        raise
+    parts = session_parts(admin.session) if admin.session else None
+    if parts is not None and await signed_out(state.redis, parts[1]):
+        raise LoginRequired("this session was signed out: sign in again")
+    return admin
+
+
+async def require_admin(request: Request, state: AppStateDep) -> Admin:
+    return await admin_of(request, state)
+
+
+def _client(request: Request) -> str:
+    return client_key(request.client.host if request.client else None)
 
 
 AdminDep = Annotated[Admin, Depends(require_admin)]
@@ -176,14 +224,18 @@ async def login_form(request: Request) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request, settings: SettingsDep, token: Annotated[str, Form()] = "") -> Response:
+async def login(request: Request, state: AppStateDep, token: Annotated[str, Form()] = "") -> Response:
     refuse_query_token(request)
-    if not token_matches(settings, token):
+    client = _client(request)
+    await refuse_if_locked_out(state.redis, client)  # before the token is compared, even the right one
+    if not token_matches(state.settings, token):
+        await record_failure(state, client)
         return _login_required(request, "that is not the admin token")
+    await record_success(state.redis, client)
     response = RedirectResponse("/admin", status_code=303)
     response.set_cookie(
         COOKIE_NAME,
-        session_cookie(settings),
+        session_cookie(state.settings),
         max_age=SESSION_SECONDS,
         path=COOKIE_PATH,
         httponly=True,
@@ -194,7 +246,18 @@ async def login(request: Request, settings: SettingsDep, token: Annotated[str, F
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
+async def logout(
+    request: Request, admin: AdminDep, state: AppStateDep, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    if not valid_csrf(state.settings, admin, csrf):
+        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+    parts = session_parts(admin.session) if admin.session else None
+    if parts is not None:
+        # The cookie stays valid until it expires unless it is written down as signed out.
+        try:
+            await sign_out(state.redis, parts[1], seconds_left=session_seconds_left(admin.session or ""))
+        except Exception as exc:
+            raise HTTPException(503, "could not sign the session out: Redis is unreachable") from exc
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(
         COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="strict", secure=is_https(request)

@@ -17,12 +17,12 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
-from app.admin.auth import Admin, LoginRequired, authenticate, is_https, valid_csrf
-from app.admin.routes import AdminDep, AdminRoute, page
+from app.admin.auth import Admin, LoginRequired, is_https, valid_csrf
+from app.admin.routes import AdminDep, AdminRoute, admin_of, page
 from app.checks import Checker
 from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
-from app.deps import AppState, AppStateDep, SettingsDep
+from app.deps import AppState, AppStateDep
 from app.health import readiness
 from app.settings import Settings
 from app.settings_store import masked, write_settings
@@ -111,14 +111,14 @@ def _next(state: AppState) -> RedirectResponse:
     return RedirectResponse(f"/admin/setup/{_wizard(state).next_step()}", status_code=303)
 
 
-async def _returning_admin(request: Request, settings: SettingsDep) -> Admin | None:
+async def _returning_admin(request: Request, state: AppStateDep) -> Admin | None:
     """The admin coming back from the shop's or Moneybird's page, if the browser sent the session.
 
     The session cookie is SameSite=Strict, so a navigation started on another site arrives without
     it: such a request gets a page that reloads itself, and that reload, started on woobird's own
     page, carries the cookie (`_bounce`)."""
     try:
-        return authenticate(request, settings)
+        return await admin_of(request, state)
     except LoginRequired:
         if request.query_params.get("bounced"):
             raise

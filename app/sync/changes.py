@@ -3,7 +3,7 @@
 Every version of a booked order the booking job sees — each webhook delivery and each order a
 reconciliation pass lists — is compared with what its invoice booked (app.sync.fingerprint). A
 difference becomes an `order_changed` finding (dashboard, `woobird status`, one alert); the order
-changing back resolves it.
+changing back resolves it. With ORDER_CHANGES=rebook the order is then rebooked (app.sync.rebook).
 """
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ def change_subject(order_id: int, digest: str) -> str:
     return f"order:{order_id}:{digest}"
 
 
-async def compare_with_booked(services: Services, record: OrderRecord, order: Order) -> str | None:
-    """Compare a booked order with what its invoice booked; the new fingerprint when it changed."""
+async def compare_with_booked(
+    services: Services, record: OrderRecord, order: Order, *, then: str
+) -> str | None:
+    """Compare a booked order with what its invoice booked; the new fingerprint when it changed.
+
+    `then` says what happens next, for the finding: left alone, rebooked, or why not rebooked.
+    """
     version, digest = version_of(services, order)
     if record.fingerprint is None:
         # Booked before woobird kept fingerprints: this version is the best record of what was booked.
@@ -60,7 +65,6 @@ async def compare_with_booked(services: Services, record: OrderRecord, order: Or
         )
         return None
     what = "; ".join(differences(json.loads(record.booked_version or "{}"), version)) or "its details"
-    then = "the invoice still has the booked figures: correct it in Moneybird"
     subject = change_subject(record.order_id, digest)
     await note(
         services,

@@ -121,6 +121,8 @@ class OrderRecord(Base):
     # What the invoice booked (app.sync.fingerprint): the order version as JSON, and its digest.
     booked_version: Mapped[str | None] = mapped_column(Text, default=None)
     fingerprint: Mapped[str | None] = mapped_column(String(32), default=None)
+    # 1 for the first invoice; each rebooking (app.sync.rebook) books the next version.
+    invoice_version: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
     failure_kind: Mapped[str | None] = mapped_column(String(16), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -149,6 +151,8 @@ class RefundRecord(Base):
     credit_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
     credit_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
     payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The order's invoice when the refund was credited: after a rebooking, the new one.
+    credited_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
     error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -29,7 +29,7 @@ from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.moneybird.models import ContactCreate
-from app.sync import ledger
+from app.sync import ledger, rebook
 from app.sync.booking import (
     INVOICE_STEPS,
     BookingFailed,
@@ -42,7 +42,8 @@ from app.sync.booking import (
     write_down,
 )
 from app.sync.changes import booked_columns, compare_with_booked, version_of
-from app.sync.intake import qualify
+from app.sync.findings import FindingKind, resolve
+from app.sync.intake import Qualification, qualify
 from app.sync.ledger import OrderRecord, OrderState, Step
 from app.sync.products import load_catalogue
 from app.sync.refunds import queue_refunds
@@ -86,18 +87,32 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         JOBS.labels(kind="order", outcome="failed").inc()
         return OrderState.FAILED
     record = await _record_for(services, order)
-    if record.state == OrderState.BOOKED:
-        await compare_with_booked(services, record, order)
-        await queue_refunds(services, order=order)
-        return OrderState.BOOKED
     since = EARLIEST if record.backfilled else await _since(services)
     verdict = qualify(order, statuses=services.settings.sync_order_statuses, since=since)
+    rebooking = await rebook.active(services, order_id)
+    if record.state == OrderState.BOOKED and rebooking is None:
+        rebooking = await _seen_booked(services, record, order, verdict=verdict)
+        if rebooking is None:
+            await queue_refunds(services, order=order)
+            return OrderState.BOOKED
+    if rebooking is not None:
+        try:
+            await rebook.credit_old_invoice(services, rebooking, order_number=record.order_number)
+        except BookingFailed as exc:
+            await rebook.failed(services, order_id, message=str(exc))
+            old = rebooking.old_invoice_number or rebooking.old_invoice_id
+            await _fail(
+                services, order_id, BookingFailed(f"rebooking stopped crediting {old}: {exc}", kind=exc.kind)
+            )
+            JOBS.labels(kind="order", outcome="failed").inc()
+            return OrderState.FAILED
+        record = await _load(services, order_id)
     if not verdict.ok and record.step is None:
         state = OrderState.BEFORE_SINCE if verdict.before_since else OrderState.SKIPPED
         await _finish(services, order_id, state=state, message=verdict.reason)
         return state
     try:
-        plan = await _plan(services, order)
+        plan = rebook.versioned(await _plan(services, order), record, today=rebook.today(services))
         await _start(services, record, order=order, plan=plan, reason=reason)
         invoice = await _book(services, order_id=order_id, plan=plan)
     except BookingFailed as exc:
@@ -119,6 +134,25 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
     )
     await queue_refunds(services, order=order)
     return OrderState.BOOKED
+
+
+async def _seen_booked(
+    services: Services, record: OrderRecord, order: Order, *, verdict: Qualification
+) -> rebook.Rebooking | None:
+    """A booked order seen again: compare it with what was booked; a rebooking when it is due."""
+    rebooks = services.settings.order_changes == "rebook"
+    if not rebooks:
+        then = (
+            "the invoice still has the booked figures: correct it in Moneybird, or set ORDER_CHANGES=rebook"
+        )
+    elif verdict.ok:
+        then = "woobird credits that invoice in full and books the order as it is now (ORDER_CHANGES=rebook)"
+    else:
+        then = f"it is not rebooked while it does not qualify: {verdict.reason}"
+    changed = await compare_with_booked(services, record, order, then=then)
+    if changed is None or not rebooks or not verdict.ok:
+        return None
+    return await rebook.start(services, record, fingerprint=changed)
 
 
 async def _since(services: Services) -> datetime:
@@ -313,23 +347,29 @@ async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoic
         message += "; VAT differs from the shop's: " + ", ".join(
             f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences
         )
-    await write_down(
-        services,
-        order_id=order.id,
-        event="booked",
-        message=message,
-        state=OrderState.BOOKED.value,
-        step=Step.PAID.value,
-        invoice_id=invoice.id,
-        invoice_number=number_of(invoice),
-        invoice_url=getattr(invoice, "url", None),
-        invoice_total=invoice.total_price_incl_tax,
-        vat_report=json.dumps(report),
-        error=None,
-        failure_kind=None,
-        booked_at=ledger.utcnow(),
-        **booked_columns(*version_of(services, order)),
-    )
+    async with transaction(services.sessions) as session:
+        record = await ledger.get_order(session, order.id)
+        await ledger.update_order(
+            session,
+            order.id,
+            state=OrderState.BOOKED.value,
+            step=Step.PAID.value,
+            invoice_id=invoice.id,
+            invoice_number=number_of(invoice),
+            invoice_url=getattr(invoice, "url", None),
+            invoice_total=invoice.total_price_incl_tax,
+            vat_report=json.dumps(report),
+            error=None,
+            failure_kind=None,
+            booked_at=ledger.utcnow(),
+            **booked_columns(*version_of(services, order)),
+        )
+        await ledger.add_event(session, order_id=order.id, step="booked", message=message)
+        rebooked = await rebook.mark_booked(session, record, invoice=invoice) if record is not None else None
+        if rebooked:
+            await ledger.add_event(session, order_id=order.id, step="rebooked", message=rebooked)
+    if rebooked:
+        await resolve(services, kind=FindingKind.ORDER_CHANGED, order_id=order.id, resolution=rebooked)
 
 
 async def _fail(services: Services, order_id: int, failure: BookingFailed) -> None:

@@ -251,7 +251,7 @@ async def book_refund(services: Services, *, order_id: int, refund_id: int, reas
     except BookingFailed as failure:
         await _fail(services, order_id=order_id, refund_id=refund_id, failure=failure)
         return RefundState.FAILED.value
-    state = await _booked(services, plan=plan, credit=credit)
+    state = await _booked(services, plan=plan, credit=credit, against=order_record)
     JOBS.labels(kind="refund", outcome="booked").inc()
     log.info(
         "refund credited",
@@ -361,10 +361,11 @@ async def _contact_id(services: Services, order_record: OrderRecord) -> str:
 # ── outcome ──────────────────────────────────────────────────────────────────────────────────
 
 
-async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice) -> str:
+async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice, against: OrderRecord) -> str:
     how = "through the payment method" if plan.refunded_payment else "by hand"
     message = (
-        f"credited as {number_of(credit)}, total {credit.total_price_incl_tax}; refunded {how}, "
+        f"credited as {number_of(credit)} against invoice {against.invoice_number or against.invoice_id}, "
+        f"total {credit.total_price_incl_tax}; refunded {how}, "
         f"settled as a payment of {credit.total_price_incl_tax} on {plan.invoice_date}"
     )
     if plan.spread:
@@ -376,6 +377,7 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice) -> s
         "credit_invoice_id": credit.id,
         "credit_invoice_number": number_of(credit),
         "credit_total": credit.total_price_incl_tax,
+        "credited_invoice_id": against.invoice_id,
         "error": None,
         "booked_at": ledger.utcnow(),
         "updated_at": ledger.utcnow(),

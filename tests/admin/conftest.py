@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -70,3 +71,10 @@ async def client(settings: Settings, redis: ArqRedis, seeded: object) -> AsyncIt
 async def sign_in(client: httpx.AsyncClient, settings: Settings) -> None:
     response = await client.post("/admin/login", data={"token": settings.admin_token.get_secret_value()})
     assert response.status_code == 303, response.text
+
+
+def logout_csrf(page: str) -> str:
+    """The CSRF token of the Sign out form on a dashboard page."""
+    match = re.search(r'action="/admin/logout"><input type="hidden" name="csrf" value="([0-9a-f]+)"', page)
+    assert match, "no Sign out form with a CSRF token on the page"
+    return match[1]

@@ -14,7 +14,7 @@ from app.admin.auth import COOKIE_NAME, SESSION_SECONDS, session_cookie, valid_s
 from app.logs import ScrubRecords
 from app.settings import Settings
 from app.tokens import new_token
-from tests.admin.conftest import BOOKED_ID, FAILED_ID, sign_in
+from tests.admin.conftest import BOOKED_ID, FAILED_ID, logout_csrf, sign_in
 from tests.conftest import ADMIN_TOKEN, make_settings
 
 PAGES = ["/admin", f"/admin/orders/{FAILED_ID}", f"/admin/orders/{BOOKED_ID}", "/admin/report?month=2026-11"]
@@ -188,8 +188,9 @@ async def test_cookie_is_secure_behind_an_https_proxy(client: httpx.AsyncClient,
 
 async def test_logout_ends_the_session(client: httpx.AsyncClient, settings: Settings) -> None:
     await sign_in(client, settings)
-    assert (await client.get("/admin")).status_code == 200
-    response = await client.post("/admin/logout")
+    page = await client.get("/admin")
+    assert page.status_code == 200
+    response = await client.post("/admin/logout", data={"csrf": logout_csrf(page.text)})
     assert response.status_code == 303
     assert (await client.get("/admin")).status_code == 401
 

@@ -128,6 +128,7 @@ async def test_retry_that_cannot_be_queued_leaves_the_order_failed(
     await redis.aclose()
     app_redis = client._transport.app.state.woobird.redis  # type: ignore[attr-defined]
     await app_redis.connection_pool.disconnect()
+    app_redis.connection_pool.reset()  # signing in used a connection: forget it, not just close it
     app_redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
 
     response = await client.post(f"/admin/orders/{FAILED_ID}/retry", data={"csrf": csrf})

@@ -1,0 +1,150 @@
+"""What an invoice plan is: its lines, the options it follows, the refusal when there is none,
+the words it puts on the invoice, and the working state (`PlanContext`) while `plan.py` makes one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from app.invoicing.contact import PlanContact
+from app.invoicing.moneybird_arithmetic import Rounding, predict_totals
+from app.invoicing.reference import TaxRate
+from app.invoicing.vat import OrderVat, RateBook, Treatment
+from app.settings import Settings
+from app.woocommerce.models import Order
+
+LineKind = Literal["product", "shipping", "fee", "discount", "rounding", "vat_correction"]
+
+# Words on the invoice; the customer and the bookkeeper read Dutch.
+SHIPPING_PREFIX = "Verzending: "
+DISCOUNT_LABEL = "Korting"
+SURCHARGE_LABEL = "Prijscorrectie"
+FEE_FALLBACK = "Toeslag"
+ROUNDING_LABEL = "Afronding (verschil met ordertotaal)"
+VAT_CORRECTION_LABEL = "Btw-afronding"
+VAT_COUNTER_LABEL = "Btw-afronding, tegenboeking"
+
+DEFAULT_VAT_NUMBER_META_KEYS: tuple[str, ...] = tuple(
+    Settings.model_fields["woocommerce_vat_number_meta_keys"].default
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLine:
+    description: str
+    quantity: Decimal
+    price: Decimal  # unit price including VAT, whole cents
+    tax_rate_id: str
+    ledger_account_id: str | None  # None: Moneybird's default revenue account
+    kind: LineKind
+    product_id: str | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return self.quantity * self.price
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    tax_rate_overrides: Mapping[str, str] = field(default_factory=dict)
+    ledger_account_id: str | None = None
+    shipping_ledger_account_id: str | None = None
+    workflow_id: str | None = None
+    document_style_id: str | None = None
+    exact_vat: bool = False
+    vat_number_meta_keys: tuple[str, ...] = DEFAULT_VAT_NUMBER_META_KEYS
+    timezone: str = "Europe/Amsterdam"
+    # SKU → Moneybird product id, from `woobird products` (lines without a match carry no product).
+    products: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlanOptions:
+        return cls(
+            tax_rate_overrides=dict(settings.moneybird_tax_rates),
+            ledger_account_id=settings.moneybird_ledger_account_id,
+            shipping_ledger_account_id=settings.moneybird_shipping_ledger_account_id,
+            workflow_id=settings.moneybird_workflow_id,
+            document_style_id=settings.moneybird_document_style_id,
+            exact_vat=settings.invoice_exact_vat,
+            vat_number_meta_keys=tuple(settings.woocommerce_vat_number_meta_keys),
+        )
+
+
+class PlanRefused(Exception):
+    """The order cannot be booked as configured. Its text is meant for the bookkeeper."""
+
+    def __init__(self, order_id: int, reason: str, fix: str, *, order_number: str | None = None) -> None:
+        self.order_id = order_id
+        self.order_number = order_number or str(order_id)
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"Order #{self.order_number} was not booked: {reason}. To fix: {fix}.")
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePlan:
+    order_id: int
+    order_number: str
+    reference: str
+    invoice_date: date
+    currency: str
+    prices_are_incl_tax: bool
+    lines: tuple[PlanLine, ...]
+    contact: PlanContact
+    total: Decimal  # what the customer paid: the order total
+    shop_vat: Mapping[str, Decimal]  # Moneybird tax rate id → VAT the shop charged
+    treatment: Treatment
+    workflow_id: str | None
+    document_style_id: str | None
+    payment_date: date
+    payment_reference: str
+    tax_rates: Mapping[str, TaxRate]  # every rate a line uses, by id
+    notes: tuple[str, ...] = ()
+
+    @property
+    def lines_total(self) -> Decimal:
+        return sum((line.total for line in self.lines), Decimal(0))
+
+    def predicted_total(self, rounding: Rounding) -> Decimal:
+        return predict_totals(self, rounding)[0]
+
+    def predicted_vat(self, rounding: Rounding) -> dict[str, Decimal]:
+        return predict_totals(self, rounding)[1]
+
+    def vat_deviation(self, rounding: Rounding) -> dict[str, Decimal]:
+        """Moneybird's VAT minus the shop's, per tax rate id; zero where they agree."""
+        predicted = self.predicted_vat(rounding)
+        rate_ids = dict.fromkeys([*self.shop_vat, *predicted])
+        return {
+            rate_id: predicted.get(rate_id, Decimal(0)) - self.shop_vat.get(rate_id, Decimal(0))
+            for rate_id in rate_ids
+        }
+
+
+@dataclass
+class PlanContext:
+    order: Order
+    vat: OrderVat
+    book: RateBook
+    product_ledger: str | None
+    other_ledger: str | None
+    products: Mapping[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    used_rates: dict[str, TaxRate] = field(default_factory=dict)
+
+    def line(
+        self,
+        description: str,
+        quantity: Decimal,
+        price: Decimal,
+        rate: TaxRate,
+        kind: LineKind,
+        *,
+        product_id: str | None = None,
+    ) -> PlanLine:
+        self.used_rates[rate.id] = rate
+        ledger = self.product_ledger if kind in ("product", "discount") else self.other_ledger
+        return PlanLine(description, quantity, price, rate.id, ledger, kind, product_id)

@@ -60,6 +60,10 @@ audit: $(STAMP)  ## pip-audit the pinned requirements for known vulnerabilities 
 bench: $(STAMP)  ## run the benchmarks in bench/ and print their figures
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+.PHONY: mutation
+mutation: $(STAMP)  ## mutation testing of the core with mutmut, per module (hours; not in test or CI)
+	$(BIN)/python bench/mutation.py $(GROUPS)
+
 .PHONY: clean
 clean:  ## remove the virtualenv and local state
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache woobird.db
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .mutation mutants woobird.db

@@ -116,16 +116,17 @@ def _parse_order(body: bytes) -> OrderHeader:
     """Only what intake decides on is validated here; the worker re-reads the whole order."""
     try:
         return OrderHeader.model_validate_json(body)
-    except RecursionError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is nested too deeply to be an order") from None
     except ValidationError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, _not_an_order(body, exc)) from None
 
 
 def _not_an_order(body: bytes, error: ValidationError) -> str:
+    # pydantic's parser stops at its own depth limit (a ValidationError); Python's stops here.
     try:
         document: Any = json.loads(body)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return "body is nested too deeply to be an order"
+    except ValueError:
         return "body is not JSON"
     if isinstance(document, dict) and "code" in document and "id" not in document:
         # WooCommerce sends its REST error object when the webhook's owner lost access to orders.

@@ -184,6 +184,60 @@ async def test_deeply_nested_json_is_400_not_a_crash(
     body = b'{"id":4242,"meta_data":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
     response = await _post(web, body, signed_headers(body, secret=WEBHOOK_SECRET))
     assert response.status_code == 400
+    assert response.json()["detail"] == "body is nested too deeply to be an order"
+    await _nothing_changed(redis, sessions)
+
+
+# ── JSON that is not an order: the answer says what is wrong ─────────────────────────────────
+
+REST_ERROR = {
+    "code": "woocommerce_rest_cannot_view",
+    "message": "Sorry, you cannot view this resource.",
+    "data": {"status": 401},
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "detail"),
+    [
+        (
+            REST_ERROR,
+            "WooCommerce sent an error instead of an order (woocommerce_rest_cannot_view): "
+            "the user who owns the webhook may not read orders",
+        ),
+        # An order that happens to carry a `code` is judged as an order, not as a REST error.
+        ({**REST_ERROR, "id": "x"}, "body is not an order (bad fields: id, status)"),
+        (
+            {"id": "abc", "status": 7, "refunds": [{"id": 3, "total": "-1.00"}, {"id": 4, "total": "lots"}]},
+            "body is not an order (bad fields: id, status, refunds.1.total)",
+        ),
+        ([1, 2], "body is not an order (bad fields: body)"),
+        (
+            {
+                "id": "a",
+                "number": {},
+                "status": 1,
+                "date_modified_gmt": "x",
+                "date_paid_gmt": "y",
+                "total": [],
+                "refunds": "z",
+            },
+            "body is not an order (bad fields: id, number, status, date_modified_gmt, date_paid_gmt)",
+        ),
+    ],
+    ids=["rest-error", "order-with-code", "bad-fields", "not-an-object", "first-five"],
+)
+async def test_json_that_is_not_an_order_is_400_saying_why(
+    web: httpx.AsyncClient,
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+    document: Any,
+    detail: str,
+) -> None:
+    body = json.dumps(document).encode()
+    response = await _post(web, body, signed_headers(body, secret=WEBHOOK_SECRET))
+    assert response.status_code == 400
+    assert response.json() == {"detail": detail}
     await _nothing_changed(redis, sessions)
 
 

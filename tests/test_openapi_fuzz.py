@@ -113,7 +113,13 @@ def test_random_bytes_never_reach_the_ledger(
 ) -> None:
     base_url, _ = served
     headers = {"content-type": "application/json", "x-wc-webhook-topic": "order.updated"}
-    if signature is not None and signature.isascii() and signature.isprintable():
+    # A header value cannot start or end with whitespace (requests refuses to send " ").
+    if (
+        signature is not None
+        and signature.isascii()
+        and signature.isprintable()
+        and signature.strip() == signature
+    ):
         headers["x-wc-webhook-signature"] = signature
     response = requests.post(f"{base_url}/webhooks/woocommerce", data=body, headers=headers, timeout=5)
     is_ping = body.strip().startswith(b"webhook_id=") and body.strip()[11:].isdigit()

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
 
-from app.constants import QUEUE_NAME, WEBHOOK_PATH
+from app.constants import QUEUE_NAME, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
 from app.main import create_app
 from app.settings import Settings
 from app.sync import ledger
@@ -34,23 +35,36 @@ def test_published_vector_matches_an_independent_hmac() -> None:
     verify(VECTOR_SECRET, VECTOR_BODY, VECTOR_SIGNATURE)
 
 
+MISSING = "the X-WC-Webhook-Signature header is missing"
+NOT_BASE64 = "the signature is not base64"
+MISMATCH = "the signature does not match the body (wrong secret, or the body was altered)"
+
+
 @pytest.mark.parametrize(
     ("secret", "body", "signature", "reason"),
     [
-        (VECTOR_SECRET, VECTOR_BODY, None, "missing"),
-        (VECTOR_SECRET, VECTOR_BODY, "", "missing"),
-        (VECTOR_SECRET, VECTOR_BODY, "not base64 at all!", "not base64"),
-        ("another-secret", VECTOR_BODY, VECTOR_SIGNATURE, "does not match"),
-        (VECTOR_SECRET, VECTOR_BODY + b" ", VECTOR_SIGNATURE, "does not match"),
-        (VECTOR_SECRET, VECTOR_BODY, sign(VECTOR_SECRET, b'{"id":1043}'), "does not match"),
-        ("", VECTOR_BODY, VECTOR_SIGNATURE, "no webhook secret"),
+        (VECTOR_SECRET, VECTOR_BODY, None, MISSING),
+        (VECTOR_SECRET, VECTOR_BODY, "", MISSING),
+        (VECTOR_SECRET, VECTOR_BODY, "not base64 at all!", NOT_BASE64),
+        # The right signature with junk in it: a lenient decoder would drop the junk and accept it.
+        (VECTOR_SECRET, VECTOR_BODY, VECTOR_SIGNATURE[:10] + "!" + VECTOR_SIGNATURE[10:], NOT_BASE64),
+        (VECTOR_SECRET, VECTOR_BODY, VECTOR_SIGNATURE[:10] + "*" + VECTOR_SIGNATURE[10:], NOT_BASE64),
+        ("another-secret", VECTOR_BODY, VECTOR_SIGNATURE, MISMATCH),
+        (VECTOR_SECRET, VECTOR_BODY + b" ", VECTOR_SIGNATURE, MISMATCH),
+        (VECTOR_SECRET, VECTOR_BODY, sign(VECTOR_SECRET, b'{"id":1043}'), MISMATCH),
+        ("", VECTOR_BODY, VECTOR_SIGNATURE, "no webhook secret is configured"),
     ],
 )
 def test_each_signature_failure_is_named(
     secret: str, body: bytes, signature: str | None, reason: str
 ) -> None:
-    with pytest.raises(SignatureError, match=reason):
+    with pytest.raises(SignatureError) as caught:
         verify(secret, body, signature)
+    assert str(caught.value) == reason
+
+
+def test_surrounding_whitespace_in_the_signature_header_is_not_a_failure() -> None:
+    verify(VECTOR_SECRET, VECTOR_BODY, f"  {VECTOR_SIGNATURE}\n")
 
 
 async def _queued(redis: ArqRedis) -> int:
@@ -92,18 +106,58 @@ async def test_bad_signature_is_401_and_records_nothing(
         headers["x-wc-webhook-signature"] = sign("consumer-secret-by-mistake", body)
     else:
         headers["x-wc-webhook-signature"] = sign(WEBHOOK_SECRET, wc_body(order_document(1043)))
-    response = await web.post(WEBHOOK_PATH, content=body, headers=headers)
+    with capture_logs() as logs:
+        response = await web.post(WEBHOOK_PATH, content=body, headers=headers)
     assert response.status_code == 401
+    assert response.json()["detail"] == (MISSING if bad == "missing" else MISMATCH)
     assert await _queued(redis) == 0
     async with sessions() as session:
         assert await ledger.get_order(session, 1042) is None
+    (rejected,) = [entry for entry in logs if entry["event"] == "webhook rejected"]
+    assert rejected["log_level"] == "warning"
+    assert rejected["reason"] == response.json()["detail"]
+    assert rejected["source"] == "https://shop.test/"
 
 
 async def test_oversize_body_is_413(web: httpx.AsyncClient, redis: ArqRedis) -> None:
     body = b'{"id": 1, "padding": "' + b"x" * (1024 * 1024) + b'"}'
     response = await web.post(WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET))
     assert response.status_code == 413
+    assert response.json() == {"detail": "body larger than 1 MiB"}
     assert await _queued(redis) == 0
+
+
+async def test_a_declared_length_over_1_mib_is_refused_before_the_body_is_read(
+    web: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    body = wc_body(order_document(4002))
+    headers = signed_headers(body, secret=WEBHOOK_SECRET) | {
+        "content-length": str(WEBHOOK_MAX_BODY_BYTES + 1)
+    }
+    response = await web.post(WEBHOOK_PATH, content=body, headers=headers)
+    # Had the body been read, its valid signature would have queued it.
+    assert response.status_code == 413
+    assert response.json() == {"detail": "body larger than 1 MiB"}
+    assert await _queued(redis) == 0
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_body_of_exactly_1_mib_is_read(
+    web: httpx.AsyncClient, redis: ArqRedis, chunked: bool
+) -> None:
+    document = order_document(4003)
+    padding = WEBHOOK_MAX_BODY_BYTES - len(wc_body({**document, "customer_note": ""}))
+    body = wc_body({**document, "customer_note": "x" * padding})
+    assert len(body) == WEBHOOK_MAX_BODY_BYTES
+
+    async def stream() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    headers = signed_headers(body, secret=WEBHOOK_SECRET)
+    response = await web.post(WEBHOOK_PATH, content=stream() if chunked else body, headers=headers)
+    assert response.status_code == 202, response.text
+    assert await _queued(redis) == 1
 
 
 async def test_a_chunked_body_over_1_mib_is_413_before_it_is_read_whole(
@@ -121,6 +175,7 @@ async def test_a_chunked_body_over_1_mib_is_413_before_it_is_read_whole(
     headers = signed_headers(body, secret=WEBHOOK_SECRET)
     response = await web.post(WEBHOOK_PATH, content=stream(), headers=headers)
     assert response.status_code == 413
+    assert response.json() == {"detail": "body larger than 1 MiB"}
     assert "content-length" not in {name.lower() for name in response.request.headers}
     # It stopped reading just past the limit: a client cannot make it buffer 4 MiB.
     assert len(sent) * len(chunk) <= 1024 * 1024 + 2 * len(chunk)

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.constants import JOB_RECONCILE
+from tests.examples import examples
 from workers.functions import cron_jobs
 
 START = datetime(2026, 3, 28, 22, 59, 58, tzinfo=UTC)  # near midnight, the hour and a DST change
@@ -39,7 +40,7 @@ def test_an_interval_the_clock_divides_is_kept_exactly(interval: int) -> None:
     assert set(_gaps(interval)) == {interval}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(interval=st.integers(min_value=30, max_value=2 * 24 * 3600))
 def test_no_interval_leaves_longer_than_itself_between_passes(interval: int) -> None:
     gaps = _gaps(interval)

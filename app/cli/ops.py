@@ -31,6 +31,7 @@ from app.constants import QUEUE_NAME
 from app.db import transaction
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference
+from app.money import money
 from app.moneybird.errors import MoneybirdError
 from app.moneybird.reference import load_reference
 from app.queue import enqueue_order
@@ -177,7 +178,8 @@ async def _book_now(settings: Settings, order_id: int) -> str:
 def _print_outcome(order_id: int, state: str, record: OrderRecord | None) -> None:
     if state == OrderState.BOOKED and record is not None:
         number = record.invoice_number or record.invoice_id
-        console.print(f"[green]✓[/] order {order_id} is booked: invoice {number}, {record.invoice_total}")
+        total = "" if record.invoice_total is None else f", {money(record.invoice_total)}"
+        console.print(f"[green]✓[/] order {order_id} is booked: invoice {number}{total}")
     elif record is not None and record.error:
         console.print(f"[bold red]✗[/] order {order_id} is {state}: {record.error}")
     else:

@@ -40,6 +40,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.db import create_engine, migrate, session_factory
+from app.money import money
 from app.preflight import redis_problem
 from app.processes import process_env, start_processes
 from app.sandbox.moneybird import MoneybirdSandbox
@@ -345,6 +346,10 @@ async def wait_until_settled(
         await engine.dispose()
 
 
+def _amount(value: Decimal | None) -> str:
+    return "—" if value is None else money(value)
+
+
 def print_summary(settings: Settings, records: dict[int, OrderRecord], *, order_ids: list[int]) -> None:
     console.rule("[bold magenta]woobird sandbox[/]")
     for order_id in order_ids:
@@ -355,7 +360,7 @@ def print_summary(settings: Settings, records: dict[int, OrderRecord], *, order_
             invoice = record.invoice_number or record.invoice_id
             console.print(
                 f"  [green]✓[/] order {record.order_number}: invoice {invoice}, "
-                f"paid {record.invoice_total} (order total {record.order_total})"
+                f"paid {_amount(record.invoice_total)} (order total {_amount(record.order_total)})"
             )
         else:
             console.print(f"  [red]✗[/] order {record.order_number}: {record.state} — {record.error or ''}")

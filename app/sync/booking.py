@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from app.db import transaction
+from app.money import money
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
 from app.moneybird.models import (
@@ -275,8 +276,8 @@ async def walk(services: Services, entry: Entry, *, plan: BookingPlan, contact_i
         invoice = await _create(services, entry, kind=kind, plan=plan, contact_id=contact_id)
     if invoice.total_price_incl_tax != plan.total:
         raise BookingFailed(
-            f"Moneybird computed {invoice.total_price_incl_tax} {plan.currency} for {entry.noun} "
-            f"{invoice.id} where the shop's figure is {plan.total}; it was left in Moneybird for "
+            f"Moneybird computed {money(invoice.total_price_incl_tax)} {plan.currency} for {entry.noun} "
+            f"{invoice.id} where the shop's figure is {money(plan.total)}; it was left in Moneybird for "
             "inspection — nothing was booked as paid",
             kind="mismatch",
         )
@@ -357,7 +358,7 @@ async def _pay(
             made = invoice.payments[-1]
             await entry.write(
                 event="adopted",
-                message=f"adopted payment {made.id} of {made.price}",
+                message=f"adopted payment {made.id} of {money(made.price)}",
                 step=entry.steps.paid,
                 payment_id=made.id,
             )
@@ -374,7 +375,7 @@ async def _pay(
     )
     await entry.write(
         event="payment",
-        message=f"paid {payment.price} ({payment.id})",
+        message=f"paid {money(payment.price)} ({payment.id})",
         step=entry.steps.paid,
         payment_id=payment.id,
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 from redis.exceptions import LockError
+from sqlalchemy import delete
 
 from app.alerts import alert_order_failed
 from app.constants import CONTACT_LOCK_PREFIX, ORDER_LOCK_PREFIX
@@ -28,6 +29,8 @@ from app.db import transaction
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.metrics import BOOKING_SECONDS, JOBS
+from app.money import money
+from app.moneybird.errors import MoneybirdBadRequest, MoneybirdValidationError
 from app.moneybird.models import ContactCreate
 from app.sync import ledger, rebook
 from app.sync.booking import (
@@ -129,7 +132,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         number=plan.order_number,
         invoice=number_of(invoice),
         invoice_id=invoice.id,
-        total=str(invoice.total_price_incl_tax),
+        total=money(invoice.total_price_incl_tax),
         seconds=round(elapsed, 2),
     )
     await queue_refunds(services, order=order)
@@ -207,11 +210,40 @@ async def _start(
 
 
 async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invoice:
+    entry = InvoiceEntry(services, order_id=order_id)
     with failing_on_refusal("the order"):
         contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
-        return await walk(
-            services, InvoiceEntry(services, order_id=order_id), plan=plan, contact_id=contact_id
+        try:
+            return await walk(services, entry, plan=plan, contact_id=contact_id)
+        except MoneybirdBadRequest as exc:
+            if not _names_the_contact(exc):
+                raise
+        # The contact woobird remembered is gone from Moneybird (deleted by hand): find it anew.
+        await _forget_contact(services, order_id=order_id, contact=plan.contact, contact_id=contact_id)
+        contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
+        return await walk(services, entry, plan=plan, contact_id=contact_id)
+
+
+def _names_the_contact(refusal: MoneybirdBadRequest) -> bool:
+    """Moneybird's 400 for a contact id it does not know: "Contact ID is invalid"."""
+    return "contact_id" in json.dumps(refusal.codes) or "contact id is invalid" in refusal.message.lower()
+
+
+async def _forget_contact(
+    services: Services, *, order_id: int, contact: PlanContact, contact_id: str
+) -> None:
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            delete(ledger.ContactRecord).where(ledger.ContactRecord.contact_id == contact_id)
         )
+        await ledger.update_order(session, order_id, contact_id=None)
+        await ledger.add_event(
+            session,
+            order_id=order_id,
+            step="contact",
+            message=f"contact {contact_id} is gone from Moneybird; finding the customer's contact again",
+        )
+    log.warning("contact gone from Moneybird", order_id=order_id, contact_id=contact_id)
 
 
 class InvoiceEntry(LedgerEntry):
@@ -273,7 +305,9 @@ async def ensure_contact(services: Services, contact: PlanContact) -> tuple[str,
         if email:
             async with transaction(services.sessions) as session:
                 session.add(
-                    ledger.ContactRecord(email=email, contact_id=contact_id, adopted=how == "adopted")
+                    ledger.ContactRecord(
+                        email=email, contact_id=contact_id, adopted=how.startswith("adopted")
+                    )
                 )
         return contact_id, how
     finally:
@@ -295,7 +329,19 @@ async def _adopt_or_create_contact(
         existing = await services.moneybird.contact_by_customer_id(contact.customer_id)
         if existing is not None:
             return existing.id, "adopted"
-    created = await services.moneybird.create_contact(_contact_create(contact))
+    try:
+        created = await services.moneybird.create_contact(_contact_create(contact))
+    except MoneybirdValidationError as exc:
+        # The customer's contact exists but the search does not show it: a bookkeeper archived it.
+        # Its customer_id stays taken, so it is the customer's contact still.
+        existing = (
+            await services.moneybird.contact_by_customer_id(contact.customer_id)
+            if "customer_id" in exc.codes
+            else None
+        )
+        if existing is None:
+            raise
+        return existing.id, "adopted archived" if existing.archived else "adopted"
     return created.id, "created"
 
 
@@ -331,9 +377,9 @@ def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
         report.append(
             {
                 "tax_rate_id": rate_id,
-                "shop": str(shop),
-                "moneybird": str(moneybird),
-                "difference": str(moneybird - shop),
+                "shop": money(shop),
+                "moneybird": money(moneybird),
+                "difference": money(moneybird - shop),
             }
         )
     return report
@@ -342,7 +388,7 @@ def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
 async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoice: Invoice) -> None:
     report = vat_report(plan, invoice)
     differences = [row for row in report if Decimal(row["difference"]) != 0]
-    message = f"booked as {number_of(invoice)}, total {invoice.total_price_incl_tax}"
+    message = f"booked as {number_of(invoice)}, total {money(invoice.total_price_incl_tax)}"
     if differences:
         message += "; VAT differs from the shop's: " + ", ".join(
             f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences

@@ -28,6 +28,7 @@ from app.db import transaction
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.metrics import JOBS
+from app.money import money
 from app.queue import enqueue_refund
 from app.sync import ledger
 from app.sync.booking import (
@@ -153,7 +154,7 @@ async def _insert_refund(session: AsyncSession, *, order_id: int, refund: Refund
             order_id=order_id,
             refund_id=refund.id,
             step="refund",
-            message=f"refund of {refund.amount}: {what}",
+            message=f"refund of {money(refund.amount)}: {what}",
         )
 
 
@@ -259,7 +260,7 @@ async def book_refund(services: Services, *, order_id: int, refund_id: int, reas
         refund_id=refund_id,
         credit=number_of(credit),
         credit_id=credit.id,
-        total=str(credit.total_price_incl_tax),
+        total=money(credit.total_price_incl_tax),
         seconds=round(time.perf_counter() - started, 2),
     )
     return state
@@ -365,12 +366,12 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice, agai
     how = "through the payment method" if plan.refunded_payment else "by hand"
     message = (
         f"credited as {number_of(credit)} against invoice {against.invoice_number or against.invoice_id}, "
-        f"total {credit.total_price_incl_tax}; refunded {how}, "
-        f"settled as a payment of {credit.total_price_incl_tax} on {plan.invoice_date}"
+        f"total {money(credit.total_price_incl_tax)}; refunded {how}, "
+        f"settled as a payment of {money(credit.total_price_incl_tax)} on {plan.invoice_date}"
     )
     if plan.spread:
         message += "; amount-only refund spread over the VAT rates: " + ", ".join(
-            f"{plan.tax_rates[rate_id].name} {part}" for rate_id, part in plan.spread.items()
+            f"{plan.tax_rates[rate_id].name} {money(part)}" for rate_id, part in plan.spread.items()
         )
     values = {
         "step": RefundStep.PAID.value,

@@ -63,6 +63,9 @@ pytestmark = pytest.mark.chaos
 ORDERS = int(os.environ.get("CHAOS_ORDERS", "200"))
 DEADLINE_SECONDS = float(os.environ.get("CHAOS_DEADLINE_SECONDS", "300"))
 SEED = int(os.environ.get("CHAOS_SEED") or random.randrange(10**6))
+# The seed decides every order, fate, duplicate, refund and shuffle (tests/chaos/test_rig.py);
+# the timing of the real processes is the machine's.
+REPRODUCE = f"reproduce with CHAOS_SEED={SEED} CHAOS_ORDERS={ORDERS} .venv/bin/pytest -m chaos -s"
 MONEYBIRD_TIMEOUT_SECONDS = 2.0
 REFERENCE_PREFIX = "WooCommerce #"
 
@@ -341,6 +344,8 @@ def _check_logs(run: Run, secrets_: Secrets, logs: str) -> list[str]:
 @pytest.mark.timeout(DEADLINE_SECONDS + 120)
 async def test_nothing_lost_nothing_doubled_under_chaos(tmp_path: Path, postgres_url: str) -> None:
     # `postgres_url` skips (or fails on CI) without PostgreSQL; the run makes a database of its own.
+    # First, so that a run that dies half-way still says how to run it again (pytest shows it).
+    print(f"chaos seed {SEED}: {REPRODUCE}")
     rng = random.Random(SEED)
     secrets_ = Secrets()
     since = now_utc() - timedelta(days=2)
@@ -420,7 +425,7 @@ async def test_nothing_lost_nothing_doubled_under_chaos(tmp_path: Path, postgres
         + _check_failures(orders, refunds, logs)
         + _check_logs(run, secrets_, logs)
     )
-    assert not problems, f"seed {SEED}: {len(problems)} problems:\n" + "\n".join(problems[:40])
+    assert not problems, f"seed {SEED} ({REPRODUCE}): {len(problems)} problems:\n" + "\n".join(problems[:40])
 
 
 def _report(run: Run, orders: list[OrderRecord], refunds: list[RefundRecord], logs: str) -> None:

@@ -40,12 +40,13 @@ from app.sandbox.woocommerce.cart import (
 from app.sandbox.woocommerce.checkout import build_order
 from app.sync.documents import sales_invoice_body
 from app.woocommerce.models import Order
+from tests.examples import examples
 
 T = TypeVar("T")
 NOW = datetime(2025, 6, 1, 10, tzinfo=UTC)
 CENT = Decimal("0.01")
 SETTINGS = settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

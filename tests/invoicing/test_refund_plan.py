@@ -15,6 +15,7 @@ from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit, sp
 from app.sandbox.administration import SALES_0, SALES_9, SALES_21, sandbox_reference
 from app.woocommerce.models import Order, Refund
 from tests import recorded
+from tests.examples import examples
 from tests.invoicing.reference_carts import order_document
 
 CENT = Decimal("0.01")
@@ -139,7 +140,7 @@ weights = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(amount=amounts, shares=weights)
 def test_the_spread_adds_up_exactly_and_each_part_is_within_a_cent(
     amount: Decimal, shares: dict[str, Decimal]
@@ -153,7 +154,7 @@ def test_the_spread_adds_up_exactly_and_each_part_is_within_a_cent(
         assert abs(part - amount * shares[key] / whole) < CENT
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(cents=st.integers(min_value=1, max_value=5541))
 def test_any_amount_only_refund_of_a_mixed_order_credits_exactly_under_both_roundings(cents: int) -> None:
     amount = Decimal(cents) * CENT

@@ -20,7 +20,8 @@ from tests.moneybird.conftest import ADMINISTRATION_ID, BASE_URL, MONEYBIRD_TEST
 LIMIT = 10
 WINDOW = 1.0
 # Enough margin for this machine's scheduling jitter. How much of the rate the limiter uses is a
-# benchmark (bench/bench_ratelimit.py); these tests check that it is never exceeded.
+# benchmark (bench/bench_ratelimit.py); these tests check that it is never exceeded, and
+# test_a_slot_frees_one_window_and_the_margin_after_the_oldest_grant that no slot is held longer.
 SAFETY = 0.03
 
 
@@ -57,8 +58,6 @@ async def test_three_workers_never_exceed_the_rate(connections: list[Redis]) -> 
     await asyncio.gather(*(worker(limiter) for limiter in limiters for _ in range(3)))
 
     assert _max_in_any_window(stamps, WINDOW) <= LIMIT
-    # Every window after the first was used (how fully is bench/bench_ratelimit.py's figure).
-    assert len(stamps) > 3 * LIMIT
 
 
 _PROCESS = """
@@ -109,7 +108,6 @@ async def test_three_processes_share_one_limit(mb_redis: Redis) -> None:
 
     assert all(per_process), "every process got slots"
     assert _max_in_any_window(stamps, WINDOW) <= LIMIT
-    assert len(stamps) > 2 * LIMIT
 
 
 class StrictMoneybird:
@@ -162,7 +160,6 @@ async def test_clients_sharing_the_limiter_never_see_a_429(connections: list[Red
             await client.aclose()
 
     assert server.throttled == 0
-    assert len(server.all_arrivals) > 2 * LIMIT
 
 
 async def test_pause_holds_every_process_and_is_never_shortened(connections: list[Redis]) -> None:

@@ -34,7 +34,7 @@ from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, expected_failures, sample_carts, samples
 from app.sandbox.server import serve
 from app.settings import Settings, load_settings
-from app.sync.ledger import OrderState
+from app.sync.ledger import OrderRecord, OrderState
 from app.sync.services import build_services
 from app.woocommerce.client import OAuth1Signature
 from app.woocommerce.models import Order
@@ -194,6 +194,32 @@ async def test_the_demo_flows_through_web_and_worker_in_process(tmp_path: Path, 
         else:
             assert record.state == OrderState.BOOKED, (order_id, record.error)
             assert record.invoice_total == record.order_total
+
+
+def test_the_summary_shows_amounts_with_two_decimals(tmp_path: Path) -> None:
+    # What the ledger hands back: SQLite's 36.0 and Moneybird's 64.7 (as the invoice total).
+    booked = OrderRecord(
+        order_id=FIRST_ORDER_ID,
+        order_number=str(FIRST_ORDER_ID),
+        state=OrderState.BOOKED.value,
+        invoice_number="2026-0001",
+        invoice_total=Decimal("64.7"),
+        order_total=Decimal("64.70"),
+    )
+    other = OrderRecord(
+        order_id=FIRST_ORDER_ID + 1,
+        order_number=str(FIRST_ORDER_ID + 1),
+        state=OrderState.BOOKED.value,
+        invoice_number="2026-0002",
+        invoice_total=Decimal("36.0"),
+        order_total=Decimal("36"),
+    )
+    records = {booked.order_id: booked, other.order_id: other}
+    with demo.console.capture() as captured:
+        demo.print_summary(demo_settings(tmp_path), records, order_ids=list(records))
+    text = captured.get()
+    assert f"order {FIRST_ORDER_ID}: invoice 2026-0001, paid 64.70 (order total 64.70)" in text
+    assert f"order {FIRST_ORDER_ID + 1}: invoice 2026-0002, paid 36.00 (order total 36.00)" in text
 
 
 def _run_env(tmp_path: Path) -> dict[str, str]:

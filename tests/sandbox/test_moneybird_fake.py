@@ -664,3 +664,104 @@ async def test_today_drives_due_dates(sandbox: MoneybirdSandbox, client: httpx.A
 
     assert (sent["due_date"], sent["state"]) == ("2020-01-15", "late")
     assert date.fromisoformat(sent["due_date"]) < sandbox.clock.today()
+
+
+# -- what real Moneybirds do that woobird must survive ---------------------------------------------
+
+
+async def test_a_total_can_differ_from_the_lines(
+    sandbox: MoneybirdSandbox, client: httpx.AsyncClient
+) -> None:
+    contact = await _contact(client)
+    sandbox.skew_next_totals("0.02")
+    skewed = await _invoice(client, contact["id"], [_line(sandbox, "10.00")], prices_are_incl_tax=True)
+    plain = await _invoice(client, contact["id"], [_line(sandbox, "10.00")], prices_are_incl_tax=True)
+    # The same line: 10.00 incl. 21 % is 8.26 + 1.74; the skewed one carries two cents more VAT.
+    assert (plain["total_price_incl_tax"], plain["tax_totals"][0]["tax_amount"]) == ("10.0", "1.74")
+    assert (skewed["total_price_incl_tax"], skewed["tax_totals"][0]["tax_amount"]) == ("10.02", "1.76")
+    assert skewed["total_unpaid"] == "10.02"
+    sent = await _send(client, skewed["id"])  # the skew stays with the invoice as it changes
+    assert sent["total_price_incl_tax"] == "10.02"
+
+
+@pytest.mark.parametrize(
+    ("scopes", "method", "path", "refusal"),
+    [
+        ({"sales_invoices"}, "GET", "/products.json", "No access to settings"),
+        ({"sales_invoices"}, "GET", "/financial_accounts.json", "No access to settings"),
+        ({"settings"}, "GET", "/sales_invoices.json", "No access to sales_invoices"),
+        ({"estimates"}, "GET", "/document_styles.json", None),
+        (
+            {"bank"},
+            "GET",
+            "/tax_rates.json",
+            "No access to sales_invoices or estimates or documents or settings",
+        ),
+        ({"sales_invoices"}, "GET", "/tax_rates.json", None),
+        ({"sales_invoices"}, "GET", "/ledger_accounts.json", None),
+        ({"sales_invoices"}, "GET", "/workflows.json", None),
+        ({"documents"}, "GET", "/contacts.json", None),
+        (
+            {"time_entries"},
+            "GET",
+            "/contacts.json",
+            "No access to sales_invoices or estimates or documents or bank or settings",
+        ),
+    ],
+)
+async def test_a_token_reaches_only_what_its_scopes_allow(
+    sandbox: MoneybirdSandbox,
+    client: httpx.AsyncClient,
+    scopes: set[str],
+    method: str,
+    path: str,
+    refusal: str | None,
+) -> None:
+    sandbox.token_scopes = frozenset(scopes)
+    response = await client.request(method, path)
+    if refusal is None:
+        assert response.status_code == 200, response.text
+    else:
+        assert (response.status_code, response.json()) == (401, {"error": refusal})
+    # The list of administrations needs no scope at all.
+    async with httpx.AsyncClient(
+        transport=MoneybirdTransport(sandbox),
+        base_url="https://moneybird.test/api/v2",
+        headers={"Authorization": f"Bearer {sandbox.token}"},
+    ) as outside:
+        assert (await outside.get("/administrations.json")).status_code == 200
+
+
+async def test_an_archived_contact_keeps_its_customer_id_but_leaves_the_search(
+    sandbox: MoneybirdSandbox, client: httpx.AsyncClient
+) -> None:
+    contact = await _contact(client, customer_id="woo-7")
+    sandbox.archive_contact(contact["id"])
+    assert (await client.get("/contacts.json", params={"query": "jan@example.com"})).json() == []
+    found = await client.get(
+        "/contacts.json", params={"query": "jan@example.com", "include_archived": "true"}
+    )
+    assert [c["id"] for c in found.json()] == [contact["id"]]
+    by_key = await client.get("/contacts/customer_id/woo-7.json")
+    assert (by_key.json()["id"], by_key.json()["archived"]) == (contact["id"], True)
+    again = await client.post(
+        "/contacts.json", json={"contact": {"firstname": "Jan", "customer_id": "woo-7"}}
+    )
+    assert again.status_code == 422
+    assert again.json()["error"] == {"customer_id": ["has already been taken"]}
+
+
+async def test_a_contact_is_deleted_only_while_no_invoice_uses_it(
+    sandbox: MoneybirdSandbox, client: httpx.AsyncClient
+) -> None:
+    used, unused = await _contact(client), await _contact(client, send_invoices_to_email="piet@example.com")
+    await _invoice(client, used["id"], [_line(sandbox, "5.00")])
+    with pytest.raises(ValueError, match="in use"):
+        sandbox.delete_contact(used["id"])
+    sandbox.delete_contact(unused["id"])
+    assert (await client.get(f"/contacts/{unused['id']}.json")).status_code == 404
+    invalid = await client.post(
+        "/sales_invoices.json",
+        json={"sales_invoice": {"contact_id": unused["id"], "details_attributes": [_line(sandbox, "5.00")]}},
+    )
+    assert (invalid.status_code, invalid.json()["error"]) == (400, "Contact ID is invalid")

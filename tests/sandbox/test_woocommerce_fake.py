@@ -570,7 +570,7 @@ async def test_webhook_list_update_delete(shop: ShopSandbox, api: httpx.AsyncCli
     updated = await api.put(f"/webhooks/{second['id']}", json={"status": "active", "name": "woobird"})
     assert updated.json()["status"] == "active"
     assert updated.json()["name"] == "woobird"
-    assert shop.webhooks[second["id"]]["failure_count"] == 0
+    assert shop.webhooks[second["id"]]["failure_count"] == 6  # re-activating keeps the count
     bad = await api.put(f"/webhooks/{second['id']}", json={"status": "asleep"})
     assert bad.status_code == 400
 
@@ -663,6 +663,27 @@ async def test_success_resets_and_redirects_count_as_success(shop: ShopSandbox) 
         assert hook["failure_count"] == 0
         await shop.deliver(order["id"], client=client)
     assert hook["failure_count"] == 1
+
+
+async def test_a_webhook_reactivated_through_rest_is_disabled_by_the_next_failure(
+    shop: ShopSandbox, api: httpx.AsyncClient
+) -> None:
+    order = shop.add_order(one_line_order())
+    hook = shop.add_webhook(delivery_url=HOOK_URL)
+    receiver = Receiver(*([500] * 7), 500, 200, 500)
+    async with receiver.client() as client:
+        for _ in range(7):
+            await shop.deliver(order["id"], client=client)
+        assert (hook["status"], hook["failure_count"]) == ("disabled", 6)
+        await api.put(f"/webhooks/{hook['id']}", json={"status": "active"})
+        assert (hook["status"], hook["failure_count"]) == ("active", 6)
+        await shop.deliver(order["id"], client=client)  # one more failure is enough
+        assert hook["status"] == "disabled"
+        await api.put(f"/webhooks/{hook['id']}", json={"status": "active"})
+        await shop.deliver(order["id"], client=client)  # a success resets the count
+        assert (hook["status"], hook["failure_count"]) == ("active", 0)
+        await shop.deliver(order["id"], client=client)
+        assert (hook["status"], hook["failure_count"]) == ("active", 1)
 
 
 async def test_reenabled_webhook_keeps_its_count(shop: ShopSandbox) -> None:

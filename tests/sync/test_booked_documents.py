@@ -6,6 +6,7 @@ day and the day the test runs are three different days: a date taken from the wr
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,8 +14,10 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from structlog.testing import capture_logs
 
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
+from app.sync import ledger
 from app.sync.ledger import OrderState
 from tests.harness import Harness, open_harness
 
@@ -130,3 +133,24 @@ async def test_the_credit_invoice_is_sent_manually_and_paid_back_on_the_local_re
     # The original invoice keeps its own day and its one payment.
     original = _only_invoice(h, "8104")
     assert [payment["payment_date"] for payment in original["payments"]] == [PAID_DAY]
+
+
+async def test_amounts_in_log_lines_and_the_ledger_have_two_decimals(shop_at_paid_time: Harness) -> None:
+    h = shop_at_paid_time
+    # 20.67 + 21 % = 25.01, and 5.99 shipping: 31.00, which Moneybird writes as "31.0".
+    with capture_logs() as logs:
+        document = await _book(h, 8105, items=[CartItem(name="Kussen", price=Decimal("20.67"), quantity=1)])
+        h.shop.advance(3600)
+        h.shop.add_refund(8105, amount="10.00")
+        assert (await h.deliver(8105)).is_success
+        await h.run_worker()
+    assert (document["total"], _only_invoice(h, "8105")["total_price_incl_tax"]) == ("31.00", "31.0")
+    (booked,) = [entry for entry in logs if entry["event"] == "order booked"]
+    (credited,) = [entry for entry in logs if entry["event"] == "refund credited"]
+    assert (booked["total"], credited["total"]) == ("31.00", "-10.00")
+    async with h.sessions() as session:
+        messages = [event.message for event in await ledger.events_for(session, 8105)]
+    amounts = [amount for message in messages for amount in re.findall(r"-?\d+\.\d+", message)]
+    assert amounts
+    assert all(re.fullmatch(r"-?\d+\.\d\d", amount) for amount in amounts), messages
+    assert any("paid back" in m or "settled as a payment of -10.00" in m for m in messages), messages

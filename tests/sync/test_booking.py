@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 
-from app.sync.ledger import OrderState
+from app.sync.ledger import OrderState, RefundRecord, RefundState
 from tests.harness import Harness, open_harness
 from tests.invoicing.reference_carts import CARTS, order_document
 
@@ -285,3 +285,67 @@ async def test_external_invoices_are_booked_once_under_the_order_number(
         assert len(invoices[0]["payments"]) == 1
         assert record.invoice_number == reference
         assert harness.moneybird.sales_invoices == {}
+
+
+async def test_a_token_with_only_the_sales_invoices_scope_books_orders(harness: Harness) -> None:
+    # What the README asks for: `settings` is needed only by `woobird products`.
+    harness.moneybird.token_scopes = frozenset({"sales_invoices"})
+    document = order_document("c")
+    order_id = _add(harness, document)
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.BOOKED, record.error
+    _one_paid_invoice(harness, document["number"], document["total"])
+    assert not [r for r in harness.moneybird.requests if r.status == 401]
+
+
+@pytest.mark.parametrize("kind", ["sales_invoice", "external_sales_invoice"])
+async def test_nothing_is_paid_when_moneybirds_total_differs_from_the_order(
+    database_url: str, redis: ArqRedis, kind: str
+) -> None:
+    async with open_harness(database_url=database_url, redis=redis, invoice_kind=kind) as harness:
+        document = order_document("b")
+        order_id = _add(harness, document)
+        harness.moneybird.skew_next_totals("0.01")  # Moneybird's VAT one cent off what the lines give
+        await harness.deliver(order_id)
+        await harness.run_worker()
+        record = await harness.record(order_id)
+        assert record is not None
+        assert record.state == OrderState.FAILED
+        assert record.failure_kind == "mismatch"
+        assert record.error
+        assert f"where the shop's figure is {document['total']}" in record.error
+        assert "nothing was booked as paid" in record.error
+        store = (
+            harness.moneybird.sales_invoices
+            if kind == "sales_invoice"
+            else harness.moneybird.external_sales_invoices
+        )
+        (invoice,) = store.values()
+        assert Decimal(invoice["total_price_incl_tax"]) == Decimal(document["total"]) + Decimal("0.01")
+        assert invoice["payments"] == []
+        assert invoice["state"] == ("draft" if kind == "sales_invoice" else "open")  # never sent
+        assert harness.moneybird.calls("POST /sales_invoices/{id}/payments") == 0
+        assert harness.moneybird.calls("POST /external_sales_invoices/{id}/payments") == 0
+
+
+async def test_nothing_is_paid_back_when_the_credit_total_differs_from_the_refund(harness: Harness) -> None:
+    document = order_document("b")
+    order_id = _add(harness, document)
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    refund = harness.shop.add_refund(order_id, amount="10.00")
+    harness.moneybird.skew_next_totals("-0.01")
+    await harness.deliver(order_id)
+    await harness.run_worker()
+    async with harness.sessions() as session:
+        record = await session.get(RefundRecord, int(refund["id"]))
+    assert record is not None
+    assert record.state == RefundState.FAILED
+    assert record.error
+    assert "nothing was booked as paid" in record.error
+    (credit,) = [i for i in harness.moneybird.sales_invoices.values() if " refund " in i["reference"]]
+    assert (credit["state"], credit["payments"]) == ("draft", [])
+    assert Decimal(credit["total_price_incl_tax"]) == Decimal("-10.01")

@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import delete
+
+from app.db import transaction
 from app.sandbox.woocommerce.cart import CartItem, Customer
 from app.sync import ledger
 from app.sync.ledger import OrderState
@@ -99,3 +102,47 @@ async def test_an_order_without_an_email_address_is_booked_to_the_customers_own_
     assert guest["contact_id"] != first["contact_id"]
     assert h.moneybird.contacts[guest["contact_id"]]["customer_id"] == "woo-order-8206"
     assert len(h.moneybird.contacts) == 3
+
+
+async def test_a_customer_whose_contact_was_archived_is_booked_to_that_contact(harness: Harness) -> None:
+    h = harness
+    first = await _book(h, 8207, _customer("noor@example.nl"))
+    contact_id = first["contact_id"]
+    h.moneybird.archive_contact(contact_id)  # the bookkeeper tidies up Moneybird's contact list
+    async with transaction(h.sessions) as session:  # and woobird starts over on a new database
+        await session.execute(delete(ledger.ContactRecord))
+    # The search no longer finds it, and its customer_id is still taken: booking must not fail.
+    second = await _book(h, 8208, _customer("noor@example.nl"))
+    assert second["contact_id"] == contact_id
+    assert len(h.moneybird.contacts) == 1
+    async with h.sessions() as session:
+        events = await ledger.events_for(session, 8208)
+    assert any("adopted" in event.message and contact_id in event.message for event in events)
+
+
+async def test_a_contact_deleted_in_moneybird_is_replaced_and_the_order_booked(harness: Harness) -> None:
+    h = harness
+    document = h.add_paid_order(
+        order_id=8209, customer=_customer("noor@example.nl"), items=[MUG], created_at=PAID_AT, paid_at=PAID_AT
+    )
+    h.moneybird.fail_next("POST /sales_invoices", kind="status", status=422)  # the first try fails
+    assert (await h.deliver(8209)).status_code == 202
+    await h.run_worker()
+    record = await h.record(8209)
+    assert record is not None
+    assert record.state == OrderState.FAILED
+    (stray,) = h.moneybird.contacts
+    h.moneybird.delete_contact(stray)  # a contact without invoices: the bookkeeper deletes it
+
+    h.shop.update_order(8209, customer_note="opnieuw")  # the next delivery books it after all
+    assert (await h.deliver(8209)).status_code == 202
+    await h.run_worker()
+    record = await h.record(8209)
+    assert record is not None
+    assert record.state == OrderState.BOOKED, record.error
+    (invoice,) = h.invoices_for(str(document["number"]))
+    assert invoice["contact_id"] != stray
+    assert h.moneybird.contacts[invoice["contact_id"]]["send_invoices_to_email"] == "noor@example.nl"
+    # The customer's next order goes to the new contact straight away.
+    again = await _book(h, 8210, _customer("noor@example.nl"))
+    assert again["contact_id"] == invoice["contact_id"]

@@ -192,3 +192,42 @@ async def test_a_delivery_refused_with_503_is_booked_by_the_next_pass(harness: H
     assert report.queued + report.requeued == 1
     await harness.run_worker()
     await _assert_booked_once(harness, document)
+
+
+async def test_a_webhook_reactivated_after_failures_is_reactivated_again_when_the_next_fails(
+    harness: Harness,
+) -> None:
+    secret = harness.settings.woocommerce_webhook_secret.get_secret_value()
+    hook = harness.shop.add_webhook(delivery_url="http://woobird.test/webhooks/woocommerce", secret=secret)
+    documents = [_add(harness, 7501 + n, customer=_customer(name)) for n, name in enumerate(["Anna", "Bram"])]
+    broken = create_app(harness.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    async with (
+        broken.router.lifespan_context(broken),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=broken), base_url="http://woobird.test") as down,
+    ):
+        for _ in range(7):  # woobird answers 503 seven times in a row: WooCommerce disables the hook
+            await harness.shop.deliver(7501, client=down)
+        assert harness.shop.webhooks[hook["id"]]["status"] == "disabled"
+        first = await reconcile(harness.services)
+        assert first.webhook is not None
+        assert first.webhook.reactivated
+        # WooCommerce kept its failure count: one more failed delivery disables it again ...
+        await harness.shop.deliver(7502, client=down)
+        assert harness.shop.webhooks[hook["id"]]["status"] == "disabled"
+    # ... and the next pass switches it on again and books what the deliveries missed.
+    second = await reconcile(harness.services)
+    assert second.webhook is not None
+    assert second.webhook.reactivated
+    await harness.run_worker()
+    for document in documents:
+        await _assert_booked_once(harness, document)
+    # woobird is healthy again: a delivery that gets through resets WooCommerce's count.
+    _add(harness, 7503, customer=_customer("Cas"))
+    assert await harness.shop.deliver(7503, client=harness.web) == 202
+    assert (
+        harness.shop.webhooks[hook["id"]]["status"],
+        harness.shop.webhooks[hook["id"]]["failure_count"],
+    ) == (
+        "active",
+        0,
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from arq.connections import ArqRedis
 
+from app.moneybird.errors import MoneybirdAuthError
 from app.sync.products import load_catalogue, product_id_for, transfer_products
 from tests.sync._wiring import wired
 
@@ -57,6 +59,16 @@ async def test_without_a_ledger_account_setting_nothing_is_guessed(
         report = await transfer_products(w.services)
         assert {sku for sku, _ in report.refused} == SEEDED_SKUS
         assert "MONEYBIRD_LEDGER_ACCOUNT_ID" in report.refused[0][1]
+        assert w.moneybird.products == {}
+
+
+async def test_a_token_without_the_settings_scope_is_told_so(database_url: str, redis: ArqRedis) -> None:
+    async with wired(database_url=database_url, redis=redis, moneybird_ledger_account_id="Omzet") as w:
+        w.moneybird.token_scopes = frozenset({"sales_invoices"})  # products need `settings`
+        with pytest.raises(MoneybirdAuthError) as refused:
+            await transfer_products(w.services)
+        assert "No access to settings" in str(refused.value)
+        assert "MONEYBIRD_API_TOKEN" in str(refused.value)
         assert w.moneybird.products == {}
 
 

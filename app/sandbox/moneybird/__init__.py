@@ -25,7 +25,15 @@ Faithful to the reference (docs/OpenAPI): Bearer auth with the invalid_grant 401
 wrapping with "<Model> is required" 400s; 18-digit string ids (accepted as strings or ints);
 BigDecimal-style money strings; "10,95" money input; the 422 shapes; per_page 1..100;
 `find_by_reference` 404 body; drafts → send → open; payment bodies; credit invoices; external
-invoices created open with an entry_number; 429 with `Retry later` and absolute-epoch headers.
+invoices created open with an entry_number; 429 with `Retry later` and absolute-epoch headers;
+scopes per route from the document's security blocks (`token_scopes`, every scope by default):
+a request outside them is 401 `{"error": "No access to settings"}`, as the document's examples
+show (scopes.py); archived contacts (`archive_contact`, or PATCH …/archive) leave searches
+unless `include_archived=true` but are still found by customer_id, whose value stays taken.
+
+What tests switch on to meet what a real administration does: `skew_next_totals(amount)` gives
+the next invoices a VAT total off what their lines give (a rounding rule nobody predicted);
+`delete_contact(id)` deletes a contact no invoice uses, as a bookkeeper can.
 
 Where Moneybird's behaviour is unconfirmed, the fake picks the stricter reasonable answer:
 

@@ -22,6 +22,7 @@ from app.sandbox.moneybird.core import ApiError, Record, symbolic_error
 from app.sandbox.moneybird.documents import find_payment
 from app.sandbox.moneybird.oauth import routes as oauth_routes
 from app.sandbox.moneybird.records import Call, Reply
+from app.sandbox.moneybird.scopes import missing_scope
 from app.sandbox.moneybird.state import Fault, FaultKind, MoneybirdSandbox, RecordedRequest
 
 Handler = Callable[[Call], Reply]
@@ -229,6 +230,9 @@ class MoneybirdASGI:
             return self._recorded(
                 ex, Reply(404, {"error": "Route not found", "symbolic": {"route": "not_found"}})
             )
+        refused = missing_scope(ex.method, ex.route[0], sandbox.token_scopes)
+        if refused is not None:
+            return self._recorded(ex, Reply(401, {"error": refused}))
         reset = sandbox.admit()
         if reset is not None:
             return self._recorded(ex, _too_many(sandbox.rate_limit[0] if sandbox.rate_limit else 0, reset))

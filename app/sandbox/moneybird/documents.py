@@ -109,10 +109,17 @@ def refresh_totals(sandbox: MoneybirdSandbox, adm: Administration, doc: Record) 
             money_str(net)
         )
     paid = sum((Decimal(p["price"]) for p in doc["payments"]), Decimal(0))
+    tax_totals = list(totals.tax_totals)
+    incl = totals.incl
+    skew = sandbox.total_skews.get(doc["id"], Decimal(0))
+    if skew and tax_totals:  # a VAT rule of Moneybird's own (`skew_next_totals`)
+        rate_id, taxable, tax = tax_totals[0]
+        tax_totals[0] = (rate_id, taxable, tax + skew)
+        incl += skew
     # No exchange rates in the fake: *_base amounts equal the document currency amounts.
     _set_pair(doc, "total_price_excl_tax", totals.excl)
-    _set_pair(doc, "total_price_incl_tax", totals.incl)
-    _set_pair(doc, "total_unpaid", totals.incl - paid)
+    _set_pair(doc, "total_price_incl_tax", incl)
+    _set_pair(doc, "total_unpaid", incl - paid)
     doc["total_paid"] = money_str(paid)
     doc["tax_totals"] = [
         {
@@ -122,7 +129,7 @@ def refresh_totals(sandbox: MoneybirdSandbox, adm: Administration, doc: Record) 
             "tax_amount": money_str(tax),
             "tax_amount_base": money_str(tax),
         }
-        for rate_id, taxable, tax in totals.tax_totals
+        for rate_id, taxable, tax in tax_totals
     ]
     if "total_discount" in doc:
         undiscounted = totals if not discount else _undiscounted(doc, percentages, sandbox.rounding)

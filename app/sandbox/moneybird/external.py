@@ -55,6 +55,7 @@ def create_external_invoice(call: Call) -> Reply:
     problems.raise_if_any()
     invoice = _new_external(call, contact=contact, invoice_date=invoice_date, fields=fields)
     invoice["details"] = details
+    call.sandbox.take_total_skew(invoice["id"])
     refresh_totals(call.sandbox, call.adm, invoice)
     call.sandbox.external_sales_invoices[invoice["id"]] = invoice
     call.sandbox.touch(invoice, "external_sales_invoice_created")

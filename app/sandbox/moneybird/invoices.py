@@ -89,6 +89,7 @@ def create_sales_invoice(call: Call) -> Reply:
     reject_custom_fields(fields.get("custom_fields_attributes"))
     invoice = _new_invoice(call, contact=contact, workflow=workflow, style_id=style_id, fields=fields)
     invoice["details"] = details
+    call.sandbox.take_total_skew(invoice["id"])
     refresh_totals(call.sandbox, call.adm, invoice)
     call.sandbox.sales_invoices[invoice["id"]] = invoice
     call.sandbox.touch(invoice, "sales_invoice_created")

@@ -15,6 +15,7 @@ from app.sandbox.moneybird.contacts import create_contact_record
 from app.sandbox.moneybird.core import Clock, IdMint, Record
 from app.sandbox.moneybird.oauth import MoneybirdOAuth
 from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.scopes import ALL_SCOPES
 from app.sandbox.moneybird.seed import seed_administration
 
 Rounding = Literal["per_line", "per_rate"]
@@ -51,6 +52,7 @@ class MoneybirdSandbox:
         self,
         *,
         token: str = DEFAULT_TOKEN,
+        token_scopes: frozenset[str] = ALL_SCOPES,
         administration_id: str | None = None,
         administration_name: str = "Sandbox B.V.",
         rounding: Rounding = "per_rate",
@@ -61,6 +63,8 @@ class MoneybirdSandbox:
         web_url: str = "https://moneybird.sandbox.invalid",
     ) -> None:
         self.token = token
+        # What the token was created with; a request outside them is refused (see scopes.py).
+        self.token_scopes = token_scopes
         # OAuth apps' tokens are accepted next to the personal token (see `oauth`).
         self.oauth = MoneybirdOAuth()
         self.administration_name = administration_name
@@ -85,6 +89,9 @@ class MoneybirdSandbox:
         self._window: deque[float] = deque()
         # Sales invoices keep their due interval until they are sent; it is not a response field.
         self.due_intervals: dict[str, int] = {}
+        # Invoices whose total Moneybird computes otherwise than their lines give (id → VAT off by).
+        self.total_skews: dict[str, Decimal] = {}
+        self._pending_skews: list[Decimal] = []
         self.administration_id = self.add_administration(
             administration_name, administration_id=administration_id
         )
@@ -97,6 +104,17 @@ class MoneybirdSandbox:
             raise ValueError(f"unknown fault kind {kind!r}")
         with self.lock:
             self.faults.append(Fault(route=normalise_route(route), kind=kind, status=status, times=times))
+
+    def skew_next_totals(self, amount: Decimal | str, *, times: int = 1) -> None:
+        """Give the next `times` invoices created (sales or external) a VAT total `amount` off
+        what their lines give, as a Moneybird rounding rule nobody predicted would."""
+        with self.lock:
+            self._pending_skews += [Decimal(amount)] * times
+
+    def take_total_skew(self, document_id: str) -> None:
+        with self.lock:
+            if self._pending_skews:
+                self.total_skews[document_id] = self._pending_skews.pop(0)
 
     def take_fault(self, method: str, template: str) -> Fault | None:
         with self.lock:
@@ -183,6 +201,27 @@ class MoneybirdSandbox:
         """A contact 'made by hand' in Moneybird: validated like the API, customer_id auto-assigned."""
         with self.lock:
             return create_contact_record(self, self.administration(administration_id), dict(fields))
+
+    def archive_contact(self, contact_id: str) -> Record:
+        """What a bookkeeper's "Archiveren" does: the contact leaves searches, keeps its invoices and
+        its customer_id (which a new contact then cannot take)."""
+        with self.lock:
+            contact = self.contacts[contact_id]
+            contact["archived"] = True
+            self.touch(contact, "contact_archived")
+            return contact
+
+    def delete_contact(self, contact_id: str) -> None:
+        """A contact deleted in Moneybird; like the API, only one no invoice uses."""
+        with self.lock:
+            in_use = any(
+                invoice.get("contact_id") == contact_id
+                for store in (self.sales_invoices, self.external_sales_invoices)
+                for invoice in store.values()
+            )
+            if in_use:
+                raise ValueError(f"contact {contact_id} is in use by an invoice and cannot be deleted")
+            del self.contacts[contact_id]
 
     def event(self, administration_id: str, action: str, data: Record | None = None) -> Record:
         stamp = self.clock.timestamp()

@@ -104,9 +104,12 @@ class ShopWebhooks(ShopState):
         return webhook
 
     def disable_webhook(self, webhook_id: int) -> JsonDict:
-        """What the shop does after too many failures (the failure count is kept)."""
+        """What the shop does after seven failed deliveries in a row: disabled, with the failure
+        count it reached. Re-activating keeps that count (README fact 12), so the next failure
+        disables it again; only a successful delivery resets it."""
         webhook = self.webhooks[webhook_id]
         webhook["status"] = "disabled"
+        webhook["failure_count"] = MAX_DELIVERY_FAILURES + 1
         return webhook
 
     def webhook_view(self, webhook: Mapping[str, Any]) -> JsonDict:

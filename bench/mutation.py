@@ -1,0 +1,243 @@
+"""Mutation testing of woobird's core with mutmut: how many deliberate small breaks the tests notice.
+
+`make mutation` (or `.venv/bin/python bench/mutation.py [GROUP ...] [--jobs N]`) mutates each group
+of modules in a copy of the checkout's files of its own (`.mutation/<group>/`), against that
+group's own fast tests, so that every mutant runs only the tests that can notice it and two
+groups never share a `mutants/` directory. Groups and their tests are in GROUPS below.
+
+Printed, and written with every surviving mutant's diff to `.mutation/report.md`: per module the
+mutants killed, survived and the share killed. A mutant no selected test runs counts as survived;
+a timeout or a mutant mypy-style checks reject counts as killed (mutmut's own rule).
+
+The tests get a `redis-server` of their own on a free port (so a test run of yours at the same
+time cannot kill a mutant by accident); PostgreSQL cases are left out (SQLite tests the same
+code). It is a benchmark, not part of `make test` or CI: the whole run takes hours on two cores.
+Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / ".mutation"
+MUTMUT = Path(sys.executable).parent / "mutmut"
+
+# mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code), folded into two outcomes.
+KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+SURVIVED = {"survived", "no tests", "suspicious"}
+
+
+@dataclass(frozen=True)
+class Group:
+    modules: tuple[str, ...]  # globs, relative to the repository
+    tests: tuple[str, ...]  # pytest paths (node ids or `-k`-free paths) that exercise them
+    goal: float
+
+
+GROUPS: dict[str, Group] = {
+    "invoicing": Group(("app/invoicing/*",), ("tests/invoicing", "tests/cli/test_plan.py"), 0.90),
+    "webhooks": Group(
+        ("app/webhooks.py",),
+        ("tests/test_webhooks.py", "tests/test_bad_input.py", "tests/test_metrics.py"),
+        0.90,
+    ),
+    "sync": Group(("app/sync/*",), ("tests/sync", "tests/test_metrics.py"), 0.80),
+    "moneybird": Group(
+        ("app/moneybird/client.py", "app/moneybird/ratelimit.py"),
+        ("tests/moneybird",),
+        0.80,
+    ),
+}
+
+# Every group: no PostgreSQL duplicates, no slow real-process or browser tests (they run the
+# checkout's code, not the mutant), no tests that only measure time.
+PYTEST_ARGS = [
+    "-p",
+    "no:cacheprovider",
+    "-m",
+    "not chaos and not browser",
+    "-k",
+    "not postgresql and not three_processes",
+]
+
+
+def tracked_files() -> list[str]:
+    """The checkout's files as git knows them (committed or not), without the ignored ones."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    return [name for name in listing.split("\0") if name and (REPO / name).is_file()]
+
+
+def prepare(name: str, group: Group) -> Path:
+    """A fresh copy of the checkout with the group's mutmut configuration in its pyproject.toml."""
+    copy = WORK / name
+    shutil.rmtree(copy, ignore_errors=True)
+    for file in tracked_files():
+        target = copy / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / file, target)
+    config = {
+        "source_paths": ["app/"],
+        "only_mutate": list(group.modules),
+        "also_copy": ["workers/", "migrations/", "alembic.ini", "README.md"],
+        "pytest_add_cli_args": PYTEST_ARGS,
+        "pytest_add_cli_args_test_selection": list(group.tests),
+        # A mutant mypy --strict rejects (a None where a str must be) is killed without a test run.
+        "type_check_command": ["mypy", "--output", "json", "--no-warn-unused-ignores"],
+    }
+    lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in config.items()]
+    pyproject = copy / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    text = text.split("\n[tool.mutmut]")[0]  # the checkout's own section, if any, is replaced
+    pyproject.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return copy
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A throw-away redis-server for the mutants' tests; yields its URL without a database."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("redis-server did not start: is it installed (apt install redis-server)?")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def run_mutmut(copy: Path, *, jobs: int, redis_url: str) -> None:
+    # mypy for mutmut's type-check filter is found on PATH, as `mypy`.
+    own = ("TEST_REDIS_URL", "MONEYBIRD_TEST_REDIS_URL", "CLI_TEST_REDIS_URL", "DEMO_TEST_REDIS_URL")
+    env = dict(
+        {key: value for key, value in os.environ.items() if key not in own},
+        PYTHONDONTWRITEBYTECODE="1",
+        WOOBIRD_MAX_EXAMPLES="30",  # property tests draw 30 examples per mutant (tests/examples.py)
+        TEST_REDIS_SERVER=redis_url,
+        PATH=f"{MUTMUT.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    started = time.monotonic()
+    with (copy / "mutmut.log").open("wb") as log:
+        result = subprocess.run(
+            [str(MUTMUT), "run", "--max-children", str(jobs)], cwd=copy, env=env, stdout=log, stderr=log
+        )
+    if result.returncode != 0:
+        tail = (copy / "mutmut.log").read_text(errors="replace")[-2000:]
+        raise SystemExit(f"mutmut failed in {copy} (exit {result.returncode}):\n{tail}")
+    print(f"  {copy.name}: mutmut ran for {(time.monotonic() - started) / 60:.1f} min", flush=True)
+
+
+def status_names() -> dict[int | None, str]:
+    from mutmut.stats import status_by_exit_code
+
+    return dict(status_by_exit_code)
+
+
+def outcomes(copy: Path) -> dict[str, dict[str, str]]:
+    """module → mutant name → outcome ('killed' or 'survived'), from mutmut's .meta files."""
+    names = status_names()
+    found: dict[str, dict[str, str]] = {}
+    for meta in sorted((copy / "mutants").rglob("*.py.meta")):
+        module = meta.relative_to(copy / "mutants").as_posix().removesuffix(".meta")
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        for mutant, code in data.get("exit_code_by_key", {}).items():
+            status = names.get(code, "suspicious")
+            if status in KILLED:
+                found.setdefault(module, {})[mutant] = "killed"
+            elif status in SURVIVED:
+                found.setdefault(module, {})[mutant] = "survived"
+    return found
+
+
+def diff(copy: Path, mutant: str) -> str:
+    shown = subprocess.run(
+        [str(MUTMUT), "show", mutant], cwd=copy, capture_output=True, text=True, check=False
+    ).stdout
+    return "\n".join(
+        line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "groups", nargs="*", metavar="GROUP", help=f"any of {', '.join(GROUPS)} (default: all)"
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="mutants at once (their tests share one Redis)")
+    parser.add_argument("--report-only", action="store_true", help="summarise the last run again")
+    args = parser.parse_args()
+    unknown = sorted(set(args.groups) - set(GROUPS))
+    if unknown:
+        parser.error(f"unknown group {', '.join(unknown)}; the groups are {', '.join(GROUPS)}")
+    chosen = args.groups or list(GROUPS)
+    rows: list[tuple[str, str, int, int, float]] = []
+    survivors: list[str] = []
+    for name in chosen:
+        group = GROUPS[name]
+        copy = WORK / name
+        if not args.report_only:
+            print(
+                f"== {name}: mutating {', '.join(group.modules)} against {' '.join(group.tests)}", flush=True
+            )
+            with private_redis() as redis_url:
+                run_mutmut(prepare(name, group), jobs=args.jobs, redis_url=redis_url)
+        for module, results in outcomes(copy).items():
+            counts = Counter(results.values())
+            total = counts["killed"] + counts["survived"]
+            rows.append(
+                (name, module, counts["killed"], counts["survived"], counts["killed"] / max(1, total))
+            )
+            for mutant, outcome in sorted(results.items()):
+                if outcome == "survived":
+                    survivors.append(f"### {mutant}\n\n```diff\n{diff(copy, mutant)}\n```\n")
+    table = ["| group | module | killed | survived | killed % |", "|---|---|---|---|---|"]
+    for name, module, killed, survived, share in rows:
+        table.append(f"| {name} | {module} | {killed} | {survived} | {share:.1%} |")
+    for name in chosen:
+        mine = [row for row in rows if row[0] == name]
+        killed, survived = sum(r[2] for r in mine), sum(r[3] for r in mine)
+        share = killed / max(1, killed + survived)
+        table.append(
+            f"| **{name}** | all ({GROUPS[name].goal:.0%} goal) | {killed} | {survived} | **{share:.1%}** |"
+        )
+    print("\n".join(table))
+    WORK.mkdir(exist_ok=True)
+    report = WORK / "report.md"
+    report.write_text(
+        "# Mutation testing\n\n"
+        + "\n".join(table)
+        + f"\n\n## Surviving mutants ({len(survivors)})\n\n"
+        + "\n".join(survivors),
+        encoding="utf-8",
+    )
+    print(f"report with every survivor: {report.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -40,13 +40,17 @@ pytestmark = [pytest.mark.realshop, pytest.mark.browser]
 BOOKED_WITHIN_SECONDS = 90.0
 
 
+async def _sign_in_on_the_shop(page: Page, shop: RealShop) -> None:
+    """Not signed in to the shop yet: WooCommerce's own login form comes before its approval page."""
+    if await page.locator("input#username").count():
+        await page.fill("input#username", "admin")
+        await page.fill("input#password", shop.admin_password)
+        await page.click("button.wc-auth-login-button")
+
+
 def _approve_in_wp_admin(shop: RealShop) -> ShopApproval:
     async def approve(page: Page) -> None:
-        # Not signed in to the shop yet: WooCommerce's own login form comes first.
-        if await page.locator("input#username").count():
-            await page.fill("input#username", "admin")
-            await page.fill("input#password", shop.admin_password)
-            await page.click("button.wc-auth-login-button")
+        await _sign_in_on_the_shop(page, shop)
         await page.click("a.wc-auth-approve")
 
     return approve
@@ -188,10 +192,7 @@ async def test_denying_on_woocommerces_page_says_how_to_go_on_and_stores_no_key(
         await page.fill("input[name=shop_url]", shop.url)
         await page.click("button:has-text('Connect')")
         await page.wait_for_url(lambda url: "/wc-auth/v1/" in url)
-        if await page.locator("input#username").count():
-            await page.fill("input#username", "admin")
-            await page.fill("input#password", shop.admin_password)
-            await page.click("button.wc-auth-login-button")
+        await _sign_in_on_the_shop(page, shop)
         await page.click("a.wc-auth-deny")
         await page.wait_for_url(lambda url: "/admin/setup/shop/return" in url and "bounced=1" in url)
 

@@ -293,6 +293,12 @@ class Settings(BaseSettings):
         "status, alert), or rebook it — credit the invoice in full and book the order as it is now; see "
         "After booking.",
     )
+    contact_updates: bool = Field(
+        False,
+        description="true: a customer's new name, company, address, VAT number or phone in the shop updates "
+        "their Moneybird contact, and a registered customer's new e-mail address is shown for you to decide; "
+        "see After booking.",
+    )
 
     # Infrastructure
     redis_url: str = Field(

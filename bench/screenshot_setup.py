@@ -35,7 +35,7 @@ from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import REPO_ROOT, load_settings
 from tests.setup.browser_walk import walk
 
-ADMIN_TOKEN = "screenshot-admin-token-4b7d90"
+ADMIN_TOKEN = "screenshot-admin-token-4b7d90c1e8a2f5b3d6e9a7c0"
 SECRET_KEY = "screenshot-secret-key-9f4c2b7e1d8a6035c4e9b2f7"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
@@ -96,6 +96,8 @@ async def shoot_all(out: Path, folder: Path) -> list[Path]:
                     preview_history_since=since,
                     shoot=shoot,
                 )
+                await page.goto(f"{woobird_url}/admin/settings")  # each setting's source, the changes
+                await shoot("settings-sources")
                 await browser.close()
     await redis.flushdb()
     await redis.aclose()

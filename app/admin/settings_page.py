@@ -6,6 +6,7 @@ password they may carry. The change log names settings and people, never values.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,7 +34,12 @@ def shown_value(settings: Settings, field: str) -> str:
         return ""
     if isinstance(value, SecretStr):
         return masked(value.get_secret_value()) if value.get_secret_value() else ""
-    text = ",".join(value) if isinstance(value, list) else str(value)
+    if isinstance(value, dict):
+        text = json.dumps(value, separators=(",", ":"))
+    elif isinstance(value, list):
+        text = ",".join(value)
+    else:
+        text = str(value)
     if "://" in text:
         parts = urlsplit(text)
         if parts.password:

@@ -268,7 +268,11 @@ async def shop_keys(
     url = shop.normalise_shop_url(shop_url or state.settings.woocommerce_url)
     key, secret = consumer_key.strip(), consumer_secret.strip()
     problems = await shop.probe_shop(url)
-    if not problems and not (key.startswith("ck_") and secret.startswith("cs_")):
+    well_formed = all(
+        value[:3] == prefix and 8 < len(value) <= 128 and value.isprintable()
+        for value, prefix in ((key, "ck_"), (secret, "cs_"))
+    )
+    if not problems and not well_formed:
         problems = ["paste both halves of the key: the consumer key starts with ck_, the secret with cs_."]
     if not problems:
         probe = state.settings.model_copy(

@@ -168,8 +168,12 @@ class MoneybirdClient:
             return None
         return parse(response, Contact)
 
-    async def get_contact(self, contact_id: str) -> Contact:
-        response = await self._http.request("GET", "contacts/{contact_id}", ids={"contact_id": contact_id})
+    async def get_contact(self, contact_id: str, *, include_archived: bool = False) -> Contact:
+        """The contact; an archived one is found only with `include_archived` (404 otherwise)."""
+        params = {"include_archived": "true"} if include_archived else None
+        response = await self._http.request(
+            "GET", "contacts/{contact_id}", ids={"contact_id": contact_id}, params=params
+        )
         return parse(response, Contact)
 
     async def create_contact(self, contact: ContactCreate) -> Contact:

@@ -51,6 +51,7 @@ STATE_TTL_SECONDS: Final = 10 * 60
 _STATE: Final = SETUP_OAUTH_STATE_PREFIX
 _REFRESH_LOCK: Final = MONEYBIRD_REFRESH_LOCK_KEY
 TOKEN_TIMEOUT_SECONDS: Final = 20.0
+MAX_TOKEN_LENGTH: Final = 512
 
 
 class ConnectRefused(Exception):
@@ -158,6 +159,11 @@ async def _token_request(settings: Settings, form: dict[str, str]) -> Tokens:
 
 async def administrations(settings: Settings, *, token: str) -> list[Administration]:
     """The administrations this token reaches; refused tokens explained."""
+    token = token.strip()
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isprintable() or " " in token:
+        raise ConnectRefused(
+            "that is not a Moneybird API token: copy the token itself (one line of letters and digits)."
+        )
     probe = settings.model_copy(
         update={"moneybird_api_token": SecretStr(token.strip()), "moneybird_administration_id": "0"}
     )

@@ -55,8 +55,11 @@ def session_binding(session: str | None) -> str:
     return hashlib.sha256(f"woobird-setup:{session or 'header'}".encode()).hexdigest()[:32]
 
 
+MAX_URL_LENGTH: Final = 2048
+
+
 def normalise_shop_url(text: str) -> str:
-    url = text.strip().rstrip("/")
+    url = text.strip()[:MAX_URL_LENGTH].rstrip("/")
     if url and "://" not in url:
         url = "https://" + url
     return url

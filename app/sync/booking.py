@@ -14,7 +14,7 @@ refund's ledger row — and in the invoice kind (`INVOICE_KIND`), which says how
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -247,6 +247,22 @@ def invoice_kind(settings: Settings) -> InvoiceKind:
     return ExternalSalesInvoices() if settings.invoice_kind == "external_sales_invoice" else SalesInvoices()
 
 
+def refuses_contact(exc: MoneybirdRejected) -> bool:
+    """Moneybird refused a document because of its contact: unknown, deleted or archived.
+
+    Documented: `400 {"error": "Contact ID is invalid", "symbolic": {"external_sales_invoice":
+    {"contact_id": "contact_invalid"}}}`; a 422 naming `contact_id` means the same.
+    """
+    return exc.status in (400, 404, 422) and names_field(exc.body, "contact_id")
+
+
+def names_field(body: Any, field: str) -> bool:
+    """Whether an error body names `field` anywhere (either of Moneybird's error shapes)."""
+    if isinstance(body, dict):
+        return any(key == field or names_field(inner, field) for key, inner in body.items())
+    return False
+
+
 def number_of(invoice: Invoice) -> str | None:
     """The number a bookkeeper looks it up by: Moneybird's (once sent), or the reference we gave it."""
     return invoice.invoice_id if isinstance(invoice, SalesInvoice) else invoice.reference
@@ -266,14 +282,31 @@ def failing_on_refusal(what: str) -> Iterator[None]:
 # ── the walk ─────────────────────────────────────────────────────────────────────────────────
 
 
-async def walk(services: Services, entry: Entry, *, plan: BookingPlan, contact_id: str) -> Invoice:
-    """Adopt or create, send, pay: the document for `plan`, paid, whatever earlier tries did."""
+# Given the contact Moneybird refused for a new document and its refusal, the contact to use instead.
+ReplaceContact = Callable[[str, MoneybirdRejected], Awaitable[str]]
+
+
+async def walk(
+    services: Services,
+    entry: Entry,
+    *,
+    plan: BookingPlan,
+    contact_id: str,
+    replace_contact: ReplaceContact | None = None,
+) -> Invoice:
+    """Adopt or create, send, pay: the document for `plan`, paid, whatever earlier tries did.
+
+    A contact archived or deleted in Moneybird refuses the create; `replace_contact` then names
+    the contact to use, and the create goes once more (the refused one made nothing).
+    """
     kind = invoice_kind(services.settings)
     moneybird = services.moneybird
     position = await entry.position()
     invoice = await _existing(services, entry, position, kind=kind, plan=plan, contact_id=contact_id)
     if invoice is None:
-        invoice = await _create(services, entry, kind=kind, plan=plan, contact_id=contact_id)
+        invoice = await _create(
+            services, entry, kind=kind, plan=plan, contact_id=contact_id, replace_contact=replace_contact
+        )
     if invoice.total_price_incl_tax != plan.total:
         raise BookingFailed(
             f"Moneybird computed {money(invoice.total_price_incl_tax)} {plan.currency} for {entry.noun} "
@@ -322,10 +355,22 @@ async def _existing(
 
 
 async def _create(
-    services: Services, entry: Entry, *, kind: InvoiceKind, plan: BookingPlan, contact_id: str
+    services: Services,
+    entry: Entry,
+    *,
+    kind: InvoiceKind,
+    plan: BookingPlan,
+    contact_id: str,
+    replace_contact: ReplaceContact | None,
 ) -> Invoice:
     await entry.write(event=entry.event, message="creating", step=entry.steps.creating)
-    invoice = await kind.create(services.moneybird, plan, contact_id=contact_id)
+    try:
+        invoice = await kind.create(services.moneybird, plan, contact_id=contact_id)
+    except MoneybirdRejected as refused:
+        if replace_contact is None or not refuses_contact(refused):
+            raise
+        replacement = await replace_contact(contact_id, refused)
+        invoice = await kind.create(services.moneybird, plan, contact_id=replacement)
     await entry.write(
         event=entry.event,
         message=f"created {kind.made} {entry.noun} {invoice.id}",

@@ -160,14 +160,19 @@ class RefundRecord(Base):
 
 
 class ContactRecord(Base):
-    """One Moneybird contact per e-mail address, ever (lower-cased)."""
+    """One Moneybird contact per e-mail address, ever (lower-cased); see app.sync.contacts."""
 
     __tablename__ = "contacts"
 
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     contact_id: Mapped[str] = mapped_column(String(32))
     adopted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The shop's customer id (`woo-42`): how a registered customer's new e-mail address is told.
+    customer_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    # JSON: the contact's fields as woobird last wrote or adopted them (CONTACT_UPDATES compares).
+    details: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 class LedgerEvent(Base):

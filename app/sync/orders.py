@@ -1,8 +1,11 @@
 """Booking one order: re-read it from the shop, qualify it, plan it, find its contact, book it.
 
+A booked order seen again is compared with what its invoice booked (app.sync.changes) and, with
+ORDER_CHANGES=rebook, rebooked (app.sync.rebook).
+
     qualify   still paid and in a status that counts, and not from before SYNC_SINCE
     plan      the invoice, cent-exact (app.invoicing.plan)
-    contact   ledger cache → adopt by exact e-mail → create           (one contact per e-mail, ever)
+    contact   one per e-mail, kept true, replaced when Moneybird lost it (app.sync.contacts)
     invoice   the booking walk (app.sync.booking): adopt or create, send, pay what is open
 
 Every step writes its result (or its intent, before a create that might lose its answer) to the
@@ -20,18 +23,15 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from redis.exceptions import LockError
-from sqlalchemy import delete
 
 from app.alerts import alert_order_failed
-from app.constants import CONTACT_LOCK_PREFIX, ORDER_LOCK_PREFIX
+from app.constants import ORDER_LOCK_PREFIX
 from app.db import transaction
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.money import money
-from app.moneybird.errors import MoneybirdBadRequest, MoneybirdValidationError
-from app.moneybird.models import ContactCreate
+from app.moneybird.errors import MoneybirdRejected
 from app.sync import ledger, rebook
 from app.sync.booking import (
     INVOICE_STEPS,
@@ -45,6 +45,7 @@ from app.sync.booking import (
     write_down,
 )
 from app.sync.changes import booked_columns, compare_with_booked, version_of
+from app.sync.contacts import ensure_contact, replace_contact
 from app.sync.findings import FindingKind, resolve
 from app.sync.intake import Qualification, qualify
 from app.sync.ledger import OrderRecord, OrderState, Step
@@ -100,7 +101,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
             return OrderState.BOOKED
     if rebooking is not None:
         try:
-            await rebook.credit_old_invoice(services, rebooking, order_number=record.order_number)
+            await rebook.credit_old_invoice(services, rebooking, order=order)
         except BookingFailed as exc:
             await rebook.failed(services, order_id, message=str(exc))
             old = rebooking.old_invoice_number or rebooking.old_invoice_id
@@ -210,40 +211,15 @@ async def _start(
 
 
 async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invoice:
-    entry = InvoiceEntry(services, order_id=order_id)
+    async def replace(gone: str, refused: MoneybirdRejected) -> str:
+        return await replace_contact(
+            services, order_id=order_id, contact=plan.contact, gone=gone, refused=refused
+        )
+
     with failing_on_refusal("the order"):
         contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
-        try:
-            return await walk(services, entry, plan=plan, contact_id=contact_id)
-        except MoneybirdBadRequest as exc:
-            if not _names_the_contact(exc):
-                raise
-        # The contact woobird remembered is gone from Moneybird (deleted by hand): find it anew.
-        await _forget_contact(services, order_id=order_id, contact=plan.contact, contact_id=contact_id)
-        contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
-        return await walk(services, entry, plan=plan, contact_id=contact_id)
-
-
-def _names_the_contact(refusal: MoneybirdBadRequest) -> bool:
-    """Moneybird's 400 for a contact id it does not know: "Contact ID is invalid"."""
-    return "contact_id" in json.dumps(refusal.codes) or "contact id is invalid" in refusal.message.lower()
-
-
-async def _forget_contact(
-    services: Services, *, order_id: int, contact: PlanContact, contact_id: str
-) -> None:
-    async with transaction(services.sessions) as session:
-        await session.execute(
-            delete(ledger.ContactRecord).where(ledger.ContactRecord.contact_id == contact_id)
-        )
-        await ledger.update_order(session, order_id, contact_id=None)
-        await ledger.add_event(
-            session,
-            order_id=order_id,
-            step="contact",
-            message=f"contact {contact_id} is gone from Moneybird; finding the customer's contact again",
-        )
-    log.warning("contact gone from Moneybird", order_id=order_id, contact_id=contact_id)
+        entry = InvoiceEntry(services, order_id=order_id)
+        return await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
 
 
 class InvoiceEntry(LedgerEntry):
@@ -273,95 +249,16 @@ async def _contact_step(services: Services, *, order_id: int, contact: PlanConta
     record = await _load(services, order_id)
     if record.contact_id:
         return record.contact_id
-    contact_id, how = await ensure_contact(services, contact)
+    contact_id, done = await ensure_contact(services, contact, order_id=order_id)
     await write_down(
         services,
         order_id=order_id,
         event="contact",
-        message=f"{how} contact {contact_id}",
+        message=done,
         contact_id=contact_id,
         step=Step.CONTACT.value,
     )
     return contact_id
-
-
-async def ensure_contact(services: Services, contact: PlanContact) -> tuple[str, str]:
-    """One Moneybird contact per e-mail: from the ledger, adopted by exact e-mail, or created.
-
-    The e-mail's lock makes two workers booking a new customer's first two orders agree on one
-    contact; the ledger's primary key on the e-mail is the second line of defence.
-    """
-    email = contact.email.strip().lower()
-    lock = services.redis.lock(f"{CONTACT_LOCK_PREFIX}{email or contact.customer_id}", timeout=60)
-    if not await lock.acquire(blocking=True, blocking_timeout=30):
-        raise services.defer(5)
-    try:
-        if email:
-            async with services.sessions() as session:
-                cached = await session.get(ledger.ContactRecord, email)
-            if cached is not None:
-                return cached.contact_id, "cached"
-        contact_id, how = await _adopt_or_create_contact(services, contact, email=email)
-        if email:
-            async with transaction(services.sessions) as session:
-                session.add(
-                    ledger.ContactRecord(
-                        email=email, contact_id=contact_id, adopted=how.startswith("adopted")
-                    )
-                )
-        return contact_id, how
-    finally:
-        try:
-            await lock.release()
-        except LockError:
-            log.warning("contact lock expired", customer=contact.customer_id)
-
-
-async def _adopt_or_create_contact(
-    services: Services, contact: PlanContact, *, email: str
-) -> tuple[str, str]:
-    if email:
-        # The search is fuzzy (jan@x.nl also finds jan@x.nl.au): only an exact address counts.
-        matches = [c for c in await services.moneybird.search_contacts(email) if email in c.invoice_emails]
-        if matches:
-            return min(matches, key=lambda c: int(c.id)).id, "adopted"
-    else:
-        existing = await services.moneybird.contact_by_customer_id(contact.customer_id)
-        if existing is not None:
-            return existing.id, "adopted"
-    try:
-        created = await services.moneybird.create_contact(_contact_create(contact))
-    except MoneybirdValidationError as exc:
-        # The customer's contact exists but the search does not show it: a bookkeeper archived it.
-        # Its customer_id stays taken, so it is the customer's contact still.
-        existing = (
-            await services.moneybird.contact_by_customer_id(contact.customer_id)
-            if "customer_id" in exc.codes
-            else None
-        )
-        if existing is None:
-            raise
-        return existing.id, "adopted archived" if existing.archived else "adopted"
-    return created.id, "created"
-
-
-def _contact_create(contact: PlanContact) -> ContactCreate:
-    return ContactCreate(
-        company_name=contact.company_name or None,
-        firstname=contact.firstname or None,
-        lastname=contact.lastname or None,
-        address1=contact.address1 or None,
-        address2=contact.address2 or None,
-        zipcode=contact.zipcode or None,
-        city=contact.city or None,
-        country=contact.country or None,
-        phone=contact.phone or None,
-        customer_id=contact.customer_id,
-        tax_number=contact.tax_number or None,
-        send_invoices_to_email=contact.email or None,
-        # WooCommerce already sent the customer their invoice: Moneybird must not e-mail them too.
-        delivery_method="Manual",
-    )
 
 
 # ── outcome ──────────────────────────────────────────────────────────────────────────────────

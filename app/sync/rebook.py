@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.db import Base, MoneyText, transaction
 from app.invoicing.plan import InvoicePlan, PlanOptions, local_date
+from app.moneybird.errors import MoneybirdRejected
 from app.sync import ledger
 from app.sync.booking import (
     CREDIT_STEPS,
@@ -43,8 +44,10 @@ from app.sync.booking import (
     number_of,
     walk,
 )
+from app.sync.contacts import order_contact, replace_contact
 from app.sync.ledger import OrderRecord, OrderState, UtcDateTime, utcnow
 from app.sync.services import Services
+from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.rebook")
 
@@ -68,6 +71,8 @@ class Rebooking(Base):
     old_invoice_id: Mapped[str] = mapped_column(String(32))
     old_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
     old_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
+    # The contact the credit goes to: the old invoice's, or its replacement when that one is gone.
+    contact_id: Mapped[str | None] = mapped_column(String(32), default=None)
     credit_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
     credit_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
     credit_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
@@ -147,22 +152,32 @@ async def start(services: Services, record: OrderRecord, *, fingerprint: str) ->
     return found
 
 
-async def credit_old_invoice(services: Services, rebooking: Rebooking, *, order_number: str) -> Invoice:
+async def credit_old_invoice(services: Services, rebooking: Rebooking, *, order: Order) -> Invoice:
     """Credit the old invoice in full (resumable), then clear the order's ids for the next version."""
     kind = invoice_kind(services.settings)
+
+    async def replace(gone: str, refused: MoneybirdRejected) -> str:
+        customer = order_contact(order, settings=services.settings)
+        replacement = await replace_contact(
+            services, order_id=order.id, contact=customer, gone=gone, refused=refused
+        )
+        await _set(services, rebooking, contact_id=replacement)  # a lost answer is looked for under it
+        return replacement
+
     with failing_on_refusal("the credit invoice"):
         old = await kind.get(services.moneybird, rebooking.old_invoice_id)
-        if old.contact_id is None:
+        contact_id = rebooking.contact_id or old.contact_id
+        if contact_id is None:
             raise BookingFailed(
                 f"invoice {rebooking.old_invoice_id} has no contact to credit", kind="rejected"
             )
         plan = full_credit(
             old,
-            reference=credit_reference(order_number, rebooking.version),
+            reference=credit_reference(order.display_number, rebooking.version),
             today=today(services),
         )
         entry = RebookCreditEntry(services, rebooking)
-        credit = await walk(services, entry, plan=plan, contact_id=old.contact_id)
+        credit = await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
     await _credited(services, rebooking, credit=credit)
     return credit
 
@@ -310,6 +325,15 @@ class RebookCreditEntry:
                 .values(step=step, updated_at=utcnow(), **values)
             )
             await ledger.add_event(session, order_id=self.order_id, step=event, message=message)
+
+
+async def _set(services: Services, rebooking: Rebooking, **values: Any) -> None:
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            update(Rebooking)
+            .where(Rebooking.order_id == rebooking.order_id, Rebooking.version == rebooking.version)
+            .values(updated_at=utcnow(), **values)
+        )
 
 
 async def _get(services: Services, order_id: int, version: int) -> Rebooking | None:

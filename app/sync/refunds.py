@@ -29,6 +29,7 @@ from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.metrics import JOBS
 from app.money import money
+from app.moneybird.errors import MoneybirdRejected
 from app.queue import enqueue_refund
 from app.sync import ledger
 from app.sync.booking import (
@@ -43,6 +44,7 @@ from app.sync.booking import (
     walk,
     write_down,
 )
+from app.sync.contacts import order_contact, replace_contact
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState, RefundStep
 from app.sync.services import Services, exclusively, retry_transient, services_of
 from app.woocommerce.errors import WooCommerceNotFound
@@ -248,7 +250,7 @@ async def book_refund(services: Services, *, order_id: int, refund_id: int, reas
     record = await _start(services, order_id=order_id, refund=refund, reason=reason)
     try:
         plan = await _plan(services, refund=refund, order=order)
-        credit = await _credit(services, record=record, order_record=order_record, plan=plan)
+        credit = await _credit(services, record=record, order_record=order_record, order=order, plan=plan)
     except BookingFailed as failure:
         await _fail(services, order_id=order_id, refund_id=refund_id, failure=failure)
         return RefundState.FAILED.value
@@ -325,12 +327,18 @@ async def _plan(services: Services, *, refund: Refund, order: Order) -> CreditPl
 
 
 async def _credit(
-    services: Services, *, record: RefundRecord, order_record: OrderRecord, plan: CreditPlan
+    services: Services, *, record: RefundRecord, order_record: OrderRecord, order: Order, plan: CreditPlan
 ) -> Invoice:
+    async def replace(gone: str, refused: MoneybirdRejected) -> str:
+        customer = order_contact(order, settings=services.settings)
+        return await replace_contact(
+            services, order_id=order.id, contact=customer, gone=gone, refused=refused
+        )
+
     with failing_on_refusal("the credit invoice"):
         contact_id = await _contact_id(services, order_record)
         entry = CreditEntry(services, order_id=record.order_id, refund_id=record.refund_id)
-        return await walk(services, entry, plan=plan, contact_id=contact_id)
+        return await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
 
 
 class CreditEntry(LedgerEntry):

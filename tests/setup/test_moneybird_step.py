@@ -174,3 +174,17 @@ async def test_an_answer_brought_back_in_another_session_is_refused(oauth: Wizar
     assert "started in another session" in answer.text
     assert await oauth.stored() == {}
     assert oauth.moneybird.oauth.token_requests == []
+
+
+@pytest.mark.parametrize("pasted", ["x" * 5000, "two words", "line\nbreak"])
+async def test_something_that_is_no_token_is_refused_before_moneybird_is_asked(
+    wizard: Wizard, pasted: str
+) -> None:
+    wizard.moneybird.reset_requests()
+
+    answer = await wizard.post("/admin/setup/moneybird/token", {"token": pasted})
+
+    assert answer.status_code == 422
+    assert "that is not a Moneybird API token" in answer.text
+    assert wizard.moneybird.calls() == 0
+    assert await wizard.stored() == {}

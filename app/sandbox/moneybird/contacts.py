@@ -268,7 +268,11 @@ def update_contact(call: Call) -> Reply:
 
 
 def get_contact(call: Call) -> Reply:
-    return Reply(200, contact_in(call, call.params["id"]))
+    contact = contact_in(call, call.params["id"])
+    # The endpoint takes `include_archived` like the lists: without it an archived contact is not found.
+    if contact["archived"] and not _include_archived(call):
+        raise not_found("id")
+    return Reply(200, contact)
 
 
 def get_contact_by_customer_id(call: Call) -> Reply:
@@ -298,20 +302,22 @@ def archive_contact(call: Call) -> Reply:
         raise symbolic_error(400, "Contact can not be archived", id="can_not_be_archived")
     contact["archived"] = True
     call.sandbox.touch(contact, "contact_archived")
-    return Reply(200, contact)
+    return Reply(204)  # "Contact archived", no body (OpenAPI: patch_administration_id_contacts_id_archive)
 
 
 def list_contacts(call: Call) -> Reply:
-    include_archived = call.query.get("include_archived", "").lower() == "true"
-    found = _search(_contacts_of(call, include_archived=include_archived), call.query.get("query", ""))
+    found = _search(_contacts_of(call, include_archived=_include_archived(call)), call.query.get("query", ""))
     return list_reply(call, found)
 
 
 def filter_contacts(call: Call) -> Reply:
     terms = parse_filter(call.query.get("filter"))
-    include_archived = call.query.get("include_archived", "").lower() == "true"
-    found = _search(_contacts_of(call, include_archived=include_archived), call.query.get("query", ""))
+    found = _search(_contacts_of(call, include_archived=_include_archived(call)), call.query.get("query", ""))
     return list_reply(call, [c for c in found if _matches_filter(c, terms)])
+
+
+def _include_archived(call: Call) -> bool:
+    return call.query.get("include_archived", "").lower() == "true"
 
 
 def _contacts_of(call: Call, *, include_archived: bool) -> list[Record]:
@@ -366,3 +372,15 @@ def ensure_contact_id(call: Call, raw: Any) -> str:
 
 def invalid_contact_for(root: str) -> ApiError:
     return symbolic_error(400, "Contact ID is invalid", **{root: {"contact_id": "contact_invalid"}})
+
+
+def usable_contact(call: Call, contact_id: str | None, *, root: str) -> Record:
+    """The contact a new invoice may go to: it exists here and is not archived (400 otherwise).
+
+    Moneybird documents the 400 for an unknown contact (external_sales_invoices POST); an archived
+    one is refused the same way, as shops report ("contact_id is invalid").
+    """
+    contact = call.sandbox.contacts.get(contact_id or "")
+    if contact is None or contact["administration_id"] != call.adm.id or contact["archived"]:
+        raise invalid_contact_for(root)
+    return contact

@@ -6,7 +6,7 @@ import re
 from datetime import date
 from typing import Any
 
-from app.sandbox.moneybird.contacts import embedded_contact, ensure_contact_id, invalid_contact_for
+from app.sandbox.moneybird.contacts import embedded_contact, ensure_contact_id, usable_contact
 from app.sandbox.moneybird.core import (
     Invalid,
     Record,
@@ -47,9 +47,7 @@ def create_external_invoice(call: Call) -> Reply:
     reject_unknown(data, EXTERNAL_INVOICE, prefix="")
     problems = Invalid()
     fields = coerce(data, EXTERNAL_INVOICE, prefix="", problems=problems)
-    contact = call.sandbox.contacts.get(fields.get("contact_id") or "")
-    if contact is None or contact["administration_id"] != call.adm.id:
-        raise invalid_contact_for("external_sales_invoice")
+    contact = usable_contact(call, fields.get("contact_id"), root="external_sales_invoice")
     invoice_date = _checked_header(fields, problems, today=call.sandbox.clock.today(), new=True)
     details = build_details(call, fields.get("details_attributes"), existing=[], problems=problems)
     problems.raise_if_any()
@@ -122,9 +120,7 @@ def update_external_invoice(call: Call) -> Reply:
     fields = coerce(data, EXTERNAL_INVOICE, prefix="", problems=problems)
     contact: Any = None
     if fields.get("contact_id"):
-        contact = call.sandbox.contacts.get(fields["contact_id"])
-        if contact is None or contact["administration_id"] != call.adm.id:
-            raise invalid_contact_for("external_sales_invoice")
+        contact = usable_contact(call, fields["contact_id"], root="external_sales_invoice")
     invoice_date = _checked_header(fields, problems, today=call.sandbox.clock.today(), new=False)
     details = build_details(
         call, fields.get("details_attributes"), existing=invoice["details"], problems=problems

@@ -10,8 +10,8 @@ from typing import Any
 from app.sandbox.moneybird.contacts import (
     contact_in,
     embedded_contact,
-    invalid_contact_for,
     reject_custom_fields,
+    usable_contact,
 )
 from app.sandbox.moneybird.core import (
     ApiError,
@@ -163,10 +163,7 @@ def _new_invoice(
 def _contact_for(call: Call, contact_id: str | None) -> Record | None:
     if contact_id is None:
         return None
-    contact = call.sandbox.contacts.get(contact_id)
-    if contact is None or contact["administration_id"] != call.adm.id:
-        raise invalid_contact_for("sales_invoice")
-    return contact
+    return usable_contact(call, contact_id, root="sales_invoice")
 
 
 def _workflow_for(call: Call, workflow_id: str | None, problems: Invalid) -> Record:

@@ -317,3 +317,56 @@ async def test_no_pause_reads_as_none(mb_redis: Redis) -> None:
     paused = await limiter.paused_until()
     assert paused is not None
     assert paused > time.time() + 25
+
+
+@pytest.mark.parametrize(
+    ("limit", "window", "safety"), [(0, 10.0, 0.0), (1, 0.0, 0.0), (1, -1.0, 0.0), (1, 10.0, -0.5)]
+)
+def test_a_limiter_that_could_never_grant_or_would_grant_too_much_is_refused(
+    mb_redis: Redis, limit: int, window: float, safety: float
+) -> None:
+    with pytest.raises(ValueError, match=r"^limit must be ≥ 1, window > 0 and safety ≥ 0$"):
+        RateLimiter(mb_redis, limit=limit, window=window, safety=safety)
+    assert RateLimiter(mb_redis, limit=1, window=0.5, safety=0.0).limit == 1
+
+
+async def test_an_archived_contact_is_asked_for_only_when_wanted(
+    router: respx.Router, client: MoneybirdClient
+) -> None:
+    route = router.get("/contacts/9.json").respond(200, json=bodies.contact(id="9"))
+    await client.get_contact("9")
+    await client.get_contact("9", include_archived=True)
+    assert [dict(c.request.url.params) for c in route.calls] == [{}, {"include_archived": "true"}]
+
+
+async def test_a_429_resetting_in_more_than_3_s_is_left_to_the_job_queue(
+    router: respx.Router, client: MoneybirdClient
+) -> None:
+    route = router.post("/contacts.json")
+    route.side_effect = [
+        httpx.Response(429, text="Retry later", headers={"Retry-After": f"{time.time() + 3.6:.3f}"}),
+        httpx.Response(201, json=bodies.contact()),
+    ]
+    with pytest.raises(MoneybirdRateLimited):
+        await client.create_contact(ContactCreate(firstname="Sanne"))
+    assert route.call_count == 1
+
+
+async def test_the_client_waits_at_most_20_s_for_its_limiter(mb_redis: Redis) -> None:
+    # A slot 20.5 s away: a job waiting that long would rather be deferred (the slot goes to another).
+    limiter = RateLimiter(mb_redis, limit=1, window=20.5, safety=0)
+    router = respx.Router(base_url=f"{BASE_URL}/{ADMINISTRATION_ID}", assert_all_called=False)
+    router.get("/workflows.json").respond(200, json=[bodies.workflow()])
+    client = MoneybirdClient(
+        base_url=BASE_URL,
+        token=TOKEN,
+        administration_id=ADMINISTRATION_ID,
+        limiter=limiter,
+        transport=httpx.MockTransport(router.async_handler),
+    )
+    async with client:
+        await client.workflows()
+        started = time.monotonic()
+        with pytest.raises(MoneybirdRateLimited):
+            await client.workflows()
+    assert time.monotonic() - started < 5

@@ -30,6 +30,7 @@ from app.sync import ledger
 from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.verify import VERIFY_LAST_SUCCESS, verification_job, verify_month
 from tests.harness import Harness, open_harness
+from tests.sync.test_order_changes import PLATE, edit_items
 
 ALERT_HOOK = "https://alerts.example.test/verify-hook"
 PAID_AT = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
@@ -197,6 +198,11 @@ async def test_a_deleted_invoice_is_found_recorded_alerted_once_and_reported(
     assert [(d.order_id, d.what) for d in report.differences] == [(9022, "deleted in Moneybird")]
     assert not report.in_balance
     assert kept["id"] not in await _open(h)
+    signed_in = await h.web.post("/admin/login", data={"token": h.settings.admin_token.get_secret_value()})
+    assert signed_in.status_code == 303
+    page = (await h.web.get("/admin")).text
+    assert 'data-finding="invoice_deleted"' in page
+    assert f"invoice {gone['invoice_id']} of order #9022" in page
 
 
 async def test_a_changed_total_is_found_and_resolved_when_it_is_changed_back(
@@ -279,6 +285,33 @@ async def test_a_refunds_credit_invoice_is_verified_in_the_month_it_was_made(h: 
         (FindingKind.INVOICE_REOPENED, True)
     ]
     assert "credit invoice" in result.drifts[0].message
+
+
+async def test_a_rebooked_invoice_dated_another_month_is_looked_up_not_called_deleted(
+    database_url: str, redis: ArqRedis
+) -> None:
+    async with open_harness(database_url=database_url, redis=redis, order_changes="rebook") as h:
+        await _book(h, 9101)
+        edit_items(h, 9101, [MUG, PLATE])
+        await h.deliver(9101)
+        await h.run_worker()
+        record = await h.record(9101)
+        assert record is not None
+        assert record.invoice_version == 2
+        h.moneybird.reset_requests()
+
+        paid_month = await verify_month(h.services, MONTH)
+        rebooked_month = await verify_month(
+            h.services, ledger.utcnow().astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
+        )
+
+        # The new invoice is dated the day of the rebooking: not in March's list, found by its id.
+        assert (paid_month.checked, paid_month.well, paid_month.drifts) == (1, 1, [])
+        assert paid_month.requests == 2
+        assert h.moneybird.calls("POST /sales_invoices/synchronization") == 1
+        # The rebooking's credit invoice belongs to the month it was made in.
+        assert (rebooked_month.credit_invoices, rebooked_month.well, rebooked_month.drifts) == (1, 1, [])
+        assert await _findings(h) == []
 
 
 # ── faults half way ──────────────────────────────────────────────────────────────────────────

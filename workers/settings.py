@@ -15,6 +15,7 @@ from app.constants import (
 )
 from app.queue import redis_settings
 from app.settings import load_settings
+from app.sync.verify import verification_cron
 from workers.functions import cron_jobs, job_functions, on_shutdown, on_startup
 
 _settings = load_settings()
@@ -24,7 +25,7 @@ class WorkerSettings:
     functions = job_functions()
     cron_jobs = cron_jobs(
         _settings.reconcile_interval_seconds, timeout_seconds=_settings.worker_job_timeout_seconds
-    )
+    ) + verification_cron(timeout_seconds=_settings.worker_job_timeout_seconds)
     on_startup = on_startup
     on_shutdown = on_shutdown
     redis_settings = redis_settings(_settings.redis_url, tls_verify=_settings.redis_tls_verify)

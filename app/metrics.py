@@ -29,3 +29,8 @@ ORDERS_BY_STATE = Gauge("woobird_orders", "Orders in the ledger by state", ["sta
 LAST_RECONCILE = Gauge(
     "woobird_last_reconcile_success_timestamp", "Unix time of the last successful reconciliation"
 )
+LAST_REDIS_LOSS = Gauge(
+    "woobird_last_redis_loss_timestamp",
+    "Unix time a worker last found Redis without woobird's marker (its data lost) and queued the waiting "
+    "orders and refunds again",
+)

@@ -314,6 +314,61 @@ async def test_a_rebooked_invoice_dated_another_month_is_looked_up_not_called_de
         assert await _findings(h) == []
 
 
+async def test_a_finding_about_an_invoice_woobird_no_longer_books_is_resolved(h: Harness) -> None:
+    (invoice,) = await _book(h, 9111)
+    await _unpay(h, invoice)
+    await verify_month(h.services, MONTH)
+    assert await _open(h) == {invoice["id"]: FindingKind.INVOICE_REOPENED}
+    # The order is booked again under another invoice (what a rebooking writes down).
+    async with h.sessions() as session, session.begin():
+        await ledger.update_order(session, 9111, invoice_id="1" + invoice["id"])
+
+    result = await verify_month(h.services, "2026-04")
+
+    assert result.resolved == 1
+    assert await _open(h) == {}
+    (finding,) = await _findings(h)
+    assert finding.resolution is not None
+    assert "no longer books this invoice" in finding.resolution
+
+
+async def test_external_invoices_are_verified_from_their_own_list(database_url: str, redis: ArqRedis) -> None:
+    async with open_harness(
+        database_url=database_url, redis=redis, invoice_kind="external_sales_invoice"
+    ) as h:
+        await _book_external(h, 9121)
+        (external,) = h.moneybird.external_sales_invoices.values()
+        (payment,) = external["payments"]
+        removed = await _moneybird(
+            h, "DELETE", f"external_sales_invoices/{external['id']}/payments/{payment['id']}"
+        )
+        assert removed.status_code == 204
+        h.moneybird.reset_requests()
+
+        result = await verify_month(h.services, MONTH)
+
+        assert [d.kind for d in result.drifts] == [FindingKind.INVOICE_REOPENED]
+        assert h.moneybird.calls("GET /external_sales_invoices") == result.requests == 1
+        assert h.moneybird.calls("GET /sales_invoices") == 0
+
+
+async def _book_external(h: Harness, order_id: int) -> None:
+    h.add_paid_order(
+        order_id=order_id,
+        customer=CUSTOMER,
+        items=[MUG],
+        shipping=[PARCEL],
+        created_at=PAID_AT,
+        paid_at=PAID_AT,
+        completed_at=PAID_AT,
+    )
+    await h.deliver(order_id)
+    await h.run_worker()
+    record = await h.record(order_id)
+    assert record is not None
+    assert record.invoice_id in h.moneybird.external_sales_invoices
+
+
 # ── faults half way ──────────────────────────────────────────────────────────────────────────
 
 

@@ -28,7 +28,13 @@ from app.sandbox.moneybird import edit_in_web_app, sandbox_transport
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sync import ledger
 from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.verify import VERIFY_LAST_SUCCESS, verification_job, verify_month
+from app.sync.verify import (
+    JOB_VERIFY,
+    VERIFY_LAST_SUCCESS,
+    VERIFY_MAX_TRIES,
+    verification_job,
+    verify_month,
+)
 from tests.harness import Harness, open_harness
 from tests.sync.test_order_changes import PLATE, edit_items
 
@@ -447,3 +453,12 @@ async def test_the_periodic_verification_runs_once_per_interval(h: Harness) -> N
         "ok": True,
         "skipped": "not due",
     }
+
+
+def test_the_worker_looks_hourly_whether_a_verification_is_due() -> None:
+    from workers.settings import WorkerSettings
+
+    (job,) = [job for job in WorkerSettings.cron_jobs if job.name == JOB_VERIFY]
+    assert (job.minute, job.second, job.hour) == ({17}, 0, None)
+    assert job.unique
+    assert job.max_tries == VERIFY_MAX_TRIES > 1  # a 429 half way is tried again, not dropped

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import structlog
 from arq import Retry
@@ -162,6 +162,14 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await retired.aclose()
     if "live_engine" in ctx:
         await ctx["live_engine"].dispose()
+
+
+class Stores(Protocol):
+    """What both processes hold (the worker's `Services`, the web's `AppState`): enough to queue again."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
 
 
 def services_of(ctx: dict[str, Any]) -> Services:

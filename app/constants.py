@@ -24,6 +24,8 @@ REFERENCE_CACHE_KEY: Final = "woobird:moneybird:reference"
 CONTACT_LOCK_PREFIX: Final = "woobird:lock:contact:"
 ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
 ALERT_SENT_PREFIX: Final = "woobird:alert:"
+# The recent webhook deliveries' lags (app/delivery_lag.py), shared by every web process.
+DELIVERY_LAG_KEY: Final = "woobird:webhook:lag"
 # Signing in to /admin (app/admin/login_guard.py): failures per client and in all, lockouts,
 # and the sessions signed out before they expired.
 ADMIN_LOGIN_FAILURES_PREFIX: Final = "woobird:admin:login-failures:"
@@ -87,3 +89,11 @@ BACKFILL_CALLS_PER_ORDER: Final = 4
 
 # Refunds: one worker per refund at a time (credit invoices are created under this lock).
 REFUND_LOCK_PREFIX: Final = "woobird:lock:refund:"
+
+# Redis losing its data (a restart without persistence, a flush, a failover; app.sync.redis_marker):
+# the marker key every worker looks for each REDIS_MARKER_CHECK_SECONDS; once it is missing, the
+# waiting orders and refunds are queued again, to start REDIS_LOSS_GRACE_SECONDS later, by when every
+# worker has looked again and written back the locks of the jobs it is still running.
+REDIS_MARKER_KEY: Final = "woobird:redis-marker"
+REDIS_MARKER_CHECK_SECONDS: Final = 1.0
+REDIS_LOSS_GRACE_SECONDS: Final = 3.0

@@ -18,6 +18,7 @@ from app.alerts import parse_moment
 from app.constants import QUEUE_NAME
 from app.metrics import (
     LAST_RECONCILE,
+    LAST_REDIS_LOSS,
     MONEYBIRD_CALLS,
     MONEYBIRD_SECONDS,
     MONEYBIRD_THROTTLED,
@@ -50,6 +51,7 @@ async def refresh_gauges(state: _State) -> None:
         async with state.sessions() as session:
             counts = await ledger.counts_by_state(session)
             last = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
+            lost = await ledger.get_state(session, ledger.REDIS_LOST_AT)
     except Exception as exc:
         log.warning("ledger gauges not measured", error=f"{type(exc).__name__}: {exc}")
         return
@@ -58,6 +60,9 @@ async def refresh_gauges(state: _State) -> None:
     moment = parse_moment(last)
     if moment is not None:
         LAST_RECONCILE.set(moment.timestamp())
+    lost_at = parse_moment(lost)
+    if lost_at is not None:
+        LAST_REDIS_LOSS.set(lost_at.timestamp())
 
 
 class CachedGauges:

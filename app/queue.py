@@ -86,9 +86,16 @@ async def enqueue_order(
     return job is not None
 
 
-async def enqueue_refund(redis: ArqRedis, *, order_id: int, refund_id: int, reason: str) -> bool:
+async def enqueue_refund(
+    redis: ArqRedis, *, order_id: int, refund_id: int, reason: str, defer_seconds: float = 0
+) -> bool:
     job = await redis.enqueue_job(
-        JOB_BOOK_REFUND, order_id, refund_id, reason, _job_id=refund_job_id(refund_id)
+        JOB_BOOK_REFUND,
+        order_id,
+        refund_id,
+        reason,
+        _job_id=refund_job_id(refund_id),
+        _defer_by=defer_seconds or None,
     )
     return job is not None
 

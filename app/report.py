@@ -1,7 +1,8 @@
 """The month report: what the shop sold against what Moneybird booked, per VAT rate, every difference named.
 
 It is read from the ledger alone (no API calls): for each booked order woobird wrote down the
-shop's total and VAT per Moneybird tax rate next to the invoice's, at the moment it was booked.
+shop's total and VAT per Moneybird tax rate next to the invoice's, at the moment it was booked;
+what the last verification (app.sync.verify) found changed in Moneybird since is listed too.
 A month is a calendar month in the Netherlands (Europe/Amsterdam), the period of a VAT return;
 an order belongs to the month it was paid in.
 """
@@ -21,12 +22,19 @@ from rich.table import Table
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
 
 REPORT_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 ZERO = Decimal("0.00")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 _WAITING = {OrderState.QUEUED.value, OrderState.BOOKING.value}
+# What verification finds changed in Moneybird after booking, as the report's "what" column says it.
+DRIFT = {
+    FindingKind.INVOICE_DELETED.value: "deleted in Moneybird",
+    FindingKind.INVOICE_CHANGED.value: "changed in Moneybird",
+    FindingKind.INVOICE_REOPENED.value: "reopened in Moneybird",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +58,7 @@ class Difference:
 
     order_id: int
     order_number: str
-    what: str  # "vat", "total", "not booked", "refund"
+    what: str  # "vat", "total", "not booked", "refund", or one of DRIFT's
     shop: Decimal | None
     moneybird: Decimal | None
     note: str
@@ -130,6 +138,7 @@ async def monthly_report(
     async with sessions() as session:
         orders = await _orders_in(session, start=start, end=end)
         refunds = await _refunds_in(session, start=start, end=end)
+        drift = await _drift_of(session, [order.order_id for order in orders])
     report = MonthReport(month=month.strip(), start=start, end=end)
     labels = {rate_id: f"{key}%" if key[:1].isdigit() else key for key, rate_id in (tax_rates or {}).items()}
     # Moneybird's own names ("21% btw") when the reference data is at hand read best of all.
@@ -137,6 +146,7 @@ async def monthly_report(
     _add_orders(report, orders, labels=labels)
     if refunds:
         _add_refunds(report, refunds, numbers={order.order_id: order.order_number for order in orders})
+    _add_drift(report, drift, numbers={order.order_id: order.order_number for order in orders})
     return report
 
 
@@ -156,6 +166,32 @@ async def _refunds_in(session: AsyncSession, *, start: datetime, end: datetime) 
         .order_by(RefundRecord.refund_id)
     )
     return (await session.execute(query)).scalars().all()
+
+
+async def _drift_of(session: AsyncSession, order_ids: Sequence[int]) -> Sequence[Finding]:
+    if not order_ids:
+        return []
+    query = select(Finding).where(
+        Finding.kind.in_(list(DRIFT)),
+        Finding.state == FindingState.OPEN.value,
+        Finding.order_id.in_(list(order_ids)),
+    )
+    return (await session.execute(query.order_by(Finding.order_id, Finding.id))).scalars().all()
+
+
+def _add_drift(report: MonthReport, findings: Sequence[Finding], *, numbers: dict[int, str]) -> None:
+    for finding in findings:
+        order_id = finding.order_id or 0
+        report.differences.append(
+            Difference(
+                order_id=order_id,
+                order_number=numbers.get(order_id, str(order_id)),
+                what=DRIFT[finding.kind],
+                shop=None,
+                moneybird=None,
+                note=finding.message,
+            )
+        )
 
 
 def _add_orders(report: MonthReport, orders: Sequence[OrderRecord], *, labels: dict[str, str]) -> None:

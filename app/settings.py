@@ -299,6 +299,19 @@ class Settings(BaseSettings):
         "their Moneybird contact, and a registered customer's new e-mail address is shown for you to decide; "
         "see After booking.",
     )
+    verify_interval_hours: int = Field(
+        24,
+        ge=0,
+        le=24 * 31,
+        description="Hours between verifications that every booked invoice is still in Moneybird, at its "
+        "booked total and paid (0: never; `woobird verify --month` still works); see After booking.",
+    )
+    verify_months: int = Field(
+        3,
+        ge=1,
+        le=24,
+        description="How many months each verification reads back: this month and the ones before it.",
+    )
 
     # Infrastructure
     redis_url: str = Field(

@@ -18,8 +18,20 @@ from app.constants import (
 )
 from app.sync.orders import book_order_job
 from app.sync.reconcile import reconcile_job
+from app.sync.redis_marker import start_watching, stop_watching
 from app.sync.refunds import book_refund_job
-from app.sync.services import when_set_up
+from app.sync.services import shutdown, startup, when_set_up
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    """The worker's services, and its watch for Redis losing its data (app.sync.redis_marker)."""
+    await startup(ctx)
+    start_watching(ctx)
+
+
+async def on_shutdown(ctx: dict[str, Any]) -> None:
+    await stop_watching(ctx)
+    await shutdown(ctx)
 
 
 def job_functions() -> list[Function]:

@@ -15,8 +15,8 @@ from app.constants import (
 )
 from app.queue import redis_settings
 from app.settings import load_settings
-from app.sync.services import shutdown, startup
-from workers.functions import cron_jobs, job_functions
+from app.sync.verify import verification_cron
+from workers.functions import cron_jobs, job_functions, on_shutdown, on_startup
 
 _settings = load_settings()
 
@@ -25,9 +25,9 @@ class WorkerSettings:
     functions = job_functions()
     cron_jobs = cron_jobs(
         _settings.reconcile_interval_seconds, timeout_seconds=_settings.worker_job_timeout_seconds
-    )
-    on_startup = startup
-    on_shutdown = shutdown
+    ) + verification_cron(timeout_seconds=_settings.worker_job_timeout_seconds)
+    on_startup = on_startup
+    on_shutdown = on_shutdown
     redis_settings = redis_settings(_settings.redis_url, tls_verify=_settings.redis_tls_verify)
     queue_name = QUEUE_NAME
     health_check_interval = WORKER_HEALTH_INTERVAL_SECONDS

@@ -7,13 +7,14 @@ woobird status              orders per state, queue, last reconciliation, failur
 woobird sync ID [--dry-run] book one order now, or show its invoice plan
 woobird retry ID | --failed queue failed orders again
 woobird report --month M    shop totals against booked invoices per VAT rate
+woobird verify --month M    booked invoices still in Moneybird, at their totals, paid
 woobird plan ORDER.json     the invoice woobird would make of an order file
 woobird backfill --since D  book the orders paid since a date
 woobird products            copy the shop's products with a SKU to Moneybird
 woobird migrate             bring the ledger's tables up to date (Procfile: release)
 
 This package only registers commands: each group lives in its own module (`setup`, `ops`, `plan`,
-`backfill`, `products`, `run`), `support` gives them the ledger, the queue and the services and
+`backfill`, `products`, `run`, `verify`), `support` gives them the ledger, the queue and the services and
 explains bad settings, and `demo` is the one way into the sandbox. The work itself is done by the
 modules they call.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import backfill, ops, plan, products, run, setup
+from app.cli import backfill, ops, plan, products, run, setup, verify
 
 cli = typer.Typer(
     name="woobird",
@@ -41,6 +42,7 @@ cli.command("status")(ops.status_command)
 cli.command("sync")(ops.sync_command)
 cli.command("retry")(ops.retry_command)
 cli.command("report")(ops.report_command)
+cli.command("verify")(verify.verify_command)
 cli.command("plan")(plan.plan_command)
 cli.command("backfill")(backfill.backfill_command)
 cli.command("products")(products.products_command)

@@ -7,8 +7,11 @@ Moneybird's errors as one tree — is `app.moneybird.http`, underneath.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Self
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal, Self
 
 import httpx
 import structlog
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("woobird.moneybird")
 
+InvoiceKind = Literal["sales_invoice", "external_sales_invoice"]
+# POST …/synchronization answers at most this many records, whatever it is sent.
+SYNCHRONIZATION_BATCH = 100
 # Moneybird's list filters: without an explicit period they silently cover this year only.
 WIDE_PERIOD_START = date(2000, 1, 1)
 
@@ -327,6 +333,38 @@ class MoneybirdClient:
         )
         return parse(response, Payment)
 
+    # ── verification: the invoices as Moneybird holds them now ──────────────────────────────
+
+    async def invoices_dated(
+        self, kind: InvoiceKind, *, start: date, end: date, max_pages: int = 100
+    ) -> tuple[list[Standing], bool]:
+        """Every invoice of `kind` (credit invoices too) dated `start`..`end`, in any state, and
+        whether the list was complete within `max_pages` pages of 100."""
+        filter_ = f"period:{start:%Y%m%d}..{end:%Y%m%d},state:all"
+        model: type[SalesInvoice | ExternalSalesInvoice] = (
+            SalesInvoice if kind == "sales_invoice" else ExternalSalesInvoice
+        )
+        found, complete = await self._http.get_pages(
+            f"{kind}s", model, params={"filter": filter_}, max_pages=max_pages
+        )
+        return [standing(document) for document in found], complete
+
+    async def invoices_by_id(self, kind: InvoiceKind, ids: Sequence[str]) -> list[Standing]:
+        """The invoices of `kind` with these ids that still exist, whatever their date.
+
+        Moneybird's synchronization endpoint answers at most 100 ids a request.
+        """
+        model: type[SalesInvoice | ExternalSalesInvoice] = (
+            SalesInvoice if kind == "sales_invoice" else ExternalSalesInvoice
+        )
+        found: list[Standing] = []
+        wanted = list(ids)
+        for first in range(0, len(wanted), SYNCHRONIZATION_BATCH):
+            batch = wanted[first : first + SYNCHRONIZATION_BATCH]
+            response = await self._http.request("POST", f"{kind}s/synchronization", body={"ids": batch})
+            found += [standing(document) for document in parse_list(response, model)]
+        return found
+
     # ── products ─────────────────────────────────────────────────────────────────────────────
 
     async def product_by_identifier(self, identifier: str) -> Product | None:
@@ -352,6 +390,37 @@ class MoneybirdClient:
         return await self._http.get_all("products", Product, params=params, max_pages=max_pages)
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A sales or external sales invoice as verification reads it: is it there, at what total, paid?"""
+
+    id: str
+    number: str | None  # the invoice number ("2026-0012"); an external invoice's reference
+    state: str
+    total: Decimal  # incl. VAT; negative for a credit invoice
+    unpaid: Decimal
+    invoice_date: date | None
+
+    @property
+    def paid(self) -> bool:
+        return self.state == "paid"
+
+
+def standing(document: SalesInvoice | ExternalSalesInvoice) -> Standing:
+    if isinstance(document, SalesInvoice):
+        number, on = document.invoice_id, document.invoice_date
+    else:
+        number, on = document.reference, document.date
+    return Standing(
+        id=document.id,
+        number=number,
+        state=document.state,
+        total=document.total_price_incl_tax,
+        unpaid=document.total_unpaid,
+        invoice_date=on,
+    )
+
+
 def wide_period(today: date | None = None) -> str:
     """A filter period from 2000 to the end of next year: every invoice a shop could have."""
     today = today or datetime.now(UTC).date()
@@ -363,4 +432,11 @@ def _ids(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value}
 
 
-__all__ = ["MoneybirdClient", "ResponseHook", "TokenRefresher", "wide_period"]
+__all__ = [
+    "InvoiceKind",
+    "MoneybirdClient",
+    "ResponseHook",
+    "Standing",
+    "TokenRefresher",
+    "wide_period",
+]

@@ -162,6 +162,18 @@ class MoneybirdHttp:
         max_pages: int = 50,
     ) -> list[M]:
         """Every item of a paginated list, up to `max_pages` pages."""
+        items, _ = await self.get_pages(route, model, params=params, max_pages=max_pages)
+        return items
+
+    async def get_pages(
+        self,
+        route: str,
+        model: type[M],
+        *,
+        params: Mapping[str, str | int] | None = None,
+        max_pages: int = 50,
+    ) -> tuple[list[M], bool]:
+        """The items of a paginated list, up to `max_pages` pages, and whether that was all of them."""
         items: list[M] = []
         for page in range(1, max_pages + 1):
             response = await self.request(
@@ -170,9 +182,9 @@ class MoneybirdHttp:
             batch = parse_list(response, model)
             items.extend(batch)
             if not _has_next_page(response, len(batch)):
-                return items
+                return items, True
         log.warning("moneybird list truncated", route=route, pages=max_pages, items=len(items))
-        return items
+        return items, False
 
     async def _send_waiting_out_short_429(self, request: _Request) -> httpx.Response:
         try:

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from app.constants import CONTACT_LOCK_PREFIX
 from app.db import transaction
+from app.held_locks import holding
 from app.invoicing.contact import PlanContact, plan_contact
 from app.invoicing.vat import vat_number
 from app.logs import mask_email
@@ -98,7 +99,8 @@ async def _locked(services: Services, contact: PlanContact) -> AsyncIterator[Non
     if not await lock.acquire(blocking=True, blocking_timeout=30):
         raise services.defer(5)
     try:
-        yield
+        async with holding(lock):
+            yield
     finally:
         try:
             await lock.release()

@@ -201,6 +201,9 @@ FIRST_RUN_AT = "first_run_at"
 RECONCILE_WATERMARK = "reconcile_watermark"
 RECONCILE_LAST_SUCCESS = "reconcile_last_success"
 RECONCILE_LAST_ERROR = "reconcile_last_error"
+# When a worker last found Redis without woobird's marker, and what it queued again (app.sync.redis_marker).
+REDIS_LOST_AT = "redis_lost_at"
+REDIS_LOST_REQUEUED = "redis_lost_requeued"
 
 
 def _insert_for(session: AsyncSession) -> Any:

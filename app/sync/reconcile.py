@@ -230,22 +230,32 @@ def _count(report: ReconcileReport, outcome: str, order_id: int) -> None:
         report.ignored += 1
 
 
-async def requeue_waiting(services: Services, *, now: datetime) -> int:
+async def requeue_waiting(
+    services: Services,
+    *,
+    now: datetime,
+    every_booking: bool = False,
+    reason: str = REASON,
+    defer_seconds: float = 0,
+) -> int:
     """Queue again the orders the ledger says are waiting; arq drops the copy when the job exists.
 
     A Redis flush loses queued jobs but not the ledger. Rows in `booking` are taken only once
-    they are older than any live job could be, so a running booking is left alone.
+    they are older than any live job could be, so a running booking is left alone — unless
+    `every_booking`: right after Redis lost its data (app.sync.redis_marker) every row in `booking`
+    is taken, since its job is gone from Redis too, and a job still running holds its order's lock
+    again by the time the copy starts (`defer_seconds` later).
     """
-    # Longer than any job may run, so a row still in `booking` belongs to a worker that died.
-    stale = now - timedelta(
-        seconds=services.settings.worker_job_timeout_seconds + RECONCILE_STALE_BOOKING_MARGIN
-    )
+    waiting_booking = OrderRecord.state == OrderState.BOOKING.value
+    if not every_booking:
+        # Longer than any job may run, so a row still in `booking` belongs to a worker that died.
+        stale = now - timedelta(
+            seconds=services.settings.worker_job_timeout_seconds + RECONCILE_STALE_BOOKING_MARGIN
+        )
+        waiting_booking = waiting_booking & (OrderRecord.updated_at < stale)
     query = (
         select(OrderRecord.order_id, OrderRecord.date_modified)
-        .where(
-            (OrderRecord.state == OrderState.QUEUED.value)
-            | ((OrderRecord.state == OrderState.BOOKING.value) & (OrderRecord.updated_at < stale))
-        )
+        .where((OrderRecord.state == OrderState.QUEUED.value) | waiting_booking)
         .order_by(OrderRecord.updated_at)
         .limit(REQUEUE_BATCH)
     )
@@ -253,9 +263,16 @@ async def requeue_waiting(services: Services, *, now: datetime) -> int:
         waiting = (await session.execute(query)).all()
     requeued = 0
     for order_id, date_modified in waiting:
-        if await enqueue_order(services.redis, order_id=order_id, date_modified=date_modified, reason=REASON):
+        if await enqueue_order(
+            services.redis,
+            order_id=order_id,
+            date_modified=date_modified,
+            reason=reason,
+            defer_seconds=defer_seconds,
+        ):
             requeued += 1
-            log.warning("order was waiting without a job; queued again", order_id=order_id)
+            if reason == REASON:  # after a loss of Redis, one line says it for all of them
+                log.warning("order was waiting without a job; queued again", order_id=order_id)
     return requeued
 
 

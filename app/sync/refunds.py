@@ -97,11 +97,13 @@ async def queue_refunds(services: Services, *, order: Order) -> int:
     return await _enqueue_open(services, order_id=order.id, reason="order updated")
 
 
-async def requeue_refunds(services: Services) -> int:
+async def requeue_refunds(services: Services, *, reason: str = "reconcile", defer_seconds: float = 0) -> int:
     """For the reconciliation poll: queue again the refunds of booked orders that wait without a job.
 
     A Redis flush, or a refund job that ran while its order was being booked, leaves a row that
-    no job will pick up; arq drops the copy when the job still exists.
+    no job will pick up; arq drops the copy when the job still exists. After Redis lost its data
+    (app.sync.redis_marker) the copies start `defer_seconds` later, once the workers hold their
+    locks again.
     """
     query = (
         select(RefundRecord.refund_id, RefundRecord.order_id, RefundRecord.state)
@@ -121,7 +123,9 @@ async def requeue_refunds(services: Services) -> int:
             )
     queued = 0
     for refund_id, order_id, _ in rows:
-        if await enqueue_refund(services.redis, order_id=order_id, refund_id=refund_id, reason="reconcile"):
+        if await enqueue_refund(
+            services.redis, order_id=order_id, refund_id=refund_id, reason=reason, defer_seconds=defer_seconds
+        ):
             queued += 1
     return queued
 

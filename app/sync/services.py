@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.constants import WORKER_MAX_TRIES
 from app.db import create_engine, session_factory
+from app.held_locks import holding
 from app.logs import configure_logging
 from app.metrics import JOBS
 from app.metrics_refresh import record_moneybird_response
@@ -41,6 +42,9 @@ log = structlog.get_logger("woobird.worker")
 
 # The worker books without these (the web process needs them).
 WORKER_NOT_NEEDED = frozenset({"ADMIN_TOKEN"})
+
+# See `exclusively`: more than nothing, less than the 10 s arq adds to the job timeout.
+LOCK_MARGIN_SECONDS = 5
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -168,11 +172,16 @@ def services_of(ctx: dict[str, Any]) -> Services:
 @asynccontextmanager
 async def exclusively(services: Services, key: str) -> AsyncIterator[None]:
     """Hold `key` while a job works; when another worker holds it, come back once it is done."""
-    lock = services.redis.lock(key, timeout=services.settings.worker_job_timeout_seconds + 30)
+    # Outlives the job (arq cancels it at the job timeout) yet expires before arq's in-progress key
+    # (timeout + 10 s): a killed worker's job, taken up again by arq, finds its lock already gone.
+    lock = services.redis.lock(
+        key, timeout=services.settings.worker_job_timeout_seconds + LOCK_MARGIN_SECONDS
+    )
     if not await lock.acquire(blocking=False):
         raise services.defer(5)
     try:
-        yield
+        async with holding(lock):
+            yield
     finally:
         try:
             await lock.release()

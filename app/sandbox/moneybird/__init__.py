@@ -33,7 +33,9 @@ unless `include_archived=true` but are still found by customer_id, whose value s
 
 What tests switch on to meet what a real administration does: `skew_next_totals(amount)` gives
 the next invoices a VAT total off what their lines give (a rounding rule nobody predicted);
-`delete_contact(id)` deletes a contact no invoice uses, as a bookkeeper can.
+`delete_contact(id)` deletes a contact no invoice uses, as a bookkeeper can;
+`edit_in_web_app(sandbox, id, price=…)` changes a sent invoice's line the way Moneybird's web app
+lets a bookkeeper (the API refuses it), and `lock_period(until)` locks the books up to a date.
 
 Where Moneybird's behaviour is unconfirmed, the fake picks the stricter reasonable answer:
 
@@ -67,7 +69,11 @@ Where Moneybird's behaviour is unconfirmed, the fake picks the stricter reasonab
   contact, currency, incl/excl, discount or invoice date (422 otherwise).
 - `duplicate_creditinvoice` of a draft → 422. `register_payment_creditinvoice` when either invoice
   cannot take the payment (e.g. the original is already paid) → 422 symbolic `not_payable`.
-- DELETE of a sales invoice with payments → 422; of a contact used by an invoice → 422.
+- DELETE of a sales invoice with payments → 422, dated in a locked period → 400 symbolic
+  `period_locked`; of a contact used by an invoice → 422. Deleting a payment reopens a paid
+  invoice (`open`, or `late` past its due date).
+- `POST …/synchronization` answers the records with the ids sent, whatever their date (it takes
+  no filter); at most 100.
 - Unknown administration → 404 `{"error": "Administration not found", "symbolic":
   {"administration_id": "not_found"}}`; unknown route → 404 symbolic `route`.
 - Lists: default per_page 50 (products 10); `Link` only when there is another page; contact
@@ -90,6 +96,7 @@ from __future__ import annotations
 from app.sandbox.moneybird.api import MoneybirdTransport, create_app, match_route, sandbox_transport
 from app.sandbox.moneybird.core import ApiError, money_str
 from app.sandbox.moneybird.documents import compute_totals
+from app.sandbox.moneybird.invoices import edit_in_web_app
 from app.sandbox.moneybird.records import Administration
 from app.sandbox.moneybird.state import DEFAULT_TOKEN, FaultKind, MoneybirdSandbox, RecordedRequest, Rounding
 
@@ -104,6 +111,7 @@ __all__ = [
     "Rounding",
     "compute_totals",
     "create_app",
+    "edit_in_web_app",
     "match_route",
     "money_str",
     "sandbox_transport",

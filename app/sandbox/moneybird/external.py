@@ -167,6 +167,11 @@ def list_external_invoices(call: Call) -> Reply:
     return list_reply(call, filtered_externals(call))
 
 
+def all_externals(call: Call) -> list[Record]:
+    """The administration's external invoices, whatever their date or state (synchronization by id)."""
+    return [i for i in call.sandbox.external_sales_invoices.values() if i["administration_id"] == call.adm.id]
+
+
 def filtered_externals(call: Call) -> list[Record]:
     terms = parse_filter(call.query.get("filter")) or {"period": "this_year"}
     invoices = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.sandbox.moneybird.contacts import (
     contact_in,
@@ -48,6 +48,9 @@ from app.sandbox.moneybird.schema import (
     SEND_METHODS,
     SENDING,
 )
+
+if TYPE_CHECKING:
+    from app.sandbox.moneybird.state import MoneybirdSandbox
 
 _STATES = ("draft", "scheduled", "open", "pending_payment", "reminded", "late", "paid", "uncollectible")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -258,8 +261,41 @@ def delete_sales_invoice(call: Call) -> Reply:
         raise symbolic_error(
             422, "Sales invoice has payments and cannot be destroyed", sales_invoice="has_payments"
         )
+    if in_locked_period(call.adm.record, invoice["invoice_date"]):
+        raise symbolic_error(
+            400, "Sales invoice is in a locked period and cannot be destroyed", sales_invoice="period_locked"
+        )
     del call.sandbox.sales_invoices[invoice["id"]]
     return Reply(204)
+
+
+def in_locked_period(administration: Record, day: str | None) -> bool:
+    """Moneybird keeps a locked period's books as they are: no deleting, no editing in it."""
+    locked = administration.get("period_locked_until")
+    return bool(locked and day and date.fromisoformat(day) <= date.fromisoformat(locked))
+
+
+def edit_in_web_app(sandbox: MoneybirdSandbox, invoice_id: str, *, line: int = 0, price: str) -> Record:
+    """What a bookkeeper's edit of a sent invoice in Moneybird's web app does: the line gets its new
+    price, the totals follow, and the payments stay — a paid invoice whose total moved is open again.
+    The API refuses this (only drafts change lines there); the web app does not."""
+    with sandbox.lock:
+        invoice = sandbox.sales_invoices[invoice_id]
+        adm = sandbox.administration(invoice["administration_id"])
+        if invoice["state"] == "draft":
+            raise ValueError("a draft is edited through the API; this is for sent invoices")
+        if in_locked_period(adm.record, invoice["invoice_date"]):
+            raise ValueError(f"invoice {invoice_id} is in a locked period")
+        invoice["details"][line]["price"] = money_str(Decimal(price))
+        refresh_totals(sandbox, adm, invoice)
+        sandbox.touch(invoice, "sales_invoice_updated")
+        if invoice["state"] == "paid" and unpaid(invoice) != 0:
+            invoice["paid_at"] = None
+            set_state(sandbox, invoice, due_state(sandbox, invoice))
+        elif invoice["state"] != "paid" and invoice["payments"] and unpaid(invoice) == 0:
+            invoice["paid_at"] = invoice["payments"][-1]["payment_date"]
+            set_state(sandbox, invoice, "paid")
+        return invoice
 
 
 # -- send ----------------------------------------------------------------------------------------
@@ -489,6 +525,11 @@ def changed_after(documents: list[Record], terms: dict[str, str]) -> list[Record
             field = key.removesuffix("_after") + "_at"
             documents = [d for d in documents if parse_timestamp(d[field]) > moment]
     return documents
+
+
+def all_invoices(call: Call) -> list[Record]:
+    """The administration's sales invoices, whatever their date or state (synchronization by id)."""
+    return _invoices_of(call)
 
 
 def _invoices_of(call: Call) -> list[Record]:

@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -222,6 +223,13 @@ class MoneybirdSandbox:
             if in_use:
                 raise ValueError(f"contact {contact_id} is in use by an invoice and cannot be deleted")
             del self.contacts[contact_id]
+
+    def lock_period(self, until: date | None, *, administration_id: str | None = None) -> None:
+        """The bookkeeper locks the books up to `until` (a filed VAT return): Moneybird then refuses
+        to delete or edit an invoice dated in it."""
+        with self.lock:
+            record = self.administration(administration_id).record
+            record["period_locked_until"] = until.isoformat() if until else None
 
     def event(self, administration_id: str, action: str, data: Record | None = None) -> Record:
         stamp = self.clock.timestamp()

@@ -158,7 +158,9 @@ async def read_stored(
             values[row.name] = box.open(row.value, aad=_aad(connection_id, row.name))
         else:
             values[row.name] = row.value
-    return Stored(values=values, version=version, sealed=sealed, progress=json.loads(progress or "{}"))
+    return Stored(
+        values=values, version=int(version or 0), sealed=sealed, progress=json.loads(progress or "{}")
+    )
 
 
 def with_stored(base: Settings, stored: Mapping[str, str]) -> Settings:

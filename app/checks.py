@@ -16,6 +16,7 @@ from sqlalchemy import text
 from app.clients import moneybird_client, shop_client
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine
+from app.delivery_lag import ADVICE, recent_lags
 from app.invoicing.reference import AdministrationReference, TaxRate
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
@@ -204,6 +205,13 @@ class Checker:
             await redis.ping()
             depth = await redis.zcard(QUEUE_NAME)
             self.good("Redis", f"answers; {depth} job(s) queued")
+            lags = await recent_lags(redis)
+            if lags.slow:
+                self.note(
+                    "webhook delivery", f"the shop's webhooks arrive late ({lags.describe()}): {ADVICE}"
+                )
+            else:
+                self.good("webhook delivery", lags.describe())
         except Exception as exc:
             self.bad(
                 "REDIS_URL", f"Redis does not answer ({type(exc).__name__}: {exc}); start it or fix REDIS_URL"

@@ -24,6 +24,8 @@ REFERENCE_CACHE_KEY: Final = "woobird:moneybird:reference"
 CONTACT_LOCK_PREFIX: Final = "woobird:lock:contact:"
 ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
 ALERT_SENT_PREFIX: Final = "woobird:alert:"
+# The recent webhook deliveries' lags (app/delivery_lag.py), shared by every web process.
+DELIVERY_LAG_KEY: Final = "woobird:webhook:lag"
 # Signing in to /admin (app/admin/login_guard.py): failures per client and in all, lockouts,
 # and the sessions signed out before they expired.
 ADMIN_LOGIN_FAILURES_PREFIX: Final = "woobird:admin:login-failures:"

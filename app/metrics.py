@@ -18,6 +18,12 @@ BOOKING_SECONDS = Histogram(
     "From an order job starting to its invoice being paid",
     buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
 )
+DELIVERY_LAG = Histogram(
+    "woobird_webhook_delivery_lag_seconds",
+    "From the order's last change in the shop (date_modified_gmt) to its webhook arriving; "
+    "0 when the shop's clock runs ahead, at most a day",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 900, 3600, 86400),
+)
 QUEUE_DEPTH = Gauge("woobird_queue_depth", "Jobs waiting in the arq queue")
 ORDERS_BY_STATE = Gauge("woobird_orders", "Orders in the ledger by state", ["state"])
 LAST_RECONCILE = Gauge(

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from typing import Annotated, Any
 
 import structlog
@@ -27,7 +28,8 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
-from app.deps import AppStateDep, SettingsDep
+from app.delivery_lag import record_delivery
+from app.deps import AppState, AppStateDep, SettingsDep
 from app.metrics import DELIVERIES
 from app.sync.intake import accept_order
 from app.woocommerce.models import OrderHeader
@@ -85,16 +87,18 @@ async def _read_capped(request: Request) -> bytes:
 class Delivery:
     """A webhook delivery whose signature held (or WooCommerce's unsigned ping)."""
 
-    def __init__(self, *, body: bytes, topic: str | None, ping: bool) -> None:
+    def __init__(self, *, body: bytes, topic: str | None, ping: bool, received: float) -> None:
         self.body = body
         self.topic = topic
         self.ping = ping
+        self.received = received  # Unix time the request arrived, for the delivery's lag
 
 
 async def verified_delivery(request: Request, settings: SettingsDep) -> Delivery:
+    received = time.time()
     body = await _read_capped(request)
     if _PING.match(body.strip()):
-        return Delivery(body=body, topic=None, ping=True)
+        return Delivery(body=body, topic=None, ping=True, received=received)
     try:
         verify(
             settings.woocommerce_webhook_secret.get_secret_value(),
@@ -106,7 +110,7 @@ async def verified_delivery(request: Request, settings: SettingsDep) -> Delivery
         source = request.headers.get("x-wc-webhook-source", "")
         log.warning("webhook rejected", reason=str(exc), source=source[:LOGGED_HEADER_CHARS])
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
-    return Delivery(body=body, topic=request.headers.get(TOPIC_HEADER), ping=False)
+    return Delivery(body=body, topic=request.headers.get(TOPIC_HEADER), ping=False, received=received)
 
 
 VerifiedDelivery = Annotated[Delivery, Depends(verified_delivery)]
@@ -136,6 +140,15 @@ def _not_an_order(body: bytes, error: ValidationError) -> str:
         )
     fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in error.errors()[:5])
     return f"body is not an order (bad fields: {fields})"
+
+
+async def _record_lag(state: AppState, order: OrderHeader, *, received: float) -> None:
+    """Measured for every order the shop delivered, booked or not: it is the shop's promptness."""
+    assert order.date_modified_gmt is not None
+    try:
+        await record_delivery(state.redis, order.date_modified_gmt, received=received)
+    except Exception as exc:  # a statistic: the delivery is recorded and queued, answer it
+        log.warning("delivery lag not recorded", order_id=order.id, error=type(exc).__name__)
 
 
 def _answer(code: int, **content: Any) -> JSONResponse:
@@ -187,6 +200,7 @@ async def receive_order_webhook(
             503, error="woobird could not record the delivery; it will be picked up by reconciliation"
         )
     DELIVERIES.labels(outcome=result.outcome).inc()
+    await _record_lag(state, order, received=delivery.received)
     if result.outcome == "queued":
         log.info("order queued", order_id=order.id, number=order.display_number, status=order.status)
         return _answer(202, order_id=order.id, outcome=result.outcome, reason=result.reason)

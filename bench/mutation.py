@@ -3,11 +3,20 @@
 `make mutation` (or `.venv/bin/python bench/mutation.py [GROUP ...] [--jobs N]`) mutates each group
 of modules in a copy of the checkout's files of its own (`.mutation/<group>/`), against that
 group's own fast tests, so that every mutant runs only the tests that can notice it and two
-groups never share a `mutants/` directory. Groups and their tests are in GROUPS below.
+groups never share a `mutants/` directory. Groups and their tests are in GROUPS below; mutmut
+itself narrows further: each mutant runs only the selected tests that call the mutated function,
+fastest first, up to the first failure.
+
+A run goes on from the last one: mutmut keeps each mutant's verdict until its function changes,
+and new tests are added to its map of which test calls what. After adding tests for survivors,
+`--survivors` runs the group's surviving mutants again; `--fresh` starts over. `--only GLOB`
+runs only mutants whose name matches (`'app.sync.ledger.*'`: one file), and `--sample SHARE`
+a random share of each module's mutants (`--seed`), for groups too big to run whole.
 
 Printed, and written with every surviving mutant's diff to `.mutation/report.md`: per module the
-mutants killed, survived and the share killed. A mutant no selected test runs counts as survived;
-a timeout or a mutant mypy-style checks reject counts as killed (mutmut's own rule).
+mutants killed, survived, not run yet and the share killed of those run. A mutant no selected test
+runs counts as survived; a timeout or a mutant mypy-style checks reject counts as killed (mutmut's
+own rule).
 
 The tests get a `redis-server` of their own on a free port (so a test run of yours at the same
 time cannot kill a mutant by accident); PostgreSQL cases are left out (SQLite tests the same
@@ -19,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -85,10 +96,29 @@ def tracked_files() -> list[str]:
     return [name for name in listing.split("\0") if name and (REPO / name).is_file()]
 
 
-def prepare(name: str, group: Group) -> Path:
-    """A fresh copy of the checkout with the group's mutmut configuration in its pyproject.toml."""
+def prepare(name: str, group: Group, *, fresh: bool) -> Path:
+    """The checkout's files copied afresh, with the group's mutmut configuration in pyproject.toml.
+
+    mutmut's `mutants/` (its mutated copy and each mutant's verdict) is kept unless `fresh`: mutmut
+    itself re-mutates a function that changed and forgets its verdict. It does not refresh the
+    files it does not mutate, so those are removed here and copied again by mutmut.
+    """
     copy = WORK / name
-    shutil.rmtree(copy, ignore_errors=True)
+    kept = copy / "mutants"
+    if fresh:
+        shutil.rmtree(copy, ignore_errors=True)
+    for entry in copy.iterdir() if copy.is_dir() else ():
+        if entry != kept:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    if kept.is_dir():
+        for source in (kept / "app").rglob("*"):
+            relative = source.relative_to(kept).as_posix()
+            mutated = any(
+                fnmatch.fnmatch(relative.removesuffix(".meta").removesuffix(".spans"), g)
+                for g in group.modules
+            )
+            if source.is_file() and not mutated:
+                source.unlink()
     for file in tracked_files():
         target = copy / file
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +162,40 @@ def private_redis() -> Iterator[str]:
         server.wait(10)
 
 
-def run_mutmut(copy: Path, *, jobs: int, redis_url: str) -> None:
+def all_mutants(copy: Path, group: Group) -> dict[str, list[str]]:
+    """module file → the names of its mutants, as mutmut names them (without running anything)."""
+    script = (
+        "import glob, json, sys\n"
+        "from pathlib import Path\n"
+        "from mutmut.mutation.file_mutation import mutate_file_contents\n"
+        "from mutmut.utils.format_utils import get_mutant_name\n"
+        "found = {}\n"
+        "for pattern in sys.argv[1:]:\n"
+        "    for file in sorted(glob.glob(pattern)):\n"
+        "        if file.endswith('.py'):\n"
+        "            code = Path(file).read_text(encoding='utf-8')\n"
+        "            names = mutate_file_contents(file, code).mutant_names\n"
+        "            found[file] = [get_mutant_name(Path(file), name) for name in names]\n"
+        "print(json.dumps(found))\n"
+    )
+    listing = subprocess.run(
+        [sys.executable, "-c", script, *group.modules], cwd=copy, check=True, capture_output=True, text=True
+    ).stdout
+    found: dict[str, list[str]] = json.loads(listing)
+    return found
+
+
+def sample(copy: Path, group: Group, *, share: float, seed: int) -> list[str]:
+    """A random `share` of every module's mutants (at least one each): the module's mix, smaller."""
+    chosen: list[str] = []
+    draw = random.Random(seed)
+    for names in all_mutants(copy, group).values():
+        if names:
+            chosen += draw.sample(names, max(1, round(share * len(names))))
+    return sorted(chosen)
+
+
+def run_mutmut(copy: Path, *, jobs: int, redis_url: str, names: list[str]) -> None:
     # mypy for mutmut's type-check filter is found on PATH, as `mypy`.
     own = ("TEST_REDIS_URL", "MONEYBIRD_TEST_REDIS_URL", "CLI_TEST_REDIS_URL", "DEMO_TEST_REDIS_URL")
     env = dict(
@@ -145,7 +208,11 @@ def run_mutmut(copy: Path, *, jobs: int, redis_url: str) -> None:
     started = time.monotonic()
     with (copy / "mutmut.log").open("wb") as log:
         result = subprocess.run(
-            [str(MUTMUT), "run", "--max-children", str(jobs)], cwd=copy, env=env, stdout=log, stderr=log
+            [str(MUTMUT), "run", "--max-children", str(jobs), *names],
+            cwd=copy,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
     if result.returncode != 0:
         tail = (copy / "mutmut.log").read_text(errors="replace")[-2000:]
@@ -160,7 +227,7 @@ def status_names() -> dict[int | None, str]:
 
 
 def outcomes(copy: Path) -> dict[str, dict[str, str]]:
-    """module → mutant name → outcome ('killed' or 'survived'), from mutmut's .meta files."""
+    """module → mutant name → 'killed', 'survived' or 'not run', from mutmut's .meta files."""
     names = status_names()
     found: dict[str, dict[str, str]] = {}
     for meta in sorted((copy / "mutants").rglob("*.py.meta")):
@@ -172,6 +239,8 @@ def outcomes(copy: Path) -> dict[str, dict[str, str]]:
                 found.setdefault(module, {})[mutant] = "killed"
             elif status in SURVIVED:
                 found.setdefault(module, {})[mutant] = "survived"
+            else:
+                found.setdefault(module, {})[mutant] = "not run"
     return found
 
 
@@ -184,6 +253,20 @@ def diff(copy: Path, mutant: str) -> str:
     )
 
 
+def chosen_mutants(copy: Path, group: Group, args: argparse.Namespace) -> list[str] | None:
+    """The mutants to run by name; [] when there is nothing to run, None for mutmut's own choice."""
+    if args.survivors:
+        return [
+            m for found in outcomes(copy).values() for m, outcome in found.items() if outcome == "survived"
+        ]
+    if args.sample is not None:
+        done = {
+            m for found in outcomes(copy).values() for m, outcome in found.items() if outcome != "not run"
+        }
+        return [m for m in sample(copy, group, share=args.sample, seed=args.seed) if m not in done]
+    return list(args.only) or None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -191,12 +274,21 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=1, help="mutants at once (their tests share one Redis)")
     parser.add_argument("--report-only", action="store_true", help="summarise the last run again")
+    parser.add_argument("--fresh", action="store_true", help="forget every verdict of the last run")
+    parser.add_argument("--survivors", action="store_true", help="run only the last run's survivors again")
+    parser.add_argument("--only", action="append", default=[], metavar="GLOB", help="mutant names to run")
+    parser.add_argument(
+        "--sample", type=float, metavar="SHARE", help="run this share of each module's mutants"
+    )
+    parser.add_argument("--seed", type=int, default=12, help="the random sample's seed")
     args = parser.parse_args()
     unknown = sorted(set(args.groups) - set(GROUPS))
     if unknown:
         parser.error(f"unknown group {', '.join(unknown)}; the groups are {', '.join(GROUPS)}")
+    if args.sample is not None and not 0 < args.sample <= 1:
+        parser.error("--sample is a share of the mutants, more than 0 and at most 1")
     chosen = args.groups or list(GROUPS)
-    rows: list[tuple[str, str, int, int, float]] = []
+    rows: list[tuple[str, str, Counter[str]]] = []
     survivors: list[str] = []
     for name in chosen:
         group = GROUPS[name]
@@ -205,27 +297,32 @@ def main() -> None:
             print(
                 f"== {name}: mutating {', '.join(group.modules)} against {' '.join(group.tests)}", flush=True
             )
-            with private_redis() as redis_url:
-                run_mutmut(prepare(name, group), jobs=args.jobs, redis_url=redis_url)
+            prepare(name, group, fresh=args.fresh)
+            names = chosen_mutants(copy, group, args)
+            if names == []:
+                print(f"  {name}: no mutant to run", flush=True)
+            else:
+                with private_redis() as redis_url:
+                    run_mutmut(copy, jobs=args.jobs, redis_url=redis_url, names=names or [])
         for module, results in outcomes(copy).items():
-            counts = Counter(results.values())
-            total = counts["killed"] + counts["survived"]
-            rows.append(
-                (name, module, counts["killed"], counts["survived"], counts["killed"] / max(1, total))
-            )
+            rows.append((name, module, Counter(results.values())))
             for mutant, outcome in sorted(results.items()):
                 if outcome == "survived":
                     survivors.append(f"### {mutant}\n\n```diff\n{diff(copy, mutant)}\n```\n")
-    table = ["| group | module | killed | survived | killed % |", "|---|---|---|---|---|"]
-    for name, module, killed, survived, share in rows:
-        table.append(f"| {name} | {module} | {killed} | {survived} | {share:.1%} |")
+    table = [
+        "| group | module | killed | survived | not run | killed % of run |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def line(name: str, module: str, counts: Counter[str]) -> str:
+        killed, survived = counts["killed"], counts["survived"]
+        share = f"{killed / (killed + survived):.1%}" if killed + survived else "—"
+        return f"| {name} | {module} | {killed} | {survived} | {counts['not run']} | {share} |"
+
+    table += [line(name, module, counts) for name, module, counts in rows]
     for name in chosen:
-        mine = [row for row in rows if row[0] == name]
-        killed, survived = sum(r[2] for r in mine), sum(r[3] for r in mine)
-        share = killed / max(1, killed + survived)
-        table.append(
-            f"| **{name}** | all ({GROUPS[name].goal:.0%} goal) | {killed} | {survived} | **{share:.1%}** |"
-        )
+        together = sum((counts for group, _, counts in rows if group == name), Counter[str]())
+        table.append(line(f"**{name}**", f"all ({GROUPS[name].goal:.0%} goal)", together))
     print("\n".join(table))
     WORK.mkdir(exist_ok=True)
     report = WORK / "report.md"

@@ -119,6 +119,15 @@ async def test_bad_signature_is_401_and_records_nothing(
     assert rejected["source"] == "https://shop.test/"
 
 
+async def test_a_post_without_woocommerce_headers_is_logged_without_a_source(web: httpx.AsyncClient) -> None:
+    # Not from a shop at all: the warning must not name a source the request never gave.
+    with capture_logs() as logs:
+        response = await web.post(WEBHOOK_PATH, content=wc_body(order_document(1042)))
+    assert response.status_code == 401
+    (rejected,) = [entry for entry in logs if entry["event"] == "webhook rejected"]
+    assert rejected["source"] == ""
+
+
 async def test_oversize_body_is_413(web: httpx.AsyncClient, redis: ArqRedis) -> None:
     body = b'{"id": 1, "padding": "' + b"x" * (1024 * 1024) + b'"}'
     response = await web.post(WEBHOOK_PATH, content=body, headers=signed_headers(body, secret=WEBHOOK_SECRET))

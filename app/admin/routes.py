@@ -46,6 +46,7 @@ from app.admin.login_guard import (
     signed_out,
 )
 from app.alerts import parse_moment
+from app.delivery_lag import ADVICE, LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
 from app.moneybird.reference import ReferenceCache
@@ -80,6 +81,7 @@ def _when(moment: datetime | None) -> str:
 
 
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["seconds"] = seconds_text
 
 
 def _wants_json(request: Request) -> bool:
@@ -268,8 +270,16 @@ async def logout(
 # ── pages ────────────────────────────────────────────────────────────────────────────────────
 
 
+async def _delivery_lag(state: AppState) -> LagSummary | None:
+    try:
+        return await recent_lags(state.redis)
+    except Exception:  # Redis is down: the health cards already say so
+        return None
+
+
 async def _overview(state: AppState) -> dict[str, Any]:
     healthy, checks = await readiness(state)
+    lag = await _delivery_lag(state)
     async with state.sessions() as session:
         counts = await ledger.counts_by_state(session)
         failed = await ledger.recent_orders(session, limit=FAILED_LIMIT, state=OrderState.FAILED.value)
@@ -281,6 +291,8 @@ async def _overview(state: AppState) -> dict[str, Any]:
         "checks": checks,
         "last_reconcile": parse_moment(checks.get("reconcile", {}).get("last_success")),
         "counts": counts,
+        "lag": lag,
+        "lag_advice": ADVICE,
         "failed": _rows(failed, state.settings),
         "recent": _rows(recent, state.settings),
     }
@@ -304,6 +316,7 @@ async def overview(
             {
                 "healthy": context["healthy"],
                 "counts": context["counts"],
+                "delivery_lag": context["lag"].as_json() if context["lag"] else None,
                 "failed": [_order_json(row["record"], row["link"]) for row in context["failed"]],
                 "recent": [_order_json(row["record"], row["link"]) for row in context["recent"]],
                 "findings": [finding_json(finding) for finding in context["findings"]],

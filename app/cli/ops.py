@@ -29,6 +29,7 @@ from app.cli.support import (
 from app.clients import moneybird_client, shop_client
 from app.constants import QUEUE_NAME
 from app.db import transaction
+from app.delivery_lag import ADVICE, recent_lags
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference
 from app.money import money
@@ -76,7 +77,11 @@ async def _status(settings: Settings) -> None:
     try:
         async with queue(settings) as redis:
             depth = await redis.zcard(QUEUE_NAME)
+            lags = await recent_lags(redis)
         console.print(f"Queue: {depth} job(s) waiting")
+        console.print(f"Webhook delivery lag: {lags.describe()}")
+        if lags.slow:
+            console.print(f"[yellow]Webhooks arrive late:[/] {ADVICE}")
     except Exception as exc:
         console.print(f"[bold red]Queue: Redis does not answer[/] ({type(exc).__name__}: {exc})")
     _print_findings(after_booking)

@@ -37,7 +37,7 @@ from app.moneybird.client import InvoiceKind, Standing
 from app.report import REPORT_TIMEZONE, month_bounds
 from app.retry import TryAgainLater, retry_delay
 from app.sync import ledger
-from app.sync.findings import FindingKind, note, resolve
+from app.sync.findings import Finding, FindingKind, FindingState, note, resolve
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
 from app.sync.rebook import Rebooking, RebookState
 from app.sync.services import Services, services_of, when_set_up
@@ -249,7 +249,8 @@ def compare(booked: Booked, held: Standing | None) -> list[Drift]:
                 booked,
                 None,
                 f"{booked.name} ({booked.what}, {money(booked.total)}) is no longer in Moneybird: "
-                "it was deleted, so the books miss it; book it again or credit it as you meant to",
+                "it was deleted there, so the books miss it; put it back in Moneybird, or mark this "
+                "done once the books are right",
             )
         ]
     drifts = []
@@ -290,6 +291,7 @@ async def verify_month(services: Services, month: str) -> MonthVerification:
     result.checked = len(booked)
     result.credit_invoices = sum(1 for item in booked if item.what != "invoice")
     result.booked_total = sum((item.total for item in booked), Decimal("0.00"))
+    result.resolved += await _resolve_unclaimed(services)
     if not booked:
         return result  # nothing to read back: no request at all
     before = services.moneybird.calls_total
@@ -313,6 +315,38 @@ async def verify_month(services: Services, month: str) -> MonthVerification:
                 )
     log.info("verified", **result.as_dict())
     return result
+
+
+async def _resolve_unclaimed(services: Services) -> int:
+    """Resolve findings about documents the ledger no longer says woobird booked (a rebooking
+    replaced the invoice): nobody can make those as booked again."""
+    kinds = [kind.value for kind in DRIFT_KINDS]
+    async with services.sessions() as session:
+        open_ = (
+            await session.execute(
+                select(Finding.kind, Finding.subject, Finding.invoice_id).where(
+                    Finding.kind.in_(kinds), Finding.state == FindingState.OPEN.value
+                )
+            )
+        ).all()
+        if not open_:
+            return 0
+        ids = [row.invoice_id for row in open_ if row.invoice_id]
+        claimed: set[str] = set()
+        for column in (OrderRecord.invoice_id, RefundRecord.credit_invoice_id, Rebooking.credit_invoice_id):
+            claimed |= {
+                str(v) for v in (await session.execute(select(column).where(column.in_(ids)))).scalars()
+            }
+    resolved = 0
+    for kind, subject, invoice_id in open_:
+        if invoice_id and invoice_id not in claimed:
+            resolved += await resolve(
+                services,
+                kind=FindingKind(kind),
+                subject=subject,
+                resolution="woobird no longer books this invoice: its order was booked again",
+            )
+    return resolved
 
 
 async def _record(services: Services, drift: Drift) -> Drift:

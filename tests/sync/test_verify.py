@@ -28,8 +28,15 @@ from app.sandbox.moneybird import edit_in_web_app, sandbox_transport
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sync import ledger
 from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.verify import VERIFY_LAST_SUCCESS, verification_job, verify_month
+from app.sync.verify import (
+    JOB_VERIFY,
+    VERIFY_LAST_SUCCESS,
+    VERIFY_MAX_TRIES,
+    verification_job,
+    verify_month,
+)
 from tests.harness import Harness, open_harness
+from tests.sync.test_order_changes import PLATE, edit_items
 
 ALERT_HOOK = "https://alerts.example.test/verify-hook"
 PAID_AT = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
@@ -197,6 +204,11 @@ async def test_a_deleted_invoice_is_found_recorded_alerted_once_and_reported(
     assert [(d.order_id, d.what) for d in report.differences] == [(9022, "deleted in Moneybird")]
     assert not report.in_balance
     assert kept["id"] not in await _open(h)
+    signed_in = await h.web.post("/admin/login", data={"token": h.settings.admin_token.get_secret_value()})
+    assert signed_in.status_code == 303
+    page = (await h.web.get("/admin")).text
+    assert 'data-finding="invoice_deleted"' in page
+    assert f"invoice {gone['invoice_id']} of order #9022" in page
 
 
 async def test_a_changed_total_is_found_and_resolved_when_it_is_changed_back(
@@ -281,6 +293,88 @@ async def test_a_refunds_credit_invoice_is_verified_in_the_month_it_was_made(h: 
     assert "credit invoice" in result.drifts[0].message
 
 
+async def test_a_rebooked_invoice_dated_another_month_is_looked_up_not_called_deleted(
+    database_url: str, redis: ArqRedis
+) -> None:
+    async with open_harness(database_url=database_url, redis=redis, order_changes="rebook") as h:
+        await _book(h, 9101)
+        edit_items(h, 9101, [MUG, PLATE])
+        await h.deliver(9101)
+        await h.run_worker()
+        record = await h.record(9101)
+        assert record is not None
+        assert record.invoice_version == 2
+        h.moneybird.reset_requests()
+
+        paid_month = await verify_month(h.services, MONTH)
+        rebooked_month = await verify_month(
+            h.services, ledger.utcnow().astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
+        )
+
+        # The new invoice is dated the day of the rebooking: not in March's list, found by its id.
+        assert (paid_month.checked, paid_month.well, paid_month.drifts) == (1, 1, [])
+        assert paid_month.requests == 2
+        assert h.moneybird.calls("POST /sales_invoices/synchronization") == 1
+        # The rebooking's credit invoice belongs to the month it was made in.
+        assert (rebooked_month.credit_invoices, rebooked_month.well, rebooked_month.drifts) == (1, 1, [])
+        assert await _findings(h) == []
+
+
+async def test_a_finding_about_an_invoice_woobird_no_longer_books_is_resolved(h: Harness) -> None:
+    (invoice,) = await _book(h, 9111)
+    await _unpay(h, invoice)
+    await verify_month(h.services, MONTH)
+    assert await _open(h) == {invoice["id"]: FindingKind.INVOICE_REOPENED}
+    # The order is booked again under another invoice (what a rebooking writes down).
+    async with h.sessions() as session, session.begin():
+        await ledger.update_order(session, 9111, invoice_id="1" + invoice["id"])
+
+    result = await verify_month(h.services, "2026-04")
+
+    assert result.resolved == 1
+    assert await _open(h) == {}
+    (finding,) = await _findings(h)
+    assert finding.resolution is not None
+    assert "no longer books this invoice" in finding.resolution
+
+
+async def test_external_invoices_are_verified_from_their_own_list(database_url: str, redis: ArqRedis) -> None:
+    async with open_harness(
+        database_url=database_url, redis=redis, invoice_kind="external_sales_invoice"
+    ) as h:
+        await _book_external(h, 9121)
+        (external,) = h.moneybird.external_sales_invoices.values()
+        (payment,) = external["payments"]
+        removed = await _moneybird(
+            h, "DELETE", f"external_sales_invoices/{external['id']}/payments/{payment['id']}"
+        )
+        assert removed.status_code == 204
+        h.moneybird.reset_requests()
+
+        result = await verify_month(h.services, MONTH)
+
+        assert [d.kind for d in result.drifts] == [FindingKind.INVOICE_REOPENED]
+        assert h.moneybird.calls("GET /external_sales_invoices") == result.requests == 1
+        assert h.moneybird.calls("GET /sales_invoices") == 0
+
+
+async def _book_external(h: Harness, order_id: int) -> None:
+    h.add_paid_order(
+        order_id=order_id,
+        customer=CUSTOMER,
+        items=[MUG],
+        shipping=[PARCEL],
+        created_at=PAID_AT,
+        paid_at=PAID_AT,
+        completed_at=PAID_AT,
+    )
+    await h.deliver(order_id)
+    await h.run_worker()
+    record = await h.record(order_id)
+    assert record is not None
+    assert record.invoice_id in h.moneybird.external_sales_invoices
+
+
 # ── faults half way ──────────────────────────────────────────────────────────────────────────
 
 
@@ -359,3 +453,12 @@ async def test_the_periodic_verification_runs_once_per_interval(h: Harness) -> N
         "ok": True,
         "skipped": "not due",
     }
+
+
+def test_the_worker_looks_hourly_whether_a_verification_is_due() -> None:
+    from workers.settings import WorkerSettings
+
+    (job,) = [job for job in WorkerSettings.cron_jobs if job.name == JOB_VERIFY]
+    assert (job.minute, job.second, job.hour) == ({17}, 0, None)
+    assert job.unique
+    assert job.max_tries == VERIFY_MAX_TRIES > 1  # a 429 half way is tried again, not dropped

@@ -1,0 +1,137 @@
+"""How late the shop's webhooks arrive: the moment a delivery is received minus the order's
+`date_modified_gmt`.
+
+WooCommerce does not send a webhook when the order changes: it queues an Action Scheduler action,
+and the queue is run by WP-Cron, which a default WordPress host only runs when someone opens a
+page (and Action Scheduler's own runner at most once a minute, on admin pages). On a quiet shop an
+order therefore reaches woobird a minute or more after it was paid. Each delivery's lag goes into a
+histogram (/metrics) and into a short list in Redis that every web process shares; the dashboard,
+`woobird status` and `woobird check` read the median of the recent ones and, when it is high, tell
+the owner to run WP-Cron from a system cron (README, "Prompt deliveries").
+
+The shop's date is outside input: a shop whose clock runs ahead gives negative lags (counted as 0),
+and a date from long ago (a wrong clock, a hand-made delivery) counts as at most MAX_LAG_SECONDS,
+so one odd delivery can neither push the median below zero nor make the histogram meaningless.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.constants import DELIVERY_LAG_KEY
+from app.metrics import DELIVERY_LAG
+
+# The recent deliveries kept (and summarised): enough for a steady median, few enough that a
+# fixed shop cron shows in the median after a day of a small shop's orders.
+RECENT_DELIVERIES = 30
+# Deliveries older than this say nothing about how the shop delivers now.
+RECENT_WINDOW_SECONDS = 7 * 24 * 3600
+# A median above a minute: WP-Cron is not running on its own every minute (see the docstring).
+SLOW_MEDIAN_SECONDS = 60.0
+# Fewer deliveries than this are not enough to call the shop slow.
+MIN_DELIVERIES = 5
+MAX_LAG_SECONDS = 24 * 3600.0
+
+ADVICE = (
+    "the shop sends webhooks from WP-Cron, which runs only when someone visits the shop: "
+    "run WP-Cron from a system cron every minute (README: Prompt deliveries); "
+    "reconciliation books what arrives late in the meantime"
+)
+
+
+def lag_seconds(date_modified: datetime, *, received: float) -> float:
+    """Seconds from the order's last change to its delivery's arrival, within [0, MAX_LAG_SECONDS]."""
+    modified = date_modified if date_modified.tzinfo else date_modified.replace(tzinfo=UTC)
+    try:
+        lag = received - modified.timestamp()
+    except (OverflowError, OSError, ValueError):  # a date the platform's clock cannot place
+        lag = MAX_LAG_SECONDS
+    return min(max(lag, 0.0), MAX_LAG_SECONDS)
+
+
+async def record_delivery(redis: Any, date_modified: datetime, *, received: float) -> float:
+    """Observe one delivery's lag in the histogram and keep it with the recent ones in Redis."""
+    lag = lag_seconds(date_modified, received=received)
+    DELIVERY_LAG.observe(lag)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(DELIVERY_LAG_KEY, f"{received:.3f} {lag:.3f}")
+        pipe.ltrim(DELIVERY_LAG_KEY, 0, RECENT_DELIVERIES - 1)
+        await pipe.execute()
+    return lag
+
+
+@dataclass(frozen=True, slots=True)
+class LagSummary:
+    """The recent deliveries' lags, newest first."""
+
+    lags: tuple[float, ...]
+    last_received: datetime | None
+
+    @property
+    def deliveries(self) -> int:
+        return len(self.lags)
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.lags) if self.lags else None
+
+    @property
+    def slowest(self) -> float | None:
+        return max(self.lags) if self.lags else None
+
+    @property
+    def slow(self) -> bool:
+        median = self.median
+        return self.deliveries >= MIN_DELIVERIES and median is not None and median > SLOW_MEDIAN_SECONDS
+
+    def describe(self) -> str:
+        if self.median is None or self.slowest is None:
+            return "no webhook deliveries measured in the last 7 days"
+        return (
+            f"median {seconds_text(self.median)}, slowest {seconds_text(self.slowest)} "
+            f"over the last {self.deliveries} deliver{'y' if self.deliveries == 1 else 'ies'}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "deliveries": self.deliveries,
+            "median_seconds": self.median,
+            "slowest_seconds": self.slowest,
+            "last_received": self.last_received.isoformat() if self.last_received else None,
+            "slow": self.slow,
+            "slow_above_seconds": SLOW_MEDIAN_SECONDS,
+        }
+
+
+async def recent_lags(redis: Any, *, now: float | None = None) -> LagSummary:
+    """The lags of the recent deliveries (a malformed entry is passed over, never trusted)."""
+    entries = await redis.lrange(DELIVERY_LAG_KEY, 0, RECENT_DELIVERIES - 1)
+    oldest = (time.time() if now is None else now) - RECENT_WINDOW_SECONDS
+    lags: list[float] = []
+    newest: float | None = None
+    for entry in entries:
+        try:
+            received_text, lag_text = (entry.decode() if isinstance(entry, bytes) else str(entry)).split()
+            received, lag = float(received_text), float(lag_text)
+        except ValueError:
+            continue
+        if not received >= oldest or not 0 <= lag <= MAX_LAG_SECONDS:  # also refuses NaN
+            continue
+        lags.append(lag)
+        newest = received if newest is None else max(newest, received)
+    moment = datetime.fromtimestamp(newest, UTC) if newest is not None else None
+    return LagSummary(lags=tuple(lags), last_received=moment)
+
+
+def seconds_text(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 600:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"

@@ -1,0 +1,101 @@
+"""Credit invoice plans at their edges: how refunded pieces read, the defaults they are booked
+under, a refund naming an order line the order does not have, and amounts spread_cents refuses."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from app.invoicing.plan import PlanOptions
+from app.invoicing.refund_plan import CreditPlan, plan_credit, spread_cents
+from app.sandbox.administration import SALES_21, sandbox_reference
+from app.woocommerce.models import Order, Refund
+from tests.invoicing.reference_carts import order_document
+
+REFERENCE = sandbox_reference()
+
+
+def _line_id(cart: str, name: str) -> int:
+    return next(int(line["id"]) for line in order_document(cart)["line_items"] if line["name"] == name)
+
+
+def _refund(
+    cart: str, name: str, *, pieces: int, total: str, tax: str, item_id: int | None = None
+) -> dict[str, Any]:
+    gross = Decimal(total) + Decimal(tax)
+    return {
+        "id": 1700,
+        "date_created_gmt": "2025-11-12T13:05:33",
+        "amount": str(-gross),
+        "line_items": [
+            {
+                "id": 1701,
+                "name": name,
+                "quantity": -pieces,
+                "total": total,
+                "total_tax": tax,
+                "taxes": [{"id": 1, "total": tax, "subtotal": tax}],
+                "meta_data": [{"key": "_refunded_item_id", "value": str(item_id or _line_id(cart, name))}],
+            }
+        ],
+        "tax_lines": [
+            {"id": 1702, "rate_id": 1, "rate_code": "NL-BTW-1", "tax_total": tax, "rate_percent": 21}
+        ],
+    }
+
+
+def _plan(refund: dict[str, Any], cart: str, **options: Any) -> CreditPlan:
+    return plan_credit(
+        Refund.model_validate(refund),
+        order=Order.model_validate(order_document(cart)),
+        reference=REFERENCE,
+        options=PlanOptions(**options),
+    )
+
+
+def _rows(plan: CreditPlan) -> list[tuple[str, Decimal, Decimal]]:
+    return [(line.description, line.quantity, line.price) for line in plan.lines]
+
+
+def test_refunded_pieces_at_a_whole_cent_price_are_credited_as_minus_pieces_at_that_price() -> None:
+    # Three tea towels at 10.83 each; two come back.
+    plan = _plan(_refund("f", "Linnen theedoek Ecru", pieces=2, total="-17.90", tax="-3.76"), "f")
+    assert _rows(plan) == [("Retour: Linnen theedoek Ecru", Decimal(-2), Decimal("10.83"))]
+
+
+def test_one_refunded_piece_reads_without_a_count() -> None:
+    plan = _plan(_refund("f", "Katoenen schort Olijfgroen", pieces=1, total="-34.95", tax="-7.34"), "f")
+    assert _rows(plan) == [("Retour: Katoenen schort Olijfgroen", Decimal(-1), Decimal("42.29"))]
+
+
+def test_pieces_without_a_whole_cent_price_are_one_line_with_the_count_in_words() -> None:
+    # Two mugs for 30.01: 15.005 each is no price Moneybird takes.
+    plan = _plan(_refund("a", "Koffiemok Delfts Blauw", pieces=2, total="-24.80", tax="-5.21"), "a")
+    assert _rows(plan) == [("Retour: 2 × Koffiemok Delfts Blauw", Decimal(-1), Decimal("30.01"))]
+
+
+def test_a_credit_takes_the_default_workflow_and_style_unless_others_are_configured() -> None:
+    refund = _refund("f", "Katoenen schort Olijfgroen", pieces=1, total="-34.95", tax="-7.34")
+    default_flow = next(w.id for w in REFERENCE.workflows if w.type == "InvoiceWorkflow" and w.default)
+    default_style = next(s.id for s in REFERENCE.document_styles if s.default)
+    assert (_plan(refund, "f").workflow_id, _plan(refund, "f").document_style_id) == (
+        default_flow,
+        default_style,
+    )
+    configured = _plan(refund, "f", workflow_id="31", document_style_id="32")
+    assert (configured.workflow_id, configured.document_style_id) == ("31", "32")
+
+
+def test_a_refund_naming_an_order_line_the_order_lacks_is_credited_at_its_own_rate() -> None:
+    refund = _refund("f", "Katoenen schort Olijfgroen", pieces=1, total="-34.95", tax="-7.34", item_id=999999)
+    plan = _plan(refund, "f")
+    assert [line.tax_rate_id for line in plan.lines] == [SALES_21]
+    assert plan.total == Decimal("-42.29")
+
+
+@pytest.mark.parametrize("amount", ["1.005", "-0.01"])
+def test_only_a_non_negative_whole_cent_amount_is_spread(amount: str) -> None:
+    with pytest.raises(ValueError, match=f"^can only spread a non-negative whole-cent amount, not {amount}$"):
+        spread_cents(Decimal(amount), {"a": Decimal(1)})

@@ -1,0 +1,138 @@
+"""The plan at its edges: the shop's day without a time-zone database, refusals as the bookkeeper
+reads them, settings reaching the plan, linked products, and an order WooCommerce clamped at zero."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pytest
+
+from app.invoicing import plan as plan_module
+from app.invoicing.plan import PlanOptions, PlanRefused, local_date, plan_invoice
+from app.sandbox.administration import sandbox_reference
+from app.sandbox.woocommerce.cart import Fee
+from app.sandbox.woocommerce.checkout import build_order
+from app.settings import load_settings
+from app.woocommerce.models import Order
+from tests.invoicing.reference_carts import CARTS, order
+
+REFERENCE = sandbox_reference()
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def _no_time_zone_database(name: str) -> ZoneInfo:
+    raise ZoneInfoNotFoundError(name)
+
+
+def test_without_a_time_zone_database_the_amsterdam_day_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Late evening UTC is the next day in summer and the same day in winter: every day of four
+    # years at 22:30 and 23:30 UTC finds a summer time that starts or ends a day early or late.
+    moments = [
+        datetime(2024, 1, 1, hour, 30, tzinfo=UTC) + timedelta(days=day)
+        for day in range(4 * 366)
+        for hour in (0, 22, 23)
+    ]
+    expected = [moment.astimezone(AMSTERDAM).date() for moment in moments]
+    monkeypatch.setattr(plan_module, "ZoneInfo", _no_time_zone_database)
+    assert [local_date(moment, "Europe/Amsterdam") for moment in moments] == expected
+
+
+def test_without_a_time_zone_database_another_zone_is_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plan_module, "ZoneInfo", _no_time_zone_database)
+    with pytest.raises(ZoneInfoNotFoundError):
+        local_date(datetime(2026, 7, 1, 22, 30, tzinfo=UTC), "Europe/Brussels")
+
+
+def test_the_payment_day_is_the_shops_day() -> None:
+    # 22:30 UTC on 30 June is 1 July in Amsterdam: the invoice and its payment are July's.
+    paid = order("a").model_copy(update={"date_paid_gmt": datetime(2026, 6, 30, 22, 30, tzinfo=UTC)})
+    plan = plan_invoice(paid, reference=REFERENCE, options=PlanOptions())
+    assert (plan.invoice_date, plan.payment_date) == (date(2026, 7, 1), date(2026, 7, 1))
+
+
+def _refusal(order_: Order, **options: object) -> str:
+    with pytest.raises(PlanRefused) as caught:
+        plan_invoice(order_, reference=REFERENCE, options=PlanOptions(**options))  # type: ignore[arg-type]
+    assert caught.value.order_number == order_.display_number
+    return str(caught.value)
+
+
+def test_an_unpaid_order_is_refused_with_where_to_mark_it_paid() -> None:
+    unpaid = order("a").model_copy(update={"date_paid_gmt": None, "number": "2026-0042"})
+    assert _refusal(unpaid) == (
+        "Order #2026-0042 was not booked: WooCommerce has no payment date for it (date_paid), so it is "
+        "not paid yet. To fix: mark the order paid in WooCommerce (bank transfer and cash on delivery "
+        "orders get a payment date when they are set to processing or completed)."
+    )
+
+
+def test_a_total_with_fractions_of_cents_is_refused_with_the_setting_that_fixes_it() -> None:
+    odd = order("a").model_copy(update={"total": Decimal("36.255")})
+    assert _refusal(odd).endswith(
+        "its total 36.255 is not a whole number of cents, and Moneybird prices have two decimals. "
+        "To fix: set WooCommerce's number of decimals to 2 (WooCommerce → Settings → General)."
+    )
+
+
+def test_an_unknown_ledger_account_is_refused_naming_the_setting() -> None:
+    assert _refusal(order("a"), ledger_account_id="1").endswith(
+        "MONEYBIRD_LEDGER_ACCOUNT_ID is 1, but Moneybird has no revenue ledger account with that id that "
+        "allows sales invoices. To fix: set MONEYBIRD_LEDGER_ACCOUNT_ID to the id of a revenue ledger "
+        "account, or leave it empty for Moneybird's default."
+    )
+
+
+def test_a_document_style_is_taken_as_configured_when_moneybird_listed_none() -> None:
+    bare = replace(REFERENCE, document_styles=())
+    plan = plan_invoice(order("a"), reference=bare, options=PlanOptions(document_style_id="77"))
+    assert plan.document_style_id == "77"
+
+
+def test_every_plan_setting_reaches_the_plan_options() -> None:
+    settings = load_settings(
+        _env_file=None,
+        moneybird_tax_rates={"NL:21": "11"},
+        moneybird_ledger_account_id="21",
+        moneybird_shipping_ledger_account_id="22",
+        moneybird_workflow_id="23",
+        moneybird_document_style_id="24",
+        invoice_exact_vat=True,
+        woocommerce_vat_number_meta_keys=["_vat"],
+    )
+    assert PlanOptions.from_settings(settings) == PlanOptions(
+        tax_rate_overrides={"NL:21": "11"},
+        ledger_account_id="21",
+        shipping_ledger_account_id="22",
+        workflow_id="23",
+        document_style_id="24",
+        exact_vat=True,
+        vat_number_meta_keys=("_vat",),
+    )
+
+
+def test_a_product_linked_by_sku_carries_its_moneybird_product_on_every_split_line() -> None:
+    plan = plan_invoice(order("a"), reference=REFERENCE, options=PlanOptions(products={"MOK-DB-01": "900"}))
+    assert [(line.kind, line.product_id) for line in plan.lines] == [
+        ("product", "900"),
+        ("product", "900"),
+        ("shipping", None),
+    ]
+
+
+def test_an_order_woocommerce_clamped_at_zero_is_booked_at_zero() -> None:
+    # A cart discount fee ten cents larger than the cart: WooCommerce charges 0.00, not -0.10.
+    cart = dict(CARTS["a"]) | {"fees": [Fee("Kassakorting", Decimal("-40.00"))]}
+    document = build_order(**cart)
+    (fee,) = document["fee_lines"]
+    fee |= {"total": "-29.83", "total_tax": "-6.27", "taxes": [{"id": 1, "total": "-6.27", "subtotal": ""}]}
+    clamped = Order.model_validate(document)
+    assert clamped.total == 0
+    plan = plan_invoice(clamped, reference=REFERENCE, options=PlanOptions())
+    assert plan.lines_total == 0
+    assert [(line.kind, line.price) for line in plan.lines][-2:] == [
+        ("fee", Decimal("-36.10")),
+        ("rounding", Decimal("0.10")),
+    ]

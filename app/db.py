@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, String, Text, TypeDecorator, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -117,3 +118,10 @@ def alembic_ini() -> Path:
     raise FileNotFoundError(
         "alembic.ini not found: run `woobird migrate` from the folder that holds it (the repository)"
     )
+
+
+def is_missing_table(exc: DBAPIError) -> bool:
+    """A database not migrated yet (the release phase has not run `woobird migrate`): SQLite and
+    PostgreSQL each say so in their own words."""
+    said = str(exc.orig).lower()
+    return "no such table" in said or "does not exist" in said or "undefinedtable" in said

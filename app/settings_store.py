@@ -20,11 +20,11 @@ from datetime import datetime
 from typing import Final, Literal
 
 from sqlalchemy import ForeignKey, Integer, String, Text, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, transaction
+from app.db import Base, is_missing_table, transaction
 from app.secret_box import SecretBox, SecretKeyError
 from app.settings import ConfigurationError, Settings, load_settings, stored_values
 from app.sync.ledger import UtcDateTime, utcnow
@@ -107,12 +107,6 @@ def _box(settings: Settings) -> SecretBox:
     return SecretBox(settings.secret_key.get_secret_value())
 
 
-def _missing_table(exc: DBAPIError) -> bool:
-    """A database not migrated yet (the release phase has not run `woobird migrate`) holds nothing."""
-    text = str(exc.orig).lower()
-    return "no such table" in text or "does not exist" in text or "undefinedtable" in text
-
-
 async def ensure_connection(session: AsyncSession, connection_id: int = DEFAULT_CONNECTION) -> Connection:
     row = await session.get(Connection, connection_id, with_for_update=True)
     if row is None:
@@ -128,7 +122,7 @@ async def read_version(session: AsyncSession, connection_id: int = DEFAULT_CONNE
             select(Connection.settings_version).where(Connection.id == connection_id)
         )
     except (OperationalError, ProgrammingError) as exc:
-        if _missing_table(exc):
+        if is_missing_table(exc):
             return 0
         raise
     return int(version or 0)
@@ -139,7 +133,10 @@ async def read_stored(
 ) -> Stored:
     """The stored values, secrets opened with SECRET_KEY (which must then be present and right)."""
     try:
-        version = await read_version(session, connection_id)
+        # Not read_version: on PostgreSQL a missing table aborts the transaction it swallowed it in.
+        version = await session.scalar(
+            select(Connection.settings_version).where(Connection.id == connection_id)
+        )
         progress = await session.scalar(
             select(Connection.wizard_progress).where(Connection.id == connection_id)
         )
@@ -147,7 +144,7 @@ async def read_stored(
             await session.scalars(select(StoredSetting).where(StoredSetting.connection_id == connection_id))
         ).all()
     except (OperationalError, ProgrammingError) as exc:
-        if _missing_table(exc):
+        if is_missing_table(exc):
             return Stored(values={}, version=0)
         raise
     values: dict[str, str] = {}
@@ -161,7 +158,9 @@ async def read_stored(
             values[row.name] = box.open(row.value, aad=_aad(connection_id, row.name))
         else:
             values[row.name] = row.value
-    return Stored(values=values, version=version, sealed=sealed, progress=json.loads(progress or "{}"))
+    return Stored(
+        values=values, version=int(version or 0), sealed=sealed, progress=json.loads(progress or "{}")
+    )
 
 
 def with_stored(base: Settings, stored: Mapping[str, str]) -> Settings:
@@ -291,7 +290,7 @@ async def recent_changes(
     try:
         return (await session.scalars(query)).all()
     except (OperationalError, ProgrammingError) as exc:
-        if _missing_table(exc):
+        if is_missing_table(exc):
             return []
         raise
 

@@ -17,10 +17,11 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from arq.connections import ArqRedis
 from rich.console import Console
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import clients
-from app.db import create_engine, session_factory
+from app.db import create_engine, is_missing_table, session_factory
 from app.queue import connect
 from app.settings import ConfigurationError, Settings, load_settings
 from app.settings_live import load_with_store
@@ -98,4 +99,13 @@ def require(settings: Settings, *names: str) -> None:
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
+    try:
+        return asyncio.run(coroutine)
+    except (OperationalError, ProgrammingError) as error:
+        if not is_missing_table(error):
+            raise
+        fail(
+            "the ledger at DATABASE_URL has no tables yet: run [bold]woobird migrate[/] "
+            "(on Heroku and Fly.io the release phase runs it on every deploy)",
+            code=2,
+        )

@@ -66,6 +66,19 @@ def stack(
         yield stack
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked `first_version_only` proves nothing the first version's run has not (the marker
+    says why): on the other versions it is skipped, which keeps CI's two shops inside its time."""
+    first = SOURCES.woocommerce[0] if SOURCES else None
+    for item in items:
+        marker = item.get_closest_marker("first_version_only")
+        callspec = getattr(item, "callspec", None)
+        if marker is None or callspec is None or callspec.params.get("shop") in (first, None):
+            continue
+        why = marker.args[0] if marker.args else "the same on every version"
+        item.add_marker(pytest.mark.skip(reason=f"run on {_version_id(first)} only: {why}"))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if BOOKED:
         terminalreporter.write_sep(

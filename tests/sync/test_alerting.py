@@ -15,8 +15,10 @@ import httpx
 import pytest
 import respx
 from arq.connections import ArqRedis
+from sqlalchemy import update
 
 from app.constants import WORKER_MAX_TRIES
+from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdServerError
 from app.sync.ledger import OrderState, RefundRecord, RefundState
 from app.sync.orders import book_order_job
@@ -171,3 +173,31 @@ async def _refund(h: Harness, refund_id: int) -> Any:
         record = await session.get(RefundRecord, refund_id)
     assert record is not None
     return record
+
+
+async def test_a_refund_deleted_in_the_shop_while_it_was_being_credited_is_alerted(
+    h: Harness, alerts: respx.Route, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order_id = await _booked(h, "b")
+    refund = h.shop.add_refund(order_id, amount="5.00")
+    pay = MoneybirdClient.create_sales_invoice_payment
+
+    async def shop_deletes_it_meanwhile(self: MoneybirdClient, invoice_id: str, payment: Any) -> Any:
+        # The shop's delivery of the deletion lands between the credit's creation and its booking.
+        async with h.sessions() as session, session.begin():
+            await session.execute(
+                update(RefundRecord)
+                .where(RefundRecord.refund_id == refund["id"])
+                .values(state=RefundState.DELETED.value)
+            )
+        return await pay(self, invoice_id, payment)
+
+    monkeypatch.setattr(MoneybirdClient, "create_sales_invoice_payment", shop_deletes_it_meanwhile)
+    await _deliver_and_work(h, order_id)
+    record = await _refund(h, refund["id"])
+    assert record.state == RefundState.DELETED
+    assert record.credit_invoice_id is not None  # credited: the bookkeeper must reverse it by hand
+    (text,) = _texts(alerts)
+    assert f"refund {refund['id']} of order #" in text
+    assert "was deleted in WooCommerce while woobird credited it" in text
+    assert str(record.credit_invoice_number) in text

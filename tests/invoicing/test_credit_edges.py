@@ -10,7 +10,7 @@ import pytest
 
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, plan_credit, spread_cents
-from app.sandbox.administration import SALES_21, sandbox_reference
+from app.sandbox.administration import SALES_9, SALES_21, sandbox_reference
 from app.woocommerce.models import Order, Refund
 from tests.invoicing.reference_carts import order_document
 
@@ -99,3 +99,27 @@ def test_a_refund_naming_an_order_line_the_order_lacks_is_credited_at_its_own_ra
 def test_only_a_non_negative_whole_cent_amount_is_spread(amount: str) -> None:
     with pytest.raises(ValueError, match=f"^can only spread a non-negative whole-cent amount, not {amount}$"):
         spread_cents(Decimal(amount), {"a": Decimal(1)})
+
+
+def test_a_free_line_in_the_order_does_not_end_the_spread_of_an_amount_only_refund() -> None:
+    document = order_document("b")
+    free = dict(document["line_items"][0]) | {
+        "id": 118703,
+        "name": "Proefzakje thee (gratis)",
+        "total": "0.00",
+    }
+    free |= {
+        "subtotal": "0.00",
+        "total_tax": "0.00",
+        "subtotal_tax": "0.00",
+        "taxes": [{"id": 1, "total": "0"}],
+    }
+    document["line_items"].insert(1, free)
+    plan = plan_credit(
+        Refund.model_validate({"id": 80, "amount": document["total"]}),
+        order=Order.model_validate(document),
+        reference=REFERENCE,
+        options=PlanOptions(),
+    )
+    # Teapot and shipping at 21 %, the tea after the free line at 9 %.
+    assert plan.spread == {SALES_21: Decimal("35.94"), SALES_9: Decimal("19.47")}

@@ -183,3 +183,10 @@ def test_vat_the_shop_charged_at_a_rate_no_line_carries_shows_whole_as_a_deviati
     odd = replace(plan, shop_vat={**plan.shop_vat, nine.id: Decimal("0.50")})
     for rounding in ("per_line", "per_rate"):
         assert odd.vat_deviation(rounding)[nine.id] == Decimal("-0.50")
+
+
+def test_a_total_changed_outside_the_lines_is_refused_under_the_shops_order_number() -> None:
+    changed = order("a").model_copy(update={"total": order("a").total - 5, "number": "2026-0043"})
+    assert _refusal(changed).startswith(
+        "Order #2026-0043 was not booked: its lines add up to 36.00 but the customer paid 31.00"
+    )

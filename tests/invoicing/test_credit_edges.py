@@ -11,8 +11,10 @@ import pytest
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, plan_credit, spread_cents
 from app.sandbox.administration import SALES_9, SALES_21, sandbox_reference
+from app.sandbox.woocommerce.cart import CartItem
+from app.sandbox.woocommerce.checkout import build_order
 from app.woocommerce.models import Order, Refund
-from tests.invoicing.reference_carts import order_document
+from tests.invoicing.reference_carts import CARTS, order_document
 
 REFERENCE = sandbox_reference()
 
@@ -123,3 +125,34 @@ def test_a_free_line_in_the_order_does_not_end_the_spread_of_an_amount_only_refu
     )
     # Teapot and shipping at 21 %, the tea after the free line at 9 %.
     assert plan.spread == {SALES_21: Decimal("35.94"), SALES_9: Decimal("19.47")}
+
+
+def test_ten_pieces_read_as_ten_in_the_credit_line() -> None:
+    cart = dict(CARTS["a"]) | {
+        "items": [CartItem("Koffiemok Delfts Blauw", Decimal("12.40"), 10, sku="MOK-DB-01")]
+    }
+    document = build_order(**cart)
+    (mugs,) = document["line_items"]
+    refund = {
+        "id": 81,
+        "amount": str(Decimal(mugs["total"]) + Decimal(mugs["total_tax"])),
+        "line_items": [
+            {
+                "id": 82,
+                "name": mugs["name"],
+                "quantity": -10,
+                "total": f"-{mugs['total']}",
+                "total_tax": f"-{mugs['total_tax']}",
+                "taxes": [{"id": 1, "total": f"-{mugs['total_tax']}"}],
+                "meta_data": [{"key": "_refunded_item_id", "value": str(mugs["id"])}],
+            }
+        ],
+    }
+    plan = plan_credit(
+        Refund.model_validate(refund),
+        order=Order.model_validate(document),
+        reference=REFERENCE,
+        options=PlanOptions(),
+    )
+    # 150.04 for ten is no whole-cent price per piece: one line, the count in words.
+    assert _rows(plan) == [("Retour: 10 × Koffiemok Delfts Blauw", Decimal(-1), Decimal("150.04"))]

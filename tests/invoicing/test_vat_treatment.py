@@ -164,10 +164,11 @@ def test_several_zero_rates_are_told_apart_by_name_or_refused() -> None:
 
 def test_compound_tax_is_refused() -> None:
     compound = WooTaxRate(id=9, percent=Decimal(2), name="Extra", country="NL", priority=2, compound=True)
-    refusal = _refusal(_order(tax_rates=(*OSS_SHOP_RATES, compound)))
+    more = WooTaxRate(id=10, percent=Decimal(1), name="Meer", country="NL", priority=3, compound=True)
+    refusal = _refusal(_order(tax_rates=(*OSS_SHOP_RATES, compound, more)))
     assert (refusal.reason, refusal.fix) == (
-        "WooCommerce charged compound tax (Extra); Moneybird books one tax rate per invoice line and cannot "
-        "stack them",
+        "WooCommerce charged compound tax (Extra, Meer); Moneybird books one tax rate per invoice line "
+        "and cannot stack them",
         "book this order by hand",
     )
 

@@ -15,4 +15,6 @@ def test_a_full_credit_keeps_the_invoices_workflow_and_style() -> None:
     plan = full_credit(invoice, reference="WooCommerce #1042 v2", today=date(2026, 9, 1))
     assert (plan.workflow_id, plan.document_style_id) == ("71", "72")
     assert plan.total == -invoice.total_price_incl_tax
-    assert [line.quantity for line in plan.lines] == [-detail.amount_decimal for detail in invoice.details]
+    assert [line.quantity for line in plan.lines] == [
+        -(detail.amount_decimal or 0) for detail in invoice.details
+    ]

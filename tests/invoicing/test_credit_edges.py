@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.invoicing.plan import PlanOptions
-from app.invoicing.refund_plan import CreditPlan, plan_credit, spread_cents
+from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit, spread_cents
 from app.sandbox.administration import SALES_9, SALES_21, sandbox_reference
 from app.sandbox.woocommerce.cart import CartItem
 from app.sandbox.woocommerce.checkout import build_order
@@ -156,3 +156,79 @@ def test_ten_pieces_read_as_ten_in_the_credit_line() -> None:
     )
     # 150.04 for ten is no whole-cent price per piece: one line, the count in words.
     assert _rows(plan) == [("Retour: 10 × Koffiemok Delfts Blauw", Decimal(-1), Decimal("150.04"))]
+
+
+def _shipping_back(**line: Any) -> dict[str, Any]:
+    return {"id": 1703, "method_title": "PostNL pakket", "total": "-4.95", "total_tax": "-1.04"} | line
+
+
+def _with_shipping(refund: dict[str, Any], shipping: dict[str, Any]) -> dict[str, Any]:
+    gross = Decimal(refund["amount"]) - Decimal(shipping["total"]) - Decimal(shipping["total_tax"])
+    return refund | {"amount": str(gross), "shipping_lines": [shipping]}
+
+
+def test_products_are_credited_on_the_product_ledger_and_shipping_on_the_shipping_ledger() -> None:
+    apron = _refund("f", "Katoenen schort Olijfgroen", pieces=1, total="-34.95", tax="-7.34")
+    refund = _with_shipping(apron, _shipping_back(taxes=[{"id": 1, "total": "-1.04"}]))
+    both = _plan(refund, "f", ledger_account_id="41", shipping_ledger_account_id="42")
+    assert [line.ledger_account_id for line in both.lines] == ["41", "42"]
+    one = _plan(refund, "f", ledger_account_id="41")
+    assert [line.ledger_account_id for line in one.lines] == ["41", "41"]
+
+
+def test_refunded_shipping_without_its_vat_takes_the_rate_of_the_shipping_line_it_names() -> None:
+    # WooCommerce leaves a zero tax off the refund line; the order's shipping line says 21 %.
+    apron = _refund("f", "Katoenen schort Olijfgroen", pieces=1, total="-34.95", tax="-7.34")
+    named = _shipping_back(
+        total="-5.99", total_tax="0", meta_data=[{"key": "_refunded_item_id", "value": "153707"}]
+    )
+    plan = _plan(_with_shipping(apron, named), "f")
+    assert [line.tax_rate_id for line in plan.lines] == [SALES_21, SALES_21]
+
+
+@pytest.mark.parametrize(
+    ("shipping", "refused"),
+    [
+        (
+            _shipping_back(taxes=[{"id": 1, "total": "-0.52"}, {"id": 2, "total": "-0.52"}]),
+            "refunded shipping 'PostNL pakket' carries VAT at 2 rates; a credit line books one rate — "
+            "credit it by hand",
+        ),
+        (
+            _shipping_back(total="-5.99", total_tax="0", method_title=""),
+            "refunded shipping 'Shipping' carries no VAT and names no order line; which rate it belongs "
+            "to cannot be told — credit it by hand",
+        ),
+        (
+            _shipping_back(taxes=[{"id": 99, "total": "-1.04"}]),
+            "refunded shipping 'PostNL pakket' is taxed at WooCommerce tax rate 99, which the order does "
+            "not list among its taxes — credit it by hand",
+        ),
+        (
+            _shipping_back(total="4.95", total_tax="1.04", taxes=[{"id": 1, "total": "1.04"}]),
+            "refunded shipping 'PostNL pakket' has a non-negative amount (5.99); refund lines are negative — "
+            "credit it by hand",
+        ),
+    ],
+    ids=["two rates", "no rate", "unknown rate", "positive"],
+)
+def test_a_refund_line_that_cannot_be_credited_exactly_says_which_and_why(
+    shipping: dict[str, Any], refused: str
+) -> None:
+    apron = _refund("f", "Katoenen schort Olijfgroen", pieces=1, total="-34.95", tax="-7.34")
+    refund = apron | {"amount": "100.00", "shipping_lines": [shipping]}
+    with pytest.raises(CreditRefused) as caught:
+        _plan(refund, "f")
+    assert str(caught.value) == refused
+
+
+def test_a_refunded_fee_and_line_are_named_as_such_when_refused() -> None:
+    fee = {"id": 1704, "name": "", "total": "5.00", "total_tax": "0", "taxes": []}
+    apron = _refund("f", "Katoenen schort Olijfgroen", pieces=1, total="-34.95", tax="-7.34")
+    with pytest.raises(CreditRefused, match=r"^refunded fee 'item' carries no VAT and names no order line"):
+        _plan(apron | {"amount": "100.00", "fee_lines": [fee]}, "f")
+    positive = _refund("f", "Katoenen schort Olijfgroen", pieces=-1, total="34.95", tax="7.34")
+    with pytest.raises(
+        CreditRefused, match=r"^refunded line 'Katoenen schort Olijfgroen' has a non-negative"
+    ):
+        _plan(positive | {"amount": "1.00"}, "f")

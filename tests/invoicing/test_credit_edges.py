@@ -3,12 +3,14 @@ under, a refund naming an order line the order does not have, and amounts spread
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from app.invoicing.plan import PlanOptions
+from app.invoicing.reference import TaxRate
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit, spread_cents
 from app.sandbox.administration import SALES_9, SALES_21, sandbox_reference
 from app.sandbox.woocommerce.cart import CartItem
@@ -232,3 +234,16 @@ def test_a_refunded_fee_and_line_are_named_as_such_when_refused() -> None:
         CreditRefused, match=r"^refunded line 'Katoenen schort Olijfgroen' has a non-negative"
     ):
         _plan(positive | {"amount": "1.00"}, "f")
+
+
+def test_a_credit_follows_the_configured_tax_rates_as_the_invoice_did() -> None:
+    twin = TaxRate("468139513777777777", "21% btw (webshop)", Decimal(21), "sales_invoice")
+    reference = replace(REFERENCE, tax_rates=(*REFERENCE.tax_rates, twin))
+    refund = _refund("f", "Katoenen schort Olijfgroen", pieces=1, total="-34.95", tax="-7.34")
+    plan = plan_credit(
+        Refund.model_validate(refund),
+        order=Order.model_validate(order_document("f")),
+        reference=reference,
+        options=PlanOptions(tax_rate_overrides={"21": twin.id}),
+    )
+    assert [line.tax_rate_id for line in plan.lines] == [twin.id]

@@ -25,6 +25,7 @@ from app.platform_proxy import PlatformProxyMiddleware, detect_platform
 from app.queue import connect
 from app.settings import WEB_REQUIRED, Settings, load_settings
 from app.settings_live import LiveSettings
+from app.sync import redis_marker
 from app.sync.intake import IntakeWriter
 
 log = structlog.get_logger("woobird.web")
@@ -52,12 +53,15 @@ def _thread_sessions(settings: Settings) -> sessionmaker[Session] | None:
     return sessionmaker(create_sync_sqlite_engine(settings.database_url), expire_on_commit=False)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, watch_redis: bool | None = None) -> FastAPI:
     """The FastAPI application; refuses to start without ADMIN_TOKEN or on a malformed setting.
 
     The accounts may be missing: then /admin serves the set-up wizard, which stores them, and the
-    webhook refuses deliveries until a secret exists.
+    webhook refuses deliveries until a secret exists. `watch_redis` (default: only for the app
+    built from the environment, as uvicorn's factory does) looks for Redis losing its data and
+    queues again what it lost (app.sync.redis_marker); tests that flush Redis leave it off.
     """
+    watch_redis = settings is None if watch_redis is None else watch_redis
     settings = settings or load_settings().require(*WEB_REQUIRED)
     configure_logging(level=settings.log_level, fmt=settings.log_format, sandbox=settings.woobird_sandbox)
 
@@ -69,9 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.since_setting = state.settings.sync_since
         app.state.woobird = state
         log.info("web started", version=__version__, sandbox=settings.woobird_sandbox)
+        watch = redis_marker.watching(lambda: state) if watch_redis else None
         try:
             yield
         finally:
+            await redis_marker.stop(watch)
             await state.writer.aclose()
             await state.redis.aclose()
             await state.engine.dispose()

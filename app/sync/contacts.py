@@ -18,16 +18,13 @@ contact; the ledger's primary key on the e-mail is the second line of defence.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import structlog
-from redis.exceptions import LockError
 from sqlalchemy import select
 
 from app.constants import CONTACT_LOCK_PREFIX
 from app.db import transaction
-from app.held_locks import holding
 from app.invoicing.contact import PlanContact, plan_contact
 from app.invoicing.vat import vat_number
 from app.logs import mask_email
@@ -38,7 +35,7 @@ from app.sync import ledger
 from app.sync.booking import BookingFailed, names_field
 from app.sync.findings import FindingKind, note
 from app.sync.ledger import ContactRecord, utcnow
-from app.sync.services import Services
+from app.sync.services import Services, exclusively
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.contacts")
@@ -92,20 +89,10 @@ def contact_create(contact: PlanContact, *, customer_id: str | None) -> ContactC
     )
 
 
-@asynccontextmanager
-async def _locked(services: Services, contact: PlanContact) -> AsyncIterator[None]:
-    email = contact.email.strip().lower()
-    lock = services.redis.lock(f"{CONTACT_LOCK_PREFIX}{email or contact.customer_id}", timeout=60)
-    if not await lock.acquire(blocking=True, blocking_timeout=30):
-        raise services.defer(5)
-    try:
-        async with holding(lock):
-            yield
-    finally:
-        try:
-            await lock.release()
-        except LockError:
-            log.warning("contact lock expired", customer=contact.customer_id)
+def _locked(services: Services, contact: PlanContact) -> AbstractAsyncContextManager[None]:
+    """One contact step per customer at a time: two new orders of one customer make one contact."""
+    key = f"{CONTACT_LOCK_PREFIX}{contact.email.strip().lower() or contact.customer_id}"
+    return exclusively(services, key, wait_seconds=30, hold_seconds=60)
 
 
 # ── find ─────────────────────────────────────────────────────────────────────────────────────

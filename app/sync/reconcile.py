@@ -43,7 +43,7 @@ from app.sync import ledger
 from app.sync.intake import accept_order, listed_statuses
 from app.sync.ledger import OrderRecord, OrderState
 from app.sync.refunds import requeue_refunds
-from app.sync.services import Services, services_of
+from app.sync.services import Services, Stores, services_of
 from app.woocommerce.errors import WooCommerceError
 from app.woocommerce.models import Webhook
 
@@ -231,7 +231,7 @@ def _count(report: ReconcileReport, outcome: str, order_id: int) -> None:
 
 
 async def requeue_waiting(
-    services: Services,
+    services: Stores,
     *,
     now: datetime,
     every_booking: bool = False,

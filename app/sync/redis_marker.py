@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ from app.held_locks import retake
 from app.sync import ledger
 from app.sync.reconcile import requeue_waiting
 from app.sync.refunds import requeue_refunds
-from app.sync.services import Services
+from app.sync.services import Stores
 
 log = structlog.get_logger("woobird.redis")
 
@@ -60,7 +61,7 @@ class RedisMarker:
         self.seen: bytes | None = None
         self.grace_seconds = grace_seconds
 
-    async def check(self, services: Services) -> Requeued | None:
+    async def check(self, services: Stores) -> Requeued | None:
         """Look for the marker; when Redis lost it, heal (see the module docstring)."""
         redis = services.redis
         current = await redis.get(REDIS_MARKER_KEY)
@@ -84,7 +85,7 @@ class RedisMarker:
         return None
 
 
-async def requeue_lost(services: Services, *, grace_seconds: float = REDIS_LOSS_GRACE_SECONDS) -> Requeued:
+async def requeue_lost(services: Stores, *, grace_seconds: float = REDIS_LOSS_GRACE_SECONDS) -> Requeued:
     """Queue again, from the ledger, every order and refund whose job Redis lost."""
     now = ledger.utcnow()
     orders = await requeue_waiting(
@@ -112,12 +113,15 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-async def watch(ctx: dict[str, Any], *, every: float = REDIS_MARKER_CHECK_SECONDS) -> None:
-    """The worker's watch: look for the marker every `every` seconds for as long as it runs."""
+async def watch(stores: Callable[[], Stores | None], *, every: float = REDIS_MARKER_CHECK_SECONDS) -> None:
+    """Look for the marker every `every` seconds for as long as the process runs.
+
+    `stores` gives what the process holds now (None: the worker waits for the set-up wizard).
+    """
     marker = RedisMarker()
     failing = False
     while True:
-        services: Services | None = ctx.get("services")  # None until the set-up wizard is done
+        services = stores()
         if services is not None:
             try:
                 await marker.check(services)
@@ -130,11 +134,19 @@ async def watch(ctx: dict[str, Any], *, every: float = REDIS_MARKER_CHECK_SECOND
 
 
 def start_watching(ctx: dict[str, Any]) -> None:
-    ctx[WATCH_TASK] = asyncio.create_task(watch(ctx), name="woobird redis marker")
+    """The worker's watch (arq's on_startup): with whatever services the worker holds at each look."""
+    ctx[WATCH_TASK] = watching(lambda: ctx.get("services"))
+
+
+def watching(stores: Callable[[], Stores | None]) -> asyncio.Task[None]:
+    return asyncio.create_task(watch(stores), name="woobird redis marker")
 
 
 async def stop_watching(ctx: dict[str, Any]) -> None:
-    task: asyncio.Task[None] | None = ctx.pop(WATCH_TASK, None)
+    await stop(ctx.pop(WATCH_TASK, None))
+
+
+async def stop(task: asyncio.Task[None] | None) -> None:
     if task is None:
         return
     task.cancel()

@@ -46,7 +46,7 @@ from app.sync.booking import (
 )
 from app.sync.contacts import order_contact, replace_contact
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState, RefundStep
-from app.sync.services import Services, exclusively, retry_transient, services_of
+from app.sync.services import Services, Stores, exclusively, retry_transient, services_of
 from app.woocommerce.errors import WooCommerceNotFound
 from app.woocommerce.models import Order, Refund
 
@@ -97,7 +97,7 @@ async def queue_refunds(services: Services, *, order: Order) -> int:
     return await _enqueue_open(services, order_id=order.id, reason="order updated")
 
 
-async def requeue_refunds(services: Services, *, reason: str = "reconcile", defer_seconds: float = 0) -> int:
+async def requeue_refunds(services: Stores, *, reason: str = "reconcile", defer_seconds: float = 0) -> int:
     """For the reconciliation poll: queue again the refunds of booked orders that wait without a job.
 
     A Redis flush, or a refund job that ran while its order was being booked, leaves a row that

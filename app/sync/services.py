@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import structlog
 from arq import Retry
@@ -164,20 +164,35 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["live_engine"].dispose()
 
 
+class Stores(Protocol):
+    """What both processes hold (the worker's `Services`, the web's `AppState`): enough to queue again."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+
+
 def services_of(ctx: dict[str, Any]) -> Services:
     services: Services = ctx["services"]
     return services
 
 
 @asynccontextmanager
-async def exclusively(services: Services, key: str) -> AsyncIterator[None]:
-    """Hold `key` while a job works; when another worker holds it, come back once it is done."""
-    # Outlives the job (arq cancels it at the job timeout) yet expires before arq's in-progress key
-    # (timeout + 10 s): a killed worker's job, taken up again by arq, finds its lock already gone.
-    lock = services.redis.lock(
-        key, timeout=services.settings.worker_job_timeout_seconds + LOCK_MARGIN_SECONDS
+async def exclusively(
+    services: Services, key: str, *, wait_seconds: float = 0, hold_seconds: float | None = None
+) -> AsyncIterator[None]:
+    """Hold `key` while a job works; when another worker holds it past `wait_seconds`, come back
+    once it is done."""
+    # By default it outlives the job (arq cancels it at the job timeout) yet expires before arq's
+    # in-progress key (timeout + 10 s): a killed worker's job, taken up again, finds it gone.
+    timeout = hold_seconds or services.settings.worker_job_timeout_seconds + LOCK_MARGIN_SECONDS
+    lock = services.redis.lock(key, timeout=timeout)
+    acquired = await (
+        lock.acquire(blocking=True, blocking_timeout=wait_seconds)
+        if wait_seconds
+        else lock.acquire(blocking=False)
     )
-    if not await lock.acquire(blocking=False):
+    if not acquired:
         raise services.defer(5)
     try:
         async with holding(lock):

@@ -23,7 +23,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import normalise_database_url
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
 from tests.chaos.rig import (
+    RECONCILE_INTERVAL_SECONDS,
     AppProcess,
     Courier,
     PlannedOrder,
@@ -85,6 +86,9 @@ class Run:
     refunds: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    last_fault: float | None = None  # the Redis restart, the last fault the scenario injects
+    last_fault_at: datetime | None = None  # the same moment on the clock the logs carry
+    settled: float | None = None
 
     def note(self, what: str) -> None:
         self.events.append(f"{time.monotonic() - self.started:7.1f}s  {what}")
@@ -186,6 +190,7 @@ async def _scenario(run: Run) -> None:
     await _complete_and_refund(run)
 
     run.redis.restart()
+    run.last_fault, run.last_fault_at = time.monotonic(), now_utc()
     run.note("Redis restarted: every queued job, lock and limiter slot is gone")
     late = list(run.late)
     run.rng.shuffle(late)
@@ -223,6 +228,7 @@ async def _wait_until_settled(run: Run) -> tuple[list[OrderRecord], list[RefundR
     while True:
         orders, refunds = await _ledger(run.database_url)
         if _settled(run, orders, refunds):
+            run.settled = time.monotonic()
             run.note("settled")
             return orders, refunds
         if time.monotonic() - run.started > DEADLINE_SECONDS:
@@ -450,4 +456,36 @@ def _report(run: Run, orders: list[OrderRecord], refunds: list[RefundRecord], lo
     print(
         f"  worker exits: {[w.crashes for w in run.workers]} (-9 is our kill); "
         f"arq retries logged: {logs.count('retrying job')}"
+    )
+    print("  " + heal_figure(run))
+    print("  " + noticed(run, logs))
+
+
+# The worker's line when it finds Redis without woobird's marker (app.sync.redis_marker).
+_HEALED = re.compile(r"^(\S+Z) \[warning\s*\] (Redis lost its data[^:]*: [^\n]*?) orders=", re.MULTILINE)
+
+
+def noticed(run: Run, logs: str) -> str:
+    """How long after the Redis restart a worker noticed it and queued the waiting jobs again."""
+    if run.last_fault_at is None:
+        return "noticed: no Redis restart"
+    for moment, line in sorted(_HEALED.findall(logs)):
+        at = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        if at >= run.last_fault_at:
+            return f"noticed: {(at - run.last_fault_at).total_seconds():.1f} s after the restart; {line}"
+    return "noticed: no worker logged that Redis lost its data"
+
+
+def heal_figure(run: Run) -> str:
+    """From the last fault until every order and refund settled, against the reconciliation interval.
+
+    bench/bench_heal.py reads this line; the goal is at most 1.5 intervals.
+    """
+    if run.last_fault is None or run.settled is None:
+        return "heal: not measured (the run did not settle)"
+    seconds = run.settled - run.last_fault
+    return (
+        f"heal: {seconds:.1f} s from the last fault (Redis restart) until every order and refund settled "
+        f"= {seconds / RECONCILE_INTERVAL_SECONDS:.2f}x RECONCILE_INTERVAL_SECONDS "
+        f"({RECONCILE_INTERVAL_SECONDS} s)"
     )

@@ -136,3 +136,50 @@ def test_an_order_woocommerce_clamped_at_zero_is_booked_at_zero() -> None:
         ("fee", Decimal("-36.10")),
         ("rounding", Decimal("0.10")),
     ]
+
+
+def test_a_guest_without_an_e_mail_address_is_planned_without_one() -> None:
+    document = build_order(**CARTS["a"])
+    document["billing"]["email"] = None
+    plan = plan_invoice(Order.model_validate(document), reference=REFERENCE, options=PlanOptions())
+    assert plan.contact.email == ""
+    assert plan.contact.customer_id == f"woo-order-{document['id']}"
+
+
+def test_a_quantity_in_fractions_is_one_line_with_the_quantity_in_words() -> None:
+    # A weighed product (1.5 kg): Moneybird gets one line at the line's price, the quantity in its text.
+    document = build_order(**CARTS["a"])
+    document["line_items"][0]["quantity"] = "1.5"
+    plan = plan_invoice(Order.model_validate(document), reference=REFERENCE, options=PlanOptions())
+    assert [
+        (line.description, line.quantity, line.price) for line in plan.lines if line.kind == "product"
+    ] == [("1.50 × Koffiemok Delfts Blauw (MOK-DB-01)", Decimal(1), Decimal("30.01"))]
+
+
+@pytest.mark.parametrize(
+    ("name", "described"),
+    [
+        ("T-shirt", "T-shirt – Rood (TS-R)"),
+        ("T-shirt - Rood", "T-shirt - Rood (TS-R)"),  # WooCommerce put the colour in the name already
+    ],
+)
+def test_a_variation_names_its_attributes_once(name: str, described: str) -> None:
+    document = build_order(**CARTS["a"])
+    document["line_items"][0] |= {
+        "name": name,
+        "sku": "TS-R",
+        "variation_id": 4,
+        "meta_data": [{"id": 1, "key": "pa_kleur", "value": "Rood"}],
+    }
+    plan = plan_invoice(Order.model_validate(document), reference=REFERENCE, options=PlanOptions())
+    assert {line.description for line in plan.lines if line.kind == "product"} == {described}
+
+
+def test_vat_the_shop_charged_at_a_rate_no_line_carries_shows_whole_as_a_deviation() -> None:
+    plan = plan_invoice(order("a"), reference=REFERENCE, options=PlanOptions())
+    nine = next(
+        rate for rate in REFERENCE.tax_rates if rate.percentage == 9 and rate.tax_rate_type == "sales_invoice"
+    )
+    odd = replace(plan, shop_vat={**plan.shop_vat, nine.id: Decimal("0.50")})
+    for rounding in ("per_line", "per_rate"):
+        assert odd.vat_deviation(rounding)[nine.id] == Decimal("-0.50")

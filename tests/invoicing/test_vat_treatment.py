@@ -131,11 +131,19 @@ def test_export_outside_the_eu() -> None:
     assert {line.tax_rate_id for line in plan.lines} == {sb.EXPORT}
 
 
+def test_export_without_an_export_rate_in_moneybird_names_the_rate_missing() -> None:
+    refusal = _refusal(_order("US"), _without(sb.EXPORT))
+    assert "export rate (0 % outside the EU)" in str(refusal)
+
+
 def test_exempt_consumer_inside_the_eu_is_refused_with_the_reason() -> None:
     refusal = _refusal(_order("FR", customer={"vat_exempt": True}))
     assert "WooCommerce charged no VAT on this order" in refusal.reason
     assert "gave no VAT number" in refusal.reason
-    assert "WOOCOMMERCE_VAT_NUMBER_META_KEYS" in refusal.fix
+    assert refusal.fix == (
+        "check the order in WooCommerce (is the customer wrongly marked VAT exempt?) and book it by hand; "
+        "if the VAT number sits under another meta key, add it to WOOCOMMERCE_VAT_NUMBER_META_KEYS"
+    )
 
 
 def test_dutch_business_marked_exempt_is_refused() -> None:
@@ -157,7 +165,11 @@ def test_several_zero_rates_are_told_apart_by_name_or_refused() -> None:
 def test_compound_tax_is_refused() -> None:
     compound = WooTaxRate(id=9, percent=Decimal(2), name="Extra", country="NL", priority=2, compound=True)
     refusal = _refusal(_order(tax_rates=(*OSS_SHOP_RATES, compound)))
-    assert "compound tax" in str(refusal)
+    assert (refusal.reason, refusal.fix) == (
+        "WooCommerce charged compound tax (Extra); Moneybird books one tax rate per invoice line and cannot "
+        "stack them",
+        "book this order by hand",
+    )
 
 
 def test_stacked_taxes_on_one_line_are_refused() -> None:

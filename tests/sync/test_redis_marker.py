@@ -16,8 +16,11 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
+from prometheus_client import REGISTRY
 
 from app.constants import ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
+from app.main import create_app
+from app.metrics_refresh import refresh_gauges
 from app.sync import ledger
 from app.sync.ledger import OrderState, RefundRecord, RefundState, Step
 from app.sync.redis_marker import REASON, RedisMarker, Requeued, start_watching, stop_watching
@@ -134,6 +137,10 @@ async def test_orders_and_refunds_queued_or_being_booked_when_redis_is_flushed_a
         assert await ledger.get_state(session, ledger.REDIS_LOST_REQUEUED) == "3 orders, 1 refunds"
         events = await ledger.events_for(session, 7603)
     assert any(REASON in event.message for event in events)
+    await refresh_gauges(harness.services)  # /metrics shows when it happened
+    lost_at = REGISTRY.get_sample_value("woobird_last_redis_loss_timestamp")
+    assert lost_at is not None
+    assert lost_at > time.time() - 60
 
 
 async def test_a_marker_seen_before_is_left_alone_and_nothing_is_queued(harness: Harness) -> None:
@@ -222,3 +229,25 @@ async def test_a_worker_killed_mid_booking_books_as_soon_as_arq_takes_its_job_up
         await _assert_booked_once(h, document)
         # arq takes the job up again once its in-progress key expires; the order's lock is gone by then.
         assert seconds < timeout + 10 + 3
+
+
+async def test_the_web_process_notices_too_while_every_worker_is_down(harness: Harness) -> None:
+    # arq's workers exit when Redis goes away; the web process stays and looks for the marker itself.
+    document = _add(harness, 7651, customer=_customer("Anna"))
+    await harness.deliver(7651)
+    app = create_app(harness.settings, watch_redis=True)
+    async with app.router.lifespan_context(app):
+
+        async def marker_written() -> bool:
+            return await harness.redis.get(REDIS_MARKER_KEY) is not None
+
+        await _until(marker_written, within=5)
+        await harness.redis.flushdb()
+
+        async def queued_again() -> bool:
+            return await harness.queued() == 1
+
+        await _until(queued_again, within=5)
+    await asyncio.sleep(3.1)  # the grace
+    await harness.run_worker()
+    await _assert_booked_once(harness, document)

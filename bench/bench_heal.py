@@ -21,6 +21,8 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from _common import header, table
 
@@ -31,7 +33,7 @@ _HEAL = re.compile(r"heal: ([\d.]+) s from the last fault.*?RECONCILE_INTERVAL_S
 _NOTICED = re.compile(r"noticed: ([\d.]+) s after the restart; .*?: (\d+) orders? and (\d+) refunds?")
 
 
-def one_round(*, seed: int, orders: int) -> tuple[float, int, float | None, str]:
+def one_round(*, seed: int, orders: int, logs: Path) -> tuple[float, int, float | None, str]:
     """Seconds until settled, the run's interval, seconds until noticed, what was queued again."""
     env = os.environ | {"CHAOS_SEED": str(seed), "CHAOS_ORDERS": str(orders)}
     argv = [
@@ -45,6 +47,7 @@ def one_round(*, seed: int, orders: int) -> tuple[float, int, float | None, str]
         "chaos",
         "-s",
         "tests/chaos/test_chaos.py",
+        f"--basetemp={logs}",  # the processes' logs stay there, to see where a slow round's time went
     ]
     done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     healed = _HEAL.search(done.stdout)
@@ -76,8 +79,12 @@ def main() -> None:
     rows: list[list[str]] = []
     ratios: list[float] = []
     interval = 0
+    kept = Path(tempfile.mkdtemp(prefix="bench-heal-"))
+    print(f"logs of each round's web and workers: {kept}/round-N/*/\n")
     for number in range(1, args.rounds + 1):
-        seconds, interval, noticed, queued = one_round(seed=args.seed, orders=args.orders)
+        seconds, interval, noticed, queued = one_round(
+            seed=args.seed, orders=args.orders, logs=kept / f"round-{number}"
+        )
         ratio = seconds / interval
         ratios.append(ratio)
         rows.append(

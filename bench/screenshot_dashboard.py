@@ -3,8 +3,8 @@
     .venv/bin/python bench/screenshot_dashboard.py [--out docs/dashboard.png] [--page /admin]
 
 Needs Redis (SCREENSHOT_REDIS_URL, default redis://127.0.0.1:6379/14; only the worker heartbeat
-key is written there) and Debian's chromium at /usr/bin/chromium. The ledger is a throw-away
-SQLite file seeded by app.sandbox.ledger_rows.seed_demo.
+and demo delivery lags are written there) and Debian's chromium at /usr/bin/chromium. The ledger
+is a throw-away SQLite file seeded by app.sandbox.ledger_rows.seed_demo.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from alembic.config import Config
 from playwright.sync_api import sync_playwright
 
 from app.admin.routes import router as admin_router
-from app.constants import WORKER_HEALTH_KEY
+from app.constants import DELIVERY_LAG_KEY, WORKER_HEALTH_KEY
 from app.db import create_engine, session_factory
 from app.main import create_app
 from app.queue import connect
@@ -69,6 +69,11 @@ async def _prepare(settings: Settings) -> None:
     try:
         # A demo has no worker; show the heartbeat a running one would leave.
         await redis.set(WORKER_HEALTH_KEY, b"demo worker", ex=120)
+        # …and the deliveries of a shop that runs its queue from a system cron.
+        await redis.delete(DELIVERY_LAG_KEY)
+        now = time.time()
+        for index, lag in enumerate((0.8, 1.2, 0.6, 2.4, 1.1, 0.9, 1.6, 0.7, 1.3, 1.0, 3.1, 0.9)):
+            await redis.lpush(DELIVERY_LAG_KEY, f"{now - 600 * index:.3f} {lag:.3f}")
     finally:
         await redis.aclose()
 

@@ -218,3 +218,17 @@ def test_the_readme_states_the_thresholds_woobird_uses() -> None:
     ) in readme
     assert MAX_LAG_SECONDS == 86400  # "a date more than a day old counts as a day"
     assert "a date more than a day old counts as a day" in readme
+
+
+def test_check_tells_lags_it_cannot_read_from_redis_that_does_not_answer(
+    fakes: Fakes,  # noqa: F811
+    queue_redis: sync_redis.Redis,  # noqa: F811
+) -> None:
+    fakes.install_webhook()
+    queue_redis.set(DELIVERY_LAG_KEY, "not a list")
+
+    check = fakes.invoke("check")
+
+    assert "✓ Redis: answers" in check.output
+    assert "! webhook delivery: the recent deliveries' lags could not be read (ResponseError)" in check.output
+    assert check.exit_code == 0, check.output

@@ -9,6 +9,7 @@ off an order or refund that one is already booking.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,6 +46,8 @@ WORKER_NOT_NEEDED = frozenset({"ADMIN_TOKEN"})
 
 # See `exclusively`: more than nothing, less than the 10 s arq adds to the job timeout.
 LOCK_MARGIN_SECONDS = 5
+# A job stops itself this long before arq's job timeout would, to be tried again (see `_in_time`).
+JOB_DEADLINE_MARGIN_SECONDS = 2
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -204,6 +207,26 @@ async def exclusively(
             log.warning("lock expired before the job finished", lock=key)
 
 
+class OutOfTime(TryAgainLater):
+    """A job that used up its time: its next try goes on from the last step the ledger wrote down."""
+
+
+async def _in_time(services: Services, work: Awaitable[R]) -> R:
+    """`work`, stopped a little before arq's job timeout so that it is tried again.
+
+    arq counts a job that reaches its timeout as failed and drops it, which would leave its order
+    in `booking` until the reconciliation pass takes it as stale (the job timeout + 60 s later).
+    """
+    budget = max(1.0, services.settings.worker_job_timeout_seconds - JOB_DEADLINE_MARGIN_SECONDS)
+    try:
+        async with asyncio.timeout(budget) as deadline:
+            return await work
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise
+        raise OutOfTime(f"the job ran out of its {budget:g} s") from exc
+
+
 # What a job does when it stops retrying: record the failure in its ledger (args after ctx).
 GiveUp = Callable[[Services, tuple[Any, ...], str], Awaitable[None]]
 
@@ -223,11 +246,11 @@ def retry_transient(
             ctx: dict[str, Any] = args[0]  # type: ignore[assignment]
             order_id = int(args[1])  # type: ignore[call-overload]
             job_try = int(ctx.get("job_try", 1))
+            services = services_of(ctx)
             try:
-                return await job(*args, **kwargs)
+                return await _in_time(services, job(*args, **kwargs))
             except (TryAgainLater, RedisError) as exc:
                 JOBS.labels(kind=kind, outcome="retried").inc()
-                services = services_of(ctx)
                 if job_try >= WORKER_MAX_TRIES:
                     message = f"gave up after {job_try} tries; last error: {exc}"
                     await give_up(services, tuple(args[1:]), message)

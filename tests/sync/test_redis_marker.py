@@ -18,7 +18,7 @@ from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from prometheus_client import REGISTRY
 
-from app.constants import ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
+from app.constants import CONTACT_LOCK_PREFIX, ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
 from app.main import create_app
 from app.metrics_refresh import refresh_gauges
 from app.sync import ledger
@@ -251,3 +251,30 @@ async def test_the_web_process_notices_too_while_every_worker_is_down(harness: H
     await asyncio.sleep(3.1)  # the grace
     await harness.run_worker()
     await _assert_booked_once(harness, document)
+
+
+async def test_a_job_that_runs_out_of_time_is_tried_again_instead_of_dropped(
+    database_url: str, redis: ArqRedis
+) -> None:
+    # arq counts a job that reaches its timeout as failed and forgets it; the order would then sit
+    # in `booking` until a reconciliation pass found it stale, the job timeout + 60 s later.
+    timeout = 10
+    async with open_harness(database_url=database_url, redis=redis, worker_job_timeout_seconds=timeout) as h:
+        document = _add(h, 7661, customer=_customer("Anna"))
+        await h.deliver(7661)
+        # Another booking for the same customer holds the contact step longer than this job may run.
+        busy = h.redis.lock(f"{CONTACT_LOCK_PREFIX}anna@example.nl", timeout=timeout + 2)
+        assert await busy.acquire(blocking=False)
+        worker = Worker(
+            functions=job_functions(),
+            redis_pool=h.redis,
+            ctx={"services": h.services, "owns_services": False},
+            burst=True,
+            handle_signals=False,
+            poll_delay=0.05,
+            keep_result=0,
+            job_timeout=timeout,
+        )
+        await worker.async_run()
+        assert (worker.jobs_failed, worker.jobs_retried) == (0, 1)
+        await _assert_booked_once(h, document)

@@ -438,6 +438,10 @@ async def test_a_month_longer_than_its_page_bound_says_it_is_incomplete(
         "sales_invoice", start=date(2026, 1, 1), end=date(2026, 1, 31), max_pages=2
     )
     assert (len(found), complete) == (200, False)
+    found, complete = await client.invoices_dated(
+        "sales_invoice", start=date(2026, 1, 1), end=date(2026, 1, 31)
+    )
+    assert (len(found), complete) == (100 * 100, False)  # a hundred pages unless told otherwise
 
 
 async def test_invoices_are_looked_up_by_id_a_hundred_at_a_time(
@@ -445,8 +449,8 @@ async def test_invoices_are_looked_up_by_id_a_hundred_at_a_time(
 ) -> None:
     sync = router.post("/sales_invoices/synchronization.json")
     sync.side_effect = [
-        httpx.Response(200, json=[bodies.sales_invoice(id="1", state="open")]),
-        httpx.Response(200, json=[bodies.sales_invoice(id="149", state="paid")]),
+        httpx.Response(200, json=[bodies.sales_invoice(id="1", state="open", invoice_id="2026-0001")]),
+        httpx.Response(200, json=[bodies.sales_invoice(id="149", state="paid", invoice_id="2026-0149")]),
     ]
     found = await client.invoices_by_id("sales_invoice", [str(n) for n in range(150)])
     assert [json.loads(call.request.content) for call in sync.calls] == [
@@ -454,3 +458,6 @@ async def test_invoices_are_looked_up_by_id_a_hundred_at_a_time(
         {"ids": [str(n) for n in range(100, 150)]},
     ]
     assert [(one.id, one.paid) for one in found] == [("1", False), ("149", True)]
+    assert {one.number for one in found} == {
+        bodies.sales_invoice()["invoice_id"]
+    }  # the number, not the reference

@@ -13,6 +13,7 @@ import pytest
 import redis as sync_redis
 from arq.connections import ArqRedis
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from app.constants import DELIVERY_LAG_KEY
 from app.delivery_lag import (
@@ -195,8 +196,18 @@ async def test_a_lag_that_cannot_be_kept_does_not_fail_the_delivery(
 ) -> None:
     await redis.set(DELIVERY_LAG_KEY, "not a list")  # Redis refuses LPUSH on it (WRONGTYPE)
     modified = _gmt(datetime.now(UTC) - timedelta(seconds=3))
-    assert await _deliver(web, 6301, modified=modified) == 202
+    with capture_logs() as logs:
+        assert await _deliver(web, 6301, modified=modified) == 202
     assert await redis.zcard("arq:queue") == 1  # recorded and queued all the same
+    # Said, for the order and with the error's kind only (a Redis error's text may name keys).
+    assert [entry for entry in logs if entry["event"] == "delivery lag not recorded"] == [
+        {
+            "event": "delivery lag not recorded",
+            "log_level": "warning",
+            "order_id": 6301,
+            "error": "ResponseError",
+        }
+    ]
 
 
 def test_the_readme_states_the_thresholds_woobird_uses() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from app.invoicing import plan as plan_module
 from app.invoicing.plan import PlanOptions, PlanRefused, local_date, plan_invoice
+from app.invoicing.reference import AdministrationReference, Workflow
 from app.sandbox.administration import sandbox_reference
 from app.sandbox.woocommerce.cart import Fee
 from app.sandbox.woocommerce.checkout import build_order
@@ -33,7 +34,7 @@ def test_without_a_time_zone_database_the_amsterdam_day_is_the_same(monkeypatch:
     moments = [
         datetime(2024, 1, 1, hour, 30, tzinfo=UTC) + timedelta(days=day)
         for day in range(4 * 366)
-        for hour in (0, 22, 23)
+        for hour in (0, 21, 22, 23)
     ]
     expected = [moment.astimezone(AMSTERDAM).date() for moment in moments]
     monkeypatch.setattr(plan_module, "ZoneInfo", _no_time_zone_database)
@@ -183,3 +184,48 @@ def test_vat_the_shop_charged_at_a_rate_no_line_carries_shows_whole_as_a_deviati
     odd = replace(plan, shop_vat={**plan.shop_vat, nine.id: Decimal("0.50")})
     for rounding in ("per_line", "per_rate"):
         assert odd.vat_deviation(rounding)[nine.id] == Decimal("-0.50")
+
+
+def test_a_total_changed_outside_the_lines_is_refused_under_the_shops_order_number() -> None:
+    changed = order("a").model_copy(update={"total": order("a").total - 5, "number": "2026-0043"})
+    assert _refusal(changed).startswith(
+        "Order #2026-0043 was not booked: its lines add up to 36.00 but the customer paid 31.00"
+    )
+
+
+def _flows(*flows: tuple[str, str, bool, bool]) -> AdministrationReference:
+    return replace(
+        REFERENCE,
+        workflows=tuple(
+            Workflow(i, f"Flow {i}", kind, default=default, active=active)
+            for i, kind, active, default in flows
+        ),
+    )
+
+
+def test_the_default_workflow_is_the_active_default_invoice_workflow() -> None:
+    reference = _flows(
+        ("61", "EstimateWorkflow", True, True),
+        ("62", "InvoiceWorkflow", False, True),
+        ("63", "InvoiceWorkflow", True, True),
+    )
+    assert plan_invoice(order("a"), reference=reference, options=PlanOptions()).workflow_id == "63"
+    assert plan_invoice(order("a"), reference=_flows(), options=PlanOptions()).workflow_id is None
+
+
+def test_a_configured_workflow_is_checked_against_moneybirds_when_they_are_known() -> None:
+    assert (
+        plan_invoice(order("a"), reference=_flows(), options=PlanOptions(workflow_id="64")).workflow_id
+        == "64"
+    )
+    known = _flows(("61", "EstimateWorkflow", True, True), ("63", "InvoiceWorkflow", True, True))
+    assert (
+        plan_invoice(order("a"), reference=known, options=PlanOptions(workflow_id="63")).workflow_id == "63"
+    )
+    with pytest.raises(PlanRefused) as caught:
+        plan_invoice(order("a"), reference=known, options=PlanOptions(workflow_id="61"))
+    assert caught.value.order_number == order("a").display_number
+    assert str(caught.value).endswith(
+        "MONEYBIRD_WORKFLOW_ID is 61, but Moneybird has no active invoice workflow with that id. To fix: set "
+        "MONEYBIRD_WORKFLOW_ID to an invoice workflow's id, or leave it empty for the default."
+    )

@@ -103,6 +103,8 @@ def test_a_full_amount_only_refund_mirrors_the_order_per_rate() -> None:
     order = _fixture("c-coupons-percent-and-fixed-cart-mixed-rates.json")
     plan = _plan({"id": 78, "amount": order["total"]}, order)
     assert plan.total == -Decimal(order["total"])
+    # What the customer paid per rate, VAT included: plaid and shipping at 21 %, the book at 9 %.
+    assert plan.spread == {SALES_21: Decimal("68.22"), SALES_9: Decimal("44.44")}
 
 
 def test_lines_plus_an_extra_amount_are_both_credited() -> None:

@@ -136,6 +136,25 @@ def test_export_without_an_export_rate_in_moneybird_names_the_rate_missing() -> 
     assert "export rate (0 % outside the EU)" in str(refusal)
 
 
+def test_an_order_shipped_nowhere_to_a_customer_outside_the_eu_is_export() -> None:
+    # A download: no shipping address, so where the customer lives decides.
+    us = _order("US")
+    digital = us.model_copy(update={"shipping": us.shipping.model_copy(update={"country": ""})})
+    assert _plan(digital).treatment == "export"
+
+
+@pytest.mark.parametrize(("country", "where"), [("NL", "in NL"), ("", "without a country")])
+def test_an_order_without_vat_from_a_customer_not_marked_exempt_is_refused(country: str, where: str) -> None:
+    untaxed = _order(items=[CartItem("Boek", Decimal("20.00"), taxable=False)])
+    untaxed = untaxed.model_copy(update={"billing": untaxed.billing.model_copy(update={"country": country})})
+    refusal = _refusal(untaxed)
+    assert (refusal.reason, refusal.fix) == (
+        "WooCommerce charged no VAT on any of its lines although the customer is not marked VAT exempt "
+        f"(customer {where}): untaxed products only, or taxes switched off in WooCommerce",
+        "check the products' tax status and WooCommerce → Settings → Tax, and book this order by hand",
+    )
+
+
 def test_exempt_consumer_inside_the_eu_is_refused_with_the_reason() -> None:
     refusal = _refusal(_order("FR", customer={"vat_exempt": True}))
     assert "WooCommerce charged no VAT on this order" in refusal.reason
@@ -164,10 +183,11 @@ def test_several_zero_rates_are_told_apart_by_name_or_refused() -> None:
 
 def test_compound_tax_is_refused() -> None:
     compound = WooTaxRate(id=9, percent=Decimal(2), name="Extra", country="NL", priority=2, compound=True)
-    refusal = _refusal(_order(tax_rates=(*OSS_SHOP_RATES, compound)))
+    more = WooTaxRate(id=10, percent=Decimal(1), name="Meer", country="NL", priority=3, compound=True)
+    refusal = _refusal(_order(tax_rates=(*OSS_SHOP_RATES, compound, more)))
     assert (refusal.reason, refusal.fix) == (
-        "WooCommerce charged compound tax (Extra); Moneybird books one tax rate per invoice line and cannot "
-        "stack them",
+        "WooCommerce charged compound tax (Extra, Meer); Moneybird books one tax rate per invoice line "
+        "and cannot stack them",
         "book this order by hand",
     )
 

@@ -57,3 +57,17 @@ def test_a_changed_amount_or_customer_changes_it_and_is_named_without_customer_d
     assert words[1].startswith("lines: 1 line(s) no longer as booked; 1 line(s) new or changed (Vaas)")
     assert words[2] == "customer city, vat number"
     assert not any("Zwolle" in word or "NL123456789B01" in word for word in words)
+
+
+def test_a_change_of_the_customer_alone_names_no_line() -> None:
+    booked = _version(_document())
+    assert differences(booked, _version(_document(city="Zwolle"))) == ["customer city"]
+    assert differences(booked, booked) == []
+
+
+def test_the_same_lines_in_another_order_are_named_as_reordered() -> None:
+    document = _document()
+    document["line_items"].append(dict(document["line_items"][0]) | {"id": 2, "name": "Kom", "sku": "K-1"})
+    swapped = copy.deepcopy(document)
+    swapped["line_items"].reverse()
+    assert differences(_version(document), _version(swapped)) == ["lines: reordered"]

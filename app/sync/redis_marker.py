@@ -44,6 +44,7 @@ log = structlog.get_logger("woobird.redis")
 
 REASON = "after Redis lost its data"
 WATCH_TASK = "redis_marker_watch"
+MARKER_LOOK_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ class RedisMarker:
     async def check(self, services: Stores) -> Requeued | None:
         """Look for the marker; when Redis lost it, heal (see the module docstring)."""
         redis = services.redis
-        current = await redis.get(REDIS_MARKER_KEY)
+        # A connection Redis dropped when it restarted can hang until the socket timeout and its
+        # retries; give up on it sooner and look again on the next tick, on a fresh connection.
+        current = await asyncio.wait_for(redis.get(REDIS_MARKER_KEY), MARKER_LOOK_TIMEOUT_SECONDS)
         if current is not None and current == self.seen:
             return None
         if current is None:

@@ -12,7 +12,8 @@ import pytest
 
 from app.invoicing import plan as plan_module
 from app.invoicing.plan import PlanOptions, PlanRefused, local_date, plan_invoice
-from app.invoicing.reference import AdministrationReference, Workflow
+from app.invoicing.reference import AdministrationReference, LedgerAccount, Workflow
+from app.sandbox import administration as sb
 from app.sandbox.administration import sandbox_reference
 from app.sandbox.woocommerce.cart import Fee
 from app.sandbox.woocommerce.checkout import build_order
@@ -229,3 +230,55 @@ def test_a_configured_workflow_is_checked_against_moneybirds_when_they_are_known
         "MONEYBIRD_WORKFLOW_ID is 61, but Moneybird has no active invoice workflow with that id. To fix: set "
         "MONEYBIRD_WORKFLOW_ID to an invoice workflow's id, or leave it empty for the default."
     )
+
+
+def test_a_guests_contact_id_stays_what_earlier_versions_booked_under() -> None:
+    # Moneybird contacts are found again by it: a different id for the same guest is a second contact.
+    document = build_order(**CARTS["a"])
+    document["customer_id"] = 0
+    document["billing"]["email"] = " Anna.de.Vries@Example.NL "
+    plan = plan_invoice(Order.model_validate(document), reference=REFERENCE, options=PlanOptions())
+    assert (
+        plan.contact.customer_id == "woo-guest-830fd0ef2c33"
+    )  # sha256 of the address in lower case, 12 digits
+
+
+def test_the_contact_has_the_country_code_in_capitals_and_no_invented_vat_number() -> None:
+    document = build_order(**CARTS["a"])
+    document["billing"]["country"] = "nl"
+    plan = plan_invoice(Order.model_validate(document), reference=REFERENCE, options=PlanOptions())
+    assert (plan.contact.country, plan.contact.tax_number) == ("NL", "")
+
+
+def test_discounts_are_booked_on_the_product_ledger_shipping_on_the_other() -> None:
+    plan = plan_invoice(
+        order("c"),
+        reference=REFERENCE,
+        options=PlanOptions(
+            ledger_account_id=sb.REVENUE, shipping_ledger_account_id=sb.UNCATEGORISED_REVENUE
+        ),
+    )
+    ledgers = {line.kind: line.ledger_account_id for line in plan.lines}
+    assert ledgers["discount"] == ledgers["product"] == sb.REVENUE
+    assert ledgers["shipping"] == sb.UNCATEGORISED_REVENUE
+
+
+def test_a_refusal_without_an_order_number_names_the_order_id() -> None:
+    assert str(PlanRefused(7, "a reason", "a fix")) == "Order #7 was not booked: a reason. To fix: a fix."
+
+
+def test_only_revenue_accounts_that_take_sales_invoices_are_offered() -> None:
+    accounts = (
+        LedgerAccount("1", "Omzet", "revenue"),
+        LedgerAccount("2", "Omzet inkoop", "revenue", allowed_document_types=("purchase_invoice",)),
+        LedgerAccount("3", "Omzet verkoop", "revenue", allowed_document_types=("sales_invoice",)),
+        LedgerAccount("4", "Kas", "cash"),
+    )
+    reference = replace(REFERENCE, ledger_accounts=accounts)
+    assert [account.id for account in reference.revenue_accounts()] == ["1", "3"]
+
+
+def test_a_tax_rate_is_found_by_its_id_and_an_unknown_id_finds_none() -> None:
+    first, second = REFERENCE.tax_rates[:2]
+    assert (REFERENCE.tax_rate(first.id), REFERENCE.tax_rate(second.id)) == (first, second)
+    assert REFERENCE.tax_rate("1") is None

@@ -250,13 +250,27 @@ def outcomes(copy: Path) -> dict[str, dict[str, str]]:
     return found
 
 
-def diff(copy: Path, mutant: str) -> str:
-    shown = subprocess.run(
-        [str(MUTMUT), "show", mutant], cwd=copy, capture_output=True, text=True, check=False
-    ).stdout
-    return "\n".join(
-        line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
+def diffs(copy: Path, mutants: list[str]) -> dict[str, str]:
+    """Each mutant's change as `-`/`+` lines, read by mutmut in one process (`mutmut show` each)."""
+    script = (
+        "import json, sys\n"
+        "from mutmut.__main__ import find_mutant\n"
+        "from mutmut.mutation.diff_apply import get_diff_for_mutant\n"
+        "names = json.loads(sys.stdin.read())\n"
+        "print(json.dumps({n: get_diff_for_mutant(n, path=find_mutant(n).path) for n in names}))\n"
     )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], cwd=copy, input=json.dumps(mutants), capture_output=True, text=True
+    )
+    if shown.returncode != 0:
+        return dict.fromkeys(mutants, "(mutmut could not show it)")
+    found: dict[str, str] = json.loads(shown.stdout.strip().splitlines()[-1])
+    return {
+        mutant: "\n".join(
+            line for line in text.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
+        )
+        for mutant, text in found.items()
+    }
 
 
 def chosen_mutants(copy: Path, group: Group, args: argparse.Namespace) -> list[str] | None:
@@ -313,11 +327,14 @@ def main() -> None:
             else:
                 with private_redis() as redis_url:
                     run_mutmut(copy, jobs=args.jobs, redis_url=redis_url, names=names or [])
-        for module, results in outcomes(copy).items():
+        found = outcomes(copy)
+        for module, results in found.items():
             rows.append((name, module, Counter(results.values())))
-            for mutant, outcome in sorted(results.items()):
-                if outcome == "survived":
-                    survivors.append(f"### {mutant}\n\n```diff\n{diff(copy, mutant)}\n```\n")
+        surviving = sorted(
+            m for results in found.values() for m, outcome in results.items() if outcome == "survived"
+        )
+        for mutant, change in diffs(copy, surviving).items() if surviving else ():
+            survivors.append(f"### {mutant}\n\n```diff\n{change}\n```\n")
     table = [
         "| group | module | killed | survived | not run | killed % of run |",
         "|---|---|---|---|---|---|",

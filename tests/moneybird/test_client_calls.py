@@ -462,3 +462,13 @@ async def test_invoices_are_looked_up_by_id_a_hundred_at_a_time(
         ("1", "2026-0001", False),
         ("149", "2026-0149", True),
     ]
+
+
+async def test_external_invoices_looked_up_by_id_are_known_by_their_reference(
+    router: respx.Router, client: MoneybirdClient
+) -> None:
+    router.post("/external_sales_invoices/synchronization.json").respond(
+        200, json=[bodies.external_sales_invoice(id="8", reference="WooCommerce #1042")]
+    )
+    (found,) = await client.invoices_by_id("external_sales_invoice", ["8"])
+    assert (found.id, found.number, found.invoice_date) == ("8", "WooCommerce #1042", date(2026, 8, 21))

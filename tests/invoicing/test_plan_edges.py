@@ -282,3 +282,75 @@ def test_a_tax_rate_is_found_by_its_id_and_an_unknown_id_finds_none() -> None:
     first, second = REFERENCE.tax_rates[:2]
     assert (REFERENCE.tax_rate(first.id), REFERENCE.tax_rate(second.id)) == (first, second)
     assert REFERENCE.tax_rate("1") is None
+
+
+def _numbered(order_: Order, **update: object) -> Order:
+    # The shop's order number differs from its id (a sequential-numbers plugin): refusals name the number.
+    return order_.model_copy(update={"number": "2026-0050", **update})
+
+
+def test_a_refusal_names_the_shops_order_number_whatever_refuses() -> None:
+    no_style = replace(REFERENCE, workflows=())
+    cases = [
+        (_numbered(order("a")), {"ledger_account_id": "1"}, REFERENCE),
+        (_numbered(order("a")), {"workflow_id": "1"}, REFERENCE),
+        (_numbered(order("a")), {"document_style_id": "1"}, no_style),
+        (_numbered(order("a"), total=Decimal("36.005")), {}, REFERENCE),
+        (_numbered(order("a"), tax_lines=[]), {}, REFERENCE),  # a VAT refusal: charged none, not exempt
+    ]
+    for order_, options, reference in cases:
+        with pytest.raises(PlanRefused) as caught:
+            plan_invoice(order_, reference=reference, options=PlanOptions(**options))  # type: ignore[arg-type]
+        assert str(caught.value).startswith("Order #2026-0050 was not booked: "), options
+
+
+def test_an_unknown_document_style_is_refused_and_without_a_default_none_is_sent() -> None:
+    assert _refusal(order("a"), document_style_id="1").endswith(
+        "MONEYBIRD_DOCUMENT_STYLE_ID is 1, but Moneybird has no document style with that id. To fix: set "
+        "MONEYBIRD_DOCUMENT_STYLE_ID to a document style's id, or leave it empty for the default."
+    )
+    known = REFERENCE.document_styles[0].id
+    assert (
+        plan_invoice(
+            order("a"), reference=REFERENCE, options=PlanOptions(document_style_id=known)
+        ).document_style_id
+        == known
+    )
+    plain = replace(
+        REFERENCE, document_styles=tuple(replace(s, default=False) for s in REFERENCE.document_styles)
+    )
+    assert plan_invoice(order("a"), reference=plain, options=PlanOptions()).document_style_id is None
+
+
+def test_an_unknown_shipping_ledger_is_refused_naming_its_own_setting() -> None:
+    assert _refusal(order("a"), shipping_ledger_account_id="1").endswith(
+        "MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID is 1, but Moneybird has no revenue ledger account with that id "
+        "that allows sales invoices. To fix: set MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID to the id of a revenue "
+        "ledger account, or leave it empty for Moneybird's default."
+    )
+
+
+def test_a_changed_total_is_refused_with_what_to_check() -> None:
+    assert _refusal(order("a").model_copy(update={"total": Decimal("31.00")})).endswith(
+        "To fix: check the order for gift cards, store credit or plugins that change totals, and book it "
+        "by hand."
+    )
+    # Paid nothing for lines worth 36.00: not an order WooCommerce clamped at zero, so refused too.
+    assert "but the customer paid 0.00" in _refusal(order("a").model_copy(update={"total": Decimal("0.00")}))
+
+
+def test_an_invoice_of_a_refunded_order_says_its_refunds_are_credited_apart() -> None:
+    plan = plan_invoice(order("f"), reference=REFERENCE, options=PlanOptions())
+    assert plan.notes[-1] == (
+        "1 refund(s) totalling 42.29 are booked separately as credit invoices; this invoice is the "
+        "original order"
+    )
+
+
+def test_a_tax_line_without_its_percentage_is_refused_with_the_woocommerce_version_that_sends_it() -> None:
+    old = order("a")
+    old = old.model_copy(update={"tax_lines": [old.tax_lines[0].model_copy(update={"rate_percent": None})]})
+    assert _refusal(old).endswith(
+        "WooCommerce did not say which percentage its tax rate 'BTW' is (the rate_percent field, sent since "
+        "WooCommerce 3.7). To fix: update WooCommerce, or book this order by hand."
+    )

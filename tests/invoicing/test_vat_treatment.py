@@ -257,3 +257,36 @@ def test_a_cent_between_lines_and_total_becomes_a_visible_rounding_line() -> Non
 def test_configured_ledger_that_does_not_exist_is_refused() -> None:
     refusal = _refusal(order("a"), ledger_account_id="123")
     assert "MONEYBIRD_LEDGER_ACCOUNT_ID is 123" in str(refusal)
+
+
+@pytest.mark.parametrize(
+    ("country", "customer", "missing", "described", "key"),
+    [
+        ("US", {}, sb.EXPORT, "the export rate (0 % outside the EU)", "export"),
+        (
+            "DE",
+            {"vat_exempt": True, "vat_number": "DE123456789"},
+            sb.REVERSE_CHARGE,
+            "the reverse-charge rate (btw verlegd, 0 %)",
+            "reverse_charge",
+        ),
+    ],
+)
+def test_a_missing_zero_rate_is_named_in_the_bookkeepers_words(
+    country: str, customer: dict[str, Any], missing: str, described: str, key: str
+) -> None:
+    refusal = _refusal(_order(country, customer=customer), _without(missing))
+    assert str(refusal) == (
+        f"Order #7001 was not booked: Moneybird has no active sales-invoice tax rate for {described}. "
+        "To fix: create that tax rate in Moneybird, or set "
+        f'MONEYBIRD_TAX_RATES={{"{key}": "<Moneybird tax rate id>"}}.'
+    )
+
+
+def test_an_override_naming_no_rate_is_refused_with_what_to_set() -> None:
+    assert str(_refusal(_order(), tax_rate_overrides={"21": "1"})) == (
+        "Order #7001 was not booked: MONEYBIRD_TAX_RATES names tax rate 1 for '21', but Moneybird has no "
+        "active sales-invoice tax rate with that id. To fix: set "
+        'MONEYBIRD_TAX_RATES={"21": "<Moneybird tax rate id>"} with the id of an active '
+        "sales-invoice tax rate."
+    )

@@ -16,6 +16,7 @@ PERCENTAGES = {"21": Decimal(21), "9": Decimal(9), "0": Decimal(0)}
 LINES = [
     ("21", "3", "0.35"),
     ("21", "1", "12.99"),
+    *[("21", "1", "0.02")] * 3,  # 0.0042 VAT each: nothing per line, a cent per rate (excl. VAT)
     ("9", "2", "1.15"),
     ("9", "1", "0.05"),
     ("0", "1", "4.00"),

@@ -26,7 +26,6 @@ from typer.testing import CliRunner, Result
 
 from app import clients
 from app.cli import cli
-from app.cli import support as cli_support
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, migrate, session_factory, transaction
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
@@ -93,8 +92,9 @@ def fakes(
             shop=httpx.ASGITransport(app=create_shop_app(shop)), moneybird=sandbox_transport(moneybird)
         ),
     )
-    for console in (cli_support.console, cli_support.err_console):
-        monkeypatch.setattr(console, "width", 250)  # one finding per line, as in a wide terminal
+    # One finding per line, as in a wide terminal. Through COLUMNS, which Rich reads on every print:
+    # setting `width` would pin it, and undoing that pins the old value for every later test.
+    monkeypatch.setenv("COLUMNS", "250")
     monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
     for name in SETTING_HELP:
         monkeypatch.delenv(name, raising=False)

@@ -10,8 +10,17 @@ from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND
+
+# A restarting Redis refuses connections for a moment. Without a retry arq's worker exits on the
+# first refused connect (while finishing a job), and takes its running jobs down with it: their
+# locks, just written back after the loss (app.held_locks), then hold their customers' orders off
+# until they expire. Connecting again over ~4 s rides a restart out.
+WORKER_REDIS_CONNECT_RETRIES = 6
 
 # arq's enqueue_job takes four round trips (WATCH, EXISTS, MULTI/EXEC) per job; the webhook's
 # intake queues a whole batch of orders in one. The script keeps arq's rule exactly: a job id
@@ -41,6 +50,13 @@ def redis_settings(url: str, *, tls_verify: bool = False) -> RedisSettings:
         settings.ssl_cert_reqs = "none"
     settings.conn_timeout = 2
     settings.conn_retries = 3
+    # Only the connect is tried again (retry_on_error stays empty): a command whose answer was lost
+    # is never sent twice. A refused connect surfaces as the OS's error, not redis-py's.
+    settings.retry = Retry(
+        ExponentialBackoff(cap=1.0, base=0.1),
+        WORKER_REDIS_CONNECT_RETRIES,
+        supported_errors=(ConnectionError, TimeoutError, OSError),  # type: ignore[arg-type]
+    )
     return settings
 
 

@@ -88,29 +88,51 @@ def refund_job_id(refund_id: int) -> str:
     return f"refund:{refund_id}"
 
 
+async def _copy_id(redis: ArqRedis, job_id: str, copy_tag: str) -> str:
+    """`job_id`, or the copy's own id when `copy_tag` is given and arq knows no such job any more."""
+    if not copy_tag or await redis.exists(job_key_prefix + job_id, result_key_prefix + job_id):
+        return job_id  # still there: arq drops the copy, as ever
+    return f"{job_id}:{copy_tag}"
+
+
 async def enqueue_order(
-    redis: ArqRedis, *, order_id: int, date_modified: datetime, reason: str, defer_seconds: float = 0
+    redis: ArqRedis,
+    *,
+    order_id: int,
+    date_modified: datetime,
+    reason: str,
+    defer_seconds: float = 0,
+    copy_tag: str = "",
 ) -> bool:
-    """Queue the booking of an order; False when a job for this version is already known."""
+    """Queue the booking of an order; False when a job for this version is already known.
+
+    `copy_tag` gives a job that Redis lost a copy with an id of its own (app.sync.redis_marker).
+    """
     job = await redis.enqueue_job(
         JOB_BOOK_ORDER,
         order_id,
         reason,
-        _job_id=order_job_id(order_id, date_modified),
+        _job_id=await _copy_id(redis, order_job_id(order_id, date_modified), copy_tag),
         _defer_by=defer_seconds or None,
     )
     return job is not None
 
 
 async def enqueue_refund(
-    redis: ArqRedis, *, order_id: int, refund_id: int, reason: str, defer_seconds: float = 0
+    redis: ArqRedis,
+    *,
+    order_id: int,
+    refund_id: int,
+    reason: str,
+    defer_seconds: float = 0,
+    copy_tag: str = "",
 ) -> bool:
     job = await redis.enqueue_job(
         JOB_BOOK_REFUND,
         order_id,
         refund_id,
         reason,
-        _job_id=refund_job_id(refund_id),
+        _job_id=await _copy_id(redis, refund_job_id(refund_id), copy_tag),
         _defer_by=defer_seconds or None,
     )
     return job is not None

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.worker import Worker
 from prometheus_client import REGISTRY
 
@@ -168,6 +168,26 @@ async def test_one_process_heals_and_the_others_only_take_their_locks_back(harne
     assert healed[1] is None
     assert await harness.queued() == 1
     await asyncio.sleep(3.1)  # the grace
+    await harness.run_worker()
+    await _assert_booked_once(harness, document)
+
+
+async def test_the_job_that_ran_through_the_loss_ending_in_arq_leaves_the_copy_queued(
+    harness: Harness,
+) -> None:
+    # A job running when Redis emptied still ends in arq afterwards: its retry finds its job gone
+    # ("job expired") and arq drops every key of that job id — which must not be the copy's.
+    document = _add(harness, 7626, customer=_customer("Anna"))
+    await harness.deliver(7626)
+    [lost_id] = [raw.decode() for raw in await harness.redis.zrange(QUEUE_NAME, 0, -1)]
+    marker = RedisMarker(grace_seconds=0)
+    await marker.check(harness.services)
+    await harness.redis.flushdb()
+    assert await marker.check(harness.services) == Requeued(orders=1, refunds=0)
+
+    await harness.redis.delete(job_key_prefix + lost_id, in_progress_key_prefix + lost_id)
+    await harness.redis.zrem(QUEUE_NAME, lost_id)  # what arq's finish_failed_job does
+    assert await harness.queued() == 1
     await harness.run_worker()
     await _assert_booked_once(harness, document)
 

@@ -197,7 +197,11 @@ def test_stacked_taxes_on_one_line_are_refused() -> None:
     refusal = _refusal(
         _order(items=[CartItem("Lamp", Decimal("49.95"))], tax_rates=(*OSS_SHOP_RATES, second))
     )
-    assert "several taxes on the same amount" in str(refusal)
+    assert (refusal.reason, refusal.fix) == (
+        "product 'Lamp' carries several taxes on the same amount (21% btw 10.4895, 9% btw 4.4955); "
+        "Moneybird books one tax rate per invoice line",
+        "book this order by hand",
+    )
 
 
 def test_negative_fee_over_two_rates_becomes_one_line_per_rate() -> None:

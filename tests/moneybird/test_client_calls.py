@@ -7,10 +7,12 @@ again after a blip, writes never: that rests on each method naming its HTTP meth
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
+from typing import Literal
 
 import httpx
 import pytest
@@ -130,6 +132,16 @@ ENDPOINTS: list[tuple[Call, str, dict[str, str]]] = [
     ),
     (lambda c: c.create_product(PRODUCT), "POST products", {"identifier": "BENCH-01"}),
     (lambda c: c.list_products(), "GET products", {}),
+    (
+        lambda c: c.invoices_dated("sales_invoice", start=date(2026, 1, 1), end=date(2026, 1, 31)),
+        "GET sales_invoices",
+        {},
+    ),
+    (
+        lambda c: c.invoices_by_id("external_sales_invoice", ["7"]),
+        "POST external_sales_invoices/synchronization",
+        {},
+    ),
 ]
 
 
@@ -370,3 +382,83 @@ async def test_the_client_waits_at_most_20_s_for_its_limiter(mb_redis: Redis) ->
         with pytest.raises(MoneybirdRateLimited):
             await client.workflows()
     assert time.monotonic() - started < 5
+
+
+# ── verification: invoices as Moneybird holds them now ───────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("kind", "route", "document", "number", "dated"),
+    [
+        ("sales_invoice", "/sales_invoices.json", bodies.sales_invoice, "2026-0007", "invoice_date"),
+        (
+            "external_sales_invoice",
+            "/external_sales_invoices.json",
+            bodies.external_sales_invoice,
+            None,
+            "date",
+        ),
+    ],
+)
+async def test_the_invoices_of_a_month_are_listed_in_any_state_with_what_verification_reads(
+    router: respx.Router,
+    client: MoneybirdClient,
+    kind: Literal["sales_invoice", "external_sales_invoice"],
+    route: str,
+    document: Callable[..., dict[str, object]],
+    number: str | None,
+    dated: str,
+) -> None:
+    answer = document(id="5", state="paid", invoice_id="2026-0007", total_price_incl_tax="-12.10")
+    answer |= {"total_unpaid": "0.0", dated: "2026-01-09"}
+    listing = router.get(route).respond(200, json=[answer])
+    found, complete = await client.invoices_dated(kind, start=date(2026, 1, 1), end=date(2026, 1, 31))
+    assert complete
+    assert listing.calls.last.request.url.params["filter"] == "period:20260101..20260131,state:all"
+    (one,) = found
+    expected_number = number or answer["reference"]
+    assert (one.id, one.number, one.state, one.total, one.unpaid, one.invoice_date, one.paid) == (
+        "5",
+        expected_number,
+        "paid",
+        Decimal("-12.10"),
+        Decimal(0),
+        date(2026, 1, 9),
+        True,
+    )
+
+
+async def test_a_month_longer_than_its_page_bound_says_it_is_incomplete(
+    router: respx.Router, client: MoneybirdClient
+) -> None:
+    router.get("/sales_invoices.json").respond(
+        200, json=[bodies.sales_invoice(id=str(n)) for n in range(100)]
+    )
+    found, complete = await client.invoices_dated(
+        "sales_invoice", start=date(2026, 1, 1), end=date(2026, 1, 31), max_pages=2
+    )
+    assert (len(found), complete) == (200, False)
+    found, complete = await client.invoices_dated(
+        "sales_invoice", start=date(2026, 1, 1), end=date(2026, 1, 31)
+    )
+    assert (len(found), complete) == (100 * 100, False)  # a hundred pages unless told otherwise
+
+
+async def test_invoices_are_looked_up_by_id_a_hundred_at_a_time(
+    router: respx.Router, client: MoneybirdClient
+) -> None:
+    sync = router.post("/sales_invoices/synchronization.json")
+    sync.side_effect = [
+        httpx.Response(200, json=[bodies.sales_invoice(id="1", state="open", invoice_id="2026-0001")]),
+        httpx.Response(200, json=[bodies.sales_invoice(id="149", state="paid", invoice_id="2026-0149")]),
+    ]
+    found = await client.invoices_by_id("sales_invoice", [str(n) for n in range(150)])
+    assert [json.loads(call.request.content) for call in sync.calls] == [
+        {"ids": [str(n) for n in range(100)]},
+        {"ids": [str(n) for n in range(100, 150)]},
+    ]
+    # Read as sales invoices: the number is the invoice number, not the reference.
+    assert [(one.id, one.number, one.paid) for one in found] == [
+        ("1", "2026-0001", False),
+        ("149", "2026-0149", True),
+    ]

@@ -46,6 +46,7 @@ async def test_reference_orders_become_paid_invoices_for_what_was_paid(harness: 
     assert record.state == OrderState.BOOKED, record.error
     invoice = _one_paid_invoice(harness, document["number"], document["total"])
     assert record.invoice_number == invoice["invoice_id"]
+    assert record.invoice_url == invoice["url"]  # the dashboard links the order to it
     assert record.invoice_total == Decimal(document["total"])
     # The ledger keeps the VAT per rate as the shop charged it next to Moneybird's figure.
     assert {row["tax_rate_id"] for row in record.vat_differences()} == {

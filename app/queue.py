@@ -10,8 +10,17 @@ from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND
+
+# A restarting Redis refuses connections for a moment. Without a retry arq's worker exits on the
+# first refused connect (while finishing a job), and takes its running jobs down with it: their
+# locks, just written back after the loss (app.held_locks), then hold their customers' orders off
+# until they expire. Connecting again over ~4 s rides a restart out.
+WORKER_REDIS_CONNECT_RETRIES = 6
 
 # arq's enqueue_job takes four round trips (WATCH, EXISTS, MULTI/EXEC) per job; the webhook's
 # intake queues a whole batch of orders in one. The script keeps arq's rule exactly: a job id
@@ -41,6 +50,13 @@ def redis_settings(url: str, *, tls_verify: bool = False) -> RedisSettings:
         settings.ssl_cert_reqs = "none"
     settings.conn_timeout = 2
     settings.conn_retries = 3
+    # Only the connect is tried again (retry_on_error stays empty): a command whose answer was lost
+    # is never sent twice. A refused connect surfaces as the OS's error, not redis-py's.
+    settings.retry = Retry(
+        ExponentialBackoff(cap=1.0, base=0.1),
+        WORKER_REDIS_CONNECT_RETRIES,
+        supported_errors=(ConnectionError, TimeoutError, OSError),  # type: ignore[arg-type]
+    )
     return settings
 
 
@@ -72,29 +88,51 @@ def refund_job_id(refund_id: int) -> str:
     return f"refund:{refund_id}"
 
 
+async def _copy_id(redis: ArqRedis, job_id: str, copy_tag: str) -> str:
+    """`job_id`, or the copy's own id when `copy_tag` is given and arq knows no such job any more."""
+    if not copy_tag or await redis.exists(job_key_prefix + job_id, result_key_prefix + job_id):
+        return job_id  # still there: arq drops the copy, as ever
+    return f"{job_id}:{copy_tag}"
+
+
 async def enqueue_order(
-    redis: ArqRedis, *, order_id: int, date_modified: datetime, reason: str, defer_seconds: float = 0
+    redis: ArqRedis,
+    *,
+    order_id: int,
+    date_modified: datetime,
+    reason: str,
+    defer_seconds: float = 0,
+    copy_tag: str = "",
 ) -> bool:
-    """Queue the booking of an order; False when a job for this version is already known."""
+    """Queue the booking of an order; False when a job for this version is already known.
+
+    `copy_tag` gives a job that Redis lost a copy with an id of its own (app.sync.redis_marker).
+    """
     job = await redis.enqueue_job(
         JOB_BOOK_ORDER,
         order_id,
         reason,
-        _job_id=order_job_id(order_id, date_modified),
+        _job_id=await _copy_id(redis, order_job_id(order_id, date_modified), copy_tag),
         _defer_by=defer_seconds or None,
     )
     return job is not None
 
 
 async def enqueue_refund(
-    redis: ArqRedis, *, order_id: int, refund_id: int, reason: str, defer_seconds: float = 0
+    redis: ArqRedis,
+    *,
+    order_id: int,
+    refund_id: int,
+    reason: str,
+    defer_seconds: float = 0,
+    copy_tag: str = "",
 ) -> bool:
     job = await redis.enqueue_job(
         JOB_BOOK_REFUND,
         order_id,
         refund_id,
         reason,
-        _job_id=refund_job_id(refund_id),
+        _job_id=await _copy_id(redis, refund_job_id(refund_id), copy_tag),
         _defer_by=defer_seconds or None,
     )
     return job is not None

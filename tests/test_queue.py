@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
-from arq.connections import ArqRedis
+import pytest
+from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job, JobStatus
+from redis.exceptions import RedisError
 
 from app.constants import JOB_BOOK_ORDER
-from app.queue import enqueue_order, enqueue_orders, order_job_id
+from app.queue import enqueue_order, enqueue_orders, order_job_id, redis_settings
+from tests.chaos.rig import RedisServer
 
 MODIFIED = datetime(2026, 11, 2, 9, 35, tzinfo=UTC)
 
@@ -38,3 +45,27 @@ async def test_a_kept_result_blocks_the_id_like_arq_does(redis: ArqRedis) -> Non
 
 async def test_nothing_to_queue_costs_nothing(redis: ArqRedis) -> None:
     assert await enqueue_orders(redis, []) == set()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on the PATH")
+async def test_the_workers_connection_rides_out_a_redis_restart(tmp_path: Path) -> None:
+    # arq's worker exits when a connect is refused while it finishes a job; its running jobs die
+    # with it. The worker's connection must wait for a Redis that is starting again.
+    server = RedisServer(log_dir=tmp_path)
+    server.start()
+    pool = await create_pool(redis_settings(server.url))
+    try:
+        await pool.set("before", "1")
+        server.stop()
+        with pytest.raises(RedisError):  # the connection Redis dropped: that command is lost
+            await pool.get("before")
+        later = threading.Timer(0.5, server.start)  # the next one connects while Redis is away
+        later.start()
+        try:
+            assert await asyncio.wait_for(pool.set("after", "1"), 10)
+        finally:
+            later.join()
+        assert await pool.get("after") == b"1"
+    finally:
+        await pool.aclose()
+        server.stop()

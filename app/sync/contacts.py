@@ -35,7 +35,7 @@ from app.sync import ledger
 from app.sync.booking import BookingFailed, names_field
 from app.sync.findings import FindingKind, note
 from app.sync.ledger import ContactRecord, utcnow
-from app.sync.services import Services, exclusively
+from app.sync.services import LOCK_MARGIN_SECONDS, Services, exclusively
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.contacts")
@@ -89,10 +89,20 @@ def contact_create(contact: PlanContact, *, customer_id: str | None) -> ContactC
     )
 
 
+# Another order of the customer waits this long for the contact step, then gives its worker slot
+# back and comes again (`exclusively` defers it): a step takes a second or two, and a lock left by a
+# killed worker must cost the customer's orders a few deferrals, not a whole job's time each.
+CONTACT_LOCK_WAIT_SECONDS = 3
+# A step never outlives its job, so the lock need not outlive the order lock (job timeout + margin):
+# a killed worker's contact lock is then gone as soon as its order may be taken up again.
+CONTACT_LOCK_HOLD_SECONDS = 60
+
+
 def _locked(services: Services, contact: PlanContact) -> AbstractAsyncContextManager[None]:
     """One contact step per customer at a time: two new orders of one customer make one contact."""
     key = f"{CONTACT_LOCK_PREFIX}{contact.email.strip().lower() or contact.customer_id}"
-    return exclusively(services, key, wait_seconds=30, hold_seconds=60)
+    hold = min(CONTACT_LOCK_HOLD_SECONDS, services.settings.worker_job_timeout_seconds + LOCK_MARGIN_SECONDS)
+    return exclusively(services, key, wait_seconds=CONTACT_LOCK_WAIT_SECONDS, hold_seconds=hold)
 
 
 # ── find ─────────────────────────────────────────────────────────────────────────────────────

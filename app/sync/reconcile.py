@@ -237,6 +237,7 @@ async def requeue_waiting(
     every_booking: bool = False,
     reason: str = REASON,
     defer_seconds: float = 0,
+    copy_tag: str = "",
 ) -> int:
     """Queue again the orders the ledger says are waiting; arq drops the copy when the job exists.
 
@@ -269,6 +270,7 @@ async def requeue_waiting(
             date_modified=date_modified,
             reason=reason,
             defer_seconds=defer_seconds,
+            copy_tag=copy_tag,
         ):
             requeued += 1
             if reason == REASON:  # after a loss of Redis, one line says it for all of them

@@ -91,10 +91,15 @@ class RedisMarker:
 async def requeue_lost(services: Stores, *, grace_seconds: float = REDIS_LOSS_GRACE_SECONDS) -> Requeued:
     """Queue again, from the ledger, every order and refund whose job Redis lost."""
     now = ledger.utcnow()
+    # The copies get job ids of their own: a job that was running when Redis emptied still ends in
+    # arq, which then drops its id's keys (a retry of it finds its job gone, "job expired") — with
+    # the same id, that would take the copy queued meanwhile along, and the order would wait for a
+    # reconciliation pass. The order's lock and the ledger keep two jobs of one order to one invoice.
+    tag = f"after-redis-loss-{int(now.timestamp() * 1000)}"
     orders = await requeue_waiting(
-        services, now=now, every_booking=True, reason=REASON, defer_seconds=grace_seconds
+        services, now=now, every_booking=True, reason=REASON, defer_seconds=grace_seconds, copy_tag=tag
     )
-    refunds = await requeue_refunds(services, reason=REASON, defer_seconds=grace_seconds)
+    refunds = await requeue_refunds(services, reason=REASON, defer_seconds=grace_seconds, copy_tag=tag)
     done = Requeued(orders=orders, refunds=refunds)
     if not orders and not refunds:
         # A new Redis (the first start) looks the same as one that lost its data, with nothing waiting.

@@ -97,7 +97,9 @@ async def queue_refunds(services: Services, *, order: Order) -> int:
     return await _enqueue_open(services, order_id=order.id, reason="order updated")
 
 
-async def requeue_refunds(services: Stores, *, reason: str = "reconcile", defer_seconds: float = 0) -> int:
+async def requeue_refunds(
+    services: Stores, *, reason: str = "reconcile", defer_seconds: float = 0, copy_tag: str = ""
+) -> int:
     """For the reconciliation poll: queue again the refunds of booked orders that wait without a job.
 
     A Redis flush, or a refund job that ran while its order was being booked, leaves a row that
@@ -124,7 +126,12 @@ async def requeue_refunds(services: Stores, *, reason: str = "reconcile", defer_
     queued = 0
     for refund_id, order_id, _ in rows:
         if await enqueue_refund(
-            services.redis, order_id=order_id, refund_id=refund_id, reason=reason, defer_seconds=defer_seconds
+            services.redis,
+            order_id=order_id,
+            refund_id=refund_id,
+            reason=reason,
+            defer_seconds=defer_seconds,
+            copy_tag=copy_tag,
         ):
             queued += 1
     return queued

@@ -7,17 +7,25 @@ real one would have and books real orders through the harness.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from arq import Retry
+from arq.connections import ArqRedis
 from sqlalchemy import delete
 
+from app.constants import CONTACT_LOCK_PREFIX
 from app.db import transaction
+from app.invoicing.contact import PlanContact
 from app.sandbox.woocommerce.cart import CartItem, Customer
 from app.sync import ledger
+from app.sync.contacts import _locked, ensure_contact
 from app.sync.ledger import OrderState
-from tests.harness import Harness
+from app.sync.services import LOCK_MARGIN_SECONDS
+from tests.harness import Harness, open_harness
 
 PAID_AT = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 MUG = CartItem(name="Mok", price=Decimal("12.50"), quantity=2, sku="MOK-1")
@@ -149,3 +157,49 @@ async def test_a_contact_deleted_in_moneybird_is_replaced_and_the_order_booked(h
     # The customer's next order goes to the new contact straight away.
     again = await _book(h, 8210, _customer("noor@example.nl"))
     assert again["contact_id"] == invoice["contact_id"]
+
+
+def _plan(email: str) -> PlanContact:
+    return PlanContact(
+        email=email,
+        company_name="",
+        firstname="Noor",
+        lastname="Visser",
+        address1="",
+        address2="",
+        zipcode="",
+        city="Leiden",
+        country="NL",
+        phone="",
+        tax_number="",
+        customer_id=f"woo-guest-{email}",
+    )
+
+
+async def test_an_order_waits_seconds_not_its_job_time_while_the_customers_contact_is_busy(
+    harness: Harness,
+) -> None:
+    # Another order of the customer is in the contact step, or a killed worker left its lock: the
+    # job gives its worker slot back within seconds and comes again, instead of running out of time.
+    busy = harness.redis.lock(f"{CONTACT_LOCK_PREFIX}noor@example.nl", timeout=60)
+    assert await busy.acquire(blocking=False)
+    before, started = harness.moneybird.calls(), time.monotonic()
+    with pytest.raises(Retry):
+        await ensure_contact(harness.services, _plan("noor@example.nl"), order_id=7001)
+    assert time.monotonic() - started < 5  # seconds: far less than any job may run
+    assert harness.moneybird.calls() == before  # nothing written while another held the step
+    await busy.release()
+    contact_id, done = await ensure_contact(harness.services, _plan("noor@example.nl"), order_id=7001)
+    assert done == f"created contact {contact_id}"
+
+
+async def test_a_killed_workers_contact_lock_expires_no_later_than_its_order_lock(
+    database_url: str, redis: ArqRedis
+) -> None:
+    # The order lock outlives the job by LOCK_MARGIN_SECONDS; a contact lock that outlived it would
+    # keep the customer's next orders (and the killed one, taken up again) waiting after it is free.
+    async with open_harness(database_url=database_url, redis=redis, worker_job_timeout_seconds=20) as h:
+        step = _locked(h.services, _plan("noor@example.nl"))
+        async with step:
+            left_ms = await h.redis.pttl(f"{CONTACT_LOCK_PREFIX}noor@example.nl")
+    assert 0 < left_ms <= (20 + LOCK_MARGIN_SECONDS) * 1000

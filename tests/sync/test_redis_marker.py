@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.worker import Worker
 from prometheus_client import REGISTRY
 
-from app.constants import CONTACT_LOCK_PREFIX, ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
+from app.constants import ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
 from app.main import create_app
 from app.metrics_refresh import refresh_gauges
 from app.sync import ledger
@@ -172,6 +172,26 @@ async def test_one_process_heals_and_the_others_only_take_their_locks_back(harne
     await _assert_booked_once(harness, document)
 
 
+async def test_the_job_that_ran_through_the_loss_ending_in_arq_leaves_the_copy_queued(
+    harness: Harness,
+) -> None:
+    # A job running when Redis emptied still ends in arq afterwards: its retry finds its job gone
+    # ("job expired") and arq drops every key of that job id — which must not be the copy's.
+    document = _add(harness, 7626, customer=_customer("Anna"))
+    await harness.deliver(7626)
+    [lost_id] = [raw.decode() for raw in await harness.redis.zrange(QUEUE_NAME, 0, -1)]
+    marker = RedisMarker(grace_seconds=0)
+    await marker.check(harness.services)
+    await harness.redis.flushdb()
+    assert await marker.check(harness.services) == Requeued(orders=1, refunds=0)
+
+    await harness.redis.delete(job_key_prefix + lost_id, in_progress_key_prefix + lost_id)
+    await harness.redis.zrem(QUEUE_NAME, lost_id)  # what arq's finish_failed_job does
+    assert await harness.queued() == 1
+    await harness.run_worker()
+    await _assert_booked_once(harness, document)
+
+
 async def test_a_booking_still_running_when_redis_is_flushed_keeps_its_order_to_itself(
     harness: Harness,
 ) -> None:
@@ -262,9 +282,17 @@ async def test_a_job_that_runs_out_of_time_is_tried_again_instead_of_dropped(
     async with open_harness(database_url=database_url, redis=redis, worker_job_timeout_seconds=timeout) as h:
         document = _add(h, 7661, customer=_customer("Anna"))
         await h.deliver(7661)
-        # Another booking for the same customer holds the contact step longer than this job may run.
-        busy = h.redis.lock(f"{CONTACT_LOCK_PREFIX}anna@example.nl", timeout=timeout + 2)
-        assert await busy.acquire(blocking=False)
+        # Moneybird's contact search hangs, once, for longer than this job may run.
+        search = h.services.moneybird.search_contacts
+        hung: list[str] = []
+
+        async def hangs_once(query: str) -> Any:
+            if not hung:
+                hung.append(query)
+                await asyncio.sleep(timeout + 2)
+            return await search(query)
+
+        h.services.moneybird.search_contacts = hangs_once  # type: ignore[method-assign]
         worker = Worker(
             functions=job_functions(),
             redis_pool=h.redis,

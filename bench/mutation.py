@@ -71,7 +71,11 @@ GROUPS: dict[str, Group] = {
         ),
         0.90,
     ),
-    "sync": Group(("app/sync/*",), ("tests/sync", "tests/test_metrics.py"), 0.80),
+    "sync": Group(
+        ("app/sync/*",),
+        ("tests/sync", "tests/test_metrics.py", "tests/test_workers.py", "tests/admin", "tests/cli"),
+        0.80,
+    ),
     "moneybird": Group(
         ("app/moneybird/client.py", "app/moneybird/ratelimit.py"),
         ("tests/moneybird",),

@@ -26,6 +26,8 @@ ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
 ALERT_SENT_PREFIX: Final = "woobird:alert:"
 # The recent webhook deliveries' lags (app/delivery_lag.py), shared by every web process.
 DELIVERY_LAG_KEY: Final = "woobird:webhook:lag"
+# How long a web process gathers measured lags before it sends them to Redis together.
+DELIVERY_LAG_FLUSH_SECONDS: Final = 1.0
 # Signing in to /admin (app/admin/login_guard.py): failures per client and in all, lockouts,
 # and the sessions signed out before they expired.
 ADMIN_LOGIN_FAILURES_PREFIX: Final = "woobird:admin:login-failures:"

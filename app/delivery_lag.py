@@ -5,7 +5,9 @@ WooCommerce does not send a webhook when the order changes: it queues an Action 
 and the queue is run by WP-Cron, which a default WordPress host only runs when someone opens a
 page (and Action Scheduler's own runner at most once a minute, on admin pages). On a quiet shop an
 order therefore reaches woobird a minute or more after it was paid. Each delivery's lag goes into a
-histogram (/metrics) and into a short list in Redis that every web process shares; the dashboard,
+histogram (/metrics) and into a short list in Redis that every web process shares (each process
+sends what it measured once per FLUSH_SECONDS, in one round trip, so that measuring costs the
+webhook's hot path no Redis call of its own); the dashboard,
 `woobird status` and `woobird check` read the median of the recent ones and, when it is high, tell
 the owner to run WP-Cron from a system cron (README, "Prompt deliveries").
 
@@ -16,14 +18,21 @@ so one odd delivery can neither push the median below zero nor make the histogra
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.constants import DELIVERY_LAG_KEY
+import structlog
+
+from app.constants import DELIVERY_LAG_FLUSH_SECONDS, DELIVERY_LAG_KEY
 from app.metrics import DELIVERY_LAG
+
+log = structlog.get_logger("woobird.webhook")
 
 # The recent deliveries kept (and summarised): enough for a steady median, few enough that a
 # fixed shop cron shows in the median after a day of a small shop's orders.
@@ -53,15 +62,62 @@ def lag_seconds(date_modified: datetime, *, received: float) -> float:
     return min(max(lag, 0.0), MAX_LAG_SECONDS)
 
 
-async def record_delivery(redis: Any, date_modified: datetime, *, received: float) -> float:
-    """Observe one delivery's lag in the histogram and keep it with the recent ones in Redis."""
-    lag = lag_seconds(date_modified, received=received)
-    DELIVERY_LAG.observe(lag)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.lpush(DELIVERY_LAG_KEY, f"{received:.3f} {lag:.3f}")
-        pipe.ltrim(DELIVERY_LAG_KEY, 0, RECENT_DELIVERIES - 1)
-        await pipe.execute()
-    return lag
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    order_id: int
+    entry: str
+
+
+class DeliveryLags:
+    """One web process's measured lags, on their way to the shared list in Redis.
+
+    `record` observes the histogram at once and keeps the entry; a flush, FLUSH_SECONDS after the
+    first entry waiting, sends every waiting entry in one pipeline. A lag is a statistic: what
+    Redis refuses is logged and dropped, never retried, and at most the list's length waits.
+    """
+
+    def __init__(self, redis: Any, *, flush_seconds: float = DELIVERY_LAG_FLUSH_SECONDS) -> None:
+        self._redis = redis
+        self._flush_seconds = flush_seconds
+        self._waiting: deque[_Measured] = deque(maxlen=RECENT_DELIVERIES)
+        self._flush: asyncio.Task[None] | None = None
+
+    def record(self, order_id: int, date_modified: datetime, *, received: float) -> float:
+        lag = lag_seconds(date_modified, received=received)
+        DELIVERY_LAG.observe(lag)
+        self._waiting.append(_Measured(order_id, f"{received:.3f} {lag:.3f}"))
+        if self._flush is None or self._flush.done():
+            self._flush = asyncio.create_task(self._flush_later(), name="woobird-delivery-lags")
+        return lag
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._flush_seconds)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send what is waiting now (the dashboard does before it reads, so it sees its own)."""
+        if not self._waiting:
+            return
+        sending = list(self._waiting)
+        self._waiting.clear()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.lpush(DELIVERY_LAG_KEY, *(measured.entry for measured in sending))
+                pipe.ltrim(DELIVERY_LAG_KEY, 0, RECENT_DELIVERIES - 1)
+                await pipe.execute()
+        except Exception as exc:  # the orders are recorded and queued; only the statistic is lost
+            log.warning(
+                "delivery lag not recorded",
+                order_ids=[measured.order_id for measured in sending],
+                error=type(exc).__name__,
+            )
+
+    async def aclose(self) -> None:
+        if self._flush is not None and not self._flush.done():
+            self._flush.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flush
+        await self.flush()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.delivery_lag import DeliveryLags
 from app.settings import Settings
 from app.settings_live import LiveSettings
 from app.sync import ledger
@@ -25,6 +26,7 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     writer: IntakeWriter
+    lags: DeliveryLags
     since_setting: datetime | None = None
     live: LiveSettings | None = None
     _since: datetime | None = None

@@ -18,6 +18,7 @@ from app.admin.settings_page import router as settings_router
 from app.admin.setup_routes import callback_router as setup_callback_router
 from app.admin.setup_routes import router as setup_router
 from app.db import create_engine, create_sync_sqlite_engine, session_factory
+from app.delivery_lag import DeliveryLags
 from app.deps import AppState
 from app.logs import configure_logging
 from app.metrics_refresh import CachedGauges
@@ -42,6 +43,7 @@ def build_state(settings: Settings) -> AppState:
         sessions=sessions,
         redis=redis,
         writer=IntakeWriter(sessions=sessions, redis=redis, thread_sessions=_thread_sessions(settings)),
+        lags=DeliveryLags(redis),
         since_setting=settings.sync_since,
     )
 
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
         finally:
             await redis_marker.stop(watch)
             await state.writer.aclose()
+            await state.lags.aclose()
             await state.redis.aclose()
             await state.engine.dispose()
 

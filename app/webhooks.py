@@ -28,8 +28,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
-from app.delivery_lag import record_delivery
-from app.deps import AppState, AppStateDep, SettingsDep
+from app.deps import AppStateDep, SettingsDep
 from app.metrics import DELIVERIES
 from app.sync.intake import accept_order
 from app.woocommerce.models import OrderHeader
@@ -142,15 +141,6 @@ def _not_an_order(body: bytes, error: ValidationError) -> str:
     return f"body is not an order (bad fields: {fields})"
 
 
-async def _record_lag(state: AppState, order: OrderHeader, *, received: float) -> None:
-    """Measured for every order the shop delivered, booked or not: it is the shop's promptness."""
-    assert order.date_modified_gmt is not None
-    try:
-        await record_delivery(state.redis, order.date_modified_gmt, received=received)
-    except Exception as exc:  # a statistic: the delivery is recorded and queued, answer it
-        log.warning("delivery lag not recorded", order_id=order.id, error=type(exc).__name__)
-
-
 def _answer(code: int, **content: Any) -> JSONResponse:
     return JSONResponse(content, status_code=code)
 
@@ -200,7 +190,8 @@ async def receive_order_webhook(
             503, error="woobird could not record the delivery; it will be picked up by reconciliation"
         )
     DELIVERIES.labels(outcome=result.outcome).inc()
-    await _record_lag(state, order, received=delivery.received)
+    # Measured for every order the shop delivered, booked or not: it is the shop's promptness.
+    state.lags.record(order.id, order.date_modified_gmt, received=delivery.received)
     if result.outcome == "queued":
         log.info("order queued", order_id=order.id, number=order.display_number, status=order.status)
         return _answer(202, order_id=order.id, outcome=result.outcome, reason=result.reason)

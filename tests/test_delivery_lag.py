@@ -4,6 +4,7 @@ and a shop's odd clock or dates never make it negative, unbounded or a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import httpx
 import pytest
 import redis as sync_redis
 from arq.connections import ArqRedis
+from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
@@ -22,6 +24,7 @@ from app.delivery_lag import (
     RECENT_DELIVERIES,
     RECENT_WINDOW_SECONDS,
     SLOW_MEDIAN_SECONDS,
+    DeliveryLags,
     lag_seconds,
     recent_lags,
 )
@@ -35,8 +38,12 @@ LAG_METRIC = "woobird_webhook_delivery_lag_seconds"
 
 
 @pytest.fixture
-async def web(settings: Settings, redis: ArqRedis) -> AsyncIterator[httpx.AsyncClient]:
-    app = app_with_admin(settings)
+def app(settings: Settings) -> FastAPI:
+    return app_with_admin(settings)
+
+
+@pytest.fixture
+async def web(app: FastAPI, redis: ArqRedis) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://woobird.test") as client:
@@ -57,6 +64,11 @@ async def _deliver(web: httpx.AsyncClient, order_id: int, *, modified: str, stat
     return response.status_code
 
 
+async def _sent(app: FastAPI) -> None:
+    """What the web process measured, sent to Redis now rather than after FLUSH_SECONDS."""
+    await app.state.woobird.lags.flush()
+
+
 def _observed(name: str = "_count", **labels: str) -> float:
     return REGISTRY.get_sample_value(LAG_METRIC + name, labels) or 0.0
 
@@ -72,7 +84,7 @@ def test_the_lag_is_never_negative_and_at_most_a_day() -> None:
 
 
 async def test_a_delivery_records_its_lag_in_the_histogram_and_for_the_median(
-    web: httpx.AsyncClient, redis: ArqRedis
+    app: FastAPI, web: httpx.AsyncClient, redis: ArqRedis
 ) -> None:
     count, total = _observed(), _observed("_sum")
     within_two_minutes = _observed("_bucket", le="120.0")
@@ -86,6 +98,7 @@ async def test_a_delivery_records_its_lag_in_the_histogram_and_for_the_median(
     assert 180 <= _observed("_sum") - total <= 190
     assert _observed("_bucket", le="120.0") == within_two_minutes + 2
     assert "woobird_webhook_delivery_lag_seconds_bucket" in (await web.get("/metrics")).text
+    await _sent(app)
     lags = await recent_lags(redis)
     assert lags.deliveries == 2
     assert lags.median is not None
@@ -101,9 +114,10 @@ async def test_a_delivery_records_its_lag_in_the_histogram_and_for_the_median(
     ],
 )
 async def test_dates_a_clock_cannot_mean_are_answered_and_bounded(
-    web: httpx.AsyncClient, redis: ArqRedis, modified: str, lag: float
+    app: FastAPI, web: httpx.AsyncClient, redis: ArqRedis, modified: str, lag: float
 ) -> None:
     assert await _deliver(web, 6110, modified=modified) in (200, 202)
+    await _sent(app)
     lags = await recent_lags(redis)
     assert lags.lags == (lag,)
 
@@ -137,11 +151,30 @@ async def test_old_deliveries_and_malformed_entries_are_not_counted(redis: ArqRe
     assert (await recent_lags(redis, now=now)).lags == (2.0,)
 
 
-async def test_only_the_recent_deliveries_are_kept(web: httpx.AsyncClient, redis: ArqRedis) -> None:
+async def test_only_the_recent_deliveries_are_kept(
+    app: FastAPI, web: httpx.AsyncClient, redis: ArqRedis
+) -> None:
     modified = _gmt(datetime.now(UTC) - timedelta(seconds=3))
     for order_id in range(6200, 6200 + RECENT_DELIVERIES + 5):
         await _deliver(web, order_id, modified=modified)
+        if order_id == 6210:
+            await _sent(app)
+    await _sent(app)
     assert await redis.llen(DELIVERY_LAG_KEY) == RECENT_DELIVERIES
+
+
+async def test_a_process_sends_its_lags_together_on_its_own_and_when_it_stops(redis: ArqRedis) -> None:
+    now = time.time()
+    lags = DeliveryLags(redis, flush_seconds=0.2)
+    for seconds in (4, 3, 2):
+        lags.record(7000 + seconds, datetime.fromtimestamp(now - seconds, UTC), received=now)
+    assert await redis.llen(DELIVERY_LAG_KEY) == 0  # gathered, not yet sent: no round trip each
+    await asyncio.sleep(0.6)
+    assert (await recent_lags(redis, now=now)).lags == (2.0, 3.0, 4.0)  # newest first
+
+    lags.record(7001, datetime.fromtimestamp(now, UTC), received=now + 1)
+    await lags.aclose()  # a web process that stops sends what it still holds
+    assert (await recent_lags(redis, now=now)).lags == (1.0, 2.0, 3.0, 4.0)
 
 
 async def test_the_dashboard_shows_the_lag_and_warns_when_the_median_is_high(
@@ -192,19 +225,20 @@ def test_status_and_check_show_the_lag_and_check_warns_when_it_is_high(
 
 
 async def test_a_lag_that_cannot_be_kept_does_not_fail_the_delivery(
-    web: httpx.AsyncClient, redis: ArqRedis
+    app: FastAPI, web: httpx.AsyncClient, redis: ArqRedis
 ) -> None:
     await redis.set(DELIVERY_LAG_KEY, "not a list")  # Redis refuses LPUSH on it (WRONGTYPE)
     modified = _gmt(datetime.now(UTC) - timedelta(seconds=3))
     with capture_logs() as logs:
         assert await _deliver(web, 6301, modified=modified) == 202
+        await _sent(app)
     assert await redis.zcard("arq:queue") == 1  # recorded and queued all the same
     # Said, for the order and with the error's kind only (a Redis error's text may name keys).
     assert [entry for entry in logs if entry["event"] == "delivery lag not recorded"] == [
         {
             "event": "delivery lag not recorded",
             "log_level": "warning",
-            "order_id": 6301,
+            "order_ids": [6301],
             "error": "ResponseError",
         }
     ]

@@ -271,6 +271,7 @@ async def logout(
 
 
 async def _delivery_lag(state: AppState) -> LagSummary | None:
+    await state.lags.flush()  # this process's own latest deliveries, too
     try:
         return await recent_lags(state.redis)
     except Exception:  # Redis is down: the health cards already say so

@@ -238,8 +238,12 @@ async def requeue_waiting(
     reason: str = REASON,
     defer_seconds: float = 0,
     copy_tag: str = "",
+    log_each: bool = True,
 ) -> int:
     """Queue again the orders the ledger says are waiting; arq drops the copy when the job exists.
+
+    `log_each` says each re-queued order in a line of its own; after a loss of Redis the caller
+    says it for all of them in one.
 
     A Redis flush loses queued jobs but not the ledger. Rows in `booking` are taken only once
     they are older than any live job could be, so a running booking is left alone — unless
@@ -273,7 +277,7 @@ async def requeue_waiting(
             copy_tag=copy_tag,
         ):
             requeued += 1
-            if reason == REASON:  # after a loss of Redis, one line says it for all of them
+            if log_each:
                 log.warning("order was waiting without a job; queued again", order_id=order_id)
     return requeued
 

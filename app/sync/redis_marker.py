@@ -97,7 +97,13 @@ async def requeue_lost(services: Stores, *, grace_seconds: float = REDIS_LOSS_GR
     # reconciliation pass. The order's lock and the ledger keep two jobs of one order to one invoice.
     tag = f"after-redis-loss-{int(now.timestamp() * 1000)}"
     orders = await requeue_waiting(
-        services, now=now, every_booking=True, reason=REASON, defer_seconds=grace_seconds, copy_tag=tag
+        services,
+        now=now,
+        every_booking=True,
+        reason=REASON,
+        defer_seconds=grace_seconds,
+        copy_tag=tag,
+        log_each=False,
     )
     refunds = await requeue_refunds(services, reason=REASON, defer_seconds=grace_seconds, copy_tag=tag)
     done = Requeued(orders=orders, refunds=refunds)

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from arq.connections import ArqRedis
+from structlog.testing import capture_logs
 
 from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SECONDS
 from app.db import transaction
@@ -146,8 +147,15 @@ async def test_a_booking_abandoned_by_a_killed_worker_is_queued_again(
         fresh = await reconcile(w.services)
         assert fresh.requeued == 0  # might still be running: left alone
         later = ledger.utcnow() + timedelta(seconds=RECONCILE_STALE_BOOKING_SECONDS + 1)
-        stale = await reconcile(w.services, now=later)
+        with capture_logs() as logs:
+            stale = await reconcile(w.services, now=later)
         assert stale.requeued == 1
+        # Said for the order, so the owner can tell which one a dead worker left behind.
+        assert [
+            entry["order_id"]
+            for entry in logs
+            if entry["event"] == "order was waiting without a job; queued again"
+        ] == [2010]
 
 
 async def test_a_disabled_webhook_is_reactivated(database_url: str, redis: ArqRedis) -> None:

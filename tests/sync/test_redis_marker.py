@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.worker import Worker
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from app.constants import ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
 from app.main import create_app
@@ -141,6 +142,25 @@ async def test_orders_and_refunds_queued_or_being_booked_when_redis_is_flushed_a
     lost_at = REGISTRY.get_sample_value("woobird_last_redis_loss_timestamp")
     assert lost_at is not None
     assert lost_at > time.time() - 60
+
+
+async def test_after_a_loss_one_line_says_what_was_queued_again_not_one_per_order(
+    harness: Harness,
+) -> None:
+    for order_id, name in ((7701, "Eva"), (7702, "Fenna"), (7703, "Gijs")):
+        _add(harness, order_id, customer=_customer(name))
+        await harness.deliver(order_id)
+    await harness.redis.flushdb()
+
+    with capture_logs() as logs:
+        assert await RedisMarker(grace_seconds=0).check(harness.services) == Requeued(orders=3, refunds=0)
+
+    events = [str(entry["event"]) for entry in logs]
+    assert "order was waiting without a job; queued again" not in events
+    assert [event for event in events if event.startswith("Redis lost its data")] == [
+        "Redis lost its data (woobird's marker was gone): 3 orders and 0 refunds queued again "
+        "from the ledger, starting in 0 s"
+    ]
 
 
 async def test_a_marker_seen_before_is_left_alone_and_nothing_is_queued(harness: Harness) -> None:

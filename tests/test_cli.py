@@ -41,6 +41,7 @@ from app.settings_store import recent_changes
 from app.sync import ledger
 from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.ledger import OrderState
+from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.tokens import weakness
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.services import redis_database
@@ -681,3 +682,28 @@ def test_status_shows_what_to_look_at_after_booking(fakes: Fakes) -> None:
     assert after.exit_code == 0, after.output
     assert "After booking (1 open)" in after.output
     assert "kq8-marker" in after.output
+
+
+def test_status_says_when_verification_last_finished_and_why_it_failed_since(fakes: Fakes) -> None:
+    finished = datetime.now(UTC) - timedelta(hours=2)
+
+    async def verified(session: Any) -> None:
+        await ledger.set_state(session, VERIFY_LAST_SUCCESS, finished.isoformat())
+
+    async def failed(session: Any) -> None:
+        failed_at = finished + timedelta(hours=1)
+        await ledger.set_state(
+            session, VERIFY_LAST_ERROR, f"{failed_at.isoformat()} Moneybird answered 500 (pm3)"
+        )
+
+    never = fakes.invoke("status")
+    ledger_do(fakes, verified)
+    done = fakes.invoke("status")
+    ledger_do(fakes, failed)
+    failing = fakes.invoke("status")
+
+    assert "Last verification: never" in never.output
+    assert f"Last verification: {finished:%Y-%m-%d %H:%M} UTC (120 min ago)" in done.output
+    assert "Last verification error" not in done.output
+    assert "Last verification error: Moneybird answered 500 (pm3)" in failing.output
+    assert failing.exit_code == 0, failing.output

@@ -56,6 +56,7 @@ from app.setup.progress import needs_wizard
 from app.sync import ledger
 from app.sync.findings import dismiss, finding_json, open_findings
 from app.sync.ledger import OrderRecord, OrderState
+from app.sync.verify import last_verification
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 RECENT_LIMIT = 40
@@ -286,8 +287,10 @@ async def _overview(state: AppState) -> dict[str, Any]:
         failed = await ledger.recent_orders(session, limit=FAILED_LIMIT, state=OrderState.FAILED.value)
         recent = await ledger.recent_orders(session, limit=RECENT_LIMIT)
         after_booking = await open_findings(session, limit=FINDINGS_LIMIT)
+        verified = await last_verification(session, interval_hours=state.settings.verify_interval_hours)
     return {
         "findings": after_booking,
+        "verified": verified,
         "healthy": healthy,
         "checks": checks,
         "last_reconcile": parse_moment(checks.get("reconcile", {}).get("last_success")),
@@ -318,6 +321,13 @@ async def overview(
                 "healthy": context["healthy"],
                 "counts": context["counts"],
                 "delivery_lag": context["lag"].as_json() if context["lag"] else None,
+                "verification": {
+                    "on": context["verified"].on,
+                    "last_finished": finished.isoformat()
+                    if (finished := context["verified"].finished)
+                    else None,
+                    "last_error": context["verified"].error,
+                },
                 "failed": [_order_json(row["record"], row["link"]) for row in context["failed"]],
                 "recent": [_order_json(row["record"], row["link"]) for row in context["recent"]],
                 "findings": [finding_json(finding) for finding in context["findings"]],

@@ -42,6 +42,7 @@ from app.sync import ledger
 from app.sync.findings import Finding, open_findings
 from app.sync.intake import accept_order
 from app.sync.ledger import OrderRecord, OrderState
+from app.sync.verify import last_verification
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound
 from app.woocommerce.models import Order
 
@@ -65,6 +66,7 @@ async def _status(settings: Settings) -> None:
         last_error = await ledger.get_state(session, ledger.RECONCILE_LAST_ERROR)
         failures = await ledger.recent_orders(session, limit=RECENT_FAILURES, state=OrderState.FAILED.value)
         after_booking = await open_findings(session, limit=RECENT_FINDINGS)
+        verified = await last_verification(session, interval_hours=settings.verify_interval_hours)
     if settings.woobird_sandbox:
         console.print("[bold magenta]SANDBOX[/] — simulated shop and Moneybird, nothing real is booked")
     table = Table("state", "orders", title="Orders in the ledger")
@@ -74,6 +76,13 @@ async def _status(settings: Settings) -> None:
     console.print(f"Last reconciliation: {_ago(last_success) if last_success else 'never'}")
     if last_error:
         console.print(f"[yellow]Last reconciliation error:[/] {last_error}")
+    if not verified.on:
+        console.print("Last verification: off (VERIFY_INTERVAL_HOURS=0)")
+    else:
+        finished = _ago(verified.finished.isoformat()) if verified.finished else "never"
+        console.print(f"Last verification: {finished}")
+    if verified.error:
+        console.print(f"[yellow]Last verification error:[/] {verified.error}")
     try:
         async with queue(settings) as redis:
             depth = await redis.zcard(QUEUE_NAME)

@@ -19,6 +19,7 @@ Every request takes a slot of the shared rate limiter like any other.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from arq import Retry, cron
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.money import money
 from app.moneybird.client import InvoiceKind, Standing
@@ -363,6 +365,28 @@ async def _record(services: Services, drift: Drift) -> Drift:
 
 
 # ── the periodic verification ────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class LastVerification:
+    """When verification last finished, and why the last try failed if it failed since."""
+
+    on: bool  # VERIFY_INTERVAL_HOURS > 0
+    finished: datetime | None
+    error: str | None
+
+
+async def last_verification(session: AsyncSession, *, interval_hours: int) -> LastVerification:
+    finished_text = await ledger.get_state(session, VERIFY_LAST_SUCCESS)
+    finished = datetime.fromisoformat(finished_text) if finished_text else None
+    error_text = await ledger.get_state(session, VERIFY_LAST_ERROR)
+    error = None
+    if error_text:
+        failed_text, _, error = error_text.partition(" ")
+        with contextlib.suppress(ValueError):  # an error older than the success is over
+            if finished is not None and datetime.fromisoformat(failed_text) <= finished:
+                error = None
+    return LastVerification(on=interval_hours > 0, finished=finished, error=error or None)
 
 
 async def verification_due(services: Services, *, now: datetime | None = None) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -9,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.admin.auth import COOKIE_NAME, csrf_token
 from app.alerts import alert_key
 from app.constants import QUEUE_NAME
+from app.db import transaction
 from app.queue import order_job_id
 from app.settings import Settings
 from app.sync import ledger
+from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from tests.admin.conftest import BOOKED_ID, FAILED_ID, FAILED_REASON, app_with_admin, sign_in
 from tests.conftest import make_settings
 
@@ -167,3 +171,50 @@ async def test_overview_shows_when_reconciliation_last_succeeded(
     assert 'data-check="reconcile"' in page
     assert "not yet" not in page
     assert "2026-11-20" in page
+
+
+async def test_overview_says_when_verification_last_finished_and_why_it_failed_since(
+    client: httpx.AsyncClient, settings: Settings, seeded: async_sessionmaker[AsyncSession]
+) -> None:
+    await sign_in(client, settings)
+    before = (await client.get("/admin")).text
+    assert 'data-verification="ok"' in before
+    assert "not yet" in before.split("last verification", 1)[1][:300]
+
+    finished = datetime(2026, 11, 30, 3, 17, tzinfo=UTC)
+    async with transaction(seeded) as session:
+        await ledger.set_state(session, VERIFY_LAST_SUCCESS, finished.isoformat())
+    done = (await client.get("/admin")).text
+    assert "2026-11-30 04:17" in done.split("last verification", 1)[1][:300]  # Amsterdam time
+    assert "last try failed" not in done
+
+    failed_at = finished + timedelta(days=1)
+    async with transaction(seeded) as session:
+        await ledger.set_state(
+            session, VERIFY_LAST_ERROR, f"{failed_at.isoformat()} Moneybird is not answering (zk4-marker)"
+        )
+    failing = (await client.get("/admin")).text
+    assert 'data-verification="failing"' in failing
+    assert "last try failed: Moneybird is not answering (zk4-marker)" in failing
+    summary = (await client.get("/admin", headers={"accept": "application/json"})).json()["verification"]
+    assert summary == {
+        "on": True,
+        "last_finished": finished.isoformat(),
+        "last_error": "Moneybird is not answering (zk4-marker)",
+    }
+
+    async with transaction(seeded) as session:  # a later verification finished: the failure is over
+        await ledger.set_state(session, VERIFY_LAST_SUCCESS, (failed_at + timedelta(hours=1)).isoformat())
+    assert "zk4-marker" not in (await client.get("/admin")).text
+
+
+async def test_overview_says_verification_is_off(sqlite_url: str, redis: ArqRedis) -> None:
+    settings = make_settings(database_url=sqlite_url, verify_interval_hours=0)
+    app = app_with_admin(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://woobird.test") as client:
+            await sign_in(client, settings)
+            page = (await client.get("/admin")).text
+    assert 'data-verification="off"' in page
+    assert "VERIFY_INTERVAL_HOURS is 0" in page

@@ -140,7 +140,7 @@ def prepare(name: str, group: Group, *, fresh: bool) -> Path:
         "pytest_add_cli_args": PYTEST_ARGS,
         "pytest_add_cli_args_test_selection": list(group.tests),
         # A mutant mypy --strict rejects (a None where a str must be) is killed without a test run.
-        "type_check_command": ["mypy", "--output", "json", "--no-warn-unused-ignores"],
+        "type_check_command": ["mypy", "--output", "json", "--no-warn-unused-ignores", "app", "workers"],
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in config.items()]
     pyproject = copy / "pyproject.toml"

@@ -15,7 +15,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import cast
 
 from alembic import command
 from alembic.config import Config
@@ -73,7 +75,7 @@ async def _prepare(settings: Settings) -> None:
         await redis.delete(DELIVERY_LAG_KEY)
         now = time.time()
         for index, lag in enumerate((0.8, 1.2, 0.6, 2.4, 1.1, 0.9, 1.6, 0.7, 1.3, 1.0, 3.1, 0.9)):
-            await redis.lpush(DELIVERY_LAG_KEY, f"{now - 600 * index:.3f} {lag:.3f}")
+            await cast(Awaitable[int], redis.lpush(DELIVERY_LAG_KEY, f"{now - 600 * index:.3f} {lag:.3f}"))
     finally:
         await redis.aclose()
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import httpx
 import pytest
@@ -69,6 +70,19 @@ async def _sent(app: FastAPI) -> None:
     await app.state.woobird.lags.flush()
 
 
+# redis-py types these commands for both of its clients; ArqRedis is the asyncio one.
+async def _lpush(redis: ArqRedis, *entries: str) -> None:
+    await cast(Awaitable[int], redis.lpush(DELIVERY_LAG_KEY, *entries))
+
+
+async def _rpush(redis: ArqRedis, *entries: str) -> None:
+    await cast(Awaitable[int], redis.rpush(DELIVERY_LAG_KEY, *entries))
+
+
+async def _llen(redis: ArqRedis) -> int:
+    return await cast(Awaitable[int], redis.llen(DELIVERY_LAG_KEY))
+
+
 def _observed(name: str = "_count", **labels: str) -> float:
     return REGISTRY.get_sample_value(LAG_METRIC + name, labels) or 0.0
 
@@ -125,22 +139,22 @@ async def test_dates_a_clock_cannot_mean_are_answered_and_bounded(
 async def test_the_median_of_recent_deliveries_is_slow_only_with_enough_of_them(redis: ArqRedis) -> None:
     now = time.time()
     for index in range(MIN_DELIVERIES - 1):
-        await redis.lpush(DELIVERY_LAG_KEY, f"{now - index:.3f} 95.000")
+        await _lpush(redis, f"{now - index:.3f} 95.000")
     assert not (await recent_lags(redis)).slow  # four slow deliveries are not yet a pattern
-    await redis.lpush(DELIVERY_LAG_KEY, f"{now:.3f} 70.000")
+    await _lpush(redis, f"{now:.3f} 70.000")
     slow = await recent_lags(redis)
     assert slow.slow
     assert slow.describe() == f"median 95 s, slowest 95 s over the last {MIN_DELIVERIES} deliveries"
     for _ in range(MIN_DELIVERIES):
-        await redis.lpush(DELIVERY_LAG_KEY, f"{now:.3f} 1.500")
+        await _lpush(redis, f"{now:.3f} 1.500")
     assert not (await recent_lags(redis)).slow  # the owner added a system cron: the median follows
 
 
 async def test_old_deliveries_and_malformed_entries_are_not_counted(redis: ArqRedis) -> None:
     now = time.time()
     eight_days_ago = now - 8 * 24 * 3600
-    await redis.rpush(
-        DELIVERY_LAG_KEY,
+    await _rpush(
+        redis,
         f"{now:.3f} 2.000",
         "garbage",
         f"{now:.3f} -5.000",
@@ -160,7 +174,7 @@ async def test_only_the_recent_deliveries_are_kept(
         if order_id == 6210:
             await _sent(app)
     await _sent(app)
-    assert await redis.llen(DELIVERY_LAG_KEY) == RECENT_DELIVERIES
+    assert await _llen(redis) == RECENT_DELIVERIES
 
 
 async def test_a_process_sends_its_lags_together_on_its_own_and_when_it_stops(redis: ArqRedis) -> None:
@@ -168,7 +182,7 @@ async def test_a_process_sends_its_lags_together_on_its_own_and_when_it_stops(re
     lags = DeliveryLags(redis, flush_seconds=0.2)
     for seconds in (4, 3, 2):
         lags.record(7000 + seconds, datetime.fromtimestamp(now - seconds, UTC), received=now)
-    assert await redis.llen(DELIVERY_LAG_KEY) == 0  # gathered, not yet sent: no round trip each
+    assert await _llen(redis) == 0  # gathered, not yet sent: no round trip each
     await asyncio.sleep(0.6)
     assert (await recent_lags(redis, now=now)).lags == (2.0, 3.0, 4.0)  # newest first
 
@@ -183,14 +197,14 @@ async def test_the_dashboard_shows_the_lag_and_warns_when_the_median_is_high(
     await sign_in(web, settings)
     now = time.time()
     for _ in range(MIN_DELIVERIES):
-        await redis.lpush(DELIVERY_LAG_KEY, f"{now:.3f} 2.000")
+        await _lpush(redis, f"{now:.3f} 2.000")
     prompt = (await web.get("/admin")).text
     assert 'data-lag="ok"' in prompt
     assert "2.0 s" in prompt
     assert "arrive late" not in prompt
 
     for _ in range(MIN_DELIVERIES + 1):
-        await redis.lpush(DELIVERY_LAG_KEY, f"{now:.3f} 150.000")
+        await _lpush(redis, f"{now:.3f} 150.000")
     late = (await web.get("/admin")).text
     assert 'data-lag="slow"' in late
     assert "webhooks arrive late (median 150 s" in late

@@ -15,7 +15,7 @@ NOW = 1_800_000_000.0
 
 
 def test_every_passing_failure_is_one_kind_of_error() -> None:
-    passing = [
+    passing: list[TryAgainLater] = [
         MoneybirdTimeout("slow"),
         MoneybirdRateLimited("429", reset_at=NOW + 30),
         WooCommerceTransient("the shop answered 503", method="GET", path="/orders/1", retry_at=NOW + 30),

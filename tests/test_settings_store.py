@@ -344,8 +344,9 @@ async def test_the_worker_waits_for_set_up_then_builds_services_from_the_store(
     assert ctx["services"] is not first
     assert [services for _, services in ctx["retired_services"]] == [first]  # closed after the timeout
     assert await current_services(ctx) is ctx["services"]
-    await ctx["services"].aclose()
-    await first.aclose()
+    for services in (ctx["services"], first):
+        assert services is not None
+        await services.aclose()
 
 
 async def test_the_dashboard_shows_each_settings_source_masked_secrets_and_the_changes(

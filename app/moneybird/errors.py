@@ -116,6 +116,8 @@ class MoneybirdRateLimited(MoneybirdTransient):
     asked; false for a real 429.
     """
 
+    retry_at: float  # Moneybird's (or the limiter's) reset moment, always given
+
     def __init__(
         self, message: str, *, reset_at: float, local: bool = False, call: MoneybirdCall = NO_CALL
     ) -> None:

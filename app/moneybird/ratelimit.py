@@ -98,6 +98,8 @@ def default_safety(window: float) -> float:
 class RateLimitBusy(TryAgainLater):
     """The limiter could not grant a slot within the caller's `max_wait`; try again at `retry_at`."""
 
+    retry_at: float  # always known: the moment the oldest slot frees
+
     def __init__(self, retry_at: float) -> None:
         super().__init__(f"rate limit slots are taken until {retry_at:.0f}")
         self.retry_at = retry_at

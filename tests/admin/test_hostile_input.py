@@ -24,7 +24,7 @@ async def test_a_malformed_session_cookie_is_401(
     client: httpx.AsyncClient, cookie: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     response = await client.get(
-        "/admin", headers={"cookie": f"{COOKIE_NAME}={cookie}".encode(), "accept": "application/json"}
+        "/admin", headers={b"cookie": f"{COOKIE_NAME}={cookie}".encode(), b"accept": b"application/json"}
     )
     assert response.status_code == 401
     _no_traceback(capsys)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import redis as sync_redis
@@ -46,7 +46,8 @@ from app.sandbox.woocommerce.cart import Customer
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT
 from app.tokens import new_token
-from tests.conftest import TEST_POSTGRES_URL, migrate
+from tests.conftest import migrate
+from tests.services import TEST_POSTGRES_URL
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT_SECONDS = 30.0
@@ -110,7 +111,7 @@ class RedisServer:
     def dbsize(self) -> int:
         client = sync_redis.Redis(port=self.port)
         try:
-            return int(client.dbsize())
+            return int(cast(int, client.dbsize()))
         finally:
             client.close()
 

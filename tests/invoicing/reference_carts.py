@@ -32,8 +32,8 @@ def _consumer(first: str, last: str, *, customer_id: int = 0) -> Customer:
     )
 
 
-def _utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 CARTS: dict[str, dict[str, Any]] = {

@@ -19,7 +19,8 @@ CONSUMER = Customer(first_name="Jan", last_name="Smit", email="jan@example.com")
 
 
 def _line(doc: dict[str, Any], index: int = 0) -> dict[str, Any]:
-    return doc["line_items"][index]
+    line: dict[str, Any] = doc["line_items"][index]
+    return line
 
 
 def _money(doc: dict[str, Any]) -> tuple[str, ...]:

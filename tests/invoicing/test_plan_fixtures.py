@@ -156,9 +156,9 @@ def test_header_fields(name: str) -> None:
 def test_invoice_date_is_the_local_payment_day() -> None:
     # Order b was paid 14 April 18:42 UTC; an order paid 31 Dec 23:30 UTC is a January payment.
     assert _plan("b").invoice_date == date(2025, 4, 14)
-    late = order("a").model_copy(
-        update={"date_paid_gmt": order("a").date_paid_gmt.replace(month=12, day=31, hour=23)}
-    )  # type: ignore[union-attr]
+    paid = order("a").date_paid_gmt
+    assert paid is not None
+    late = order("a").model_copy(update={"date_paid_gmt": paid.replace(month=12, day=31, hour=23)})
     plan = plan_invoice(late, reference=REFERENCE, options=PlanOptions())
     assert plan.invoice_date == date(2026, 1, 1) == plan.payment_date
 

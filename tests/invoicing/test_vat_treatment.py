@@ -24,7 +24,7 @@ REFERENCE = sandbox_reference()
 
 
 def _order(country: str = "NL", *, items: list[CartItem] | None = None, **kwargs: Any) -> Order:
-    customer_fields = {
+    customer_fields: dict[str, Any] = {
         "first_name": "Eva",
         "last_name": "Koch",
         "email": "eva@example.com",

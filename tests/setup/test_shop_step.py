@@ -4,6 +4,7 @@ and every way a callback that woobird did not ask for is refused without storing
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import httpx
 import pytest
@@ -159,7 +160,7 @@ async def test_an_unreachable_shop_is_explained(wizard: Wizard, monkeypatch: pyt
     assert await wizard.stored() == {}
 
 
-def _shop(routes: dict[str, tuple[int, object]]) -> httpx.MockTransport:
+def _shop(routes: Mapping[str, tuple[int, object]]) -> httpx.MockTransport:
     def answer(request: httpx.Request) -> httpx.Response:
         key = request.url.path + ("?rest_route" if "rest_route" in request.url.query.decode() else "")
         status, body = routes.get(key, (404, "<html>not found</html>"))

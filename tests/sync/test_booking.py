@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from arq.connections import ArqRedis
@@ -55,7 +55,11 @@ async def test_reference_orders_become_paid_invoices_for_what_was_paid(harness: 
 
 
 async def test_both_vat_roundings_give_the_order_total(harness: Harness) -> None:
-    for rounding, case in (("per_line", "c"), ("per_rate", "b")):
+    roundings: tuple[tuple[Literal["per_line", "per_rate"], str], ...] = (
+        ("per_line", "c"),
+        ("per_rate", "b"),
+    )
+    for rounding, case in roundings:
         harness.moneybird.rounding = rounding
         document = order_document(case)
         order_id = _add(harness, {**document, "id": None, "number": f"{document['number']}-{rounding}"})

@@ -16,7 +16,7 @@ KEYS = ("_billing_vat_number",)
 PAID = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 
 
-def _document(**customer: str) -> dict[str, Any]:
+def _document(**customer: Any) -> dict[str, Any]:
     return build_order(
         order_id=9001,
         customer=Customer(first_name="Lotte", last_name="Bos", email="lotte@example.nl", **customer),

@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from app.constants import ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
 from app.main import create_app
 from app.metrics_refresh import refresh_gauges
+from app.moneybird.models import Contact
 from app.sync import ledger
 from app.sync.ledger import OrderState, RefundRecord, RefundState, Step
 from app.sync.redis_marker import REASON, RedisMarker, Requeued, start_watching, stop_watching
@@ -306,11 +307,11 @@ async def test_a_job_that_runs_out_of_time_is_tried_again_instead_of_dropped(
         search = h.services.moneybird.search_contacts
         hung: list[str] = []
 
-        async def hangs_once(query: str) -> Any:
+        async def hangs_once(query: str, *, max_pages: int = 5) -> list[Contact]:
             if not hung:
                 hung.append(query)
                 await asyncio.sleep(timeout + 2)
-            return await search(query)
+            return await search(query, max_pages=max_pages)
 
         h.services.moneybird.search_contacts = hangs_once  # type: ignore[method-assign]
         worker = Worker(

@@ -20,7 +20,7 @@ import pytest
 import respx
 from arq import Retry
 from arq.connections import ArqRedis
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.constants import RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
 from app.report import REPORT_TIMEZONE, monthly_report
@@ -448,7 +448,7 @@ async def test_the_periodic_verification_runs_once_per_interval(h: Harness) -> N
     off = h.services.settings.model_copy(update={"verify_interval_hours": 0})
     h.services.settings = off
     async with h.sessions() as session, session.begin():
-        await session.execute(ledger.ServiceState.__table__.delete())
+        await session.execute(delete(ledger.ServiceState))
     assert await verification_job({"services": h.services, "job_try": 1}) == {
         "ok": True,
         "skipped": "not due",

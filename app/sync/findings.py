@@ -202,16 +202,6 @@ async def open_counts(session: AsyncSession) -> dict[str, int]:
     return {kind.value: found.get(kind.value, 0) for kind in FindingKind}
 
 
-async def findings_between(
-    session: AsyncSession, *, start: datetime, end: datetime, kinds: Sequence[str]
-) -> Sequence[Finding]:
-    """Findings detected in [start, end), any state: for the month report."""
-    query = select(Finding).where(
-        Finding.kind.in_(list(kinds)), Finding.detected_at >= start, Finding.detected_at < end
-    )
-    return (await session.execute(query.order_by(Finding.detected_at))).scalars().all()
-
-
 def finding_json(finding: Finding) -> dict[str, Any]:
     return {
         "id": finding.id,

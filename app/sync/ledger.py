@@ -317,7 +317,7 @@ async def counts_by_state(session: AsyncSession) -> dict[str, int]:
 
 
 async def recent_orders(
-    session: AsyncSession, *, limit: int = 50, state: str | None = None
+    session: AsyncSession, *, limit: int, state: str | None = None
 ) -> Sequence[OrderRecord]:
     query = select(OrderRecord).order_by(OrderRecord.updated_at.desc()).limit(limit)
     if state:

@@ -213,11 +213,6 @@ async def mark_booked(session: AsyncSession, record: OrderRecord, *, invoice: In
     )
 
 
-async def rebookings_of(session: AsyncSession, order_id: int) -> list[Rebooking]:
-    query = select(Rebooking).where(Rebooking.order_id == order_id).order_by(Rebooking.version)
-    return list((await session.execute(query)).scalars().all())
-
-
 # ── the credit ───────────────────────────────────────────────────────────────────────────────
 
 

@@ -49,7 +49,15 @@ async def test_open_findings_are_shown_and_marked_done_with_the_form(
     assert "zq3-marker" in page
     assert "After booking (1 open)" in page
     listed = await client.get("/admin", headers={"accept": "application/json"})
-    assert [f["kind"] for f in listed.json()["findings"]] == ["order_changed"]
+    (shown,) = listed.json()["findings"]
+    assert (shown["id"], shown["kind"], shown["state"], shown["order_id"]) == (
+        finding_id,
+        "order_changed",
+        "open",
+        BOOKED_ID,
+    )
+    assert "zq3-marker" in shown["message"]
+    assert shown["resolution"] is None
 
     refused = await client.post(f"/admin/findings/{finding_id}/done", data={"csrf": "forged"})
     assert refused.status_code == 403

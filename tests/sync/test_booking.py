@@ -15,6 +15,7 @@ from typing import Any, Literal
 import pytest
 from arq.connections import ArqRedis
 
+from app.sync import ledger
 from app.sync.ledger import OrderState, RefundRecord, RefundState
 from tests.harness import Harness, open_harness
 from tests.invoicing.reference_carts import CARTS, order_document
@@ -354,3 +355,41 @@ async def test_nothing_is_paid_back_when_the_credit_total_differs_from_the_refun
     (credit,) = [i for i in harness.moneybird.sales_invoices.values() if " refund " in i["reference"]]
     assert (credit["state"], credit["payments"]) == ("draft", [])
     assert Decimal(credit["total_price_incl_tax"]) == Decimal("-10.01")
+
+
+async def _events(harness: Harness, order_id: int) -> list[tuple[str | None, str]]:
+    async with harness.sessions() as session:
+        return [(event.step, event.message) for event in await ledger.events_for(session, order_id)]
+
+
+async def test_an_order_deleted_in_the_shop_before_its_job_ran_is_skipped_and_says_so(
+    harness: Harness,
+) -> None:
+    order_id = _add(harness, order_document("a"))
+    assert (await harness.deliver(order_id)).status_code == 202
+    del harness.shop.orders[order_id]  # the owner deleted it (a test order) within the second
+
+    await harness.run_worker()
+
+    record = await harness.record(order_id)
+    assert record is not None
+    assert (record.state, record.error) == (OrderState.SKIPPED, "the order no longer exists in the shop")
+    assert (await _events(harness, order_id))[-1] == ("skipped", "the order no longer exists in the shop")
+    assert harness.moneybird.calls("POST *") == 0
+
+
+async def test_an_order_whose_status_left_the_synced_ones_before_its_job_ran_is_skipped_with_why(
+    harness: Harness,
+) -> None:
+    order_id = _add(harness, order_document("a"))
+    assert (await harness.deliver(order_id)).status_code == 202
+    harness.shop.update_order(order_id, status="on-hold")  # set back by hand before the job read it
+
+    await harness.run_worker()
+
+    record = await harness.record(order_id)
+    assert record is not None
+    assert record.state == OrderState.SKIPPED
+    assert (record.error or "").startswith("status 'on-hold' is not in SYNC_ORDER_STATUSES")
+    assert (await _events(harness, order_id))[-1] == ("skipped", record.error)
+    assert harness.moneybird.calls("POST *") == 0

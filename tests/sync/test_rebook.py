@@ -297,3 +297,52 @@ async def test_a_changed_order_that_no_longer_qualifies_is_not_rebooked(h: Harne
         assert (await session.execute(select(Rebooking))).scalars().all() == []
     assert finding.state == FindingState.OPEN
     assert "not rebooked while it does not qualify" in finding.message
+
+
+async def test_a_credit_moneybird_refuses_stops_the_rebooking_and_says_why_on_both_rows(h: Harness) -> None:
+    old_total = await _booked(h, 8207)
+    (original,) = _by_reference(h, "WooCommerce #8207")
+    _edit(h, 8207)
+    route = "POST /external_sales_invoices" if h.settings.invoice_kind == EXTERNAL else "POST /sales_invoices"
+    h.moneybird.fail_next(route, kind="status", status=422)
+
+    await h.deliver(8207)
+    await h.run_worker()
+
+    record = await h.record(8207)
+    assert record is not None
+    assert record.state == OrderState.FAILED
+    assert (record.error or "").startswith("rebooking stopped crediting ")
+    async with h.sessions() as session:
+        (rebooking,) = (await session.execute(select(Rebooking))).scalars().all()
+    assert rebooking.old_invoice_id == str(original["id"])
+    assert rebooking.state == RebookState.CREDITING  # Retry on the dashboard goes on from here
+    assert rebooking.error is not None
+    assert rebooking.error in (record.error or "")
+    _paid_once(original, old_total)  # the books as they were: no credit, no new version
+    assert _by_reference(h, "WooCommerce #8207 v2 credit") == []
+
+
+async def test_the_credit_of_an_archived_contact_goes_to_its_replacement_and_the_rebooking_keeps_it(
+    h: Harness,
+) -> None:
+    old_total = await _booked(h, 8208)
+    (original,) = _by_reference(h, "WooCommerce #8208")
+    h.moneybird.archive_contact(str(original["contact_id"]))  # the bookkeeper archived Femke
+    new_total = _edit(h, 8208)
+
+    await h.deliver(8208)
+    await h.run_worker()
+
+    record = await h.record(8208)
+    assert record is not None
+    assert record.state == OrderState.BOOKED, record.error
+    (credit,) = _by_reference(h, "WooCommerce #8208 v2 credit")
+    (new,) = _by_reference(h, "WooCommerce #8208 v2")
+    _paid_once(credit, -old_total)
+    _paid_once(new, new_total)
+    assert credit["contact_id"] != original["contact_id"]
+    assert new["contact_id"] == credit["contact_id"]
+    async with h.sessions() as session:
+        (rebooking,) = (await session.execute(select(Rebooking))).scalars().all()
+    assert rebooking.contact_id == credit["contact_id"]  # a lost answer would be looked for under it

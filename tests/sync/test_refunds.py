@@ -142,6 +142,53 @@ async def test_a_full_refund_becomes_one_credit_invoice_for_the_order_total(harn
     assert record.credit_invoice_number == credit["invoice_id"]
 
 
+async def test_the_shops_delivery_of_a_booked_order_it_refunded_in_full_is_queued_and_credited(
+    harness: Harness,
+) -> None:
+    # "refunded" is not a status woobird books; intake still queues the order, for its refund.
+    h = harness
+    order = await _booked_order(h, 5111)
+    everything = {line["id"]: line["quantity"] for line in order["line_items"]}
+    refund = h.shop.add_refund(5111, amount=None, line_items=everything, shipping=True)
+    assert h.shop.orders[5111]["status"] == "refunded"
+
+    answer = await h.deliver(5111)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["outcome"] == "queued"
+    await h.run_worker()
+    _assert_settled(_credit_for(h, "5111", refund["id"]), Decimal(order["total"]))
+
+
+async def test_a_booked_order_refunded_and_cancelled_is_still_queued_for_its_refund(
+    harness: Harness,
+) -> None:
+    # "cancelled" is no status woobird books, but the invoice exists and the refund must be credited.
+    h = harness
+    order = await _booked_order(h, 5112)
+    refund = h.shop.add_refund(5112, amount=Decimal("10.00"))
+    h.shop.update_order(5112, status="cancelled")
+
+    answer = await h.deliver(5112)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["outcome"] == "queued"
+    await h.run_worker()
+    _assert_settled(_credit_for(h, "5112", refund["id"]), Decimal("10.00"))
+    assert len(h.invoices_for(str(order["number"]))) == 1  # not booked a second time
+
+
+async def test_a_cancelled_order_with_a_refund_that_was_never_booked_books_nothing(harness: Harness) -> None:
+    h = harness
+    _order(h, 5113)
+    h.shop.add_refund(5113, amount=Decimal("10.00"))
+    h.shop.update_order(5113, status="cancelled")
+
+    answer = await h.deliver(5113)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] != "queued"
+    await h.run_worker()
+    assert h.invoices_for("5113") == []
+
+
 async def test_a_partial_line_refund_credits_only_that_line_at_its_own_rate(harness: Harness) -> None:
     h = harness
     order = await _booked_order(h, 5102)
@@ -318,6 +365,23 @@ async def test_a_refund_deleted_after_crediting_is_reported(harness: Harness) ->
         events = await ledger.events_for(session, 5111)
     assert [e.step for e in events].count("refund_deleted") == 1
     assert len(_credits(h)) == 1
+
+
+async def test_a_queued_refund_whose_order_is_being_booked_again_waits_and_says_so(harness: Harness) -> None:
+    h = harness
+    await _booked_order(h, 5114)
+    refund = h.shop.add_refund(5114, amount="2.50")
+    assert await queue_refunds(h.services, order=await h.services.shop.get_order(5114)) == 1
+    async with transaction(h.sessions) as session:  # a rebooking took the order back into booking
+        await ledger.update_order(session, 5114, state=OrderState.BOOKING.value)
+
+    assert await book_refund(h.services, order_id=5114, refund_id=refund["id"], reason="test") == "waiting"
+
+    assert (await _refund_record(h, refund["id"])).state == RefundState.WAITING
+    async with h.sessions() as session:
+        events = [(e.step, e.message) for e in await ledger.events_for(session, 5114)]
+    assert events[-1] == ("refund", "waiting for the order to be booked")  # the order page says why
+    assert _credits(h) == []
 
 
 async def test_a_refund_deleted_before_crediting_leaves_nothing_to_undo(harness: Harness) -> None:

@@ -21,6 +21,7 @@ import respx
 from arq import Retry
 from arq.connections import ArqRedis
 from sqlalchemy import delete, select
+from structlog.testing import capture_logs
 
 from app.constants import RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
 from app.report import REPORT_TIMEZONE, monthly_report
@@ -30,8 +31,12 @@ from app.sync import ledger
 from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.verify import (
     JOB_VERIFY,
+    VERIFY_LAST_ERROR,
     VERIFY_LAST_SUCCESS,
     VERIFY_MAX_TRIES,
+    VERIFY_MINUTE,
+    recent_months,
+    verification_cron,
     verification_job,
     verify_month,
 )
@@ -429,6 +434,44 @@ async def test_a_429_half_way_defers_the_job_until_moneybirds_reset(h: Harness) 
 
     assert outcome["ok"] is True
     assert await _open(h) == {gone["id"]: FindingKind.INVOICE_DELETED}
+
+
+async def test_the_last_try_of_a_verification_gives_up_until_its_next_turn_and_says_why(h: Harness) -> None:
+    _, gone = await _book(h, 9083, 9084, paid_at=_recently())
+    await _delete(h, gone)
+    h.moneybird.rate_limit = (1, 300.0)  # one request in five minutes: the list, then only 429s
+
+    with capture_logs() as logs, pytest.raises(Retry):
+        await verification_job({"services": h.services, "job_try": VERIFY_MAX_TRIES - 1})
+    assert [(e["event"], e["job_try"]) for e in logs if e["event"] == "verification will retry"] == [
+        ("verification will retry", VERIFY_MAX_TRIES - 1)
+    ]
+    with capture_logs() as logs:
+        outcome = await verification_job({"services": h.services, "job_try": VERIFY_MAX_TRIES})
+
+    assert outcome["ok"] is False
+    assert [e["job_try"] for e in logs if e["event"] == "verification gave up until its next turn"] == [
+        VERIFY_MAX_TRIES
+    ]
+    async with h.sessions() as session:
+        assert await ledger.get_state(session, VERIFY_LAST_SUCCESS) is None  # due again at the next hour
+        assert await ledger.get_state(session, VERIFY_LAST_ERROR) is not None
+    assert await _findings(h) == []  # a failed read records nothing
+
+
+def test_the_months_verified_are_this_one_and_those_before_it_in_amsterdam() -> None:
+    # 31 January 23:30 UTC is already February in Amsterdam.
+    now = datetime(2026, 1, 31, 23, 30, tzinfo=UTC)
+    assert recent_months(3, now=now) == ["2026-02", "2026-01", "2025-12"]
+    assert recent_months(1, now=now) == ["2026-02"]
+    assert recent_months(0, now=now) == ["2026-02"]  # at least this month
+    assert recent_months(14, now=now)[-1] == "2025-01"
+
+
+def test_the_verification_cron_wakes_once_an_hour_at_its_minute() -> None:
+    (job,) = verification_cron(timeout_seconds=300)
+    assert (job.name, job.minute, job.second, job.hour) == (JOB_VERIFY, {VERIFY_MINUTE}, 0, None)
+    assert (job.timeout_s, job.max_tries, job.unique) == (300, VERIFY_MAX_TRIES, True)
 
 
 # ── the periodic verification ────────────────────────────────────────────────────────────────

@@ -73,7 +73,14 @@ GROUPS: dict[str, Group] = {
     ),
     "sync": Group(
         ("app/sync/*",),
-        ("tests/sync", "tests/test_metrics.py", "tests/test_workers.py", "tests/admin", "tests/cli"),
+        (
+            "tests/sync",
+            "tests/test_metrics.py",
+            "tests/test_workers.py",
+            "tests/test_settings_store.py",
+            "tests/admin",
+            "tests/cli",
+        ),
         0.80,
     ),
     "moneybird": Group(

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -189,17 +189,6 @@ async def open_findings(
     if kinds:
         query = query.where(Finding.kind.in_(list(kinds)))
     return (await session.execute(query.order_by(Finding.detected_at.desc()).limit(limit))).scalars().all()
-
-
-async def open_counts(session: AsyncSession) -> dict[str, int]:
-    """Open findings per kind (every kind present, zero when none)."""
-    query = (
-        select(Finding.kind, func.count())
-        .where(Finding.state == FindingState.OPEN.value)
-        .group_by(Finding.kind)
-    )
-    found = {str(kind): int(count) for kind, count in (await session.execute(query)).all()}
-    return {kind.value: found.get(kind.value, 0) for kind in FindingKind}
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.auth import COOKIE_NAME, csrf_token
+from app.admin.routes import RECENT_LIMIT
 from app.alerts import alert_key
 from app.constants import QUEUE_NAME
 from app.db import transaction
 from app.queue import order_job_id
+from app.sandbox.ledger_rows import add_booked_order
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
@@ -219,3 +222,27 @@ async def test_overview_says_verification_is_off(sqlite_url: str, redis: ArqRedi
             page = (await client.get("/admin")).text
     assert 'data-verification="off"' in page
     assert "VERIFY_INTERVAL_HOURS is 0" in page
+
+
+async def test_the_overview_lists_the_most_recently_changed_orders_up_to_its_limit(
+    client: httpx.AsyncClient, settings: Settings, seeded: async_sessionmaker[AsyncSession]
+) -> None:
+    async with transaction(seeded) as session:
+        for index in range(RECENT_LIMIT + 5):
+            await add_booked_order(
+                session,
+                order_id=3000 + index,
+                total=Decimal("10.00"),
+                invoice_number=f"2026-{index:04d}",
+                paid=datetime(2026, 11, 3, 9, 0, tzinfo=UTC),
+            )
+    async with transaction(seeded) as session:  # the newest change: one of the oldest orders
+        await ledger.update_order(session, 3001, state="booked")
+    await sign_in(client, settings)
+
+    recent = (await client.get("/admin", headers={"accept": "application/json"})).json()["recent"]
+
+    assert len(recent) == RECENT_LIMIT
+    assert recent[0]["order_id"] == 3001
+    stamps = [row["updated_at"] for row in recent]
+    assert stamps == sorted(stamps, reverse=True)

@@ -57,6 +57,21 @@ async def _book(h: Harness, order_id: int, customer: Customer) -> dict[str, Any]
     return invoice
 
 
+async def test_a_business_customers_vat_number_goes_onto_their_new_contact(harness: Harness) -> None:
+    customer = Customer(
+        first_name="Noor",
+        last_name="Visser",
+        company="Visser Keramiek B.V.",
+        email="inkoop@visserkeramiek.nl",
+        city="Leiden",
+        vat_number="NL123456789B01",
+    )
+    invoice = await _book(harness, 6021, customer)
+
+    contact = harness.moneybird.contacts[str(invoice["contact_id"])]
+    assert (contact["company_name"], contact["tax_number"]) == ("Visser Keramiek B.V.", "NL123456789B01")
+
+
 async def test_a_hand_made_contact_with_the_exact_address_is_adopted(harness: Harness) -> None:
     h = harness
     by_hand = h.moneybird.seed_contact(

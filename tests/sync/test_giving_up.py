@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from app.constants import WORKER_MAX_TRIES
 from app.moneybird.errors import MoneybirdServerError
+from app.sync import ledger
 from app.sync.ledger import OrderState, RefundRecord, RefundState
 from app.sync.orders import book_order_job
 from app.sync.refunds import book_refund_job
@@ -70,3 +71,6 @@ async def test_a_refund_that_never_gets_through_fails_and_its_order_stays_booked
     order = await harness.record(order_id)
     assert order is not None
     assert order.state == OrderState.BOOKED
+    async with harness.sessions() as session:  # the order's page says what became of its refund
+        events = await ledger.events_for(session, order_id)
+    assert [e.message for e in events if e.step == "failed"] == [credit.error]

@@ -25,7 +25,7 @@ from app.metrics_refresh import refresh_gauges
 from app.moneybird.models import Contact
 from app.sync import ledger
 from app.sync.ledger import OrderState, RefundRecord, RefundState, Step
-from app.sync.redis_marker import REASON, RedisMarker, Requeued, start_watching, stop_watching
+from app.sync.redis_marker import REASON, WATCH_TASK, RedisMarker, Requeued, start_watching, stop_watching
 from app.sync.refunds import queue_refunds
 from app.sync.services import exclusively
 from tests.harness import Harness, open_harness
@@ -327,3 +327,16 @@ async def test_a_job_that_runs_out_of_time_is_tried_again_instead_of_dropped(
         await worker.async_run()
         assert (worker.jobs_failed, worker.jobs_retried) == (0, 1)
         await _assert_booked_once(h, document)
+
+
+async def test_a_stopping_worker_ends_its_watch(harness: Harness) -> None:
+    ctx: dict[str, Any] = {"services": harness.services}
+    start_watching(ctx)
+    task = ctx[WATCH_TASK]
+    await asyncio.sleep(0.05)
+    assert not task.done()  # it looks every second for as long as the worker runs
+
+    await stop_watching(ctx)
+
+    assert task.cancelled()
+    assert WATCH_TASK not in ctx

@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 from structlog.testing import capture_logs
 
 from app.constants import RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
+from app.db import transaction
 from app.report import REPORT_TIMEZONE, monthly_report
 from app.sandbox.moneybird import edit_in_web_app, sandbox_transport
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
@@ -35,8 +36,11 @@ from app.sync.verify import (
     VERIFY_LAST_SUCCESS,
     VERIFY_MAX_TRIES,
     VERIFY_MINUTE,
+    LastVerification,
+    last_verification,
     recent_months,
     verification_cron,
+    verification_due,
     verification_job,
     verify_month,
 )
@@ -450,9 +454,9 @@ async def test_the_last_try_of_a_verification_gives_up_until_its_next_turn_and_s
         outcome = await verification_job({"services": h.services, "job_try": VERIFY_MAX_TRIES})
 
     assert outcome["ok"] is False
-    assert [e["job_try"] for e in logs if e["event"] == "verification gave up until its next turn"] == [
-        VERIFY_MAX_TRIES
-    ]
+    assert "429" in outcome["error"] or "rate limit" in outcome["error"], outcome
+    gave_up = [e for e in logs if e["event"] == "verification gave up until its next turn"]
+    assert [(e["job_try"], e["error"]) for e in gave_up] == [(VERIFY_MAX_TRIES, outcome["error"])]
     async with h.sessions() as session:
         assert await ledger.get_state(session, VERIFY_LAST_SUCCESS) is None  # due again at the next hour
         assert await ledger.get_state(session, VERIFY_LAST_ERROR) is not None
@@ -466,6 +470,48 @@ def test_the_months_verified_are_this_one_and_those_before_it_in_amsterdam() -> 
     assert recent_months(1, now=now) == ["2026-02"]
     assert recent_months(0, now=now) == ["2026-02"]  # at least this month
     assert recent_months(14, now=now)[-1] == "2025-01"
+
+
+@pytest.mark.parametrize("hours", [1, 24])
+async def test_a_verification_is_due_once_its_interval_has_passed_give_or_take_the_hourly_look(
+    h: Harness, hours: int
+) -> None:
+    h.services.settings = h.services.settings.model_copy(update={"verify_interval_hours": hours})
+    now = ledger.utcnow()
+    assert await verification_due(h.services, now=now)  # never verified: due at once
+
+    async def finished(ago: timedelta) -> bool:
+        async with transaction(h.sessions) as session:
+            await ledger.set_state(session, VERIFY_LAST_SUCCESS, (now - ago).isoformat())
+        return await verification_due(h.services, now=now)
+
+    # The cron looks hourly at minute 17: last time's run, a minute or two late, is still due now.
+    assert await finished(timedelta(hours=hours) - timedelta(minutes=5))
+    assert not await finished(timedelta(hours=hours) - timedelta(minutes=5, seconds=30))
+    assert not await finished(timedelta(minutes=1))
+
+
+async def test_what_the_dashboard_is_told_about_the_last_verification(h: Harness) -> None:
+    finished = datetime(2026, 11, 30, 3, 17, tzinfo=UTC)
+    async with h.sessions() as session:
+        assert await last_verification(session, interval_hours=1) == LastVerification(
+            on=True, finished=None, error=None
+        )
+        assert (await last_verification(session, interval_hours=0)).on is False
+    async with transaction(h.sessions) as session:
+        await ledger.set_state(session, VERIFY_LAST_SUCCESS, finished.isoformat())
+        await ledger.set_state(session, VERIFY_LAST_ERROR, f"{finished.isoformat()} Moneybird said 503")
+    async with h.sessions() as session:  # the error of the try that then succeeded is over
+        assert await last_verification(session, interval_hours=24) == LastVerification(
+            on=True, finished=finished, error=None
+        )
+    async with transaction(h.sessions) as session:
+        later = finished + timedelta(hours=1)
+        await ledger.set_state(session, VERIFY_LAST_ERROR, f"{later.isoformat()} Moneybird said 503")
+    async with h.sessions() as session:
+        assert await last_verification(session, interval_hours=24) == LastVerification(
+            on=True, finished=finished, error="Moneybird said 503"
+        )
 
 
 def test_the_verification_cron_wakes_once_an_hour_at_its_minute() -> None:

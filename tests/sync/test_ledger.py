@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
@@ -23,3 +26,26 @@ async def test_the_first_run_is_written_down_once_and_read_back_the_same_ever_af
         stored = await ledger.get_state(session, ledger.FIRST_RUN_AT)
     assert again == first  # a restart does not move SYNC_SINCE on
     assert stored == first.isoformat()
+
+
+async def test_moments_come_back_as_the_same_instant_whatever_zone_they_went_in_and_the_machine_is_in(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A laptop in Amsterdam: SQLite keeps no zone, so only UTC stored is read back right.
+    monkeypatch.setenv("TZ", "Europe/Amsterdam")
+    time.tzset()
+    try:
+        paid = datetime(2026, 5, 4, 12, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))  # 10:00 UTC
+        async with transaction(sessions) as session:
+            await ledger.record_delivery(
+                session, order_id=7901, order_number="7901", date_modified=paid, date_paid=paid
+            )
+        async with sessions() as session:
+            record = await ledger.get_order(session, 7901)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert record is not None
+    assert record.date_paid == paid
+    assert record.date_paid is not None
+    assert record.date_paid.utcoffset() == timedelta(0)

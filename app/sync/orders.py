@@ -330,11 +330,10 @@ async def _fail(services: Services, order_id: int, failure: BookingFailed) -> No
 
 
 async def _finish(services: Services, order_id: int, *, state: OrderState, message: str) -> None:
+    """Leave the order unbooked (skipped, or paid before SYNC_SINCE), saying why on its row."""
     async with transaction(services.sessions) as session:
         if await ledger.get_order(session, order_id) is None:
             return
-        await ledger.update_order(
-            session, order_id, state=state.value, error=message if state != OrderState.BOOKED else None
-        )
+        await ledger.update_order(session, order_id, state=state.value, error=message)
         await ledger.add_event(session, order_id=order_id, step=state.value, message=message)
     log.info("order not booked", order_id=order_id, state=state.value, reason=message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 from arq.connections import ArqRedis
@@ -58,6 +59,18 @@ async def test_open_findings_are_shown_and_marked_done_with_the_form(
     )
     assert "zq3-marker" in shown["message"]
     assert shown["resolution"] is None
+    assert set(shown) == {
+        "id",
+        "kind",
+        "state",
+        "order_id",
+        "refund_id",
+        "invoice_id",
+        "message",
+        "detected_at",
+        "resolution",
+    }
+    assert datetime.fromisoformat(shown["detected_at"]).tzinfo is not None
 
     refused = await client.post(f"/admin/findings/{finding_id}/done", data={"csrf": "forged"})
     assert refused.status_code == 403

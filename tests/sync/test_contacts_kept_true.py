@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -210,6 +211,24 @@ async def test_a_refund_to_an_archived_contact_is_credited_to_its_replacement(h:
     assert record is not None
     assert record.contact_id != first
     assert len(await _findings(h, FindingKind.CONTACT_REPLACED)) == 1
+
+
+async def test_an_archived_business_contacts_replacement_keeps_the_company_and_vat_number(h: Harness) -> None:
+    business = replace(JOOST, company="De Vries Fietsen B.V.", vat_number="NL123456789B01")
+    first = await _book(h, 8342, business)
+    h.moneybird.archive_contact(first)
+    h.shop.add_refund(8342, amount="4.95", reason="Bot")  # the credit needs a contact that takes it
+    await h.deliver(8342)
+    await h.run_worker()
+
+    record = await h.record(8342)
+    assert record is not None
+    assert record.contact_id not in (None, first)
+    replacement = h.moneybird.contacts[str(record.contact_id)]
+    assert (replacement["company_name"], replacement["tax_number"]) == (
+        "De Vries Fietsen B.V.",
+        "NL123456789B01",
+    )
 
 
 # ── CONTACT_UPDATES ──────────────────────────────────────────────────────────────────────────

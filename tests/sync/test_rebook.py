@@ -346,3 +346,51 @@ async def test_the_credit_of_an_archived_contact_goes_to_its_replacement_and_the
     async with h.sessions() as session:
         (rebooking,) = (await session.execute(select(Rebooking))).scalars().all()
     assert rebooking.contact_id == credit["contact_id"]  # a lost answer would be looked for under it
+
+
+async def test_a_rebooking_to_a_replacement_contact_leaves_other_orders_rebookings_alone(h: Harness) -> None:
+    await _booked(h, 8209)
+    _edit(h, 8209)
+    await h.deliver(8209)
+    await h.run_worker()  # 8209: rebooked as v2, to its own contact
+    await _booked(h, 8210)
+    (original,) = _by_reference(h, "WooCommerce #8210")
+    h.moneybird.archive_contact(str(original["contact_id"]))
+    _edit(h, 8210)
+    await h.deliver(8210)
+    await h.run_worker()  # 8210's v2 credit goes to a replacement contact
+
+    async with h.sessions() as session:
+        rows = {r.order_id: r for r in (await session.execute(select(Rebooking))).scalars().all()}
+    (credit_8209,) = _by_reference(h, "WooCommerce #8209 v2 credit")
+    (credit_8210,) = _by_reference(h, "WooCommerce #8210 v2 credit")
+    assert rows[8210].contact_id == credit_8210["contact_id"]
+    assert rows[8209].contact_id != rows[8210].contact_id  # same version, another order: untouched
+    assert rows[8209].contact_id in (None, credit_8209["contact_id"])
+
+
+async def test_a_refused_second_rebooking_leaves_the_first_as_done(h: Harness) -> None:
+    await _booked(h, 8211)
+    _edit(h, 8211)
+    await h.deliver(8211)
+    await h.run_worker()  # v2: done
+    again = build_order(
+        order_id=8211,
+        customer=CUSTOMER,
+        items=[LAMP, BULB, BULB],
+        shipping=[PARCEL],
+        created_at=PAID_AT,
+        paid_at=PAID_AT,
+        completed_at=PAID_AT,
+    )
+    h.shop.update_order(8211, **{key: again[key] for key in _EDITED})
+    route = "POST /external_sales_invoices" if h.settings.invoice_kind == EXTERNAL else "POST /sales_invoices"
+    h.moneybird.fail_next(route, kind="status", status=422)
+    await h.deliver(8211)
+    await h.run_worker()  # v3's credit refused
+
+    async with h.sessions() as session:
+        rows = {r.version: r for r in (await session.execute(select(Rebooking))).scalars().all()}
+    assert (rows[2].state, rows[2].error) == (RebookState.DONE, None)
+    assert rows[3].state == RebookState.CREDITING
+    assert rows[3].error is not None

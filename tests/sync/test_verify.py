@@ -43,6 +43,7 @@ from app.sync.verify import (
     verification_due,
     verification_job,
     verify_month,
+    verify_recent,
 )
 from tests.harness import Harness, open_harness
 from tests.sync.test_order_changes import PLATE, edit_items
@@ -514,10 +515,23 @@ async def test_what_the_dashboard_is_told_about_the_last_verification(h: Harness
         )
 
 
-def test_the_verification_cron_wakes_once_an_hour_at_its_minute() -> None:
+async def test_the_verification_cron_wakes_once_an_hour_at_its_minute_and_skips_before_set_up() -> None:
     (job,) = verification_cron(timeout_seconds=300)
     assert (job.name, job.minute, job.second, job.hour) == (JOB_VERIFY, {VERIFY_MINUTE}, 0, None)
     assert (job.timeout_s, job.max_tries, job.unique) == (300, VERIFY_MAX_TRIES, True)
+    # Not set up yet: this hour's look is skipped (the next comes in an hour), not retried.
+    assert await job.coroutine({"services": None}) == "woobird is not set up yet"
+
+
+async def test_a_verification_reads_the_months_of_the_moment_it_is_given(h: Harness) -> None:
+    h.services.settings = h.services.settings.model_copy(update={"verify_months": 2})
+    then = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+
+    results = await verify_recent(h.services, now=then)
+
+    assert [result.month for result in results] == ["2025-03", "2025-02"]
+    async with h.sessions() as session:
+        assert await ledger.get_state(session, VERIFY_LAST_SUCCESS) == then.isoformat()
 
 
 # ── the periodic verification ────────────────────────────────────────────────────────────────

@@ -84,3 +84,39 @@ async def test_services_a_test_lends_the_worker_are_used_and_left_open(
     await shutdown(ctx)
 
     assert closed == {"services": [], "engines": []}
+
+
+async def test_without_an_account_the_worker_starts_and_waits_and_without_an_admin_token_it_books(
+    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, closed: dict[str, list[Any]]
+) -> None:
+    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MONEYBIRD_API_TOKEN")
+    waiting: dict[str, Any] = {"redis": redis}
+    await startup(waiting)
+    assert "services" in waiting
+    assert waiting["services"] is None  # jobs wait for the wizard (or the environment)
+    await shutdown(waiting)
+
+    monkeypatch.setenv("MONEYBIRD_API_TOKEN", ENVIRONMENT["MONEYBIRD_API_TOKEN"])
+    monkeypatch.delenv("ADMIN_TOKEN")  # the dashboard's, not the worker's
+    booking: dict[str, Any] = {"redis": redis}
+    await startup(booking)
+    assert isinstance(booking["services"], Services)
+    await shutdown(booking)
+
+
+async def test_services_retired_after_a_settings_change_are_closed_when_the_worker_stops(
+    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, closed: dict[str, list[Any]]
+) -> None:
+    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
+        monkeypatch.setenv(name, value)
+    ctx: dict[str, Any] = {"redis": redis}
+    await startup(ctx)
+    retired = ctx["services"]
+    ctx["retired_services"].append((0.0, retired))  # what a settings change leaves for jobs still running
+    ctx["services"] = None
+
+    await shutdown(ctx)
+
+    assert closed["services"] == [retired]

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.logs import configure_logging
 from app.settings_live import LiveSettings
 from app.sync.services import Services, current_services, shutdown, startup
 from tests.conftest import ADMIN_TOKEN, TEST_REDIS_URL, WEBHOOK_SECRET
@@ -120,3 +122,25 @@ async def test_services_retired_after_a_settings_change_are_closed_when_the_work
     await shutdown(ctx)
 
     assert closed["services"] == [retired]
+
+
+async def test_the_worker_logs_as_its_settings_say(
+    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, closed: dict[str, list[Any]]
+) -> None:
+    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("WOOBIRD_SANDBOX", "true")
+    ctx: dict[str, Any] = {"redis": redis}
+    try:
+        await startup(ctx)
+        processors = structlog.get_config()["processors"]
+        sandbox_mark = processors[0](None, "info", {"event": "x"})
+        logger = structlog.get_config()["wrapper_class"]
+    finally:
+        await shutdown(ctx)
+        configure_logging()  # as the other tests expect it
+    assert isinstance(processors[-1], structlog.processors.JSONRenderer)  # LOG_FORMAT=json
+    assert logger.__name__ == "BoundLoggerFilteringAtWarning"  # LOG_LEVEL=WARNING drops info lines…
+    assert sandbox_mark == {"event": "x", "sandbox": True}  # …and sandbox lines say so

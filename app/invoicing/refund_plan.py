@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.invoicing.moneybird_arithmetic import CENT, ROUNDING_MODES, invoice_totals
@@ -177,7 +178,9 @@ def spread_cents(amount: Decimal, weights: Mapping[str, Decimal]) -> dict[str, D
         raise ValueError("nothing to spread over: no positive weight")
     whole = sum(positive.values(), ZERO)
     cents = int(amount / CENT)
-    exact = {key: Decimal(cents) * weight / whole for key, weight in positive.items()}
+    # Fractions, not Decimals: a share like 24 × 2/9 rounded to 28 digits would leave a remainder a
+    # hair larger than the equal one of 24 × 5/9, and the tie would not go to the larger weight.
+    exact = {key: Fraction(cents) * Fraction(weight) / Fraction(whole) for key, weight in positive.items()}
     floors = {key: int(share) for key, share in exact.items()}
     left = cents - sum(floors.values())
     by_remainder = sorted(positive, key=lambda key: (-(exact[key] - floors[key]), -positive[key], key))

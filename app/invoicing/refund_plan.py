@@ -120,6 +120,8 @@ def plan_credit(
         ]
     except VatRefusal as exc:
         raise CreditRefused(f"{exc.reason}; {exc.fix}") from exc
+    # Before the rest is spread: a rest with fractions of a cent cannot be (spread_cents refuses it).
+    _check_whole_cents(lines)
     lines_total = -sum((line.total for line in lines), ZERO)
     rest = amount - lines_total
     if rest < 0:
@@ -378,11 +380,7 @@ def _shop_vat(refund: Refund, *, order: Order, vat: OrderVat) -> dict[str, Decim
 
 def _check_exact(plan: CreditPlan) -> None:
     """Gross prices make Moneybird's total the sum of the lines; prove it under both roundings."""
-    for line in plan.lines:
-        if line.price != line.price.quantize(CENT):
-            raise CreditRefused(
-                f"credit line {line.description!r} would need a price of {line.price}, not whole cents"
-            )
+    _check_whole_cents(plan.lines)
     for rounding in ROUNDING_MODES:
         total, _ = invoice_totals(
             ((line.tax_rate_id, line.total) for line in plan.lines),
@@ -395,6 +393,14 @@ def _check_exact(plan: CreditPlan) -> None:
                 f"the credit invoice would total {total} ({rounding.replace('_', ' ')} VAT rounding) "
                 f"instead of "
                 f"{-plan.amount} — credit refund {plan.refund_id} by hand"
+            )
+
+
+def _check_whole_cents(lines: Sequence[CreditLine]) -> None:
+    for line in lines:
+        if line.price != line.price.quantize(CENT):
+            raise CreditRefused(
+                f"credit line {line.description!r} would need a price of {line.price}, not whole cents"
             )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.invoicing.moneybird_arithmetic import CENT, ROUNDING_MODES, invoice_totals
@@ -119,6 +120,8 @@ def plan_credit(
         ]
     except VatRefusal as exc:
         raise CreditRefused(f"{exc.reason}; {exc.fix}") from exc
+    # Before the rest is spread: a rest with fractions of a cent cannot be (spread_cents refuses it).
+    _check_whole_cents(lines)
     lines_total = -sum((line.total for line in lines), ZERO)
     rest = amount - lines_total
     if rest < 0:
@@ -177,7 +180,9 @@ def spread_cents(amount: Decimal, weights: Mapping[str, Decimal]) -> dict[str, D
         raise ValueError("nothing to spread over: no positive weight")
     whole = sum(positive.values(), ZERO)
     cents = int(amount / CENT)
-    exact = {key: Decimal(cents) * weight / whole for key, weight in positive.items()}
+    # Fractions, not Decimals: a share like 24 × 2/9 rounded to 28 digits would leave a remainder a
+    # hair larger than the equal one of 24 × 5/9, and the tie would not go to the larger weight.
+    exact = {key: Fraction(cents) * Fraction(weight) / Fraction(whole) for key, weight in positive.items()}
     floors = {key: int(share) for key, share in exact.items()}
     left = cents - sum(floors.values())
     by_remainder = sorted(positive, key=lambda key: (-(exact[key] - floors[key]), -positive[key], key))
@@ -375,11 +380,7 @@ def _shop_vat(refund: Refund, *, order: Order, vat: OrderVat) -> dict[str, Decim
 
 def _check_exact(plan: CreditPlan) -> None:
     """Gross prices make Moneybird's total the sum of the lines; prove it under both roundings."""
-    for line in plan.lines:
-        if line.price != line.price.quantize(CENT):
-            raise CreditRefused(
-                f"credit line {line.description!r} would need a price of {line.price}, not whole cents"
-            )
+    _check_whole_cents(plan.lines)
     for rounding in ROUNDING_MODES:
         total, _ = invoice_totals(
             ((line.tax_rate_id, line.total) for line in plan.lines),
@@ -392,6 +393,14 @@ def _check_exact(plan: CreditPlan) -> None:
                 f"the credit invoice would total {total} ({rounding.replace('_', ' ')} VAT rounding) "
                 f"instead of "
                 f"{-plan.amount} — credit refund {plan.refund_id} by hand"
+            )
+
+
+def _check_whole_cents(lines: Sequence[CreditLine]) -> None:
+    for line in lines:
+        if line.price != line.price.quantize(CENT):
+            raise CreditRefused(
+                f"credit line {line.description!r} would need a price of {line.price}, not whole cents"
             )
 
 

@@ -247,3 +247,17 @@ def test_a_credit_follows_the_configured_tax_rates_as_the_invoice_did() -> None:
         options=PlanOptions(tax_rate_overrides={"21": twin.id}),
     )
     assert [line.tax_rate_id for line in plan.lines] == [twin.id]
+
+
+@pytest.mark.parametrize("amount", ["30.01", "30.00"])
+def test_a_refunded_line_with_fractions_of_a_cent_is_refused_naming_the_line_and_its_price(
+    amount: str,
+) -> None:
+    # A shop set to six decimals: two mugs back for 24.8000 + 5.2066. A refund of 30.01 would leave
+    # 0.0034 to spread over the rates, which is no amount of money either.
+    mugs = _refund("a", "Koffiemok Delfts Blauw", pieces=2, total="-24.8000", tax="-5.2066")
+    with pytest.raises(CreditRefused) as caught:
+        _plan(mugs | {"amount": amount}, "a")
+    assert str(caught.value) == (
+        "credit line 'Retour: 2 × Koffiemok Delfts Blauw' would need a price of 30.0066, not whole cents"
+    )

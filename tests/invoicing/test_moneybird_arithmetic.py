@@ -97,3 +97,19 @@ def test_a_correction_needing_several_small_lines_is_found_and_holds_in_both_rou
         assert rate_totals([*grosses, *shifts], Decimal(21), rounding=mode, prices_are_incl_tax=True)[
             1
         ] == Decimal(target)
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+def test_vat_of_exactly_half_a_cent_rounds_up_as_moneybird_does(rounding: Rounding) -> None:
+    # 0.50 net at 21 % is 0.105 VAT: half up gives 0.11, where banker's rounding would give 0.10.
+    fake = compute_totals(
+        [{"tax_rate_id": "21", "amount_decimal": "1", "price": "0.50"}],
+        percentages=PERCENTAGES,
+        incl_tax=False,
+        rounding=rounding,
+        discount=Decimal(0),
+    )
+    assert rate_totals([Decimal("0.50")], Decimal(21), rounding=rounding, prices_are_incl_tax=False) == (
+        fake.incl,
+        Decimal("0.11"),
+    )

@@ -15,7 +15,7 @@ from app.invoicing.plan import PlanOptions, PlanRefused, local_date, plan_invoic
 from app.invoicing.reference import AdministrationReference, LedgerAccount, Workflow
 from app.sandbox import administration as sb
 from app.sandbox.administration import sandbox_reference
-from app.sandbox.woocommerce.cart import Fee
+from app.sandbox.woocommerce.cart import CartItem, Fee
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import load_settings
 from app.woocommerce.models import Order
@@ -138,6 +138,18 @@ def test_an_order_woocommerce_clamped_at_zero_is_booked_at_zero() -> None:
         ("fee", Decimal("-36.10")),
         ("rounding", Decimal("0.10")),
     ]
+
+
+def test_an_order_paid_in_full_by_something_outside_its_lines_is_refused_not_rounded() -> None:
+    # A gift card (a plugin) took a postcard's 0.61 to 0.00: not WooCommerce clamping a discount.
+    postcard = CartItem(name="Ansichtkaart", price=Decimal("0.50"), quantity=1)
+    cheap = Order.model_validate(build_order(**(dict(CARTS["a"]) | {"items": [postcard], "shipping": []})))
+    assert 0 < plan_invoice(cheap, reference=REFERENCE, options=PlanOptions()).lines_total < 1
+
+    refusal = _refusal(cheap.model_copy(update={"total": Decimal("0")}))
+
+    assert "but the customer paid 0" in refusal
+    assert "that is more than rounding" in refusal
 
 
 def test_a_guest_without_an_e_mail_address_is_planned_without_one() -> None:

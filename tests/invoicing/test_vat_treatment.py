@@ -12,11 +12,12 @@ import pytest
 from app.invoicing.moneybird_arithmetic import ROUNDING_MODES
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference, TaxRate
+from app.invoicing.vat import tax_line_country
 from app.sandbox import administration as sb
 from app.sandbox.administration import sandbox_reference
 from app.sandbox.woocommerce.cart import OSS_SHOP_RATES, CartItem, Customer, Fee, ShippingMethod, WooTaxRate
 from app.sandbox.woocommerce.checkout import build_order
-from app.woocommerce.models import Order
+from app.woocommerce.models import Order, TaxLine
 from tests.invoicing.reference_carts import order
 
 NOW = datetime(2025, 6, 1, 10, tzinfo=UTC)
@@ -300,3 +301,21 @@ def test_vat_charged_at_a_country_outside_the_eu_is_foreign_not_oss() -> None:
     plan = _plan(order_, reference)
     assert plan.treatment == "foreign"
     assert {line.tax_rate_id for line in plan.lines} == {swiss_rate.id}
+
+
+@pytest.mark.parametrize(
+    ("rate_code", "country"),
+    [
+        ("DE-MWST-1", "DE"),  # a rate for Germany
+        ("NL-BTW LAAG-1", "NL"),
+        ("BTW-1", None),  # a rate for every country: no country part
+        ("EU-1", None),  # …even when its name is two capitals
+        ("BTW-LAAG-1", None),  # …or has a dash of its own
+        ("btw-laag-1", None),
+    ],
+)
+def test_the_country_of_a_tax_rate_is_read_from_its_code_only_when_it_has_one(
+    rate_code: str, country: str | None
+) -> None:
+    line = TaxLine(id=1, rate_id=1, rate_code=rate_code)
+    assert tax_line_country(line) == country

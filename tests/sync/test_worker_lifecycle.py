@@ -30,6 +30,14 @@ ENVIRONMENT = {
 
 
 @pytest.fixture
+def environment(database_url: str, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A deployment's environment with both accounts; tests take settings out or add some."""
+    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+@pytest.fixture
 def closed(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """What shutdown closes: services and engines, in the order closed."""
     seen: dict[str, list[Any]] = {"services": [], "engines": []}
@@ -49,10 +57,8 @@ def closed(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
 
 async def test_the_worker_builds_its_services_from_the_environment_and_closes_them_on_stop(
-    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, closed: dict[str, list[Any]]
+    redis: ArqRedis, environment: pytest.MonkeyPatch, closed: dict[str, list[Any]]
 ) -> None:
-    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
-        monkeypatch.setenv(name, value)
     ctx: dict[str, Any] = {"redis": redis}
 
     await startup(ctx)
@@ -73,10 +79,8 @@ async def test_the_worker_builds_its_services_from_the_environment_and_closes_th
 
 
 async def test_services_a_test_lends_the_worker_are_used_and_left_open(
-    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, closed: dict[str, list[Any]]
+    redis: ArqRedis, environment: pytest.MonkeyPatch, closed: dict[str, list[Any]]
 ) -> None:
-    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
-        monkeypatch.setenv(name, value)
     lent = object()
     ctx: dict[str, Any] = {"redis": redis, "services": lent, "owns_services": False}
 
@@ -89,19 +93,17 @@ async def test_services_a_test_lends_the_worker_are_used_and_left_open(
 
 
 async def test_without_an_account_the_worker_starts_and_waits_and_without_an_admin_token_it_books(
-    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, closed: dict[str, list[Any]]
+    redis: ArqRedis, environment: pytest.MonkeyPatch, closed: dict[str, list[Any]]
 ) -> None:
-    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("MONEYBIRD_API_TOKEN")
+    environment.delenv("MONEYBIRD_API_TOKEN")
     waiting: dict[str, Any] = {"redis": redis}
     await startup(waiting)
     assert "services" in waiting
     assert waiting["services"] is None  # jobs wait for the wizard (or the environment)
     await shutdown(waiting)
 
-    monkeypatch.setenv("MONEYBIRD_API_TOKEN", ENVIRONMENT["MONEYBIRD_API_TOKEN"])
-    monkeypatch.delenv("ADMIN_TOKEN")  # the dashboard's, not the worker's
+    environment.setenv("MONEYBIRD_API_TOKEN", ENVIRONMENT["MONEYBIRD_API_TOKEN"])
+    environment.delenv("ADMIN_TOKEN")  # the dashboard's, not the worker's
     booking: dict[str, Any] = {"redis": redis}
     await startup(booking)
     assert isinstance(booking["services"], Services)
@@ -109,10 +111,8 @@ async def test_without_an_account_the_worker_starts_and_waits_and_without_an_adm
 
 
 async def test_services_retired_after_a_settings_change_are_closed_when_the_worker_stops(
-    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, closed: dict[str, list[Any]]
+    redis: ArqRedis, environment: pytest.MonkeyPatch, closed: dict[str, list[Any]]
 ) -> None:
-    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
-        monkeypatch.setenv(name, value)
     ctx: dict[str, Any] = {"redis": redis}
     await startup(ctx)
     retired = ctx["services"]
@@ -125,13 +125,11 @@ async def test_services_retired_after_a_settings_change_are_closed_when_the_work
 
 
 async def test_the_worker_logs_as_its_settings_say(
-    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, closed: dict[str, list[Any]]
+    redis: ArqRedis, environment: pytest.MonkeyPatch, closed: dict[str, list[Any]]
 ) -> None:
-    for name, value in {**ENVIRONMENT, "DATABASE_URL": database_url}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("LOG_FORMAT", "json")
-    monkeypatch.setenv("LOG_LEVEL", "WARNING")
-    monkeypatch.setenv("WOOBIRD_SANDBOX", "true")
+    environment.setenv("LOG_FORMAT", "json")
+    environment.setenv("LOG_LEVEL", "WARNING")
+    environment.setenv("WOOBIRD_SANDBOX", "true")
     ctx: dict[str, Any] = {"redis": redis}
     try:
         await startup(ctx)

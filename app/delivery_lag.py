@@ -82,13 +82,12 @@ class DeliveryLags:
         self._waiting: deque[_Measured] = deque(maxlen=RECENT_DELIVERIES)
         self._flush: asyncio.Task[None] | None = None
 
-    def record(self, order_id: int, date_modified: datetime, *, received: float) -> float:
+    def record(self, order_id: int, date_modified: datetime, *, received: float) -> None:
         lag = lag_seconds(date_modified, received=received)
         DELIVERY_LAG.observe(lag)
         self._waiting.append(_Measured(order_id, f"{received:.3f} {lag:.3f}"))
         if self._flush is None or self._flush.done():
             self._flush = asyncio.create_task(self._flush_later(), name="woobird-delivery-lags")
-        return lag
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._flush_seconds)

@@ -321,13 +321,7 @@ async def overview(
                 "healthy": context["healthy"],
                 "counts": context["counts"],
                 "delivery_lag": context["lag"].as_json() if context["lag"] else None,
-                "verification": {
-                    "on": context["verified"].on,
-                    "last_finished": finished.isoformat()
-                    if (finished := context["verified"].finished)
-                    else None,
-                    "last_error": context["verified"].error,
-                },
+                "verification": context["verified"].as_json(),
                 "failed": [_order_json(row["record"], row["link"]) for row in context["failed"]],
                 "recent": [_order_json(row["record"], row["link"]) for row in context["recent"]],
                 "findings": [finding_json(finding) for finding in context["findings"]],

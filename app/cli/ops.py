@@ -79,7 +79,7 @@ async def _status(settings: Settings) -> None:
     if not verified.on:
         console.print("Last verification: off (VERIFY_INTERVAL_HOURS=0)")
     else:
-        finished = _ago(verified.finished.isoformat()) if verified.finished else "never"
+        finished = _moment_ago(verified.finished) if verified.finished else "never"
         console.print(f"Last verification: {finished}")
     if verified.error:
         console.print(f"[yellow]Last verification error:[/] {verified.error}")
@@ -129,6 +129,10 @@ def _ago(stamp: str) -> str:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
         return stamp
+    return _moment_ago(moment)
+
+
+def _moment_ago(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     minutes = int((datetime.now(UTC) - moment).total_seconds() // 60)

@@ -375,6 +375,10 @@ class LastVerification:
     finished: datetime | None
     error: str | None
 
+    def as_json(self) -> dict[str, Any]:
+        finished = self.finished.isoformat() if self.finished else None
+        return {"on": self.on, "last_finished": finished, "last_error": self.error}
+
 
 async def last_verification(session: AsyncSession, *, interval_hours: int) -> LastVerification:
     finished_text = await ledger.get_state(session, VERIFY_LAST_SUCCESS)

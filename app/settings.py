@@ -352,8 +352,9 @@ class Settings(BaseSettings):
     )
     trusted_proxy: Literal["auto", "heroku", "fly", "none"] = Field(
         "auto",
-        description="Whose word on the client's address counts: heroku (the last X-Forwarded-For hop), fly "
-        "(Fly-Client-IP), none (the connection's own address); auto picks by the platform's variables.",
+        description="Whose word on the client's address and scheme counts: heroku (the last X-Forwarded-For "
+        "hop, X-Forwarded-Proto), fly (Fly-Client-IP, X-Forwarded-Proto), none (the connection's own address "
+        "and scheme); auto picks by the platform's variables.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR."

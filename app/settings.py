@@ -97,6 +97,11 @@ class ConfigurationError(RuntimeError):
         super().__init__(f"woobird cannot start, fix these settings (environment or .env):\n{lines}")
 
 
+def one_line(error: ConfigurationError) -> str:
+    """The refusal as one log line: `woobird cannot start: SECRET_KEY: …; ADMIN_TOKEN: …`."""
+    return "woobird cannot start: " + "; ".join(f"{name}: {why}" for name, why in error.problems.items())
+
+
 def _is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.match(value.strip()))
 

@@ -223,7 +223,7 @@ async def shop_return(
     admin = returning
     outcome = await shop.authorization_outcome(state.redis, state=user_id, session=admin.session)
     if success != "1":
-        await shop.forget_authorization(state.redis, state=user_id)
+        await shop.forget_authorization(state.redis, state=user_id, session=admin.session)
         problems = [
             "the shop did not hand out a key: access was denied on WooCommerce's page. Press Connect "
             "again and choose Approve (you need to be signed in as a shop manager or administrator), "

@@ -150,7 +150,10 @@ def _field(body: dict[str, Any], name: str, *, prefix: str = "", limit: int = 12
 
 
 async def accept_callback(redis: ArqRedis, body: bytes) -> GrantedKeys:
-    """The keys WooCommerce POSTed, if they answer an authorization woobird started (consumed now)."""
+    """The keys WooCommerce POSTed, if they answer an authorization woobird started (consumed now).
+
+    Everything is checked before the authorization is taken: a malformed or read-only key leaves it
+    for the shop's real answer, and only a complete, read/write one uses it up."""
     try:
         document = json.loads(body)
     except ValueError:
@@ -158,18 +161,22 @@ async def accept_callback(redis: ArqRedis, body: bytes) -> GrantedKeys:
     if not isinstance(document, dict):
         raise CallbackRefused("the callback body is not a JSON object")
     state = _field(document, "user_id", limit=64)
-    # GETDEL: the first POST with this state takes it; a replay finds nothing.
+    consumer_key = _field(document, "consumer_key", prefix="ck_")
+    consumer_secret = _field(document, "consumer_secret", prefix="cs_")
+    if _field(document, "key_permissions", limit=16) != SCOPE:
+        pending_raw = await redis.get(_PENDING + state)
+        if pending_raw is not None:  # said on the return page; the authorization stays open
+            await _remember(redis, state, json.loads(pending_raw), outcome="the key is not read/write")
+        raise CallbackRefused("the key is not read/write")
+    # GETDEL: the first complete POST with this state takes it; a replay finds nothing.
     raw = await redis.getdel(_PENDING + state)
     if raw is None:
         raise CallbackRefused("no authorization woobird started has this user_id (unknown, used or expired)")
     pending = json.loads(raw)
-    if _field(document, "key_permissions", limit=16) != SCOPE:
-        await _remember(redis, state, pending, outcome="the key is not read/write")
-        raise CallbackRefused("the key is not read/write")
     keys = GrantedKeys(
         shop_url=str(pending["shop_url"]),
-        consumer_key=_field(document, "consumer_key", prefix="ck_"),
-        consumer_secret=_field(document, "consumer_secret", prefix="cs_"),
+        consumer_key=consumer_key,
+        consumer_secret=consumer_secret,
         session=str(pending["session"]),
     )
     await _remember(redis, state, pending, outcome="granted")
@@ -192,8 +199,14 @@ async def authorization_outcome(redis: ArqRedis, *, state: str, session: str | N
     return str(record["outcome"])
 
 
-async def forget_authorization(redis: ArqRedis, *, state: str) -> None:
-    await redis.delete(_PENDING + state[:64])
+async def forget_authorization(redis: ArqRedis, *, state: str, session: str | None) -> None:
+    """Drop this session's pending authorization (the admin denied it); another session's stays."""
+    raw = await redis.get(_PENDING + state[:64])
+    if raw is None:
+        return
+    owner = str(json.loads(raw)["session"])
+    if secrets.compare_digest(owner, session_binding(session)):
+        await redis.delete(_PENDING + state[:64])
 
 
 async def verify_keys(settings: Settings) -> list[str]:

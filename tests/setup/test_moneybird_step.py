@@ -63,8 +63,10 @@ def oauth(wizard: Wizard) -> Wizard:
     return wizard
 
 
-async def _consent(wizard: Wizard, *, decision: str) -> tuple[httpx.Response, str]:
-    started = await wizard.post("/admin/setup/moneybird/connect")
+async def _consent(
+    wizard: Wizard, *, decision: str, started: httpx.Response | None = None
+) -> tuple[httpx.Response, str]:
+    started = started or await wizard.post("/admin/setup/moneybird/connect")
     authorize = leaving_for(started)
     params = query_of(authorize)
     page = await clients.transports.moneybird.handle_async_request(httpx.Request("GET", authorize))  # type: ignore[union-attr]
@@ -188,3 +190,32 @@ async def test_something_that_is_no_token_is_refused_before_moneybird_is_asked(
     assert "that is not a Moneybird API token" in answer.text
     assert wizard.moneybird.calls() == 0
     assert await wizard.stored() == {}
+
+
+async def test_another_sessions_answer_leaves_the_owners_authorization_usable(oauth: Wizard) -> None:
+    started = await oauth.post("/admin/setup/moneybird/connect")
+    state = query_of(leaving_for(started))["state"]
+    await asyncio.sleep(1.05)  # a session is its sign-in second, signed: the other one signs in later
+    async with httpx.AsyncClient(transport=oauth.transport, base_url=WOOBIRD_URL) as other:
+        assert (await other.post("/admin/login", data={"token": ADMIN_TOKEN})).status_code == 303
+        spent = await other.get(
+            "/admin/setup/moneybird/callback", params={"error": "access_denied", "state": state}
+        )
+    assert spent.status_code == 422
+
+    back, _ = await _consent(oauth, decision="allow", started=started)
+
+    assert back.status_code == 303, back.text
+    assert "MONEYBIRD_API_TOKEN" in await oauth.stored()
+
+
+async def test_an_answer_without_code_or_error_leaves_the_authorization_usable(oauth: Wizard) -> None:
+    started = await oauth.post("/admin/setup/moneybird/connect")
+    state = query_of(leaving_for(started))["state"]
+    incomplete = await oauth.web.get("/admin/setup/moneybird/callback", params={"state": state})
+    assert incomplete.status_code == 422
+
+    back, _ = await _consent(oauth, decision="allow", started=started)
+
+    assert back.status_code == 303, back.text
+    assert oauth.moneybird.oauth.token_requests == ["authorization_code"]

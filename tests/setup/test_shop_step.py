@@ -3,6 +3,7 @@ and every way a callback that woobird did not ask for is refused without storing
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 
@@ -12,7 +13,7 @@ import pytest
 from app import clients
 from app.setup import shop as shop_step
 from app.setup.shop import CALLBACK_PATH, probe_shop
-from tests.setup.conftest import SHOP_URL, Wizard, leaving_for, query_of
+from tests.setup.conftest import ADMIN_TOKEN, SHOP_URL, WOOBIRD_URL, Wizard, leaving_for, query_of
 
 
 async def test_the_shop_approves_and_woobird_stores_the_key_it_was_handed(wizard: Wizard) -> None:
@@ -102,6 +103,46 @@ async def test_a_key_without_write_permission_is_refused(wizard: Wizard) -> None
 
     assert answer.status_code == 403
     assert "WOOCOMMERCE_CONSUMER_KEY" not in await wizard.stored()
+
+
+@pytest.mark.parametrize(
+    "spoiled",
+    [
+        {"consumer_key": "not-a-key"},
+        {"consumer_secret": None},
+        {"key_permissions": "read"},
+        {"key_permissions": "read_write", "consumer_key": "ck_" + "x" * 300},
+    ],
+)
+async def test_a_spoiled_callback_does_not_use_up_the_authorization(
+    wizard: Wizard, spoiled: dict[str, object]
+) -> None:
+    authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
+    state = query_of(leaving_for(authorize))["user_id"]
+    document = json.loads(_payload(state)) | spoiled
+    refused = await wizard.web.post(CALLBACK_PATH, content=json.dumps(document).encode())
+    assert refused.status_code == 403
+    assert "WOOCOMMERCE_CONSUMER_KEY" not in await wizard.stored()
+
+    answer = await wizard.web.post(CALLBACK_PATH, content=_payload(state))
+
+    assert answer.status_code == 200, answer.text
+    assert (await wizard.stored())["WOOCOMMERCE_CONSUMER_KEY"] == "ck_" + "1" * 40
+
+
+async def test_the_return_page_in_another_session_does_not_cancel_the_authorization(wizard: Wizard) -> None:
+    authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
+    state = query_of(leaving_for(authorize))["user_id"]
+    await asyncio.sleep(1.05)  # a session is its sign-in second, signed: the other one signs in later
+    async with httpx.AsyncClient(transport=wizard.transport, base_url=WOOBIRD_URL) as other:
+        assert (await other.post("/admin/login", data={"token": ADMIN_TOKEN})).status_code == 303
+        denied = await other.get("/admin/setup/shop/return", params={"success": "0", "user_id": state})
+    assert denied.status_code == 422
+
+    answer = await wizard.web.post(CALLBACK_PATH, content=_payload(state))
+
+    assert answer.status_code == 200, answer.text
+    assert (await wizard.stored())["WOOCOMMERCE_CONSUMER_KEY"] == "ck_" + "1" * 40
 
 
 async def test_the_return_page_of_another_session_learns_nothing(wizard: Wizard) -> None:

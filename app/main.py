@@ -101,6 +101,9 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Starlette's redirect of /x/ to /x names the request's Host header in its Location: a forged
+        # Host would send the browser elsewhere. A path with a stray slash is simply not found.
+        redirect_slashes=False,
     )
     app.add_middleware(PlatformProxyMiddleware, platform=detect_platform(settings.trusted_proxy))
     app.include_router(webhooks.router)

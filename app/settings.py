@@ -337,7 +337,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None,
         description="Where the shop reaches woobird, e.g. https://woobird.example.nl (for the webhook); "
-        "empty: the set-up wizard takes the address you open it at.",
+        "empty: the set-up wizard shows the address you opened it at for you to confirm or correct.",
     )
     admin_token: SecretStr = Field(
         SecretStr(""),

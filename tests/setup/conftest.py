@@ -147,7 +147,9 @@ async def open_wizard(
     monkeypatch: pytest.MonkeyPatch,
     *,
     confirm_address: bool,
+    environment: dict[str, Any] | None = None,
 ) -> AsyncIterator[Wizard]:
+    """The wizard of a deployment whose environment holds `environment` besides the essentials."""
     shop = ShopSandbox(url=SHOP_URL)
     moneybird = MoneybirdSandbox()
     moneybird.oauth.redirect_uri = WOOBIRD_URL + "/admin/setup/moneybird/callback"
@@ -157,7 +159,7 @@ async def open_wizard(
         "transports",
         clients.Transports(shop=shop_transport, moneybird=sandbox_transport(moneybird)),
     )
-    base = fresh_settings(database_url)
+    base = fresh_settings(database_url, **(environment or {}))
     app = create_app(base)
     async with app.router.lifespan_context(app):
         app.state.woobird.live.check_every = 0.0

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -33,7 +35,7 @@ from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.setup.shop import CALLBACK_PATH
-from tests.setup.conftest import SHOP_URL, WOOBIRD_URL, Wizard, leaving_for, query_of
+from tests.setup.conftest import SHOP_URL, WOOBIRD_URL, Wizard, leaving_for, open_wizard, query_of
 
 OTHER_SHOP = "https://other-shop.test"
 FORGED_HOST = "evil.example"
@@ -69,6 +71,10 @@ class TwoShops(httpx.AsyncBaseTransport):
 
 @pytest.fixture
 def other_shop(wizard: Wizard, monkeypatch: pytest.MonkeyPatch) -> tuple[ShopSandbox, TwoShops]:
+    return _beside(wizard, monkeypatch)
+
+
+def _beside(wizard: Wizard, monkeypatch: pytest.MonkeyPatch) -> tuple[ShopSandbox, TwoShops]:
     other = ShopSandbox(url=OTHER_SHOP)
     other.http_client = wizard.shop.http_client  # its server posts its keys to woobird too
     router = TwoShops(
@@ -149,6 +155,58 @@ async def test_another_shop_gets_its_own_keys_and_a_new_webhook_secret(
     for request in router.sent_to("other-shop.test"):
         text = json.dumps(request.headers) + request.body.decode(errors="replace")
         assert not [secret for secret in old_keys if secret in text], request.path
+
+
+async def test_a_shop_whose_keys_the_environment_holds_is_not_replaced_by_the_wizard(
+    database_url: str,
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pinned = {
+        "woocommerce_consumer_key": "ck_" + "e" * 40,
+        "woocommerce_consumer_secret": "cs_" + "f" * 40,
+    }
+    async with open_wizard(
+        database_url, redis, sessions, monkeypatch, confirm_address=True, environment=pinned
+    ) as wizard:
+        _beside(wizard, monkeypatch)
+        answer = await wizard.post("/admin/setup/shop", {"shop_url": OTHER_SHOP})
+        stored = await wizard.stored()
+
+    assert answer.status_code == 422
+    assert "set in the environment" in answer.text
+    assert "data-continue" not in answer.text  # no way to the other shop's approval page
+    assert "WOOCOMMERCE_URL" not in stored
+
+
+async def test_a_webhook_secret_from_the_environment_is_not_given_to_the_next_shop(
+    database_url: str,
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "Wq7vZ2kLp9Xr4Tn8Bc3Df6Gh1Jm5Ks0Ay2Ez"
+    async with open_wizard(
+        database_url,
+        redis,
+        sessions,
+        monkeypatch,
+        confirm_address=True,
+        environment={"woocommerce_webhook_secret": secret},
+    ) as wizard:
+        other, router = _beside(wizard, monkeypatch)
+        assert (await wizard.connect_shop()).status_code == 303
+        async with httpx.AsyncClient(transport=router, base_url=OTHER_SHOP) as other_web:
+            started = await wizard.post("/admin/setup/shop", {"shop_url": OTHER_SHOP})
+            assert (await wizard.approve_on_the_shop(started, shop_web=other_web)).status_code == 303
+        installed = await _install(wizard)
+
+    assert installed.status_code == 409
+    assert "WOOCOMMERCE_WEBHOOK_SECRET" in installed.text
+    assert other.webhooks == {}
+    for request in router.sent_to("other-shop.test"):
+        assert secret not in request.body.decode(errors="replace"), request.path
 
 
 # ── 2. woobird's own address is the one the admin confirmed ─────────────────────────────────

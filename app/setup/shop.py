@@ -37,7 +37,8 @@ CALLBACK_MAX_BYTES: Final = 4096
 _PENDING: Final = SETUP_SHOP_PENDING_PREFIX
 _RESULT: Final = SETUP_SHOP_RESULT_PREFIX
 PROBE_TIMEOUT_SECONDS: Final = 10.0
-PROBE_MAX_BYTES: Final = 1024 * 1024
+# The REST index of a WordPress with WooCommerce lists every route: a few MiB on a real shop.
+PROBE_MAX_BYTES: Final = 16 * 1024 * 1024
 PROBE_MAX_REDIRECTS: Final = 3
 # The wizard's progress key holding a mark of the webhook secret given to the shop connected before.
 RETIRED_SECRET: Final = "retired_webhook_secret"

@@ -315,6 +315,7 @@ async def test_denying_on_woocommerces_page_says_how_to_go_on_and_stores_no_key(
         await page.goto(f"{deployment.url}/admin")
         await page.fill("input[name=token]", deployment.admin_token)
         await page.click("button:has-text('Sign in')")
+        await page.click("button:has-text('Confirm this address')")
         await page.fill("input[name=shop_url]", shop.url)
         await page.click("button:has-text('Connect')")
         await page.wait_for_url(lambda url: "/wc-auth/v1/" in url)

@@ -87,6 +87,7 @@ def _from_environment(state: AppState, name: str) -> bool:
     return bool(state.live and state.live.sources().get(name) == "environment")
 
 
+ADDRESS_FROM_ENVIRONMENT = "PUBLIC_URL is set in the environment: change woobird's address there"
 CONFIRM_ADDRESS_FIRST = (
     "confirm woobird's own address first (at the top of this page): the shop and Moneybird send you, "
     "the key and the orders there."
@@ -166,7 +167,7 @@ async def address_confirm(
     """The admin confirms woobird's own address: stored as PUBLIC_URL, used from now on."""
     _check_csrf(state, admin, csrf)
     if _from_environment(state, "PUBLIC_URL"):
-        raise HTTPException(409, "PUBLIC_URL is set in the environment: change woobird's address there")
+        raise HTTPException(409, ADDRESS_FROM_ENVIRONMENT)
     url = public_address.normalise(public_url)
     problem = public_address.problem(url)
     if problem:
@@ -641,7 +642,7 @@ async def install_action(
     if problem:
         raise HTTPException(422, problem)
     if _from_environment(state, "PUBLIC_URL") and base != state.settings.public_url:
-        raise HTTPException(409, "PUBLIC_URL is set in the environment: change woobird's address there")
+        raise HTTPException(409, ADDRESS_FROM_ENVIRONMENT)
     secret = state.settings.woocommerce_webhook_secret.get_secret_value()
     values: dict[str, str | None] = {"PUBLIC_URL": base}
     retired = secret and _wizard(state).progress.get(shop.RETIRED_SECRET) == shop.secret_mark(secret)

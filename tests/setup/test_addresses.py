@@ -34,7 +34,8 @@ from app.constants import WORKER_HEALTH_KEY
 from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
-from app.setup.shop import CALLBACK_PATH
+from app.setup.shop import CALLBACK_PATH, probe_shop
+from app.woocommerce.errors import WooCommerceError
 from tests.setup.conftest import SHOP_URL, WOOBIRD_URL, Wizard, leaving_for, open_wizard, query_of
 
 OTHER_SHOP = "https://other-shop.test"
@@ -445,3 +446,21 @@ async def test_a_name_that_turns_private_after_its_first_answer_is_refused_on_th
     assert first.status_code == 200
     assert address_guard.refused(second.value) is not None
     assert "127.0.0.2" not in str(second.value)
+
+
+async def test_a_proxy_from_the_environment_does_not_carry_the_wizard_past_the_guard(
+    wizard: Wizard, listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clients.transports, "shop", None)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{listener.port}")
+    private_shop = wizard.base.model_copy(update={"woocommerce_url": "https://10.0.0.1"})
+
+    async with clients.shop_client(private_shop, allowed=AllowedAddresses()) as shop:
+        with pytest.raises(WooCommerceError) as failed:
+            await shop.get_json("/system_status")
+    probed = await probe_shop("https://10.0.0.2", allowed=AllowedAddresses())
+
+    assert address_guard.refused(failed.value) is not None
+    assert "is not on the public internet" in probed[0]
+    assert listener.connections == 0

@@ -82,7 +82,6 @@ class WooCommerceClient:
         consumer_secret: str,
         timeout: float = 20.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        trust_env: bool = True,
     ) -> None:
         self.shop_url = shop_url.rstrip("/")
         https = self.shop_url.startswith("https://")
@@ -97,20 +96,18 @@ class WooCommerceClient:
             transport=transport,
             headers={"User-Agent": "woobird (+https://github.com/woobird)", "Accept": "application/json"},
             follow_redirects=False,
-            trust_env=trust_env,
         )
         self.calls = 0
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, trust_env: bool = True
+        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> WooCommerceClient:
         return cls(
             shop_url=settings.woocommerce_url,
             consumer_key=settings.woocommerce_consumer_key.get_secret_value(),
             consumer_secret=settings.woocommerce_consumer_secret.get_secret_value(),
             transport=transport,
-            trust_env=trust_env,
         )
 
     async def __aenter__(self) -> WooCommerceClient:

@@ -31,12 +31,11 @@ transports = Transports()
 def shop_client(settings: Settings, *, allowed: AllowedAddresses | None = None) -> WooCommerceClient:
     """With `allowed`, the real network is reached through the address guard (the set-up wizard's
     requests to an address an admin typed): public addresses, and those it names, only."""
-    if transports.shop is None and allowed is not None:
-        # No proxy from the environment either: it would reach what the guard refuses.
-        return WooCommerceClient.from_settings(
-            settings, transport=guarded_transport(allowed), trust_env=False
-        )
-    return WooCommerceClient.from_settings(settings, transport=transports.shop)
+    transport = transports.shop
+    if transport is None and allowed is not None:
+        # httpx takes no proxy from the environment once it is given a transport: none bypasses the guard.
+        transport = guarded_transport(allowed)
+    return WooCommerceClient.from_settings(settings, transport=transport)
 
 
 def moneybird_client(settings: Settings, *, limiter: RateLimiter | None = None) -> MoneybirdClient:

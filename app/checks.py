@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from arq.connections import ArqRedis
 from sqlalchemy import text
 
+from app.address_guard import AllowedAddresses
 from app.clients import moneybird_client, shop_client
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine
@@ -50,8 +51,9 @@ class Finding:
 
 
 class Checker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, shop_allowed: AllowedAddresses | None = None) -> None:
         self.settings = settings
+        self.shop_allowed = shop_allowed  # the wizard's: the shop reached through the address guard
         self.findings: list[Finding] = []
 
     def good(self, subject: str, message: str) -> None:
@@ -89,7 +91,7 @@ class Checker:
                 "travels, but orders and customer data do, unencrypted — fine on this machine or a LAN, "
                 "use the https:// address for a shop on the internet",
             )
-        async with shop_client(self.settings) as shop:
+        async with shop_client(self.settings, allowed=self.shop_allowed) as shop:
             try:
                 await shop.get_json("/system_status")
                 self.good("WooCommerce", f"{url} answers and accepts the consumer key")

@@ -24,7 +24,7 @@ from app.logs import configure_logging
 from app.metrics_refresh import CachedGauges
 from app.platform_proxy import PlatformProxyMiddleware, detect_platform
 from app.queue import connect
-from app.settings import WEB_REQUIRED, Settings, load_settings
+from app.settings import WEB_REQUIRED, ConfigurationError, Settings, load_settings, one_line
 from app.settings_live import LiveSettings
 from app.sync import redis_marker
 from app.sync.intake import IntakeWriter
@@ -71,7 +71,15 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings)
         assert state.live is not None
-        state.settings = await state.live.start()
+        try:
+            state.settings = await state.live.start()
+        except ConfigurationError as exc:
+            # uvicorn logs the traceback of a failed start bounded, which cuts off the message at its
+            # end: the refusal goes first, whole, on one line of its own.
+            log.error(one_line(exc))
+            await state.redis.aclose()
+            await state.engine.dispose()
+            raise exc from None
         state.since_setting = state.settings.sync_since
         app.state.woobird = state
         log.info("web started", version=__version__, sandbox=settings.woobird_sandbox)
@@ -93,6 +101,9 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Starlette's redirect of /x/ to /x names the request's Host header in its Location: a forged
+        # Host would send the browser elsewhere. A path with a stray slash is simply not found.
+        redirect_slashes=False,
     )
     app.add_middleware(PlatformProxyMiddleware, platform=detect_platform(settings.trusted_proxy))
     app.include_router(webhooks.router)

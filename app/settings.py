@@ -97,6 +97,11 @@ class ConfigurationError(RuntimeError):
         super().__init__(f"woobird cannot start, fix these settings (environment or .env):\n{lines}")
 
 
+def one_line(error: ConfigurationError) -> str:
+    """The refusal as one log line: `woobird cannot start: SECRET_KEY: …; ADMIN_TOKEN: …`."""
+    return "woobird cannot start: " + "; ".join(f"{name}: {why}" for name, why in error.problems.items())
+
+
 def _is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.match(value.strip()))
 
@@ -332,7 +337,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None,
         description="Where the shop reaches woobird, e.g. https://woobird.example.nl (for the webhook); "
-        "empty: the set-up wizard takes the address you open it at.",
+        "empty: the set-up wizard shows the address you opened it at for you to confirm or correct.",
     )
     admin_token: SecretStr = Field(
         SecretStr(""),
@@ -352,8 +357,9 @@ class Settings(BaseSettings):
     )
     trusted_proxy: Literal["auto", "heroku", "fly", "none"] = Field(
         "auto",
-        description="Whose word on the client's address counts: heroku (the last X-Forwarded-For hop), fly "
-        "(Fly-Client-IP), none (the connection's own address); auto picks by the platform's variables.",
+        description="Whose word on the client's address and scheme counts: heroku (the last X-Forwarded-For "
+        "hop, X-Forwarded-Proto), fly (Fly-Client-IP, X-Forwarded-Proto), none (the connection's own address "
+        "and scheme); auto picks by the platform's variables.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR."

@@ -22,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from playwright.async_api import async_playwright
 
+from app.address_guard import TEST_RIG_VARIABLE
 from app.constants import WORKER_HEALTH_KEY
 from app.main import create_app
 from app.queue import connect
@@ -58,6 +59,8 @@ async def shoot_all(out: Path, folder: Path) -> list[Path]:
         serve_in_thread(create_moneybird_app(moneybird)) as moneybird_url,
     ):
         shop.url = shop_url
+        # The fake shop listens on this machine, which the wizard refuses but for the rig's own shops.
+        os.environ[TEST_RIG_VARIABLE] = shop_url.removeprefix("http://")
         settings = load_settings(
             _env_file=None,
             admin_token=ADMIN_TOKEN,

@@ -17,17 +17,16 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
-from app.admin.auth import Admin, LoginRequired, is_https, valid_csrf
+from app.admin.auth import Admin, LoginRequired, valid_csrf
 from app.admin.routes import AdminDep, AdminRoute, admin_of, page
 from app.checks import Checker
 from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
 from app.deps import AppState, AppStateDep
 from app.health import readiness
-from app.settings import Settings
 from app.settings_store import masked, write_settings
-from app.setup import bookkeeping, moneybird_connect, shop, tasks
-from app.setup.progress import STEPS, WizardState, record_step, start, wizard_state
+from app.setup import bookkeeping, moneybird_connect, public_address, shop, tasks
+from app.setup.progress import STEP_KEYS, STEPS, WizardState, record_step, start, wizard_state
 from app.tokens import new_token
 from app.woocommerce.webhook_setup import install_webhook
 
@@ -64,6 +63,11 @@ def _render(
         "step": step,
         "number": wizard.number(step),
         "problems": [],
+        "address": {
+            "confirmed": state.settings.public_url or "",
+            "suggested": public_address.suggestion(request.url.scheme, request.headers.get("host", "")),
+            "from_environment": _from_environment(state, "PUBLIC_URL"),
+        },
     }
     values.update(context or {})
     return page(request, template or f"setup_{step}.html", values, status_code=status_code)
@@ -79,12 +83,23 @@ def _actor(request: Request) -> str:
     return f"set-up wizard (admin session, {where})"
 
 
-def _base_url(request: Request, settings: Settings) -> str:
-    """Where the shop and Moneybird reach this woobird: PUBLIC_URL, or the address it was opened at."""
-    if settings.public_url:
-        return settings.public_url
-    scheme = "https" if is_https(request) else request.url.scheme
-    return f"{scheme}://{request.headers.get('host', request.url.netloc)}"
+def _from_environment(state: AppState, name: str) -> bool:
+    return bool(state.live and state.live.sources().get(name) == "environment")
+
+
+ADDRESS_FROM_ENVIRONMENT = "PUBLIC_URL is set in the environment: change woobird's address there"
+CONFIRM_ADDRESS_FIRST = (
+    "confirm woobird's own address first (at the top of this page): the shop and Moneybird send you, "
+    "the key and the orders there."
+)
+
+
+def _public_url(state: AppState) -> str:
+    """Where the shop and Moneybird reach this woobird: PUBLIC_URL, as the admin confirmed it (or set
+    it in the environment); never the request's Host header. HTTPException when there is none yet."""
+    if not state.settings.public_url:
+        raise HTTPException(409, CONFIRM_ADDRESS_FIRST)
+    return state.settings.public_url
 
 
 async def _store(request: Request, state: AppState, values: dict[str, str | None]) -> None:
@@ -140,6 +155,27 @@ async def setup_start(admin: AdminDep, state: AppStateDep) -> Response:
     return _next(state)
 
 
+@router.post("/address")
+async def address_confirm(
+    request: Request,
+    admin: AdminDep,
+    state: AppStateDep,
+    csrf: CsrfForm = "",
+    public_url: CsrfForm = "",
+    back: CsrfForm = "",
+) -> Response:
+    """The admin confirms woobird's own address: stored as PUBLIC_URL, used from now on."""
+    _check_csrf(state, admin, csrf)
+    if _from_environment(state, "PUBLIC_URL"):
+        raise HTTPException(409, ADDRESS_FROM_ENVIRONMENT)
+    url = public_address.normalise(public_url)
+    problem = public_address.problem(url)
+    if problem:
+        raise HTTPException(422, problem)
+    await _store(request, state, {"PUBLIC_URL": url})
+    return RedirectResponse(f"/admin/setup/{back if back in STEP_KEYS else 'shop'}", status_code=303)
+
+
 # ── 1. WooCommerce ───────────────────────────────────────────────────────────────────────────
 
 
@@ -160,17 +196,22 @@ async def shop_connect(
 ) -> Response:
     _check_csrf(state, admin, csrf)
     url = shop.normalise_shop_url(shop_url)
-    problems = await shop.probe_shop(url)
-    base = _base_url(request, state.settings)
+    base = state.settings.public_url or ""
+    problems = _pinned_shop_problems(state, url)
+    if not problems and not base:
+        problems = [CONFIRM_ADDRESS_FIRST]
     if not problems and urlsplit(base).scheme != "https":
         problems = [
-            f"the shop hands its keys only to an https:// address, and this woobird was opened at {base}: "
-            "open it at its https:// address (or set PUBLIC_URL), or paste a key below."
+            f"the shop hands its keys only to an https:// address, and woobird's address is {base}: "
+            "confirm its https:// address above (or set PUBLIC_URL), or paste a key below."
         ]
+    if not problems:
+        problems = await shop.probe_shop(url, allowed=shop.allowed_addresses(state.settings))
     if problems:
         context = _shop_context(state) | {"shop_url": url, "problems": problems}
         return _render(request, state, admin, "shop", context, status_code=422)
-    await _store(request, state, {"WOOCOMMERCE_URL": url})
+    # The address is stored only with the keys this shop hands out (the callback): until then the
+    # keys of the shop connected before stay with that shop's address.
     token = await shop.begin_authorization(state.redis, shop_url=url, session=admin.session)
     target = shop.authorize_url(
         url,
@@ -202,16 +243,52 @@ async def shop_callback(request: Request) -> Response:
         keys = await shop.accept_callback(state.redis, body)
     except shop.CallbackRefused as exc:
         return PlainTextResponse(str(exc), status_code=403)
-    values: dict[str, str | None] = {
-        "WOOCOMMERCE_URL": keys.shop_url,
-        "WOOCOMMERCE_CONSUMER_KEY": keys.consumer_key,
-        "WOOCOMMERCE_CONSUMER_SECRET": keys.consumer_secret,
-    }
-    base = state.live.base if state.live else state.settings
     actor = "WooCommerce app authorization (approved in wp-admin, started in the set-up wizard)"
+    await _store_shop(
+        state,
+        shop_url=keys.shop_url,
+        consumer_key=keys.consumer_key,
+        consumer_secret=keys.consumer_secret,
+        actor=actor,
+    )
+    return PlainTextResponse("ok", status_code=200)
+
+
+def _pinned_shop_problems(state: AppState, url: str) -> list[str]:
+    """A shop the wizard may not connect: the environment holds the keys (they would go to the new
+    address), or names another shop (the wizard's address would never be used)."""
+    if _from_environment(state, "WOOCOMMERCE_CONSUMER_KEY") or _from_environment(
+        state, "WOOCOMMERCE_CONSUMER_SECRET"
+    ):
+        return [
+            "the shop's key is set in the environment (WOOCOMMERCE_CONSUMER_KEY and _SECRET): change the "
+            "shop there, WOOCOMMERCE_URL together with its keys."
+        ]
+    current = state.settings.woocommerce_url
+    if _from_environment(state, "WOOCOMMERCE_URL") and url != current:
+        return [f"WOOCOMMERCE_URL is set in the environment ({current}): change the shop there."]
+    return []
+
+
+async def _store_shop(
+    state: AppState, *, shop_url: str, consumer_key: str, consumer_secret: str, actor: str
+) -> None:
+    """The shop's address with the keys that shop approved, never one without the other; a new shop
+    also retires the webhook secret, which belongs to the shop it was given to."""
+    current = state.settings
+    values: dict[str, str | None] = {
+        "WOOCOMMERCE_URL": shop_url,
+        "WOOCOMMERCE_CONSUMER_KEY": consumer_key,
+        "WOOCOMMERCE_CONSUMER_SECRET": consumer_secret,
+    }
+    if current.woocommerce_url and current.woocommerce_url != shop_url:
+        values["WOOCOMMERCE_WEBHOOK_SECRET"] = None
+        old_secret = current.woocommerce_webhook_secret.get_secret_value()
+        if old_secret:
+            await record_step(state.sessions, shop.RETIRED_SECRET, shop.secret_mark(old_secret))
+    base = state.live.base if state.live else state.settings
     await write_settings(state.sessions, base=base, values=values, actor=actor)
     await state.refresh_settings(force=True)
-    return PlainTextResponse("ok", status_code=200)
 
 
 @router.get("/shop/return")
@@ -223,7 +300,7 @@ async def shop_return(
     admin = returning
     outcome = await shop.authorization_outcome(state.redis, state=user_id, session=admin.session)
     if success != "1":
-        await shop.forget_authorization(state.redis, state=user_id)
+        await shop.forget_authorization(state.redis, state=user_id, session=admin.session)
         problems = [
             "the shop did not hand out a key: access was denied on WooCommerce's page. Press Connect "
             "again and choose Approve (you need to be signed in as a shop manager or administrator), "
@@ -245,7 +322,7 @@ async def shop_return(
 
 
 async def _verify_shop(request: Request, state: AppState, admin: Admin) -> Response:
-    problems = await shop.verify_keys(state.settings)
+    problems = await shop.verify_keys(state.settings, allowed=shop.allowed_addresses(state.settings))
     if problems:
         return _render(
             request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
@@ -267,7 +344,8 @@ async def shop_keys(
     _check_csrf(state, admin, csrf)
     url = shop.normalise_shop_url(shop_url or state.settings.woocommerce_url)
     key, secret = consumer_key.strip(), consumer_secret.strip()
-    problems = await shop.probe_shop(url)
+    allowed = shop.allowed_addresses(state.settings)
+    problems = _pinned_shop_problems(state, url) or await shop.probe_shop(url, allowed=allowed)
     well_formed = all(
         value[:3] == prefix and 8 < len(value) <= 128 and value.isprintable()
         for value, prefix in ((key, "ck_"), (secret, "cs_"))
@@ -282,15 +360,11 @@ async def shop_keys(
                 "woocommerce_consumer_secret": SecretStr(secret),
             }
         )
-        problems = await shop.verify_keys(probe)
+        problems = await shop.verify_keys(probe, allowed=allowed)
     if problems:  # nothing stored: a key the shop refuses is no use to anyone
         context = _shop_context(state) | {"shop_url": url, "problems": problems}
         return _render(request, state, admin, "shop", context, status_code=422)
-    await _store(
-        request,
-        state,
-        {"WOOCOMMERCE_URL": url, "WOOCOMMERCE_CONSUMER_KEY": key, "WOOCOMMERCE_CONSUMER_SECRET": secret},
-    )
+    await _store_shop(state, shop_url=url, consumer_key=key, consumer_secret=secret, actor=_actor(request))
     await _step_done(state, "shop", "verified")
     return _next(state)
 
@@ -351,7 +425,7 @@ async def _moneybird_context(state: AppState, request: Request) -> dict[str, Any
     context: dict[str, Any] = {
         "oauth": moneybird_connect.oauth_available(s),
         "scopes": moneybird_connect.SCOPES,
-        "redirect_uri": _base_url(request, s) + moneybird_connect.CALLBACK_PATH,
+        "redirect_uri": (s.public_url + moneybird_connect.CALLBACK_PATH) if s.public_url else "",
         "token_shown": masked(token) if token else "",
         "administration_id": s.moneybird_administration_id,
         "administrations": [],
@@ -392,7 +466,7 @@ async def moneybird_oauth(
         raise HTTPException(
             409, "set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token"
         )
-    redirect_uri = _base_url(request, state.settings) + moneybird_connect.CALLBACK_PATH
+    redirect_uri = _public_url(state) + moneybird_connect.CALLBACK_PATH
     url = await moneybird_connect.begin_oauth(
         state.redis, state.settings, redirect_uri=redirect_uri, session=admin.session
     )
@@ -550,7 +624,10 @@ async def history_action(
 
 @router.get("/install")
 async def install_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
-    context = {"public_url": _base_url(request, state.settings), "findings": None}
+    address = state.settings.public_url or public_address.suggestion(
+        request.url.scheme, request.headers.get("host", "")
+    )
+    context = {"public_url": address, "findings": None}
     return _render(request, state, admin, "install", context)
 
 
@@ -559,23 +636,37 @@ async def install_action(
     request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", public_url: CsrfForm = ""
 ) -> Response:
     _check_csrf(state, admin, csrf)
-    base = public_url.strip().rstrip("/") or _base_url(request, state.settings)
-    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
-        raise HTTPException(400, f"{base!r} is not woobird's web address")
+    # The address in the form is the one the admin read and sent: the confirmation it needs.
+    base = public_address.normalise(public_url) or _public_url(state)
+    problem = public_address.problem(base)
+    if problem:
+        raise HTTPException(422, problem)
+    if _from_environment(state, "PUBLIC_URL") and base != state.settings.public_url:
+        raise HTTPException(409, ADDRESS_FROM_ENVIRONMENT)
     secret = state.settings.woocommerce_webhook_secret.get_secret_value()
     values: dict[str, str | None] = {"PUBLIC_URL": base}
-    if "WOOCOMMERCE_WEBHOOK_SECRET" in state.settings.problems():
+    retired = secret and _wizard(state).progress.get(shop.RETIRED_SECRET) == shop.secret_mark(secret)
+    if retired and _from_environment(state, "WOOCOMMERCE_WEBHOOK_SECRET"):
+        raise HTTPException(
+            409,
+            "WOOCOMMERCE_WEBHOOK_SECRET (set in the environment) was given to the shop connected before: "
+            "set a new one (openssl rand -hex 32), or remove it so the wizard makes one, then install again.",
+        )
+    if retired or "WOOCOMMERCE_WEBHOOK_SECRET" in state.settings.problems():
         secret = new_token()
         values["WOOCOMMERCE_WEBHOOK_SECRET"] = secret
     problems: list[str] = []
     await _store(request, state, values)
+    # A shop address the wizard stored is reached through the address guard (its name may since
+    # resolve elsewhere); one the environment names is the admin's own choice, a LAN shop included.
+    allowed = None if _from_environment(state, "WOOCOMMERCE_URL") else shop.allowed_addresses(state.settings)
     try:
-        async with shop_client(state.settings) as client:
+        async with shop_client(state.settings, allowed=allowed) as client:
             message = await install_webhook(client, delivery_url=base + WEBHOOK_PATH, secret=secret)
     except Exception as exc:  # the words come from the shop client's errors
         message = ""
         problems.append(f"the webhook could not be installed: {exc}")
-    findings = await Checker(state.settings).run()
+    findings = await Checker(state.settings, shop_allowed=allowed).run()
     healthy, checks = await readiness(state)
     worker = checks.get("worker", {})
     all_green = not problems and all(f.ok for f in findings) and bool(worker.get("ok"))

@@ -58,6 +58,11 @@ async def walk(
     await page.fill("input[name=token]", admin_token)
     await page.click("button:has-text('Sign in')")
     await page.wait_for_url(f"{woobird_url}/admin/setup/shop")  # the first visit lands in the wizard
+    # Step 1 first shows woobird's own address, as the browser opened it, for the admin to confirm.
+    assert await page.input_value("input[name=public_url]") == woobird_url
+    await shoot("setup-1-address")
+    await page.click("button:has-text('Confirm this address')")
+    await page.wait_for_selector("input[name=shop_url]")
     await page.fill("input[name=shop_url]", shop_url)
     await shoot("setup-1-woocommerce")
     await page.click("button:has-text('Connect')")

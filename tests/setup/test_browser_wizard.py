@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from playwright.async_api import async_playwright
 
+from app.address_guard import TEST_RIG_VARIABLE
 from app.constants import WORKER_HEALTH_KEY
 from app.main import create_app
 from app.sandbox.moneybird import MoneybirdSandbox
@@ -37,6 +38,7 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
     sqlite_url: str,
     redis: ArqRedis,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shop = ShopSandbox()
     moneybird = MoneybirdSandbox()
@@ -46,6 +48,8 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
         serve_in_thread(create_moneybird_app(moneybird)) as moneybird_url,
     ):
         shop.url = shop_url
+        # The rig names its own fake shop: the wizard reaches nothing else on this machine.
+        monkeypatch.setenv(TEST_RIG_VARIABLE, shop_url.removeprefix("http://"))
         settings = fresh_settings(
             sqlite_url,
             moneybird_api_url=moneybird_url + "/api/v2",
@@ -69,7 +73,11 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
                     raise
 
                 state = app.state.woobird
-                assert shop.authorization_requests[0]["callback_url"].startswith("https://")
+                assert (
+                    shop.authorization_requests[0]["callback_url"]
+                    == woobird_url + "/setup/woocommerce/callback"
+                )
+                assert state.settings.public_url == woobird_url  # as the admin confirmed it
                 assert [d.status for d in shop.deliveries if d.ping] == [200]  # the ping was answered
                 assert set(moneybird.oauth.granted_scopes) == {"sales_invoices", "settings"}
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ from dotenv import dotenv_values
 from typer.testing import CliRunner, Result
 
 from app import clients
+from app.alerts import alert_key
 from app.cli import cli
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, migrate, session_factory, transaction
@@ -498,13 +499,36 @@ def test_retry_requeues_a_failed_order(fakes: Fakes, queue_redis: sync_redis.Red
     assert order_state(fakes, 7002) == OrderState.QUEUED
     assert order_state(fakes, 7003) == OrderState.FAILED
     assert queue_redis.zcard(QUEUE_NAME) == 1
-    assert queue_redis.exists(f"arq:job:order:7002:{int(modified.timestamp())}")
+    # A job id of its own: arq would refuse the first try's id while it keeps that job's result.
+    [job_id] = cast(list[bytes], queue_redis.zrange(QUEUE_NAME, 0, -1))
+    assert job_id.decode().startswith(f"order:7002:{int(modified.timestamp())}:retry:")
 
     everything = fakes.invoke("retry", "--failed")
 
     assert "1 order(s) queued again" in everything.output
     assert order_state(fakes, 7003) == OrderState.QUEUED
     assert queue_redis.zcard(QUEUE_NAME) == 2
+
+
+def test_retry_is_the_dashboards_retry(fakes: Fakes, queue_redis: sync_redis.Redis) -> None:
+    """`woobird retry` queues failed orders only, and clears the order's alert as the dashboard does."""
+    add_failed_order(fakes, 7004, error="Moneybird was down")
+    queue_redis.set(alert_key("order-failed:7004"), "sent")
+    add_failed_order(fakes, 7005, error="no longer paid")
+
+    async def skip(session: Any) -> None:
+        await ledger.update_order(session, 7005, state=OrderState.SKIPPED.value)
+
+    ledger_do(fakes, skip)
+
+    retried = fakes.invoke("retry", "7004")
+    skipped = fakes.invoke("retry", "7005")
+
+    assert retried.exit_code == 0, retried.output
+    assert not queue_redis.exists(alert_key("order-failed:7004"))
+    assert "7005 is skipped: only failed orders are retried" in skipped.output
+    assert order_state(fakes, 7005) == OrderState.SKIPPED
+    assert queue_redis.zcard(QUEUE_NAME) == 1
 
 
 def test_retry_wants_an_order_or_failed(fakes: Fakes) -> None:

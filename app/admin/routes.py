@@ -19,7 +19,6 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
-from app.admin.actions import RETRYABLE, RetryRefused, retry_order
 from app.admin.auth import (
     COOKIE_NAME,
     COOKIE_PATH,
@@ -56,6 +55,7 @@ from app.setup.progress import needs_wizard
 from app.sync import ledger
 from app.sync.findings import dismiss, finding_json, open_findings
 from app.sync.ledger import OrderRecord, OrderState
+from app.sync.order_retry import RETRYABLE, RetryRefused, retry_order
 from app.sync.verify import last_verification
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -381,7 +381,9 @@ async def retry(
         raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
     _in_ledger_range(order_id)
     try:
-        await retry_order(state, order_id=order_id)
+        await retry_order(
+            state, order_id=order_id, event="retry requested on the dashboard", reason="dashboard retry"
+        )
     except RetryRefused as exc:
         return _problem(request, str(exc), status_code=409)
     if _wants_json(request):

@@ -7,6 +7,7 @@ through the same code paths, so what a person does by hand is recorded like ever
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import typer
@@ -35,13 +36,13 @@ from app.invoicing.reference import AdministrationReference
 from app.money import money
 from app.moneybird.errors import MoneybirdError
 from app.moneybird.reference import load_reference
-from app.queue import enqueue_order
 from app.report import MonthReport, month_bounds, monthly_report, render_report
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.findings import Finding, open_findings
 from app.sync.intake import accept_order
 from app.sync.ledger import OrderRecord, OrderState
+from app.sync.order_retry import RetryRefused, retry_order
 from app.sync.verify import last_verification
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound
 from app.woocommerce.models import Order
@@ -221,38 +222,34 @@ def retry_command(
 
 async def _retry(settings: Settings, *, order_id: int | None) -> int:
     async with ledger_sessions(settings) as sessions, queue(settings) as redis:
-        async with sessions() as session:
-            if order_id is None:
-                records = list(
-                    await ledger.recent_orders(session, limit=10_000, state=OrderState.FAILED.value)
-                )
-            else:
-                record = await ledger.get_order(session, order_id)
-                records = [record] if record is not None else []
-        if order_id is not None and not records:
-            return await _retry_unknown(settings, order_id=order_id, sessions=sessions, redis=redis)
+        stores = _Stores(settings=settings, sessions=sessions, redis=redis)
+        if order_id is None:
+            async with sessions() as session:
+                failed = await ledger.recent_orders(session, limit=10_000, state=OrderState.FAILED.value)
+            order_ids = [record.order_id for record in failed]
+        else:
+            async with sessions() as session:
+                known = await ledger.get_order(session, order_id)
+            if known is None:
+                return await _retry_unknown(settings, order_id=order_id, sessions=sessions, redis=redis)
+            order_ids = [order_id]
         count = 0
-        for record in records:
-            count += await requeue(record, sessions=sessions, redis=redis)
+        for each in order_ids:
+            try:
+                await retry_order(stores, order_id=each, event="queued again by hand", reason="retry")
+            except RetryRefused as refused:
+                console.print(f"order {each}: {refused}")
+                continue
+            console.print(f"order {each}: queued again")
+            count += 1
         return count
 
 
-async def requeue(record: OrderRecord, *, sessions: async_sessionmaker[AsyncSession], redis: ArqRedis) -> int:
-    """Put a failed (or skipped) order back in the queue; booked and waiting ones are left alone."""
-    if record.state in (OrderState.BOOKED, OrderState.QUEUED, OrderState.BOOKING):
-        what = f"invoice {record.invoice_number or record.invoice_id}" if record.invoice_id else record.state
-        console.print(f"order {record.order_id}: already {record.state} ({what}); nothing to do")
-        return 0
-    async with transaction(sessions) as session:
-        await ledger.update_order(
-            session, record.order_id, state=OrderState.QUEUED.value, error=None, failure_kind=None
-        )
-        await ledger.add_event(
-            session, order_id=record.order_id, step="retry", message="queued again by hand"
-        )
-    await enqueue_order(redis, order_id=record.order_id, date_modified=record.date_modified, reason="retry")
-    console.print(f"order {record.order_id}: queued again (was {record.state})")
-    return 1
+@dataclass
+class _Stores:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
 
 
 async def _retry_unknown(

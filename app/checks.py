@@ -269,9 +269,5 @@ def propose_tax_rate(key: str, reference: AdministrationReference) -> TaxRate | 
         return None
 
 
-def rate_id_of(rate: TaxRate | None) -> str:
-    return rate.id if rate is not None else ""
-
-
 def percentage_text(value: Decimal) -> str:
     return format(value.normalize(), "f")

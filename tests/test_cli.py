@@ -363,6 +363,16 @@ def test_setup_with_a_bad_token_changes_nothing(fakes: Fakes, tmp_path: Path) ->
     assert not (tmp_path / ".env").exists()
 
 
+def test_setup_without_the_shops_rates_proposes_none_and_writes_nothing(fakes: Fakes, tmp_path: Path) -> None:
+    """The wizard's rule: a shop that cannot be read gets no guessed rates (21/9/0 may not be its)."""
+    refused = fakes.invoke("setup", "--yes", WOOCOMMERCE_CONSUMER_SECRET="cs_" + "0" * 40)
+
+    assert refused.exit_code == 1
+    assert "could not read the shop's tax rates" in refused.output
+    assert "MONEYBIRD_TAX_RATES" not in refused.output
+    assert not (tmp_path / ".env").exists()
+
+
 # ── webhook install ──────────────────────────────────────────────────────────────────────────
 
 

@@ -8,14 +8,14 @@ booked, queued or booking one has nothing to retry.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
 
 from app.alerts import clear_alert
-from app.constants import JOB_BOOK_ORDER
 from app.db import transaction
-from app.queue import order_job_id
+from app.queue import enqueue, order_job, order_job_id
 from app.sync import ledger
 from app.sync.ledger import OrderState
 from app.sync.services import Stores
@@ -62,10 +62,10 @@ async def retry_order(stores: Stores, *, order_id: int, event: str, reason: str)
             session, order_id, state=OrderState.QUEUED.value, error=None, failure_kind=None
         )
         await ledger.add_event(session, order_id=order_id, step="retry", message=event)
+    job = order_job(order_id, record.date_modified, reason=reason)
     job_id = retry_job_id(order_id, record.date_modified)
     try:
-        job = await stores.redis.enqueue_job(JOB_BOOK_ORDER, order_id, reason, _job_id=job_id)
-        if job is None:
+        if not await enqueue(stores.redis, replace(job, job_id=job_id)):
             raise RuntimeError(f"arq already knows job {job_id}")
     except Exception as exc:
         await _undo(stores, order_id=order_id, error=previous_error, kind=previous_kind, why=exc)

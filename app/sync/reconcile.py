@@ -37,7 +37,7 @@ from app.constants import (
     WEBHOOK_PATH,
 )
 from app.db import transaction
-from app.queue import enqueue_order
+from app.queue import enqueue_each, order_job
 from app.redaction import scrub
 from app.sync import ledger
 from app.sync.intake import accept_order, listed_statuses
@@ -266,20 +266,12 @@ async def requeue_waiting(
     )
     async with services.sessions() as session:
         waiting = (await session.execute(query)).all()
-    requeued = 0
-    for order_id, date_modified in waiting:
-        if await enqueue_order(
-            services.redis,
-            order_id=order_id,
-            date_modified=date_modified,
-            reason=reason,
-            defer_seconds=defer_seconds,
-            copy_tag=copy_tag,
-        ):
-            requeued += 1
-            if log_each:
-                log.warning("order was waiting without a job; queued again", order_id=order_id)
-    return requeued
+    jobs = [order_job(order_id, date_modified, reason=reason) for order_id, date_modified in waiting]
+    requeued = await enqueue_each(services.redis, jobs, defer_seconds=defer_seconds, copy_tag=copy_tag)
+    if log_each:
+        for job in requeued:
+            log.warning("order was waiting without a job; queued again", order_id=job.args[0])
+    return len(requeued)
 
 
 # ── the webhook ──────────────────────────────────────────────────────────────────────────────

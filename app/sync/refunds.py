@@ -30,7 +30,7 @@ from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.metrics import JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
-from app.queue import enqueue_refund
+from app.queue import enqueue_each, refund_job
 from app.sync import ledger
 from app.sync.booking import (
     CREDIT_STEPS,
@@ -123,18 +123,10 @@ async def requeue_refunds(
                 .where(RefundRecord.refund_id.in_(waiting))
                 .values(state=RefundState.QUEUED.value, updated_at=ledger.utcnow())
             )
-    queued = 0
-    for refund_id, order_id, _ in rows:
-        if await enqueue_refund(
-            services.redis,
-            order_id=order_id,
-            refund_id=refund_id,
-            reason=reason,
-            defer_seconds=defer_seconds,
-            copy_tag=copy_tag,
-        ):
-            queued += 1
-    return queued
+    jobs = (
+        refund_job(order_id=order_id, refund_id=refund_id, reason=reason) for refund_id, order_id, _ in rows
+    )
+    return len(await enqueue_each(services.redis, jobs, defer_seconds=defer_seconds, copy_tag=copy_tag))
 
 
 async def _refunds_of(session: AsyncSession, order_id: int) -> Sequence[RefundRecord]:
@@ -177,11 +169,8 @@ async def _enqueue_open(services: Services, *, order_id: int, reason: str) -> in
             RefundRecord.order_id == order_id, RefundRecord.state == RefundState.QUEUED.value
         )
         open_ids = (await session.execute(query)).scalars().all()
-    queued = 0
-    for refund_id in open_ids:
-        if await enqueue_refund(services.redis, order_id=order_id, refund_id=refund_id, reason=reason):
-            queued += 1
-    return queued
+    jobs = (refund_job(order_id=order_id, refund_id=refund_id, reason=reason) for refund_id in open_ids)
+    return len(await enqueue_each(services.redis, jobs))
 
 
 async def _refund_deleted(services: Services, record: RefundRecord) -> None:

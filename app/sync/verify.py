@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -31,8 +31,9 @@ import structlog
 from arq import Retry, cron
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.money import money
 from app.moneybird.client import InvoiceKind, Standing
@@ -135,84 +136,104 @@ def recent_months(count: int, *, now: datetime | None = None) -> list[str]:
 # ── the ledger's side ────────────────────────────────────────────────────────────────────────
 
 
-async def booked_in(services: Services, month: str) -> list[Booked]:
-    """What woobird booked for the month: the invoices of orders paid in it (the month report's
-    orders), and the credit invoices of refunds and rebookings made in it."""
-    start, end = month_bounds(month)
+@dataclass(frozen=True)
+class BookedSource:
+    """Where the ledger keeps one kind of document woobird books, as data: its table, the columns
+    holding the Moneybird document, the states in which it stands booked, and how it is named."""
+
+    table: type[OrderRecord] | type[RefundRecord] | type[Rebooking]
+    order_id: InstrumentedAttribute[int]
+    invoice_id: InstrumentedAttribute[str | None]
+    number: InstrumentedAttribute[str | None]
+    total: InstrumentedAttribute[Decimal | None]
+    state: InstrumentedAttribute[str]
+    booked_states: tuple[str, ...]
+    order_by: tuple[InstrumentedAttribute[Any], ...]
+    in_month: Callable[[datetime, datetime], ColumnElement[bool]]
+    what: Callable[[Any], str]
+    refund_id: Callable[[Any], int | None] = lambda row: None
+
+
+def _order_in_month(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """Orders paid in the month (the month report's orders), or created in it when never paid."""
     paid_in = and_(OrderRecord.date_paid >= start, OrderRecord.date_paid < end)
     created_in = and_(
         OrderRecord.date_paid.is_(None), OrderRecord.created_at >= start, OrderRecord.created_at < end
     )
-    orders = (
-        select(OrderRecord)
-        .where(
-            or_(paid_in, created_in),
-            OrderRecord.state == OrderState.BOOKED.value,
-            OrderRecord.invoice_id.is_not(None),
-        )
-        .order_by(OrderRecord.order_id)
-    )
-    refunds = (
-        select(RefundRecord, OrderRecord.order_number)
-        .join(OrderRecord, OrderRecord.order_id == RefundRecord.order_id)
-        .where(
-            RefundRecord.created_at >= start,
-            RefundRecord.created_at < end,
-            RefundRecord.state.in_([RefundState.BOOKED.value, RefundState.DELETED.value]),
-            RefundRecord.credit_invoice_id.is_not(None),
-        )
-        .order_by(RefundRecord.refund_id)
-    )
-    rebooked = (
-        select(Rebooking, OrderRecord.order_number)
-        .join(OrderRecord, OrderRecord.order_id == Rebooking.order_id)
-        .where(
-            Rebooking.created_at >= start,
-            Rebooking.created_at < end,
-            Rebooking.state.in_([RebookState.BOOKING.value, RebookState.DONE.value]),
-            Rebooking.credit_invoice_id.is_not(None),
-        )
-        .order_by(Rebooking.order_id, Rebooking.version)
-    )
+    return or_(paid_in, created_in)
+
+
+BOOKED_SOURCES = (
+    BookedSource(
+        table=OrderRecord,
+        order_id=OrderRecord.order_id,
+        invoice_id=OrderRecord.invoice_id,
+        number=OrderRecord.invoice_number,
+        total=OrderRecord.invoice_total,
+        state=OrderRecord.state,
+        booked_states=(OrderState.BOOKED.value,),
+        order_by=(OrderRecord.order_id,),
+        in_month=_order_in_month,
+        what=lambda row: "invoice",
+    ),
+    BookedSource(
+        table=RefundRecord,
+        order_id=RefundRecord.order_id,
+        invoice_id=RefundRecord.credit_invoice_id,
+        number=RefundRecord.credit_invoice_number,
+        total=RefundRecord.credit_total,
+        state=RefundRecord.state,
+        booked_states=(RefundState.BOOKED.value, RefundState.DELETED.value),
+        order_by=(RefundRecord.refund_id,),
+        in_month=lambda start, end: and_(RefundRecord.created_at >= start, RefundRecord.created_at < end),
+        what=lambda row: f"credit invoice of refund {row.refund_id}",
+        refund_id=lambda row: int(row.refund_id),
+    ),
+    BookedSource(
+        table=Rebooking,
+        order_id=Rebooking.order_id,
+        invoice_id=Rebooking.credit_invoice_id,
+        number=Rebooking.credit_invoice_number,
+        total=Rebooking.credit_total,
+        state=Rebooking.state,
+        booked_states=(RebookState.BOOKING.value, RebookState.DONE.value),
+        order_by=(Rebooking.order_id, Rebooking.version),
+        in_month=lambda start, end: and_(Rebooking.created_at >= start, Rebooking.created_at < end),
+        what=lambda row: "credit invoice of the rebooking",
+    ),
+)
+
+
+async def booked_in(services: Services, month: str) -> list[Booked]:
+    """What woobird booked for the month: the invoices of orders paid in it (the month report's
+    orders), and the credit invoices of refunds and rebookings made in it."""
+    start, end = month_bounds(month)
     found: list[Booked] = []
     async with services.sessions() as session:
-        for order in (await session.execute(orders)).scalars():
-            if order.invoice_id and order.invoice_total is not None:
-                found.append(
-                    Booked(
-                        invoice_id=order.invoice_id,
-                        number=order.invoice_number,
-                        total=order.invoice_total,
-                        order_id=order.order_id,
-                        order_number=order.order_number,
-                        what="invoice",
+        for source in BOOKED_SOURCES:
+            query = select(source.table, OrderRecord.order_number)
+            if source.table is not OrderRecord:
+                query = query.join(OrderRecord, OrderRecord.order_id == source.order_id)
+            query = query.where(
+                source.in_month(start, end),
+                source.state.in_(source.booked_states),
+                source.invoice_id.is_not(None),
+            ).order_by(*source.order_by)
+            for row, order_number in (await session.execute(query)).all():
+                invoice_id = getattr(row, source.invoice_id.key)
+                total = getattr(row, source.total.key)
+                if invoice_id and total is not None:
+                    found.append(
+                        Booked(
+                            invoice_id=invoice_id,
+                            number=getattr(row, source.number.key),
+                            total=total,
+                            order_id=getattr(row, source.order_id.key),
+                            order_number=order_number,
+                            what=source.what(row),
+                            refund_id=source.refund_id(row),
+                        )
                     )
-                )
-        for refund, number in (await session.execute(refunds)).all():
-            if refund.credit_invoice_id and refund.credit_total is not None:
-                found.append(
-                    Booked(
-                        invoice_id=refund.credit_invoice_id,
-                        number=refund.credit_invoice_number,
-                        total=refund.credit_total,
-                        order_id=refund.order_id,
-                        order_number=number,
-                        what=f"credit invoice of refund {refund.refund_id}",
-                        refund_id=refund.refund_id,
-                    )
-                )
-        for rebooking, number in (await session.execute(rebooked)).all():
-            if rebooking.credit_invoice_id and rebooking.credit_total is not None:
-                found.append(
-                    Booked(
-                        invoice_id=rebooking.credit_invoice_id,
-                        number=rebooking.credit_invoice_number,
-                        total=rebooking.credit_total,
-                        order_id=rebooking.order_id,
-                        order_number=number,
-                        what="credit invoice of the rebooking",
-                    )
-                )
     return found
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.constants import REFUND_LOCK_PREFIX
 from app.db import transaction
-from app.queue import enqueue_order, enqueue_refund
+from app.queue import enqueue, order_job, refund_job
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sync import ledger
 from app.sync.ledger import LedgerEvent, OrderState, RefundRecord, RefundState
@@ -117,7 +117,7 @@ def _assert_settled(credit: dict[str, Any], amount: Decimal) -> None:
 async def _queue_order_version(h: Harness, order_id: int) -> None:
     """What the booking job gets for an `order.updated` of a booked order, whatever intake decided."""
     modified = datetime.fromisoformat(h.shop.orders[order_id]["date_modified_gmt"]).replace(tzinfo=UTC)
-    await enqueue_order(h.redis, order_id=order_id, date_modified=modified, reason="test")
+    await enqueue(h.redis, order_job(order_id, modified, reason="test"))
     await h.run_worker()
 
 
@@ -275,7 +275,7 @@ async def test_duplicate_deliveries_credit_each_refund_once(harness: Harness) ->
     h.shop.update_order(5107, customer_note="Bedankt!")
     assert (await h.deliver(5107)).is_success
     await h.run_worker()
-    await enqueue_refund(h.redis, order_id=5107, refund_id=refund["id"], reason="again")
+    await enqueue(h.redis, refund_job(order_id=5107, refund_id=refund["id"], reason="again"))
     await h.run_worker()
     assert len(_credits(h)) == 1
     _assert_settled(_credit_for(h, "5107", refund["id"]), Decimal("7.00"))

@@ -22,8 +22,7 @@ from rich.table import Table
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
+from app.schema import Finding, FindingKind, FindingState, OrderRecord, OrderState, RefundRecord, RefundState
 
 REPORT_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 ZERO = Decimal("0.00")

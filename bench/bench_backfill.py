@@ -43,6 +43,7 @@ from sqlalchemy import text
 
 from app.db import create_engine
 from app.queue import connect
+from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.server import serve_in_thread
@@ -52,7 +53,6 @@ from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT, load_settings, normalise_database_url
 from app.sync.backfill import BackfillProgress, backfill
-from app.sync.services import build_services
 from app.tokens import new_token
 
 LIMIT, WINDOW = 150, 10.0

@@ -54,6 +54,7 @@ from _common import (
 from app.constants import WEBHOOK_PATH
 from app.logs import configure_logging
 from app.queue import connect
+from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox, RecordedRequest, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.server import serve_in_thread
@@ -63,7 +64,6 @@ from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, ShippingMet
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import Settings, load_settings
 from app.sync.orders import book_order
-from app.sync.services import build_services
 from app.tokens import new_token
 from app.webhooks import sign
 

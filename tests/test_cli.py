@@ -35,13 +35,12 @@ from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
 from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
+from app.schema import Finding, FindingKind, FindingState, OrderState
 from app.settings import REQUIRED_SETTINGS, Settings, load_settings, normalise_database_url
 from app.settings_help import SETTING_HELP
 from app.settings_live import get_settings, load_with_store
 from app.settings_store import recent_changes
 from app.sync import ledger
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import OrderState
 from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.tokens import weakness
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET

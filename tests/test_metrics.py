@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import schema
 from app.db import transaction
 from app.main import create_app
 from app.metrics_refresh import record_moneybird_response, refresh_gauges
@@ -84,7 +85,7 @@ async def test_deliveries_by_outcome_and_queue_depth(web: httpx.AsyncClient, app
 
 async def test_last_reconcile_gauge(app: FastAPI) -> None:
     state = app.state.woobird
-    moment = ledger.utcnow().replace(microsecond=0)
+    moment = schema.utcnow().replace(microsecond=0)
     async with transaction(state.sessions) as session:
         await ledger.set_state(session, ledger.RECONCILE_LAST_SUCCESS, moment.isoformat())
     await refresh_gauges(state)

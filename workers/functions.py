@@ -16,11 +16,11 @@ from app.constants import (
     WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
+from app.runtime import shutdown, startup, when_set_up
 from app.sync.orders import book_order_job
 from app.sync.reconcile import reconcile_job
 from app.sync.redis_marker import start_watching, stop_watching
 from app.sync.refunds import book_refund_job
-from app.sync.services import shutdown, startup, when_set_up
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:

@@ -50,11 +50,11 @@ from app.deps import AppState, AppStateDep
 from app.health import readiness
 from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report
+from app.schema import OrderRecord, OrderState
 from app.settings import Settings
 from app.setup.progress import needs_wizard
 from app.sync import ledger
 from app.sync.findings import dismiss, finding_json, open_findings
-from app.sync.ledger import OrderRecord, OrderState
 from app.sync.order_retry import RETRYABLE, RetryRefused, retry_order
 from app.sync.verify import last_verification
 

@@ -37,11 +37,11 @@ from app.money import money
 from app.moneybird.errors import MoneybirdError
 from app.moneybird.reference import load_reference
 from app.report import MonthReport, month_bounds, monthly_report, render_report
+from app.schema import Finding, OrderRecord, OrderState
 from app.settings import Settings
 from app.sync import ledger
-from app.sync.findings import Finding, open_findings
+from app.sync.findings import open_findings
 from app.sync.intake import accept_order
-from app.sync.ledger import OrderRecord, OrderState
 from app.sync.order_retry import RetryRefused, retry_order
 from app.sync.verify import last_verification
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound

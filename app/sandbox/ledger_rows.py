@@ -12,9 +12,10 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import schema
 from app.db import transaction
+from app.schema import OrderRecord, OrderState, Step
 from app.sync import ledger
-from app.sync.ledger import OrderRecord, OrderState, Step
 
 DEMO_TAX_RATE_HIGH = "4960815233818964"
 DEMO_TAX_RATE_LOW = "4960815233818965"
@@ -100,7 +101,7 @@ async def add_failed_order(
 
 async def seed_demo(sessions: async_sessionmaker[AsyncSession], *, now: datetime | None = None) -> None:
     """A morning in a small Dutch shop: mostly booked, one rounding difference, two failures."""
-    now = now or ledger.utcnow()
+    now = now or schema.utcnow()
     high, low = DEMO_TAX_RATE_HIGH, DEMO_TAX_RATE_LOW
     async with transaction(sessions) as session:
         booked = [

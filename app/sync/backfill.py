@@ -25,10 +25,10 @@ from sqlalchemy import select
 from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.db import transaction
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
+from app.runtime import Services
+from app.schema import OrderRecord, OrderState
 from app.sync import ledger
 from app.sync.intake import listed_statuses, record_and_enqueue
-from app.sync.ledger import OrderRecord, OrderState
-from app.sync.services import Services
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.backfill")

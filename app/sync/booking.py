@@ -32,11 +32,11 @@ from app.moneybird.models import (
     SalesInvoice,
     SalesInvoiceSending,
 )
+from app.runtime import Services
+from app.schema import RefundStep, Step
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.documents import DocumentPlan, external_invoice_body, sales_invoice_body
-from app.sync.ledger import RefundStep, Step
-from app.sync.services import Services
 
 Invoice = SalesInvoice | ExternalSalesInvoice
 

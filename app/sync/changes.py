@@ -13,11 +13,11 @@ from typing import Any
 
 import structlog
 
+from app.runtime import Services
+from app.schema import FindingKind, OrderRecord
 from app.sync.booking import write_down
-from app.sync.findings import FindingKind, note, resolve
+from app.sync.findings import note, resolve
 from app.sync.fingerprint import booked_version, differences, fingerprint
-from app.sync.ledger import OrderRecord
-from app.sync.services import Services
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.changes")

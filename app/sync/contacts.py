@@ -27,15 +27,16 @@ from app.constants import CONTACT_LOCK_PREFIX
 from app.db import transaction
 from app.invoicing.contact import PlanContact, plan_contact
 from app.invoicing.vat import vat_number
+from app.jobs import LOCK_MARGIN_SECONDS, exclusively
 from app.logs import mask_email
 from app.moneybird.errors import MoneybirdNotFound, MoneybirdRejected
 from app.moneybird.models import Contact, ContactCreate, ContactUpdate
+from app.runtime import Services
+from app.schema import ContactRecord, FindingKind, utcnow
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.booking import BookingFailed, names_field
-from app.sync.findings import FindingKind, note
-from app.sync.ledger import ContactRecord, utcnow
-from app.sync.services import LOCK_MARGIN_SECONDS, Services, exclusively
+from app.sync.findings import note
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.contacts")

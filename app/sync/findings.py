@@ -16,67 +16,24 @@ a verification found the invoice well again — or when the owner marks it done 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.alerts import AlertTarget, alert, clear_alert
-from app.db import Base, transaction
+from app.db import transaction
+from app.schema import Finding, FindingKind, FindingState, alert_cause, utcnow
 from app.sync import ledger
-from app.sync.ledger import UtcDateTime, utcnow
 
 log = structlog.get_logger("woobird.findings")
-
-
-class FindingKind(enum.StrEnum):
-    ORDER_CHANGED = "order_changed"
-    INVOICE_DELETED = "invoice_deleted"
-    INVOICE_CHANGED = "invoice_changed"
-    INVOICE_REOPENED = "invoice_reopened"
-    EMAIL_CHANGED = "email_changed"
-    CONTACT_REPLACED = "contact_replaced"
-
-
-class FindingState(enum.StrEnum):
-    OPEN = "open"
-    RESOLVED = "resolved"
-
-
-class Finding(Base):
-    __tablename__ = "findings"
-    __table_args__ = (UniqueConstraint("kind", "subject", name="uq_findings_kind_subject"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    subject: Mapped[str] = mapped_column(String(160))
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    order_id: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
-    refund_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    message: Mapped[str] = mapped_column(Text, default="")
-    resolution: Mapped[str | None] = mapped_column(Text, default=None)
-    detected_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
-    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
-
-    @property
-    def cause(self) -> str:
-        return alert_cause(self.kind, self.subject)
 
 
 class _Target(AlertTarget, Protocol):
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]: ...
-
-
-def alert_cause(kind: str, subject: str) -> str:
-    return f"{kind}:{subject}"
 
 
 async def note(

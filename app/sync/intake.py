@@ -18,6 +18,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import schema
 from app.db import transaction
 from app.queue import enqueue_orders
 from app.sync import ledger
@@ -103,7 +104,7 @@ async def accept_order(
 async def _is_booked(sessions: async_sessionmaker[AsyncSession], order_id: int) -> bool:
     async with sessions() as session:
         record = await ledger.get_order(session, order_id)
-    return record is not None and record.state == ledger.OrderState.BOOKED
+    return record is not None and record.state == schema.OrderState.BOOKED
 
 
 async def record_and_enqueue(
@@ -156,7 +157,7 @@ async def record_and_enqueue_many(
         for oid, o in newest.items()
         if oid in news
         or oid in unknown_refunds
-        or (recorded.get(oid, ("", None))[0] == ledger.OrderState.QUEUED and recorded[oid][1] == _modified(o))
+        or (recorded.get(oid, ("", None))[0] == schema.OrderState.QUEUED and recorded[oid][1] == _modified(o))
     ]
     queued = await enqueue_orders(redis, [(o.id, _modified(o), reasons[o.id]) for o in waiting])
     return [
@@ -178,7 +179,7 @@ async def _with_unknown_refunds(
     candidates = [
         oid
         for oid, (state, _) in recorded.items()
-        if state == ledger.OrderState.BOOKED and newest[oid].refunds
+        if state == schema.OrderState.BOOKED and newest[oid].refunds
     ]
     if not candidates:
         return set()
@@ -216,7 +217,7 @@ def _verdict(
         return IntakeResult("duplicate", "a newer version of the order was already received", order.id)
     if order.id in queued:
         return IntakeResult("queued", "recorded earlier, queued again", order.id)
-    if state != ledger.OrderState.QUEUED:
+    if state != schema.OrderState.QUEUED:
         return IntakeResult(
             "duplicate", f"this version of the order was already received ({state})", order.id
         )

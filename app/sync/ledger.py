@@ -7,194 +7,23 @@ woobird obtained, so a job that dies between two steps resumes from the last one
 
 from __future__ import annotations
 
-import enum
 import functools
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
     Table,
-    Text,
-    TypeDecorator,
     case,
     func,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from app.db import Base, MoneyText, ScrubbedText
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Timestamps are stored in UTC and always come back timezone-aware (SQLite forgets zones)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the ledger; use aware UTC datetimes")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class OrderState(enum.StrEnum):
-    QUEUED = "queued"  # recorded and handed to the worker
-    BOOKING = "booking"  # a worker is going through the steps
-    BOOKED = "booked"  # paid invoice in Moneybird
-    FAILED = "failed"  # needs a person: refused plan, rejected by Moneybird, total mismatch
-    SKIPPED = "skipped"  # no longer qualifies (status changed back, unpaid)
-    BEFORE_SINCE = "before_since"  # paid before SYNC_SINCE and not backfilled
-
-
-class Step(enum.StrEnum):
-    """The booking steps in order; `OrderRecord.step` is the last one completed."""
-
-    CONTACT = "contact"
-    INVOICE_CREATING = "invoice_creating"  # the create was sent: it may exist even if no answer came
-    INVOICE_CREATED = "invoice_created"
-    INVOICE_SENT = "invoice_sent"
-    PAYING = "paying"  # the payment was sent: look before paying again
-    PAID = "paid"
-
-
-class RefundStep(enum.StrEnum):
-    """The crediting steps in order; `RefundRecord.step` is the last one written down."""
-
-    CREDIT_CREATING = "credit_creating"  # the create was sent: it may exist even if no answer came
-    CREDIT_CREATED = "credit_created"
-    CREDIT_SENT = "credit_sent"
-    PAYING = "paying"  # the payment was sent: look before paying again
-    PAID = "paid"
-
-
-class RefundState(enum.StrEnum):
-    WAITING = "waiting"  # its order is not booked yet
-    QUEUED = "queued"
-    BOOKED = "booked"
-    FAILED = "failed"
-    DELETED = "deleted"  # deleted in WooCommerce after it was booked: reported, not undone
-
-
-class OrderRecord(Base):
-    __tablename__ = "orders"
-
-    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    order_number: Mapped[str] = mapped_column(String(64), default="")
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    step: Mapped[str | None] = mapped_column(String(32), default=None)
-    date_modified: Mapped[datetime] = mapped_column(UtcDateTime())
-    date_paid: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
-    currency: Mapped[str] = mapped_column(String(3), default="EUR")
-    order_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
-    customer_email: Mapped[str | None] = mapped_column(String(320), default=None)
-    contact_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
-    invoice_url: Mapped[str | None] = mapped_column(Text, default=None)
-    invoice_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
-    payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    vat_report: Mapped[str | None] = mapped_column(Text, default=None)  # JSON: per rate shop vs Moneybird
-    # What the invoice booked (app.sync.fingerprint): the order version as JSON, and its digest.
-    booked_version: Mapped[str | None] = mapped_column(Text, default=None)
-    fingerprint: Mapped[str | None] = mapped_column(String(32), default=None)
-    # 1 for the first invoice; each rebooking (app.sync.rebook) books the next version.
-    invoice_version: Mapped[int] = mapped_column(Integer, default=1)
-    error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
-    failure_kind: Mapped[str | None] = mapped_column(String(16), default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    backfilled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
-    booked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
-
-    def vat_differences(self) -> list[dict[str, Any]]:
-        if not self.vat_report:
-            return []
-        report: list[dict[str, Any]] = json.loads(self.vat_report)
-        return report
-
-
-class RefundRecord(Base):
-    __tablename__ = "refunds"
-
-    refund_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.order_id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    step: Mapped[str | None] = mapped_column(String(32), default=None)
-    amount: Mapped[Decimal] = mapped_column(MoneyText())
-    reason: Mapped[str] = mapped_column(Text, default="")
-    credit_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    credit_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
-    credit_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
-    payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    # The order's invoice when the refund was credited: after a rebooking, the new one.
-    credited_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    booked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
-
-
-class ContactRecord(Base):
-    """One Moneybird contact per e-mail address, ever (lower-cased); see app.sync.contacts."""
-
-    __tablename__ = "contacts"
-
-    email: Mapped[str] = mapped_column(String(320), primary_key=True)
-    contact_id: Mapped[str] = mapped_column(String(32))
-    adopted: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The shop's customer id (`woo-42`): how a registered customer's new e-mail address is told.
-    customer_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
-    # JSON: the contact's fields as woobird last wrote or adopted them (CONTACT_UPDATES compares).
-    details: Mapped[str | None] = mapped_column(Text, default=None)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
-
-
-class LedgerEvent(Base):
-    __tablename__ = "ledger_events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    refund_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    step: Mapped[str] = mapped_column(String(32))
-    message: Mapped[str] = mapped_column(ScrubbedText, default="")
-    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
-
-
-class ServiceState(Base):
-    """Small facts the service keeps across restarts: first run, reconciliation watermark."""
-
-    __tablename__ = "service_state"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
+from app.schema import LedgerEvent, OrderRecord, OrderState, RefundRecord, ServiceState, UtcDateTime, utcnow
 
 # Service-state keys.
 FIRST_RUN_AT = "first_run_at"

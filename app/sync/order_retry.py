@@ -16,9 +16,9 @@ import structlog
 from app.alerts import clear_alert
 from app.db import transaction
 from app.queue import enqueue, order_job, order_job_id
+from app.runtime import Stores
+from app.schema import OrderState
 from app.sync import ledger
-from app.sync.ledger import OrderState
-from app.sync.services import Stores
 
 log = structlog.get_logger("woobird.retry")
 

@@ -24,14 +24,18 @@ from typing import Any
 
 import structlog
 
+from app import schema
 from app.alerts import alert_order_failed
 from app.constants import ORDER_LOCK_PREFIX
 from app.db import transaction
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
+from app.jobs import exclusively, retry_transient
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
+from app.runtime import Services, services_of
+from app.schema import FindingKind, OrderRecord, OrderState, Step
 from app.sync import ledger, rebook
 from app.sync.booking import (
     INVOICE_STEPS,
@@ -46,12 +50,10 @@ from app.sync.booking import (
 )
 from app.sync.changes import booked_columns, compare_with_booked, version_of
 from app.sync.contacts import ensure_contact, replace_contact
-from app.sync.findings import FindingKind, resolve
+from app.sync.findings import resolve
 from app.sync.intake import Qualification, qualify
-from app.sync.ledger import OrderRecord, OrderState, Step
 from app.sync.products import load_catalogue
 from app.sync.refunds import queue_refunds
-from app.sync.services import Services, exclusively, retry_transient, services_of
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
 from app.woocommerce.models import Order
 
@@ -142,7 +144,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
 
 async def _seen_booked(
     services: Services, record: OrderRecord, order: Order, *, verdict: Qualification
-) -> rebook.Rebooking | None:
+) -> schema.Rebooking | None:
     """A booked order seen again: compare it with what was booked; a rebooking when it is due."""
     rebooks = services.settings.order_changes == "rebook"
     if not rebooks:
@@ -175,7 +177,7 @@ async def _record_for(services: Services, order: Order) -> OrderRecord:
                 session,
                 order_id=order.id,
                 order_number=order.display_number,
-                date_modified=order.date_modified_gmt or ledger.utcnow(),
+                date_modified=order.date_modified_gmt or schema.utcnow(),
                 date_paid=order.date_paid_gmt,
             )
             record = await ledger.get_order(session, order.id)
@@ -304,7 +306,7 @@ async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoic
             vat_report=json.dumps(report),
             error=None,
             failure_kind=None,
-            booked_at=ledger.utcnow(),
+            booked_at=schema.utcnow(),
             **booked_columns(*version_of(services, order)),
         )
         await ledger.add_event(session, order_id=order.id, step="booked", message=message)

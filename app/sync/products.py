@@ -24,9 +24,9 @@ from app.db import transaction
 from app.invoicing.reference import AdministrationReference
 from app.invoicing.vat import RateBook, VatRefusal
 from app.moneybird.models import ProductCreate
+from app.runtime import Services
 from app.settings import normalise_tax_key
 from app.sync import ledger
-from app.sync.services import Services
 from app.woocommerce.models import Product
 
 log = structlog.get_logger("woobird.products")

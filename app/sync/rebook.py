@@ -17,21 +17,21 @@ full credit of the old invoice does not undo.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import BigInteger, Integer, String, Text, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.constants import INVOICE_REFERENCE_PREFIX
-from app.db import Base, MoneyText, transaction
+from app.db import transaction
 from app.invoicing.plan import InvoicePlan, PlanOptions, local_date
 from app.moneybird.errors import MoneybirdRejected
+from app.runtime import Services
+from app.schema import OrderRecord, OrderState, Rebooking, RebookState, utcnow
 from app.sync import ledger
 from app.sync.booking import (
     CREDIT_STEPS,
@@ -45,43 +45,9 @@ from app.sync.booking import (
     walk,
 )
 from app.sync.contacts import order_contact, replace_contact
-from app.sync.ledger import OrderRecord, OrderState, UtcDateTime, utcnow
-from app.sync.services import Services
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.rebook")
-
-
-class RebookState(enum.StrEnum):
-    CREDITING = "crediting"  # the old invoice is being credited; the order is in `booking`
-    BOOKING = "booking"  # credited; the order's next version is being booked
-    DONE = "done"
-
-
-class Rebooking(Base):
-    """One rebooking of an order: the invoice it credits, its credit invoice, the version it makes."""
-
-    __tablename__ = "rebookings"
-
-    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    step: Mapped[str | None] = mapped_column(String(32), default=None)
-    fingerprint: Mapped[str] = mapped_column(String(32))
-    old_invoice_id: Mapped[str] = mapped_column(String(32))
-    old_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
-    old_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
-    # The contact the credit goes to: the old invoice's, or its replacement when that one is gone.
-    contact_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    credit_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    credit_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
-    credit_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
-    payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    new_invoice_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    new_invoice_number: Mapped[str | None] = mapped_column(String(64), default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 def version_reference(order_number: str, version: int) -> str:

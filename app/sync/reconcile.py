@@ -27,6 +27,7 @@ import structlog
 from redis.exceptions import LockError
 from sqlalchemy import select
 
+from app import schema
 from app.alerts import alert, check_reconcile_staleness
 from app.constants import (
     RECONCILE_LOCK_KEY,
@@ -39,11 +40,11 @@ from app.constants import (
 from app.db import transaction
 from app.queue import enqueue_each, order_job
 from app.redaction import scrub
+from app.runtime import Services, Stores, services_of
+from app.schema import OrderRecord, OrderState
 from app.sync import ledger
 from app.sync.intake import accept_order, listed_statuses
-from app.sync.ledger import OrderRecord, OrderState
 from app.sync.refunds import requeue_refunds
-from app.sync.services import Services, Stores, services_of
 from app.woocommerce.errors import WooCommerceError
 from app.woocommerce.models import Webhook
 
@@ -111,7 +112,7 @@ async def reconcile_job(ctx: dict[str, Any]) -> dict[str, Any]:
 async def reconcile(services: Services, *, now: datetime | None = None) -> ReconcileReport:
     """One pass; raises (after recording the error in the ledger) when the shop or a store fails."""
     started = time.monotonic()
-    now = now or ledger.utcnow()
+    now = now or schema.utcnow()
     since = await effective_since(services)
     watermark = await _watermark(services) or since
     report = ReconcileReport(

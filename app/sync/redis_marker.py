@@ -32,13 +32,14 @@ from typing import Any
 
 import structlog
 
+from app import schema
 from app.constants import REDIS_LOSS_GRACE_SECONDS, REDIS_MARKER_CHECK_SECONDS, REDIS_MARKER_KEY
 from app.db import transaction
 from app.held_locks import retake
+from app.runtime import Stores
 from app.sync import ledger
 from app.sync.reconcile import requeue_waiting
 from app.sync.refunds import requeue_refunds
-from app.sync.services import Stores
 
 log = structlog.get_logger("woobird.redis")
 
@@ -90,7 +91,7 @@ class RedisMarker:
 
 async def requeue_lost(services: Stores, *, grace_seconds: float = REDIS_LOSS_GRACE_SECONDS) -> Requeued:
     """Queue again, from the ledger, every order and refund whose job Redis lost."""
-    now = ledger.utcnow()
+    now = schema.utcnow()
     # The copies get job ids of their own: a job that was running when Redis emptied still ends in
     # arq, which then drops its id's keys (a retry of it finds its job gone, "job expired") — with
     # the same id, that would take the copy queued meanwhile along, and the order would wait for a

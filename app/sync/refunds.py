@@ -22,15 +22,19 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import schema
 from app.alerts import alert
 from app.constants import REFUND_LOCK_PREFIX, REQUEUE_BATCH
 from app.db import transaction
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
+from app.jobs import exclusively, retry_transient
 from app.metrics import JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
 from app.queue import enqueue_each, refund_job
+from app.runtime import Services, Stores, services_of
+from app.schema import OrderRecord, OrderState, RefundRecord, RefundState, RefundStep
 from app.sync import ledger
 from app.sync.booking import (
     CREDIT_STEPS,
@@ -45,8 +49,6 @@ from app.sync.booking import (
     write_down,
 )
 from app.sync.contacts import order_contact, replace_contact
-from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState, RefundStep
-from app.sync.services import Services, Stores, exclusively, retry_transient, services_of
 from app.woocommerce.errors import WooCommerceNotFound
 from app.woocommerce.models import Order, Refund
 
@@ -88,7 +90,7 @@ async def queue_refunds(services: Services, *, order: Order) -> int:
             await session.execute(
                 update(RefundRecord)
                 .where(RefundRecord.order_id == order.id, RefundRecord.state == RefundState.WAITING.value)
-                .values(state=RefundState.QUEUED.value, updated_at=ledger.utcnow())
+                .values(state=RefundState.QUEUED.value, updated_at=schema.utcnow())
             )
     present = {refund.id for refund in refunds}
     for record in active:
@@ -121,7 +123,7 @@ async def requeue_refunds(
             await session.execute(
                 update(RefundRecord)
                 .where(RefundRecord.refund_id.in_(waiting))
-                .values(state=RefundState.QUEUED.value, updated_at=ledger.utcnow())
+                .values(state=RefundState.QUEUED.value, updated_at=schema.utcnow())
             )
     jobs = (
         refund_job(order_id=order_id, refund_id=refund_id, reason=reason) for refund_id, order_id, _ in rows
@@ -136,7 +138,7 @@ async def _refunds_of(session: AsyncSession, order_id: int) -> Sequence[RefundRe
 
 async def _insert_refund(session: AsyncSession, *, order_id: int, refund: Refund, booked: bool) -> None:
     insert = ledger._insert_for(session)
-    now = ledger.utcnow()
+    now = schema.utcnow()
     state = RefundState.QUEUED if booked else RefundState.WAITING
     statement = insert(RefundRecord.__table__).values(
         refund_id=refund.id,
@@ -191,7 +193,7 @@ async def _refund_deleted(services: Services, record: RefundRecord) -> None:
         await session.execute(
             update(RefundRecord)
             .where(RefundRecord.refund_id == record.refund_id)
-            .values(state=RefundState.DELETED.value, error=message, updated_at=ledger.utcnow())
+            .values(state=RefundState.DELETED.value, error=message, updated_at=schema.utcnow())
         )
         await ledger.add_event(
             session,
@@ -303,7 +305,7 @@ async def _start(services: Services, *, order_id: int, refund: Refund, reason: s
                 state=RefundState.QUEUED.value,
                 amount=refund.amount,
                 reason=(refund.reason or "")[:2000],
-                updated_at=ledger.utcnow(),
+                updated_at=schema.utcnow(),
             )
         )
         await ledger.add_event(
@@ -388,8 +390,8 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice, agai
         "credit_total": credit.total_price_incl_tax,
         "credited_invoice_id": against.invoice_id,
         "error": None,
-        "booked_at": ledger.utcnow(),
-        "updated_at": ledger.utcnow(),
+        "booked_at": schema.utcnow(),
+        "updated_at": schema.utcnow(),
     }
     async with transaction(services.sessions) as session:
         # Only a refund still open becomes booked: one deleted in the shop meanwhile stays deleted.

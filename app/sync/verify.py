@@ -35,15 +35,26 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app import schema
+from app.constants import JOB_VERIFY
 from app.money import money
 from app.moneybird.client import InvoiceKind, Standing
 from app.report import REPORT_TIMEZONE, month_bounds
 from app.retry import TryAgainLater, retry_delay
+from app.runtime import Services, services_of, when_set_up
+from app.schema import (
+    Finding,
+    FindingKind,
+    FindingState,
+    OrderRecord,
+    OrderState,
+    Rebooking,
+    RebookState,
+    RefundRecord,
+    RefundState,
+)
 from app.sync import ledger
-from app.sync.findings import Finding, FindingKind, FindingState, note, resolve
-from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
-from app.sync.rebook import Rebooking, RebookState
-from app.sync.services import Services, services_of, when_set_up
+from app.sync.findings import note, resolve
 
 log = structlog.get_logger("woobird.verify")
 
@@ -56,7 +67,6 @@ VERIFY_MINUTE = 17
 VERIFY_MAX_TRIES = 5
 VERIFY_LAST_SUCCESS = "verify_last_success"
 VERIFY_LAST_ERROR = "verify_last_error"
-JOB_VERIFY = "verify_invoices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +134,7 @@ def month_days(month: str) -> tuple[date, date]:
 
 def recent_months(count: int, *, now: datetime | None = None) -> list[str]:
     """This month and the `count - 1` before it, newest first, in the report's time zone."""
-    today = (now or ledger.utcnow()).astimezone(REPORT_TIMEZONE).date()
+    today = (now or schema.utcnow()).astimezone(REPORT_TIMEZONE).date()
     year, month0 = today.year, today.month - 1
     months = []
     for back in range(max(1, count)):
@@ -424,7 +434,7 @@ async def verification_due(services: Services, *, now: datetime | None = None) -
         return True
     moment = datetime.fromisoformat(last)
     # A few minutes' slack: the hourly cron finds yesterday's run 23 h 59 min ago, not 24 h.
-    return (now or ledger.utcnow()) - moment >= timedelta(hours=hours) - timedelta(minutes=5)
+    return (now or schema.utcnow()) - moment >= timedelta(hours=hours) - timedelta(minutes=5)
 
 
 async def verify_recent(services: Services, *, now: datetime | None = None) -> list[MonthVerification]:
@@ -432,7 +442,7 @@ async def verify_recent(services: Services, *, now: datetime | None = None) -> l
     months = recent_months(services.settings.verify_months, now=now)
     results = [await verify_month(services, month) for month in months]
     async with services.sessions() as session, session.begin():
-        await ledger.set_state(session, VERIFY_LAST_SUCCESS, (now or ledger.utcnow()).isoformat())
+        await ledger.set_state(session, VERIFY_LAST_SUCCESS, (now or schema.utcnow()).isoformat())
     return results
 
 
@@ -446,7 +456,7 @@ async def verification_job(ctx: dict[str, Any]) -> dict[str, Any]:
         results = await verify_recent(services)
     except TryAgainLater as exc:
         async with services.sessions() as session, session.begin():
-            await ledger.set_state(session, VERIFY_LAST_ERROR, f"{ledger.utcnow().isoformat()} {exc}")
+            await ledger.set_state(session, VERIFY_LAST_ERROR, f"{schema.utcnow().isoformat()} {exc}")
         if job_try >= VERIFY_MAX_TRIES:
             log.error("verification gave up until its next turn", job_try=job_try, error=str(exc))
             return {"ok": False, "error": str(exc)}

@@ -9,6 +9,7 @@ import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import schema
 from app.admin.auth import COOKIE_NAME, csrf_token
 from app.admin.routes import RECENT_LIMIT
 from app.alerts import alert_key
@@ -97,7 +98,7 @@ async def test_retry_requeues_with_a_fresh_job_id(
         after = await ledger.get_order(session, FAILED_ID)
         events = await ledger.events_for(session, FAILED_ID)
     assert after is not None
-    assert after.state == ledger.OrderState.QUEUED
+    assert after.state == schema.OrderState.QUEUED
     assert after.error is None
     assert events[-1].step == "retry"
     assert not await redis.exists(alert_key(f"order-failed:{FAILED_ID}"))
@@ -124,7 +125,7 @@ async def test_a_booked_order_is_not_retried(
     async with sessions() as session:
         record = await ledger.get_order(session, BOOKED_ID)
     assert record is not None
-    assert record.state == ledger.OrderState.BOOKED
+    assert record.state == schema.OrderState.BOOKED
 
 
 async def test_retry_that_cannot_be_queued_leaves_the_order_failed(
@@ -145,7 +146,7 @@ async def test_retry_that_cannot_be_queued_leaves_the_order_failed(
     async with sessions() as session:
         record = await ledger.get_order(session, FAILED_ID)
     assert record is not None
-    assert record.state == ledger.OrderState.FAILED
+    assert record.state == schema.OrderState.FAILED
     assert record.error == FAILED_REASON
 
 

@@ -35,9 +35,9 @@ from app.sandbox.server import serve
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.checkout import build_order
+from app.schema import OrderRecord, OrderState
 from app.settings import normalise_database_url
 from app.sync.intake import record_and_enqueue
-from app.sync.ledger import OrderRecord, OrderState
 from app.woocommerce.models import OrderHeader
 from tests.chaos.rig import AppProcess, Secrets, free_port, now_utc, process_env, procfile_command
 from tests.services import redis_database

@@ -10,11 +10,11 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from app.runtime import Services
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.woocommerce import ShopSandbox
+from app.schema import OrderRecord
 from app.sync import ledger
-from app.sync.ledger import OrderRecord
-from app.sync.services import Services
 from tests.factories import order_document
 from tests.harness import wired_fakes
 

@@ -20,7 +20,7 @@ from sqlalchemy import update
 from app.constants import WORKER_MAX_TRIES
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdServerError
-from app.sync.ledger import OrderState, RefundRecord, RefundState
+from app.schema import OrderState, RefundRecord, RefundState
 from app.sync.orders import book_order_job
 from app.sync.reconcile import reconcile
 from tests.harness import Harness, open_harness

@@ -11,9 +11,9 @@ from arq.connections import ArqRedis
 
 from app.db import transaction
 from app.sandbox.woocommerce.cart import CartItem, Customer
+from app.schema import OrderState
 from app.sync import ledger
 from app.sync.backfill import BackfillProgress, backfill, eta
-from app.sync.ledger import OrderState
 from tests.harness import open_harness
 from tests.sync._wiring import wired
 

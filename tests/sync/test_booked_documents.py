@@ -17,8 +17,8 @@ from arq.connections import ArqRedis
 from structlog.testing import capture_logs
 
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
+from app.schema import OrderState
 from app.sync import ledger
-from app.sync.ledger import OrderState
 from tests.harness import Harness, open_harness
 
 # 23:40 UTC on 2 March is 00:40 on 3 March in Amsterdam (CET, UTC+1).

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import pytest
 from arq.connections import ArqRedis
 
+from app.schema import OrderState, RefundRecord, RefundState
 from app.sync import ledger
-from app.sync.ledger import OrderState, RefundRecord, RefundState
 from tests.harness import Harness, open_harness
 from tests.invoicing.reference_carts import CARTS, order_document
 

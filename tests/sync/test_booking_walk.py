@@ -15,7 +15,7 @@ import pytest
 from arq.connections import ArqRedis
 
 from app.sandbox.woocommerce.cart import CartItem, Customer
-from app.sync.ledger import OrderState, RefundRecord, RefundState
+from app.schema import OrderState, RefundRecord, RefundState
 from tests.harness import Harness, open_harness
 
 PAID_AT = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)

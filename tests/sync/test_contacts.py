@@ -17,14 +17,15 @@ from arq import Retry
 from arq.connections import ArqRedis
 from sqlalchemy import delete
 
+from app import schema
 from app.constants import CONTACT_LOCK_PREFIX
 from app.db import transaction
 from app.invoicing.contact import PlanContact
+from app.jobs import LOCK_MARGIN_SECONDS
 from app.sandbox.woocommerce.cart import CartItem, Customer
+from app.schema import OrderState
 from app.sync import ledger
 from app.sync.contacts import _locked, ensure_contact
-from app.sync.ledger import OrderState
-from app.sync.services import LOCK_MARGIN_SECONDS
 from tests.harness import Harness, open_harness
 
 PAID_AT = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -82,7 +83,7 @@ async def test_a_hand_made_contact_with_the_exact_address_is_adopted(harness: Ha
     assert invoice["contact_id"] == by_hand["id"]
     assert list(h.moneybird.contacts) == [by_hand["id"]]
     async with h.sessions() as session:
-        remembered = await session.get(ledger.ContactRecord, "noor@example.nl")
+        remembered = await session.get(schema.ContactRecord, "noor@example.nl")
     assert remembered is not None
     assert (remembered.contact_id, remembered.adopted) == (by_hand["id"], True)
 
@@ -133,7 +134,7 @@ async def test_a_customer_whose_contact_was_archived_is_booked_to_a_new_contact(
     contact_id = first["contact_id"]
     h.moneybird.archive_contact(contact_id)  # the bookkeeper tidies up Moneybird's contact list
     async with transaction(h.sessions) as session:  # and woobird starts over on a new database
-        await session.execute(delete(ledger.ContactRecord))
+        await session.execute(delete(schema.ContactRecord))
     # The search no longer finds it, its customer_id is still taken, and Moneybird refuses invoices
     # for an archived contact ("Contact ID is invalid"): booking must not fail all the same.
     second = await _book(h, 8208, _customer("noor@example.nl"))

@@ -22,8 +22,15 @@ from sqlalchemy import select
 from app.constants import ORDER_LOCK_PREFIX
 from app.moneybird.errors import MoneybirdTimeout
 from app.sandbox.woocommerce.cart import CartItem, Customer
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import ContactRecord, OrderState, RefundRecord, RefundState
+from app.schema import (
+    ContactRecord,
+    Finding,
+    FindingKind,
+    FindingState,
+    OrderState,
+    RefundRecord,
+    RefundState,
+)
 from app.sync.orders import book_order
 from tests.harness import Harness, open_harness
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from app.sync.findings import FindingKind, FindingState, dismiss, note, open_findings
+from app.schema import FindingKind, FindingState
+from app.sync.findings import dismiss, note, open_findings
 from tests.harness import Harness
 
 

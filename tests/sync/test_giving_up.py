@@ -10,8 +10,8 @@ from prometheus_client import REGISTRY
 
 from app.constants import WORKER_MAX_TRIES
 from app.moneybird.errors import MoneybirdServerError
+from app.schema import OrderState, RefundRecord, RefundState
 from app.sync import ledger
-from app.sync.ledger import OrderState, RefundRecord, RefundState
 from app.sync.orders import book_order_job
 from app.sync.refunds import book_refund_job
 from tests.harness import Harness

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from app import schema
 from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SECONDS
 from app.main import create_app
 from app.sandbox.woocommerce.cart import Customer
+from app.schema import OrderState, Step
 from app.settings import normalise_database_url
-from app.sync import ledger
-from app.sync.ledger import OrderState, Step
 from app.sync.reconcile import reconcile
 from tests.harness import Harness
 from tests.invoicing.reference_carts import CARTS
@@ -161,7 +161,7 @@ async def test_a_worker_killed_mid_booking_is_requeued_and_books_exactly_once(
     assert (live.queued, live.requeued) == (0, 0)  # it might still be running: left alone
     assert await harness.queued() == 0
 
-    later = ledger.utcnow() + timedelta(seconds=RECONCILE_STALE_BOOKING_SECONDS + 1)
+    later = schema.utcnow() + timedelta(seconds=RECONCILE_STALE_BOOKING_SECONDS + 1)
     stale = await reconcile(harness.services, now=later)
     assert stale.requeued == 1
     await harness.run_worker()

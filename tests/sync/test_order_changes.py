@@ -20,8 +20,7 @@ from sqlalchemy import select
 
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import OrderRecord, OrderState
+from app.schema import Finding, FindingKind, FindingState, OrderRecord, OrderState
 from app.sync.reconcile import reconcile
 from tests.harness import Harness, open_harness
 

@@ -21,10 +21,17 @@ from app.constants import ORDER_LOCK_PREFIX
 from app.moneybird.errors import MoneybirdTimeout
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import OrderState, RefundRecord, RefundState
+from app.schema import (
+    Finding,
+    FindingKind,
+    FindingState,
+    OrderState,
+    Rebooking,
+    RebookState,
+    RefundRecord,
+    RefundState,
+)
 from app.sync.orders import book_order
-from app.sync.rebook import Rebooking, RebookState
 from app.sync.refunds import book_refund
 from tests.harness import Harness, open_harness
 

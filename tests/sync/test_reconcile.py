@@ -11,14 +11,15 @@ import pytest
 from arq.connections import ArqRedis
 from structlog.testing import capture_logs
 
+from app import schema
 from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SECONDS
 from app.db import transaction
 from app.queue import order_job_id
+from app.runtime import build_services
+from app.schema import OrderState
 from app.sync import ledger
 from app.sync import reconcile as reconcile_module
-from app.sync.ledger import OrderState
 from app.sync.reconcile import reconcile, reconcile_job
-from app.sync.services import build_services
 from app.woocommerce.errors import WooCommerceTransient
 from tests.sync._wiring import Wired, wired
 
@@ -146,7 +147,7 @@ async def test_a_booking_abandoned_by_a_killed_worker_is_queued_again(
         await redis.flushdb()
         fresh = await reconcile(w.services)
         assert fresh.requeued == 0  # might still be running: left alone
-        later = ledger.utcnow() + timedelta(seconds=RECONCILE_STALE_BOOKING_SECONDS + 1)
+        later = schema.utcnow() + timedelta(seconds=RECONCILE_STALE_BOOKING_SECONDS + 1)
         with capture_logs() as logs:
             stale = await reconcile(w.services, now=later)
         assert stale.requeued == 1

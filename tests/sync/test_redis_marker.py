@@ -20,14 +20,14 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from app.constants import ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
+from app.jobs import exclusively
 from app.main import create_app
 from app.metrics_refresh import refresh_gauges
 from app.moneybird.models import Contact
+from app.schema import OrderState, RefundRecord, RefundState, Step
 from app.sync import ledger
-from app.sync.ledger import OrderState, RefundRecord, RefundState, Step
 from app.sync.redis_marker import REASON, WATCH_TASK, RedisMarker, Requeued, start_watching, stop_watching
 from app.sync.refunds import queue_refunds
-from app.sync.services import exclusively
 from tests.harness import Harness, open_harness
 from tests.sync.test_healing import _add, _assert_booked_once, _customer
 from workers.functions import job_functions

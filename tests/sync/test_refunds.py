@@ -18,8 +18,8 @@ from app.constants import REFUND_LOCK_PREFIX
 from app.db import transaction
 from app.queue import enqueue, order_job, refund_job
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
+from app.schema import LedgerEvent, OrderState, RefundRecord, RefundState
 from app.sync import ledger
-from app.sync.ledger import LedgerEvent, OrderState, RefundRecord, RefundState
 from app.sync.refunds import book_refund, book_refund_job, queue_refunds, requeue_refunds
 from tests.harness import Harness, open_harness
 

@@ -23,15 +23,15 @@ from arq.connections import ArqRedis
 from sqlalchemy import delete, select
 from structlog.testing import capture_logs
 
-from app.constants import RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
+from app import schema
+from app.constants import JOB_VERIFY, RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
 from app.db import transaction
 from app.report import REPORT_TIMEZONE, monthly_report
 from app.sandbox.moneybird import edit_in_web_app, sandbox_transport
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
+from app.schema import Finding, FindingKind, FindingState
 from app.sync import ledger
-from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.verify import (
-    JOB_VERIFY,
     VERIFY_LAST_ERROR,
     VERIFY_LAST_SUCCESS,
     VERIFY_MAX_TRIES,
@@ -135,7 +135,7 @@ def _money(amount: str | Decimal) -> str:
 
 def _recently() -> datetime:
     """Paid an hour ago: within the months the periodic verification reads back."""
-    return ledger.utcnow() - timedelta(hours=1)
+    return schema.utcnow() - timedelta(hours=1)
 
 
 # ── nothing to find ──────────────────────────────────────────────────────────────────────────
@@ -292,7 +292,7 @@ async def test_a_refunds_credit_invoice_is_verified_in_the_month_it_was_made(h: 
     (credit,) = [i for i in h.moneybird.sales_invoices.values() if Decimal(i["total_price_incl_tax"]) < 0]
     assert credit["state"] == "paid"
     await _unpay(h, credit)
-    this_month = ledger.utcnow().astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
+    this_month = schema.utcnow().astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
 
     result = await verify_month(h.services, this_month)
 
@@ -318,7 +318,7 @@ async def test_a_rebooked_invoice_dated_another_month_is_looked_up_not_called_de
 
         paid_month = await verify_month(h.services, MONTH)
         rebooked_month = await verify_month(
-            h.services, ledger.utcnow().astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
+            h.services, schema.utcnow().astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
         )
 
         # The new invoice is dated the day of the rebooking: not in March's list, found by its id.
@@ -478,7 +478,7 @@ async def test_a_verification_is_due_once_its_interval_has_passed_give_or_take_t
     h: Harness, hours: int
 ) -> None:
     h.services.settings = h.services.settings.model_copy(update={"verify_interval_hours": hours})
-    now = ledger.utcnow()
+    now = schema.utcnow()
     assert await verification_due(h.services, now=now)  # never verified: due at once
 
     async def finished(ago: timedelta) -> bool:
@@ -551,7 +551,7 @@ async def test_the_periodic_verification_runs_once_per_interval(h: Harness) -> N
     off = h.services.settings.model_copy(update={"verify_interval_hours": 0})
     h.services.settings = off
     async with h.sessions() as session, session.begin():
-        await session.execute(delete(ledger.ServiceState))
+        await session.execute(delete(schema.ServiceState))
     assert await verification_job({"services": h.services, "job_try": 1}) == {
         "ok": True,
         "skipped": "not due",

@@ -11,8 +11,8 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.logs import configure_logging
+from app.runtime import Services, current_services, shutdown, startup
 from app.settings_live import LiveSettings
-from app.sync.services import Services, current_services, shutdown, startup
 from tests.conftest import ADMIN_TOKEN, TEST_REDIS_URL, WEBHOOK_SECRET
 
 ENVIRONMENT = {

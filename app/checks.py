@@ -19,11 +19,11 @@ from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine
 from app.delivery_lag import ADVICE, recent_lags
 from app.invoicing.reference import AdministrationReference, TaxRate
-from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key
+from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key, normalise_tax_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
 from app.moneybird.reference import load_reference
 from app.queue import connect
-from app.settings import Settings, normalise_tax_key
+from app.settings import Settings
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import AuthProblem, WooCommerceAuthError, WooCommerceError
 from app.woocommerce.webhook_setup import WEBHOOK_TOPIC, our_webhooks

@@ -100,3 +100,15 @@ REFUND_LOCK_PREFIX: Final = "woobird:lock:refund:"
 REDIS_MARKER_KEY: Final = "woobird:redis-marker"
 REDIS_MARKER_CHECK_SECONDS: Final = 1.0
 REDIS_LOSS_GRACE_SECONDS: Final = 3.0
+
+# Order meta keys that may hold the customer's VAT number (VAT plugins differ): the default of
+# WOOCOMMERCE_VAT_NUMBER_META_KEYS and of a plan made without settings.
+VAT_NUMBER_META_KEYS: Final = (
+    "_billing_vat_number",
+    "_vat_number",
+    "vat_number",
+    "billing_vat",
+    "_billing_vat",
+    "_billing_eu_vat_number",
+    "billing_eu_vat_number",
+)

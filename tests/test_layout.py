@@ -1,8 +1,8 @@
-"""The shape of the code: no import cycle in app/, and the sandbox behind its boundary.
+"""The shape of the code: no import cycle in app/, the layers kept apart, the sandbox behind its boundary.
 
 The import graph comes from grimp, which reads every import statement of every module — at module
-level and inside functions — so a cycle hidden by a function-local import counts. Imports under
-`if TYPE_CHECKING:` are left out: they never run.
+level, inside functions and under `if TYPE_CHECKING:` — so a cycle hidden by a function-local or a
+type-only import counts: a type a lower module names from a higher one is a dependency all the same.
 """
 
 from __future__ import annotations
@@ -18,14 +18,87 @@ SANDBOX = "app.sandbox"
 SANDBOX_IMPORTERS = frozenset({"app.cli.demo"})
 # The processes a deployment runs: they must never load the sandbox, not even through a chain.
 PROCESSES = ("app.main", "workers.settings")
+# What a package may import from the rest of app/ (its own modules always): the layers, bottom up.
+# The invoice plan is pure arithmetic over an order and the administration's reference data: no
+# settings, no SQL, no client, no clock. The schema says what is stored and nothing else.
+ONLY_IMPORTS = {
+    "app.invoicing": ("app.constants", "app.woocommerce.models"),
+    "app.schema": ("app.db",),
+    "app.queue": ("app.constants",),
+}
+# What a package must never import: the vendors' clients know nothing of the booking engine or its
+# interfaces, the booking engine nothing of the dashboard or the command line.
+NEVER_IMPORTS = {
+    "app.moneybird": (
+        "app.sync",
+        "app.runtime",
+        "app.jobs",
+        "app.schema",
+        "app.setup",
+        "app.admin",
+        "app.cli",
+    ),
+    "app.woocommerce": (
+        "app.sync",
+        "app.runtime",
+        "app.jobs",
+        "app.schema",
+        "app.setup",
+        "app.admin",
+        "app.cli",
+    ),
+    "app.sync": ("app.admin", "app.cli"),
+    "app.setup": ("app.admin", "app.cli"),
+}
 
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    built = grimp.build_graph("app", "workers", cache_dir=None, exclude_type_checking_imports=True)
+    built = grimp.build_graph("app", "workers", cache_dir=None, exclude_type_checking_imports=False)
     # A graph that missed the code would prove nothing.
     assert {"app.sandbox.demo", "app.sync.orders", "workers.settings"} <= built.modules
+    # …and one that left out the type-only imports would miss the cycles they close.
+    assert built.get_import_details(importer="app.moneybird.reference", imported="app.moneybird.client")
     return built
+
+
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _imports_of(graph: grimp.ImportGraph, package: str) -> set[tuple[str, str]]:
+    """(importer, imported) for every import from inside `package` to a module of app/ outside it."""
+    modules = {package, *graph.find_descendants(package)} if package in graph.modules else set()
+    return {
+        (importer, imported)
+        for importer in modules
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if imported.split(".")[0] == "app" and not _inside(imported, package)
+    }
+
+
+@pytest.mark.parametrize("package", sorted(ONLY_IMPORTS))
+def test_a_lower_layer_imports_only_what_lies_below(graph: grimp.ImportGraph, package: str) -> None:
+    allowed = ONLY_IMPORTS[package]
+    imports = _imports_of(graph, package)
+    assert imports or package in graph.modules, f"{package} is not in the graph"
+    wrong = sorted(
+        f"{importer} imports {imported} ({_line(graph, importer, imported)})"
+        for importer, imported in imports
+        if not any(_inside(imported, below) for below in allowed)
+    )
+    assert not wrong, f"{package} may import only {allowed}:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("package", sorted(NEVER_IMPORTS))
+def test_a_layer_never_imports_one_above(graph: grimp.ImportGraph, package: str) -> None:
+    above = NEVER_IMPORTS[package]
+    wrong = sorted(
+        f"{importer} imports {imported} ({_line(graph, importer, imported)})"
+        for importer, imported in _imports_of(graph, package)
+        if any(_inside(imported, higher) for higher in above)
+    )
+    assert not wrong, f"{package} must not import {above}:\n" + "\n".join(wrong)
 
 
 def _line(graph: grimp.ImportGraph, importer: str, imported: str) -> str:

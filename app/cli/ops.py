@@ -31,11 +31,12 @@ from app.clients import moneybird_client, shop_client
 from app.constants import QUEUE_NAME
 from app.db import transaction
 from app.delivery_lag import ADVICE, recent_lags
-from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
+from app.invoicing.plan import InvoicePlan, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference
 from app.money import money
 from app.moneybird.errors import MoneybirdError
 from app.moneybird.reference import load_reference
+from app.plan_options import plan_options
 from app.report import MonthReport, month_bounds, monthly_report, render_report
 from app.schema import Finding, OrderRecord, OrderState
 from app.settings import Settings
@@ -153,7 +154,7 @@ def sync_command(
         order, reference = run(_order_and_reference(settings, order_id))
         try:
             plan: InvoicePlan | PlanRefused = plan_invoice(
-                order, reference=reference, options=PlanOptions.from_settings(settings)
+                order, reference=reference, options=plan_options(settings)
             )
         except PlanRefused as refused:
             plan = refused

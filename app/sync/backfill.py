@@ -25,6 +25,7 @@ from sqlalchemy import select
 from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.db import transaction
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
+from app.plan_options import plan_options
 from app.runtime import Services
 from app.schema import OrderRecord, OrderState
 from app.sync import ledger
@@ -186,7 +187,7 @@ class _Planner:
 
 async def _planner(services: Services) -> _Planner:
     reference = await services.reference.get(services.moneybird)
-    return _Planner(reference=reference, options=PlanOptions.from_settings(services.settings))
+    return _Planner(reference=reference, options=plan_options(services.settings))
 
 
 async def _plan_one(services: Services, planner: _Planner, order: Order, report: BackfillReport) -> None:

@@ -29,11 +29,12 @@ from app.alerts import alert_order_failed
 from app.constants import ORDER_LOCK_PREFIX
 from app.db import transaction
 from app.invoicing.contact import PlanContact
-from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
+from app.invoicing.plan import InvoicePlan, PlanRefused, plan_invoice
 from app.jobs import exclusively, retry_transient
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
+from app.plan_options import plan_options
 from app.runtime import Services, services_of
 from app.schema import FindingKind, OrderRecord, OrderState, Step
 from app.sync import ledger, rebook
@@ -188,7 +189,7 @@ async def _record_for(services: Services, order: Order) -> OrderRecord:
 async def _plan(services: Services, order: Order) -> InvoicePlan:
     with failing_on_refusal("reading the administration"):
         reference = await services.reference.get(services.moneybird)
-    options = replace(PlanOptions.from_settings(services.settings), products=await load_catalogue(services))
+    options = replace(plan_options(services.settings), products=await load_catalogue(services))
     try:
         return plan_invoice(order, reference=reference, options=options)
     except PlanRefused as exc:

@@ -22,10 +22,9 @@ import structlog
 
 from app.db import transaction
 from app.invoicing.reference import AdministrationReference
-from app.invoicing.vat import RateBook, VatRefusal
+from app.invoicing.vat import RateBook, VatRefusal, normalise_tax_key
 from app.moneybird.models import ProductCreate
 from app.runtime import Services
-from app.settings import normalise_tax_key
 from app.sync import ledger
 from app.woocommerce.models import Product
 

@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.db import transaction
-from app.invoicing.plan import InvoicePlan, PlanOptions, local_date
+from app.invoicing.plan import InvoicePlan, local_date
 from app.moneybird.errors import MoneybirdRejected
+from app.plan_options import plan_options
 from app.runtime import Services
 from app.schema import OrderRecord, OrderState, Rebooking, RebookState, utcnow
 from app.sync import ledger
@@ -71,7 +72,7 @@ def versioned(plan: InvoicePlan, record: OrderRecord, *, today: date) -> Invoice
 
 def today(services: Services) -> date:
     """The shop's calendar day: what a correction made now is dated."""
-    return local_date(utcnow(), PlanOptions.from_settings(services.settings).timezone)
+    return local_date(utcnow(), plan_options(services.settings).timezone)
 
 
 async def active(services: Services, order_id: int) -> Rebooking | None:

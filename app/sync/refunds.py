@@ -26,12 +26,12 @@ from app import schema
 from app.alerts import alert
 from app.constants import REFUND_LOCK_PREFIX, REQUEUE_BATCH
 from app.db import transaction
-from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.jobs import exclusively, retry_transient
 from app.metrics import JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
+from app.plan_options import plan_options
 from app.queue import enqueue_each, refund_job
 from app.runtime import Services, Stores, services_of
 from app.schema import OrderRecord, OrderState, RefundRecord, RefundState, RefundStep
@@ -319,9 +319,7 @@ async def _start(services: Services, *, order_id: int, refund: Refund, reason: s
 async def _plan(services: Services, *, refund: Refund, order: Order) -> CreditPlan:
     reference = await services.reference.get(services.moneybird)
     try:
-        return plan_credit(
-            refund, order=order, reference=reference, options=PlanOptions.from_settings(services.settings)
-        )
+        return plan_credit(refund, order=order, reference=reference, options=plan_options(services.settings))
     except CreditRefused as exc:
         raise BookingFailed(
             f"refund {refund.id} of order #{order.display_number} was not credited: {exc}", kind="refused"

@@ -97,8 +97,8 @@ from app.sandbox.moneybird.api import MoneybirdTransport, create_app, match_rout
 from app.sandbox.moneybird.core import ApiError, money_str
 from app.sandbox.moneybird.documents import compute_totals
 from app.sandbox.moneybird.invoices import edit_in_web_app
-from app.sandbox.moneybird.records import Administration
-from app.sandbox.moneybird.state import DEFAULT_TOKEN, FaultKind, MoneybirdSandbox, RecordedRequest, Rounding
+from app.sandbox.moneybird.records import Administration, Rounding
+from app.sandbox.moneybird.state import DEFAULT_TOKEN, FaultKind, MoneybirdSandbox, RecordedRequest
 
 __all__ = [
     "DEFAULT_TOKEN",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.sandbox.moneybird.core import (
     ApiError,
@@ -18,11 +18,8 @@ from app.sandbox.moneybird.core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird.records import Administration, Call, Reply, list_reply
+from app.sandbox.moneybird.records import Administration, Call, Reply, SandboxBooks, list_reply
 from app.sandbox.moneybird.schema import CONTACT_CREATE, CONTACT_PERSON, CONTACT_UPDATE, DELIVERY_METHODS
-
-if TYPE_CHECKING:
-    from app.sandbox.moneybird.state import MoneybirdSandbox
 
 _TEXT_FIELDS = (
     "company_name",
@@ -74,7 +71,7 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 # -- records -----------------------------------------------------------------------------------
 
 
-def create_contact_record(sandbox: MoneybirdSandbox, adm: Administration, data: Record) -> Record:
+def create_contact_record(sandbox: SandboxBooks, adm: Administration, data: Record) -> Record:
     reject_unknown(data, CONTACT_CREATE, prefix="")
     problems = Invalid()
     fields = coerce(data, CONTACT_CREATE, prefix="", problems=problems)
@@ -123,7 +120,7 @@ def create_contact_record(sandbox: MoneybirdSandbox, adm: Administration, data: 
     return record
 
 
-def _apply(sandbox: MoneybirdSandbox, adm: Administration, record: Record, fields: Record) -> None:
+def _apply(sandbox: SandboxBooks, adm: Administration, record: Record, fields: Record) -> None:
     """Validate `fields` against the merged result and only then write them (a 422 changes nothing)."""
     if "email" in fields and "send_invoices_to_email" not in fields:
         fields["send_invoices_to_email"] = fields["email"]
@@ -173,14 +170,14 @@ def _check_emails(fields: Record, problems: Invalid) -> None:
             problems.add(key, "is invalid", "invalid", value=value)
 
 
-def _customer_id_taken(sandbox: MoneybirdSandbox, adm_id: str, customer_id: str, *, except_id: str) -> bool:
+def _customer_id_taken(sandbox: SandboxBooks, adm_id: str, customer_id: str, *, except_id: str) -> bool:
     return any(
         c["administration_id"] == adm_id and c["customer_id"] == customer_id and c["id"] != except_id
         for c in sandbox.contacts.values()
     )
 
 
-def _next_customer_id(sandbox: MoneybirdSandbox, adm: Administration) -> str:
+def _next_customer_id(sandbox: SandboxBooks, adm: Administration) -> str:
     while True:
         adm.customer_counter += 1
         candidate = str(adm.customer_counter)
@@ -201,7 +198,7 @@ def _contact_person(raw: Any, problems: Invalid) -> Record | None:
     return raw
 
 
-def _person_record(sandbox: MoneybirdSandbox, contact: Record, person: Record) -> Record:
+def _person_record(sandbox: SandboxBooks, contact: Record, person: Record) -> Record:
     stamp = sandbox.clock.timestamp()
     return {
         "id": sandbox.ids.next(),

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
-from app.sandbox.moneybird.core import Record, paginate
-
-if TYPE_CHECKING:
-    from app.sandbox.moneybird.state import MoneybirdSandbox
+from app.sandbox.moneybird.core import Clock, IdMint, Record, paginate
 
 
 @dataclass(frozen=True)
@@ -54,11 +51,37 @@ class Administration:
         return next(s for s in self.document_styles.values() if s["default"])
 
 
+Rounding = Literal["per_line", "per_rate"]
+
+
+class SandboxBooks(Protocol):
+    """What the handlers and the seed read and write of one fake Moneybird: its records, clock and
+    ids. `MoneybirdSandbox` (state.py) is the one implementation; naming it here instead keeps
+    state.py, which imports the handlers' helpers, above them."""
+
+    clock: Clock
+    ids: IdMint
+    web_url: str
+    user_id: str
+    administrations: dict[str, Administration]
+    contacts: dict[str, Record]
+    sales_invoices: dict[str, Record]
+    external_sales_invoices: dict[str, Record]
+    products: dict[str, Record]
+    due_intervals: dict[str, int]
+    rounding: Rounding
+    total_skews: dict[str, Decimal]
+
+    def touch(self, record: Record, *actions: str, data: Record | None = None) -> None: ...
+
+    def take_total_skew(self, document_id: str) -> None: ...
+
+
 @dataclass
 class Call:
     """One request as a handler sees it: path params, query, JSON body (a dict) and its administration."""
 
-    sandbox: MoneybirdSandbox
+    sandbox: SandboxBooks
     adm: Administration
     params: dict[str, str]
     query: dict[str, str]

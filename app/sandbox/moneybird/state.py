@@ -15,11 +15,10 @@ from typing import Any, Literal
 from app.sandbox.moneybird.contacts import create_contact_record
 from app.sandbox.moneybird.core import Clock, IdMint, Record
 from app.sandbox.moneybird.oauth import MoneybirdOAuth
-from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.records import Administration, Rounding
 from app.sandbox.moneybird.scopes import ALL_SCOPES
 from app.sandbox.moneybird.seed import seed_administration
 
-Rounding = Literal["per_line", "per_rate"]
 FaultKind = Literal["status", "timeout", "lost"]
 
 DEFAULT_TOKEN = "sandbox-token"

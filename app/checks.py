@@ -40,7 +40,7 @@ AUTH_PROBLEM_SETTING: dict[AuthProblem, str] = {
 
 
 @dataclass(frozen=True)
-class Finding:
+class CheckResult:
     """One thing `check` looked at: fine, or wrong with the fix in plain words."""
 
     subject: str
@@ -52,18 +52,18 @@ class Finding:
 class Checker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.findings: list[Finding] = []
+        self.findings: list[CheckResult] = []
 
     def good(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, True, message))
+        self.findings.append(CheckResult(subject, True, message))
 
     def bad(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, False, message))
+        self.findings.append(CheckResult(subject, False, message))
 
     def note(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, True, message, warning=True))
+        self.findings.append(CheckResult(subject, True, message, warning=True))
 
-    async def run(self) -> list[Finding]:
+    async def run(self) -> list[CheckResult]:
         problems = self.settings.problems()
         for name, why in problems.items():
             self.bad(name, why)

@@ -72,7 +72,7 @@ class Difference:
 
 
 @dataclass(frozen=True, slots=True)
-class RefundSummary:
+class MonthRefunds:
     count: int
     booked: int
     not_booked: int
@@ -91,7 +91,7 @@ class MonthReport:
     unbooked_total: Decimal = ZERO  # shop totals of orders paid this month and not (yet) booked
     counts: dict[str, int] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
-    refunds: RefundSummary | None = None
+    refunds: MonthRefunds | None = None
 
     @property
     def booked(self) -> int:
@@ -278,7 +278,7 @@ def _add_unbooked(report: MonthReport, order: OrderRecord) -> None:
 
 def _add_refunds(report: MonthReport, refunds: Sequence[RefundRecord], *, numbers: dict[int, str]) -> None:
     booked = [refund for refund in refunds if refund.state == RefundState.BOOKED]
-    report.refunds = RefundSummary(
+    report.refunds = MonthRefunds(
         count=len(refunds),
         booked=len(booked),
         not_booked=sum(1 for r in refunds if r.state != RefundState.BOOKED),

@@ -70,7 +70,7 @@ class OrderState(enum.StrEnum):
     BEFORE_SINCE = "before_since"  # paid before SYNC_SINCE and not backfilled
 
 
-class Step(enum.StrEnum):
+class OrderStep(enum.StrEnum):
     """The booking steps in order; `OrderRecord.step` is the last one completed."""
 
     CONTACT = "contact"

@@ -85,17 +85,17 @@ def _lines_table(plan: InvoicePlan, reference: AdministrationReference | None) -
             f"{line.price:.2f}",
             f"{line.total:.2f}",
             plan.tax_rates[line.tax_rate_id].name,
-            _ledger_name(line.ledger_account_id, reference),
+            _ledger_account_name(line.ledger_account_id, reference),
             line.kind,
         )
     return table
 
 
-def _ledger_name(ledger_id: str | None, reference: AdministrationReference | None) -> str:
-    if ledger_id is None:
+def _ledger_account_name(account_id: str | None, reference: AdministrationReference | None) -> str:
+    if account_id is None:
         return "Moneybird default"
-    account = next((a for a in reference.ledger_accounts if a.id == ledger_id), None) if reference else None
-    return account.name if account else ledger_id
+    account = next((a for a in reference.ledger_accounts if a.id == account_id), None) if reference else None
+    return account.name if account else account_id
 
 
 def _vat_table(plan: InvoicePlan) -> Table:

@@ -22,7 +22,7 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from app.checks import Checker, Finding, percentage_text
+from app.checks import Checker, CheckResult, percentage_text
 from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit
 from app.clients import moneybird_client, shop_client
 from app.constants import WEBHOOK_PATH
@@ -39,7 +39,7 @@ from app.woocommerce.webhook_setup import install_webhook
 Target = Literal["env", "heroku", "fly"]
 
 
-def print_findings(findings: list[Finding]) -> bool:
+def print_check_results(findings: list[CheckResult]) -> bool:
     ok = all(finding.ok for finding in findings)
     for finding in findings:
         mark = "[yellow]![/]" if finding.warning else ("[green]✓[/]" if finding.ok else "[bold red]✗[/]")
@@ -56,7 +56,7 @@ def check_command() -> None:
     """Verify every setting against the live shop and Moneybird; exit 0 only when all is well."""
     settings = settings_or_exit()
     findings = run(Checker(settings).run())
-    if not print_findings(findings):
+    if not print_check_results(findings):
         raise typer.Exit(1)
 
 
@@ -64,7 +64,7 @@ def check_command() -> None:
 
 
 @dataclass
-class Choices:
+class ChosenSettings:
     values: dict[str, str]
 
 
@@ -127,7 +127,7 @@ def _store(settings: Settings, values: dict[str, str]) -> None:
         console.print(f"[yellow]![/] {name} belongs in the environment (it is not stored): {name}=…")
 
 
-async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> Choices:
+async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> ChosenSettings:
     update = {"moneybird_api_token": SecretStr(token), "moneybird_administration_id": administration or "0"}
     probe = settings.model_copy(update=update)
     try:
@@ -160,7 +160,7 @@ async def _choose(settings: Settings, *, token: str, administration: str, yes: b
     values = {"MONEYBIRD_ADMINISTRATION_ID": chosen}
     values |= _choose_tax_rates(rows, reference, yes=yes)
     values |= _choose_reference(reference, settings=settings, yes=yes)
-    return Choices(values)
+    return ChosenSettings(values)
 
 
 def _choose_tax_rates(

@@ -97,8 +97,8 @@ class PlanContext:
     order: Order
     vat: OrderVat
     book: RateBook
-    product_ledger: str | None
-    other_ledger: str | None
+    product_revenue_account: str | None
+    other_revenue_account: str | None
     products: Mapping[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     used_rates: dict[str, TaxRate] = field(default_factory=dict)
@@ -114,5 +114,7 @@ class PlanContext:
         product_id: str | None = None,
     ) -> PlanLine:
         self.used_rates[rate.id] = rate
-        ledger = self.product_ledger if kind in ("product", "discount") else self.other_ledger
-        return PlanLine(description, quantity, price, rate.id, ledger, kind, product_id)
+        account = (
+            self.product_revenue_account if kind in ("product", "discount") else self.other_revenue_account
+        )
+        return PlanLine(description, quantity, price, rate.id, account, kind, product_id)

@@ -54,10 +54,10 @@ def _plain(
     currency: str,
     country: str,
     extra: dict[str, str],
-    tax_rates: Sequence[models.TaxRate],
-    ledger_accounts: Sequence[models.LedgerAccount],
-    workflows: Sequence[models.Workflow],
-    document_styles: Sequence[models.DocumentStyle],
+    tax_rates: Sequence[models.TaxRateResponse],
+    ledger_accounts: Sequence[models.LedgerAccountResponse],
+    workflows: Sequence[models.WorkflowResponse],
+    document_styles: Sequence[models.DocumentStyleResponse],
 ) -> AdministrationReference:
     """The wire's reference data as the plan's plain values: the one mapping between the two."""
     return AdministrationReference(
@@ -86,7 +86,7 @@ async def _own_administration(client: MoneybirdClient) -> models.Administration:
     )
 
 
-def _tax_rate(rate: models.TaxRate) -> TaxRate:
+def _tax_rate(rate: models.TaxRateResponse) -> TaxRate:
     return TaxRate(
         id=rate.id,
         name=rate.name,
@@ -98,7 +98,7 @@ def _tax_rate(rate: models.TaxRate) -> TaxRate:
     )
 
 
-def _ledger_account(account: models.LedgerAccount) -> LedgerAccount:
+def _ledger_account(account: models.LedgerAccountResponse) -> LedgerAccount:
     return LedgerAccount(
         id=account.id,
         name=account.name,
@@ -108,7 +108,7 @@ def _ledger_account(account: models.LedgerAccount) -> LedgerAccount:
     )
 
 
-def _workflow(workflow: models.Workflow) -> Workflow:
+def _workflow(workflow: models.WorkflowResponse) -> Workflow:
     return Workflow(
         id=workflow.id,
         name=workflow.name,
@@ -120,7 +120,7 @@ def _workflow(workflow: models.Workflow) -> Workflow:
     )
 
 
-def _document_style(style: models.DocumentStyle) -> DocumentStyle:
+def _document_style(style: models.DocumentStyleResponse) -> DocumentStyle:
     return DocumentStyle(id=style.id, name=style.name, default=style.default)
 
 
@@ -213,7 +213,7 @@ def reference_from_json(data: dict[str, Any]) -> AdministrationReference:
     )
 
 
-_TAX_RATES = TypeAdapter(list[models.TaxRate])
-_LEDGER_ACCOUNTS = TypeAdapter(list[models.LedgerAccount])
-_WORKFLOWS = TypeAdapter(list[models.Workflow])
-_DOCUMENT_STYLES = TypeAdapter(list[models.DocumentStyle])
+_TAX_RATES = TypeAdapter(list[models.TaxRateResponse])
+_LEDGER_ACCOUNTS = TypeAdapter(list[models.LedgerAccountResponse])
+_WORKFLOWS = TypeAdapter(list[models.WorkflowResponse])
+_DOCUMENT_STYLES = TypeAdapter(list[models.DocumentStyleResponse])

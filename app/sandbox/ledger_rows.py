@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import schema
 from app.db import transaction
-from app.schema import OrderRecord, OrderState, Step
+from app.schema import OrderRecord, OrderState, OrderStep
 from app.sync import ledger
 
 DEMO_TAX_RATE_HIGH = "4960815233818964"
@@ -51,7 +51,7 @@ async def add_booked_order(
             order_id=order_id,
             order_number=str(order_id),
             state=OrderState.BOOKED.value,
-            step=Step.PAID.value,
+            step=OrderStep.PAID.value,
             date_modified=paid + timedelta(minutes=1),
             date_paid=paid,
             order_total=total,

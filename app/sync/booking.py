@@ -8,7 +8,7 @@
             open, so the next try sees it was made
 
 An order's invoice (app.sync.orders) and a refund's credit invoice (app.sync.refunds) walk the
-same steps. They differ in where the steps are written down — an `Entry` over the order's or the
+same steps. They differ in where the steps are written down — a `ProgressRow` over the order's or the
 refund's ledger row — and in the invoice kind (`INVOICE_KIND`), which says how Moneybird is asked.
 """
 
@@ -33,7 +33,7 @@ from app.moneybird.models import (
     SalesInvoiceSending,
 )
 from app.runtime import Services
-from app.schema import RefundStep, Step
+from app.schema import OrderStep, RefundStep
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.documents import DocumentPlan, external_invoice_body, sales_invoice_body
@@ -62,7 +62,13 @@ class Steps(NamedTuple):
     paid: str
 
 
-INVOICE_STEPS = Steps(Step.INVOICE_CREATING, Step.INVOICE_CREATED, Step.INVOICE_SENT, Step.PAYING, Step.PAID)
+INVOICE_STEPS = Steps(
+    OrderStep.INVOICE_CREATING,
+    OrderStep.INVOICE_CREATED,
+    OrderStep.INVOICE_SENT,
+    OrderStep.PAYING,
+    OrderStep.PAID,
+)
 CREDIT_STEPS = Steps(
     RefundStep.CREDIT_CREATING,
     RefundStep.CREDIT_CREATED,
@@ -81,7 +87,7 @@ class Position:
     retried: bool = False  # an earlier try of this entry may have died before writing a create down
 
 
-class Entry(Protocol):
+class ProgressRow(Protocol):
     """The ledger row a walk writes its steps to: an order's for its invoice, a refund's for its credit."""
 
     @property
@@ -110,8 +116,8 @@ class Entry(Protocol):
         """Write the step down, with the ids it produced (None: unchanged), and its event."""
 
 
-class LedgerEntry:
-    """An `Entry` over the order's row, or with `refund_id` the refund's; subclasses say where it stands.
+class LedgerProgress:
+    """A `ProgressRow` over the order's row, or with `refund_id` the refund's; subclasses say where it stands.
 
     `columns` name where the document's id, its number and the payment's id are written.
     """
@@ -181,7 +187,7 @@ class BookingPlan(DocumentPlan, Protocol):
     def payment_reference(self) -> str: ...
 
 
-class InvoiceKind(Protocol):
+class InvoiceOperations(Protocol):
     """How one kind of Moneybird document is read, found, created, sent and paid."""
 
     @property
@@ -243,7 +249,7 @@ class ExternalSalesInvoices:
         return await moneybird.create_external_sales_invoice_payment(invoice_id, payment)
 
 
-def invoice_kind(settings: Settings) -> InvoiceKind:
+def invoice_operations(settings: Settings) -> InvoiceOperations:
     return ExternalSalesInvoices() if settings.invoice_kind == "external_sales_invoice" else SalesInvoices()
 
 
@@ -288,7 +294,7 @@ ReplaceContact = Callable[[str, MoneybirdRejected], Awaitable[str]]
 
 async def walk(
     services: Services,
-    entry: Entry,
+    entry: ProgressRow,
     *,
     plan: BookingPlan,
     contact_id: str,
@@ -299,7 +305,7 @@ async def walk(
     A contact archived or deleted in Moneybird refuses the create; `replace_contact` then names
     the contact to use, and the create goes once more (the refused one made nothing).
     """
-    kind = invoice_kind(services.settings)
+    kind = invoice_operations(services.settings)
     moneybird = services.moneybird
     position = await entry.position()
     invoice = await _existing(services, entry, position, kind=kind, plan=plan, contact_id=contact_id)
@@ -331,10 +337,10 @@ async def walk(
 
 async def _existing(
     services: Services,
-    entry: Entry,
+    entry: ProgressRow,
     position: Position,
     *,
-    kind: InvoiceKind,
+    kind: InvoiceOperations,
     plan: BookingPlan,
     contact_id: str,
 ) -> Invoice | None:
@@ -356,9 +362,9 @@ async def _existing(
 
 async def _create(
     services: Services,
-    entry: Entry,
+    entry: ProgressRow,
     *,
-    kind: InvoiceKind,
+    kind: InvoiceOperations,
     plan: BookingPlan,
     contact_id: str,
     replace_contact: ReplaceContact | None,
@@ -389,10 +395,10 @@ def is_open(invoice: Invoice) -> bool:
 
 async def _pay(
     services: Services,
-    entry: Entry,
+    entry: ProgressRow,
     position: Position,
     *,
-    kind: InvoiceKind,
+    kind: InvoiceOperations,
     plan: BookingPlan,
     invoice: Invoice,
 ) -> Payment | None:

@@ -36,13 +36,13 @@ from app.money import money
 from app.moneybird.errors import MoneybirdRejected
 from app.plan_options import plan_options
 from app.runtime import Services, services_of
-from app.schema import FindingKind, OrderRecord, OrderState, Step
+from app.schema import FindingKind, OrderRecord, OrderState, OrderStep
 from app.sync import ledger, rebook
 from app.sync.booking import (
     INVOICE_STEPS,
     BookingFailed,
     Invoice,
-    LedgerEntry,
+    LedgerProgress,
     Position,
     failing_on_refusal,
     number_of,
@@ -221,11 +221,11 @@ async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invo
 
     with failing_on_refusal("the order"):
         contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
-        entry = InvoiceEntry(services, order_id=order_id)
+        entry = InvoiceProgress(services, order_id=order_id)
         return await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
 
 
-class InvoiceEntry(LedgerEntry):
+class InvoiceProgress(LedgerProgress):
     """The booking walk's view of an order's ledger row: the order's invoice and its steps."""
 
     noun = "invoice"
@@ -259,7 +259,7 @@ async def _contact_step(services: Services, *, order_id: int, contact: PlanConta
         event="contact",
         message=done,
         contact_id=contact_id,
-        step=Step.CONTACT.value,
+        step=OrderStep.CONTACT.value,
     )
     return contact_id
 
@@ -299,7 +299,7 @@ async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoic
             session,
             order.id,
             state=OrderState.BOOKED.value,
-            step=Step.PAID.value,
+            step=OrderStep.PAID.value,
             invoice_id=invoice.id,
             invoice_number=number_of(invoice),
             invoice_url=getattr(invoice, "url", None),

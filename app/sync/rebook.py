@@ -41,7 +41,7 @@ from app.sync.booking import (
     Position,
     Steps,
     failing_on_refusal,
-    invoice_kind,
+    invoice_operations,
     number_of,
     walk,
 )
@@ -121,7 +121,7 @@ async def start(services: Services, record: OrderRecord, *, fingerprint: str) ->
 
 async def credit_old_invoice(services: Services, rebooking: Rebooking, *, order: Order) -> Invoice:
     """Credit the old invoice in full (resumable), then clear the order's ids for the next version."""
-    kind = invoice_kind(services.settings)
+    kind = invoice_operations(services.settings)
 
     async def replace(gone: str, refused: MoneybirdRejected) -> str:
         customer = order_contact(order, settings=services.settings)
@@ -143,7 +143,7 @@ async def credit_old_invoice(services: Services, rebooking: Rebooking, *, order:
             reference=credit_reference(order.display_number, rebooking.version),
             today=today(services),
         )
-        entry = RebookCreditEntry(services, rebooking)
+        entry = RebookCreditProgress(services, rebooking)
         credit = await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
     await _credited(services, rebooking, credit=credit)
     return credit
@@ -251,7 +251,7 @@ def _quantity(decimal: Decimal | None, text: str | None) -> Decimal:
     return Decimal(word)
 
 
-class RebookCreditEntry:
+class RebookCreditProgress:
     """The booking walk's view of a rebooking's row: the old invoice's credit and its steps."""
 
     noun = "credit invoice"

@@ -40,10 +40,10 @@ from app.sync.booking import (
     CREDIT_STEPS,
     BookingFailed,
     Invoice,
-    LedgerEntry,
+    LedgerProgress,
     Position,
     failing_on_refusal,
-    invoice_kind,
+    invoice_operations,
     number_of,
     walk,
     write_down,
@@ -337,11 +337,11 @@ async def _credit(
 
     with failing_on_refusal("the credit invoice"):
         contact_id = await _contact_id(services, order_record)
-        entry = CreditEntry(services, order_id=record.order_id, refund_id=record.refund_id)
+        entry = CreditProgress(services, order_id=record.order_id, refund_id=record.refund_id)
         return await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
 
 
-class CreditEntry(LedgerEntry):
+class CreditProgress(LedgerProgress):
     """The booking walk's view of a refund's ledger row: the refund's credit invoice and its steps."""
 
     noun = "credit invoice"
@@ -361,7 +361,7 @@ async def _contact_id(services: Services, order_record: OrderRecord) -> str:
     if order_record.contact_id:
         return order_record.contact_id
     assert order_record.invoice_id is not None
-    original = await invoice_kind(services.settings).get(services.moneybird, order_record.invoice_id)
+    original = await invoice_operations(services.settings).get(services.moneybird, order_record.invoice_id)
     if original.contact_id is None:
         raise BookingFailed(f"invoice {order_record.invoice_id} has no contact to credit", kind="rejected")
     return original.contact_id

@@ -19,7 +19,7 @@ from app import schema
 from app.constants import RECONCILE_OVERLAP_SECONDS, RECONCILE_STALE_BOOKING_SECONDS
 from app.main import create_app
 from app.sandbox.woocommerce.cart import Customer
-from app.schema import OrderState, Step
+from app.schema import OrderState, OrderStep
 from app.settings import normalise_database_url
 from app.sync.reconcile import reconcile
 from tests.harness import Harness
@@ -136,13 +136,13 @@ async def test_a_flushed_job_older_than_the_pass_window_is_queued_again_from_the
     ("dies_after", "step"),
     [
         ("POST /contacts", None),
-        ("POST /sales_invoices", Step.INVOICE_CREATING),
-        ("PATCH /sales_invoices/{id}/send_invoice", Step.INVOICE_CREATED),
-        ("POST /sales_invoices/{id}/payments", Step.PAYING),
+        ("POST /sales_invoices", OrderStep.INVOICE_CREATING),
+        ("PATCH /sales_invoices/{id}/send_invoice", OrderStep.INVOICE_CREATED),
+        ("POST /sales_invoices/{id}/payments", OrderStep.PAYING),
     ],
 )
 async def test_a_worker_killed_mid_booking_is_requeued_and_books_exactly_once(
-    harness: Harness, dies_after: str, step: Step | None
+    harness: Harness, dies_after: str, step: OrderStep | None
 ) -> None:
     document = _add(harness, 7301, customer=_customer("Anna"))
     await harness.deliver(7301)

@@ -24,7 +24,7 @@ from app.jobs import exclusively
 from app.main import create_app
 from app.metrics_refresh import refresh_gauges
 from app.moneybird.models import Contact
-from app.schema import OrderState, RefundRecord, RefundState, Step
+from app.schema import OrderState, OrderStep, RefundRecord, RefundState
 from app.sync import ledger
 from app.sync.redis_marker import REASON, WATCH_TASK, RedisMarker, Requeued, start_watching, stop_watching
 from app.sync.refunds import queue_refunds
@@ -109,7 +109,7 @@ async def test_orders_and_refunds_queued_or_being_booked_when_redis_is_flushed_a
     assert await harness.redis.get(REDIS_MARKER_KEY) is not None
     record = await harness.record(7601)
     assert record is not None
-    assert (record.state, record.step) == (OrderState.BOOKING, Step.INVOICE_CREATING)
+    assert (record.state, record.step) == (OrderState.BOOKING, OrderStep.INVOICE_CREATING)
     assert (await _refund(harness, int(refund["id"]))).state == RefundState.QUEUED
     assert await harness.queued() == 4
 

@@ -6,7 +6,14 @@ import copy
 import re
 from typing import Any
 
-from app.sandbox.moneybird.core import (
+from app.sandbox.moneybird.records import Call, Reply, SandboxAdministration, SandboxBooks, list_reply
+from app.sandbox.moneybird.request_keys import (
+    CONTACT_CREATE,
+    CONTACT_PERSON,
+    CONTACT_UPDATE,
+    DELIVERY_METHODS,
+)
+from app.sandbox.moneybird.wire import (
     ApiError,
     Invalid,
     Record,
@@ -18,8 +25,6 @@ from app.sandbox.moneybird.core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird.records import Administration, Call, Reply, SandboxBooks, list_reply
-from app.sandbox.moneybird.schema import CONTACT_CREATE, CONTACT_PERSON, CONTACT_UPDATE, DELIVERY_METHODS
 
 _TEXT_FIELDS = (
     "company_name",
@@ -71,7 +76,7 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 # -- records -----------------------------------------------------------------------------------
 
 
-def create_contact_record(sandbox: SandboxBooks, adm: Administration, data: Record) -> Record:
+def create_contact_record(sandbox: SandboxBooks, adm: SandboxAdministration, data: Record) -> Record:
     reject_unknown(data, CONTACT_CREATE, prefix="")
     problems = Invalid()
     fields = coerce(data, CONTACT_CREATE, prefix="", problems=problems)
@@ -120,7 +125,7 @@ def create_contact_record(sandbox: SandboxBooks, adm: Administration, data: Reco
     return record
 
 
-def _apply(sandbox: SandboxBooks, adm: Administration, record: Record, fields: Record) -> None:
+def _apply(sandbox: SandboxBooks, adm: SandboxAdministration, record: Record, fields: Record) -> None:
     """Validate `fields` against the merged result and only then write them (a 422 changes nothing)."""
     if "email" in fields and "send_invoices_to_email" not in fields:
         fields["send_invoices_to_email"] = fields["email"]
@@ -144,7 +149,7 @@ def _apply(sandbox: SandboxBooks, adm: Administration, record: Record, fields: R
     record["email"] = record["send_invoices_to_email"]
 
 
-def _check_choices(merged: Record, fields: Record, adm: Administration, problems: Invalid) -> None:
+def _check_choices(merged: Record, fields: Record, adm: SandboxAdministration, problems: Invalid) -> None:
     if merged["delivery_method"] not in DELIVERY_METHODS:
         problems.add(
             "delivery_method", "is not included in the list", "inclusion", value=merged["delivery_method"]
@@ -177,7 +182,7 @@ def _customer_id_taken(sandbox: SandboxBooks, adm_id: str, customer_id: str, *, 
     )
 
 
-def _next_customer_id(sandbox: SandboxBooks, adm: Administration) -> str:
+def _next_customer_id(sandbox: SandboxBooks, adm: SandboxAdministration) -> str:
     while True:
         adm.customer_counter += 1
         candidate = str(adm.customer_counter)

@@ -8,11 +8,11 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
-from app.sandbox.moneybird.core import Clock, IdMint, Record, paginate
+from app.sandbox.moneybird.wire import Clock, IdMint, Record, paginate
 
 
 @dataclass(frozen=True)
-class TaxRate:
+class SandboxTaxRate:
     record: Record
     percentage: Decimal
     report_reference: tuple[str, ...]
@@ -20,11 +20,11 @@ class TaxRate:
 
 
 @dataclass
-class Administration:
+class SandboxAdministration:
     """One administration's reference data and number sequences."""
 
     record: Record
-    tax_rates: dict[str, TaxRate] = field(default_factory=dict)
+    tax_rates: dict[str, SandboxTaxRate] = field(default_factory=dict)
     ledger_accounts: dict[str, Record] = field(default_factory=dict)
     workflows: dict[str, Record] = field(default_factory=dict)
     document_styles: dict[str, Record] = field(default_factory=dict)
@@ -63,7 +63,7 @@ class SandboxBooks(Protocol):
     ids: IdMint
     web_url: str
     user_id: str
-    administrations: dict[str, Administration]
+    administrations: dict[str, SandboxAdministration]
     contacts: dict[str, Record]
     sales_invoices: dict[str, Record]
     external_sales_invoices: dict[str, Record]
@@ -82,7 +82,7 @@ class Call:
     """One request as a handler sees it: path params, query, JSON body (a dict) and its administration."""
 
     sandbox: SandboxBooks
-    adm: Administration
+    adm: SandboxAdministration
     params: dict[str, str]
     query: dict[str, str]
     body: Record

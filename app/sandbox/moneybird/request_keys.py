@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from app.sandbox.moneybird.core import Kind
+from app.sandbox.moneybird.wire import Kind
 
 _CONTACT_COMMON: Final[dict[str, Kind]] = {
     "company_name": "string",

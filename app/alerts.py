@@ -25,16 +25,16 @@ import httpx
 import structlog
 
 from app import schema
+from app.booking import ledger
 from app.constants import ALERT_SENT_PREFIX
 from app.redaction import scrub
 from app.settings import Settings
-from app.sync import ledger
 
 log = structlog.get_logger("woobird.alerts")
 
 ALERT_TTL_SECONDS = 24 * 3600
 SEND_TIMEOUT_SECONDS = 10.0
-# Every failure kind app.sync.orders records needs a person: a refused plan, a rejection by
+# Every failure kind app.booking.orders records needs a person: a refused plan, a rejection by
 # Moneybird, a total mismatch, refused access, or a job that ran out of tries.
 FOR_GOOD_KINDS = frozenset({"refused", "rejected", "mismatch", "configuration", "exhausted", "shop"})
 STALE_AFTER_INTERVALS = 3

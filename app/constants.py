@@ -93,7 +93,7 @@ BACKFILL_CALLS_PER_ORDER: Final = 4
 # Refunds: one worker per refund at a time (credit invoices are created under this lock).
 REFUND_LOCK_PREFIX: Final = "woobird:lock:refund:"
 
-# Redis losing its data (a restart without persistence, a flush, a failover; app.sync.redis_marker):
+# Redis losing its data (a restart without persistence, a flush, a failover; app.booking.redis_marker):
 # the marker key every worker looks for each REDIS_MARKER_CHECK_SECONDS; once it is missing, the
 # waiting orders and refunds are queued again, to start REDIS_LOSS_GRACE_SECONDS later, by when every
 # worker has looked again and written back the locks of the jobs it is still running.

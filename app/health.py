@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app import schema
+from app.booking import ledger
 from app.constants import QUEUE_NAME, WORKER_HEALTH_KEY
 from app.deps import AppState, AppStateDep
-from app.sync import ledger
 
 router = APIRouter()
 log = structlog.get_logger("woobird.health")

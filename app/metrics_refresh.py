@@ -16,6 +16,7 @@ import structlog
 
 from app import schema
 from app.alerts import parse_moment
+from app.booking import ledger
 from app.constants import QUEUE_NAME
 from app.metrics import (
     LAST_RECONCILE,
@@ -26,7 +27,6 @@ from app.metrics import (
     ORDERS_BY_STATE,
     QUEUE_DEPTH,
 )
-from app.sync import ledger
 
 log = structlog.get_logger("woobird.metrics")
 

@@ -118,7 +118,7 @@ async def _copy_id(redis: ArqRedis, job_id: str, copy_tag: str) -> str:
 async def enqueue(redis: ArqRedis, job: BookingJob, *, defer_seconds: float = 0, copy_tag: str = "") -> bool:
     """Queue `job`; False when arq already knows a job (or a kept result) under its id.
 
-    `copy_tag` gives a job that Redis lost a copy with an id of its own (app.sync.redis_marker).
+    `copy_tag` gives a job that Redis lost a copy with an id of its own (app.booking.redis_marker).
     """
     queued = await redis.enqueue_job(
         job.function,

@@ -2,7 +2,7 @@
 
 It is read from the ledger alone (no API calls): for each booked order woobird wrote down the
 shop's total and VAT per Moneybird tax rate next to the invoice's, at the moment it was booked;
-what the last verification (app.sync.verify) found changed in Moneybird since is listed too.
+what the last verification (app.booking.verify) found changed in Moneybird since is listed too.
 A month is a calendar month in the Netherlands (Europe/Amsterdam), the period of a VAT return;
 an order belongs to the month it was paid in.
 """

@@ -1,10 +1,10 @@
 """The ledger's tables: every table woobird keeps in SQL, with the states and steps its rows go through.
 
     orders, refunds       one row per WooCommerce order and refund: state, last step, Moneybird ids
-    rebookings            one row per rebooking of an order (app.sync.rebook)
-    contacts              one Moneybird contact per e-mail address (app.sync.contacts)
+    rebookings            one row per rebooking of an order (app.booking.rebook)
+    contacts              one Moneybird contact per e-mail address (app.booking.contacts)
     ledger_events         the audit trail a bookkeeper reads on the dashboard
-    findings              what woobird noticed after booking (app.sync.findings)
+    findings              what woobird noticed after booking (app.booking.findings)
     service_state         small facts kept across restarts (first run, watermarks)
     connections, connection_settings, settings_changes
                           the settings the wizard stored, and who changed which (app.settings_store)
@@ -118,10 +118,10 @@ class OrderRecord(Base):
     invoice_total: Mapped[Decimal | None] = mapped_column(MoneyText(), default=None)
     payment_id: Mapped[str | None] = mapped_column(String(32), default=None)
     vat_report: Mapped[str | None] = mapped_column(Text, default=None)  # JSON: per rate shop vs Moneybird
-    # What the invoice booked (app.sync.fingerprint): the order version as JSON, and its digest.
+    # What the invoice booked (app.booking.fingerprint): the order version as JSON, and its digest.
     booked_version: Mapped[str | None] = mapped_column(Text, default=None)
     fingerprint: Mapped[str | None] = mapped_column(String(32), default=None)
-    # 1 for the first invoice; each rebooking (app.sync.rebook) books the next version.
+    # 1 for the first invoice; each rebooking (app.booking.rebook) books the next version.
     invoice_version: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[str | None] = mapped_column(ScrubbedText, default=None)
     failure_kind: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -160,7 +160,7 @@ class RefundRecord(Base):
 
 
 class ContactRecord(Base):
-    """One Moneybird contact per e-mail address, ever (lower-cased); see app.sync.contacts."""
+    """One Moneybird contact per e-mail address, ever (lower-cased); see app.booking.contacts."""
 
     __tablename__ = "contacts"
 

@@ -21,6 +21,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.booking import ledger
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.main import create_app
 from app.runtime import Services, build_services
@@ -30,7 +31,6 @@ from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.checkout import build_order
 from app.schema import OrderRecord
 from app.settings import Settings
-from app.sync import ledger
 from tests.conftest import make_settings
 from workers.functions import job_functions
 

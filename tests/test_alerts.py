@@ -25,9 +25,9 @@ from app.alerts import (
     alert_order_failed,
     check_reconcile_staleness,
 )
+from app.booking import ledger
 from app.db import transaction
 from app.settings import Settings
-from app.sync import ledger
 from tests.conftest import make_settings
 
 HOOK = "https://hooks.slack.test/services/T000/B000/abc"

@@ -26,6 +26,8 @@ from typer.testing import CliRunner, Result
 
 from app import clients
 from app.alerts import alert_key
+from app.booking import ledger
+from app.booking.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.cli import cli
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, migrate, session_factory, transaction
@@ -40,8 +42,6 @@ from app.settings import REQUIRED_SETTINGS, Settings, load_settings, normalise_d
 from app.settings_help import SETTING_HELP
 from app.settings_live import get_settings, load_with_store
 from app.settings_store import recent_changes
-from app.sync import ledger
-from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.tokens import weakness
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.services import redis_database

@@ -9,10 +9,10 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import schema
+from app.booking import ledger
 from app.constants import WORKER_HEALTH_KEY
 from app.db import transaction
 from app.main import create_app
-from app.sync import ledger
 from tests.conftest import make_settings
 
 

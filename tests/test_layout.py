@@ -30,7 +30,7 @@ ONLY_IMPORTS = {
 # interfaces, the booking engine nothing of the dashboard or the command line.
 NEVER_IMPORTS = {
     "app.moneybird": (
-        "app.sync",
+        "app.booking",
         "app.runtime",
         "app.jobs",
         "app.schema",
@@ -39,7 +39,7 @@ NEVER_IMPORTS = {
         "app.cli",
     ),
     "app.woocommerce": (
-        "app.sync",
+        "app.booking",
         "app.runtime",
         "app.jobs",
         "app.schema",
@@ -47,7 +47,7 @@ NEVER_IMPORTS = {
         "app.admin",
         "app.cli",
     ),
-    "app.sync": ("app.admin", "app.cli"),
+    "app.booking": ("app.admin", "app.cli"),
     "app.setup": ("app.admin", "app.cli"),
 }
 
@@ -56,7 +56,7 @@ NEVER_IMPORTS = {
 def graph() -> grimp.ImportGraph:
     built = grimp.build_graph("app", "workers", cache_dir=None, exclude_type_checking_imports=False)
     # A graph that missed the code would prove nothing.
-    assert {"app.sandbox.demo", "app.sync.orders", "workers.settings"} <= built.modules
+    assert {"app.sandbox.demo", "app.booking.orders", "workers.settings"} <= built.modules
     # …and one that left out the type-only imports would miss the cycles they close.
     assert built.get_import_details(importer="app.moneybird.reference", imported="app.moneybird.client")
     return built

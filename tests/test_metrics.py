@@ -15,13 +15,13 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import schema
+from app.booking import ledger
 from app.db import transaction
 from app.main import create_app
 from app.metrics_refresh import record_moneybird_response, refresh_gauges
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdRateLimited
 from app.settings import Settings
-from app.sync import ledger
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import order_document, signed_headers, wc_body
 from tests.harness import Harness

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
 from app import schema
+from app.booking import ledger
 from app.constants import QUEUE_NAME, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
 from app.main import create_app
 from app.settings import Settings
-from app.sync import ledger
 from app.webhooks import SignatureError, sign, verify
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from tests.factories import order_document, signed_headers, wc_body

@@ -45,6 +45,10 @@ from app.admin.login_guard import (
     signed_out,
 )
 from app.alerts import parse_moment
+from app.booking import ledger
+from app.booking.findings import dismiss, finding_json, open_findings
+from app.booking.order_retry import RETRYABLE, RetryRefused, retry_order
+from app.booking.verify import last_verification
 from app.delivery_lag import ADVICE, LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
@@ -53,10 +57,6 @@ from app.report import REPORT_TIMEZONE, monthly_report
 from app.schema import OrderRecord, OrderState
 from app.settings import Settings
 from app.setup.progress import needs_wizard
-from app.sync import ledger
-from app.sync.findings import dismiss, finding_json, open_findings
-from app.sync.order_retry import RETRYABLE, RetryRefused, retry_order
-from app.sync.verify import last_verification
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 RECENT_LIMIT = 40

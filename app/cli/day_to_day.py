@@ -16,6 +16,11 @@ from arq.connections import ArqRedis
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.booking import ledger
+from app.booking.findings import open_findings
+from app.booking.intake import accept_order
+from app.booking.order_retry import RetryRefused, retry_order
+from app.booking.verify import last_verification
 from app.cli.demo import ledger_settings
 from app.cli.plan import render_plan
 from app.cli.support import (
@@ -40,11 +45,6 @@ from app.plan_options import plan_options
 from app.report import MonthReport, month_bounds, monthly_report, render_report
 from app.schema import Finding, OrderRecord, OrderState
 from app.settings import Settings
-from app.sync import ledger
-from app.sync.findings import open_findings
-from app.sync.intake import accept_order
-from app.sync.order_retry import RetryRefused, retry_order
-from app.sync.verify import last_verification
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound
 from app.woocommerce.models import Order
 
@@ -181,7 +181,7 @@ async def _order_and_reference(settings: Settings, order_id: int) -> tuple[Order
 
 
 async def _book_now(settings: Settings, order_id: int) -> str:
-    from app.sync.orders import book_order_job
+    from app.booking.orders import book_order_job
 
     async with queue(settings) as redis, services(settings, redis) as built:
         ctx = {"services": built, "redis": redis, "job_try": 1}

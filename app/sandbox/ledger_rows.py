@@ -13,9 +13,9 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import schema
+from app.booking import ledger
 from app.db import transaction
 from app.schema import OrderRecord, OrderState, OrderStep
-from app.sync import ledger
 
 DEMO_TAX_RATE_HIGH = "4960815233818964"
 DEMO_TAX_RATE_LOW = "4960815233818965"

@@ -13,13 +13,13 @@ from app import schema
 from app.admin.auth import COOKIE_NAME, csrf_token
 from app.admin.routes import RECENT_LIMIT
 from app.alerts import alert_key
+from app.booking import ledger
+from app.booking.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.constants import QUEUE_NAME
 from app.db import transaction
 from app.queue import order_job_id
 from app.sandbox.ledger_rows import add_booked_order
 from app.settings import Settings
-from app.sync import ledger
-from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from tests.admin.conftest import BOOKED_ID, FAILED_ID, FAILED_REASON, app_with_admin, sign_in
 from tests.conftest import make_settings
 

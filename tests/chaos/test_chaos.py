@@ -461,7 +461,7 @@ def _report(run: Run, orders: list[OrderRecord], refunds: list[RefundRecord], lo
     print("  " + noticed(run, logs))
 
 
-# The worker's line when it finds Redis without woobird's marker (app.sync.redis_marker).
+# The worker's line when it finds Redis without woobird's marker (app.booking.redis_marker).
 _HEALED = re.compile(r"^(\S+Z) \[warning\s*\] (Redis lost its data[^:]*: [^\n]*?) orders=", re.MULTILINE)
 
 

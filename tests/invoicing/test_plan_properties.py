@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.booking.documents import sales_invoice_body
 from app.invoicing.moneybird_arithmetic import (
     ROUNDING_MODES,
     Rounding,
@@ -44,7 +45,6 @@ from app.sandbox.woocommerce.cart import (
     ShippingMethod,
 )
 from app.sandbox.woocommerce.checkout import build_order
-from app.sync.documents import sales_invoice_body
 from app.woocommerce.models import Order
 from tests.examples import examples
 

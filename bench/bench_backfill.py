@@ -47,13 +47,13 @@ from app.queue import connect
 from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT, load_settings, normalise_database_url
 from app.tokens import new_token
+from tests.server import serve_in_thread
 
 LIMIT, WINDOW = 150, 10.0
 LATENCY_SECONDS = 0.02

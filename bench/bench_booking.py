@@ -58,7 +58,6 @@ from app.queue import connect
 from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox, RecordedRequest, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, ShippingMethod
@@ -66,6 +65,7 @@ from app.sandbox.woocommerce.checkout import build_order
 from app.settings import Settings, load_settings
 from app.tokens import new_token
 from app.webhooks import sign
+from tests.server import serve_in_thread
 
 SECRET = "bench-booking-webhook-secret-93ab"
 LATENCY_SECONDS = 0.05

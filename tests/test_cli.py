@@ -34,7 +34,6 @@ from app.db import create_engine, migrate, session_factory, transaction
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
-from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.schema import Finding, FindingKind, FindingState, OrderState
@@ -44,6 +43,7 @@ from app.settings_live import get_settings, load_with_store
 from app.settings_store import recent_changes
 from app.tokens import weakness
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.server import serve_in_thread
 from tests.services import redis_database
 
 PUBLIC_URL = "https://woobird.example.nl"

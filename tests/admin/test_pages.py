@@ -18,10 +18,10 @@ from app.booking.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.constants import QUEUE_NAME
 from app.db import transaction
 from app.queue import order_job_id
-from app.sandbox.ledger_rows import add_booked_order
 from app.settings import Settings
 from tests.admin.conftest import BOOKED_ID, FAILED_ID, FAILED_REASON, app_with_admin, sign_in
 from tests.conftest import make_settings
+from tests.ledger_rows import add_booked_order
 
 
 async def _jobs_for(redis: ArqRedis, order_id: int) -> list[str]:

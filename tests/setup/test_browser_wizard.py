@@ -20,13 +20,13 @@ from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import sample_carts
-from app.sandbox.server import serve_in_thread
-from app.sandbox.tls import self_signed
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from tests.admin.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401  (the fixture)
+from tests.server import serve_in_thread
 from tests.setup.browser_walk import walk
 from tests.setup.conftest import ADMIN_TOKEN, fresh_settings
+from tests.tls import self_signed
 from workers.functions import job_functions
 
 pytestmark = pytest.mark.browser

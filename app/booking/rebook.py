@@ -32,6 +32,7 @@ from app.booking.walk import (
     CREDIT_STEPS,
     BookingFailed,
     Invoice,
+    LedgerProgress,
     Position,
     Steps,
     failing_on_refusal,
@@ -251,16 +252,16 @@ def _quantity(decimal: Decimal | None, text: str | None) -> Decimal:
     return Decimal(word)
 
 
-class RebookCreditProgress:
+class RebookCreditProgress(LedgerProgress):
     """The booking walk's view of a rebooking's row: the old invoice's credit and its steps."""
 
     noun = "credit invoice"
     event = "rebook_credit"
     steps: Steps = CREDIT_STEPS
+    columns = ("credit_invoice_id", "credit_invoice_number", "payment_id")
 
     def __init__(self, services: Services, rebooking: Rebooking) -> None:
-        self.services = services
-        self.order_id = rebooking.order_id
+        super().__init__(services, order_id=rebooking.order_id)
         self.version = rebooking.version
 
     async def position(self) -> Position:
@@ -268,25 +269,12 @@ class RebookCreditProgress:
         assert found is not None
         return Position(step=found.step, invoice_id=found.credit_invoice_id)
 
-    async def write(
-        self,
-        *,
-        event: str,
-        message: str,
-        step: str,
-        invoice_id: str | None = None,
-        number: str | None = None,
-        payment_id: str | None = None,
-    ) -> None:
-        ids = {"credit_invoice_id": invoice_id, "credit_invoice_number": number, "payment_id": payment_id}
-        values: dict[str, Any] = {column: value for column, value in ids.items() if value is not None}
-        async with transaction(self.services.sessions) as session:
-            await session.execute(
-                update(Rebooking)
-                .where(Rebooking.order_id == self.order_id, Rebooking.version == self.version)
-                .values(step=step, updated_at=utcnow(), **values)
-            )
-            await ledger.add_event(session, order_id=self.order_id, step=event, message=message)
+    async def update_row(self, session: AsyncSession, **values: Any) -> None:
+        await session.execute(
+            update(Rebooking)
+            .where(Rebooking.order_id == self.order_id, Rebooking.version == self.version)
+            .values(updated_at=utcnow(), **values)
+        )
 
 
 async def _set(services: Services, rebooking: Rebooking, **values: Any) -> None:

@@ -21,6 +21,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.booking import ledger
 from app.booking.documents import DocumentPlan, external_invoice_body, sales_invoice_body
 from app.db import transaction
@@ -144,15 +146,18 @@ class LedgerProgress:
     ) -> None:
         ids = zip(self.columns, (invoice_id, number, payment_id), strict=True)
         values: dict[str, Any] = {column: value for column, value in ids if value is not None}
-        await write_down(
-            self.services,
-            order_id=self.order_id,
-            refund_id=self.refund_id,
-            event=event,
-            message=message,
-            step=step,
-            **values,
-        )
+        async with transaction(self.services.sessions) as session:
+            await self.update_row(session, step=step, **values)
+            await ledger.add_event(
+                session, order_id=self.order_id, refund_id=self.refund_id, step=event, message=message
+            )
+
+    async def update_row(self, session: AsyncSession, **values: Any) -> None:
+        """Write `values` to the row: the order's, or with `refund_id` the refund's."""
+        if self.refund_id is None:
+            await ledger.update_order(session, self.order_id, **values)
+        else:
+            await ledger.update_refund(session, self.refund_id, **values)
 
 
 async def write_down(

@@ -26,27 +26,20 @@ ONLY_IMPORTS = {
     "app.schema": ("app.db",),
     "app.queue": ("app.constants",),
 }
+ABOVE_THE_VENDORS = (
+    "app.booking",
+    "app.runtime",
+    "app.jobs",
+    "app.schema",
+    "app.setup",
+    "app.admin",
+    "app.cli",
+)
 # What a package must never import: the vendors' clients know nothing of the booking engine or its
 # interfaces, the booking engine nothing of the dashboard or the command line.
 NEVER_IMPORTS = {
-    "app.moneybird": (
-        "app.booking",
-        "app.runtime",
-        "app.jobs",
-        "app.schema",
-        "app.setup",
-        "app.admin",
-        "app.cli",
-    ),
-    "app.woocommerce": (
-        "app.booking",
-        "app.runtime",
-        "app.jobs",
-        "app.schema",
-        "app.setup",
-        "app.admin",
-        "app.cli",
-    ),
+    "app.moneybird": ABOVE_THE_VENDORS,
+    "app.woocommerce": ABOVE_THE_VENDORS,
     "app.booking": ("app.admin", "app.cli"),
     "app.setup": ("app.admin", "app.cli"),
 }

@@ -8,10 +8,13 @@ type-only import counts: a type a lower module names from a higher one is a depe
 from __future__ import annotations
 
 import graphlib
+import re
+from pathlib import Path
 
 import grimp
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = "app.sandbox"
 # Who may import the sandbox from the product: the CLI's way into the demo. Tests and bench/
 # scripts are outside app/ and may use it freely.
@@ -136,3 +139,23 @@ def test_only_the_cli_demo_imports_the_sandbox(graph: grimp.ImportGraph) -> None
 def test_web_and_worker_never_load_the_sandbox(graph: grimp.ImportGraph, process: str) -> None:
     chain = graph.find_shortest_chain(importer=process, imported=SANDBOX, as_packages=True)
     assert chain is None, f"{process} reaches the sandbox: {' → '.join(chain or ())}"
+
+
+def test_the_readmes_code_map_names_files_that_exist() -> None:
+    """Each file the README's code map names is there: a bare name is in the folder named before it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Code map\n", 1)[1].split("\n## ", 1)[0]
+    named = 0
+    for row in (line for line in section.splitlines() if line.startswith("| ") and "`" in line):
+        folder = ""
+        for token in re.findall(r"`([^`]+)`", row):
+            if "/" in token:
+                path = token
+                folder = token if token.endswith("/") else token.rsplit("/", 1)[0] + "/"
+            elif token.endswith(".py"):
+                path = folder + token
+            else:
+                continue
+            assert (ROOT / path).exists(), f"the code map names {path}, which does not exist ({row})"
+            named += 1
+    assert named > 60  # a map that lost its rows would prove nothing

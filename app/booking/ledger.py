@@ -1,4 +1,5 @@
-"""The sync ledger: what woobird did for every order, refund and customer, in SQL.
+"""The ledger: what woobird did for every order, refund and customer, read and written in SQL (its
+tables are app/schema.py's).
 
 One row per order (unique on the WooCommerce order id) carries the state and every Moneybird id
 woobird obtained, so a job that dies between two steps resumes from the last one written down.

@@ -20,11 +20,11 @@ from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine
 from app.delivery_lag import ADVICE, recent_lags
 from app.invoicing.reference import AdministrationReference, TaxRate
-from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key
+from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key, normalise_tax_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
 from app.moneybird.reference import load_reference
 from app.queue import connect
-from app.settings import Settings, normalise_tax_key
+from app.settings import Settings
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import AuthProblem, WooCommerceAuthError, WooCommerceError
 from app.woocommerce.webhook_setup import WEBHOOK_TOPIC, our_webhooks
@@ -41,7 +41,7 @@ AUTH_PROBLEM_SETTING: dict[AuthProblem, str] = {
 
 
 @dataclass(frozen=True)
-class Finding:
+class CheckResult:
     """One thing `check` looked at: fine, or wrong with the fix in plain words."""
 
     subject: str
@@ -54,18 +54,18 @@ class Checker:
     def __init__(self, settings: Settings, *, shop_allowed: AllowedAddresses | None = None) -> None:
         self.settings = settings
         self.shop_allowed = shop_allowed  # the wizard's: the shop reached through the address guard
-        self.findings: list[Finding] = []
+        self.findings: list[CheckResult] = []
 
     def good(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, True, message))
+        self.findings.append(CheckResult(subject, True, message))
 
     def bad(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, False, message))
+        self.findings.append(CheckResult(subject, False, message))
 
     def note(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, True, message, warning=True))
+        self.findings.append(CheckResult(subject, True, message, warning=True))
 
-    async def run(self) -> list[Finding]:
+    async def run(self) -> list[CheckResult]:
         problems = self.settings.problems()
         for name, why in problems.items():
             self.bad(name, why)
@@ -269,10 +269,6 @@ def propose_tax_rate(key: str, reference: AdministrationReference) -> TaxRate | 
         return RateBook(reference=reference).rate(key)
     except VatRefusal:
         return None
-
-
-def rate_id_of(rate: TaxRate | None) -> str:
-    return rate.id if rate is not None else ""
 
 
 def percentage_text(value: Decimal) -> str:

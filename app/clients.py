@@ -43,5 +43,5 @@ def moneybird_client(settings: Settings, *, limiter: RateLimiter | None = None) 
 
 
 def transport_overrides() -> dict[str, httpx.AsyncBaseTransport | None]:
-    """Keyword arguments for `app.sync.services.build_services`."""
+    """Keyword arguments for `app.runtime.build_services`."""
     return {"shop_transport": transports.shop, "moneybird_transport": transports.moneybird}

@@ -17,6 +17,8 @@ from app.admin.routes import router as admin_router
 from app.admin.settings_page import router as settings_router
 from app.admin.setup_routes import callback_router as setup_callback_router
 from app.admin.setup_routes import router as setup_router
+from app.booking import redis_marker
+from app.booking.intake import IntakeWriter
 from app.db import create_engine, create_sync_sqlite_engine, session_factory
 from app.delivery_lag import DeliveryLags
 from app.deps import AppState
@@ -26,8 +28,6 @@ from app.platform_proxy import PlatformProxyMiddleware, detect_platform
 from app.queue import connect
 from app.settings import WEB_REQUIRED, ConfigurationError, Settings, load_settings, one_line
 from app.settings_live import LiveSettings
-from app.sync import redis_marker
-from app.sync.intake import IntakeWriter
 
 log = structlog.get_logger("woobird.web")
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
     The accounts may be missing: then /admin serves the set-up wizard, which stores them, and the
     webhook refuses deliveries until a secret exists. `watch_redis` (default: only for the app
     built from the environment, as uvicorn's factory does) looks for Redis losing its data and
-    queues again what it lost (app.sync.redis_marker); tests that flush Redis leave it off.
+    queues again what it lost (app.booking.redis_marker); tests that flush Redis leave it off.
     """
     watch_redis = settings is None if watch_redis is None else watch_redis
     settings = settings or load_settings().require(*WEB_REQUIRED)

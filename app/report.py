@@ -2,7 +2,7 @@
 
 It is read from the ledger alone (no API calls): for each booked order woobird wrote down the
 shop's total and VAT per Moneybird tax rate next to the invoice's, at the moment it was booked;
-what the last verification (app.sync.verify) found changed in Moneybird since is listed too.
+what the last verification (app.booking.verify) found changed in Moneybird since is listed too.
 A month is a calendar month in the Netherlands (Europe/Amsterdam), the period of a VAT return;
 an order belongs to the month it was paid in.
 """
@@ -22,8 +22,7 @@ from rich.table import Table
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
+from app.schema import Finding, FindingKind, FindingState, OrderRecord, OrderState, RefundRecord, RefundState
 
 REPORT_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 ZERO = Decimal("0.00")
@@ -73,7 +72,7 @@ class Difference:
 
 
 @dataclass(frozen=True, slots=True)
-class RefundSummary:
+class MonthRefunds:
     count: int
     booked: int
     not_booked: int
@@ -92,7 +91,7 @@ class MonthReport:
     unbooked_total: Decimal = ZERO  # shop totals of orders paid this month and not (yet) booked
     counts: dict[str, int] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
-    refunds: RefundSummary | None = None
+    refunds: MonthRefunds | None = None
 
     @property
     def booked(self) -> int:
@@ -279,7 +278,7 @@ def _add_unbooked(report: MonthReport, order: OrderRecord) -> None:
 
 def _add_refunds(report: MonthReport, refunds: Sequence[RefundRecord], *, numbers: dict[int, str]) -> None:
     booked = [refund for refund in refunds if refund.state == RefundState.BOOKED]
-    report.refunds = RefundSummary(
+    report.refunds = MonthRefunds(
         count=len(refunds),
         booked=len(booked),
         not_booked=sum(1 for r in refunds if r.state != RefundState.BOOKED),

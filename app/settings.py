@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -28,6 +27,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.constants import VAT_NUMBER_META_KEYS
+from app.invoicing.vat import normalise_tax_key
 from app.redaction import REDACTED, safe_url
 from app.tokens import weakness
 
@@ -190,15 +191,7 @@ class Settings(BaseSettings):
         "`woobird webhook install`, the wizard and the Heroku button make one.",
     )
     woocommerce_vat_number_meta_keys: Annotated[list[str], NoDecode] = Field(
-        default=[
-            "_billing_vat_number",
-            "_vat_number",
-            "vat_number",
-            "billing_vat",
-            "_billing_vat",
-            "_billing_eu_vat_number",
-            "billing_eu_vat_number",
-        ],
+        default=list(VAT_NUMBER_META_KEYS),
         description="Order meta keys that may hold the customer's VAT number, comma-separated "
         "(VAT plugins differ).",
     )
@@ -545,26 +538,6 @@ class Settings(BaseSettings):
         if problems:
             raise ConfigurationError(problems)
         return self
-
-
-def normalise_tax_key(key: str) -> str:
-    """`"21.0"` → `"21"`, `"de:19"` → `"DE:19"`; named treatments stay lower-case."""
-    key = key.strip()
-    if ":" in key:
-        country, pct = key.split(":", 1)
-        return f"{country.strip().upper()}:{_percentage_key(pct)}"
-    if key.lower() in {"reverse_charge", "export"}:
-        return key.lower()
-    return _percentage_key(key)
-
-
-def _percentage_key(text: str) -> str:
-    try:
-        value = Decimal(text.strip().rstrip("%"))
-    except ArithmeticError as exc:
-        raise ValueError(f"not a percentage: {text!r}") from exc
-    normalised = value.normalize()
-    return format(normalised, "f")
 
 
 def load_settings(**overrides: Any) -> Settings:

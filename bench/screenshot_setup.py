@@ -29,12 +29,12 @@ from app.queue import connect
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import sample_carts
-from app.sandbox.server import serve_in_thread
-from app.sandbox.tls import self_signed
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import REPO_ROOT, load_settings
+from tests.server import serve_in_thread
 from tests.setup.browser_walk import walk
+from tests.tls import self_signed
 
 ADMIN_TOKEN = "screenshot-admin-token-4b7d90c1e8a2f5b3d6e9a7c0"
 SECRET_KEY = "screenshot-secret-key-9f4c2b7e1d8a6035c4e9b2f7"

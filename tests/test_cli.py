@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -25,25 +25,25 @@ from dotenv import dotenv_values
 from typer.testing import CliRunner, Result
 
 from app import clients
+from app.alerts import alert_key
+from app.booking import ledger
+from app.booking.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.cli import cli
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, migrate, session_factory, transaction
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
-from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
+from app.schema import Finding, FindingKind, FindingState, OrderState
 from app.settings import REQUIRED_SETTINGS, Settings, load_settings, normalise_database_url
 from app.settings_help import SETTING_HELP
 from app.settings_live import get_settings, load_with_store
 from app.settings_store import recent_changes
-from app.sync import ledger
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import OrderState
-from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.tokens import weakness
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.server import serve_in_thread
 from tests.services import redis_database
 
 PUBLIC_URL = "https://woobird.example.nl"
@@ -362,6 +362,16 @@ def test_setup_with_a_bad_token_changes_nothing(fakes: Fakes, tmp_path: Path) ->
     assert not (tmp_path / ".env").exists()
 
 
+def test_setup_without_the_shops_rates_proposes_none_and_writes_nothing(fakes: Fakes, tmp_path: Path) -> None:
+    """The wizard's rule: a shop that cannot be read gets no guessed rates (21/9/0 may not be its)."""
+    refused = fakes.invoke("setup", "--yes", WOOCOMMERCE_CONSUMER_SECRET="cs_" + "0" * 40)
+
+    assert refused.exit_code == 1
+    assert "could not read the shop's tax rates" in refused.output
+    assert "MONEYBIRD_TAX_RATES" not in refused.output
+    assert not (tmp_path / ".env").exists()
+
+
 # ── webhook install ──────────────────────────────────────────────────────────────────────────
 
 
@@ -498,13 +508,36 @@ def test_retry_requeues_a_failed_order(fakes: Fakes, queue_redis: sync_redis.Red
     assert order_state(fakes, 7002) == OrderState.QUEUED
     assert order_state(fakes, 7003) == OrderState.FAILED
     assert queue_redis.zcard(QUEUE_NAME) == 1
-    assert queue_redis.exists(f"arq:job:order:7002:{int(modified.timestamp())}")
+    # A job id of its own: arq would refuse the first try's id while it keeps that job's result.
+    [job_id] = cast(list[bytes], queue_redis.zrange(QUEUE_NAME, 0, -1))
+    assert job_id.decode().startswith(f"order:7002:{int(modified.timestamp())}:retry:")
 
     everything = fakes.invoke("retry", "--failed")
 
     assert "1 order(s) queued again" in everything.output
     assert order_state(fakes, 7003) == OrderState.QUEUED
     assert queue_redis.zcard(QUEUE_NAME) == 2
+
+
+def test_retry_is_the_dashboards_retry(fakes: Fakes, queue_redis: sync_redis.Redis) -> None:
+    """`woobird retry` queues failed orders only, and clears the order's alert as the dashboard does."""
+    add_failed_order(fakes, 7004, error="Moneybird was down")
+    queue_redis.set(alert_key("order-failed:7004"), "sent")
+    add_failed_order(fakes, 7005, error="no longer paid")
+
+    async def skip(session: Any) -> None:
+        await ledger.update_order(session, 7005, state=OrderState.SKIPPED.value)
+
+    ledger_do(fakes, skip)
+
+    retried = fakes.invoke("retry", "7004")
+    skipped = fakes.invoke("retry", "7005")
+
+    assert retried.exit_code == 0, retried.output
+    assert not queue_redis.exists(alert_key("order-failed:7004"))
+    assert "7005 is skipped: only failed orders are retried" in skipped.output
+    assert order_state(fakes, 7005) == OrderState.SKIPPED
+    assert queue_redis.zcard(QUEUE_NAME) == 1
 
 
 def test_retry_wants_an_order_or_failed(fakes: Fakes) -> None:

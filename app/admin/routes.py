@@ -19,7 +19,6 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
-from app.admin.actions import RETRYABLE, RetryRefused, retry_order
 from app.admin.auth import (
     COOKIE_NAME,
     COOKIE_PATH,
@@ -46,17 +45,18 @@ from app.admin.login_guard import (
     signed_out,
 )
 from app.alerts import parse_moment
+from app.booking import ledger
+from app.booking.findings import dismiss, finding_json, open_findings
+from app.booking.order_retry import RETRYABLE, RetryRefused, retry_order
+from app.booking.verify import last_verification
 from app.delivery_lag import ADVICE, LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
 from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report
+from app.schema import OrderRecord, OrderState
 from app.settings import Settings
 from app.setup.progress import needs_wizard
-from app.sync import ledger
-from app.sync.findings import dismiss, finding_json, open_findings
-from app.sync.ledger import OrderRecord, OrderState
-from app.sync.verify import last_verification
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 RECENT_LIMIT = 40
@@ -194,6 +194,27 @@ def _client(request: Request) -> str:
 AdminDep = Annotated[Admin, Depends(require_admin)]
 
 
+class CsrfChecked:
+    """The admin of a form post that carries the session's CSRF token (its `csrf` field); 403 without.
+
+    Every form route declares it instead of `AdminDep`: a route cannot forget the check. `where`
+    names the page in the refusal ("dashboard", "wizard")."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    async def __call__(self, request: Request, admin: AdminDep, state: AppStateDep) -> Admin:
+        given = (await request.form()).get("csrf", "")  # Starlette keeps the parsed form for the route
+        if not isinstance(given, str) or not valid_csrf(state.settings, admin, given):
+            raise HTTPException(
+                403, f"the form is stale or was not sent from the {self.where}: reload and try again"
+            )
+        return admin
+
+
+DashboardFormAdmin = Annotated[Admin, Depends(CsrfChecked("dashboard"))]
+
+
 def invoice_link(record: OrderRecord, settings: Settings) -> str | None:
     """Where the bookkeeper finds the invoice in Moneybird; only http(s) links are ever rendered."""
     if record.invoice_url and urlsplit(record.invoice_url).scheme in {"http", "https"}:
@@ -249,11 +270,7 @@ async def login(request: Request, state: AppStateDep, token: Annotated[str, Form
 
 
 @router.post("/logout")
-async def logout(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
-    if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+async def logout(request: Request, admin: DashboardFormAdmin, state: AppStateDep) -> Response:
     parts = session_parts(admin.session) if admin.session else None
     if parts is not None:
         # The cookie stays valid until it expires unless it is written down as signed out.
@@ -374,14 +391,12 @@ async def order_detail(request: Request, order_id: int, admin: AdminDep, state: 
 
 
 @router.post("/orders/{order_id}/retry")
-async def retry(
-    request: Request, order_id: int, admin: AdminDep, state: AppStateDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
-    if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+async def retry(request: Request, order_id: int, admin: DashboardFormAdmin, state: AppStateDep) -> Response:
     _in_ledger_range(order_id)
     try:
-        await retry_order(state, order_id=order_id)
+        await retry_order(
+            state, order_id=order_id, event="retry requested on the dashboard", reason="dashboard retry"
+        )
     except RetryRefused as exc:
         return _problem(request, str(exc), status_code=409)
     if _wants_json(request):
@@ -393,12 +408,9 @@ async def retry(
 async def finding_done(
     request: Request,
     finding_id: int,
-    admin: AdminDep,
+    admin: DashboardFormAdmin,
     state: AppStateDep,
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
     finding = await dismiss(state, finding_id, by="the dashboard")
     if finding is None:
         raise HTTPException(404, f"there is no finding {finding_id}")

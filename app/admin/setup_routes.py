@@ -17,8 +17,8 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
-from app.admin.auth import Admin, LoginRequired, valid_csrf
-from app.admin.routes import AdminDep, AdminRoute, admin_of, page
+from app.admin.auth import Admin, LoginRequired
+from app.admin.routes import AdminDep, AdminRoute, CsrfChecked, admin_of, page
 from app.checks import Checker
 from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
@@ -32,7 +32,8 @@ from app.woocommerce.webhook_setup import install_webhook
 
 router = APIRouter(prefix="/admin/setup", route_class=AdminRoute, include_in_schema=False)
 callback_router = APIRouter(include_in_schema=False)
-CsrfForm = Annotated[str, Form()]
+FormText = Annotated[str, Form()]
+WizardFormAdmin = Annotated[Admin, Depends(CsrfChecked("wizard"))]
 
 
 # ── what every step page shares ──────────────────────────────────────────────────────────────
@@ -71,11 +72,6 @@ def _render(
     }
     values.update(context or {})
     return page(request, template or f"setup_{step}.html", values, status_code=status_code)
-
-
-def _check_csrf(state: AppState, admin: Admin, csrf: str) -> None:
-    if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(403, "the form is stale or was not sent from the wizard: reload and try again")
 
 
 def _actor(request: Request) -> str:
@@ -158,14 +154,12 @@ async def setup_start(admin: AdminDep, state: AppStateDep) -> Response:
 @router.post("/address")
 async def address_confirm(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    public_url: CsrfForm = "",
-    back: CsrfForm = "",
+    public_url: FormText = "",
+    back: FormText = "",
 ) -> Response:
     """The admin confirms woobird's own address: stored as PUBLIC_URL, used from now on."""
-    _check_csrf(state, admin, csrf)
     if _from_environment(state, "PUBLIC_URL"):
         raise HTTPException(409, ADDRESS_FROM_ENVIRONMENT)
     url = public_address.normalise(public_url)
@@ -192,9 +186,8 @@ async def shop_page(request: Request, admin: AdminDep, state: AppStateDep) -> Re
 
 @router.post("/shop")
 async def shop_connect(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", shop_url: CsrfForm = ""
+    request: Request, admin: WizardFormAdmin, state: AppStateDep, shop_url: FormText = ""
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     url = shop.normalise_shop_url(shop_url)
     base = state.settings.public_url or ""
     problems = _pinned_shop_problems(state, url)
@@ -334,14 +327,12 @@ async def _verify_shop(request: Request, state: AppState, admin: Admin) -> Respo
 @router.post("/shop/keys")
 async def shop_keys(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    shop_url: CsrfForm = "",
-    consumer_key: CsrfForm = "",
-    consumer_secret: CsrfForm = "",
+    shop_url: FormText = "",
+    consumer_key: FormText = "",
+    consumer_secret: FormText = "",
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     url = shop.normalise_shop_url(shop_url or state.settings.woocommerce_url)
     key, secret = consumer_key.strip(), consumer_secret.strip()
     allowed = shop.allowed_addresses(state.settings)
@@ -391,13 +382,11 @@ async def products_page(request: Request, admin: AdminDep, state: AppStateDep) -
 @router.post("/products")
 async def products_action(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    action: CsrfForm = "",
-    ledger_account: CsrfForm = "",
+    action: FormText = "",
+    ledger_account: FormText = "",
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     if ledger_account.strip().isdigit():
         await _store(request, state, {"MONEYBIRD_LEDGER_ACCOUNT_ID": ledger_account.strip()})
     if action in ("skip", "later"):
@@ -445,9 +434,8 @@ async def moneybird_page(request: Request, admin: AdminDep, state: AppStateDep) 
 
 @router.post("/moneybird/token")
 async def moneybird_token(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", token: CsrfForm = ""
+    request: Request, admin: WizardFormAdmin, state: AppStateDep, token: FormText = ""
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     try:
         await moneybird_connect.administrations(state.settings, token=token)
     except moneybird_connect.ConnectRefused as exc:
@@ -458,10 +446,7 @@ async def moneybird_token(
 
 
 @router.post("/moneybird/connect")
-async def moneybird_oauth(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = ""
-) -> Response:
-    _check_csrf(state, admin, csrf)
+async def moneybird_oauth(request: Request, admin: WizardFormAdmin, state: AppStateDep) -> Response:
     if not moneybird_connect.oauth_available(state.settings):
         raise HTTPException(
             409, "set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token"
@@ -505,12 +490,10 @@ async def moneybird_callback(
 @router.post("/moneybird/administration")
 async def moneybird_administration(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    administration_id: CsrfForm = "",
+    administration_id: FormText = "",
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     context = await _moneybird_context(state, request)
     if administration_id not in {a.id for a in context["administrations"]}:
         context["problems"] = context.get("problems") or ["choose one of the administrations listed"]
@@ -550,9 +533,8 @@ async def bookkeeping_page(request: Request, admin: AdminDep, state: AppStateDep
 
 
 @router.post("/bookkeeping")
-async def bookkeeping_save(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: AppStateDep) -> Response:
     form = {key: str(value) for key, value in (await request.form()).items()}
-    _check_csrf(state, admin, form.get("csrf", ""))
     try:
         choices = await bookkeeping.load_choices(state.settings)
     except bookkeeping.ChoicesUnavailable as exc:
@@ -585,13 +567,11 @@ async def history_page(request: Request, admin: AdminDep, state: AppStateDep) ->
 @router.post("/history")
 async def history_action(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    action: CsrfForm = "",
-    since: CsrfForm = "",
+    action: FormText = "",
+    since: FormText = "",
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     now = datetime.now(UTC).replace(microsecond=0)
     if action == "from_now":
         await _store(request, state, {"SYNC_SINCE": now.isoformat()})
@@ -633,9 +613,8 @@ async def install_page(request: Request, admin: AdminDep, state: AppStateDep) ->
 
 @router.post("/install")
 async def install_action(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", public_url: CsrfForm = ""
+    request: Request, admin: WizardFormAdmin, state: AppStateDep, public_url: FormText = ""
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     # The address in the form is the one the admin read and sent: the confirmation it needs.
     base = public_address.normalise(public_url) or _public_url(state)
     problem = public_address.problem(base)

@@ -14,7 +14,6 @@ import re
 import shlex
 import socket
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -23,16 +22,16 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from app.checks import Checker, Finding, percentage_text, propose_tax_rate, rate_id_of, shop_tax_rates
+from app.checks import Checker, CheckResult, percentage_text
 from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit
 from app.clients import moneybird_client, shop_client
 from app.constants import WEBHOOK_PATH
 from app.invoicing.reference import AdministrationReference
-from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.reference import load_reference
 from app.settings import ConfigurationError, Settings
 from app.settings_store import STORABLE, write_settings
+from app.setup.bookkeeping import ChoicesUnavailable, RateRow, propose_tax_rates, read_shop_tax_rates
 from app.tokens import new_token
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError
 from app.woocommerce.webhook_setup import install_webhook
@@ -40,7 +39,7 @@ from app.woocommerce.webhook_setup import install_webhook
 Target = Literal["env", "heroku", "fly"]
 
 
-def print_findings(findings: list[Finding]) -> bool:
+def print_check_results(findings: list[CheckResult]) -> bool:
     ok = all(finding.ok for finding in findings)
     for finding in findings:
         mark = "[yellow]![/]" if finding.warning else ("[green]✓[/]" if finding.ok else "[bold red]✗[/]")
@@ -57,7 +56,7 @@ def check_command() -> None:
     """Verify every setting against the live shop and Moneybird; exit 0 only when all is well."""
     settings = settings_or_exit()
     findings = run(Checker(settings).run())
-    if not print_findings(findings):
+    if not print_check_results(findings):
         raise typer.Exit(1)
 
 
@@ -65,7 +64,7 @@ def check_command() -> None:
 
 
 @dataclass
-class Choices:
+class ChosenSettings:
     values: dict[str, str]
 
 
@@ -128,7 +127,7 @@ def _store(settings: Settings, values: dict[str, str]) -> None:
         console.print(f"[yellow]![/] {name} belongs in the environment (it is not stored): {name}=…")
 
 
-async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> Choices:
+async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> ChosenSettings:
     update = {"moneybird_api_token": SecretStr(token), "moneybird_administration_id": administration or "0"}
     probe = settings.model_copy(update=update)
     try:
@@ -153,43 +152,19 @@ async def _choose(settings: Settings, *, token: str, administration: str, yes: b
     probe = probe.model_copy(update={"moneybird_administration_id": chosen})
     async with moneybird_client(probe) as moneybird:
         reference = await load_reference(moneybird)
-    shop_rates = await _shop_rates_or_defaults(settings)
-    values = {"MONEYBIRD_ADMINISTRATION_ID": chosen}
-    values |= _choose_tax_rates(reference, shop_rates, current=settings.moneybird_tax_rates, yes=yes)
-    values |= _choose_reference(reference, settings=settings, yes=yes)
-    return Choices(values)
-
-
-async def _shop_rates_or_defaults(settings: Settings) -> list[tuple[str, Decimal, str]]:
-    defaults = [
-        ("21", Decimal(21), "21 % (standard)"),
-        ("9", Decimal(9), "9 % (reduced)"),
-        ("0", Decimal(0), "0 %"),
-    ]
-    if {"WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET"} & set(
-        settings.problems()
-    ):
-        console.print(
-            "[yellow]![/] the shop is not configured yet: proposing the Dutch rates 21 %, 9 % and 0 %"
-        )
-        return defaults
     try:
-        async with shop_client(settings) as shop:
-            rates = await shop_tax_rates(shop)
-    except WooCommerceError as exc:
-        console.print(
-            f"[yellow]![/] could not read the shop's tax rates ({exc}): proposing 21 %, 9 % and 0 %"
-        )
-        return defaults
-    return rates or defaults
+        shop_rates = await read_shop_tax_rates(settings)
+    except ChoicesUnavailable as exc:
+        fail(f"{exc}; set the shop's WOOCOMMERCE_* settings and run setup again")
+    rows = propose_tax_rates(reference, shop_rates, current=settings.moneybird_tax_rates)
+    values = {"MONEYBIRD_ADMINISTRATION_ID": chosen}
+    values |= _choose_tax_rates(rows, reference, yes=yes)
+    values |= _choose_reference(reference, settings=settings, yes=yes)
+    return ChosenSettings(values)
 
 
 def _choose_tax_rates(
-    reference: AdministrationReference,
-    shop_rates: list[tuple[str, Decimal, str]],
-    *,
-    current: dict[str, str],
-    yes: bool,
+    rows: tuple[RateRow, ...], reference: AdministrationReference, *, yes: bool
 ) -> dict[str, str]:
     table = Table("id", "name", "%", "country", title="Moneybird sales tax rates")
     for sales_rate in reference.sales_tax_rates():
@@ -198,12 +173,13 @@ def _choose_tax_rates(
         )
     console.print(table)
     mapping: dict[str, str] = {}
-    for key, _, label in shop_rates:
-        proposal = current.get(key) or rate_id_of(propose_tax_rate(key, reference))
-        mapping[key] = _ask(f"Moneybird tax rate for the shop's {label} ({key})", proposal, yes=yes)
-    for key in (REVERSE_CHARGE, EXPORT):
-        proposal = current.get(key) or rate_id_of(propose_tax_rate(key, reference))
-        mapping[key] = _ask(f"Moneybird tax rate for the {describe_key(key)}", proposal, yes=yes)
+    for row in rows:
+        question = (
+            f"Moneybird tax rate for the shop's {row.name} ({row.key})"
+            if row.required
+            else f"Moneybird tax rate for the {row.name}"
+        )
+        mapping[row.key] = _ask(question, row.proposal, yes=yes)
     mapping = {key: value for key, value in mapping.items() if value}
     console.print("Proposed MONEYBIRD_TAX_RATES: " + json.dumps(mapping))
     return {"MONEYBIRD_TAX_RATES": json.dumps(mapping, separators=(",", ":"))}

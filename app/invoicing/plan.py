@@ -83,11 +83,20 @@ def _plan(order: Order, reference: AdministrationReference, options: PlanOptions
     customer_vat_number = vat_number(order, options.vat_number_meta_keys)
     book = RateBook(reference, options.tax_rate_overrides)
     vat = order_vat(order, book=book, home_country=reference.country, customer_vat_number=customer_vat_number)
-    product_ledger = _ledger(order, reference, options.ledger_account_id, "MONEYBIRD_LEDGER_ACCOUNT_ID")
-    other_ledger = _ledger(
+    product_revenue_account = _revenue_account(
+        order, reference, options.ledger_account_id, "MONEYBIRD_LEDGER_ACCOUNT_ID"
+    )
+    other_revenue_account = _revenue_account(
         order, reference, options.shipping_ledger_account_id, "MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID"
     )
-    ctx = PlanContext(order, vat, book, product_ledger, other_ledger or product_ledger, options.products)
+    ctx = PlanContext(
+        order,
+        vat,
+        book,
+        product_revenue_account,
+        other_revenue_account or product_revenue_account,
+        options.products,
+    )
 
     lines = product_lines(ctx)
     lines += shipping_lines(ctx)
@@ -167,7 +176,9 @@ def _last_sunday(year: int, month: int) -> datetime:
 # --- 2. Ledger accounts, workflow, document style -------------------------------------------------
 
 
-def _ledger(order: Order, reference: AdministrationReference, wanted: str | None, setting: str) -> str | None:
+def _revenue_account(
+    order: Order, reference: AdministrationReference, wanted: str | None, setting: str
+) -> str | None:
     if wanted is None or not reference.ledger_accounts:
         return wanted
     if wanted not in {account.id for account in reference.revenue_accounts()}:

@@ -23,11 +23,11 @@ from app.moneybird.models import (
     Contact,
     ContactCreate,
     ContactUpdate,
-    DocumentStyle,
+    DocumentStyleResponse,
     ExternalSalesInvoice,
     ExternalSalesInvoiceCreate,
     FinancialAccount,
-    LedgerAccount,
+    LedgerAccountResponse,
     Payment,
     PaymentCreate,
     Product,
@@ -35,8 +35,8 @@ from app.moneybird.models import (
     SalesInvoice,
     SalesInvoiceCreate,
     SalesInvoiceSending,
-    TaxRate,
-    Workflow,
+    TaxRateResponse,
+    WorkflowResponse,
 )
 from app.moneybird.ratelimit import RateLimiter
 
@@ -143,18 +143,18 @@ class MoneybirdClient:
         response = await self._http.request("GET", "administrations", scoped=False)
         return parse_list(response, Administration)
 
-    async def tax_rates(self) -> list[TaxRate]:
-        return await self._http.get_all("tax_rates", TaxRate)
+    async def tax_rates(self) -> list[TaxRateResponse]:
+        return await self._http.get_all("tax_rates", TaxRateResponse)
 
-    async def ledger_accounts(self) -> list[LedgerAccount]:
+    async def ledger_accounts(self) -> list[LedgerAccountResponse]:
         # Not paginated: Moneybird returns every account at once.
-        return parse_list(await self._http.request("GET", "ledger_accounts"), LedgerAccount)
+        return parse_list(await self._http.request("GET", "ledger_accounts"), LedgerAccountResponse)
 
-    async def workflows(self) -> list[Workflow]:
-        return parse_list(await self._http.request("GET", "workflows"), Workflow)
+    async def workflows(self) -> list[WorkflowResponse]:
+        return parse_list(await self._http.request("GET", "workflows"), WorkflowResponse)
 
-    async def document_styles(self) -> list[DocumentStyle]:
-        return parse_list(await self._http.request("GET", "document_styles"), DocumentStyle)
+    async def document_styles(self) -> list[DocumentStyleResponse]:
+        return parse_list(await self._http.request("GET", "document_styles"), DocumentStyleResponse)
 
     async def financial_accounts(self) -> list[FinancialAccount]:
         return parse_list(await self._http.request("GET", "financial_accounts"), FinancialAccount)

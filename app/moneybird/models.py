@@ -237,7 +237,7 @@ class ExternalSalesInvoice(_Response):
     version: int | None = None
 
 
-class TaxRate(_Response):
+class TaxRateResponse(_Response):
     id: MoneybirdId
     name: str
     percentage: Money
@@ -247,7 +247,7 @@ class TaxRate(_Response):
     country: str | None = None
 
 
-class LedgerAccount(_Response):
+class LedgerAccountResponse(_Response):
     id: MoneybirdId
     name: str
     account_type: str
@@ -262,7 +262,7 @@ class WorkflowStep(_Response):
     due_interval: int | None = None
 
 
-class Workflow(_Response):
+class WorkflowResponse(_Response):
     id: MoneybirdId
     type: str
     name: str
@@ -274,7 +274,7 @@ class Workflow(_Response):
     steps: list[WorkflowStep] = Field(default_factory=list)
 
 
-class DocumentStyle(_Response):
+class DocumentStyleResponse(_Response):
     id: MoneybirdId
     name: str
     identity_id: OptionalId = None

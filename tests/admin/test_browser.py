@@ -15,11 +15,11 @@ from decimal import Decimal
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from app.sandbox.server import serve_in_thread
-from app.sync.ledger import OrderState
+from app.schema import OrderState
 from tests.admin.conftest import app_with_admin
 from tests.harness import Harness
 from tests.invoicing.reference_carts import order_document
+from tests.server import serve_in_thread
 
 # Found on PATH: Debian installs it as `chromium`.
 CHROMIUM = "chromium"

@@ -30,9 +30,9 @@ import httpx
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.server import serve_in_thread
 from tests.chaos.rig import BIN, AppProcess, RedisServer, Secrets, free_port, process_env, procfile_command
 from tests.realshop.shop import RealShop
+from tests.server import serve_in_thread
 
 T = TypeVar("T")
 BOOKING_TIMEOUT_SECONDS = 60.0

@@ -44,13 +44,13 @@ from app.address_guard import TEST_RIG_VARIABLE
 from app.db import migrate
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.server import serve_in_thread
-from app.sandbox.tls import self_signed
 from tests.admin.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401  (the fixture)
 from tests.chaos.rig import AppProcess, RedisServer, procfile_command
 from tests.realshop.orders import place_order, set_status
 from tests.realshop.shop import RealShop, free_port
+from tests.server import serve_in_thread
 from tests.setup.browser_walk import ShopApproval, walk
+from tests.tls import self_signed
 
 pytestmark = [pytest.mark.realshop, pytest.mark.browser]
 BOOKED_WITHIN_SECONDS = 90.0

@@ -31,11 +31,11 @@ from starlette.routing import Route
 from app import address_guard, clients
 from app.address_guard import AllowedAddresses, guarded_transport, is_public
 from app.constants import WORKER_HEALTH_KEY
-from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.setup.shop import CALLBACK_PATH, probe_shop
 from app.woocommerce.errors import WooCommerceError
+from tests.server import serve_in_thread
 from tests.setup.conftest import SHOP_URL, WOOBIRD_URL, Wizard, leaving_for, open_wizard, query_of
 
 OTHER_SHOP = "https://other-shop.test"

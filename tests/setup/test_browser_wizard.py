@@ -13,21 +13,21 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from playwright.async_api import async_playwright
 
+from app import schema
 from app.address_guard import TEST_RIG_VARIABLE
 from app.constants import WORKER_HEALTH_KEY
 from app.main import create_app
+from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import sample_carts
-from app.sandbox.server import serve_in_thread
-from app.sandbox.tls import self_signed
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
-from app.sync import ledger
-from app.sync.services import build_services
 from tests.admin.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401  (the fixture)
+from tests.server import serve_in_thread
 from tests.setup.browser_walk import walk
 from tests.setup.conftest import ADMIN_TOKEN, fresh_settings
+from tests.tls import self_signed
 from workers.functions import job_functions
 
 pytestmark = pytest.mark.browser
@@ -99,7 +99,7 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
 
                 await page.goto(f"{woobird_url}/admin")
                 row = page.locator(f'tr[data-order="{order["id"]}"]').first
-                assert await row.get_attribute("data-state") == ledger.OrderState.BOOKED.value
+                assert await row.get_attribute("data-state") == schema.OrderState.BOOKED.value
                 assert len(moneybird.sales_invoices) == 1
                 invoice = next(iter(moneybird.sales_invoices.values()))
                 assert await page.locator(f"a:has-text('{invoice['invoice_id']}')").count() >= 1

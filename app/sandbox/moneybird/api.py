@@ -18,12 +18,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from app.sandbox.moneybird import contacts, external, invoices, reference
-from app.sandbox.moneybird.core import ApiError, Record, symbolic_error
 from app.sandbox.moneybird.documents import find_payment
 from app.sandbox.moneybird.oauth import routes as oauth_routes
 from app.sandbox.moneybird.records import Call, Reply
 from app.sandbox.moneybird.scopes import missing_scope
 from app.sandbox.moneybird.state import Fault, FaultKind, MoneybirdSandbox, RecordedRequest
+from app.sandbox.moneybird.wire import ApiError, Record, symbolic_error
 
 Handler = Callable[[Call], Reply]
 

@@ -13,13 +13,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from app.sandbox.moneybird.contacts import create_contact_record
-from app.sandbox.moneybird.core import Clock, IdMint, Record
 from app.sandbox.moneybird.oauth import MoneybirdOAuth
-from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.records import Rounding, SandboxAdministration
 from app.sandbox.moneybird.scopes import ALL_SCOPES
 from app.sandbox.moneybird.seed import seed_administration
+from app.sandbox.moneybird.wire import Clock, IdMint, Record
 
-Rounding = Literal["per_line", "per_rate"]
 FaultKind = Literal["status", "timeout", "lost"]
 
 DEFAULT_TOKEN = "sandbox-token"
@@ -78,7 +77,7 @@ class MoneybirdSandbox:
         self.ids = IdMint(lambda: self.clock.now())
         self.user_id = self.ids.next()
         self.lock = threading.RLock()
-        self.administrations: dict[str, Administration] = {}
+        self.administrations: dict[str, SandboxAdministration] = {}
         self.contacts: dict[str, Record] = {}
         self.sales_invoices: dict[str, Record] = {}
         self.external_sales_invoices: dict[str, Record] = {}
@@ -161,7 +160,7 @@ class MoneybirdSandbox:
             self.requests.clear()
             self.count_429 = 0
 
-    def administration(self, administration_id: str | None = None) -> Administration:
+    def administration(self, administration_id: str | None = None) -> SandboxAdministration:
         return self.administrations[administration_id or self.administration_id]
 
     def tax_rate_id(

@@ -24,7 +24,11 @@ from starlette.types import ASGIApp
 from app.constants import WOOCOMMERCE_API_PREFIX
 from app.sandbox.woocommerce.args import Args, Call, delivery_url_param, request_params, topic_param
 from app.sandbox.woocommerce.auth import auth_routes
-from app.sandbox.woocommerce.core import (
+from app.sandbox.woocommerce.precision import DEFAULT_DP
+from app.sandbox.woocommerce.rest_auth import AUTH_ERROR, OAuthVerifier, key_and_secret
+from app.sandbox.woocommerce.shop import ShopSandbox
+from app.sandbox.woocommerce.webhooks import WEBHOOK_STATUSES
+from app.sandbox.woocommerce.wire import (
     ORDER_STATUSES,
     WP_VERSION,
     Fault,
@@ -34,10 +38,6 @@ from app.sandbox.woocommerce.core import (
     wc_dates,
     wp_json_encode,
 )
-from app.sandbox.woocommerce.precision import DEFAULT_DP
-from app.sandbox.woocommerce.rest_auth import AUTH_ERROR, OAuthVerifier, key_and_secret
-from app.sandbox.woocommerce.shop import ShopSandbox
-from app.sandbox.woocommerce.webhooks import WEBHOOK_STATUSES
 
 # `status=any` is WooCommerce's default and leaves out what is not a real order yet or any more.
 _HIDDEN_FROM_ANY = frozenset({"trash", "checkout-draft", "auto-draft"})

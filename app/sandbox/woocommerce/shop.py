@@ -17,17 +17,6 @@ from typing import Any, Literal
 
 import httpx
 
-from app.sandbox.woocommerce.core import (
-    DEFAULT_SHOP_URL,
-    WC_VERSION,
-    Fault,
-    JsonDict,
-    RecordedRequest,
-    currency_symbol,
-    money,
-    parse_gmt,
-    wc_dates,
-)
 from app.sandbox.woocommerce.refunds import ShopRefunds
 from app.sandbox.woocommerce.state import (
     SimulatedClock,
@@ -38,6 +27,17 @@ from app.sandbox.woocommerce.state import (
     set_field,
 )
 from app.sandbox.woocommerce.webhooks import ShopWebhooks
+from app.sandbox.woocommerce.wire import (
+    DEFAULT_SHOP_URL,
+    WC_VERSION,
+    Fault,
+    JsonDict,
+    RecordedRequest,
+    currency_symbol,
+    money,
+    parse_gmt,
+    wc_dates,
+)
 
 
 class ShopSandbox(ShopRefunds, ShopWebhooks):

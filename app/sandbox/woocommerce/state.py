@@ -15,7 +15,8 @@ from typing import Any, Literal
 import httpx
 
 from app.constants import WOOCOMMERCE_API_PREFIX
-from app.sandbox.woocommerce.core import (
+from app.sandbox.woocommerce.precision import DEFAULT_DP, with_precision
+from app.sandbox.woocommerce.wire import (
     ORDER_STATUSES,
     Delivery,
     Fault,
@@ -24,7 +25,6 @@ from app.sandbox.woocommerce.core import (
     money,
     wc_dates,
 )
-from app.sandbox.woocommerce.precision import DEFAULT_DP, with_precision
 
 _EDITABLE_STATUSES = frozenset({"pending", "on-hold", "auto-draft", "checkout-draft"})
 

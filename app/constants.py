@@ -6,6 +6,7 @@ from typing import Final
 JOB_BOOK_ORDER: Final = "book_order"
 JOB_BOOK_REFUND: Final = "book_refund"
 JOB_RECONCILE: Final = "reconcile"
+JOB_SHOP_NOTE: Final = "write_shop_note"
 
 # arq queue and the worker's heartbeat key (arq writes "<queue>:health-check").
 QUEUE_NAME: Final = "arq:queue"

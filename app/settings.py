@@ -299,6 +299,12 @@ class Settings(BaseSettings):
         "their Moneybird contact, and a registered customer's new e-mail address is shown for you to decide; "
         "see After booking.",
     )
+    shop_notes: bool = Field(
+        True,
+        description="Add a private note to each booked order in WooCommerce with its Moneybird invoice "
+        "(number, total, link), and likewise for credit invoices; false: write nothing to the shop. See "
+        "The shop sees its invoices.",
+    )
     verify_interval_hours: int = Field(
         24,
         ge=0,

@@ -13,6 +13,7 @@ from app.constants import (
     JOB_BOOK_ORDER,
     JOB_BOOK_REFUND,
     JOB_RECONCILE,
+    JOB_SHOP_NOTE,
     WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
@@ -21,6 +22,7 @@ from app.sync.reconcile import reconcile_job
 from app.sync.redis_marker import start_watching, stop_watching
 from app.sync.refunds import book_refund_job
 from app.sync.services import shutdown, startup, when_set_up
+from app.sync.shop_notes import write_shop_note_job
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -47,6 +49,12 @@ def job_functions() -> list[Function]:
         func(
             cast(WorkerCoroutine, when_set_up(book_refund_job)),
             name=JOB_BOOK_REFUND,
+            max_tries=WORKER_MAX_TRIES,
+            keep_result=0,
+        ),
+        func(
+            cast(WorkerCoroutine, when_set_up(write_shop_note_job)),
+            name=JOB_SHOP_NOTE,
             max_tries=WORKER_MAX_TRIES,
             keep_result=0,
         ),

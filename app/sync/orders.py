@@ -52,6 +52,7 @@ from app.sync.ledger import OrderRecord, OrderState, Step
 from app.sync.products import load_catalogue
 from app.sync.refunds import queue_refunds
 from app.sync.services import Services, exclusively, retry_transient, services_of
+from app.sync.shop_notes import queue_shop_note
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
 from app.woocommerce.models import Order
 
@@ -313,6 +314,15 @@ async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoic
             await ledger.add_event(session, order_id=order.id, step="rebooked", message=rebooked)
     if rebooked:
         await resolve(services, kind=FindingKind.ORDER_CHANGED, order_id=order.id, resolution=rebooked)
+    await queue_shop_note(
+        services,
+        order_id=order.id,
+        kind="invoice",
+        document_id=invoice.id,
+        number=number_of(invoice) or invoice.id,
+        total=money(invoice.total_price_incl_tax),
+        currency=plan.currency,
+    )
 
 
 async def _fail(services: Services, order_id: int, failure: BookingFailed) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.db import Base, MoneyText, transaction
 from app.invoicing.plan import InvoicePlan, PlanOptions, local_date
+from app.money import money
 from app.moneybird.errors import MoneybirdRejected
 from app.sync import ledger
 from app.sync.booking import (
@@ -47,6 +48,7 @@ from app.sync.booking import (
 from app.sync.contacts import order_contact, replace_contact
 from app.sync.ledger import OrderRecord, OrderState, UtcDateTime, utcnow
 from app.sync.services import Services
+from app.sync.shop_notes import queue_shop_note
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.rebook")
@@ -375,3 +377,13 @@ async def _credited(services: Services, rebooking: Rebooking, *, credit: Invoice
                 f"{number_of(credit)} ({credit.total_price_incl_tax}); booking version {rebooking.version}"
             ),
         )
+    await queue_shop_note(
+        services,
+        order_id=rebooking.order_id,
+        kind="rebooking_credit",
+        document_id=credit.id,
+        number=number_of(credit) or credit.id,
+        total=money(credit.total_price_incl_tax),
+        currency=credit.currency or "EUR",
+        replaces=rebooking.old_invoice_number or rebooking.old_invoice_id or "",
+    )

@@ -47,6 +47,7 @@ from app.sync.booking import (
 from app.sync.contacts import order_contact, replace_contact
 from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState, RefundStep
 from app.sync.services import Services, Stores, exclusively, retry_transient, services_of
+from app.sync.shop_notes import queue_shop_note
 from app.woocommerce.errors import WooCommerceNotFound
 from app.woocommerce.models import Order, Refund
 
@@ -430,6 +431,15 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice, agai
             "a mistake",
         )
         return RefundState.DELETED.value
+    await queue_shop_note(
+        services,
+        order_id=plan.order_id,
+        kind="refund_credit",
+        document_id=credit.id,
+        number=number_of(credit) or credit.id,
+        total=money(credit.total_price_incl_tax),
+        currency=credit.currency or against.currency,
+    )
     return RefundState.BOOKED.value
 
 

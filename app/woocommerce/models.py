@@ -228,6 +228,16 @@ class Webhook(_Resource):
     delivery_url: str = ""
 
 
+class OrderNote(_Resource):
+    """A note on an order (`/orders/{id}/notes`); `customer_note` ones were e-mailed to the customer."""
+
+    id: int
+    note: str = ""
+    customer_note: bool = False
+    author: str = ""
+    date_created_gmt: Annotated[datetime | None, BeforeValidator(_to_utc)] = None
+
+
 class Product(_Resource):
     id: int
     name: Text = ""

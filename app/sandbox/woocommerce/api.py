@@ -80,6 +80,8 @@ class _RestApi:
             self._route("GET", "/orders/{id}", "read", self.get_order),
             self._route("GET", "/orders/{id}/refunds", "list", self.list_refunds),
             self._route("GET", "/orders/{id}/refunds/{rid}", "read", self.get_refund),
+            self._route("GET", "/orders/{id}/notes", "list", self.list_notes),
+            self._route("POST", "/orders/{id}/notes", "create", self.create_note),
             self._route("GET", "/webhooks", "list", self.list_webhooks),
             self._route("POST", "/webhooks", "create", self.create_webhook),
             self._route("GET", "/webhooks/{id}", "read", self.get_webhook),
@@ -237,6 +239,38 @@ class _RestApi:
             if refund["id"] == call.id("rid"):
                 return _json(self.shop.refund_view(order_id, refund, dp=_dp(Args(call))))
         raise RestError(404, "woocommerce_rest_invalid_order_refund_id", "Invalid order refund ID.")
+
+    async def list_notes(self, call: Call) -> Response:
+        order_id = self._order_id(call, message="Invalid order ID.")
+        kind = Args(call).enum("type", ("any", "customer", "internal"), "any")
+        notes = [
+            note
+            for note in self.shop.notes.get(order_id, [])
+            if kind == "any" or note["customer_note"] == (kind == "customer")
+        ]
+        # get_comments(): newest first, unpaged.
+        return _json(sorted(notes, key=lambda note: (note["date_created_gmt"], note["id"]), reverse=True))
+
+    async def create_note(self, call: Call) -> Response:
+        if "note" not in call.params:
+            # The REST server checks required arguments before the controller runs.
+            raise RestError(400, "rest_missing_callback_param", "Missing parameter(s): note", params=["note"])
+        if call.params.get("id"):
+            raise RestError(400, "woocommerce_rest_shop_order_exists", "Cannot create existing shop_order.")
+        order_id = self._order_id(call, code="woocommerce_rest_order_invalid_id", message="Invalid order ID.")
+        note = call.params["note"]
+        if not isinstance(note, str):
+            raise RestError(
+                400,
+                "rest_invalid_param",
+                "Invalid parameter(s): note",
+                params={"note": "note is not of type string."},
+            )
+        customer_note = Args(call).boolean("customer_note", default=False)
+        stored = self.shop.add_note(order_id, note, customer_note=customer_note)
+        response = _json(stored, status=201)
+        response.headers["Location"] = self.shop._api_url(f"/orders/{order_id}/notes/{stored['id']}")
+        return response
 
     def _order_id(
         self,

@@ -80,6 +80,7 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
 
         self.orders = {}
         self.refunds = {}
+        self.notes = {}
         self.webhooks = {}
         self.products = {}
         self.variations = {}
@@ -92,6 +93,7 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         self._next_item_id = 1
         self._next_meta_id = 1
         self._next_webhook_id = 1
+        self._next_comment_id = 1
         self._delivery_salt = secrets.token_bytes(16)
 
         self.add_tax_rate(rate="21", name="BTW", tax_class="standard")
@@ -164,6 +166,24 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         if transaction_id:
             changes["transaction_id"] = transaction_id
         return self.update_order(order_id, **changes)
+
+    def add_note(self, order_id: int, note: str, *, customer_note: bool = False) -> JsonDict:
+        """`WC_Order::add_order_note()`: a comment on the order. The order itself is not saved — its
+        `date_modified` stays and no `order.updated` delivery is queued."""
+        self._order(order_id)
+        local, gmt = wc_dates(self.clock.now())
+        stored: JsonDict = {
+            "id": self._next_comment_id,
+            # Added through the REST API without `added_by_user`: WooCommerce itself is the author.
+            "author": "system",
+            "date_created": local,
+            "date_created_gmt": gmt,
+            "note": note,
+            "customer_note": customer_note,
+        }
+        self._next_comment_id += 1
+        self.notes.setdefault(order_id, []).append(stored)
+        return stored
 
     def _order_skeleton(self) -> JsonDict:
         blank_address = dict.fromkeys(

@@ -75,6 +75,8 @@ class ShopState:
 
     orders: dict[int, JsonDict]
     refunds: dict[int, list[JsonDict]]
+    # Order notes are WordPress comments: their ids are the comments', not the posts'.
+    notes: dict[int, list[JsonDict]]
     webhooks: dict[int, JsonDict]
     products: dict[int, JsonDict]
     variations: dict[int, list[JsonDict]]
@@ -87,6 +89,7 @@ class ShopState:
     _next_item_id: int
     _next_meta_id: int
     _next_webhook_id: int
+    _next_comment_id: int
     _delivery_salt: bytes
 
     # ------------------------------------------------------------------ clock

@@ -250,6 +250,11 @@ class Settings(BaseSettings):
         description="Stored by the wizard after Connect with Moneybird (never set it by hand); a 401 on the "
         "access token is answered by one refresh, stored for every process.",
     )
+    moneybird_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Stored by `woobird webhook install` and the wizard when they register woobird's webhook "
+        "in Moneybird (never set it by hand): Moneybird signs its pushes with it and shows it only once.",
+    )
     moneybird_oauth_url: str = Field(
         "https://moneybird.com/oauth",
         description="Moneybird's OAuth base URL; change it only for a test server.",

@@ -12,12 +12,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
+import httpx
+
 from app.sandbox.moneybird.contacts import create_contact_record
 from app.sandbox.moneybird.core import Clock, IdMint, Record
 from app.sandbox.moneybird.oauth import MoneybirdOAuth
 from app.sandbox.moneybird.records import Administration
 from app.sandbox.moneybird.scopes import ALL_SCOPES
 from app.sandbox.moneybird.seed import seed_administration
+from app.sandbox.moneybird.webhooks import Push, queue_pushes
 
 Rounding = Literal["per_line", "per_rate"]
 FaultKind = Literal["status", "timeout", "lost"]
@@ -83,6 +86,13 @@ class MoneybirdSandbox:
         self.sales_invoices: dict[str, Record] = {}
         self.external_sales_invoices: dict[str, Record] = {}
         self.products: dict[str, Record] = {}
+        # Webhooks and the pushes made to them (see webhooks.py); tests point `push_client` at the
+        # web app under test, a served fake without one sends over HTTP.
+        self.webhooks: dict[str, Record] = {}
+        self.pushes: list[Push] = []
+        self.push_client: httpx.AsyncClient | None = None
+        # The first retry of a push not answered 200 waits this long, each next one twice as long.
+        self.push_retry_seconds = 1.0
         self.requests: list[RecordedRequest] = []
         self.count_429 = 0
         self.faults: list[Fault] = []
@@ -250,6 +260,7 @@ class MoneybirdSandbox:
         record["updated_at"] = self.clock.timestamp()
         for action in actions:
             record.setdefault("events", []).append(self.event(record["administration_id"], action, data))
+            queue_pushes(self, record, action)
 
 
 def normalise_route(route: str) -> str:

@@ -7,6 +7,8 @@ JOB_BOOK_ORDER: Final = "book_order"
 JOB_BOOK_REFUND: Final = "book_refund"
 JOB_RECONCILE: Final = "reconcile"
 JOB_SHOP_NOTE: Final = "write_shop_note"
+# Moneybird may have recorded a payment on an open invoice (webhook, poll, …): app.sync.open_invoices.
+JOB_SETTLE_INVOICE: Final = "settle_invoice"
 
 # arq queue and the worker's heartbeat key (arq writes "<queue>:health-check").
 QUEUE_NAME: Final = "arq:queue"

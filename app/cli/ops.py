@@ -40,7 +40,7 @@ from app.report import MonthReport, month_bounds, monthly_report, render_report
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.findings import Finding, open_findings
-from app.sync.intake import accept_order
+from app.sync.intake import OpenInvoiceRule, accept_order
 from app.sync.ledger import OrderRecord, OrderState
 from app.sync.verify import last_verification
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound
@@ -277,6 +277,7 @@ async def _retry_unknown(
         statuses=settings.sync_order_statuses,
         since=since,
         reason="retry",
+        open_invoices=OpenInvoiceRule.from_settings(settings),
     )
     console.print(f"order {order_id}: {result.outcome} — {result.reason}")
     return 1 if result.outcome == "queued" else 0

@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from rich.console import Console
 from sqlalchemy import select
 
 from app.constants import ORDER_LOCK_PREFIX
 from app.moneybird.errors import MoneybirdTimeout
+from app.report import monthly_report, render_report
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import ConfigurationError, load_settings
@@ -157,6 +159,20 @@ async def test_an_unpaid_bank_transfer_order_is_booked_as_an_open_invoice(h: Har
     await h.run_worker()
     assert h.invoices_for("9101") == [invoice]
     assert invoice["payments"] == []
+
+
+async def test_the_month_report_counts_an_open_invoice_as_booked_and_says_it_awaits_payment(
+    h: Harness,
+) -> None:
+    invoice = await _open(h, 9107)
+    month = f"{datetime.now(UTC):%Y-%m}"  # unpaid: the report places it by when woobird recorded it
+    report = await monthly_report(h.sessions, month=month)
+    assert (report.awaiting_payment, report.booked) == (1, 0)
+    assert report.moneybird_total == Decimal(invoice["total_price_incl_tax"])
+    assert report.differences == []  # booked, so not "not booked"
+    console = Console(record=True, width=200)
+    render_report(report, console)
+    assert "open invoices awaiting payment 1" in console.export_text()
 
 
 async def test_open_invoices_are_off_by_default_and_other_payment_methods_book_paid_as_before(

@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from app.sandbox.moneybird.contacts import create_contact_record
 from app.sandbox.moneybird.core import Clock, IdMint, Record
+from app.sandbox.moneybird.documents import register_payment
 from app.sandbox.moneybird.oauth import MoneybirdOAuth
-from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.records import Administration, Call
 from app.sandbox.moneybird.scopes import ALL_SCOPES
 from app.sandbox.moneybird.seed import seed_administration
 
@@ -230,9 +231,6 @@ class MoneybirdSandbox:
         """A bank transfer matched to the invoice, as Moneybird's bank reconciliation records it: the
         payment `POST …/payments` would make (same checks: no drafts, never more than is open), with
         its events (`payment_registered`, and `…_state_changed_to_paid` when it settles the rest)."""
-        from app.sandbox.moneybird.documents import register_payment
-        from app.sandbox.moneybird.records import Call
-
         with self.lock:
             if invoice_id in self.sales_invoices:
                 doc, kind = self.sales_invoices[invoice_id], "SalesInvoice"

@@ -138,24 +138,12 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
             JOBS.labels(kind="order", outcome="failed").inc()
             return OrderState.FAILED
         invoice = await services.moneybird.get_sales_invoice(record.invoice_id or "")
-    if verdict.open_invoice:
-        await _booked(services, order, plan=plan, invoice=invoice, open_invoice=True)
-        JOBS.labels(kind="order", outcome="open_invoice").inc()
-        log.info(
-            "order booked as open invoice",
-            order_id=order_id,
-            number=plan.order_number,
-            invoice=number_of(invoice),
-            invoice_id=invoice.id,
-            total=money(invoice.total_price_incl_tax),
-        )
-        return OrderState.AWAITING_PAYMENT
-    await _booked(services, order, plan=plan, invoice=invoice)
+    await _booked(services, order, plan=plan, invoice=invoice, open_invoice=verdict.open_invoice)
     elapsed = time.perf_counter() - started
     BOOKING_SECONDS.observe(elapsed)
-    JOBS.labels(kind="order", outcome="booked").inc()
+    JOBS.labels(kind="order", outcome="open_invoice" if verdict.open_invoice else "booked").inc()
     log.info(
-        "order booked",
+        "order booked as open invoice" if verdict.open_invoice else "order booked",
         order_id=order_id,
         number=plan.order_number,
         invoice=number_of(invoice),
@@ -163,6 +151,8 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         total=money(invoice.total_price_incl_tax),
         seconds=round(elapsed, 2),
     )
+    if verdict.open_invoice:
+        return OrderState.AWAITING_PAYMENT
     await queue_refunds(services, order=order)
     return OrderState.BOOKED
 

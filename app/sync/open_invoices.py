@@ -36,6 +36,7 @@ from app.moneybird.models import SalesInvoice, SalesInvoiceSending
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.booking import MANUAL, BookingFailed, failing_on_refusal, is_open, write_down
+from app.sync.changes import compare_with_booked
 from app.sync.findings import FindingKind, note
 from app.sync.intake import ENDED_UNPAID
 from app.sync.ledger import OrderRecord, OrderState, Step
@@ -267,6 +268,8 @@ async def seen_again(services: Services, record: OrderRecord, order: Order) -> s
     if order.status in ENDED_UNPAID:
         return await credit_open_invoice(services, record, order=order)
     if order.date_paid_gmt is None:
+        then = "the open invoice keeps the booked figures: correct it in Moneybird before it is paid"
+        await compare_with_booked(services, record, order, then=then)
         return OrderState.AWAITING_PAYMENT
     assert record.invoice_id is not None
     with failing_on_refusal("reading the invoice"):

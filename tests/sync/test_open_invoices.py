@@ -175,6 +175,30 @@ async def test_the_month_report_counts_an_open_invoice_as_booked_and_says_it_awa
     assert "open invoices awaiting payment 1" in console.export_text()
 
 
+async def test_an_open_invoice_whose_order_changes_unpaid_is_reported(h: Harness) -> None:
+    invoice = await _open(h, 9108)
+    more = build_order(
+        order_id=9108,
+        customer=CUSTOMER,
+        items=[CartItem(name="Bureaulamp", price=Decimal("49.95"), quantity=2, sku="LAMP-1")],
+        shipping=[PARCEL],
+        status="on-hold",
+        created_at=ORDERED_AT,
+        payment_method="bacs",
+    )
+    h.shop.update_order(
+        9108, **{key: more[key] for key in ("line_items", "tax_lines", "total", "total_tax", "cart_tax")}
+    )
+    await h.deliver(9108)
+    await h.run_worker()
+    (finding,) = await _findings(h, FindingKind.ORDER_CHANGED)
+    assert "open invoice keeps the booked figures" in finding.message
+    assert h.invoices_for("9108") == [invoice]
+    record = await h.record(9108)
+    assert record is not None
+    assert record.state == OrderState.AWAITING_PAYMENT
+
+
 async def test_open_invoices_are_off_by_default_and_other_payment_methods_book_paid_as_before(
     database_url: str, redis: ArqRedis
 ) -> None:

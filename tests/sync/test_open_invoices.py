@@ -30,6 +30,7 @@ from app.sync.findings import Finding, FindingKind, FindingState
 from app.sync.ledger import OrderState, Step
 from app.sync.open_invoices import enqueue_settle, settle_invoice
 from app.sync.orders import book_order
+from app.sync.reconcile import reconcile
 from app.woocommerce.errors import WooCommerceRejected, WooCommerceTransient
 from tests.harness import Harness, open_harness
 
@@ -197,6 +198,36 @@ async def test_an_open_invoice_whose_order_changes_unpaid_is_reported(h: Harness
     record = await h.record(9108)
     assert record is not None
     assert record.state == OrderState.AWAITING_PAYMENT
+
+
+async def test_reconciliation_books_an_open_invoice_a_webhook_missed_and_heals_a_missed_cancel(
+    h: Harness,
+) -> None:
+    _add_unpaid(h, 9109)  # on hold: no delivery reached woobird
+    report = await reconcile(h.services)
+    assert 9109 in report.queued_ids
+    await h.run_worker()
+    record = await h.record(9109)
+    assert record is not None
+    assert record.state == OrderState.AWAITING_PAYMENT
+    h.shop.update_order(9109, status="cancelled")  # and this delivery is lost too
+    await reconcile(h.services)
+    await h.run_worker()
+    record = await h.record(9109)
+    assert record is not None
+    assert record.state == OrderState.CREDITED
+
+
+async def test_an_unpaid_order_placed_before_sync_since_gets_no_open_invoice(
+    database_url: str, redis: ArqRedis
+) -> None:
+    since = {**SETTINGS, "sync_since": datetime(2026, 4, 1, tzinfo=UTC)}
+    async with open_harness(database_url=database_url, redis=redis, **since) as h:
+        _add_unpaid(h, 9110)
+        answer = (await h.deliver(9110)).json()
+        assert answer["outcome"] == "ignored"
+        assert "before SYNC_SINCE" in answer["reason"]
+        assert h.moneybird.sales_invoices == {}
 
 
 async def test_open_invoices_are_off_by_default_and_other_payment_methods_book_paid_as_before(

@@ -138,6 +138,13 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
             JOBS.labels(kind="order", outcome="failed").inc()
             return OrderState.FAILED
         invoice = await services.moneybird.get_sales_invoice(record.invoice_id or "")
+        await write_down(
+            services,
+            order_id=order_id,
+            event="payment",
+            message="the invoice was paid in Moneybird meanwhile: no payment of woobird's",
+            payment_id=invoice.payments[-1].id,
+        )
     await _booked(services, order, plan=plan, invoice=invoice, open_invoice=verdict.open_invoice)
     elapsed = time.perf_counter() - started
     BOOKING_SECONDS.observe(elapsed)

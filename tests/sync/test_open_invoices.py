@@ -230,6 +230,30 @@ async def test_an_unpaid_order_placed_before_sync_since_gets_no_open_invoice(
         assert h.moneybird.sales_invoices == {}
 
 
+@pytest.mark.parametrize("method", ["create_sales_invoice", "send_sales_invoice"])
+async def test_an_answer_lost_or_a_worker_killed_after_each_write_of_the_open_booking_makes_one_open_invoice(
+    h: Harness, method: str
+) -> None:
+    _add_unpaid(h, 9131)
+    seen = _after(h, h.services.moneybird, method, MoneybirdTimeout("no answer"))
+    await h.deliver(9131)
+    await h.run_worker()
+    assert seen[0] == 1  # the next try found what the lost answer had made, and did not make it again
+    _add_unpaid(h, 9132)
+    _after(h, h.services.moneybird, method, WorkerKilled())
+    with pytest.raises(WorkerKilled):
+        await book_order(h.services, order_id=9132, reason="webhook")
+    await h.redis.delete(f"{ORDER_LOCK_PREFIX}9132")
+    assert await book_order(h.services, order_id=9132, reason="resumed") == OrderState.AWAITING_PAYMENT
+    for order_id in (9131, 9132):
+        (invoice,) = h.invoices_for(str(order_id))
+        assert invoice["state"] in ("open", "late")
+        assert invoice["payments"] == []
+        record = await h.record(order_id)
+        assert record is not None
+        assert (record.state, record.invoice_id) == (OrderState.AWAITING_PAYMENT, invoice["id"])
+
+
 async def test_open_invoices_are_off_by_default_and_other_payment_methods_book_paid_as_before(
     database_url: str, redis: ArqRedis
 ) -> None:
@@ -444,6 +468,7 @@ async def test_paid_on_both_sides_at_once_ends_in_one_payment(h: Harness) -> Non
     record = await h.record(9122)
     assert record is not None
     assert record.state == OrderState.BOOKED, record.error
+    assert record.payment_id == invoice["payments"][0]["id"]  # the bank's
     await _settle(h, invoice["id"])
     assert _puts(h) == 0
 

@@ -32,6 +32,7 @@ from app.sync.open_invoices import enqueue_settle, settle_invoice
 from app.sync.orders import book_order
 from app.sync.reconcile import reconcile
 from app.woocommerce.errors import WooCommerceRejected, WooCommerceTransient
+from tests.conftest import ADMIN_TOKEN
 from tests.harness import Harness, open_harness
 
 ORDERED_AT = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
@@ -252,6 +253,19 @@ async def test_an_answer_lost_or_a_worker_killed_after_each_write_of_the_open_bo
         record = await h.record(order_id)
         assert record is not None
         assert (record.state, record.invoice_id) == (OrderState.AWAITING_PAYMENT, invoice["id"])
+
+
+async def test_the_dashboard_and_its_order_page_say_the_open_invoice_awaits_payment(h: Harness) -> None:
+    invoice = await _open(h, 9133)
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    overview = await h.web.get("/admin", headers=auth)
+    assert overview.status_code == 200
+    assert 'data-count="awaiting_payment"><div class="label">awaiting payment</div><div class="value">1<' in (
+        overview.text
+    )
+    page = await h.web.get("/admin/orders/9133", headers=auth)
+    assert "awaiting payment" in page.text
+    assert invoice["invoice_id"] in page.text
 
 
 async def test_open_invoices_are_off_by_default_and_other_payment_methods_book_paid_as_before(

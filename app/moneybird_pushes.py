@@ -24,7 +24,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.constants import (
-    JOB_SETTLE_INVOICE,
     MONEYBIRD_PUSH_SEEN_PREFIX,
     MONEYBIRD_PUSH_SEEN_SECONDS,
     MONEYBIRD_WEBHOOK_PATH,
@@ -34,6 +33,7 @@ from app.db import transaction
 from app.deps import AppState, AppStateDep, SettingsDep
 from app.metrics import MONEYBIRD_PUSHES
 from app.moneybird.push_signature import SIGNATURE_HEADER, PushSignatureError, verify_push
+from app.queue import enqueue_settle
 from app.sync import ledger
 from app.webhooks import _read_capped
 
@@ -161,10 +161,7 @@ async def _record_and_queue(state: AppState, *, push: VerifiedPush, pushed: Push
                 step="moneybird_push",
                 message=f"Moneybird: {pushed.action or 'a change'} on {order.invoice_number or invoice_id}",
             )
-        # One settling per invoice waits at a time; it reads the invoice as it is when it runs.
-        await state.redis.enqueue_job(
-            JOB_SETTLE_INVOICE, invoice_id, "webhook", _job_id=f"settle:{invoice_id}"
-        )
+        await enqueue_settle(state.redis, invoice_id=invoice_id, reason="webhook")
     except BaseException:
         if seen is not None:  # not done: Moneybird's retry of this push must not count as a duplicate
             with contextlib.suppress(Exception):

@@ -254,6 +254,19 @@ def test_check_names_a_mapping_to_a_purchase_rate(fakes: Fakes) -> None:
     assert purchase in result.output
 
 
+def test_check_names_an_unknown_open_invoice_payment_method_with_the_shops_gateways(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs,cheque,bank_transfer")
+
+    assert result.exit_code == 1
+    assert "✗ OPEN_INVOICE_PAYMENT_METHODS" in result.output
+    assert "no payment method 'bank_transfer'" in result.output
+    assert "bacs, cheque, cod" in result.output  # the shop's own ids, to pick from
+    assert "bacs (Direct bank transfer) orders get an open invoice" in result.output
+    assert "cheque (Check payments) is switched off" in result.output
+
+
 def test_check_says_a_disabled_webhook_needs_installing(fakes: Fakes) -> None:
     webhook = fakes.install_webhook()
     fakes.shop.disable_webhook(webhook["id"])

@@ -114,7 +114,7 @@ async def _booked_invoice(h: Harness) -> tuple[int, str]:
 
 
 async def _settle_jobs(h: Harness) -> list[str]:
-    return sorted(job_id for job_id in await _job_ids(h) if job_id.startswith("settle:"))
+    return sorted(job_id for job_id in await _job_ids(h) if job_id.startswith("settle-invoice:"))
 
 
 async def _job_ids(h: Harness) -> set[str]:
@@ -141,7 +141,7 @@ async def test_a_payment_pushed_by_moneybird_is_recorded_and_queued_for_settling
     invoice["state"] = "open"
     h.moneybird.touch(invoice, "sales_invoice_state_changed_to_paid")
     assert await deliver_pushes(h.moneybird) == 1
-    assert await _settle_jobs(h) == [f"settle:{invoice_id}"]
+    assert await _settle_jobs(h) == [f"settle-invoice:{invoice_id}"]
     assert len(await _pushed_events(h, order_id)) == 1
     [push] = h.moneybird.pushes
     assert push.statuses == [200]
@@ -189,7 +189,7 @@ async def test_a_push_that_could_not_be_recorded_is_not_taken_for_a_duplicate_on
     # Moneybird tries again (the same Idempotency-Key): now it is queued.
     assert await deliver_pushes(h.moneybird) == 1
     assert push.statuses == [503, 200]
-    assert await _settle_jobs(h) == [f"settle:{invoice_id}"]
+    assert await _settle_jobs(h) == [f"settle-invoice:{invoice_id}"]
     assert len(await _pushed_events(h, order_id)) >= 1
 
 
@@ -268,7 +268,7 @@ async def test_a_payment_entity_names_its_invoice(h: Harness) -> None:
         h, body, **{"moneybird-signature": sign_push(SECRET, body, timestamp=int(time.time()))}
     )
     assert answer.json()["outcome"] == "queued"
-    assert await _settle_jobs(h) == [f"settle:{invoice_id}"]
+    assert await _settle_jobs(h) == [f"settle-invoice:{invoice_id}"]
     assert len(await _pushed_events(h, order_id)) == 1
 
 

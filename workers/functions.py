@@ -13,10 +13,12 @@ from app.constants import (
     JOB_BOOK_ORDER,
     JOB_BOOK_REFUND,
     JOB_RECONCILE,
+    JOB_SETTLE_INVOICE,
     JOB_SHOP_NOTE,
     WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
+from app.sync.open_invoices import settle_invoice_job
 from app.sync.orders import book_order_job
 from app.sync.reconcile import reconcile_job
 from app.sync.redis_marker import start_watching, stop_watching
@@ -55,6 +57,12 @@ def job_functions() -> list[Function]:
         func(
             cast(WorkerCoroutine, when_set_up(write_shop_note_job)),
             name=JOB_SHOP_NOTE,
+            max_tries=WORKER_MAX_TRIES,
+            keep_result=0,
+        ),
+        func(
+            cast(WorkerCoroutine, when_set_up(settle_invoice_job)),
+            name=JOB_SETTLE_INVOICE,
             max_tries=WORKER_MAX_TRIES,
             keep_result=0,
         ),

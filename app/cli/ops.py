@@ -40,7 +40,7 @@ from app.report import MonthReport, month_bounds, monthly_report, render_report
 from app.settings import Settings
 from app.sync import ledger
 from app.sync.findings import Finding, open_findings
-from app.sync.intake import accept_order
+from app.sync.intake import OpenInvoiceRule, accept_order
 from app.sync.ledger import OrderRecord, OrderState
 from app.sync.verify import last_verification
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound
@@ -162,7 +162,7 @@ def sync_command(
             raise typer.Exit(1)
         return
     state = run(_book_now(settings, order_id))
-    if state != OrderState.BOOKED:
+    if state not in (OrderState.BOOKED, OrderState.AWAITING_PAYMENT):
         raise typer.Exit(1)
 
 
@@ -194,10 +194,13 @@ async def _book_now(settings: Settings, order_id: int) -> str:
 
 
 def _print_outcome(order_id: int, state: str, record: OrderRecord | None) -> None:
-    if state == OrderState.BOOKED and record is not None:
+    if state in (OrderState.BOOKED, OrderState.AWAITING_PAYMENT) and record is not None:
         number = record.invoice_number or record.invoice_id
         total = "" if record.invoice_total is None else f", {money(record.invoice_total)}"
-        console.print(f"[green]✓[/] order {order_id} is booked: invoice {number}{total}")
+        if state == OrderState.BOOKED:
+            console.print(f"[green]✓[/] order {order_id} is booked: invoice {number}{total}")
+        else:
+            console.print(f"[green]✓[/] order {order_id} is booked unpaid: open invoice {number}{total}")
     elif record is not None and record.error:
         console.print(f"[bold red]✗[/] order {order_id} is {state}: {record.error}")
     else:
@@ -239,7 +242,13 @@ async def _retry(settings: Settings, *, order_id: int | None) -> int:
 
 async def requeue(record: OrderRecord, *, sessions: async_sessionmaker[AsyncSession], redis: ArqRedis) -> int:
     """Put a failed (or skipped) order back in the queue; booked and waiting ones are left alone."""
-    if record.state in (OrderState.BOOKED, OrderState.QUEUED, OrderState.BOOKING):
+    if record.state in (
+        OrderState.BOOKED,
+        OrderState.QUEUED,
+        OrderState.BOOKING,
+        OrderState.AWAITING_PAYMENT,
+        OrderState.CREDITED,
+    ):
         what = f"invoice {record.invoice_number or record.invoice_id}" if record.invoice_id else record.state
         console.print(f"order {record.order_id}: already {record.state} ({what}); nothing to do")
         return 0
@@ -277,6 +286,7 @@ async def _retry_unknown(
         statuses=settings.sync_order_statuses,
         since=since,
         reason="retry",
+        open_invoices=OpenInvoiceRule.from_settings(settings),
     )
     console.print(f"order {order_id}: {result.outcome} — {result.reason}")
     return 1 if result.outcome == "queued" else 0

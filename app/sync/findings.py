@@ -41,6 +41,10 @@ class FindingKind(enum.StrEnum):
     INVOICE_REOPENED = "invoice_reopened"
     EMAIL_CHANGED = "email_changed"
     CONTACT_REPLACED = "contact_replaced"
+    # Open invoices (app.sync.open_invoices): a payment that does not settle the invoice, and an
+    # open invoice credited because its order ended unpaid.
+    PAYMENT_MISMATCH = "payment_mismatch"
+    OPEN_INVOICE_CREDITED = "open_invoice_credited"
 
 
 class FindingState(enum.StrEnum):

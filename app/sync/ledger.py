@@ -65,6 +65,8 @@ class OrderState(enum.StrEnum):
     QUEUED = "queued"  # recorded and handed to the worker
     BOOKING = "booking"  # a worker is going through the steps
     BOOKED = "booked"  # paid invoice in Moneybird
+    AWAITING_PAYMENT = "awaiting_payment"  # open invoice in Moneybird, the order not paid yet
+    CREDITED = "credited"  # its open invoice credited in full: the order was cancelled unpaid
     FAILED = "failed"  # needs a person: refused plan, rejected by Moneybird, total mismatch
     SKIPPED = "skipped"  # no longer qualifies (status changed back, unpaid)
     BEFORE_SINCE = "before_since"  # paid before SYNC_SINCE and not backfilled
@@ -79,6 +81,8 @@ class Step(enum.StrEnum):
     INVOICE_SENT = "invoice_sent"
     PAYING = "paying"  # the payment was sent: look before paying again
     PAID = "paid"
+    # Open invoices (app.sync.open_invoices): paid in Moneybird, the order is being marked paid.
+    MARKING_PAID = "marking_paid"
 
 
 class RefundStep(enum.StrEnum):
@@ -358,6 +362,8 @@ def _upsert_delivery(dialect: str) -> Any:
             "state": case(
                 (table.c.state == OrderState.BOOKED.value, table.c.state),
                 (table.c.state == OrderState.BOOKING.value, table.c.state),
+                (table.c.state == OrderState.AWAITING_PAYMENT.value, table.c.state),
+                (table.c.state == OrderState.CREDITED.value, table.c.state),
                 else_=OrderState.QUEUED.value,
             ),
             "updated_at": statement.excluded.updated_at,

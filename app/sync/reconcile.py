@@ -40,7 +40,7 @@ from app.db import transaction
 from app.queue import enqueue_order
 from app.redaction import scrub
 from app.sync import ledger
-from app.sync.intake import accept_order, listed_statuses
+from app.sync.intake import OpenInvoiceRule, accept_order, listed_statuses
 from app.sync.ledger import OrderRecord, OrderState
 from app.sync.refunds import requeue_refunds
 from app.sync.services import Services, Stores, services_of
@@ -185,7 +185,8 @@ async def _feed_orders(
     first_total: int | None = None
     rows_read = 0
     async for page in services.shop.iter_orders(
-        modified_after=report.window_start, statuses=listed_statuses(settings.sync_order_statuses)
+        modified_after=report.window_start,
+        statuses=listed_statuses(settings.sync_order_statuses, OpenInvoiceRule.from_settings(settings)),
     ):
         report.pages += 1
         first_total = page.total if first_total is None else first_total
@@ -201,6 +202,7 @@ async def _feed_orders(
                 statuses=settings.sync_order_statuses,
                 since=since,
                 reason=REASON,
+                open_invoices=OpenInvoiceRule.from_settings(settings),
             )
             _count(report, result.outcome, order.id)
             if order.date_modified_gmt is not None and (latest is None or order.date_modified_gmt > latest):

@@ -30,7 +30,9 @@ from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCom
 
 log = structlog.get_logger("woobird.worker")
 
-NoteKind = Literal["invoice", "refund_credit", "rebooking_credit"]
+NoteKind = Literal[
+    "invoice", "refund_credit", "rebooking_credit", "open_invoice", "invoice_paid", "open_invoice_credited"
+]
 
 # What the note says per kind of document. `replaces` is the invoice a full credit cancels.
 NOTE_TEXTS: Final[dict[str, str]] = {
@@ -42,7 +44,21 @@ NOTE_TEXTS: Final[dict[str, str]] = {
         "woobird credited invoice {replaces} in full in Moneybird as credit invoice {number}, "
         "total {total}, and books the order again as it is now: {link}"
     ),
+    "open_invoice": (
+        "woobird booked this order in Moneybird as open invoice {number}, total {total}, awaiting "
+        "payment: {link}"
+    ),
+    "invoice_paid": (
+        "woobird: invoice {number} ({total}) was paid in Moneybird, so the order is marked paid: {link}"
+    ),
+    "open_invoice_credited": (
+        "woobird credited open invoice {replaces} in full in Moneybird as credit invoice {number}, total "
+        "{total}, because the order ended unpaid: {link}"
+    ),
 }
+# A second note about the same document says something new: it is told apart by its own words, not
+# by the link the first note carries too.
+_SECOND_NOTES: Final = frozenset({"invoice_paid"})
 
 # The ledger events of a note: written (or found written), and not written for good.
 NOTE_WRITTEN_EVENT: Final = "shop_note"
@@ -51,9 +67,17 @@ NOTE_REFUSED_EVENT: Final = "shop_note_refused"
 NOTES_REFUSED_CAUSE: Final = "shop-notes-refused"
 
 
-def note_job_id(order_id: int, document_id: str) -> str:
+def note_job_id(order_id: int, document_id: str, kind: str = "invoice") -> str:
     """One note job per document: a second queueing while the first waits is dropped by arq."""
-    return f"shop-note:{order_id}:{document_id}"
+    tail = f":{kind}" if kind in _SECOND_NOTES else ""
+    return f"shop-note:{order_id}:{document_id}{tail}"
+
+
+def note_marker(kind: str, link: str) -> str:
+    """What a note already written about this document (and kind) is found by."""
+    if kind in _SECOND_NOTES:
+        return NOTE_TEXTS[kind].split("{link}")[0].split("}")[-1] + link
+    return link
 
 
 def note_text(*, kind: str, number: str, total: str, currency: str, link: str, replaces: str = "") -> str:
@@ -113,7 +137,7 @@ async def enqueue_shop_note(
         total,
         currency,
         replaces,
-        _job_id=note_job_id(order_id, document_id),
+        _job_id=note_job_id(order_id, document_id, kind),
     )
     return job is not None
 
@@ -139,7 +163,9 @@ async def write_shop_note_job(
         return "shop notes are off (SHOP_NOTES=false)"
     link = document_url(services.settings, document_id)
     text = note_text(kind=kind, number=number, total=total, currency=currency, link=link, replaces=replaces)
-    return await write_shop_note(services, order_id=order_id, document_id=document_id, link=link, text=text)
+    return await write_shop_note(
+        services, order_id=order_id, document_id=document_id, link=note_marker(kind, link), text=text
+    )
 
 
 async def write_shop_note(

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.sandbox.moneybird.core import (
     CENT,
@@ -29,7 +29,10 @@ from app.sandbox.moneybird.core import (
 )
 from app.sandbox.moneybird.records import Administration, Call
 from app.sandbox.moneybird.schema import DETAIL, MANUAL_PAYMENT_ACTIONS, PAYMENT, PERIOD_PRESETS
-from app.sandbox.moneybird.state import MoneybirdSandbox, Rounding
+
+if TYPE_CHECKING:
+    # Annotations only: the sandbox's state records payments from the bank through this module.
+    from app.sandbox.moneybird.state import MoneybirdSandbox, Rounding
 
 _ONE = Decimal(1)
 _HUNDRED = Decimal(100)

@@ -16,8 +16,9 @@ import httpx
 
 from app.sandbox.moneybird.contacts import create_contact_record
 from app.sandbox.moneybird.core import Clock, IdMint, Record
+from app.sandbox.moneybird.documents import register_payment
 from app.sandbox.moneybird.oauth import MoneybirdOAuth
-from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.records import Administration, Call
 from app.sandbox.moneybird.scopes import ALL_SCOPES
 from app.sandbox.moneybird.seed import seed_administration
 from app.sandbox.moneybird.webhooks import Push, queue_pushes
@@ -233,6 +234,23 @@ class MoneybirdSandbox:
             if in_use:
                 raise ValueError(f"contact {contact_id} is in use by an invoice and cannot be deleted")
             del self.contacts[contact_id]
+
+    def register_payment_from_bank(
+        self, invoice_id: str, amount: Decimal | str, payment_date: date | None = None
+    ) -> Record:
+        """A bank transfer matched to the invoice, as Moneybird's bank reconciliation records it: the
+        payment `POST …/payments` would make (same checks: no drafts, never more than is open), with
+        its events (`payment_registered`, and `…_state_changed_to_paid` when it settles the rest)."""
+        with self.lock:
+            if invoice_id in self.sales_invoices:
+                doc, kind = self.sales_invoices[invoice_id], "SalesInvoice"
+            else:
+                doc, kind = self.external_sales_invoices[invoice_id], "ExternalSalesInvoice"
+            when = payment_date or self.clock.today()
+            body = {"payment": {"payment_date": when.isoformat(), "price": str(amount)}}
+            adm = self.administration(doc["administration_id"])
+            call = Call(sandbox=self, adm=adm, params={"id": invoice_id}, query={}, body=body, url="")
+            return register_payment(call, doc, invoice_type=kind)
 
     def lock_period(self, until: date | None, *, administration_id: str | None = None) -> None:
         """The bookkeeper locks the books up to `until` (a filed VAT return): Moneybird then refuses

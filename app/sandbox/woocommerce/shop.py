@@ -88,6 +88,13 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         self.requests = []
         self.deliveries = []
         self.faults = []
+        self.saved_orders = []
+        # WooCommerce's own gateways, as a fresh shop lists them (only what woobird reads is filled).
+        self.payment_gateways = [
+            {"id": "bacs", "title": "Direct bank transfer", "enabled": True},
+            {"id": "cheque", "title": "Check payments", "enabled": False},
+            {"id": "cod", "title": "Cash on delivery", "enabled": False},
+        ]
 
         self._next_post_id = 1001  # orders, refunds and products share WordPress's post ids
         self._next_item_id = 1
@@ -147,6 +154,21 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         set_date(order, "date_modified", moment)
         refresh_derived(order)
         return order
+
+    def save_order_through_rest(self, order_id: int, *, status: str | None) -> JsonDict:
+        """`PUT /orders/{id}` as WC_REST_Orders_Controller saves it: the status set (its transition sets
+        `date_paid` on reaching the payment-complete status), the order saved — a later modified date —
+        and an order.updated delivery queued, even when nothing changed."""
+        order = self.update_order(order_id, **({"status": status} if status is not None else {}))
+        self.saved_orders.append(order_id)
+        return order
+
+    async def deliver_saved(self, *, client: httpx.AsyncClient | None = None) -> list[int]:
+        """Send the order.updated deliveries that REST saves queued; returns the order ids sent."""
+        sent, self.saved_orders = self.saved_orders, []
+        for order_id in sent:
+            await self.deliver(order_id, client=client)
+        return sent
 
     def complete_order(self, order_id: int, *, paid_at: datetime | None = None) -> JsonDict:
         """Mark completed; `date_paid` is set (to `paid_at` or now) only if it was never set."""

@@ -84,6 +84,11 @@ class ShopState:
     requests: list[RecordedRequest]
     deliveries: list[Delivery]
     faults: list[Fault]
+    # The order.updated deliveries a save through the REST API queued (WooCommerce sends them from
+    # Action Scheduler, after the answer): the order ids, oldest first, until `deliver_saved` sends them.
+    saved_orders: list[int]
+    # GET /payment_gateways: every gateway the shop has, enabled or not.
+    payment_gateways: list[JsonDict]
 
     _next_post_id: int
     _next_item_id: int

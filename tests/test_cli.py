@@ -720,3 +720,42 @@ def test_status_says_when_verification_last_finished_and_why_it_failed_since(fak
     assert "Last verification error" not in done.output
     assert "Last verification error: Moneybird answered 500 (pm3)" in failing.output
     assert failing.exit_code == 0, failing.output
+
+
+def test_webhook_install_for_open_invoices_names_the_settings_scope_it_lacks(fakes: Fakes) -> None:
+    fakes.moneybird.token_scopes = frozenset({"sales_invoices"})
+
+    result = fakes.invoke("webhook", "install", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    assert result.exit_code == 1
+    assert "`settings` scope" in result.output
+    assert fakes.moneybird.webhooks == {}
+
+
+def test_webhook_install_without_open_invoices_registers_nothing_in_moneybird(fakes: Fakes) -> None:
+    result = fakes.invoke("webhook", "install")
+
+    assert result.exit_code == 0, result.output
+    assert fakes.moneybird.calls("POST /webhooks") == 0
+
+
+def test_webhook_install_that_moneybird_cannot_reach_keeps_the_shop_webhook_and_says_so(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    # PUBLIC_URL is not reachable from Moneybird: its check of the url gets no answer.
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("no route to host", request=request)
+
+    fakes.moneybird.push_client = httpx.AsyncClient(transport=httpx.MockTransport(unreachable))
+    result = fakes.invoke("webhook", "install", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    assert result.exit_code == 0, result.output
+    assert "Moneybird could not register woobird's webhook" in result.output
+    assert "reconciliation pass" in result.output
+    assert fakes.moneybird.webhooks == {}
+    assert len(fakes.shop.webhooks) == 1
+    assert (
+        "MONEYBIRD_WEBHOOK_SECRET" not in (tmp_path / ".env").read_text(encoding="utf-8")
+        if (tmp_path / ".env").exists()
+        else True
+    )

@@ -42,6 +42,7 @@ from app.redaction import scrub
 from app.sync import ledger
 from app.sync.intake import OpenInvoiceRule, accept_order, listed_statuses
 from app.sync.ledger import OrderRecord, OrderState
+from app.sync.payments_poll import poll_open_invoices
 from app.sync.refunds import requeue_refunds
 from app.sync.services import Services, Stores, services_of
 from app.woocommerce.errors import WooCommerceError
@@ -75,6 +76,7 @@ class ReconcileReport:
     duplicates: int = 0
     ignored: int = 0
     requeued: int = 0
+    payments: int = 0  # open invoices Moneybird showed (part) paid, queued for settling
     webhook: WebhookCheck | None = None
     seconds: float = 0.0
     queued_ids: list[int] = field(default_factory=list)
@@ -125,6 +127,7 @@ async def reconcile(services: Services, *, now: datetime | None = None) -> Recon
         )
         report.requeued = await requeue_waiting(services, now=now)
         report.requeued += await requeue_refunds(services)
+        report.payments = await poll_open_invoices(services)
     except Exception as exc:
         await _save_state(
             services, {ledger.RECONCILE_LAST_ERROR: scrub(f"{now.isoformat()} {type(exc).__name__}: {exc}")}
@@ -150,6 +153,7 @@ async def reconcile(services: Services, *, now: datetime | None = None) -> Recon
         seen=report.seen,
         queued=report.queued,
         requeued=report.requeued,
+        payments=report.payments,
         seconds=report.seconds,
     )
     return report

@@ -94,6 +94,8 @@ class MoneybirdSandbox:
         self.push_client: httpx.AsyncClient | None = None
         # The first retry of a push not answered 200 waits this long, each next one twice as long.
         self.push_retry_seconds = 1.0
+        # A test that starts the web app before registering may name the secret the fake will hand out.
+        self.next_webhook_secret: str | None = None
         self.requests: list[RecordedRequest] = []
         self.count_429 = 0
         self.faults: list[Fault] = []

@@ -94,7 +94,7 @@ def create_webhook(call: Call) -> Reply | Awaitable[Reply]:
         "last_http_status": None,
         "last_http_body": None,
         "token": secrets.token_hex(16),
-        "secret": secrets.token_hex(32),
+        "secret": sandbox.next_webhook_secret or secrets.token_hex(32),
         "deactivated_at": None,
     }
     return _register_after_check(sandbox, hook)

@@ -97,6 +97,8 @@ class Checker:
                 self.good("WooCommerce", f"{url} answers and accepts the consumer key")
                 rates = await shop_tax_rates(shop)
                 await self.check_webhook(shop)
+                if self.settings.open_invoice_payment_methods:
+                    await self.check_payment_methods(shop)
             except WooCommerceAuthError as exc:
                 self.bad(AUTH_PROBLEM_SETTING[exc.problem], f"the shop refused woobird: {exc}")
                 return None
@@ -137,6 +139,28 @@ class Checker:
             )
         if not wanted:
             self.note("PUBLIC_URL", "not set, so the webhook's address could not be compared with woobird's")
+
+    async def check_payment_methods(self, shop: WooCommerceClient) -> None:
+        """Each OPEN_INVOICE_PAYMENT_METHODS id against the shop's gateways: a typo books nothing."""
+        gateways = {gateway.id: gateway for gateway in await shop.list_payment_gateways()}
+        for method in self.settings.open_invoice_payment_methods:
+            gateway = gateways.get(method)
+            if gateway is None:
+                known = ", ".join(sorted(gateways)) or "none"
+                self.bad(
+                    "OPEN_INVOICE_PAYMENT_METHODS",
+                    f"the shop has no payment method {method!r}, so its orders never get an open invoice; "
+                    f"the shop's payment methods are: {known}",
+                )
+            elif not gateway.enabled:
+                self.note(
+                    "OPEN_INVOICE_PAYMENT_METHODS",
+                    f"{method} ({gateway.title}) is switched off in the shop: no new orders will use it",
+                )
+            else:
+                self.good(
+                    "OPEN_INVOICE_PAYMENT_METHODS", f"{method} ({gateway.title}) orders get an open invoice"
+                )
 
     async def check_moneybird(self) -> AdministrationReference | None:
         try:

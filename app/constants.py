@@ -7,6 +7,10 @@ JOB_BOOK_ORDER: Final = "book_order"
 JOB_BOOK_REFUND: Final = "book_refund"
 JOB_RECONCILE: Final = "reconcile"
 JOB_VERIFY: Final = "verify_invoices"
+JOB_SHOP_NOTE: Final = "write_shop_note"
+# Moneybird may have recorded a payment on an invoice woobird booked open (app/moneybird_pushes.py
+# and the payments poll queue it; the worker settles the order).
+JOB_SETTLE_INVOICE: Final = "settle_invoice"
 
 # arq queue and the worker's heartbeat key (arq writes "<queue>:health-check").
 QUEUE_NAME: Final = "arq:queue"
@@ -48,6 +52,14 @@ REFERENCE_CACHE_TTL_SECONDS: Final = 3600
 # The webhook endpoint.
 WEBHOOK_PATH: Final = "/webhooks/woocommerce"
 WEBHOOK_MAX_BODY_BYTES: Final = 1024 * 1024
+# Moneybird's pushes (app/moneybird_pushes.py): de-duplicated by their Idempotency-Key for a week,
+# and answered 200 without a signature only while woobird registers its webhook (Moneybird checks
+# the url before it tells the secret).
+MONEYBIRD_WEBHOOK_PATH: Final = "/webhooks/moneybird"
+MONEYBIRD_PUSH_SEEN_PREFIX: Final = "woobird:moneybird:push:"
+MONEYBIRD_PUSH_SEEN_SECONDS: Final = 7 * 24 * 3600
+MONEYBIRD_WEBHOOK_REGISTERING_KEY: Final = "woobird:moneybird:webhook-registering"
+MONEYBIRD_WEBHOOK_REGISTERING_SECONDS: Final = 60
 SIGNATURE_HEADER: Final = "x-wc-webhook-signature"
 TOPIC_HEADER: Final = "x-wc-webhook-topic"
 ORDER_TOPICS: Final = frozenset({"order.created", "order.updated", "order.restored"})

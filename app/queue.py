@@ -16,7 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND
+from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND, JOB_SETTLE_INVOICE
 
 # A restarting Redis refuses connections for a moment. Without a retry arq's worker exits on the
 # first refused connect (while finishing a job), and takes its running jobs down with it: their
@@ -106,6 +106,17 @@ def order_job(order_id: int, date_modified: datetime, *, reason: str) -> Booking
 
 def refund_job(*, order_id: int, refund_id: int, reason: str) -> BookingJob:
     return BookingJob(JOB_BOOK_REFUND, (order_id, refund_id, reason), refund_job_id(refund_id))
+
+
+def settle_job_id(invoice_id: str) -> str:
+    """One settling per open invoice waits at a time; it reads the invoice as it is when it runs."""
+    return f"settle-invoice:{invoice_id}"
+
+
+async def enqueue_settle(redis: ArqRedis, *, invoice_id: str, reason: str) -> bool:
+    """Queue settling an open invoice Moneybird may have seen paid (its push, the payments poll)."""
+    job = await redis.enqueue_job(JOB_SETTLE_INVOICE, invoice_id, reason, _job_id=settle_job_id(invoice_id))
+    return job is not None
 
 
 async def _copy_id(redis: ArqRedis, job_id: str, copy_tag: str) -> str:

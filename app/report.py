@@ -98,6 +98,11 @@ class MonthReport:
         return self.counts.get(OrderState.BOOKED.value, 0)
 
     @property
+    def awaiting_payment(self) -> int:
+        """Open invoices: booked (their VAT counts), the customer has not paid yet."""
+        return self.counts.get(OrderState.AWAITING_PAYMENT.value, 0)
+
+    @property
     def failed(self) -> int:
         return self.counts.get(OrderState.FAILED.value, 0)
 
@@ -200,7 +205,7 @@ def _add_orders(report: MonthReport, orders: Sequence[OrderRecord], *, labels: d
     rate_orders: dict[str, int] = defaultdict(int)
     for order in orders:
         counts[order.state] += 1
-        if order.state == OrderState.BOOKED:
+        if order.state in (OrderState.BOOKED, OrderState.AWAITING_PAYMENT):
             _add_booked(report, order, shop_vat=shop_vat, booked_vat=booked_vat, rate_orders=rate_orders)
         elif order.state == OrderState.FAILED or order.state in _WAITING:
             _add_unbooked(report, order)
@@ -322,7 +327,9 @@ def render_report(report: MonthReport, console: Console) -> None:
     """Print the report for `woobird report --month YYYY-MM`."""
     console.print(f"[bold]Month report {report.month}[/bold] (paid in Europe/Amsterdam time)")
     console.print(
-        f"booked {report.booked} · failed {report.failed} · waiting {report.waiting} · "
+        f"booked {report.booked} · "
+        + (f"open invoices awaiting payment {report.awaiting_payment} · " if report.awaiting_payment else "")
+        + f"failed {report.failed} · waiting {report.waiting} · "
         f"before SYNC_SINCE {report.before_since}"
     )
     totals = Table(title="Totals of booked orders", show_edge=False)

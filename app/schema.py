@@ -65,6 +65,8 @@ class OrderState(enum.StrEnum):
     QUEUED = "queued"  # recorded and handed to the worker
     BOOKING = "booking"  # a worker is going through the steps
     BOOKED = "booked"  # paid invoice in Moneybird
+    AWAITING_PAYMENT = "awaiting_payment"  # open invoice in Moneybird, the order not paid yet
+    CREDITED = "credited"  # its open invoice credited in full: the order was cancelled unpaid
     FAILED = "failed"  # needs a person: refused plan, rejected by Moneybird, total mismatch
     SKIPPED = "skipped"  # no longer qualifies (status changed back, unpaid)
     BEFORE_SINCE = "before_since"  # paid before SYNC_SINCE and not backfilled
@@ -79,6 +81,8 @@ class OrderStep(enum.StrEnum):
     INVOICE_SENT = "invoice_sent"
     PAYING = "paying"  # the payment was sent: look before paying again
     PAID = "paid"
+    # Open invoices (app.booking.open_invoices): paid in Moneybird, the order is being marked paid.
+    MARKING_PAID = "marking_paid"
 
 
 class RefundStep(enum.StrEnum):
@@ -203,6 +207,10 @@ class FindingKind(enum.StrEnum):
     INVOICE_REOPENED = "invoice_reopened"
     EMAIL_CHANGED = "email_changed"
     CONTACT_REPLACED = "contact_replaced"
+    # Open invoices (app.booking.open_invoices): a payment that does not settle the invoice, and an
+    # open invoice credited because its order ended unpaid.
+    PAYMENT_MISMATCH = "payment_mismatch"
+    OPEN_INVOICE_CREDITED = "open_invoice_credited"
 
 
 class FindingState(enum.StrEnum):

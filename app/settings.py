@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -101,6 +101,12 @@ class ConfigurationError(RuntimeError):
 def one_line(error: ConfigurationError) -> str:
     """The refusal as one log line: `woobird cannot start: SECRET_KEY: …; ADMIN_TOKEN: …`."""
     return "woobird cannot start: " + "; ".join(f"{name}: {why}" for name, why in error.problems.items())
+
+
+# WooCommerce payment gateway ids are plugin slugs: bacs, cheque, cod, mollie_wc_gateway_ideal, ….
+_PAYMENT_METHOD_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.IGNORECASE)
+# Orders in these statuses are finished without payment: they never wait for one.
+_NOT_OPEN_STATUSES = frozenset({"cancelled", "refunded", "failed", "trash", "checkout-draft"})
 
 
 def _is_placeholder(value: str) -> bool:
@@ -248,6 +254,11 @@ class Settings(BaseSettings):
         description="Stored by the wizard after Connect with Moneybird (never set it by hand); a 401 on the "
         "access token is answered by one refresh, stored for every process.",
     )
+    moneybird_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Stored by `woobird webhook install` and the wizard when they register woobird's webhook "
+        "in Moneybird (never set it by hand): Moneybird signs its pushes with it and shows it only once.",
+    )
     moneybird_oauth_url: str = Field(
         "https://moneybird.com/oauth",
         description="Moneybird's OAuth base URL; change it only for a test server.",
@@ -296,6 +307,33 @@ class Settings(BaseSettings):
         description="true: a customer's new name, company, address, VAT number or phone in the shop updates "
         "their Moneybird contact, and a registered customer's new e-mail address is shown for you to decide; "
         "see After booking.",
+    )
+    shop_notes: bool = Field(
+        True,
+        description="Add a private note to each booked order in WooCommerce with its Moneybird invoice "
+        "(number, total, link), and likewise for credit invoices; false: write nothing to the shop. See "
+        "The shop sees its invoices.",
+    )
+    # Open invoices, paid later
+    open_invoice_payment_methods: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="WooCommerce payment method ids whose orders are booked unpaid, as open invoices, once "
+        "they reach OPEN_INVOICE_STATUSES, e.g. bacs,cheque,cod; empty: off. See Open invoices, paid later.",
+    )
+    open_invoice_statuses: Annotated[list[str], NoDecode] = Field(
+        default=["on-hold", "processing"],
+        description="Order statuses in which an unpaid order of OPEN_INVOICE_PAYMENT_METHODS is booked as an "
+        "open invoice, comma-separated.",
+    )
+    open_invoice_delivery: Literal["Manual", "Email"] = Field(
+        "Manual",
+        description="How Moneybird sends an open invoice: Manual (numbered, not sent), or Email (Moneybird "
+        "e-mails it to the customer with its payment details, and its reminders follow).",
+    )
+    paid_order_status: str = Field(
+        "processing",
+        description="The status woobird gives an order whose open invoice was paid in Moneybird (with its "
+        "paid date and a note).",
     )
     verify_interval_hours: int = Field(
         24,
@@ -392,7 +430,13 @@ class Settings(BaseSettings):
         stored = StoredSettingsSource(settings_cls)
         return init_settings, env_settings, dotenv_settings, stored, file_secret_settings
 
-    @field_validator("sync_order_statuses", "woocommerce_vat_number_meta_keys", mode="before")
+    @field_validator(
+        "sync_order_statuses",
+        "woocommerce_vat_number_meta_keys",
+        "open_invoice_payment_methods",
+        "open_invoice_statuses",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -409,6 +453,44 @@ class Settings(BaseSettings):
         if not statuses:
             raise ValueError("name at least one order status, e.g. completed")
         return statuses
+
+    @field_validator("open_invoice_payment_methods")
+    @classmethod
+    def _payment_method_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and info.data.get("invoice_kind") == "external_sales_invoice":
+            raise ValueError(
+                "open invoices are sales invoices (Moneybird sends them and takes their payments): leave "
+                "it empty with INVOICE_KIND=external_sales_invoice"
+            )
+        for method in value:
+            if not _PAYMENT_METHOD_ID.fullmatch(method):
+                raise ValueError(
+                    f"{method[:40]!r} is not a payment method id: use the ids WooCommerce shows under "
+                    "Payments (bacs, cheque, cod, …), comma-separated"
+                )
+        return value
+
+    @field_validator("open_invoice_statuses")
+    @classmethod
+    def _open_invoice_statuses(cls, value: list[str]) -> list[str]:
+        statuses = [status.removeprefix("wc-").lower() for status in value]
+        refused = sorted(set(statuses) & _NOT_OPEN_STATUSES)
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)} cannot hold an open invoice: name statuses of orders awaiting "
+                "payment, e.g. on-hold,processing"
+            )
+        if not statuses:
+            raise ValueError("name at least one order status, e.g. on-hold")
+        return statuses
+
+    @field_validator("paid_order_status")
+    @classmethod
+    def _paid_order_status(cls, value: str) -> str:
+        status = value.strip().removeprefix("wc-").lower()
+        if status in _NOT_OPEN_STATUSES | {"pending", "on-hold", ""}:
+            raise ValueError(f"{status or 'empty'!r} is not a paid status: use processing or completed")
+        return status
 
     @field_validator("woocommerce_url", "public_url", "moneybird_api_url", "moneybird_oauth_url")
     @classmethod

@@ -254,6 +254,19 @@ def test_check_names_a_mapping_to_a_purchase_rate(fakes: Fakes) -> None:
     assert purchase in result.output
 
 
+def test_check_names_an_unknown_open_invoice_payment_method_with_the_shops_gateways(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs,cheque,bank_transfer")
+
+    assert result.exit_code == 1
+    assert "✗ OPEN_INVOICE_PAYMENT_METHODS" in result.output
+    assert "no payment method 'bank_transfer'" in result.output
+    assert "bacs, cheque, cod" in result.output  # the shop's own ids, to pick from
+    assert "bacs (Direct bank transfer) orders get an open invoice" in result.output
+    assert "cheque (Check payments) is switched off" in result.output
+
+
 def test_check_says_a_disabled_webhook_needs_installing(fakes: Fakes) -> None:
     webhook = fakes.install_webhook()
     fakes.shop.disable_webhook(webhook["id"])
@@ -740,3 +753,42 @@ def test_status_says_when_verification_last_finished_and_why_it_failed_since(fak
     assert "Last verification error" not in done.output
     assert "Last verification error: Moneybird answered 500 (pm3)" in failing.output
     assert failing.exit_code == 0, failing.output
+
+
+def test_webhook_install_for_open_invoices_names_the_settings_scope_it_lacks(fakes: Fakes) -> None:
+    fakes.moneybird.token_scopes = frozenset({"sales_invoices"})
+
+    result = fakes.invoke("webhook", "install", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    assert result.exit_code == 1
+    assert "`settings` scope" in result.output
+    assert fakes.moneybird.webhooks == {}
+
+
+def test_webhook_install_without_open_invoices_registers_nothing_in_moneybird(fakes: Fakes) -> None:
+    result = fakes.invoke("webhook", "install")
+
+    assert result.exit_code == 0, result.output
+    assert fakes.moneybird.calls("POST /webhooks") == 0
+
+
+def test_webhook_install_that_moneybird_cannot_reach_keeps_the_shop_webhook_and_says_so(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    # PUBLIC_URL is not reachable from Moneybird: its check of the url gets no answer.
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("no route to host", request=request)
+
+    fakes.moneybird.push_client = httpx.AsyncClient(transport=httpx.MockTransport(unreachable))
+    result = fakes.invoke("webhook", "install", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    assert result.exit_code == 0, result.output
+    assert "Moneybird could not register woobird's webhook" in result.output
+    assert "reconciliation pass" in result.output
+    assert fakes.moneybird.webhooks == {}
+    assert len(fakes.shop.webhooks) == 1
+    assert (
+        "MONEYBIRD_WEBHOOK_SECRET" not in (tmp_path / ".env").read_text(encoding="utf-8")
+        if (tmp_path / ".env").exists()
+        else True
+    )

@@ -52,6 +52,7 @@ from app.booking.verify import last_verification
 from app.delivery_lag import ADVICE, LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
+from app.moneybird.links import document_url
 from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report
 from app.schema import OrderRecord, OrderState
@@ -221,10 +222,7 @@ def invoice_link(record: OrderRecord, settings: Settings) -> str | None:
         return record.invoice_url
     if not record.invoice_id:
         return None
-    kind = (
-        "external_sales_invoices" if settings.invoice_kind == "external_sales_invoice" else "sales_invoices"
-    )
-    return f"https://moneybird.com/{settings.moneybird_administration_id}/{kind}/{record.invoice_id}"
+    return document_url(settings, record.invoice_id)
 
 
 def _rows(records: Any, settings: Settings) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from app import schema
 from app.booking import ledger
 from app.db import transaction
 from app.queue import enqueue_orders
+from app.settings import Settings
 from app.woocommerce.models import OrderHeader
 
 Outcome = Literal["queued", "duplicate", "ignored"]
@@ -32,6 +33,38 @@ class Qualification:
     ok: bool
     reason: str
     before_since: bool = False
+    open_invoice: bool = False  # booked unpaid, as an open invoice (app.booking.open_invoices)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInvoiceRule:
+    """OPEN_INVOICE_PAYMENT_METHODS and OPEN_INVOICE_STATUSES: which unpaid orders get an open invoice."""
+
+    payment_methods: frozenset[str] = frozenset()
+    statuses: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenInvoiceRule:
+        return cls(
+            frozenset(settings.open_invoice_payment_methods), frozenset(settings.open_invoice_statuses)
+        )
+
+    @property
+    def on(self) -> bool:
+        return bool(self.payment_methods)
+
+    def applies(self, order: OrderHeader) -> bool:
+        """Unpaid, of one of the payment methods, in one of the statuses."""
+        return (
+            order.date_paid_gmt is None
+            and order.payment_method in self.payment_methods
+            and order.status in self.statuses
+        )
+
+
+NO_OPEN_INVOICES = OpenInvoiceRule()
+# Statuses in which an order's open invoice is credited in full: the order ended without payment.
+ENDED_UNPAID = frozenset({"cancelled", "refunded", "failed", "trash"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +78,35 @@ class IntakeResult:
 REFUNDED = "refunded"
 
 
-def listed_statuses(statuses: list[str]) -> list[str]:
-    """The statuses to ask the shop for: the ones we sync, and paid orders refunded since."""
-    return [*statuses, REFUNDED] if REFUNDED not in statuses else list(statuses)
+def listed_statuses(statuses: list[str], open_invoices: OpenInvoiceRule = NO_OPEN_INVOICES) -> list[str]:
+    """The statuses to ask the shop for: the ones we sync, and paid orders refunded since; with open
+    invoices on, also the statuses that wait for payment and those that end an order unpaid."""
+    listed = [*statuses, REFUNDED] if REFUNDED not in statuses else list(statuses)
+    if open_invoices.on:
+        listed += sorted((open_invoices.statuses | (ENDED_UNPAID - {"trash"})) - set(listed))
+    return listed
 
 
-def qualify(order: OrderHeader, *, statuses: list[str], since: datetime) -> Qualification:
-    """An order is booked when its status is one we sync, it is paid, and paid on or after since."""
+def qualify(
+    order: OrderHeader,
+    *,
+    statuses: list[str],
+    since: datetime,
+    open_invoices: OpenInvoiceRule = NO_OPEN_INVOICES,
+) -> Qualification:
+    """An order is booked when its status is one we sync, it is paid, and paid on or after since;
+    or, unpaid, as an open invoice when OPEN_INVOICE_PAYMENT_METHODS names its payment method."""
+    if open_invoices.applies(order):
+        created = order.date_created_gmt or order.date_modified_gmt
+        if created is not None and created < since:
+            return Qualification(
+                False,
+                f"created {created:%Y-%m-%d %H:%M} UTC, before SYNC_SINCE {since:%Y-%m-%d %H:%M} UTC: its "
+                "open invoice is not booked",
+            )
+        return Qualification(
+            True, f"unpaid {order.payment_method} order: booked as an open invoice", open_invoice=True
+        )
     if order.status not in statuses and not (order.status == REFUNDED and order.date_paid_gmt):
         return Qualification(
             False, f"status {order.status!r} is not in SYNC_ORDER_STATUSES ({','.join(statuses)})"
@@ -77,14 +132,19 @@ async def accept_order(
     since: datetime,
     reason: str,
     writer: IntakeWriter | None = None,
+    open_invoices: OpenInvoiceRule = NO_OPEN_INVOICES,
 ) -> IntakeResult:
     """Record a qualifying order in the ledger and queue it; say why when nothing was queued."""
-    verdict = qualify(order, statuses=statuses, since=since)
+    verdict = qualify(order, statuses=statuses, since=since, open_invoices=open_invoices)
     if not verdict.ok and order.refunds and await _is_booked(sessions, order.id):
         # A full refund moves the order to "refunded", out of SYNC_ORDER_STATUSES: its invoice is
         # booked, and the refund still has to become a credit invoice.
         verdict = Qualification(True, "booked order with refunds")
         reason = f"{reason} (refund)"
+    elif not verdict.ok and open_invoices.on and await _awaits_payment(sessions, order.id):
+        # Its open invoice waits: any change (paid in the shop, cancelled) is the worker's to judge.
+        verdict = Qualification(True, "order with an open invoice")
+        reason = f"{reason} (open invoice)"
     if not verdict.ok:
         if verdict.before_since and order.date_paid_gmt and order.date_modified_gmt:
             async with transaction(sessions) as session:
@@ -99,6 +159,12 @@ async def accept_order(
     if writer is not None:
         return await writer.submit(order, reason=reason)
     return await record_and_enqueue(order, sessions=sessions, redis=redis, reason=reason)
+
+
+async def _awaits_payment(sessions: async_sessionmaker[AsyncSession], order_id: int) -> bool:
+    async with sessions() as session:
+        record = await ledger.get_order(session, order_id)
+    return record is not None and record.state == schema.OrderState.AWAITING_PAYMENT
 
 
 async def _is_booked(sessions: async_sessionmaker[AsyncSession], order_id: int) -> bool:

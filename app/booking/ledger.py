@@ -100,6 +100,12 @@ async def update_refund(session: AsyncSession, refund_id: int, **values: Any) ->
     await session.execute(update(RefundRecord).where(RefundRecord.refund_id == refund_id).values(**values))
 
 
+async def order_of_invoice(session: AsyncSession, invoice_id: str) -> OrderRecord | None:
+    """The order whose invoice (the current version's) this Moneybird document is, if woobird booked it."""
+    query = select(OrderRecord).where(OrderRecord.invoice_id == invoice_id)
+    return (await session.execute(query)).scalars().first()
+
+
 async def add_event(
     session: AsyncSession, *, order_id: int, step: str, message: str = "", refund_id: int | None = None
 ) -> None:
@@ -183,6 +189,8 @@ def _upsert_delivery(dialect: str) -> Any:
             "state": case(
                 (table.c.state == OrderState.BOOKED.value, table.c.state),
                 (table.c.state == OrderState.BOOKING.value, table.c.state),
+                (table.c.state == OrderState.AWAITING_PAYMENT.value, table.c.state),
+                (table.c.state == OrderState.CREDITED.value, table.c.state),
                 else_=OrderState.QUEUED.value,
             ),
             "updated_at": statement.excluded.updated_at,

@@ -26,13 +26,14 @@ import structlog
 
 from app import schema
 from app.alerts import alert_order_failed
-from app.booking import ledger, rebook
+from app.booking import ledger, open_invoices, rebook
 from app.booking.changes import booked_columns, compare_with_booked, version_of
 from app.booking.contacts import ensure_contact, replace_contact
 from app.booking.findings import resolve
-from app.booking.intake import Qualification, qualify
+from app.booking.intake import OpenInvoiceRule, Qualification, qualify
 from app.booking.products import load_catalogue
 from app.booking.refunds import queue_refunds
+from app.booking.shop_notes import queue_shop_note
 from app.booking.walk import (
     INVOICE_STEPS,
     BookingFailed,
@@ -95,7 +96,18 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         return OrderState.FAILED
     record = await _record_for(services, order)
     since = EARLIEST if record.backfilled else await _since(services)
-    verdict = qualify(order, statuses=services.settings.sync_order_statuses, since=since)
+    verdict = qualify(
+        order,
+        statuses=services.settings.sync_order_statuses,
+        since=since,
+        open_invoices=OpenInvoiceRule.from_settings(services.settings),
+    )
+    paid_later = record.state == OrderState.AWAITING_PAYMENT
+    if paid_later or record.state == OrderState.CREDITED:
+        stays = await _seen_with_open_invoice(services, record, order)
+        if stays is not None:
+            return stays
+        verdict = Qualification(True, "paid in the shop: its open invoice gets the payment")
     rebooking = await rebook.active(services, order_id)
     if record.state == OrderState.BOOKED and rebooking is None:
         rebooking = await _seen_booked(services, record, order, verdict=verdict)
@@ -119,19 +131,29 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         await _finish(services, order_id, state=state, message=verdict.reason)
         return state
     try:
-        plan = rebook.versioned(await _plan(services, order), record, today=rebook.today(services))
+        plan = await _plan(services, order, unpaid=verdict.open_invoice)
+        plan = rebook.versioned(plan, record, today=rebook.today(services))
         await _start(services, record, order=order, plan=plan, reason=reason)
-        invoice = await _book(services, order_id=order_id, plan=plan)
+        invoice = await _book(services, order_id=order_id, plan=plan, open_invoice=verdict.open_invoice)
     except BookingFailed as exc:
-        await _fail(services, order_id, exc)
-        JOBS.labels(kind="order", outcome="failed").inc()
-        return OrderState.FAILED
-    await _booked(services, order, plan=plan, invoice=invoice)
+        if not (paid_later and await _paid_meanwhile(services, order_id, exc)):
+            await _fail(services, order_id, exc)
+            JOBS.labels(kind="order", outcome="failed").inc()
+            return OrderState.FAILED
+        invoice = await services.moneybird.get_sales_invoice(record.invoice_id or "")
+        await write_down(
+            services,
+            order_id=order_id,
+            event="payment",
+            message="the invoice was paid in Moneybird meanwhile: no payment of woobird's",
+            payment_id=invoice.payments[-1].id,
+        )
+    await _booked(services, order, plan=plan, invoice=invoice, open_invoice=verdict.open_invoice)
     elapsed = time.perf_counter() - started
     BOOKING_SECONDS.observe(elapsed)
-    JOBS.labels(kind="order", outcome="booked").inc()
+    JOBS.labels(kind="order", outcome="open_invoice" if verdict.open_invoice else "booked").inc()
     log.info(
-        "order booked",
+        "order booked as open invoice" if verdict.open_invoice else "order booked",
         order_id=order_id,
         number=plan.order_number,
         invoice=number_of(invoice),
@@ -139,8 +161,25 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         total=money(invoice.total_price_incl_tax),
         seconds=round(elapsed, 2),
     )
+    if verdict.open_invoice:
+        return OrderState.AWAITING_PAYMENT
     await queue_refunds(services, order=order)
     return OrderState.BOOKED
+
+
+async def _seen_with_open_invoice(services: Services, record: OrderRecord, order: Order) -> str | None:
+    """An order with an open invoice (or one credited) seen again: the state it stays in, or None when
+    it was paid in the shop and is to be booked as paid."""
+    if record.state == OrderState.CREDITED:
+        log.info(
+            "order not booked", order_id=order.id, state=record.state, reason="its open invoice was credited"
+        )
+        return OrderState.CREDITED
+    try:
+        return await open_invoices.seen_again(services, record, order)
+    except BookingFailed as exc:
+        await _fail(services, order.id, exc, keep_state=True)
+        return record.state
 
 
 async def _seen_booked(
@@ -186,10 +225,10 @@ async def _record_for(services: Services, order: Order) -> OrderRecord:
     return record
 
 
-async def _plan(services: Services, order: Order) -> InvoicePlan:
+async def _plan(services: Services, order: Order, *, unpaid: bool = False) -> InvoicePlan:
     with failing_on_refusal("reading the administration"):
         reference = await services.reference.get(services.moneybird)
-    options = replace(plan_options(services.settings), products=await load_catalogue(services))
+    options = replace(plan_options(services.settings), products=await load_catalogue(services), unpaid=unpaid)
     try:
         return plan_invoice(order, reference=reference, options=options)
     except PlanRefused as exc:
@@ -213,7 +252,9 @@ async def _start(
         await ledger.add_event(session, order_id=order.id, step="started", message=f"booking ({reason})")
 
 
-async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invoice:
+async def _book(
+    services: Services, *, order_id: int, plan: InvoicePlan, open_invoice: bool = False
+) -> Invoice:
     async def replace(gone: str, refused: MoneybirdRejected) -> str:
         return await replace_contact(
             services, order_id=order_id, contact=plan.contact, gone=gone, refused=refused
@@ -222,7 +263,33 @@ async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invo
     with failing_on_refusal("the order"):
         contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
         entry = InvoiceProgress(services, order_id=order_id)
+        if open_invoice:
+            sending = open_invoices.sending(services.settings, email=plan.contact.email)
+            return await walk(
+                services,
+                entry,
+                plan=plan,
+                contact_id=contact_id,
+                replace_contact=replace,
+                sending=sending,
+                pay=False,
+            )
         return await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
+
+
+async def _paid_meanwhile(services: Services, order_id: int, failure: BookingFailed) -> bool:
+    """Moneybird refused the payment of an order paid in the shop: was its invoice paid meanwhile (the
+    bank's payment landed between reading the invoice and paying it)? Then there is one payment."""
+    if failure.kind != "rejected":
+        return False
+    record = await _load(services, order_id)
+    if record.invoice_id is None:
+        return False
+    invoice = await services.moneybird.get_sales_invoice(record.invoice_id)
+    paid = open_invoices.money_received(invoice) == invoice.total_price_incl_tax
+    if paid:
+        log.info("open invoice paid in Moneybird meanwhile", order_id=order_id, invoice_id=invoice.id)
+    return paid
 
 
 class InvoiceProgress(LedgerProgress):
@@ -285,10 +352,16 @@ def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
     return report
 
 
-async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoice: Invoice) -> None:
+async def _booked(
+    services: Services, order: Order, *, plan: InvoicePlan, invoice: Invoice, open_invoice: bool = False
+) -> None:
+    """Write the booking down: a paid invoice (`booked`), or an open one (`awaiting_payment`)."""
     report = vat_report(plan, invoice)
     differences = [row for row in report if Decimal(row["difference"]) != 0]
     message = f"booked as {number_of(invoice)}, total {money(invoice.total_price_incl_tax)}"
+    if open_invoice:
+        message = f"booked as open invoice {number_of(invoice)}, total {money(invoice.total_price_incl_tax)}"
+        message += ", awaiting payment"
     if differences:
         message += "; VAT differs from the shop's: " + ", ".join(
             f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences
@@ -298,8 +371,8 @@ async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoic
         await ledger.update_order(
             session,
             order.id,
-            state=OrderState.BOOKED.value,
-            step=OrderStep.PAID.value,
+            state=(OrderState.AWAITING_PAYMENT if open_invoice else OrderState.BOOKED).value,
+            step=(OrderStep.INVOICE_SENT if open_invoice else OrderStep.PAID).value,
             invoice_id=invoice.id,
             invoice_number=number_of(invoice),
             invoice_url=getattr(invoice, "url", None),
@@ -310,23 +383,38 @@ async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoic
             booked_at=schema.utcnow(),
             **booked_columns(*version_of(services, order)),
         )
-        await ledger.add_event(session, order_id=order.id, step="booked", message=message)
+        await ledger.add_event(
+            session, order_id=order.id, step="open_invoice" if open_invoice else "booked", message=message
+        )
         rebooked = await rebook.mark_booked(session, record, invoice=invoice) if record is not None else None
         if rebooked:
             await ledger.add_event(session, order_id=order.id, step="rebooked", message=rebooked)
     if rebooked:
         await resolve(services, kind=FindingKind.ORDER_CHANGED, order_id=order.id, resolution=rebooked)
+    await queue_shop_note(
+        services,
+        order_id=order.id,
+        kind="open_invoice" if open_invoice else "invoice",
+        document_id=invoice.id,
+        number=number_of(invoice) or invoice.id,
+        total=money(invoice.total_price_incl_tax),
+        currency=plan.currency,
+    )
 
 
-async def _fail(services: Services, order_id: int, failure: BookingFailed) -> None:
+async def _fail(
+    services: Services, order_id: int, failure: BookingFailed, *, keep_state: bool = False
+) -> None:
+    """The order needs a person; `keep_state`: its open invoice still waits, so it stays findable."""
+    state: dict[str, Any] = {} if keep_state else {"state": OrderState.FAILED.value}
     await write_down(
         services,
         order_id=order_id,
         event="failed",
         message=str(failure),
-        state=OrderState.FAILED.value,
         error=str(failure),
         failure_kind=failure.kind,
+        **state,
     )
     log.error("order failed", order_id=order_id, kind=failure.kind, reason=str(failure))
     await alert_order_failed(services, order_id=order_id, kind=failure.kind, message=str(failure))

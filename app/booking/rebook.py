@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.booking import ledger
 from app.booking.contacts import order_contact, replace_contact
+from app.booking.shop_notes import queue_shop_note
 from app.booking.walk import (
     CREDIT_STEPS,
     BookingFailed,
@@ -43,6 +44,7 @@ from app.booking.walk import (
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.db import transaction
 from app.invoicing.plan import InvoicePlan, local_date
+from app.money import money
 from app.moneybird.errors import MoneybirdRejected
 from app.plan_options import plan_options
 from app.runtime import Services
@@ -330,3 +332,13 @@ async def _credited(services: Services, rebooking: Rebooking, *, credit: Invoice
                 f"{number_of(credit)} ({credit.total_price_incl_tax}); booking version {rebooking.version}"
             ),
         )
+    await queue_shop_note(
+        services,
+        order_id=rebooking.order_id,
+        kind="rebooking_credit",
+        document_id=credit.id,
+        number=number_of(credit) or credit.id,
+        total=money(credit.total_price_incl_tax),
+        currency=credit.currency or "EUR",
+        replaces=rebooking.old_invoice_number or rebooking.old_invoice_id or "",
+    )

@@ -30,7 +30,8 @@ from sqlalchemy import select
 from app import schema
 from app.alerts import alert, check_reconcile_staleness
 from app.booking import ledger
-from app.booking.intake import accept_order, listed_statuses
+from app.booking.intake import OpenInvoiceRule, accept_order, listed_statuses
+from app.booking.payments_poll import poll_open_invoices
 from app.booking.refunds import requeue_refunds
 from app.constants import (
     RECONCILE_LOCK_KEY,
@@ -76,6 +77,7 @@ class ReconcileReport:
     duplicates: int = 0
     ignored: int = 0
     requeued: int = 0
+    payments: int = 0  # open invoices Moneybird showed (part) paid, queued for settling
     webhook: WebhookCheck | None = None
     seconds: float = 0.0
     queued_ids: list[int] = field(default_factory=list)
@@ -126,6 +128,7 @@ async def reconcile(services: Services, *, now: datetime | None = None) -> Recon
         )
         report.requeued = await requeue_waiting(services, now=now)
         report.requeued += await requeue_refunds(services)
+        report.payments = await poll_open_invoices(services)
     except Exception as exc:
         await _save_state(
             services, {ledger.RECONCILE_LAST_ERROR: scrub(f"{now.isoformat()} {type(exc).__name__}: {exc}")}
@@ -151,6 +154,7 @@ async def reconcile(services: Services, *, now: datetime | None = None) -> Recon
         seen=report.seen,
         queued=report.queued,
         requeued=report.requeued,
+        payments=report.payments,
         seconds=report.seconds,
     )
     return report
@@ -186,7 +190,8 @@ async def _feed_orders(
     first_total: int | None = None
     rows_read = 0
     async for page in services.shop.iter_orders(
-        modified_after=report.window_start, statuses=listed_statuses(settings.sync_order_statuses)
+        modified_after=report.window_start,
+        statuses=listed_statuses(settings.sync_order_statuses, OpenInvoiceRule.from_settings(settings)),
     ):
         report.pages += 1
         first_total = page.total if first_total is None else first_total
@@ -202,6 +207,7 @@ async def _feed_orders(
                 statuses=settings.sync_order_statuses,
                 since=since,
                 reason=REASON,
+                open_invoices=OpenInvoiceRule.from_settings(settings),
             )
             _count(report, result.outcome, order.id)
             if order.date_modified_gmt is not None and (latest is None or order.date_modified_gmt > latest):

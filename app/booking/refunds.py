@@ -26,6 +26,7 @@ from app import schema
 from app.alerts import alert
 from app.booking import ledger
 from app.booking.contacts import order_contact, replace_contact
+from app.booking.shop_notes import queue_shop_note
 from app.booking.walk import (
     CREDIT_STEPS,
     BookingFailed,
@@ -419,6 +420,15 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice, agai
             "a mistake",
         )
         return RefundState.DELETED.value
+    await queue_shop_note(
+        services,
+        order_id=plan.order_id,
+        kind="refund_credit",
+        document_id=credit.id,
+        number=number_of(credit) or credit.id,
+        total=money(credit.total_price_incl_tax),
+        currency=credit.currency or against.currency,
+    )
     return RefundState.BOOKED.value
 
 

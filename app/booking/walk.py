@@ -204,10 +204,16 @@ class InvoiceOperations(Protocol):
         self, moneybird: MoneybirdClient, *, reference: str, contact_id: str
     ) -> Invoice | None: ...
     async def create(self, moneybird: MoneybirdClient, plan: DocumentPlan, *, contact_id: str) -> Invoice: ...
-    async def send_draft(self, moneybird: MoneybirdClient, invoice: Invoice) -> Invoice | None:
+    async def send_draft(
+        self, moneybird: MoneybirdClient, invoice: Invoice, sending: SalesInvoiceSending
+    ) -> Invoice | None:
         """Send it when it is a draft; None when there is nothing to send."""
 
     async def pay(self, moneybird: MoneybirdClient, invoice_id: str, payment: PaymentCreate) -> Payment: ...
+
+
+# Manual: Moneybird numbers it without e-mailing the customer, who has the shop's invoice.
+MANUAL = SalesInvoiceSending(delivery_method="Manual")
 
 
 class SalesInvoices:
@@ -222,11 +228,12 @@ class SalesInvoices:
     async def create(self, moneybird: MoneybirdClient, plan: DocumentPlan, *, contact_id: str) -> Invoice:
         return await moneybird.create_sales_invoice(sales_invoice_body(plan, contact_id=contact_id))
 
-    async def send_draft(self, moneybird: MoneybirdClient, invoice: Invoice) -> Invoice | None:
+    async def send_draft(
+        self, moneybird: MoneybirdClient, invoice: Invoice, sending: SalesInvoiceSending
+    ) -> Invoice | None:
         if invoice.state != "draft":
             return None
-        # Manual: Moneybird numbers it without e-mailing the customer, who has the shop's invoice.
-        return await moneybird.send_sales_invoice(invoice.id, SalesInvoiceSending(delivery_method="Manual"))
+        return await moneybird.send_sales_invoice(invoice.id, sending)
 
     async def pay(self, moneybird: MoneybirdClient, invoice_id: str, payment: PaymentCreate) -> Payment:
         return await moneybird.create_sales_invoice_payment(invoice_id, payment)
@@ -247,7 +254,9 @@ class ExternalSalesInvoices:
             external_invoice_body(plan, contact_id=contact_id)
         )
 
-    async def send_draft(self, moneybird: MoneybirdClient, invoice: Invoice) -> Invoice | None:
+    async def send_draft(
+        self, moneybird: MoneybirdClient, invoice: Invoice, sending: SalesInvoiceSending
+    ) -> Invoice | None:
         return None  # created open: there is no draft and nothing to send
 
     async def pay(self, moneybird: MoneybirdClient, invoice_id: str, payment: PaymentCreate) -> Payment:
@@ -304,11 +313,14 @@ async def walk(
     plan: BookingPlan,
     contact_id: str,
     replace_contact: ReplaceContact | None = None,
+    sending: SalesInvoiceSending = MANUAL,
+    pay: bool = True,
 ) -> Invoice:
     """Adopt or create, send, pay: the document for `plan`, paid, whatever earlier tries did.
 
     A contact archived or deleted in Moneybird refuses the create; `replace_contact` then names
-    the contact to use, and the create goes once more (the refused one made nothing).
+    the contact to use, and the create goes once more (the refused one made nothing). An open
+    invoice (app.booking.open_invoices) is sent as `sending` says and, with `pay=False`, left open.
     """
     kind = invoice_operations(services.settings)
     moneybird = services.moneybird
@@ -325,15 +337,17 @@ async def walk(
             "inspection — nothing was booked as paid",
             kind="mismatch",
         )
-    sent = await kind.send_draft(moneybird, invoice)
+    sent = await kind.send_draft(moneybird, invoice, sending)
     if sent is not None:
         invoice = sent
         await entry.write(
             event="sent",
-            message=f"sent (Manual) as {number_of(invoice)}",
+            message=f"sent ({sending.delivery_method}) as {number_of(invoice)}",
             step=entry.steps.sent,
             number=number_of(invoice),
         )
+    if not pay:
+        return invoice
     payment = await _pay(services, entry, position, kind=kind, plan=plan, invoice=invoice)
     if payment is not None and payment.price != invoice.total_unpaid:
         invoice = await kind.get(moneybird, invoice.id)

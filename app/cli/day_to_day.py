@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.booking import ledger
 from app.booking.findings import open_findings
-from app.booking.intake import accept_order
+from app.booking.intake import OpenInvoiceRule, accept_order
 from app.booking.order_retry import RetryRefused, retry_order
 from app.booking.verify import last_verification
 from app.cli.demo import ledger_settings
@@ -164,7 +164,7 @@ def sync_command(
             raise typer.Exit(1)
         return
     state = run(_book_now(settings, order_id))
-    if state != OrderState.BOOKED:
+    if state not in (OrderState.BOOKED, OrderState.AWAITING_PAYMENT):
         raise typer.Exit(1)
 
 
@@ -196,10 +196,13 @@ async def _book_now(settings: Settings, order_id: int) -> str:
 
 
 def _print_outcome(order_id: int, state: str, record: OrderRecord | None) -> None:
-    if state == OrderState.BOOKED and record is not None:
+    if state in (OrderState.BOOKED, OrderState.AWAITING_PAYMENT) and record is not None:
         number = record.invoice_number or record.invoice_id
         total = "" if record.invoice_total is None else f", {money(record.invoice_total)}"
-        console.print(f"[green]✓[/] order {order_id} is booked: invoice {number}{total}")
+        if state == OrderState.BOOKED:
+            console.print(f"[green]✓[/] order {order_id} is booked: invoice {number}{total}")
+        else:
+            console.print(f"[green]✓[/] order {order_id} is booked unpaid: open invoice {number}{total}")
     elif record is not None and record.error:
         console.print(f"[bold red]✗[/] order {order_id} is {state}: {record.error}")
     else:
@@ -275,6 +278,7 @@ async def _retry_unknown(
         statuses=settings.sync_order_statuses,
         since=since,
         reason="retry",
+        open_invoices=OpenInvoiceRule.from_settings(settings),
     )
     console.print(f"order {order_id}: {result.outcome} — {result.reason}")
     return 1 if result.outcome == "queued" else 0

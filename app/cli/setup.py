@@ -29,6 +29,8 @@ from app.constants import WEBHOOK_PATH
 from app.invoicing.reference import AdministrationReference
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.reference import load_reference
+from app.payment_webhook import PaymentWebhook, payment_pushes_wanted, register_payment_webhook
+from app.queue import connect
 from app.settings import ConfigurationError, Settings
 from app.settings_store import STORABLE, write_settings
 from app.setup.bookkeeping import ChoicesUnavailable, RateRow, propose_tax_rates, read_shop_tax_rates
@@ -285,14 +287,49 @@ def webhook_install_command(
         fail(f"could not talk to the shop: {exc}")
     console.print(f"[green]✓[/] {message}")
     if new_secret:
-        values = {"WOOCOMMERCE_WEBHOOK_SECRET": secret}
-        if print_for in ("heroku", "fly"):
-            print_settings(values, target=print_for)  # type: ignore[arg-type]
-        else:
-            write_env(env_file, values)
-            console.print(
-                f"[green]✓[/] stored the webhook's new secret in {env_file}; restart woobird to use it"
-            )
+        _keep_secret({"WOOCOMMERCE_WEBHOOK_SECRET": secret}, print_for=print_for, env_file=env_file)
+    if payment_pushes_wanted(settings):
+        pushes = _register_payment_pushes(settings, base=base)
+        if pushes is not None:
+            _keep_secret({"MONEYBIRD_WEBHOOK_SECRET": pushes}, print_for=print_for, env_file=env_file)
+
+
+def _keep_secret(values: dict[str, str], *, print_for: str, env_file: Path) -> None:
+    if print_for in ("heroku", "fly"):
+        print_settings(values, target=print_for)  # type: ignore[arg-type]
+        return
+    write_env(env_file, values)
+    whose = "Moneybird's webhook" if "MONEYBIRD_WEBHOOK_SECRET" in values else "the webhook"
+    console.print(f"[green]✓[/] stored {whose}'s new secret in {env_file}; restart woobird to use it")
+
+
+def _register_payment_pushes(settings: Settings, *, base: str) -> str | None:
+    """Moneybird's webhook for open invoices; its secret, or None when Moneybird cannot reach woobird."""
+    require(settings, "MONEYBIRD_API_TOKEN", "MONEYBIRD_ADMINISTRATION_ID")
+
+    async def register() -> PaymentWebhook:
+        redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
+        try:
+            return await register_payment_webhook(settings, redis=redis, public_url=base)
+        finally:
+            await redis.aclose()
+
+    try:
+        registered = run(register())
+    except MoneybirdAuthError as exc:
+        fail(
+            f"Moneybird refused to register woobird's webhook ({exc}): open invoices need a token with the "
+            "`settings` scope next to `sales_invoices` (Moneybird → Settings → External and AI integrations)"
+        )
+    except MoneybirdError as exc:
+        console.print(
+            f"[yellow]![/] Moneybird could not register woobird's webhook ({exc}). Payments of open "
+            "invoices are still found by each reconciliation pass; make PUBLIC_URL reachable from the "
+            "internet and run this again to hear them at once."
+        )
+        return None
+    console.print(f"[green]✓[/] {registered.message}")
+    return registered.secret
 
 
 async def _install_webhook(settings: Settings, *, delivery_url: str, secret: str) -> str:

@@ -54,6 +54,8 @@ class PlanOptions:
     timezone: str = "Europe/Amsterdam"
     # SKU → Moneybird product id, from `woobird products` (lines without a match carry no product).
     products: Mapping[str, str] = field(default_factory=dict)
+    # An open invoice (OPEN_INVOICE_PAYMENT_METHODS): booked before payment, dated when ordered.
+    unpaid: bool = False
 
 
 class PlanRefused(Exception):

@@ -79,7 +79,9 @@ def _plan(order: Order, reference: AdministrationReference, options: PlanOptions
             "set WooCommerce's number of decimals to 2 (WooCommerce → Settings → General)",
             order_number=order.display_number,
         )
-    paid_on = _payment_date(order, options.timezone)
+    paid_on = (
+        _ordered_date(order, options.timezone) if options.unpaid else _payment_date(order, options.timezone)
+    )
     customer_vat_number = vat_number(order, options.vat_number_meta_keys)
     book = RateBook(reference, options.tax_rate_overrides)
     vat = order_vat(order, book=book, home_country=reference.country, customer_vat_number=customer_vat_number)
@@ -147,6 +149,19 @@ def _payment_date(order: Order, timezone: str) -> date:
             order_number=order.display_number,
         )
     return local_date(order.date_paid_gmt, timezone)
+
+
+def _ordered_date(order: Order, timezone: str) -> date:
+    """An open invoice's date: the day the order was placed (its payment comes later, in Moneybird)."""
+    placed = order.date_created_gmt or order.date_modified_gmt
+    if placed is None:
+        raise PlanRefused(
+            order.id,
+            "WooCommerce sent no date for it (date_created)",
+            "open the order in WooCommerce and save it",
+            order_number=order.display_number,
+        )
+    return local_date(placed, timezone)
 
 
 def local_date(moment: datetime, timezone: str) -> date:

@@ -28,6 +28,7 @@ from app.moneybird.models import (
     ExternalSalesInvoiceCreate,
     FinancialAccount,
     LedgerAccountResponse,
+    MoneybirdWebhook,
     Payment,
     PaymentCreate,
     Product,
@@ -364,6 +365,19 @@ class MoneybirdClient:
             response = await self._http.request("POST", f"{kind}s/synchronization", body={"ids": batch})
             found += [standing(document) for document in parse_list(response, model)]
         return found
+
+    # ── webhooks (the `settings` scope) ───────────────────────────────────────────────────────
+
+    async def list_webhooks(self) -> list[MoneybirdWebhook]:
+        return parse_list(await self._http.request("GET", "webhooks"), MoneybirdWebhook)
+
+    async def create_webhook(self, *, url: str, events: Sequence[str]) -> MoneybirdWebhook:
+        """Moneybird pushes a check to `url` before it answers, and refuses a url that does not say 200."""
+        body = {"url": url, "enabled_events": list(events)}
+        return parse(await self._http.request("POST", "webhooks", body=body), MoneybirdWebhook)
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self._http.request("DELETE", "webhooks/{id}", ids={"id": webhook_id})
 
     # ── products ─────────────────────────────────────────────────────────────────────────────
 

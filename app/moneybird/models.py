@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SecretStr
 
 # ── field types ───────────────────────────────────────────────────────────────────────────────
 
@@ -449,3 +449,17 @@ class ProductCreate(_Request):
     vat_rate_type: Literal["standard", "reduced"] | None = None
     document_style_id: IdOut | None = None
     workflow_id: IdOut | None = None
+
+
+class MoneybirdWebhook(_Response):
+    """A webhook of the administration (`/webhooks`): where Moneybird pushes which events.
+
+    `secret` (what pushes are signed with) comes back only from the create; it is never logged.
+    """
+
+    id: MoneybirdId
+    url: str
+    enabled_events: list[str] = Field(default_factory=list)
+    last_http_status: int | str | None = None
+    secret: SecretStr | None = None
+    deactivated_at: str | None = None

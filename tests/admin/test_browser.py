@@ -95,7 +95,8 @@ async def test_sign_in_see_orders_retry_and_see_it_booked(chromium: str, harness
             await page.wait_for_url(f"{base_url}/admin?retried={failed_id}")
             assert await _row_state(page, failed_id) == "queued"
 
-            assert await h.run_worker() == 1  # the real worker, against the fake Moneybird
+            # The real worker, against the fake Moneybird: the booking, then its note in the shop.
+            assert await h.run_worker() == 2
 
             await page.reload()
             assert await _row_state(page, failed_id) == "booked"

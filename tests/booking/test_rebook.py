@@ -401,3 +401,25 @@ async def test_a_refused_second_rebooking_leaves_the_first_as_done(h: Harness) -
     assert (rows[2].state, rows[2].error) == (RebookState.DONE, None)
     assert rows[3].state == RebookState.CREDITING
     assert rows[3].error is not None
+
+
+async def test_the_shop_is_told_of_the_full_credit_and_the_new_invoice(h: Harness) -> None:
+    await _booked(h, 7101)
+    first = await h.record(7101)
+    assert first is not None
+    _edit(h, 7101)
+    await h.deliver(7101)
+    await h.run_worker()
+    now = await h.record(7101)
+    assert now is not None
+    assert now.state == OrderState.BOOKED
+    kind = "external_sales_invoices" if h.settings.invoice_kind == EXTERNAL else "sales_invoices"
+    base = f"https://moneybird.com/{h.moneybird.administration_id}/{kind}/"
+    [credit] = [doc for doc in _documents(h).values() if Decimal(doc["total_price_incl_tax"]) < 0]
+    notes = [note["note"] for note in sorted(h.shop.notes[7101], key=lambda note: note["id"])]
+    # The first invoice, its full credit naming the invoice it cancels, then the new invoice: one each.
+    assert len(notes) == 3
+    assert f"{base}{first.invoice_id}" in notes[0]
+    assert f"{base}{credit['id']}" in notes[1]
+    assert f"invoice {first.invoice_number or first.invoice_id} in full" in notes[1]
+    assert f"{base}{now.invoice_id}" in notes[2]

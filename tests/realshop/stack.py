@@ -147,10 +147,16 @@ class Stack:
         return "\n".join(process.log() for process in self.processes)
 
     def restart_worker(self) -> None:
+        self.restart("worker")
+
+    def restart(self, name: str) -> None:
+        """Stop and start one Procfile process (it reads `.env` in its folder anew)."""
         for process in self.processes:
-            if process.name == "worker":
+            if process.name == name:
                 process.stop()
                 process.start()
+        if name == "web":
+            _wait_until_up(f"{self.web_url}/healthz")
 
 
 @contextlib.contextmanager

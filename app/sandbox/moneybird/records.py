@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
+
+import httpx
 
 from app.sandbox.moneybird.wire import Clock, IdMint, Record, paginate
 
@@ -71,6 +74,16 @@ class SandboxBooks(Protocol):
     due_intervals: dict[str, int]
     rounding: Rounding
     total_skews: dict[str, Decimal]
+
+    # Webhooks and their pushes (webhooks.py); `pushes` holds webhooks.Push.
+    @property
+    def lock(self) -> AbstractContextManager[Any, Any]: ...
+
+    webhooks: dict[str, Record]
+    pushes: list[Any]
+    push_client: httpx.AsyncClient | None
+    push_retry_seconds: float
+    next_webhook_secret: str | None
 
     def touch(self, record: Record, *actions: str, data: Record | None = None) -> None: ...
 

@@ -26,7 +26,9 @@ import structlog
 
 from app import schema
 from app.booking import ledger
-from app.constants import ALERT_SENT_PREFIX
+from app.connection_scope import connection_of_sessions
+from app.constants import ALERT_SENT_PREFIX, ENVIRONMENT_CONNECTION_ID
+from app.queue import connection_key
 from app.redaction import scrub
 from app.settings import Settings
 
@@ -56,9 +58,13 @@ class AlertTarget(Protocol):
     @property
     def redis(self) -> Any: ...
 
+    @property
+    def sessions(self) -> Any: ...
 
-def alert_key(cause: str) -> str:
-    return f"{ALERT_SENT_PREFIX}{cause}"
+
+def alert_key(cause: str, *, connection_id: int = ENVIRONMENT_CONNECTION_ID) -> str:
+    """The key that remembers an alert was sent: one per connection and cause."""
+    return connection_key(f"{ALERT_SENT_PREFIX}{cause}", connection_id)
 
 
 def channels(settings: Settings) -> list[str]:
@@ -84,22 +90,21 @@ async def _alert(target: AlertTarget, *, cause: str, message: str) -> bool:
     if not channels(settings):
         log.info("alert not sent: no ALERT_WEBHOOK_URL or ALERT_EMAIL_TO configured", cause=cause)
         return False
-    if not await _claim(target.redis, cause):
+    key = alert_key(cause, connection_id=connection_of_sessions(target.sessions))
+    if not await _claim(target.redis, key, cause=cause):
         log.debug("alert already sent", cause=cause)
         return False
-    text = _text(settings, message)
+    text = _text(settings, message, connection_id=connection_of_sessions(target.sessions))
     delivered = await _deliver(settings, cause=cause, text=text)
     if not delivered:
         # Nobody heard it: let the next occurrence try again instead of staying silent for a day.
-        await _release(target.redis, cause)
+        await _release(target.redis, key, cause=cause)
     return delivered
 
 
-async def _claim(redis: _Redis, cause: str) -> bool:
+async def _claim(redis: _Redis, key: str, *, cause: str) -> bool:
     try:
-        claimed = await redis.set(
-            alert_key(cause), schema.utcnow().isoformat(), ex=ALERT_TTL_SECONDS, nx=True
-        )
+        claimed = await redis.set(key, schema.utcnow().isoformat(), ex=ALERT_TTL_SECONDS, nx=True)
     except Exception as exc:
         # Without Redis there is no de-duplication; a repeated alert beats a missing one.
         log.warning("alert de-duplication unavailable", cause=cause, error=f"{type(exc).__name__}: {exc}")
@@ -107,20 +112,23 @@ async def _claim(redis: _Redis, cause: str) -> bool:
     return bool(claimed)
 
 
-async def _release(redis: _Redis, cause: str) -> None:
+async def _release(redis: _Redis, key: str, *, cause: str) -> None:
     try:
-        await redis.delete(alert_key(cause))
+        await redis.delete(key)
     except Exception as exc:
         log.warning("could not release alert key", cause=cause, error=f"{type(exc).__name__}: {exc}")
 
 
 async def clear_alert(target: AlertTarget, *, cause: str) -> None:
     """Forget that `cause` was alerted: it healed, or a person asked for another try."""
-    await _release(target.redis, cause)
+    key = alert_key(cause, connection_id=connection_of_sessions(target.sessions))
+    await _release(target.redis, key, cause=cause)
 
 
-def _text(settings: Settings, message: str) -> str:
+def _text(settings: Settings, message: str, *, connection_id: int) -> str:
     prefix = "[SANDBOX] woobird" if settings.woobird_sandbox else "woobird"
+    if connection_id != ENVIRONMENT_CONNECTION_ID:
+        prefix = f"{prefix} (connection {connection_id})"
     return f"{prefix}: {scrub(message)}"
 
 

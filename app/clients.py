@@ -7,6 +7,7 @@ Tests point every one of them at the fake shop and the fake Moneybird by replaci
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import httpx
 
@@ -42,6 +43,11 @@ def moneybird_client(settings: Settings, *, limiter: RateLimiter | None = None) 
     return MoneybirdClient.from_settings(settings, limiter=limiter, transport=transports.moneybird)
 
 
-def transport_overrides() -> dict[str, httpx.AsyncBaseTransport | None]:
+class TransportOverrides(TypedDict):
+    shop_transport: httpx.AsyncBaseTransport | None
+    moneybird_transport: httpx.AsyncBaseTransport | None
+
+
+def transport_overrides() -> TransportOverrides:
     """Keyword arguments for `app.runtime.build_services`."""
     return {"shop_transport": transports.shop, "moneybird_transport": transports.moneybird}

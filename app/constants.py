@@ -124,3 +124,8 @@ VAT_NUMBER_META_KEYS: Final = (
     "_billing_eu_vat_number",
     "billing_eu_vat_number",
 )
+
+# The connection the environment's settings describe: a single-shop deployment's only one, and the
+# one every row written before connections existed belongs to. Its Redis keys, job ids and invoice
+# references stay as they were before connections existed.
+ENVIRONMENT_CONNECTION_ID: Final = 1

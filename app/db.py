@@ -17,12 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.redaction import scrub
 from app.settings import REPO_ROOT, normalise_database_url
 
 
 class Base(DeclarativeBase):
     pass
+
+
+# Where a session keeps the connection it is bound to, and its administration's contact book.
+SESSION_CONNECTION = "connection_id"
+SESSION_CONTACT_BOOK = "contact_book_id"
 
 
 class MoneyText(TypeDecorator[Decimal]):
@@ -88,8 +94,14 @@ def create_sync_sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def session_factory(
+    engine: AsyncEngine, *, connection_id: int | None = None, contact_book_id: int | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions bound to one connection's ledger (app.connection_scope holds them to it); connection
+    1's by default, and its contact book is its own unless another's is named."""
+    connection = connection_id or ENVIRONMENT_CONNECTION_ID
+    info = {SESSION_CONNECTION: connection, SESSION_CONTACT_BOOK: contact_book_id or connection}
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @asynccontextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.booking import ledger
 from app.booking.intake import IntakeWriter
+from app.connections import NAME_PATTERN, ConnectionRefused, find_connection
+from app.constants import ENVIRONMENT_CONNECTION_ID
+from app.db import session_factory
 from app.delivery_lag import DeliveryLags
 from app.settings import Settings
 from app.settings_live import LiveSettings
@@ -30,6 +33,8 @@ class AppState:
     since_setting: datetime | None = None
     live: LiveSettings | None = None
     _since: datetime | None = None
+    # The other connections' webhook intake, built on their first delivery (`connection_intake`).
+    connections: dict[int, ConnectionIntake] = field(default_factory=dict)
 
     async def refresh_settings(self, *, force: bool = False) -> None:
         """Pick up what the set-up wizard (in this or another process) stored since the last look."""
@@ -45,6 +50,51 @@ class AppState:
             async with self.sessions() as session, session.begin():
                 self._since = await ledger.first_run_at(session)
         return self._since
+
+
+@dataclass
+class ConnectionIntake:
+    """What the webhook of a connection other than the environment's needs: its settings (kept
+    current from the store), its ledger's sessions, and when it first ran."""
+
+    connection_id: int
+    live: LiveSettings
+    sessions: async_sessionmaker[AsyncSession]
+    removed: bool
+    _since: datetime | None = None
+
+    async def since(self) -> datetime:
+        settings = self.live.current
+        if settings.sync_since is not None:
+            return settings.sync_since
+        if self._since is None:
+            async with self.sessions() as session, session.begin():
+                self._since = await ledger.first_run_at(session)
+        return self._since
+
+
+async def connection_intake(state: AppState, name: str) -> ConnectionIntake | None:
+    """The intake of the connection called `name`, or None when there is none (the name is outside
+    input: checked against the names woobird allows before any query)."""
+    if not NAME_PATTERN.fullmatch(name):
+        return None
+    try:
+        row = await find_connection(state.sessions, name)
+    except ConnectionRefused:
+        return None
+    if row.id == ENVIRONMENT_CONNECTION_ID:
+        return None  # the environment's connection has its own URL, /webhooks/woocommerce
+    known = state.connections.get(row.id)
+    if known is None:
+        sessions = session_factory(state.engine, connection_id=row.id)
+        live = LiveSettings(state.settings, state.sessions, connection_id=row.id)
+        await live.start()
+        known = ConnectionIntake(connection_id=row.id, live=live, sessions=sessions, removed=False)
+        state.connections[row.id] = known
+    else:
+        await known.live.refresh()
+    known.removed = row.removed_at is not None
+    return known
 
 
 # Both are async so FastAPI calls them inline rather than through its thread pool.

@@ -22,6 +22,7 @@ from redis.exceptions import LockError, RedisError
 from app.constants import WORKER_MAX_TRIES
 from app.held_locks import holding
 from app.metrics import JOBS
+from app.queue import connection_key
 from app.retry import TryAgainLater, retry_delay
 from app.runtime import Services, services_of
 
@@ -43,10 +44,16 @@ R = TypeVar("R")
 
 @asynccontextmanager
 async def exclusively(
-    services: Services, key: str, *, wait_seconds: float = 0, hold_seconds: float | None = None
+    services: Services,
+    key: str,
+    *,
+    wait_seconds: float = 0,
+    hold_seconds: float | None = None,
+    connection_id: int | None = None,
 ) -> AsyncIterator[None]:
-    """Hold `key` while a job works; when another worker holds it past `wait_seconds`, come back
-    once it is done."""
+    """Hold `key` (of the services' connection, or of `connection_id`) while a job works; when
+    another worker holds it past `wait_seconds`, come back once it is done."""
+    key = connection_key(key, services.connection_id if connection_id is None else connection_id)
     # By default it outlives the job (arq cancels it at the job timeout) yet expires before arq's
     # in-progress key (timeout + 10 s): a killed worker's job, taken up again, finds it gone.
     timeout = hold_seconds or services.settings.worker_job_timeout_seconds + LOCK_MARGIN_SECONDS
@@ -111,11 +118,11 @@ def retry_transient(
             try:
                 return await _in_time(services, job(*args, **kwargs))
             except (TryAgainLater, RedisError) as exc:
-                JOBS.labels(kind=kind, outcome="retried").inc()
+                JOBS.labels(kind=kind, outcome="retried", connection=str(services.connection_id)).inc()
                 if job_try >= WORKER_MAX_TRIES:
                     message = f"gave up after {job_try} tries; last error: {exc}"
                     await give_up(services, tuple(args[1:]), message)
-                    JOBS.labels(kind=kind, outcome="gave_up").inc()
+                    JOBS.labels(kind=kind, outcome="gave_up", connection=str(services.connection_id)).inc()
                     raise
                 delay = retry_delay(job_try=job_try, error=exc, now=time.time(), scale=services.retry_scale)
                 log.warning(

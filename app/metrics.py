@@ -12,7 +12,10 @@ MONEYBIRD_PUSHES = Counter(
     "Moneybird webhook pushes by outcome (queued, duplicate, ignored, check, unauthorized, unavailable)",
     ["outcome"],
 )
-JOBS = Counter("woobird_jobs_total", "Booking jobs by kind and outcome", ["kind", "outcome"])
+# `connection` is the connection id: bounded, and never the shop's address.
+JOBS = Counter(
+    "woobird_jobs_total", "Booking jobs by kind, outcome and connection", ["kind", "outcome", "connection"]
+)
 MONEYBIRD_CALLS = Counter(
     "woobird_moneybird_requests_total", "Requests to Moneybird by method and status", ["method", "status"]
 )

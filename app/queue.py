@@ -1,4 +1,10 @@
-"""The arq queue as both processes see it: one Redis connection setting, deterministic job ids."""
+"""The arq queue as both processes see it: one Redis connection setting, deterministic job ids.
+
+Every job carries its connection: connection 1's jobs look exactly as they did before connections
+existed (same ids, no extra argument, so jobs queued by an older woobird still run), any other
+connection's carry `connection_id` as a keyword argument and its prefix in their id, as do its
+Redis keys (`connection_key`).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND, JOB_SETTLE_INVOICE
+from app.constants import ENVIRONMENT_CONNECTION_ID, JOB_BOOK_ORDER, JOB_BOOK_REFUND, JOB_SETTLE_INVOICE
 
 # A restarting Redis refuses connections for a moment. Without a retry arq's worker exits on the
 # first refused connect (while finishing a job), and takes its running jobs down with it: their
@@ -81,41 +87,69 @@ def connect(url: str, *, tls_verify: bool = False, **options: Any) -> ArqRedis:
     return ArqRedis(pool)
 
 
+def connection_key(key: str, connection_id: int) -> str:
+    """A Redis key or job id of one connection: connection 1's as it always was, another's prefixed."""
+    return key if connection_id == ENVIRONMENT_CONNECTION_ID else f"c{connection_id}:{key}"
+
+
+def connection_kwargs(connection_id: int) -> dict[str, Any]:
+    """The keyword arguments that tell a job its connection (none for connection 1)."""
+    return {} if connection_id == ENVIRONMENT_CONNECTION_ID else {"connection_id": connection_id}
+
+
 @dataclass(frozen=True, slots=True)
 class BookingJob:
     """A job that books one document woobird books (an order's invoice, a refund's credit invoice):
-    the job function, its arguments after arq's ctx, and the id that makes a duplicate collapse."""
+    the job function, its arguments after arq's ctx, the id that makes a duplicate collapse, and
+    the connection it books for."""
 
     function: str
     args: tuple[Any, ...]
     job_id: str
+    connection_id: int = ENVIRONMENT_CONNECTION_ID
 
 
-def order_job_id(order_id: int, date_modified: datetime) -> str:
+def order_job_id(
+    order_id: int, date_modified: datetime, *, connection_id: int = ENVIRONMENT_CONNECTION_ID
+) -> str:
     """One job per version of an order: duplicate deliveries of the same version collapse."""
-    return f"order:{order_id}:{int(date_modified.timestamp())}"
+    return connection_key(f"order:{order_id}:{int(date_modified.timestamp())}", connection_id)
 
 
-def refund_job_id(refund_id: int) -> str:
-    return f"refund:{refund_id}"
+def refund_job_id(refund_id: int, *, connection_id: int = ENVIRONMENT_CONNECTION_ID) -> str:
+    return connection_key(f"refund:{refund_id}", connection_id)
 
 
-def order_job(order_id: int, date_modified: datetime, *, reason: str) -> BookingJob:
-    return BookingJob(JOB_BOOK_ORDER, (order_id, reason), order_job_id(order_id, date_modified))
+def order_job(
+    order_id: int, date_modified: datetime, *, reason: str, connection_id: int = ENVIRONMENT_CONNECTION_ID
+) -> BookingJob:
+    job_id = order_job_id(order_id, date_modified, connection_id=connection_id)
+    return BookingJob(JOB_BOOK_ORDER, (order_id, reason), job_id, connection_id)
 
 
-def refund_job(*, order_id: int, refund_id: int, reason: str) -> BookingJob:
-    return BookingJob(JOB_BOOK_REFUND, (order_id, refund_id, reason), refund_job_id(refund_id))
+def refund_job(
+    *, order_id: int, refund_id: int, reason: str, connection_id: int = ENVIRONMENT_CONNECTION_ID
+) -> BookingJob:
+    job_id = refund_job_id(refund_id, connection_id=connection_id)
+    return BookingJob(JOB_BOOK_REFUND, (order_id, refund_id, reason), job_id, connection_id)
 
 
-def settle_job_id(invoice_id: str) -> str:
+def settle_job_id(invoice_id: str, *, connection_id: int = ENVIRONMENT_CONNECTION_ID) -> str:
     """One settling per open invoice waits at a time; it reads the invoice as it is when it runs."""
-    return f"settle-invoice:{invoice_id}"
+    return connection_key(f"settle-invoice:{invoice_id}", connection_id)
 
 
-async def enqueue_settle(redis: ArqRedis, *, invoice_id: str, reason: str) -> bool:
+async def enqueue_settle(
+    redis: ArqRedis, *, invoice_id: str, reason: str, connection_id: int = ENVIRONMENT_CONNECTION_ID
+) -> bool:
     """Queue settling an open invoice Moneybird may have seen paid (its push, the payments poll)."""
-    job = await redis.enqueue_job(JOB_SETTLE_INVOICE, invoice_id, reason, _job_id=settle_job_id(invoice_id))
+    job = await redis.enqueue_job(
+        JOB_SETTLE_INVOICE,
+        invoice_id,
+        reason,
+        _job_id=settle_job_id(invoice_id, connection_id=connection_id),
+        **connection_kwargs(connection_id),
+    )
     return job is not None
 
 
@@ -136,6 +170,7 @@ async def enqueue(redis: ArqRedis, job: BookingJob, *, defer_seconds: float = 0,
         *job.args,
         _job_id=await _copy_id(redis, job.job_id, copy_tag),
         _defer_by=defer_seconds or None,
+        **connection_kwargs(job.connection_id),
     )
     return queued is not None
 
@@ -147,8 +182,11 @@ async def enqueue_each(
     return [job for job in jobs if await enqueue(redis, job, defer_seconds=defer_seconds, copy_tag=copy_tag)]
 
 
-async def enqueue_orders(redis: ArqRedis, jobs: list[tuple[int, datetime, str]]) -> set[int]:
-    """Queue several order versions in one round trip; returns the order ids newly queued.
+async def enqueue_orders(
+    redis: ArqRedis, jobs: list[tuple[int, datetime, str]], *, connection_id: int = ENVIRONMENT_CONNECTION_ID
+) -> set[int]:
+    """Queue several order versions of one connection in one round trip; returns the order ids
+    newly queued.
 
     `jobs` holds (order id, date_modified, reason). Jobs are serialised by arq itself, so the
     worker cannot tell them from `enqueue_job`'s.
@@ -160,9 +198,10 @@ async def enqueue_orders(redis: ArqRedis, jobs: list[tuple[int, datetime, str]])
     argv: list[Any] = [now_ms]
     by_job_id: dict[str, int] = {}
     for order_id, date_modified, reason in jobs:
-        job = order_job(order_id, date_modified, reason=reason)
+        job = order_job(order_id, date_modified, reason=reason, connection_id=connection_id)
         by_job_id[job.job_id] = order_id
-        payload = serialize_job(job.function, job.args, {}, None, now_ms, serializer=redis.job_serializer)
+        kwargs = connection_kwargs(connection_id)
+        payload = serialize_job(job.function, job.args, kwargs, None, now_ms, serializer=redis.job_serializer)
         argv += [job.job_id, payload, expires_ms]
     script = redis.register_script(_ENQUEUE_MANY)
     queued = await script(keys=[default_queue_name, job_key_prefix, result_key_prefix], args=argv)

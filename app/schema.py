@@ -26,6 +26,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     String,
     Text,
@@ -35,7 +36,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import Base, MoneyText, ScrubbedText
+
+# Rows written before connections existed belong to the environment's connection.
+CONNECTION_ONE = str(ENVIRONMENT_CONNECTION_ID)
 
 
 def utcnow() -> datetime:
@@ -106,6 +111,11 @@ class RefundState(enum.StrEnum):
 class OrderRecord(Base):
     __tablename__ = "orders"
 
+    # The connection (one shop → one Moneybird administration) the row belongs to; 1 is the
+    # environment's. Sessions fill it in and filter by it (app.connection_scope).
+    connection_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=False, server_default=CONNECTION_ONE
+    )
     order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     order_number: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -144,9 +154,21 @@ class OrderRecord(Base):
 
 class RefundRecord(Base):
     __tablename__ = "refunds"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["connection_id", "order_id"],
+            ["orders.connection_id", "orders.order_id"],
+            name="fk_refunds_order",
+        ),
+    )
 
+    # The connection (one shop → one Moneybird administration) the row belongs to; 1 is the
+    # environment's. Sessions fill it in and filter by it (app.connection_scope).
+    connection_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=False, server_default=CONNECTION_ONE
+    )
     refund_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.order_id"), index=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, index=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
     step: Mapped[str | None] = mapped_column(String(32), default=None)
     amount: Mapped[Decimal] = mapped_column(MoneyText())
@@ -164,10 +186,17 @@ class RefundRecord(Base):
 
 
 class ContactRecord(Base):
-    """One Moneybird contact per e-mail address, ever (lower-cased); see app.booking.contacts."""
+    """One Moneybird contact per e-mail address and administration, ever (lower-cased); see
+    app.booking.contacts."""
 
     __tablename__ = "contacts"
 
+    # Contacts belong to the administration, not the shop: every connection booking into one
+    # administration shares one contact book, numbered by the first of those connections
+    # (app.connection_scope.contact_book_of). Two administrations never share one.
+    contact_book_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=False, server_default=CONNECTION_ONE
+    )
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     contact_id: Mapped[str] = mapped_column(String(32))
     adopted: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -183,6 +212,8 @@ class LedgerEvent(Base):
     __tablename__ = "ledger_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The connection the row belongs to (app.connection_scope fills it in and filters by it).
+    connection_id: Mapped[int] = mapped_column(Integer, server_default=CONNECTION_ONE, index=True)
     order_id: Mapped[int] = mapped_column(BigInteger, index=True)
     refund_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     step: Mapped[str] = mapped_column(String(32))
@@ -195,6 +226,11 @@ class ServiceState(Base):
 
     __tablename__ = "service_state"
 
+    # The connection (one shop → one Moneybird administration) the row belongs to; 1 is the
+    # environment's. Sessions fill it in and filter by it (app.connection_scope).
+    connection_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=False, server_default=CONNECTION_ONE
+    )
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -220,9 +256,13 @@ class FindingState(enum.StrEnum):
 
 class Finding(Base):
     __tablename__ = "findings"
-    __table_args__ = (UniqueConstraint("kind", "subject", name="uq_findings_kind_subject"),)
+    __table_args__ = (
+        UniqueConstraint("connection_id", "kind", "subject", name="uq_findings_connection_kind_subject"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The connection the row belongs to (app.connection_scope fills it in and filters by it).
+    connection_id: Mapped[int] = mapped_column(Integer, server_default=CONNECTION_ONE, index=True)
     kind: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(160))
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -255,6 +295,11 @@ class Rebooking(Base):
 
     __tablename__ = "rebookings"
 
+    # The connection (one shop → one Moneybird administration) the row belongs to; 1 is the
+    # environment's. Sessions fill it in and filter by it (app.connection_scope).
+    connection_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=False, server_default=CONNECTION_ONE
+    )
     order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -278,8 +323,16 @@ class Rebooking(Base):
 
 class Connection(Base):
     __tablename__ = "connections"
+    __table_args__ = (UniqueConstraint("name", name="uq_connections_name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # What `woobird connections` and the webhook URL (/webhooks/woocommerce/<name>) call it; the
+    # environment's connection 1 needs none.
+    name: Mapped[str | None] = mapped_column(String(40), default=None)
+    # A paused connection records its deliveries and books nothing until resumed; a removed one
+    # keeps its ledger, archived, and receives nothing.
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, default=None)
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, default=None)
     settings_version: Mapped[int] = mapped_column(Integer, default=0)
     # The wizard's progress: JSON {"products": "skipped", …}; set_up_at once step 6 is done.
     wizard_progress: Mapped[str] = mapped_column(Text, default="{}")

@@ -144,14 +144,37 @@ def normalise_database_url(url: str) -> str:
 _STORED: ContextVar[Mapping[str, str] | None] = ContextVar("woobird_stored_settings", default=None)
 
 
+# Settings another connection keeps of its own (env names): the environment's describe connection 1.
+_OWN: ContextVar[frozenset[str]] = ContextVar("woobird_connection_own_settings", default=frozenset())
+
+
 @contextmanager
-def stored_values(values: Mapping[str, str]) -> Iterator[None]:
-    """Settings built inside this block see `values` (env names) below the environment and .env."""
+def stored_values(values: Mapping[str, str], *, own: frozenset[str] = frozenset()) -> Iterator[None]:
+    """Settings built inside this block see `values` (env names) below the environment and .env;
+    for the names in `own` (another connection's), only `values`: never the environment's."""
     token = _STORED.set(values)
+    own_token = _OWN.set(own)
     try:
         yield
     finally:
+        _OWN.reset(own_token)
         _STORED.reset(token)
+
+
+class _LeavingOutOwn(PydanticBaseSettingsSource):
+    """The environment (or .env) without the settings the connection being built keeps of its own."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._inner()
+        own = _OWN.get()
+        return {name: value for name, value in values.items() if name.upper() not in own} if own else values
 
 
 class StoredSettingsSource(EnvSettingsSource):
@@ -428,7 +451,8 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment wins over what the wizard stored (12-factor); the store over defaults.
         stored = StoredSettingsSource(settings_cls)
-        return init_settings, env_settings, dotenv_settings, stored, file_secret_settings
+        environment, dotenv = _LeavingOutOwn(env_settings), _LeavingOutOwn(dotenv_settings)
+        return init_settings, environment, dotenv, stored, file_secret_settings
 
     @field_validator(
         "sync_order_statuses",

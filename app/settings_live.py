@@ -99,13 +99,17 @@ class LiveSettings:
         return sources(self.base, self.stored.values)
 
     def _apply(self, stored: Stored) -> None:
-        settings = with_stored(self.base, stored.values) if stored.values else self.base
+        if self.connection_id != DEFAULT_CONNECTION:
+            settings = with_stored(self.base, stored.values, connection_id=self.connection_id)
+        else:
+            settings = with_stored(self.base, stored.values) if stored.values else self.base
         self.current = settings
         self.stored = stored
 
 
-def load_with_store(base: Settings) -> Settings:
-    """`base` over the stored settings, for commands that start outside an event loop or inside one.
+def load_with_store(base: Settings, *, connection_id: int = DEFAULT_CONNECTION) -> Settings:
+    """`base` over the stored settings (of `connection_id`), for commands that start outside an
+    event loop or inside one.
 
     A SQLite ledger that does not exist yet holds nothing (and is not created by looking).
     """
@@ -115,7 +119,7 @@ def load_with_store(base: Settings) -> Settings:
     async def read() -> Settings:
         engine = create_engine(base.database_url)
         try:
-            live = LiveSettings(base, session_factory(engine))
+            live = LiveSettings(base, session_factory(engine), connection_id=connection_id)
             return await live.load()
         finally:
             await engine.dispose()

@@ -23,12 +23,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import is_missing_table, transaction
 from app.schema import Connection, SettingChange, StoredSetting, utcnow
 from app.secret_box import SecretBox, SecretKeyError
 from app.settings import ConfigurationError, Settings, load_settings, stored_values
 
-DEFAULT_CONNECTION: Final = 1
+DEFAULT_CONNECTION: Final = ENVIRONMENT_CONNECTION_ID
 
 # Every setting the wizard may store, and whether it is a secret (sealed, never shown in full).
 # Infrastructure (database, Redis, ports, ADMIN_TOKEN, SECRET_KEY) lives in the environment only.
@@ -72,10 +73,14 @@ def _box(settings: Settings) -> SecretBox:
     return SecretBox(settings.secret_key.get_secret_value())
 
 
-async def ensure_connection(session: AsyncSession, connection_id: int = DEFAULT_CONNECTION) -> Connection:
+async def ensure_connection(
+    session: AsyncSession, connection_id: int = DEFAULT_CONNECTION, *, name: str | None = None
+) -> Connection:
     row = await session.get(Connection, connection_id, with_for_update=True)
     if row is None:
-        row = Connection(id=connection_id, settings_version=0, wizard_progress="{}", created_at=utcnow())
+        row = Connection(
+            id=connection_id, name=name, settings_version=0, wizard_progress="{}", created_at=utcnow()
+        )
         session.add(row)
         await session.flush()
     return row
@@ -91,6 +96,16 @@ async def read_version(session: AsyncSession, connection_id: int = DEFAULT_CONNE
             return 0
         raise
     return int(version or 0)
+
+
+async def administrations_of(session: AsyncSession, *, first: Settings) -> dict[int, str]:
+    """Every connection's Moneybird administration id; connection 1's as `first` (its settings) has it."""
+    query = select(StoredSetting.connection_id, StoredSetting.value).where(
+        StoredSetting.name == "MONEYBIRD_ADMINISTRATION_ID"
+    )
+    found = {int(connection_id): str(value) for connection_id, value in (await session.execute(query)).all()}
+    found[DEFAULT_CONNECTION] = first.moneybird_administration_id
+    return found
 
 
 async def read_stored(
@@ -128,11 +143,22 @@ async def read_stored(
     )
 
 
-def with_stored(base: Settings, stored: Mapping[str, str]) -> Settings:
-    """`base` (what the environment and .env set) over `stored`, over the defaults."""
-    explicit = {name: getattr(base, name) for name in base.model_fields_set}
-    with stored_values(stored):
-        return load_settings(_env_file=None, **explicit)
+def with_stored(
+    base: Settings, stored: Mapping[str, str], *, connection_id: int = DEFAULT_CONNECTION
+) -> Settings:
+    """`base` (what the environment and .env set) over `stored`, over the defaults.
+
+    The environment describes connection 1; another connection takes every storable setting
+    (its shop, its administration, its secrets) from the store alone, and the rest (database,
+    Redis, alerts, …) from the environment.
+    """
+    if connection_id == DEFAULT_CONNECTION:
+        explicit = {name: getattr(base, name) for name in base.model_fields_set}
+        with stored_values(stored):
+            return load_settings(_env_file=None, **explicit)
+    shared = {name: getattr(base, name) for name in base.model_fields_set if name.upper() not in STORABLE}
+    with stored_values(stored, own=frozenset(STORABLE)):
+        return load_settings(_env_file=None, **shared)
 
 
 def sources(base: Settings, stored: Mapping[str, str]) -> dict[str, Source]:
@@ -160,6 +186,7 @@ async def write_settings(
     values: Mapping[str, str | None],
     actor: str,
     connection_id: int = DEFAULT_CONNECTION,
+    connection_name: str | None = None,
 ) -> list[str]:
     """Store (or, with None/"", clear) these settings; returns the names that changed.
 
@@ -173,7 +200,7 @@ async def write_settings(
     if any(STORABLE[name] and value for name, value in values.items()):
         box = _box(base)  # raises SecretKeyError naming SECRET_KEY when it cannot protect them
     async with transaction(sessions) as session:
-        connection = await ensure_connection(session, connection_id)
+        connection = await ensure_connection(session, connection_id, name=connection_name)
         current = await read_stored(session, base, connection_id=connection_id)
         merged = dict(current.values)
         for name, value in values.items():
@@ -182,7 +209,7 @@ async def write_settings(
             else:
                 merged.pop(name, None)
         try:
-            with_stored(base, merged)
+            with_stored(base, merged, connection_id=connection_id)
         except ConfigurationError as exc:
             raise StoreRefused(exc.problems) from None
         changed = [name for name in values if merged.get(name) != current.values.get(name)]

@@ -1,5 +1,8 @@
 """`POST /webhooks/woocommerce`: verify, qualify, record, enqueue — and answer within milliseconds.
 
+That URL is connection 1's (the environment's); another connection's shop delivers to
+`/webhooks/woocommerce/<name>`, verified with that connection's own secret (app.connections).
+
 WooCommerce signs the exact body bytes: `X-WC-Webhook-Signature = base64(HMAC-SHA256(secret,
 body))`. Nothing is parsed before the signature holds. WooCommerce never retries a delivery and
 disables a webhook after repeated failures, so every authentic delivery gets a 2xx — except when
@@ -19,18 +22,24 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
+from arq.connections import ArqRedis
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import ClientDisconnect
 
-from app.booking.intake import OpenInvoiceRule, accept_order
+from app.booking.intake import IntakeWriter, OpenInvoiceRule, accept_order
 from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
-from app.deps import AppStateDep, SettingsDep
+from app.delivery_lag import DeliveryLags
+from app.deps import AppStateDep, SettingsDep, connection_intake
 from app.metrics import DELIVERIES
+from app.settings import Settings
 from app.woocommerce.models import OrderHeader
 
 log = structlog.get_logger("woobird.webhook")
@@ -94,6 +103,11 @@ class Delivery:
 
 
 async def verified_delivery(request: Request, settings: SettingsDep) -> Delivery:
+    """The delivery to the environment's connection (1), verified with its secret."""
+    return await _verified(request, settings)
+
+
+async def _verified(request: Request, settings: Settings) -> Delivery:
     received = time.time()
     body = await _read_capped(request)
     if _PING.match(body.strip()):
@@ -159,6 +173,58 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 async def receive_order_webhook(
     delivery: VerifiedDelivery, state: AppStateDep, settings: SettingsDep
 ) -> JSONResponse:
+    return await _receive(
+        delivery,
+        settings=settings,
+        sessions=state.sessions,
+        redis=state.redis,
+        since=state.since,
+        writer=state.writer,
+        lags=state.lags,
+    )
+
+
+_CONNECTION_ANSWERS = _ANSWERS | {
+    404: {"description": "No connection has this name"},
+    410: {"description": "The connection was removed: it receives nothing"},
+}
+
+
+@router.post(
+    WEBHOOK_PATH + "/{connection}",
+    summary="Receive a WooCommerce order webhook for one connection",
+    responses=_CONNECTION_ANSWERS,
+)
+async def receive_connection_webhook(connection: str, request: Request, state: AppStateDep) -> JSONResponse:
+    """A connection's own URL, verified with that connection's secret (its shop's webhook)."""
+    intake = await connection_intake(state, connection[:LOGGED_HEADER_CHARS])
+    if intake is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such connection")
+    if intake.removed:
+        raise HTTPException(status.HTTP_410_GONE, "this connection was removed")
+    settings = intake.live.current
+    delivery = await _verified(request, settings)
+    return await _receive(
+        delivery,
+        settings=settings,
+        sessions=intake.sessions,
+        redis=state.redis,
+        since=intake.since,
+        writer=None,
+        lags=None,
+    )
+
+
+async def _receive(
+    delivery: Delivery,
+    *,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+    since: Callable[[], Awaitable[datetime]],
+    writer: IntakeWriter | None,
+    lags: DeliveryLags | None,
+) -> JSONResponse:
     if delivery.ping:
         DELIVERIES.labels(outcome="ping").inc()
         return _answer(200, ping="ok")
@@ -174,12 +240,12 @@ async def receive_order_webhook(
     try:
         result = await accept_order(
             order,
-            sessions=state.sessions,
-            redis=state.redis,
+            sessions=sessions,
+            redis=redis,
             statuses=settings.sync_order_statuses,
-            since=await state.since(),
+            since=await since(),
             reason="webhook",
-            writer=state.writer,
+            writer=writer,
             open_invoices=OpenInvoiceRule.from_settings(settings),
         )
     except Exception as exc:  # the database or Redis: nothing durable was done, say so
@@ -192,7 +258,8 @@ async def receive_order_webhook(
         )
     DELIVERIES.labels(outcome=result.outcome).inc()
     # Measured for every order the shop delivered, booked or not: it is the shop's promptness.
-    state.lags.record(order.id, order.date_modified_gmt, received=delivery.received)
+    if lags is not None:  # the environment's shop's (the slow-delivery check reads them)
+        lags.record(order.id, order.date_modified_gmt, received=delivery.received)
     if result.outcome == "queued":
         log.info("order queued", order_id=order.id, number=order.display_number, status=order.status)
         return _answer(202, order_id=order.id, outcome=result.outcome, reason=result.reason)

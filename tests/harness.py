@@ -10,7 +10,7 @@ are faked at the HTTP boundary.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,15 +68,19 @@ class Harness:
         }
         return await (to or self.web).post(WEBHOOK_PATH, content=body, headers=headers)
 
-    async def run_worker(self, *, max_jobs: int = -1) -> int:
-        """Run queued jobs (and the retries they schedule) until the queue is empty."""
+    async def run_worker(
+        self, *, max_jobs: int = -1, connections: Mapping[int, Services] | None = None
+    ) -> int:
+        """Run queued jobs (and the retries they schedule) until the queue is empty; `connections`
+        are the services of connections other than 1."""
+        others = {connection_id: (None, services) for connection_id, services in (connections or {}).items()}
         worker = Worker(
             functions=job_functions(),
             redis_pool=self.redis,
             burst=True,
             poll_delay=0.01,
             handle_signals=False,
-            ctx={"services": self.services, "owns_services": False},
+            ctx={"services": self.services, "owns_services": False, "connection_services": others},
             keep_result=0,
             max_burst_jobs=max_jobs,
             max_tries=25,

@@ -26,7 +26,7 @@ PROCESSES = ("app.main", "workers.settings")
 # settings, no SQL, no client, no clock. The schema says what is stored and nothing else.
 ONLY_IMPORTS = {
     "app.invoicing": ("app.constants", "app.woocommerce.models"),
-    "app.schema": ("app.db",),
+    "app.schema": ("app.db", "app.constants"),
     "app.queue": ("app.constants",),
 }
 ABOVE_THE_VENDORS = (

@@ -172,10 +172,10 @@ async def test_jobs_by_outcome_and_booking_durations_after_real_bookings(harness
 
     after = _scrape((await harness.web.get("/metrics")).text)
     jobs = "woobird_jobs_total"
-    assert _delta(before, after, jobs, kind="order", outcome="booked") == 2
-    assert _delta(before, after, jobs, kind="order", outcome="failed") == 2
-    assert _delta(before, after, jobs, kind="order", outcome="retried") == 1
-    assert _delta(before, after, jobs, kind="refund", outcome="booked") == 1
+    assert _delta(before, after, jobs, kind="order", outcome="booked", connection="1") == 2
+    assert _delta(before, after, jobs, kind="order", outcome="failed", connection="1") == 2
+    assert _delta(before, after, jobs, kind="order", outcome="retried", connection="1") == 1
+    assert _delta(before, after, jobs, kind="refund", outcome="booked", connection="1") == 1
     durations = "woobird_order_booking_seconds"
     assert _delta(before, after, f"{durations}_count") == 2
     assert _delta(before, after, f"{durations}_sum") > 0

@@ -27,7 +27,6 @@ from app.booking.intake import listed_statuses, record_and_enqueue
 from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.db import transaction
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
-from app.plan_options import plan_options
 from app.runtime import Services
 from app.schema import OrderRecord, OrderState
 from app.woocommerce.models import Order
@@ -187,7 +186,7 @@ class _Planner:
 
 async def _planner(services: Services) -> _Planner:
     reference = await services.reference.get(services.moneybird)
-    return _Planner(reference=reference, options=plan_options(services.settings))
+    return _Planner(reference=reference, options=services.plan_options())
 
 
 async def _plan_one(services: Services, planner: _Planner, order: Order, report: BackfillReport) -> None:

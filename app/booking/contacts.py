@@ -103,7 +103,14 @@ def _locked(services: Services, contact: PlanContact) -> AbstractAsyncContextMan
     """One contact step per customer at a time: two new orders of one customer make one contact."""
     key = f"{CONTACT_LOCK_PREFIX}{contact.email.strip().lower() or contact.customer_id}"
     hold = min(CONTACT_LOCK_HOLD_SECONDS, services.settings.worker_job_timeout_seconds + LOCK_MARGIN_SECONDS)
-    return exclusively(services, key, wait_seconds=CONTACT_LOCK_WAIT_SECONDS, hold_seconds=hold)
+    # Contacts are the administration's: connections sharing one share its contact locks too.
+    return exclusively(
+        services,
+        key,
+        wait_seconds=CONTACT_LOCK_WAIT_SECONDS,
+        hold_seconds=hold,
+        connection_id=services.contact_book_id,
+    )
 
 
 # ── find ─────────────────────────────────────────────────────────────────────────────────────
@@ -142,7 +149,8 @@ async def ensure_contact(services: Services, contact: PlanContact, *, order_id: 
 
 async def _cached(services: Services, email: str) -> ContactRecord | None:
     async with services.sessions() as session:
-        return await session.get(ContactRecord, email)
+        query = select(ContactRecord).where(ContactRecord.email == email)
+        return (await session.execute(query)).scalar_one_or_none()
 
 
 async def _adopt(services: Services, contact: PlanContact, *, email: str, gone: str = "") -> Contact | None:
@@ -192,7 +200,8 @@ async def _remember(
     """Write the e-mail's contact down with its details; `adopted` None keeps what was known."""
     now = utcnow()
     async with transaction(services.sessions) as session:
-        record = await session.get(ContactRecord, email)
+        query = select(ContactRecord).where(ContactRecord.email == email)
+        record = (await session.execute(query)).scalar_one_or_none()
         if record is None:
             record = ContactRecord(email=email, contact_id=contact_id, adopted=bool(adopted), created_at=now)
             session.add(record)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import AlertTarget, alert, clear_alert
 from app.booking import ledger
+from app.connection_scope import connection_of
 from app.db import transaction
 from app.schema import Finding, FindingKind, FindingState, alert_cause, utcnow
 
@@ -59,6 +60,7 @@ async def note(
         if existing is None:
             insert = ledger._insert_for(session)
             statement = insert(Finding.__table__).values(
+                connection_id=connection_of(session),
                 kind=kind.value,
                 subject=subject,
                 state=FindingState.OPEN.value,
@@ -70,9 +72,9 @@ async def note(
                 updated_at=now,
             )
             result = await session.execute(
-                statement.on_conflict_do_nothing(index_elements=["kind", "subject"]).returning(
-                    Finding.__table__.c.id
-                )
+                statement.on_conflict_do_nothing(
+                    index_elements=["connection_id", "kind", "subject"]
+                ).returning(Finding.__table__.c.id)
             )
             if result.first() is None:
                 return False  # another worker noted it a moment ago

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import schema
 from app.booking import ledger
+from app.connection_scope import connection_of_sessions
 from app.db import transaction
 from app.queue import enqueue_orders
 from app.settings import Settings
@@ -225,7 +226,11 @@ async def record_and_enqueue_many(
         or oid in unknown_refunds
         or (recorded.get(oid, ("", None))[0] == schema.OrderState.QUEUED and recorded[oid][1] == _modified(o))
     ]
-    queued = await enqueue_orders(redis, [(o.id, _modified(o), reasons[o.id]) for o in waiting])
+    queued = await enqueue_orders(
+        redis,
+        [(o.id, _modified(o), reasons[o.id]) for o in waiting],
+        connection_id=connection_of_sessions(sessions),
+    )
     return [
         _verdict(order, newest=newest, news=news, recorded=recorded, queued=queued) for order, _ in arrivals
     ]

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.connection_scope import connection_of
 from app.schema import LedgerEvent, OrderRecord, OrderState, RefundRecord, ServiceState, UtcDateTime, utcnow
 
 # Service-state keys.
@@ -69,6 +70,7 @@ async def mark_before_since(
     insert = _insert_for(session)
     now = utcnow()
     statement = insert(OrderRecord.__table__).values(
+        connection_id=connection_of(session),
         order_id=order_id,
         order_number=order_number,
         state=OrderState.BEFORE_SINCE.value,
@@ -80,7 +82,7 @@ async def mark_before_since(
         created_at=now,
         updated_at=now,
     )
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["order_id"]))
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["connection_id", "order_id"]))
 
 
 async def get_order(session: AsyncSession, order_id: int, *, for_update: bool = False) -> OrderRecord | None:
@@ -118,16 +120,18 @@ async def events_for(session: AsyncSession, order_id: int) -> Sequence[LedgerEve
 
 
 async def get_state(session: AsyncSession, key: str) -> str | None:
-    row = await session.get(ServiceState, key)
-    return row.value if row else None
+    query = select(ServiceState.value).where(ServiceState.key == key)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def set_state(session: AsyncSession, key: str, value: str) -> None:
     insert = _insert_for(session)
     now = utcnow()
-    statement = insert(ServiceState.__table__).values(key=key, value=value, updated_at=now)
+    statement = insert(ServiceState.__table__).values(
+        connection_id=connection_of(session), key=key, value=value, updated_at=now
+    )
     statement = statement.on_conflict_do_update(
-        index_elements=["key"], set_={"value": statement.excluded.value, "updated_at": now}
+        index_elements=["connection_id", "key"], set_={"value": statement.excluded.value, "updated_at": now}
     )
     await session.execute(statement)
 
@@ -138,8 +142,8 @@ async def first_run_at(session: AsyncSession) -> datetime:
     now = utcnow()
     await session.execute(
         insert(ServiceState.__table__)
-        .values(key=FIRST_RUN_AT, value=now.isoformat(), updated_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
+        .values(connection_id=connection_of(session), key=FIRST_RUN_AT, value=now.isoformat(), updated_at=now)
+        .on_conflict_do_nothing(index_elements=["connection_id", "key"])
     )
     stored = await get_state(session, FIRST_RUN_AT)
     assert stored is not None
@@ -181,7 +185,7 @@ def _upsert_delivery(dialect: str) -> Any:
     table = cast(Table, OrderRecord.__table__)
     statement = insert(table)
     return statement.on_conflict_do_update(
-        index_elements=[table.c.order_id],
+        index_elements=[table.c.connection_id, table.c.order_id],
         set_={
             "date_modified": statement.excluded.date_modified,
             "date_paid": statement.excluded.date_paid,
@@ -199,10 +203,11 @@ def _upsert_delivery(dialect: str) -> Any:
     ).returning(table.c.order_id)
 
 
-def _version_rows(versions: Sequence[OrderVersion]) -> list[dict[str, Any]]:
+def _version_rows(versions: Sequence[OrderVersion], *, connection_id: int) -> list[dict[str, Any]]:
     now = utcnow()
     return [
         {
+            "connection_id": connection_id,
             "order_id": v.order_id,
             "order_number": v.order_number,
             "state": OrderState.QUEUED.value,
@@ -239,7 +244,8 @@ async def record_deliveries(session: AsyncSession, versions: Sequence[OrderVersi
     if not versions:
         return set()
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    result = await session.execute(_upsert_delivery(dialect), _version_rows(versions))
+    rows = _version_rows(versions, connection_id=connection_of(session))
+    result = await session.execute(_upsert_delivery(dialect), rows)
     return {int(row[0]) for row in result.all()}
 
 
@@ -259,9 +265,8 @@ def record_deliveries_in_thread(
     does the whole batch in one hop instead (see app.booking.intake.IntakeWriter).
     """
     with session.begin():
-        news = {
-            int(row[0]) for row in session.execute(_upsert_delivery("sqlite"), _version_rows(versions)).all()
-        }
+        rows = _version_rows(versions, connection_id=connection_of(session))
+        news = {int(row[0]) for row in session.execute(_upsert_delivery("sqlite"), rows).all()}
         others = [v.order_id for v in versions if v.order_id not in news]
         recorded = _versions(session.execute(_versions_query(others)).all()) if others else {}
     return news, recorded

@@ -64,7 +64,9 @@ def sending(settings: Settings, *, email: str) -> SalesInvoiceSending:
 
 async def enqueue_settle(services: Services, invoice_id: str, *, reason: str) -> bool:
     """Queue the settle job for an invoice; False: one already waits."""
-    return await queue.enqueue_settle(services.redis, invoice_id=invoice_id, reason=reason)
+    return await queue.enqueue_settle(
+        services.redis, invoice_id=invoice_id, reason=reason, connection_id=services.connection_id
+    )
 
 
 # ── paid in Moneybird ────────────────────────────────────────────────────────────────────────
@@ -117,7 +119,7 @@ async def settle_invoice(services: Services, *, order_id: int, invoice_id: str, 
             invoice = await services.moneybird.get_sales_invoice(invoice_id)
     except BookingFailed as exc:
         await _event(services, order_id, "settle_failed", f"invoice {invoice_id}: {exc}")
-        JOBS.labels(kind="settle", outcome="failed").inc()
+        JOBS.labels(kind="settle", outcome="failed", connection=str(services.connection_id)).inc()
         return str(exc)
     number = invoice.invoice_id or invoice_id
     received = money_received(invoice)
@@ -210,7 +212,7 @@ async def _settled(
             failure_kind=None,
         )
         await ledger.add_event(session, order_id=record.order_id, step=SETTLED_EVENT, message=message)
-    JOBS.labels(kind="settle", outcome="settled").inc()
+    JOBS.labels(kind="settle", outcome="settled", connection=str(services.connection_id)).inc()
     await queue_shop_note(
         services,
         order_id=record.order_id,
@@ -249,7 +251,7 @@ async def _shop_refused(services: Services, record: OrderRecord, *, number: str,
         f"paid: {error}. Check PAID_ORDER_STATUS and the key's Read/Write permission, or mark it by hand."
     )
     await _event(services, record.order_id, "settle_failed", message)
-    JOBS.labels(kind="settle", outcome="failed").inc()
+    JOBS.labels(kind="settle", outcome="failed", connection=str(services.connection_id)).inc()
     log.warning("order not marked paid", order_id=record.order_id, invoice=number, error=error)
     await alert(services, cause=f"settle:{record.order_id}", message=message)
     return message

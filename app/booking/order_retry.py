@@ -15,6 +15,8 @@ import structlog
 
 from app.alerts import clear_alert
 from app.booking import ledger
+from app.connection_scope import connection_of_sessions
+from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import transaction
 from app.queue import enqueue, order_job, order_job_id
 from app.runtime import Stores
@@ -33,10 +35,16 @@ class RetryRefused(Exception):
         self.order_id = order_id
 
 
-def retry_job_id(order_id: int, date_modified: datetime, *, now: float | None = None) -> str:
+def retry_job_id(
+    order_id: int,
+    date_modified: datetime,
+    *,
+    now: float | None = None,
+    connection_id: int = ENVIRONMENT_CONNECTION_ID,
+) -> str:
     """A job id of its own: arq refuses an id whose job or kept result is still in Redis."""
     moment = time.time() if now is None else now
-    return f"{order_job_id(order_id, date_modified)}:retry:{int(moment * 1000)}"
+    return f"{order_job_id(order_id, date_modified, connection_id=connection_id)}:retry:{int(moment * 1000)}"
 
 
 async def retry_order(stores: Stores, *, order_id: int, event: str, reason: str) -> str:
@@ -62,8 +70,9 @@ async def retry_order(stores: Stores, *, order_id: int, event: str, reason: str)
             session, order_id, state=OrderState.QUEUED.value, error=None, failure_kind=None
         )
         await ledger.add_event(session, order_id=order_id, step="retry", message=event)
-    job = order_job(order_id, record.date_modified, reason=reason)
-    job_id = retry_job_id(order_id, record.date_modified)
+    connection_id = connection_of_sessions(stores.sessions)
+    job = order_job(order_id, record.date_modified, reason=reason, connection_id=connection_id)
+    job_id = retry_job_id(order_id, record.date_modified, connection_id=connection_id)
     try:
         if not await enqueue(stores.redis, replace(job, job_id=job_id)):
             raise RuntimeError(f"arq already knows job {job_id}")

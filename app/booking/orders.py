@@ -53,7 +53,6 @@ from app.jobs import exclusively, retry_transient
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
-from app.plan_options import plan_options
 from app.runtime import Services, services_of
 from app.schema import FindingKind, OrderRecord, OrderState, OrderStep
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
@@ -92,7 +91,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         await _fail(
             services, order_id, BookingFailed(f"the shop's order could not be read: {exc}", kind="shop")
         )
-        JOBS.labels(kind="order", outcome="failed").inc()
+        JOBS.labels(kind="order", outcome="failed", connection=str(services.connection_id)).inc()
         return OrderState.FAILED
     record = await _record_for(services, order)
     since = EARLIEST if record.backfilled else await _since(services)
@@ -123,7 +122,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
             await _fail(
                 services, order_id, BookingFailed(f"rebooking stopped crediting {old}: {exc}", kind=exc.kind)
             )
-            JOBS.labels(kind="order", outcome="failed").inc()
+            JOBS.labels(kind="order", outcome="failed", connection=str(services.connection_id)).inc()
             return OrderState.FAILED
         record = await _load(services, order_id)
     if not verdict.ok and record.step is None:
@@ -138,7 +137,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
     except BookingFailed as exc:
         if not (paid_later and await _paid_meanwhile(services, order_id, exc)):
             await _fail(services, order_id, exc)
-            JOBS.labels(kind="order", outcome="failed").inc()
+            JOBS.labels(kind="order", outcome="failed", connection=str(services.connection_id)).inc()
             return OrderState.FAILED
         invoice = await services.moneybird.get_sales_invoice(record.invoice_id or "")
         await write_down(
@@ -151,7 +150,11 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
     await _booked(services, order, plan=plan, invoice=invoice, open_invoice=verdict.open_invoice)
     elapsed = time.perf_counter() - started
     BOOKING_SECONDS.observe(elapsed)
-    JOBS.labels(kind="order", outcome="open_invoice" if verdict.open_invoice else "booked").inc()
+    JOBS.labels(
+        kind="order",
+        outcome="open_invoice" if verdict.open_invoice else "booked",
+        connection=str(services.connection_id),
+    ).inc()
     log.info(
         "order booked as open invoice" if verdict.open_invoice else "order booked",
         order_id=order_id,
@@ -228,7 +231,7 @@ async def _record_for(services: Services, order: Order) -> OrderRecord:
 async def _plan(services: Services, order: Order, *, unpaid: bool = False) -> InvoicePlan:
     with failing_on_refusal("reading the administration"):
         reference = await services.reference.get(services.moneybird)
-    options = replace(plan_options(services.settings), products=await load_catalogue(services), unpaid=unpaid)
+    options = replace(services.plan_options(), products=await load_catalogue(services), unpaid=unpaid)
     try:
         return plan_invoice(order, reference=reference, options=options)
     except PlanRefused as exc:

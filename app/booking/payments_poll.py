@@ -52,7 +52,9 @@ async def poll_open_invoices(services: Services) -> int:
         return 0
     queued = 0
     for standing in standings:
-        if moved(standing) and await enqueue_settle(services.redis, invoice_id=standing.id, reason="poll"):
+        if moved(standing) and await enqueue_settle(
+            services.redis, invoice_id=standing.id, reason="poll", connection_id=services.connection_id
+        ):
             queued += 1
     if queued:
         log.info("payments found by the poll", invoices_read=len(invoice_ids), queued=queued)

@@ -54,22 +54,23 @@ from app.woocommerce.models import Order
 log = structlog.get_logger("woobird.rebook")
 
 
-def version_reference(order_number: str, version: int) -> str:
+def version_reference(order_number: str, version: int, *, prefix: str = INVOICE_REFERENCE_PREFIX) -> str:
     """`WooCommerce #1042` for the first invoice, `WooCommerce #1042 v2` for the next."""
-    base = f"{INVOICE_REFERENCE_PREFIX}{order_number}"
+    base = f"{prefix}{order_number}"
     return base if version <= 1 else f"{base} v{version}"
 
 
-def credit_reference(order_number: str, version: int) -> str:
+def credit_reference(order_number: str, version: int, *, prefix: str = INVOICE_REFERENCE_PREFIX) -> str:
     """The credit invoice that makes way for `version`: `WooCommerce #1042 v2 credit`."""
-    return f"{version_reference(order_number, version)} credit"
+    return f"{version_reference(order_number, version, prefix=prefix)} credit"
 
 
 def versioned(plan: InvoicePlan, record: OrderRecord, *, today: date) -> InvoicePlan:
     """The plan under its version's reference; a rebooked version is dated today."""
     if record.invoice_version <= 1:
         return plan
-    reference = version_reference(plan.order_number, record.invoice_version)
+    prefix = plan.reference.removesuffix(plan.order_number)
+    reference = version_reference(plan.order_number, record.invoice_version, prefix=prefix)
     return replace(plan, reference=reference, invoice_date=today, payment_date=today)
 
 
@@ -143,7 +144,9 @@ async def credit_old_invoice(services: Services, rebooking: Rebooking, *, order:
             )
         plan = full_credit(
             old,
-            reference=credit_reference(order.display_number, rebooking.version),
+            reference=credit_reference(
+                order.display_number, rebooking.version, prefix=services.plan_options().reference_prefix
+            ),
             today=today(services),
         )
         entry = RebookCreditProgress(services, rebooking)
@@ -290,7 +293,8 @@ async def _set(services: Services, rebooking: Rebooking, **values: Any) -> None:
 
 async def _get(services: Services, order_id: int, version: int) -> Rebooking | None:
     async with services.sessions() as session:
-        return await session.get(Rebooking, (order_id, version))
+        query = select(Rebooking).where(Rebooking.order_id == order_id, Rebooking.version == version)
+        return (await session.execute(query)).scalar_one_or_none()
 
 
 async def _credited(services: Services, rebooking: Rebooking, *, credit: Invoice) -> None:

@@ -33,6 +33,7 @@ from app.booking import ledger
 from app.booking.intake import OpenInvoiceRule, accept_order, listed_statuses
 from app.booking.payments_poll import poll_open_invoices
 from app.booking.refunds import requeue_refunds
+from app.connection_scope import connection_of_sessions
 from app.constants import (
     RECONCILE_LOCK_KEY,
     RECONCILE_OVERLAP_SECONDS,
@@ -42,7 +43,7 @@ from app.constants import (
     WEBHOOK_PATH,
 )
 from app.db import transaction
-from app.queue import enqueue_each, order_job
+from app.queue import connection_key, enqueue_each, order_job
 from app.redaction import scrub
 from app.runtime import Services, Stores, services_of
 from app.schema import OrderRecord, OrderState
@@ -92,7 +93,9 @@ class ReconcileReport:
 async def reconcile_job(ctx: dict[str, Any]) -> dict[str, Any]:
     """The arq cron body; a failed pass is logged and recorded, and the next slot tries again."""
     services = services_of(ctx)
-    lock = services.redis.lock(RECONCILE_LOCK_KEY, timeout=RECONCILE_PASS_BUDGET_SECONDS * 2)
+    lock = services.redis.lock(
+        connection_key(RECONCILE_LOCK_KEY, services.connection_id), timeout=RECONCILE_PASS_BUDGET_SECONDS * 2
+    )
     if not await lock.acquire(blocking=False):
         log.info("reconcile skipped: another pass is still running")
         return {"ok": False, "skipped": "another pass is still running"}
@@ -273,7 +276,12 @@ async def requeue_waiting(
     )
     async with services.sessions() as session:
         waiting = (await session.execute(query)).all()
-    jobs = [order_job(order_id, date_modified, reason=reason) for order_id, date_modified in waiting]
+    jobs = [
+        order_job(
+            order_id, date_modified, reason=reason, connection_id=connection_of_sessions(services.sessions)
+        )
+        for order_id, date_modified in waiting
+    ]
     requeued = await enqueue_each(services.redis, jobs, defer_seconds=defer_seconds, copy_tag=copy_tag)
     if log_each:
         for job in requeued:

@@ -39,6 +39,7 @@ from app.booking.walk import (
     walk,
     write_down,
 )
+from app.connection_scope import connection_of, connection_of_sessions
 from app.constants import REFUND_LOCK_PREFIX, REQUEUE_BATCH
 from app.db import transaction
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
@@ -46,7 +47,6 @@ from app.jobs import exclusively, retry_transient
 from app.metrics import JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
-from app.plan_options import plan_options
 from app.queue import enqueue_each, refund_job
 from app.runtime import Services, Stores, services_of
 from app.schema import OrderRecord, OrderState, RefundRecord, RefundState, RefundStep
@@ -126,8 +126,10 @@ async def requeue_refunds(
                 .where(RefundRecord.refund_id.in_(waiting))
                 .values(state=RefundState.QUEUED.value, updated_at=schema.utcnow())
             )
+    connection_id = connection_of_sessions(services.sessions)
     jobs = (
-        refund_job(order_id=order_id, refund_id=refund_id, reason=reason) for refund_id, order_id, _ in rows
+        refund_job(order_id=order_id, refund_id=refund_id, reason=reason, connection_id=connection_id)
+        for refund_id, order_id, _ in rows
     )
     return len(await enqueue_each(services.redis, jobs, defer_seconds=defer_seconds, copy_tag=copy_tag))
 
@@ -142,6 +144,7 @@ async def _insert_refund(session: AsyncSession, *, order_id: int, refund: Refund
     now = schema.utcnow()
     state = RefundState.QUEUED if booked else RefundState.WAITING
     statement = insert(RefundRecord.__table__).values(
+        connection_id=connection_of(session),
         refund_id=refund.id,
         order_id=order_id,
         state=state.value,
@@ -151,7 +154,7 @@ async def _insert_refund(session: AsyncSession, *, order_id: int, refund: Refund
         updated_at=now,
     )
     result = await session.execute(
-        statement.on_conflict_do_nothing(index_elements=["refund_id"]).returning(
+        statement.on_conflict_do_nothing(index_elements=["connection_id", "refund_id"]).returning(
             RefundRecord.__table__.c.refund_id
         )
     )
@@ -172,7 +175,12 @@ async def _enqueue_open(services: Services, *, order_id: int, reason: str) -> in
             RefundRecord.order_id == order_id, RefundRecord.state == RefundState.QUEUED.value
         )
         open_ids = (await session.execute(query)).scalars().all()
-    jobs = (refund_job(order_id=order_id, refund_id=refund_id, reason=reason) for refund_id in open_ids)
+    jobs = (
+        refund_job(
+            order_id=order_id, refund_id=refund_id, reason=reason, connection_id=services.connection_id
+        )
+        for refund_id in open_ids
+    )
     return len(await enqueue_each(services.redis, jobs))
 
 
@@ -258,7 +266,7 @@ async def book_refund(services: Services, *, order_id: int, refund_id: int, reas
         await _fail(services, order_id=order_id, refund_id=refund_id, failure=failure)
         return RefundState.FAILED.value
     state = await _booked(services, plan=plan, credit=credit, against=order_record)
-    JOBS.labels(kind="refund", outcome="booked").inc()
+    JOBS.labels(kind="refund", outcome="booked", connection=str(services.connection_id)).inc()
     log.info(
         "refund credited",
         order_id=order_id,
@@ -273,7 +281,8 @@ async def book_refund(services: Services, *, order_id: int, refund_id: int, reas
 
 async def _load(services: Services, refund_id: int) -> RefundRecord | None:
     async with services.sessions() as session:
-        return await session.get(RefundRecord, refund_id)
+        query = select(RefundRecord).where(RefundRecord.refund_id == refund_id)
+        return (await session.execute(query)).scalar_one_or_none()
 
 
 async def _order_record(services: Services, order_id: int) -> OrderRecord | None:
@@ -320,7 +329,7 @@ async def _start(services: Services, *, order_id: int, refund: Refund, reason: s
 async def _plan(services: Services, *, refund: Refund, order: Order) -> CreditPlan:
     reference = await services.reference.get(services.moneybird)
     try:
-        return plan_credit(refund, order=order, reference=reference, options=plan_options(services.settings))
+        return plan_credit(refund, order=order, reference=reference, options=services.plan_options())
     except CreditRefused as exc:
         raise BookingFailed(
             f"refund {refund.id} of order #{order.display_number} was not credited: {exc}", kind="refused"
@@ -443,7 +452,7 @@ async def _fail(services: Services, *, order_id: int, refund_id: int, failure: B
         error=str(failure),
     )
     if failure.kind != "exhausted":  # a job that ran out of tries counts as gave_up, once
-        JOBS.labels(kind="refund", outcome="failed").inc()
+        JOBS.labels(kind="refund", outcome="failed", connection=str(services.connection_id)).inc()
     log.error("refund failed", order_id=order_id, refund_id=refund_id, kind=failure.kind, reason=str(failure))
     await alert(
         services,

@@ -21,11 +21,12 @@ from redis.exceptions import RedisError
 
 from app.alerts import alert
 from app.booking import ledger
-from app.constants import JOB_SHOP_NOTE
+from app.constants import ENVIRONMENT_CONNECTION_ID, JOB_SHOP_NOTE
 from app.db import transaction
 from app.jobs import retry_transient
 from app.metrics import JOBS
 from app.moneybird.links import document_url
+from app.queue import connection_key, connection_kwargs
 from app.runtime import Services, services_of
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
 
@@ -113,6 +114,7 @@ async def queue_shop_note(
             total=total,
             currency=currency,
             replaces=replaces,
+            connection_id=services.connection_id,
         )
     except RedisError as exc:
         log.warning("shop note not queued", order_id=order_id, document_id=document_id, error=str(exc))
@@ -128,6 +130,7 @@ async def enqueue_shop_note(
     total: str,
     currency: str,
     replaces: str = "",
+    connection_id: int = ENVIRONMENT_CONNECTION_ID,
 ) -> bool:
     job = await redis.enqueue_job(
         JOB_SHOP_NOTE,
@@ -138,7 +141,8 @@ async def enqueue_shop_note(
         total,
         currency,
         replaces,
-        _job_id=note_job_id(order_id, document_id, kind),
+        _job_id=connection_key(note_job_id(order_id, document_id, kind), connection_id),
+        **connection_kwargs(connection_id),
     )
     return job is not None
 
@@ -187,13 +191,13 @@ async def write_shop_note(
     except WooCommerceNotFound:
         outcome = f"no note about {document_id}: the order no longer exists in the shop"
         await _record(services, order_id=order_id, step=NOTE_REFUSED_EVENT, message=outcome)
-        JOBS.labels(kind="shop_note", outcome="failed").inc()
+        JOBS.labels(kind="shop_note", outcome="failed", connection=str(services.connection_id)).inc()
         return outcome
     except WooCommerceError as exc:
         outcome = f"no note about {document_id}: the shop refused it ({exc})"
         await _record(services, order_id=order_id, step=NOTE_REFUSED_EVENT, message=outcome)
         log.warning("shop note refused", order_id=order_id, document_id=document_id, error=str(exc))
-        JOBS.labels(kind="shop_note", outcome="failed").inc()
+        JOBS.labels(kind="shop_note", outcome="failed", connection=str(services.connection_id)).inc()
         await alert(
             services,
             cause=NOTES_REFUSED_CAUSE,
@@ -202,7 +206,7 @@ async def write_shop_note(
         )
         return outcome
     await _record(services, order_id=order_id, step=NOTE_WRITTEN_EVENT, message=outcome)
-    JOBS.labels(kind="shop_note", outcome="written").inc()
+    JOBS.labels(kind="shop_note", outcome="written", connection=str(services.connection_id)).inc()
     log.info("shop note written", order_id=order_id, document_id=document_id, outcome=outcome)
     return outcome
 

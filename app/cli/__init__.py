@@ -12,6 +12,7 @@ woobird plan ORDER.json     the invoice woobird would make of an order file
 woobird backfill --since D  book the orders paid since a date
 woobird products            copy the shop's products with a SKU to Moneybird
 woobird migrate             bring the ledger's tables up to date (Procfile: release)
+woobird connections …       add, list, pause, resume and remove shops (many in one woobird)
 
 This package only registers commands: each group lives in its own module (`setup`, `ops`, `plan`,
 `backfill`, `products`, `run`, `verify`), `support` gives them the ledger, the queue and the services and
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import backfill, day_to_day, plan, products, run, setup, verify
+from app.cli import backfill, connections, day_to_day, plan, products, run, setup, verify
 
 cli = typer.Typer(
     name="woobird",
@@ -34,6 +35,10 @@ cli = typer.Typer(
 )
 webhook_cli = typer.Typer(help="The shop's webhook that tells woobird about orders.", no_args_is_help=True)
 cli.add_typer(webhook_cli, name="webhook")
+connections_cli = typer.Typer(
+    help="Many shops in one woobird: each a connection of its own.", no_args_is_help=True
+)
+cli.add_typer(connections_cli, name="connections")
 
 cli.command("check")(setup.check_command)
 cli.command("setup")(setup.setup_command)
@@ -48,6 +53,11 @@ cli.command("backfill")(backfill.backfill_command)
 cli.command("products")(products.products_command)
 cli.command("migrate")(run.migrate_command)
 cli.command("run")(run.run_command)
+connections_cli.command("add")(connections.add_command)
+connections_cli.command("list")(connections.list_command)
+connections_cli.command("pause")(connections.pause_command)
+connections_cli.command("resume")(connections.resume_command)
+connections_cli.command("remove")(connections.remove_command)
 
 
 def main() -> None:

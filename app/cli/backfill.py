@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from app.booking.backfill import BackfillProgress, BackfillReport, backfill, seconds_per_order
-from app.cli.support import queue, services, settings_or_exit
+from app.cli.support import ConnectionOption, queue, services, settings_or_exit, use_connection
 from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.settings import Settings
 
@@ -27,8 +27,10 @@ def backfill_command(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="stay until the worker booked them all")
     ] = True,
+    connection: ConnectionOption = None,
 ) -> None:
     """Import the orders paid in a date range; stop with Ctrl-C and run again to resume."""
+    use_connection(connection)
     console = Console()
     if until is not None and _utc(until) <= _utc(since):
         console.print("[red]--until must be after --since[/red]")

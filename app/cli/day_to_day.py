@@ -24,6 +24,8 @@ from app.booking.verify import last_verification
 from app.cli.demo import ledger_settings
 from app.cli.plan import render_plan
 from app.cli.support import (
+    ConnectionOption,
+    chosen_connection,
     console,
     fail,
     ledger_sessions,
@@ -31,6 +33,7 @@ from app.cli.support import (
     run,
     services,
     settings_or_exit,
+    use_connection,
 )
 from app.clients import moneybird_client, shop_client
 from app.constants import QUEUE_NAME
@@ -55,8 +58,9 @@ RECENT_FINDINGS = 20
 # ── status ───────────────────────────────────────────────────────────────────────────────────
 
 
-def status_command() -> None:
+def status_command(connection: ConnectionOption = None) -> None:
     """Orders per state, the last reconciliation, the queue, what to look at after booking, failures."""
+    use_connection(connection)
     settings = ledger_settings()
     run(_status(settings))
 
@@ -147,14 +151,16 @@ def _moment_ago(moment: datetime) -> str:
 def sync_command(
     order_id: int = typer.Argument(..., help="The WooCommerce order id"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the invoice plan; book nothing"),
+    connection: ConnectionOption = None,
 ) -> None:
     """Book one order now (or, with --dry-run, show the invoice woobird would create)."""
+    use_connection(connection)
     settings = settings_or_exit(complete=True)
     if dry_run:
         order, reference = run(_order_and_reference(settings, order_id))
         try:
             plan: InvoicePlan | PlanRefused = plan_invoice(
-                order, reference=reference, options=plan_options(settings)
+                order, reference=reference, options=plan_options(settings, connection_id=chosen_connection())
             )
         except PlanRefused as refused:
             plan = refused
@@ -215,8 +221,10 @@ def _print_outcome(order_id: int, state: str, record: OrderRecord | None) -> Non
 def retry_command(
     order_id: int | None = typer.Argument(None, help="One order to queue again"),
     failed: bool = typer.Option(False, "--failed", help="Queue every failed order again"),
+    connection: ConnectionOption = None,
 ) -> None:
     """Queue failed orders again, after the reason they failed was fixed."""
+    use_connection(connection)
     if (order_id is None) == (not failed):
         fail("name one ORDER_ID or pass --failed")
     settings = settings_or_exit()
@@ -289,8 +297,10 @@ async def _retry_unknown(
 
 def report_command(
     month: str = typer.Option(..., "--month", help="The month, YYYY-MM (a VAT return's period)"),
+    connection: ConnectionOption = None,
 ) -> None:
     """Shop totals against booked invoices per VAT rate for a month, with every difference listed."""
+    use_connection(connection)
     try:
         month_bounds(month)
     except ValueError as exc:

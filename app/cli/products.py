@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.booking.products import TransferReport, transfer_products
-from app.cli.support import queue, run, services, settings_or_exit
+from app.cli.support import ConnectionOption, queue, run, services, settings_or_exit, use_connection
 from app.settings import Settings
 
 
@@ -20,8 +20,10 @@ def products_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="show what would be created, create nothing")
     ] = False,
+    connection: ConnectionOption = None,
 ) -> None:
     """Copy the shop's products with a SKU to Moneybird, adopting those that already exist."""
+    use_connection(connection)
     console = Console()
     settings = settings_or_exit(complete=True)
     report = run(_transfer(settings, dry_run=dry_run))

@@ -23,7 +23,16 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from app.checks import Checker, CheckResult, percentage_text
-from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit
+from app.cli.support import (
+    ConnectionOption,
+    console,
+    fail,
+    ledger_sessions,
+    require,
+    run,
+    settings_or_exit,
+    use_connection,
+)
 from app.clients import moneybird_client, shop_client
 from app.constants import WEBHOOK_PATH
 from app.invoicing.reference import AdministrationReference
@@ -54,8 +63,9 @@ def print_check_results(findings: list[CheckResult]) -> bool:
     return ok
 
 
-def check_command() -> None:
+def check_command(connection: ConnectionOption = None) -> None:
     """Verify every setting against the live shop and Moneybird; exit 0 only when all is well."""
+    use_connection(connection)
     settings = settings_or_exit()
     findings = run(Checker(settings).run())
     if not print_check_results(findings):

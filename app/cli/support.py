@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, NoReturn, TypeVar
+from contextvars import ContextVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from arq.connections import ArqRedis
@@ -21,11 +22,15 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import clients
+from app.connection_scope import contact_book_of
+from app.connections import ConnectionRefused, find_connection
+from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import create_engine, is_missing_table, session_factory
 from app.queue import connect
-from app.runtime import Services, build_services
+from app.runtime import Services, build_services, for_connection
 from app.settings import ConfigurationError, Settings, load_settings
 from app.settings_live import load_with_store
+from app.settings_store import administrations_of
 
 T = TypeVar("T")
 
@@ -33,11 +38,53 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+# The connection a command acts on (`--connection NAME`): its id and its contact book.
+_CONNECTION: ContextVar[tuple[int, int]] = ContextVar(
+    "woobird_cli_connection", default=(ENVIRONMENT_CONNECTION_ID, ENVIRONMENT_CONNECTION_ID)
+)
+
+ConnectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--connection",
+        help="The shop to act on, by its connection's name (`woobird connections list`); "
+        "the environment's if left out.",
+    ),
+]
+
+
+def use_connection(name: str | None) -> None:
+    """Make the command act on the connection called `name` (the environment's when None): its
+    settings, its ledger and its services. An unknown name ends the command, naming the fix."""
+    _CONNECTION.set((ENVIRONMENT_CONNECTION_ID, ENVIRONMENT_CONNECTION_ID))
+    if name is None:
+        return
+    environment = settings_or_exit()
+
+    async def find() -> tuple[int, int]:
+        async with ledger_sessions(environment) as sessions:
+            row = await find_connection(sessions, name)
+            async with sessions() as session:
+                administrations = await administrations_of(session, first=environment)
+        return row.id, contact_book_of(row.id, administrations)
+
+    try:
+        _CONNECTION.set(run(find()))
+    except ConnectionRefused as refused:
+        fail(str(refused), code=2)
+
+
+def chosen_connection() -> int:
+    return _CONNECTION.get()[0]
+
+
 @contextlib.asynccontextmanager
 async def ledger_sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The ledger of the command's connection (see `use_connection`)."""
+    connection_id, contact_book_id = _CONNECTION.get()
     engine = create_engine(settings.database_url)
     try:
-        yield session_factory(engine)
+        yield session_factory(engine, connection_id=connection_id, contact_book_id=contact_book_id)
     finally:
         await engine.dispose()
 
@@ -53,10 +100,16 @@ async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
 
 @contextlib.asynccontextmanager
 async def services(settings: Settings, redis: ArqRedis) -> AsyncIterator[Services]:
-    """The worker's services (shop, Moneybird under the shared rate limit, ledger) for a command."""
-    built = await build_services(settings, redis, **clients.transport_overrides())
+    """The worker's services (shop, Moneybird under the shared rate limit, ledger) for a command, of
+    its connection (see `use_connection`)."""
+    connection_id, contact_book_id = _CONNECTION.get()
+    environment = None if connection_id == ENVIRONMENT_CONNECTION_ID else load_with_store(load_settings())
+    built = await build_services(settings, redis, **clients.transport_overrides(), environment=environment)
     try:
-        yield built
+        if connection_id == ENVIRONMENT_CONNECTION_ID:
+            yield built
+        else:
+            yield for_connection(built, connection_id=connection_id, contact_book_id=contact_book_id)
     finally:
         await built.aclose()
 
@@ -81,7 +134,7 @@ def explain(error: ConfigurationError) -> NoReturn:
 def settings_or_exit(*, complete: bool = False) -> Settings:
     """The settings; a malformed (or, with `complete`, a missing) one ends the command, named."""
     try:
-        settings = load_with_store(load_settings())
+        settings = load_with_store(load_settings(), connection_id=_CONNECTION.get()[0])
         return settings.require_complete() if complete else settings
     except ConfigurationError as error:
         explain(error)

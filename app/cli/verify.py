@@ -14,7 +14,16 @@ import typer
 from rich.table import Table
 
 from app.booking.verify import MonthVerification, month_days, verify_month
-from app.cli.support import console, fail, queue, run, services, settings_or_exit
+from app.cli.support import (
+    ConnectionOption,
+    console,
+    fail,
+    queue,
+    run,
+    services,
+    settings_or_exit,
+    use_connection,
+)
 from app.money import money
 from app.retry import TryAgainLater, retry_delay
 from app.settings import Settings
@@ -25,8 +34,10 @@ VERIFY_TRIES = 3
 
 def verify_command(
     month: str = typer.Option(..., "--month", help="The month, YYYY-MM, whose booked invoices to read back"),
+    connection: ConnectionOption = None,
 ) -> None:
     """Check that every invoice booked for a month is still in Moneybird, at its total, and paid."""
+    use_connection(connection)
     try:
         month_days(month)
     except ValueError as exc:

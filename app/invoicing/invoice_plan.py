@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from app.constants import VAT_NUMBER_META_KEYS
+from app.constants import INVOICE_REFERENCE_PREFIX, VAT_NUMBER_META_KEYS
 from app.invoicing.contact import PlanContact
 from app.invoicing.reference import TaxRate
 from app.invoicing.vat import OrderVat, RateBook, Treatment
@@ -56,6 +56,9 @@ class PlanOptions:
     products: Mapping[str, str] = field(default_factory=dict)
     # An open invoice (OPEN_INVOICE_PAYMENT_METHODS): booked before payment, dated when ordered.
     unpaid: bool = False
+    # What every reference starts with: `WooCommerce #` for connection 1, the connection's own for
+    # another (app.plan_options), so two shops booking into one administration never share one.
+    reference_prefix: str = INVOICE_REFERENCE_PREFIX
 
 
 class PlanRefused(Exception):

@@ -30,7 +30,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.constants import INVOICE_REFERENCE_PREFIX
 from app.invoicing.contact import plan_contact
 from app.invoicing.exact_vat import find_vat_correction, vat_corrections
 from app.invoicing.invoice_plan import (
@@ -118,7 +117,7 @@ def _plan(order: Order, reference: AdministrationReference, options: PlanOptions
     return InvoicePlan(
         order_id=order.id,
         order_number=order.display_number,
-        reference=f"{INVOICE_REFERENCE_PREFIX}{order.display_number}",
+        reference=f"{options.reference_prefix}{order.display_number}",
         invoice_date=paid_on,
         currency=order.currency.upper(),
         prices_are_incl_tax=True,

@@ -92,9 +92,9 @@ class CreditPlan:
         return ""  # the shop records no transaction id for a refund
 
 
-def credit_reference(order_number: str, refund_id: int) -> str:
+def credit_reference(order_number: str, refund_id: int, *, prefix: str = INVOICE_REFERENCE_PREFIX) -> str:
     """Its own words, so neither the order's invoice nor another refund's credit matches it."""
-    return f"{INVOICE_REFERENCE_PREFIX}{order_number} refund {refund_id}"
+    return f"{prefix}{order_number} refund {refund_id}"
 
 
 def plan_credit(
@@ -147,7 +147,7 @@ def plan_credit(
         order_id=order.id,
         order_number=order.display_number,
         refund_id=refund.id,
-        reference=credit_reference(order.display_number, refund.id),
+        reference=credit_reference(order.display_number, refund.id, prefix=options.reference_prefix),
         amount=amount,
         refunded_payment=refund.refunded_payment,
         reason=(refund.reason or "").strip(),

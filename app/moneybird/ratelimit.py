@@ -1,9 +1,12 @@
-"""One Moneybird rate limit for the whole deployment, kept in Redis.
+"""One Moneybird rate limit per token and administration, kept in Redis.
 
 Moneybird allows 150 requests per 5 minutes for everything that uses the token, however many web
-and worker processes we run. Every request first takes a slot here; a 429 should then never
-happen, and when one does (another integration on the same account, a clock off by a lot) the
-client calls `pause_until` and every process waits out the reset together.
+and worker processes we run. It does not document what it counts per, so connections that share
+both the token and the administration share one limit (one Redis key, `limit_key`), and any other
+pair has its own; the environment's pair keeps the key it always had. Every request first takes a
+slot here; a 429 should then never happen, and when one does (another integration on the same
+account, a clock off by a lot) the client calls `pause_until` and every process waits out the
+reset together.
 
 Design: a sliding-window log. A sorted set holds one member per granted request, scored with the
 grant time in microseconds. One Lua script, atomic in Redis, drops members older than the window,
@@ -28,6 +31,7 @@ arrive as 429s (bench/bench_backfill.py).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import secrets
 import time
@@ -169,9 +173,29 @@ class RateLimiter:
         return used, self.limit, self.window
 
 
-async def limiter_from_settings(redis: Redis, settings: Settings) -> RateLimiter:
-    """The limiter for `MONEYBIRD_RATE_LIMIT`; touches Redis once so a bad URL fails at startup."""
+def limit_key(settings: Settings, *, environment: Settings | None = None) -> tuple[str, str]:
+    """The Redis keys (slots, pause) of the limit these settings' token and administration share:
+    the deployment's own keys for the environment's pair (`environment`: its settings; None: these
+    are them), keys named by a digest of the pair for any other."""
+    if environment is None or _pair(settings) == _pair(environment):
+        return RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
+    digest = hashlib.sha256("\n".join(_pair(settings)).encode()).hexdigest()[:24]
+    return f"{RATE_LIMIT_KEY}:{digest}", f"{RATE_LIMIT_PAUSE_KEY}:{digest}"
+
+
+def _pair(settings: Settings) -> tuple[str, str]:
+    # The refresh token names an OAuth authorization across its access tokens; else the token itself.
+    token = settings.moneybird_refresh_token or settings.moneybird_api_token
+    return token.get_secret_value(), settings.moneybird_administration_id
+
+
+async def limiter_from_settings(
+    redis: Redis, settings: Settings, *, environment: Settings | None = None
+) -> RateLimiter:
+    """The limiter for `MONEYBIRD_RATE_LIMIT` of these settings' token and administration (see
+    `limit_key`); touches Redis once so a bad URL fails at startup."""
     limit, window = settings.rate_limit
-    limiter = RateLimiter(redis, limit=limit, window=window)
+    key, pause_key = limit_key(settings, environment=environment)
+    limiter = RateLimiter(redis, limit=limit, window=window, key=key, pause_key=pause_key)
     await limiter.usage()
     return limiter

@@ -170,7 +170,7 @@ async def test_a_refund_that_cannot_be_credited_exactly_is_alerted(h: Harness, a
 
 async def _refund(h: Harness, refund_id: int) -> Any:
     async with h.sessions() as session:
-        record = await session.get(RefundRecord, refund_id)
+        record = await session.get(RefundRecord, (1, refund_id))
     assert record is not None
     return record
 

@@ -347,7 +347,7 @@ async def test_nothing_is_paid_back_when_the_credit_total_differs_from_the_refun
     await harness.deliver(order_id)
     await harness.run_worker()
     async with harness.sessions() as session:
-        record = await session.get(RefundRecord, int(refund["id"]))
+        record = await session.get(RefundRecord, (1, int(refund["id"])))
     assert record is not None
     assert record.state == RefundState.FAILED
     assert record.error

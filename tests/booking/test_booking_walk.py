@@ -69,7 +69,7 @@ async def test_a_credit_invoice_survives_a_lost_answer_after_each_write(
         assert credit["state"] == "paid"
         assert [Decimal(p["price"]) for p in credit["payments"]] == [Decimal("-12.50")]
         async with h.sessions() as session:
-            record = await session.get(RefundRecord, refund["id"])
+            record = await session.get(RefundRecord, (1, refund["id"]))
         assert record is not None
         assert record.state == RefundState.BOOKED, record.error
         assert record.credit_invoice_id == str(credit["id"])

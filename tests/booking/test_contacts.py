@@ -83,7 +83,7 @@ async def test_a_hand_made_contact_with_the_exact_address_is_adopted(harness: Ha
     assert invoice["contact_id"] == by_hand["id"]
     assert list(h.moneybird.contacts) == [by_hand["id"]]
     async with h.sessions() as session:
-        remembered = await session.get(schema.ContactRecord, "noor@example.nl")
+        remembered = await session.get(schema.ContactRecord, (1, "noor@example.nl"))
     assert remembered is not None
     assert (remembered.contact_id, remembered.adopted) == (by_hand["id"], True)
 

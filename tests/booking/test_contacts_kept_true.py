@@ -99,7 +99,7 @@ async def _findings(h: Harness, kind: FindingKind) -> list[Finding]:
 
 async def _cached_contact(h: Harness, email: str) -> ContactRecord:
     async with h.sessions() as session:
-        record = await session.get(ContactRecord, email)
+        record = await session.get(ContactRecord, (1, email))
     assert record is not None
     return record
 
@@ -211,7 +211,7 @@ async def test_a_refund_to_an_archived_contact_is_credited_to_its_replacement(h:
     await h.run_worker()
 
     async with h.sessions() as session:
-        credited = await session.get(RefundRecord, refund["id"])
+        credited = await session.get(RefundRecord, (1, refund["id"]))
     assert credited is not None
     assert credited.state == RefundState.BOOKED, credited.error
     record = await h.record(8341)

@@ -22,7 +22,10 @@ def _jobs(kind: str) -> Counter[str]:
     """woobird_jobs_total of one job kind, by outcome."""
     return Counter(
         {
-            outcome: REGISTRY.get_sample_value("woobird_jobs_total", {"kind": kind, "outcome": outcome}) or 0
+            outcome: REGISTRY.get_sample_value(
+                "woobird_jobs_total", {"kind": kind, "outcome": outcome, "connection": "1"}
+            )
+            or 0
             for outcome in ("booked", "failed", "retried", "gave_up")
         }
     )
@@ -63,7 +66,7 @@ async def test_a_refund_that_never_gets_through_fails_and_its_order_stays_booked
         await book_refund_job(_last_try(harness), order_id, int(refund["id"]), "webhook")
     assert _jobs("refund") - before == Counter(retried=1, gave_up=1)
     async with harness.sessions() as session:
-        credit = await session.get(RefundRecord, int(refund["id"]))
+        credit = await session.get(RefundRecord, (1, int(refund["id"])))
     assert credit is not None
     assert credit.state == RefundState.FAILED
     assert credit.error

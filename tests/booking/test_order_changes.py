@@ -192,7 +192,7 @@ async def test_what_does_not_change_the_sale_is_no_change(h: Harness) -> None:
 async def test_an_order_booked_before_fingerprints_gets_one_without_a_finding(h: Harness) -> None:
     await _booked(h, 8106)
     async with h.sessions() as session, session.begin():
-        record = await session.get(OrderRecord, 8106)
+        record = await session.get(OrderRecord, (1, 8106))
         assert record is not None
         record.fingerprint = None
         record.booked_version = None

@@ -286,7 +286,7 @@ async def test_a_refund_made_while_the_order_is_rebooked_waits_for_the_new_invoi
     assert record is not None
     assert (record.state, record.invoice_version) == (OrderState.BOOKED, 2)
     async with h.sessions() as session:
-        credited = await session.get(RefundRecord, refund["id"])
+        credited = await session.get(RefundRecord, (1, refund["id"]))
     assert credited is not None
     assert (credited.state, credited.credited_invoice_id) == (RefundState.BOOKED, record.invoice_id)
 

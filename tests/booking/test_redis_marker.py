@@ -77,7 +77,7 @@ async def _until(done: Callable[[], Awaitable[bool]], *, within: float) -> float
 
 async def _refund(harness: Harness, refund_id: int) -> RefundRecord:
     async with harness.sessions() as session:
-        record = await session.get(RefundRecord, refund_id)
+        record = await session.get(RefundRecord, (1, refund_id))
     assert record is not None
     return record
 

@@ -60,7 +60,7 @@ def _line(order: dict[str, Any], name: str) -> dict[str, Any]:
 
 async def _refund_record(h: Harness, refund_id: int) -> RefundRecord:
     async with h.sessions() as session:
-        record = await session.get(RefundRecord, refund_id)
+        record = await session.get(RefundRecord, (1, refund_id))
     assert record is not None
     return record
 

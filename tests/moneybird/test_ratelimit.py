@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdRateLimited
 from app.moneybird.ratelimit import RateLimitBusy, RateLimiter, limiter_from_settings
-from app.settings import REPO_ROOT, load_settings
+from app.settings import REPO_ROOT, Settings, load_settings
 from tests.moneybird import bodies
 from tests.moneybird.conftest import ADMINISTRATION_ID, BASE_URL, MONEYBIRD_TEST_REDIS_URL
 
@@ -273,3 +273,39 @@ def test_the_margin_scales_with_the_window_between_a_floor_and_a_cap() -> None:
     assert default_safety(10) == 0.25
     assert default_safety(3600) == 2.0
     assert 0.25 < default_safety(60) < 2.0
+
+
+async def test_connections_share_a_limit_only_when_they_share_token_and_administration(
+    mb_redis: Redis,
+) -> None:
+    def shop(token: str, administration: str) -> Settings:
+        return load_settings(
+            _env_file=None,
+            moneybird_rate_limit="2/300",
+            moneybird_api_token=token,
+            moneybird_administration_id=administration,
+        )
+
+    environment = shop("mbt_first_token_8c1f", "111111111111111111")
+    same_pair = shop("mbt_first_token_8c1f", "111111111111111111")
+    other_administration = shop("mbt_first_token_8c1f", "222222222222222222")
+    other_token = shop("mbt_other_token_3b7d", "111111111111111111")
+    first = await limiter_from_settings(mb_redis, environment)
+    sharing = await limiter_from_settings(mb_redis, same_pair, environment=environment)
+    apart = [
+        await limiter_from_settings(mb_redis, settings, environment=environment)
+        for settings in (other_administration, other_token)
+    ]
+
+    # The environment's two slots are taken before the fact: the connection sharing its pair waits…
+    await first.acquire(max_wait=0)
+    await first.acquire(max_wait=0)
+    with pytest.raises(RateLimitBusy):
+        await sharing.acquire(max_wait=0)
+    # …while a connection with another administration or another token has a limit of its own.
+    for limiter in apart:
+        await limiter.acquire(max_wait=0)
+        await limiter.acquire(max_wait=0)
+        with pytest.raises(RateLimitBusy):
+            await limiter.acquire(max_wait=0)
+    assert len(set(await mb_redis.keys("woobird:moneybird:calls*"))) == 3

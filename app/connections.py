@@ -1,0 +1,260 @@
+"""Connections: one shop booking into one Moneybird administration each, many in one woobird.
+
+Connection 1 is the environment's (`.env`); every other one is added with the settings of its own
+(its shop, its administration, their secrets: the names `app.settings_store.STORABLE` lists) and
+shares the rest (database, Redis, alerts, …) with the environment. One function per action, called
+by every interface (`woobird connections …`): `add_connection`, `list_connections`,
+`pause_connection`, `resume_connection`, `remove_connection`. Each refuses bad input with a
+sentence naming the fix, and changes nothing then.
+
+A paused connection's deliveries are still recorded (the ledger holds them as queued) and nothing is
+booked; resuming queues what waited. A removed one keeps its ledger, archived, and receives nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.constants import ENVIRONMENT_CONNECTION_ID
+from app.db import transaction
+from app.schema import Connection, StoredSetting, utcnow
+from app.settings import ConfigurationError, Settings
+from app.settings_store import STORABLE, StoreRefused, with_stored, write_settings
+
+# What a name may be: it goes into the webhook URL (/webhooks/woocommerce/<name>) and commands.
+NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+NAME_RULE: Final = "1 to 40 lower-case letters, digits and dashes, starting with a letter or digit"
+# Settings the environment describes for every connection: an env file may repeat them, unchanged.
+_SHARED_REPEATS_OK: Final = frozenset({"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ADMIN_TOKEN"})
+
+
+class ConnectionRefused(Exception):
+    """The action was refused; nothing changed. The message names the fix."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """One connection as `woobird connections list` shows it (no secret)."""
+
+    id: int
+    name: str
+    shop_url: str
+    administration_id: str
+    paused: bool
+    removed: bool
+
+
+def display_name(row: Connection) -> str:
+    return row.name or ("environment" if row.id == ENVIRONMENT_CONNECTION_ID else str(row.id))
+
+
+def _check_name(name: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConnectionRefused(
+            f"{name[:60]!r} cannot name a connection: use {NAME_RULE} (it goes into the webhook URL)",
+            name=name[:60],
+        )
+
+
+def _own_settings(base: Settings, values: Mapping[str, str | None], *, name: str) -> dict[str, str]:
+    """The env file's settings of the connection's own; refuses a shared one it changes."""
+    own: dict[str, str] = {}
+    for key, value in values.items():
+        text = (value or "").strip()
+        if key in STORABLE:
+            if text:
+                own[key] = text
+            continue
+        attribute = key.lower()
+        if attribute not in Settings.model_fields or key in _SHARED_REPEATS_OK:
+            continue  # not woobird's, or infrastructure every connection shares
+        current = getattr(base, attribute)
+        shown = current.get_secret_value() if hasattr(current, "get_secret_value") else current
+        if text and text != str(shown if shown is not None else ""):
+            raise ConnectionRefused(
+                f"the env file sets {key}, which every connection shares with the environment: remove "
+                "it from the file (or set it in the environment for all)",
+                name=name,
+            )
+    return own
+
+
+async def add_connection(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    base: Settings,
+    name: str,
+    values: Mapping[str, str | None],
+    actor: str,
+) -> int:
+    """Add a connection with its own settings (`values`: an env file's variables); returns its id."""
+    _check_name(name)
+    if base.is_sqlite:
+        raise ConnectionRefused(
+            "a second connection needs PostgreSQL: set DATABASE_URL to a PostgreSQL database (SQLite "
+            "holds one connection), run `woobird migrate`, then add it again",
+            name=name,
+        )
+    own = _own_settings(base, values, name=name)
+    async with sessions() as session:
+        taken = await session.scalar(select(Connection.id).where(Connection.name == name))
+        highest = await session.scalar(select(func.max(Connection.id)))
+    if taken is not None:
+        raise ConnectionRefused(
+            f"the name {name!r} is taken (connection {taken}, kept even when removed): choose another",
+            name=name,
+        )
+    connection_id = max(int(highest or 0), ENVIRONMENT_CONNECTION_ID) + 1
+    try:
+        settings = with_stored(base, own, connection_id=connection_id)
+    except ConfigurationError as exc:
+        raise ConnectionRefused(_problems_sentence(exc.problems), name=name) from None
+    problems = {key: why for key, why in settings.problems().items() if key in STORABLE}
+    if problems:
+        raise ConnectionRefused(_problems_sentence(problems), name=name)
+    try:
+        await write_settings(
+            sessions, base=base, values=own, actor=actor, connection_id=connection_id, connection_name=name
+        )
+    except StoreRefused as exc:
+        raise ConnectionRefused(_problems_sentence(exc.problems), name=name) from None
+    return connection_id
+
+
+def _problems_sentence(problems: Mapping[str, str]) -> str:
+    named = "; ".join(f"{key}: {why}" for key, why in problems.items())
+    return f"the env file cannot book: {named}. Fix these in the file and add the connection again"
+
+
+async def list_connections(
+    sessions: async_sessionmaker[AsyncSession], *, base: Settings
+) -> list[ConnectionView]:
+    """Every connection, the environment's first (its shop and administration as now configured)."""
+    async with sessions() as session:
+        rows = (await session.scalars(select(Connection).order_by(Connection.id))).all()
+        stored = await _stored_plain(session, ("WOOCOMMERCE_URL", "MONEYBIRD_ADMINISTRATION_ID"))
+    views = [
+        ConnectionView(
+            id=ENVIRONMENT_CONNECTION_ID,
+            name="environment",
+            shop_url=base.woocommerce_url,
+            administration_id=base.moneybird_administration_id,
+            paused=False,
+            removed=False,
+        )
+    ]
+    for row in rows:
+        if row.id == ENVIRONMENT_CONNECTION_ID:
+            views[0] = ConnectionView(
+                id=row.id,
+                name=display_name(row),
+                shop_url=base.woocommerce_url,
+                administration_id=base.moneybird_administration_id,
+                paused=row.paused_at is not None,
+                removed=False,
+            )
+            continue
+        views.append(
+            ConnectionView(
+                id=row.id,
+                name=display_name(row),
+                shop_url=stored.get((row.id, "WOOCOMMERCE_URL"), ""),
+                administration_id=stored.get((row.id, "MONEYBIRD_ADMINISTRATION_ID"), ""),
+                paused=row.paused_at is not None,
+                removed=row.removed_at is not None,
+            )
+        )
+    return views
+
+
+async def _stored_plain(session: AsyncSession, names: Sequence[str]) -> dict[tuple[int, str], str]:
+    query = select(StoredSetting.connection_id, StoredSetting.name, StoredSetting.value).where(
+        StoredSetting.name.in_(names), StoredSetting.sealed.is_(False)
+    )
+    return {(int(c), str(n)): str(v) for c, n, v in (await session.execute(query)).all()}
+
+
+async def find_connection(sessions: async_sessionmaker[AsyncSession], name: str) -> Connection:
+    """The connection called `name` (or with that id); refused, naming `woobird connections list`."""
+    async with sessions() as session:
+        query = select(Connection).where(Connection.name == name)
+        if name.isdigit():
+            query = select(Connection).where((Connection.name == name) | (Connection.id == int(name)))
+        row = (await session.scalars(query)).first()
+    if row is None and name in ("environment", str(ENVIRONMENT_CONNECTION_ID)):
+        return Connection(id=ENVIRONMENT_CONNECTION_ID, name=None)
+    if row is None:
+        raise ConnectionRefused(
+            f"there is no connection {name[:60]!r}: `woobird connections list` shows them", name=name[:60]
+        )
+    return row
+
+
+async def _set(
+    sessions: async_sessionmaker[AsyncSession], connection_id: int, **values: datetime | None
+) -> None:
+    async with transaction(sessions) as session:
+        row = await session.get(Connection, connection_id, with_for_update=True)
+        if row is None:
+            row = Connection(id=connection_id, settings_version=0, wizard_progress="{}", created_at=utcnow())
+            session.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+
+
+async def pause_connection(sessions: async_sessionmaker[AsyncSession], name: str) -> Connection:
+    """Book nothing for this connection until resumed; its deliveries are still recorded."""
+    row = await find_connection(sessions, name)
+    if row.removed_at is not None:
+        raise ConnectionRefused(f"connection {name!r} is removed: there is nothing to pause", name=name)
+    await _set(sessions, row.id, paused_at=utcnow())
+    return row
+
+
+async def resume_connection(sessions: async_sessionmaker[AsyncSession], name: str) -> Connection:
+    """Book again; the caller queues what waited (`app.booking.reconcile.requeue_waiting`)."""
+    row = await find_connection(sessions, name)
+    if row.removed_at is not None:
+        raise ConnectionRefused(
+            f"connection {name!r} is removed: add it again under a new name to book its shop", name=name
+        )
+    await _set(sessions, row.id, paused_at=None)
+    return row
+
+
+async def remove_connection(sessions: async_sessionmaker[AsyncSession], name: str) -> Connection:
+    """Stop booking and receiving for this connection; its ledger stays, archived.
+
+    The environment's connection always remains (`.env` describes it), so the last one is never
+    removed.
+    """
+    row = await find_connection(sessions, name)
+    if row.id == ENVIRONMENT_CONNECTION_ID:
+        raise ConnectionRefused(
+            "the environment's connection stays (it is the last one that always remains, and .env "
+            "describes it): to stop its shop, pause it with `woobird connections pause environment`",
+            name=name,
+        )
+    await _set(sessions, row.id, removed_at=utcnow(), paused_at=row.paused_at or utcnow())
+    return row
+
+
+async def is_paused(session: AsyncSession, connection_id: int) -> bool:
+    """Whether this connection books nothing now (paused or removed)."""
+    row = await session.scalar(
+        select(Connection.paused_at.is_not(None) | Connection.removed_at.is_not(None)).where(
+            Connection.id == connection_id
+        )
+    )
+    return bool(row)

@@ -250,6 +250,20 @@ async def remove_connection(sessions: async_sessionmaker[AsyncSession], name: st
     return row
 
 
+async def booking_connection_ids(session: AsyncSession) -> list[int]:
+    """The connections other than the environment's that book now (neither paused nor removed)."""
+    query = (
+        select(Connection.id)
+        .where(
+            Connection.id != ENVIRONMENT_CONNECTION_ID,
+            Connection.paused_at.is_(None),
+            Connection.removed_at.is_(None),
+        )
+        .order_by(Connection.id)
+    )
+    return [int(connection_id) for connection_id in (await session.scalars(query)).all()]
+
+
 async def is_paused(session: AsyncSession, connection_id: int) -> bool:
     """Whether this connection books nothing now (paused or removed)."""
     row = await session.scalar(

@@ -6,6 +6,8 @@ from typing import Final
 JOB_BOOK_ORDER: Final = "book_order"
 JOB_BOOK_REFUND: Final = "book_refund"
 JOB_RECONCILE: Final = "reconcile"
+# The reconciliation pass of a connection other than 1, queued by connection 1's cron (spread).
+JOB_RECONCILE_CONNECTION: Final = "reconcile_connection"
 JOB_VERIFY: Final = "verify_invoices"
 JOB_SHOP_NOTE: Final = "write_shop_note"
 # Moneybird may have recorded a payment on an invoice woobird booked open (app/moneybird_pushes.py

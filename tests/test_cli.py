@@ -792,3 +792,54 @@ def test_webhook_install_that_moneybird_cannot_reach_keeps_the_shop_webhook_and_
         if (tmp_path / ".env").exists()
         else True
     )
+
+
+def test_webhook_install_for_another_connection_points_at_its_url_and_stores_its_secret(
+    fakes: Fakes, database_url: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from app.db import create_engine, session_factory
+    from app.settings import normalise_database_url
+    from app.settings_live import load_with_store
+    from app.settings_store import write_settings
+
+    fakes.monkeypatch.setenv("SECRET_KEY", "5b1f9e3c7a2d8046e1c9b7f3a5d2e8c04f6a1b9d3e7c2")
+    environment = load_settings()
+
+    async def add_second() -> None:
+        engine = create_engine(normalise_database_url(database_url))
+        try:
+            await write_settings(
+                session_factory(engine),
+                base=environment,
+                values={
+                    "WOOCOMMERCE_URL": SHOP_URL,
+                    "WOOCOMMERCE_CONSUMER_KEY": fakes.shop.consumer_key,
+                    "WOOCOMMERCE_CONSUMER_SECRET": fakes.shop.consumer_secret,
+                    "MONEYBIRD_API_TOKEN": fakes.moneybird.token,
+                    "MONEYBIRD_ADMINISTRATION_ID": fakes.moneybird.administration_id,
+                    "PUBLIC_URL": PUBLIC_URL,
+                },
+                actor="test",
+                connection_id=2,
+                connection_name="second",
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(add_second())
+    env_before = (tmp_path / ".env").read_text(encoding="utf-8") if (tmp_path / ".env").exists() else None
+
+    result = fakes.invoke("webhook", "install", "--connection", "second")
+
+    assert result.exit_code == 0, result.output
+    [webhook] = fakes.shop.webhooks.values()
+    assert webhook["delivery_url"] == PUBLIC_URL + WEBHOOK_PATH + "/second"
+    assert "stored the webhook's new secret for connection second" in result.output
+    second = load_with_store(environment, connection_id=2)
+    assert second.woocommerce_webhook_secret.get_secret_value() == webhook["secret"]
+    assert webhook["secret"] != WEBHOOK_SECRET
+    # .env describes connection 1: untouched.
+    current = (tmp_path / ".env").read_text(encoding="utf-8") if (tmp_path / ".env").exists() else None
+    assert current == env_before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 from arq import cron
@@ -11,7 +12,7 @@ from arq.worker import Function, func
 
 from app.booking.open_invoices import settle_invoice_job
 from app.booking.orders import book_order_job
-from app.booking.reconcile import reconcile_job
+from app.booking.reconcile import reconcile_job, spread_reconciliations
 from app.booking.redis_marker import start_watching, stop_watching
 from app.booking.refunds import book_refund_job
 from app.booking.shop_notes import write_shop_note_job
@@ -19,12 +20,14 @@ from app.constants import (
     JOB_BOOK_ORDER,
     JOB_BOOK_REFUND,
     JOB_RECONCILE,
+    JOB_RECONCILE_CONNECTION,
     JOB_SETTLE_INVOICE,
     JOB_SHOP_NOTE,
     WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
 from app.runtime import shutdown, startup, when_set_up
+from app.settings_live import LiveSettings
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -66,7 +69,23 @@ def job_functions() -> list[Function]:
             max_tries=WORKER_MAX_TRIES,
             keep_result=0,
         ),
+        # Another connection's pass, queued by `reconcile_every_connection`: the next slot retries.
+        func(
+            cast(WorkerCoroutine, when_set_up(reconcile_job, wait_seconds=None)),
+            name=JOB_RECONCILE_CONNECTION,
+            max_tries=1,
+            keep_result=0,
+        ),
     ]
+
+
+async def reconcile_every_connection(ctx: dict[str, Any]) -> Any:
+    """The cron's body: spread the other connections' passes over the interval, then connection 1's."""
+    live: LiveSettings | None = ctx.get("live_settings")
+    if live is not None:  # a worker started from the environment (tests wire their own services)
+        interval = live.current.reconcile_interval_seconds
+        await spread_reconciliations(ctx["redis"], live.sessions, interval_seconds=interval, now=time.time())
+    return await when_set_up(reconcile_job, wait_seconds=None)(ctx)
 
 
 def reconcile_schedule(interval_seconds: int) -> dict[str, Any]:
@@ -83,7 +102,7 @@ def cron_jobs(interval_seconds: int, *, timeout_seconds: int = WORKER_JOB_TIMEOU
     # unique: every worker schedules the slot, one runs it (arq's cron job id is per slot).
     return [
         cron(
-            cast(WorkerCoroutine, when_set_up(reconcile_job, wait_seconds=None)),
+            cast(WorkerCoroutine, reconcile_every_connection),
             name=JOB_RECONCILE,
             unique=True,
             timeout=timeout_seconds,

@@ -24,8 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from arq.connections import ArqRedis
 from redis.exceptions import LockError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import schema
 from app.alerts import alert, check_reconcile_staleness
@@ -34,7 +36,10 @@ from app.booking.intake import OpenInvoiceRule, accept_order, listed_statuses
 from app.booking.payments_poll import poll_open_invoices
 from app.booking.refunds import requeue_refunds
 from app.connection_scope import connection_of_sessions
+from app.connections import booking_connection_ids
 from app.constants import (
+    ENVIRONMENT_CONNECTION_ID,
+    JOB_RECONCILE_CONNECTION,
     RECONCILE_LOCK_KEY,
     RECONCILE_OVERLAP_SECONDS,
     RECONCILE_PASS_BUDGET_SECONDS,
@@ -43,10 +48,10 @@ from app.constants import (
     WEBHOOK_PATH,
 )
 from app.db import transaction
-from app.queue import connection_key, enqueue_each, order_job
+from app.queue import connection_key, connection_kwargs, enqueue_each, order_job
 from app.redaction import scrub
 from app.runtime import Services, Stores, services_of
-from app.schema import OrderRecord, OrderState
+from app.schema import Connection, OrderRecord, OrderState
 from app.woocommerce.errors import WooCommerceError
 from app.woocommerce.models import Webhook
 
@@ -112,6 +117,27 @@ async def reconcile_job(ctx: dict[str, Any]) -> dict[str, Any]:
             log.warning("reconcile lock expired before the pass finished")
     await check_reconcile_staleness(services)  # a success releases the stale alert for next time
     return {"ok": True, **report.as_dict()}
+
+
+async def spread_reconciliations(
+    redis: ArqRedis, sessions: async_sessionmaker[AsyncSession], *, interval_seconds: int, now: float
+) -> int:
+    """Queue the pass of every other booking connection for this interval, spread evenly over it
+    (connection 1's runs now, the i-th of n others i/(n+1) of the interval later), not all at the
+    same second. One job per connection and slot, however many workers ask; returns how many."""
+    async with sessions() as session:
+        others = await booking_connection_ids(session)
+    slot = int(now // interval_seconds)
+    queued = 0
+    for position, connection_id in enumerate(others, start=1):
+        job = await redis.enqueue_job(
+            JOB_RECONCILE_CONNECTION,
+            _job_id=connection_key(f"reconcile:{slot}", connection_id),
+            _defer_by=interval_seconds * position / (len(others) + 1),
+            **connection_kwargs(connection_id),
+        )
+        queued += job is not None
+    return queued
 
 
 async def reconcile(services: Services, *, now: datetime | None = None) -> ReconcileReport:
@@ -292,12 +318,22 @@ async def requeue_waiting(
 # ── the webhook ──────────────────────────────────────────────────────────────────────────────
 
 
-def is_our_webhook(webhook: Webhook, *, webhook_url: str | None) -> bool:
-    """woobird's webhook: the exact URL when PUBLIC_URL is known, else any order webhook to our path."""
+def is_our_webhook(webhook: Webhook, *, webhook_url: str | None, path: str = WEBHOOK_PATH) -> bool:
+    """woobird's webhook: the exact URL when PUBLIC_URL is known, else any order webhook to our path
+    (`path`: the connection's, /webhooks/woocommerce/<name> for another than connection 1)."""
     url = webhook.delivery_url.rstrip("/")
     if webhook_url:
         return url == webhook_url.rstrip("/")
-    return webhook.topic.startswith("order.") and url.endswith(WEBHOOK_PATH)
+    return webhook.topic.startswith("order.") and url.endswith(path)
+
+
+async def webhook_path(services: Services) -> str:
+    """Where this connection's shop delivers: /webhooks/woocommerce, or /webhooks/woocommerce/<name>."""
+    if services.connection_id == ENVIRONMENT_CONNECTION_ID:
+        return WEBHOOK_PATH
+    async with services.sessions() as session:
+        name = await session.scalar(select(Connection.name).where(Connection.id == services.connection_id))
+    return f"{WEBHOOK_PATH}/{name or services.connection_id}"
 
 
 async def check_webhook(services: Services) -> WebhookCheck:
@@ -305,11 +341,14 @@ async def check_webhook(services: Services) -> WebhookCheck:
 
     A webhook an admin *paused* is left paused (a person chose that) but reported.
     """
+    path = await webhook_path(services)
+    public_url = services.settings.public_url
+    webhook_url = f"{public_url.rstrip('/')}{path}" if public_url else None
     try:
         hooks = [
             h
             for h in await services.shop.list_webhooks()
-            if is_our_webhook(h, webhook_url=services.settings.webhook_url)
+            if is_our_webhook(h, webhook_url=webhook_url, path=path)
         ]
     except WooCommerceError as exc:
         log.warning("could not read the shop's webhooks", error=str(exc))

@@ -25,6 +25,7 @@ from rich.table import Table
 from app.checks import Checker, CheckResult, percentage_text
 from app.cli.support import (
     ConnectionOption,
+    chosen_connection,
     console,
     fail,
     ledger_sessions,
@@ -34,13 +35,13 @@ from app.cli.support import (
     use_connection,
 )
 from app.clients import moneybird_client, shop_client
-from app.constants import WEBHOOK_PATH
+from app.constants import ENVIRONMENT_CONNECTION_ID, WEBHOOK_PATH
 from app.invoicing.reference import AdministrationReference
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.reference import load_reference
 from app.payment_webhook import PaymentWebhook, payment_pushes_wanted, register_payment_webhook
 from app.queue import connect
-from app.settings import ConfigurationError, Settings
+from app.settings import ConfigurationError, Settings, load_settings
 from app.settings_store import STORABLE, write_settings
 from app.setup.bookkeeping import ChoicesUnavailable, RateRow, propose_tax_rates, read_shop_tax_rates
 from app.tokens import new_token
@@ -276,8 +277,10 @@ def webhook_install_command(
         "", "--print", help="Print the new secret for heroku or fly instead of writing .env"
     ),
     env_file: Path = typer.Option(Path(".env"), help="The .env file that receives a new secret"),
+    connection: ConnectionOption = None,
 ) -> None:
     """Register (or repair) the shop's order.updated webhook pointing at woobird."""
+    use_connection(connection)
     settings = settings_or_exit()
     require(settings, "WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET")
     base = (url or settings.public_url or "").rstrip("/")
@@ -290,18 +293,37 @@ def webhook_install_command(
     if new_secret:
         secret = new_token()
     try:
-        message = run(_install_webhook(settings, delivery_url=base + WEBHOOK_PATH, secret=secret))
+        other = chosen_connection() != ENVIRONMENT_CONNECTION_ID
+        path = f"{WEBHOOK_PATH}/{connection}" if other else WEBHOOK_PATH
+        message = run(_install_webhook(settings, delivery_url=base + path, secret=secret))
     except WooCommerceAuthError as exc:
         fail(f"the shop refused the key ({exc}); webhooks need a Read/Write key of an administrator")
     except WooCommerceError as exc:
         fail(f"could not talk to the shop: {exc}")
     console.print(f"[green]✓[/] {message}")
+    if chosen_connection() != ENVIRONMENT_CONNECTION_ID:
+        # Another connection's secrets live in the store, never in .env (which is connection 1's).
+        if new_secret:
+            run(_store_secret(settings, {"WOOCOMMERCE_WEBHOOK_SECRET": secret}))
+            console.print(f"[green]✓[/] stored the webhook's new secret for connection {connection}")
+        return
     if new_secret:
         _keep_secret({"WOOCOMMERCE_WEBHOOK_SECRET": secret}, print_for=print_for, env_file=env_file)
     if payment_pushes_wanted(settings):
         pushes = _register_payment_pushes(settings, base=base)
         if pushes is not None:
             _keep_secret({"MONEYBIRD_WEBHOOK_SECRET": pushes}, print_for=print_for, env_file=env_file)
+
+
+async def _store_secret(settings: Settings, values: dict[str, str]) -> None:
+    async with ledger_sessions(settings) as sessions:
+        await write_settings(
+            sessions,
+            base=load_settings(),
+            values=dict(values),
+            actor="woobird webhook install",
+            connection_id=chosen_connection(),
+        )
 
 
 def _keep_secret(values: dict[str, str], *, print_for: str, env_file: Path) -> None:

@@ -283,3 +283,66 @@ async def test_a_paused_connection_books_nothing_and_loses_nothing(harness: Harn
             (1, "booked"),
             (2, "booked"),
         ]
+
+
+# ── reconciliation of every connection ───────────────────────────────────────────────────────
+
+
+async def test_the_other_connections_passes_are_spread_over_the_interval(harness: Harness) -> None:
+    from app.booking.reconcile import spread_reconciliations
+    from app.connections import pause_connection
+    from app.constants import QUEUE_NAME
+    from app.settings_store import ensure_connection
+
+    h = harness
+    async with transaction(h.sessions) as session:
+        for connection_id, name in ((2, "two"), (3, "three"), (4, "four")):
+            await ensure_connection(session, connection_id, name=name)
+    await pause_connection(h.sessions, "four")
+
+    now = 1_800_000_000.0
+    assert await spread_reconciliations(h.redis, h.sessions, interval_seconds=300, now=now) == 2
+    slot = int(now // 300)
+    queued = {raw.decode(): score for raw, score in await h.redis.zrange(QUEUE_NAME, 0, -1, withscores=True)}
+    assert set(queued) == {f"c2:reconcile:{slot}", f"c3:reconcile:{slot}"}
+    # A third of the interval apart, not at the same second; paused connection 4 has none.
+    gap_ms = queued[f"c3:reconcile:{slot}"] - queued[f"c2:reconcile:{slot}"]
+    assert abs(gap_ms - 100_000) < 1_000
+    # Another worker's cron in the same slot queues nothing more.
+    assert await spread_reconciliations(h.redis, h.sessions, interval_seconds=300, now=now + 5) == 0
+
+
+async def test_a_connections_pass_books_the_order_its_webhook_never_delivered(harness: Harness) -> None:
+    from app.constants import JOB_RECONCILE_CONNECTION
+    from app.queue import connection_kwargs
+
+    h = harness
+    async with _second_shop(h, moneybird=MoneybirdSandbox(), contact_book_id=2) as (shop, second):
+        _add_order(shop, price="50.00")
+        await h.redis.enqueue_job(JOB_RECONCILE_CONNECTION, **connection_kwargs(2))
+        await h.run_worker(connections={2: second})
+        async with second.sessions() as session:
+            succeeded = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
+        async with h.sessions() as session:
+            first_untouched = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
+    assert succeeded is not None
+    assert first_untouched is None
+    assert await _rows(h, OrderRecord, OrderRecord.connection_id, OrderRecord.state) == [(2, "booked")]
+
+
+async def test_a_connections_pass_finds_its_shops_webhook_at_its_own_url(harness: Harness) -> None:
+    from app.booking.reconcile import check_webhook
+    from app.settings_store import ensure_connection
+
+    h = harness
+    async with transaction(h.sessions) as session:
+        await ensure_connection(session, 2, name="second")
+    async with _second_shop(h, moneybird=MoneybirdSandbox(), contact_book_id=2) as (shop, second):
+        shop.add_webhook(delivery_url="https://woobird.test/webhooks/woocommerce", secret=SECOND_SECRET)
+        assert not (await check_webhook(second)).found  # connection 1's URL is not this shop's
+        shop.add_webhook(
+            delivery_url="https://woobird.test/webhooks/woocommerce/second", secret=SECOND_SECRET
+        )
+        found = await check_webhook(second)
+    assert found.found
+    assert found.webhook_id == max(shop.webhooks)

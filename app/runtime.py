@@ -89,6 +89,7 @@ async def build_services(
     shop_transport: httpx.AsyncBaseTransport | None = None,
     moneybird_transport: httpx.AsyncBaseTransport | None = None,
     environment: Settings | None = None,
+    connection_id: int = ENVIRONMENT_CONNECTION_ID,
 ) -> Services:
     """Connection 1's services; tests pass `shop_transport`/`moneybird_transport` to reach fakes.
 
@@ -103,7 +104,7 @@ async def build_services(
         limiter=limiter,
         transport=moneybird_transport,
         on_response=record_moneybird_response,
-        on_unauthorized=token_refresher(settings),
+        on_unauthorized=token_refresher(settings, connection_id=connection_id),
     )
     return Services(
         settings=settings,
@@ -191,7 +192,7 @@ async def connection_services(ctx: dict[str, Any], connection_id: int) -> Servic
     async with first.sessions() as session:
         administrations = await administrations_of(session, first=first.current)
     services = for_connection(
-        await build_services(settings, ctx["redis"], environment=first.current),
+        await build_services(settings, ctx["redis"], environment=first.current, connection_id=connection_id),
         connection_id=connection_id,
         contact_book_id=contact_book_of(connection_id, administrations),
     )

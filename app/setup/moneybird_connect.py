@@ -34,9 +34,9 @@ from app.constants import MONEYBIRD_REFRESH_LOCK_KEY, SETUP_OAUTH_STATE_PREFIX
 from app.db import create_engine, session_factory
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.models import Administration
-from app.queue import connect
+from app.queue import connect, connection_key
 from app.settings import Settings
-from app.settings_store import read_stored, write_settings
+from app.settings_store import DEFAULT_CONNECTION, read_stored, write_settings
 from app.setup.shop import session_binding
 
 log = structlog.get_logger("woobird.setup")
@@ -197,26 +197,31 @@ async def administrations(settings: Settings, *, token: str) -> list[Administrat
 # ── refresh, for the worker and the web alike ────────────────────────────────────────────────
 
 
-def token_refresher(settings: Settings) -> Callable[[str], Awaitable[str | None]] | None:
+def token_refresher(
+    settings: Settings, *, connection_id: int = DEFAULT_CONNECTION
+) -> Callable[[str], Awaitable[str | None]] | None:
     """For MoneybirdClient's `on_unauthorized`: None unless an OAuth connection can be refreshed."""
     if not (oauth_available(settings) and settings.moneybird_refresh_token):
         return None
 
     async def refresh(failed_token: str) -> str | None:
-        return await refresh_stored_token(settings, failed_token=failed_token)
+        return await refresh_stored_token(settings, failed_token=failed_token, connection_id=connection_id)
 
     return refresh
 
 
-async def refresh_stored_token(settings: Settings, *, failed_token: str) -> str | None:
-    """A working access token after `failed_token` got a 401, stored for every process; or None."""
+async def refresh_stored_token(
+    settings: Settings, *, failed_token: str, connection_id: int = DEFAULT_CONNECTION
+) -> str | None:
+    """A working access token after `failed_token` got a 401, stored for every process (in the
+    connection's own stored settings: never another connection's); or None."""
     redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
     engine = create_engine(settings.database_url)
     try:
-        async with redis.lock(_REFRESH_LOCK, timeout=60, blocking_timeout=30):
+        async with redis.lock(connection_key(_REFRESH_LOCK, connection_id), timeout=60, blocking_timeout=30):
             sessions = session_factory(engine)
             async with sessions() as session:
-                stored = (await read_stored(session, settings)).values
+                stored = (await read_stored(session, settings, connection_id=connection_id)).values
             token = stored.get("MONEYBIRD_API_TOKEN", "")
             if token and token != failed_token:
                 return token  # another process refreshed it while this one waited
@@ -232,6 +237,7 @@ async def refresh_stored_token(settings: Settings, *, failed_token: str) -> str 
                     "MONEYBIRD_REFRESH_TOKEN": tokens.refresh_token or refresh,
                 },
                 actor="woobird (OAuth token refresh after a 401)",
+                connection_id=connection_id,
             )
             log.info("Moneybird access token refreshed")
             return tokens.access_token

@@ -346,3 +346,27 @@ async def test_a_connections_pass_finds_its_shops_webhook_at_its_own_url(harness
         found = await check_webhook(second)
     assert found.found
     assert found.webhook_id == max(shop.webhooks)
+
+
+async def test_a_connections_token_refresh_reads_and_writes_only_its_own_tokens(
+    sealing_harness: Harness,
+) -> None:
+    from app.settings_store import read_stored, write_settings
+    from app.setup.moneybird_connect import refresh_stored_token
+
+    h = sealing_harness
+    for connection_id, token in ((1, "mbt_first_access_4e1d9c2b"), (2, "mbt_second_access_7a3f0e5c")):
+        await write_settings(
+            h.sessions,
+            base=h.settings,
+            values={"MONEYBIRD_API_TOKEN": token, "MONEYBIRD_REFRESH_TOKEN": f"refresh-{token}"},
+            actor="test",
+            connection_id=connection_id,
+        )
+    # Connection 2's token was refused while another process already stored a new one: it gets its
+    # own connection's, never connection 1's.
+    answered = await refresh_stored_token(h.settings, failed_token="mbt_expired_0000", connection_id=2)
+    assert answered == "mbt_second_access_7a3f0e5c"
+    async with h.sessions() as session:
+        first = (await read_stored(session, h.settings, connection_id=1)).values
+    assert first["MONEYBIRD_API_TOKEN"] == "mbt_first_access_4e1d9c2b"

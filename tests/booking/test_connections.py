@@ -253,6 +253,12 @@ async def test_a_connections_url_takes_only_deliveries_signed_with_its_own_secre
     assert len(job_ids) == 1
     assert job_ids[0].startswith(f"c2:order:{ORDER_ID}:")
 
+    # A removed connection receives nothing more.
+    from app.connections import remove_connection
+
+    await remove_connection(h.sessions, "second")
+    assert (await h.web.post(f"{WEBHOOK_PATH}/second", content=body, headers=right)).status_code == 410
+
 
 async def test_a_paused_connection_books_nothing_and_loses_nothing(harness: Harness) -> None:
     from app.booking.reconcile import requeue_waiting

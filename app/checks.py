@@ -16,13 +16,14 @@ from sqlalchemy import text
 
 from app.address_guard import AllowedAddresses
 from app.clients import moneybird_client, shop_client
-from app.constants import QUEUE_NAME, WEBHOOK_PATH
+from app.constants import MONEYBIRD_WEBHOOK_PATH, QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine
 from app.delivery_lag import ADVICE, recent_lags
 from app.invoicing.reference import AdministrationReference, TaxRate
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key, normalise_tax_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
 from app.moneybird.reference import load_reference
+from app.payment_webhook import payment_pushes_wanted
 from app.queue import connect
 from app.settings import Settings
 from app.woocommerce.client import WooCommerceClient
@@ -182,7 +183,41 @@ class Checker:
         name = reference.extra.get("administration_name", reference.administration_id)
         self.good("Moneybird", f"token accepted, administration {reference.administration_id} ({name})")
         self.check_choices(reference)
+        if payment_pushes_wanted(self.settings):
+            await self.check_payment_webhook()
         return reference
+
+    async def check_payment_webhook(self) -> None:
+        """Open invoices: Moneybird's pushes need the `settings` scope and woobird's webhook registered."""
+        wanted = (self.settings.public_url or "").rstrip("/") + MONEYBIRD_WEBHOOK_PATH
+        try:
+            async with moneybird_client(self.settings) as moneybird:
+                hooks = await moneybird.list_webhooks()
+        except MoneybirdAuthError as exc:
+            self.bad(
+                "MONEYBIRD_API_TOKEN",
+                f"Moneybird refused to show its webhooks ({exc}): open invoices need a token with the "
+                "`settings` scope next to `sales_invoices` (Moneybird → Settings → External and AI "
+                "integrations), then `woobird webhook install`",
+            )
+            return
+        except MoneybirdError as exc:
+            self.bad("Moneybird", f"could not read Moneybird's webhooks: {exc}")
+            return
+        if not any(hook.url == wanted and hook.deactivated_at is None for hook in hooks):
+            self.note(
+                "Moneybird webhook",
+                f"no active webhook delivers to {wanted}: payments of open invoices are found by each "
+                "reconciliation pass only; run `woobird webhook install` to hear them at once",
+            )
+        elif self.settings.moneybird_webhook_secret is None:
+            self.bad(
+                "MONEYBIRD_WEBHOOK_SECRET",
+                "woobird's webhook is registered in Moneybird but its secret is not set, so every push is "
+                "refused: run `woobird webhook install` again (it replaces the webhook, keeps the secret)",
+            )
+        else:
+            self.good("Moneybird webhook", f"Moneybird pushes payments to {wanted}")
 
     def check_choices(self, reference: AdministrationReference) -> None:
         s = self.settings

@@ -792,3 +792,25 @@ def test_webhook_install_that_moneybird_cannot_reach_keeps_the_shop_webhook_and_
         if (tmp_path / ".env").exists()
         else True
     )
+
+
+def test_check_names_the_settings_scope_open_invoices_need(fakes: Fakes) -> None:
+    fakes.moneybird.token_scopes = frozenset({"sales_invoices"})
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    said = " ".join(result.output.split())  # Rich wraps long lines
+    assert result.exit_code == 1
+    assert "✗ MONEYBIRD_API_TOKEN" in said
+    assert "`settings` scope" in said
+
+
+def test_check_says_when_moneybird_cannot_push_payments(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    said = " ".join(result.output.split())  # Rich wraps long lines
+    assert "no active webhook delivers to https://woobird.example.nl/webhooks/moneybird" in said
+    assert "reconciliation pass" in said

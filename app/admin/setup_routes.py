@@ -24,6 +24,8 @@ from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
 from app.deps import AppState, AppStateDep
 from app.health import readiness
+from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
+from app.payment_webhook import payment_pushes_wanted, register_payment_webhook
 from app.settings_store import masked, write_settings
 from app.setup import bookkeeping, moneybird_connect, public_address, shop, tasks
 from app.setup.progress import STEP_KEYS, STEPS, WizardState, record_step, start, wizard_state
@@ -611,6 +613,25 @@ async def install_page(request: Request, admin: AdminDep, state: AppStateDep) ->
     return _render(request, state, admin, "install", context)
 
 
+async def _install_payment_webhook(request: Request, state: AppState, base: str, problems: list[str]) -> str:
+    """Open invoices: woobird's webhook in Moneybird, its secret stored sealed (app/payment_webhook.py)."""
+    try:
+        registered = await register_payment_webhook(state.settings, redis=state.redis, public_url=base)
+    except MoneybirdAuthError as exc:
+        problems.append(
+            f"Moneybird refused to register woobird's webhook ({exc}): open invoices need a token with the "
+            "`settings` scope next to `sales_invoices` — make one in Moneybird and enter it in step 3."
+        )
+        return ""
+    except MoneybirdError as exc:
+        return (
+            f"Moneybird could not register woobird's webhook ({exc}); payments of open invoices are found "
+            "by each reconciliation pass instead."
+        )
+    await _store(request, state, {"MONEYBIRD_WEBHOOK_SECRET": registered.secret})
+    return registered.message
+
+
 @router.post("/install")
 async def install_action(
     request: Request, admin: WizardFormAdmin, state: AppStateDep, public_url: FormText = ""
@@ -645,6 +666,10 @@ async def install_action(
     except Exception as exc:  # the words come from the shop client's errors
         message = ""
         problems.append(f"the webhook could not be installed: {exc}")
+    if payment_pushes_wanted(state.settings):
+        message = "\n".join(
+            filter(None, [message, await _install_payment_webhook(request, state, base, problems)])
+        )
     findings = await Checker(state.settings, shop_allowed=allowed).run()
     healthy, checks = await readiness(state)
     worker = checks.get("worker", {})

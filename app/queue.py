@@ -14,7 +14,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND
+from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND, WORKER_WAKE_CHANNEL
+from app.wake import noted_queued, wake_workers
 
 # A restarting Redis refuses connections for a moment. Without a retry arq's worker exits on the
 # first refused connect (while finishing a job), and takes its running jobs down with it: their
@@ -24,7 +25,7 @@ WORKER_REDIS_CONNECT_RETRIES = 6
 
 # arq's enqueue_job takes four round trips (WATCH, EXISTS, MULTI/EXEC) per job; the webhook's
 # intake queues a whole batch of orders in one. The script keeps arq's rule exactly: a job id
-# whose job or result key exists is not queued again.
+# whose job or result key exists is not queued again. It wakes idle workers itself (app.wake).
 _ENQUEUE_MANY = """
 local queued = {}
 for i = 2, #ARGV, 3 do
@@ -34,6 +35,9 @@ for i = 2, #ARGV, 3 do
         redis.call('ZADD', KEYS[1], ARGV[1], job_id)
         table.insert(queued, job_id)
     end
+end
+if #queued > 0 then
+    redis.call('PUBLISH', KEYS[4], '')
 end
 return queued
 """
@@ -115,6 +119,8 @@ async def enqueue_order(
         _job_id=await _copy_id(redis, order_job_id(order_id, date_modified), copy_tag),
         _defer_by=defer_seconds or None,
     )
+    if job is not None:
+        await wake_workers(redis)
     return job is not None
 
 
@@ -135,6 +141,8 @@ async def enqueue_refund(
         _job_id=await _copy_id(redis, refund_job_id(refund_id), copy_tag),
         _defer_by=defer_seconds or None,
     )
+    if job is not None:
+        await wake_workers(redis)
     return job is not None
 
 
@@ -158,5 +166,8 @@ async def enqueue_orders(redis: ArqRedis, jobs: list[tuple[int, datetime, str]])
         )
         argv += [job_id, payload, expires_ms]
     script = redis.register_script(_ENQUEUE_MANY)
-    queued = await script(keys=[default_queue_name, job_key_prefix, result_key_prefix], args=argv)
+    keys = [default_queue_name, job_key_prefix, result_key_prefix, WORKER_WAKE_CHANNEL]
+    queued = await script(keys=keys, args=argv)
+    if queued:
+        noted_queued()
     return {by_job_id[raw.decode() if isinstance(raw, bytes) else raw] for raw in queued}

@@ -14,6 +14,7 @@ from app.deps import AppState
 from app.queue import order_job_id
 from app.sync import ledger
 from app.sync.ledger import OrderState
+from app.wake import wake_workers
 
 log = structlog.get_logger("woobird.admin")
 
@@ -59,6 +60,7 @@ async def retry_order(state: AppState, *, order_id: int) -> str:
     except Exception as exc:
         await _undo(state, order_id=order_id, error=previous_error, kind=previous_kind, why=exc)
         raise RetryRefused(f"the retry could not be queued ({type(exc).__name__}: {exc}); try again") from exc
+    await wake_workers(state.redis)
     await clear_alert(state, cause=f"order-failed:{order_id}")
     log.info("order retry queued", order_id=order_id, job_id=job_id)
     return job_id

@@ -29,6 +29,7 @@ from arq.connections import ArqRedis
 from arq.logs import default_log_config
 from arq.worker import Worker, get_kwargs
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.constants import WORKER_IDLE_POLL_SECONDS, WORKER_WAKE_CHANNEL
 
@@ -115,6 +116,8 @@ class WakingWorker(Worker):
                         if message.get("type") == "message":
                             self.wake_ups += 1
                             self.woken.set()
+            except RedisTimeoutError:
+                continue  # a client with a socket timeout: the channel was only quiet that long
             except (RedisError, OSError) as exc:
                 log.info("wake-up channel lost; polling until it is back", error=type(exc).__name__)
             await asyncio.sleep(self.idle_poll_seconds)

@@ -28,6 +28,8 @@ WORKER_BUSY_POLL_SECONDS: Final = 0.05
 RATE_LIMIT_KEY: Final = "woobird:moneybird:calls"
 RATE_LIMIT_PAUSE_KEY: Final = "woobird:moneybird:paused-until"
 REFERENCE_CACHE_KEY: Final = "woobird:moneybird:reference"
+# The administration's contacts by e-mail (app/sync/contact_directory.py).
+CONTACT_DIRECTORY_KEY: Final = "woobird:moneybird:contacts"
 CONTACT_LOCK_PREFIX: Final = "woobird:lock:contact:"
 ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
 ALERT_SENT_PREFIX: Final = "woobird:alert:"
@@ -92,7 +94,8 @@ RECONCILE_STALE_BOOKING_MARGIN: Final = 60
 # With the default job timeout: a row in `booking` this long belongs to a worker that died.
 RECONCILE_STALE_BOOKING_SECONDS: Final = WORKER_JOB_TIMEOUT_SECONDS + RECONCILE_STALE_BOOKING_MARGIN
 
-# Backfill: Moneybird requests one order costs (contact lookup/create, invoice, send, payment),
+# Backfill: Moneybird requests a new customer's order costs once the contacts are copied (contact,
+# invoice, send, payment; a returning customer's one fewer, an external invoice's one fewer again),
 # for the ETA and for how many backfill jobs may wait in the queue ahead of live orders.
 BACKFILL_CALLS_PER_ORDER: Final = 4
 

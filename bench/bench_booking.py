@@ -231,6 +231,7 @@ class Delivered:
     new_customer: bool
     posted_at: float
     status: int = 0
+    answered_at: float = 0.0
 
 
 @dataclass
@@ -239,6 +240,7 @@ class LatencyRun:
     orders: list[Delivered]
     paid_at: dict[str, float]
     calls: dict[str, int]
+    first_call_at: dict[str, float]
     web_rss_mib: float
     worker_rss_mib: float
     booked_seconds: float
@@ -258,12 +260,29 @@ def deliver(client: httpx.Client, shop: ShopSandbox, order: Delivered) -> None:
     }
     order.posted_at = time.time()
     order.status = client.post(WEBHOOK_PATH, content=body, headers=headers).status_code
+    order.answered_at = time.time()
 
 
 def calls_per_order(
     requests: Sequence[RecordedRequest], moneybird: MoneybirdSandbox, orders: list[Delivered]
 ) -> dict[str, int]:
     """Attribute each logged call to its order: invoices by reference or id, contacts by e-mail."""
+    return Counter(reference for reference, _ in attributed(requests, moneybird, orders))
+
+
+def first_calls(
+    requests: Sequence[RecordedRequest], moneybird: MoneybirdSandbox, orders: list[Delivered]
+) -> dict[str, float]:
+    """When the fake received each order's first call."""
+    first: dict[str, float] = {}
+    for reference, at in attributed(requests, moneybird, orders):
+        first[reference] = min(at, first.get(reference, at))
+    return first
+
+
+def attributed(
+    requests: Sequence[RecordedRequest], moneybird: MoneybirdSandbox, orders: list[Delivered]
+) -> list[tuple[str, float]]:
     by_invoice_id = {
         str(i["id"]): str(i.get("reference"))
         for i in [*moneybird.sales_invoices.values(), *moneybird.external_sales_invoices.values()]
@@ -271,7 +290,7 @@ def calls_per_order(
     first_for_email: dict[str, str] = {}
     for order in orders:
         first_for_email.setdefault(order.email, order.reference)
-    counts: Counter[str] = Counter()
+    found: list[tuple[str, float]] = []
     for request in requests:
         text = f"{request.path} {request.query} {request.json}"
         reference = next(
@@ -282,8 +301,8 @@ def calls_per_order(
             reference = by_invoice_id.get(parts[2]) if len(parts) > 2 else None
         if reference is None:
             reference = next((ref for email, ref in first_for_email.items() if email in text), None)
-        counts[reference or "?"] += 1
-    return dict(counts)
+        found.append((reference or "?", request.time))
+    return found
 
 
 def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
@@ -339,9 +358,13 @@ def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
             _wait_paid(watch, delivered, timeout=60)
             booked_seconds = time.monotonic() - started
             web_rss, worker_rss = peak_rss_mib(web.pid), peak_rss_mib(worker.pid)
-    calls = calls_per_order(list(moneybird.requests), moneybird, delivered)
+    requests = list(moneybird.requests)
+    calls = calls_per_order(requests, moneybird, delivered)
+    first_at = first_calls(requests, moneybird, delivered)
     flush()
-    return LatencyRun(kind, delivered, dict(watch.paid_at), calls, web_rss, worker_rss, booked_seconds)
+    return LatencyRun(
+        kind, delivered, dict(watch.paid_at), calls, first_at, web_rss, worker_rss, booked_seconds
+    )
 
 
 def _new_order(shop: ShopSandbox, *, sequence: int, buyer: Customer, seen: set[str]) -> Delivered:
@@ -415,6 +438,28 @@ def report_latency(runs: list[LatencyRun]) -> None:
         ],
         rows,
     )
+    print("Where the time goes (medians, ms): the webhook's answer; from the POST to Moneybird's first call")
+    print("(web intake, queue, worker pick-up, shop re-read, ledger); from the first call to paid less the")
+    print("fake's own answers (ledger steps and the client between calls).")
+    rows = []
+    for run in runs:
+        answer = [o.answered_at - o.posted_at for o in run.orders]
+        to_first = [
+            run.first_call_at[o.reference] - o.posted_at
+            for o in run.orders
+            if o.reference in run.first_call_at
+        ]
+        between = [
+            run.paid_at[o.reference]
+            - run.first_call_at[o.reference]
+            - run.calls[o.reference] * LATENCY_SECONDS
+            for o in run.orders
+            if o.reference in run.paid_at and o.reference in run.first_call_at
+        ]
+        rows.append(
+            [run.kind, *(f"{percentile(values, 0.5) * 1000:.0f}" for values in (answer, to_first, between))]
+        )
+    table(["INVOICE_KIND", "webhook answered", "POST → first call", "between calls"], rows)
     for run in runs:
         latencies = [v for o in run.orders if (v := run.latency(o)) is not None]
         accepted = sum(1 for o in run.orders if o.status in (200, 202))

@@ -244,6 +244,7 @@ class LatencyRun:
     web_rss_mib: float
     worker_rss_mib: float
     booked_seconds: float
+    redis_commands: int = 0  # sent to Redis by every process while the measured orders were booked
 
     def latency(self, order: Delivered) -> float | None:
         paid = self.paid_at.get(order.reference)
@@ -346,6 +347,7 @@ def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
                 deliver(client, shop, order)
             _wait_paid(watch, regulars, timeout=60)
             moneybird.reset_requests()
+            commands_before = redis_commands()
             delivered = []
             started = time.monotonic()
             for number in range(1, orders + 1):
@@ -357,14 +359,23 @@ def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
                 time.sleep(max(0.0, started + number * INTERVAL_SECONDS - time.monotonic()))
             _wait_paid(watch, delivered, timeout=60)
             booked_seconds = time.monotonic() - started
+            commands = redis_commands() - commands_before
             web_rss, worker_rss = peak_rss_mib(web.pid), peak_rss_mib(worker.pid)
     requests = list(moneybird.requests)
     calls = calls_per_order(requests, moneybird, delivered)
     first_at = first_calls(requests, moneybird, delivered)
     flush()
     return LatencyRun(
-        kind, delivered, dict(watch.paid_at), calls, first_at, web_rss, worker_rss, booked_seconds
+        kind, delivered, dict(watch.paid_at), calls, first_at, web_rss, worker_rss, booked_seconds, commands
     )
+
+
+def redis_commands() -> int:
+    """Commands the Redis server has run so far (INFO commandstats; Lua's inner ones included)."""
+    client = sync_redis.Redis.from_url(BENCH_REDIS_URL)
+    stats: dict[str, dict[str, int]] = client.info("commandstats")  # type: ignore[assignment]
+    client.close()
+    return sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_monitor"))
 
 
 def _new_order(shop: ShopSandbox, *, sequence: int, buyer: Customer, seen: set[str]) -> Delivered:
@@ -467,7 +478,8 @@ def report_latency(runs: list[LatencyRun]) -> None:
         print(
             f"{run.kind}: {accepted}/{len(run.orders)} webhooks accepted; goal median ≤ 1 s: "
             f"{'met' if median <= 1 else 'MISSED'} ({median:.2f} s), p95 ≤ 3 s: "
-            f"{'met' if p95 <= 3 else 'MISSED'} ({p95:.2f} s); peak RSS (VmHWM) "
+            f"{'met' if p95 <= 3 else 'MISSED'} ({p95:.2f} s); Redis commands per order "
+            f"{run.redis_commands / max(1, len(run.orders)):.0f} (all processes); peak RSS (VmHWM) "
             f"web {run.web_rss_mib:.0f} MiB, worker {run.worker_rss_mib:.0f} MiB"
         )
 

@@ -10,8 +10,9 @@ queue every 50 ms) and as it is now. The window starts once both processes have 
   script is one command on the wire). `INFO commandstats` gives the server's total as a check.
 - SQL: every statement any SQLAlchemy engine of the process executes (bench/_counted.py).
 
-RECONCILE_INTERVAL_SECONDS is 60 (its lowest useful value is 30), so each measured minute holds
-one reconciliation pass that finds nothing: the idle cost with the poll at its most eager.
+RECONCILE_INTERVAL_SECONDS is 60 by default here, so each measured minute holds one reconciliation
+pass that finds nothing: the idle cost with the poll at its most eager. `--reconcile-seconds 300
+--seconds 300` measures the default deployment (a pass every 5 minutes) over a whole interval.
 
     .venv/bin/python bench/bench_idle.py                   # 60 s per variant, ~3 minutes
     .venv/bin/python bench/bench_idle.py --seconds 20      # a quick look
@@ -164,7 +165,7 @@ def read_count(path: Path) -> int:
     return 0
 
 
-def measure(variant: Variant, *, seconds: float, work: Path) -> Measured:
+def measure(variant: Variant, *, seconds: float, work: Path, reconcile_seconds: int = 60) -> Measured:
     client = sync_redis.Redis.from_url(REDIS_URL)
     client.flushdb()
     moneybird = MoneybirdSandbox()
@@ -187,7 +188,7 @@ def measure(variant: Variant, *, seconds: float, work: Path) -> Measured:
             "ADMIN_TOKEN": new_token(),
             "REDIS_URL": REDIS_URL,
             "DATABASE_URL": database_url,
-            "RECONCILE_INTERVAL_SECONDS": "60",
+            "RECONCILE_INTERVAL_SECONDS": str(reconcile_seconds),
         }
         if variant.tree is not None:
             values["PYTHONPATH"] = str(variant.tree)
@@ -226,7 +227,9 @@ def measure(variant: Variant, *, seconds: float, work: Path) -> Measured:
             measured.scripted += sum(commands_seen.values())
             continue
         owner = next((p for p, owned in ports.items() if int(source) in owned), "other")
-        measured.redis.setdefault(owner, Counter()).update(commands_seen)
+        commands_seen.pop("INFO", None)  # the benchmark's own INFO commandstats
+        if commands_seen:
+            measured.redis.setdefault(owner, Counter()).update(commands_seen)
     measured.sql = {process: sql_after[process] - sql_before[process] for process in PROCESSES}
     client.flushdb()
     client.close()
@@ -295,13 +298,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each measured window")
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git commit of the baseline")
+    parser.add_argument("--reconcile-seconds", type=int, default=60, help="RECONCILE_INTERVAL_SECONDS")
     args = parser.parse_args(argv)
     configure_logging(level="WARNING")
     header(
         "bench_idle — Redis commands and SQL statements per idle minute, web + 1 worker (issue #25)",
         [
             f"baseline: the code at {args.baseline_ref} (arq polling every 50 ms), run from a git archive",
-            "now: this checkout; SQLite ledger, fake shop and fake Moneybird, RECONCILE_INTERVAL_SECONDS=60",
+            "now: this checkout; SQLite ledger, fake shop and fake Moneybird, "
+            f"RECONCILE_INTERVAL_SECONDS={args.reconcile_seconds}",
             f"{args.seconds:.0f} s measured per variant after {SETTLE_SECONDS:.0f} s to settle; "
             f"Redis {REDIS_URL}",
         ],
@@ -310,7 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(directory)
         baseline = Variant("before", checkout(args.baseline_ref, work / "baseline"), "arq")
         now = Variant("now", None, "workers")
-        runs = [measure(variant, seconds=args.seconds, work=work) for variant in (baseline, now)]
+        runs = [
+            measure(variant, seconds=args.seconds, work=work, reconcile_seconds=args.reconcile_seconds)
+            for variant in (baseline, now)
+        ]
     report(runs)
     return 0
 

@@ -253,20 +253,9 @@ async def python_load(
                 cursor += 1
                 if cursor == len(bodies):
                     cursor, wraps = 0, wraps + 1
-                request = (
-                    f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    f"X-WC-Webhook-Topic: order.updated\r\nX-WC-Webhook-Signature: {signature}\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                ).encode() + body
                 sent = time.perf_counter()
-                writer.write(request)
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
+                writer.write(_request(signature, body))
+                status = await _read_answer(reader)
                 latencies.append(time.perf_counter() - sent)
                 if status >= 300:
                     failed += 1
@@ -275,14 +264,7 @@ async def python_load(
 
     await asyncio.gather(*(connection() for _ in range(connections)))
     elapsed = loop.time() - started
-    return Load(
-        requests=len(latencies),
-        seconds=elapsed,
-        p50_ms=percentile(latencies, 0.50) * 1000,
-        p99_ms=percentile(latencies, 0.99) * 1000,
-        failed=failed,
-        wraps=wraps,
-    )
+    return _measured(latencies, seconds=elapsed, failed=failed, wraps=wraps)
 
 
 async def paced_load(
@@ -319,13 +301,17 @@ async def paced_load(
     elapsed = loop.time() - started
     while not idle.empty():
         idle.get_nowait()[1].close()
+    return _measured(latencies, seconds=elapsed, failed=failed, wraps=max(0, count - 1) // len(bodies))
+
+
+def _measured(latencies: Sequence[float], *, seconds: float, failed: int, wraps: int) -> Load:
     return Load(
         requests=len(latencies),
-        seconds=elapsed,
+        seconds=seconds,
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         failed=failed,
-        wraps=max(0, count - 1) // len(bodies),
+        wraps=wraps,
     )
 
 
@@ -478,6 +464,15 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 0.5)
 
 
+def _medians(loads: Sequence[Load]) -> list[str]:
+    """Rate, p50 and p99 over the rounds, as the tables print them."""
+    return [
+        f"{median([load.rate for load in loads]):,.0f}",
+        f"{median([load.p50_ms for load in loads]):.1f}",
+        f"{median([load.p99_ms for load in loads]):.1f}",
+    ]
+
+
 def report(rounds: list[dict[str, Run]], *, database: str) -> None:
     """Medians over the rounds; each ratio is taken within its round, where the load was the same."""
     names = list(rounds[0])
@@ -492,9 +487,7 @@ def report(rounds: list[dict[str, Run]], *, database: str) -> None:
             [
                 name,
                 rounds[0][name].target.what,
-                f"{median([load.rate for load in loads]):,.0f}",
-                f"{median([load.p50_ms for load in loads]):.1f}",
-                f"{median([load.p99_ms for load in loads]):.1f}",
+                *_medians(loads),
                 f"{ratio(name):.2f}x",
                 " / ".join(f"{load.rate:,.0f}" for load in loads),
                 str(sum(load.failed for load in loads)),
@@ -533,9 +526,7 @@ def report_paced(rounds: list[dict[str, Run]], *, database: str, rate: float) ->
             [
                 name,
                 rounds[0][name].target.what,
-                f"{median([load.rate for load in loads]):,.0f}",
-                f"{median([load.p50_ms for load in loads]):.1f}",
-                f"{median([load.p99_ms for load in loads]):.1f}",
+                *_medians(loads),
                 " / ".join(f"{load.p99_ms:.1f}" for load in loads),
                 str(sum(load.failed for load in loads)),
             ]

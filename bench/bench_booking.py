@@ -433,7 +433,7 @@ def report_latency(runs: list[LatencyRun]) -> None:
                     f"{p95 * 1000:.0f}",
                     f"{max(latencies) * 1000:.0f}",
                     f"{percentile(floors, 0.5) * 1000:.0f}",
-                    f"{percentile(ratios, 0.5):.1f}x",
+                    f"{percentile(ratios, 0.5):.2f}x",
                 ]
             )
     table(

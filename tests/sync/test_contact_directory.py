@@ -93,5 +93,10 @@ async def test_the_fake_synchronization_answers_like_moneybird(harness: Harness)
     fetched = await h.services.moneybird.contacts_by_id([c["id"] for c in made])
     assert h.moneybird.calls("POST /contacts/synchronization") == 2  # at most 100 a request
     assert {c.id for c in fetched} == {c["id"] for c in made}
+    # Moneybird answers at most 100 contacts a request, however many ids it is sent.
+    answer = await h.services.moneybird._http.request(
+        "POST", "contacts/synchronization", body={"ids": [c["id"] for c in made]}
+    )
+    assert len(answer.json()) == 100
     with pytest.raises(MoneybirdBadRequest, match="Ids is required"):
         await h.services.moneybird._http.request("POST", "contacts/synchronization", body={})

@@ -269,18 +269,18 @@ def report(runs: Sequence[Measured]) -> None:
         rows,
     )
     for run in runs:
-        client_sent = sum(run.redis_per_minute(p) for p in run.redis)
+        client_sent = sum(run.redis_per_minute(p) for p in PROCESSES)
         print(
-            f"{run.variant}: {client_sent:.0f} Redis commands/min sent by the processes "
+            f"{run.variant}: {client_sent:.0f} Redis commands/min sent by web and worker "
             f"(≈ {client_sent * 60 * 24 * 30 / 1e6:.2f} million a 30-day month), "
             f"{run.scripted * 60 / run.seconds:.0f}/min more inside Lua scripts; server total "
             f"{run.server_total * 60 / run.seconds:.0f}/min (INFO commandstats, without MONITOR); "
             f"SQL {sum(run.sql_per_minute(p) for p in PROCESSES):.0f} statements/min"
         )
     for run in others:
-        redis_before = sum(baseline.redis_per_minute(p) for p in baseline.redis)
+        redis_before = sum(baseline.redis_per_minute(p) for p in PROCESSES)
         sql_before = sum(baseline.sql_per_minute(p) for p in PROCESSES)
-        redis_now = sum(run.redis_per_minute(p) for p in run.redis)
+        redis_now = sum(run.redis_per_minute(p) for p in PROCESSES)
         sql_now = sum(run.sql_per_minute(p) for p in PROCESSES)
         print(
             f"{run.variant} against {baseline.variant}: Redis {_ratio(redis_now, redis_before)}, "

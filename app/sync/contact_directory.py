@@ -19,6 +19,8 @@ Staying exactly one contact per e-mail:
   else than woobird can still get a twin — the window the search had between its answer and the
   create was a tenth of a second.
 - Contacts woobird creates go into the copy at once (`add`), under the customer's contact lock.
+- One worker compares at a time; one that finds another comparing for long (a first load of many
+  contacts takes minutes at the rate limit) looks the address up by Moneybird's search meanwhile.
 - A create whose answer was lost (a timeout: Moneybird may have made it) leaves a mark on the
   e-mail (`creating`); until a later create for that address succeeds, the address is looked up
   by Moneybird's search instead, which finds the contact if it was made.
@@ -40,9 +42,10 @@ log = structlog.get_logger("woobird.contacts")
 
 # How long a comparison with Moneybird's versions is trusted for a miss (see the module docstring).
 CONTACT_DIRECTORY_FRESH_SECONDS = 60
-# One worker compares at a time; the others wait for its result this long, then compare themselves.
-_COMPARE_LOCK_SECONDS = 120
-_COMPARE_WAIT_SECONDS = 30
+# One worker compares at a time; the others wait for its result this long, then use the search for
+# the address at hand. A first load of 10 000 contacts takes ~100 requests, minutes at the limit.
+_COMPARE_LOCK_SECONDS = 600
+_COMPARE_WAIT_SECONDS = 10
 # A lost create's mark outlives any retry of its job.
 _CREATING_SECONDS = 24 * 3600
 
@@ -57,8 +60,8 @@ class ContactDirectory:
         """The active contacts invoicing to `email`, lowest id first; None: ask Moneybird's search."""
         if await self.redis.exists(self._creating(email)):
             return None
-        if not await self.redis.exists(f"{self.key}:compared"):
-            await self.compare()
+        if not await self.redis.exists(f"{self.key}:compared") and await self.compare() is None:
+            return None  # another worker is still comparing
         raw_members: set[bytes] = await self.redis.smembers(f"{self.key}:email:{email}")  # type: ignore[misc]
         members = sorted(_text(m) for m in raw_members)
         if not members:
@@ -67,11 +70,12 @@ class ContactDirectory:
         contacts = [Contact.model_validate_json(raw) for raw in found if raw is not None]
         return sorted((c for c in contacts if email in c.invoice_emails), key=lambda c: int(c.id))
 
-    async def compare(self) -> int:
-        """Bring the copy up to Moneybird's versions; returns how many contacts were fetched."""
+    async def compare(self) -> int | None:
+        """Bring the copy up to Moneybird's versions; returns how many contacts were fetched, or None
+        when another worker is comparing and did not finish within _COMPARE_WAIT_SECONDS."""
         lock = self.redis.lock(f"{self.key}:comparing", timeout=_COMPARE_LOCK_SECONDS)
         if not await lock.acquire(blocking=True, blocking_timeout=_COMPARE_WAIT_SECONDS):
-            log.warning("another worker is comparing the contact copy for long; comparing too")
+            return None
         try:
             if await self.redis.exists(f"{self.key}:compared"):
                 return 0  # another worker just did

@@ -9,6 +9,7 @@ import pytest
 
 from app.constants import CONTACT_DIRECTORY_KEY
 from app.moneybird.errors import MoneybirdBadRequest
+from app.sync import contact_directory
 from app.sync.contact_directory import ContactDirectory
 from tests.harness import Harness
 from tests.sync.test_contacts import _book, _customer
@@ -100,3 +101,18 @@ async def test_the_fake_synchronization_answers_like_moneybird(harness: Harness)
     assert len(answer.json()) == 100
     with pytest.raises(MoneybirdBadRequest, match="Ids is required"):
         await h.services.moneybird._http.request("POST", "contacts/synchronization", body={})
+
+
+async def test_while_another_worker_compares_the_address_is_searched(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = harness
+    monkeypatch.setattr(contact_directory, "_COMPARE_WAIT_SECONDS", 0.1)
+    key = f"{CONTACT_DIRECTORY_KEY}:{h.moneybird.administration_id}"
+    await h.redis.set(f"{key}:comparing", "another worker", ex=60)
+    assert await _directory(h).contacts_for("noor@example.nl") is None
+    by_hand = h.moneybird.seed_contact(firstname="Noor", send_invoices_to_email="noor@example.nl")
+    invoice = await _book(h, 9501, _customer("noor@example.nl"))
+    assert invoice["contact_id"] == by_hand["id"]
+    assert h.moneybird.calls("GET /contacts") == 1  # the search
+    assert h.moneybird.calls("GET /contacts/synchronization") == 0

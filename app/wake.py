@@ -87,8 +87,11 @@ class WakingWorker(Worker):
         self.woken.clear()
 
     async def _wait(self, seconds: float) -> None:
+        # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives just as the
+        # wake-up does, and arq stops its worker (SIGTERM) by cancelling this very loop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.woken.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.woken.wait()
 
     async def _idle_for(self) -> float:
         """How long to wait for a wake-up before looking at the queue again."""

@@ -1,6 +1,7 @@
 """The Moneybird contact of an order: one per e-mail, kept true to the shop, healed when it is gone.
 
-    find      ledger cache → adopt by exact e-mail (without one: by customer id) → create
+    find      ledger cache → adopt by exact e-mail from the copy of Moneybird's contacts
+              (app.booking.contact_directory; without an e-mail: by customer id) → create
     update    CONTACT_UPDATES=true: a name, company, address, VAT number or phone that changed in
               the shop since woobird last wrote or adopted the contact → one PATCH of what changed
     e-mail    CONTACT_UPDATES=true: a registered customer ordering under a new address gets that
@@ -24,6 +25,7 @@ import structlog
 from sqlalchemy import select
 
 from app.booking import ledger
+from app.booking.contact_directory import ContactDirectory
 from app.booking.findings import note
 from app.booking.walk import BookingFailed, names_field
 from app.constants import CONTACT_LOCK_PREFIX
@@ -118,9 +120,9 @@ async def ensure_contact(services: Services, contact: PlanContact, *, order_id: 
             return cached.contact_id, await _keep_in_step(services, cached, contact)
         if services.settings.contact_updates and email:
             await _note_changed_email(services, contact, email=email, order_id=order_id)
-        found = await _adopt(services, contact, email=email)
+        found = await _find(services, contact, email=email)
         if found is None:
-            created = await _create(services, contact)
+            created = await _create_new(services, contact, email=email)
             contact_id, done, details = created.id, f"created contact {created.id}", details_of(contact)
         else:
             contact_id, done, details = found.id, f"adopted contact {found.id}", details_in_moneybird(found)
@@ -143,6 +145,36 @@ async def ensure_contact(services: Services, contact: PlanContact, *, order_id: 
 async def _cached(services: Services, email: str) -> ContactRecord | None:
     async with services.sessions() as session:
         return await session.get(ContactRecord, email)
+
+
+def _directory(services: Services) -> ContactDirectory:
+    return ContactDirectory(
+        services.redis, services.moneybird, administration_id=services.settings.moneybird_administration_id
+    )
+
+
+async def _find(services: Services, contact: PlanContact, *, email: str) -> Contact | None:
+    """An active contact for this customer: from the copy of Moneybird's contacts when it can tell."""
+    if email:
+        copied = await _directory(services).contacts_for(email)
+        if copied is not None:
+            return copied[0] if copied else None
+    return await _adopt(services, contact, email=email)
+
+
+async def _create_new(services: Services, contact: PlanContact, *, email: str) -> Contact:
+    """`_create`, keeping the copy of Moneybird's contacts in step (see app.booking.contact_directory)."""
+    if not email:
+        return await _create(services, contact)
+    directory = _directory(services)
+    await directory.creating(email)
+    try:
+        created = await _create(services, contact)
+    except MoneybirdRejected:
+        await directory.created_nothing(email)  # refused: nothing was made
+        raise
+    await directory.created(email, created)
+    return created
 
 
 async def _adopt(services: Services, contact: PlanContact, *, email: str, gone: str = "") -> Contact | None:

@@ -133,6 +133,9 @@ async def test_history_previews_counts_and_refusals_before_booking(wizard: Wizar
     assert any("7" in line for line in preview.lines)
     assert "Book them" in shown
     assert "total of the invoices that would be booked" in shown
+    # How long booking them takes: requests × the limit's seconds per request.
+    assert f"{preview.counts['would_book']} orders, " in shown
+    assert "at Moneybird&#39;s limit" in shown or "at Moneybird's limit" in shown
     assert wizard.moneybird.administration().invoice_numbers == {}  # a preview books nothing
 
 

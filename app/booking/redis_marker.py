@@ -78,7 +78,10 @@ class RedisMarker:
         redis = services.redis
         # A connection Redis dropped when it restarted can hang until the socket timeout and its
         # retries; give up on it sooner and look again on the next tick, on a fresh connection.
-        current = await asyncio.wait_for(redis.get(REDIS_MARKER_KEY), MARKER_LOOK_TIMEOUT_SECONDS)
+        # (asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation that
+        # stops the watch, and the process's shutdown then waits for it forever.)
+        async with asyncio.timeout(MARKER_LOOK_TIMEOUT_SECONDS):
+            current = await redis.get(REDIS_MARKER_KEY)
         if current is not None and current == self.seen:
             return None
         if current is None:

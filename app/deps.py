@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -30,6 +31,27 @@ class AppState:
     since_setting: datetime | None = None
     live: LiveSettings | None = None
     _since: datetime | None = None
+    _refreshing: asyncio.Task[None] | None = None
+
+    async def refresh_settings_soon(self) -> None:
+        """Look at the store without making the request wait, unless the last look is stale.
+
+        At a busy shop's peak a read of the store's version in the request path (once a second) is
+        the slowest webhook answer of that second; beside the request it costs the request nothing,
+        and the next request uses what changed. After a quiet spell the request waits, so a process
+        never serves on settings older than a few seconds.
+        """
+        if self.live is None or not self.live.due():
+            return
+        if self.live.stale():
+            await self.refresh_settings()
+        elif self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self.refresh_settings())
+
+    async def finish_refreshing(self) -> None:
+        """A stopping process lets the look at the store it started beside the last requests end."""
+        if self._refreshing is not None:
+            await asyncio.gather(self._refreshing, return_exceptions=True)
 
     async def refresh_settings(self, *, force: bool = False) -> None:
         """Pick up what the set-up wizard (in this or another process) stored since the last look."""
@@ -50,13 +72,13 @@ class AppState:
 # Both are async so FastAPI calls them inline rather than through its thread pool.
 async def get_app_state(request: Request) -> AppState:
     state: AppState = request.app.state.woobird
-    await state.refresh_settings()
+    await state.refresh_settings_soon()
     return state
 
 
 async def get_settings_dep(request: Request) -> Settings:
     state: AppState = request.app.state.woobird
-    await state.refresh_settings()
+    await state.refresh_settings_soon()
     return state.settings
 
 

@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
         try:
             yield
         finally:
+            await state.finish_refreshing()
             await redis_marker.stop(watch)
             await state.writer.aclose()
             await state.lags.aclose()

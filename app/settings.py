@@ -28,6 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, Language
 from app.redaction import REDACTED, safe_url
 from app.tokens import weakness
 
@@ -361,6 +362,11 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field(
         "console", description="console (readable) or json (for log services; the Docker image sets it)."
     )
+    language: Language = Field(
+        DEFAULT_LANGUAGE,
+        description="nl (Nederlands) or en (English): the language of alerts, the month report and the CLI; "
+        "the dashboard follows each browser's language.",
+    )
 
     # Alerts
     alert_webhook_url: str | None = Field(
@@ -420,6 +426,14 @@ class Settings(BaseSettings):
         if value and urlsplit(value).scheme not in {"http", "https"}:
             raise ValueError(f"expected an http(s):// URL, got {safe_url(value)!r}")
         return value
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if text not in LANGUAGES:
+            raise ValueError(f"LANGUAGE must be one of {', '.join(LANGUAGES)}, not {str(value)[:20]!r}")
+        return text
 
     @field_validator("database_url")
     @classmethod

@@ -112,6 +112,7 @@ def fakes(
         "REDIS_URL": TEST_REDIS_URL,
         "DATABASE_URL": database_url,
         "SYNC_SINCE": "2020-01-01T00:00:00Z",
+        "LANGUAGE": "en",  # the tests that read wording read English; the Dutch ones set nl
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -539,9 +540,18 @@ def test_report_lists_totals_and_differences(fakes: Fakes) -> None:
 
     assert result.exit_code == 0, result.output
     assert "Month report 2026-10" in result.output
-    assert "72.01" in result.output  # Moneybird's total of the two invoices
+    assert "€72.01" in result.output  # Moneybird's total of the two invoices
     assert "8002" in result.output  # the one-cent difference is listed
-    assert "12.50" in result.output  # VAT of rate 111 over both orders
+    assert "€12.50" in result.output  # VAT of rate 111 over both orders
+
+    dutch = fakes.invoke("report", "--month", "2026-10", LANGUAGE="nl")
+
+    assert dutch.exit_code == 0, dutch.output
+    assert "Maandrapport 2026-10 (betaald in Nederlandse tijd)" in dutch.output
+    assert "€\xa072,01" in dutch.output
+    assert "€\xa012,50" in dutch.output
+    assert "factuurtotaal wijkt af van wat de klant betaalde" in dutch.output
+    assert "Month report" not in dutch.output
 
 
 def test_report_refuses_a_malformed_month(fakes: Fakes) -> None:

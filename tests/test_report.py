@@ -195,13 +195,32 @@ async def test_rendered_report_names_rates_and_differences(
     await _seed(sessions)
     report = await monthly_report(sessions, month="2026-11", tax_rates={"21": HIGH, "9": LOW})
     console = Console(record=True, width=140)
-    render_report(report, console)
+    render_report(report, console, language="en")
     text = console.export_text()
     assert "Month report 2026-11" in text
     assert "booked 3 · failed 1 · waiting 1 · before SYNC_SINCE 1" in text
     assert "21%" in text
-    assert "18.66" in text
+    assert "€18.66" in text
     assert "Differences (4)" in text
+    assert "no tax rate for 9 %" in text
+    assert "Moneybird's VAT rounding differs from the shop's" in text
+
+
+async def test_rendered_report_in_dutch(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await _seed(sessions)
+    report = await monthly_report(sessions, month="2026-11", tax_rates={"21": HIGH, "9": LOW})
+    console = Console(record=True, width=160)
+    render_report(report, console, language="nl")
+    text = console.export_text()
+    assert "Maandrapport 2026-11" in text
+    assert "geboekt 3 · mislukt 1 · wachtend 1 · vóór SYNC_SINCE 1" in text
+    assert "€\xa018,66" in text
+    assert "18.66" not in text
+    assert "Verschillen (4)" in text
+    assert "Totalen van geboekte bestellingen" in text
+    assert "de btw-afronding van Moneybird wijkt af van die van de winkel" in text
+    assert "wachtend (in de wachtrij)" in text
+    # What the bookkeeper's refusal said stays in its own words.
     assert "no tax rate for 9 %" in text
 
 

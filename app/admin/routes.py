@@ -46,9 +46,19 @@ from app.admin.login_guard import (
     signed_out,
 )
 from app.alerts import parse_moment
-from app.delivery_lag import ADVICE, LagSummary, recent_lags, seconds_text
+from app.delivery_lag import LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
+from app.i18n import (
+    LANGUAGE_COOKIE,
+    LANGUAGE_COOKIE_SECONDS,
+    LANGUAGE_NAMES,
+    N_,
+    Language,
+    Message,
+    negotiate,
+)
+from app.i18n import install as install_i18n
 from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report
 from app.settings import Settings
@@ -75,14 +85,18 @@ _SECURITY_HEADERS = {
 }
 
 
-def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return "—"
-    return moment.astimezone(REPORT_TIMEZONE).strftime("%Y-%m-%d %H:%M")
-
-
-TEMPLATES.env.filters["when"] = _when
+install_i18n(TEMPLATES.env)
 TEMPLATES.env.filters["seconds"] = seconds_text
+
+
+def page_language(request: Request) -> Language:
+    """The browser's language: the header switch's choice, else Accept-Language, else LANGUAGE."""
+    settings: Settings = request.app.state.woobird.settings
+    return negotiate(
+        request.headers.get("accept-language"),
+        chosen=request.cookies.get(LANGUAGE_COOKIE),
+        default=settings.language,
+    )
 
 
 def _wants_json(request: Request) -> bool:
@@ -94,7 +108,14 @@ def _page(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
 ) -> Response:
     settings: Settings = request.app.state.woobird.settings
-    values: dict[str, Any] = {"sandbox": settings.woobird_sandbox, "admin": None, "csrf": ""}
+    values: dict[str, Any] = {
+        "sandbox": settings.woobird_sandbox,
+        "admin": None,
+        "csrf": "",
+        "language": page_language(request),
+        "languages": LANGUAGE_NAMES,
+        "here": _local_path(request.url.path),
+    }
     values.update(context or {})
     admin = values["admin"]
     if isinstance(admin, Admin) and not values["csrf"]:
@@ -106,9 +127,14 @@ def _page(
 page = _page
 
 
+def _local_path(path: str) -> str:
+    """Where the language switch returns to: a dashboard path, never another site."""
+    return path if path.startswith("/admin") and "//" not in path and "\\" not in path else "/admin"
+
+
 def _login_required(request: Request, reason: str) -> Response:
     if _wants_json(request):
-        response: Response = JSONResponse({"detail": reason}, status_code=401)
+        response: Response = JSONResponse({"detail": str(reason)}, status_code=401)
     else:
         response = _page(request, "login.html", {"error": reason}, status_code=401)
     response.headers["WWW-Authenticate"] = 'Bearer realm="woobird admin"'
@@ -116,16 +142,18 @@ def _login_required(request: Request, reason: str) -> Response:
 
 
 def _token_in_query(request: Request) -> Response:
-    reason = "never put the admin token in a URL: sign in with the form (or send an Authorization header)"
+    reason = N_("never put the admin token in a URL: sign in with the form (or send an Authorization header)")
     if _wants_json(request):
         return JSONResponse({"detail": reason}, status_code=400)
     return _page(request, "login.html", {"error": reason}, status_code=400)
 
 
 def _too_many_failures(request: Request, refusal: TooManyFailures) -> Response:
-    reason = str(refusal)
+    reason = Message(
+        "too many wrong admin tokens from here: try again in %(seconds)s s", seconds=refusal.retry_after
+    )
     if _wants_json(request):
-        response: Response = JSONResponse({"detail": reason}, status_code=429)
+        response: Response = JSONResponse({"detail": str(reason)}, status_code=429)
     else:
         response = _page(request, "login.html", {"error": reason}, status_code=429)
     response.headers["Retry-After"] = str(refusal.retry_after)
@@ -134,7 +162,7 @@ def _too_many_failures(request: Request, refusal: TooManyFailures) -> Response:
 
 def _problem(request: Request, message: str, *, status_code: int) -> Response:
     if _wants_json(request):
-        return JSONResponse({"detail": message}, status_code=status_code)
+        return JSONResponse({"detail": str(message)}, status_code=status_code)
     return _page(request, "message.html", {"message": message}, status_code=status_code)
 
 
@@ -154,7 +182,9 @@ class AdminRoute(APIRoute):
             except TooManyFailures as refusal:
                 response = _too_many_failures(request, refusal)
             except HTTPException as exc:
-                response = _problem(request, str(exc.detail), status_code=exc.status_code)
+                # A Message stays one: the page shows it in the reader's language.
+                detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+                response = _problem(request, detail, status_code=exc.status_code)
             for name, value in _SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response
@@ -179,7 +209,7 @@ async def admin_of(request: Request, state: AppState) -> Admin:
         raise
     parts = session_parts(admin.session) if admin.session else None
     if parts is not None and await signed_out(state.redis, parts[1]):
-        raise LoginRequired("this session was signed out: sign in again")
+        raise LoginRequired(N_("this session was signed out: sign in again"))
     return admin
 
 
@@ -233,7 +263,7 @@ async def login(request: Request, state: AppStateDep, token: Annotated[str, Form
     await refuse_if_locked_out(state.redis, client)  # before the token is compared, even the right one
     if not token_matches(state.settings, token):
         await record_failure(state, client)
-        return _login_required(request, "that is not the admin token")
+        return _login_required(request, N_("that is not the admin token"))
     await record_success(state.redis, client)
     response = RedirectResponse("/admin", status_code=303)
     response.set_cookie(
@@ -253,18 +283,38 @@ async def logout(
     request: Request, admin: AdminDep, state: AppStateDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+        raise HTTPException(
+            403, N_("the form is stale or was not sent from the dashboard: reload and try again")
+        )
     parts = session_parts(admin.session) if admin.session else None
     if parts is not None:
         # The cookie stays valid until it expires unless it is written down as signed out.
         try:
             await sign_out(state.redis, parts[1], seconds_left=session_seconds_left(admin.session or ""))
         except Exception as exc:
-            raise HTTPException(503, "could not sign the session out: Redis is unreachable") from exc
+            raise HTTPException(503, N_("could not sign the session out: Redis is unreachable")) from exc
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(
         COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="strict", secure=is_https(request)
     )
+    return response
+
+
+@router.post("/language")
+async def choose_language(
+    request: Request, language: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "/admin"
+) -> Response:
+    """The header's switch: remembered in a cookie, back to the page it was pressed on."""
+    response = RedirectResponse(_local_path(back[:300]), status_code=303)
+    if language in LANGUAGE_NAMES:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            language,
+            max_age=LANGUAGE_COOKIE_SECONDS,
+            path=COOKIE_PATH,
+            samesite="lax",
+            secure=is_https(request),
+        )
     return response
 
 
@@ -296,7 +346,6 @@ async def _overview(state: AppState) -> dict[str, Any]:
         "last_reconcile": parse_moment(checks.get("reconcile", {}).get("last_success")),
         "counts": counts,
         "lag": lag,
-        "lag_advice": ADVICE,
         "failed": _rows(failed, state.settings),
         "recent": _rows(recent, state.settings),
     }
@@ -346,7 +395,7 @@ def _order_json(record: OrderRecord, link: str | None) -> dict[str, Any]:
 def _in_ledger_range(order_id: int) -> int:
     """A path id the ledger's BIGINT can hold; any other cannot be an order woobird knows."""
     if not 0 < order_id < 2**63:
-        raise HTTPException(404, f"order {str(order_id)[:24]} is not in the ledger")
+        raise HTTPException(404, Message("order %(order)s is not in the ledger", order=str(order_id)[:24]))
     return order_id
 
 
@@ -357,7 +406,7 @@ async def order_detail(request: Request, order_id: int, admin: AdminDep, state: 
         record = await ledger.get_order(session, order_id)
         events = await ledger.events_for(session, order_id) if record else []
     if record is None:
-        raise HTTPException(404, f"order {order_id} is not in the ledger")
+        raise HTTPException(404, Message("order %(order)s is not in the ledger", order=order_id))
     link = invoice_link(record, state.settings)
     if _wants_json(request):
         body = _order_json(record, link)
@@ -378,7 +427,9 @@ async def retry(
     request: Request, order_id: int, admin: AdminDep, state: AppStateDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+        raise HTTPException(
+            403, N_("the form is stale or was not sent from the dashboard: reload and try again")
+        )
     _in_ledger_range(order_id)
     try:
         await retry_order(state, order_id=order_id)
@@ -398,10 +449,12 @@ async def finding_done(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(403, "the form is stale or was not sent from the dashboard: reload and try again")
+        raise HTTPException(
+            403, N_("the form is stale or was not sent from the dashboard: reload and try again")
+        )
     finding = await dismiss(state, finding_id, by="the dashboard")
     if finding is None:
-        raise HTTPException(404, f"there is no finding {finding_id}")
+        raise HTTPException(404, Message("there is no finding %(finding)s", finding=finding_id))
     if _wants_json(request):
         return JSONResponse(finding_json(finding))
     return RedirectResponse(f"/admin?done={finding_id}", status_code=303)

@@ -24,6 +24,7 @@ from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
 from app.deps import AppState, AppStateDep
 from app.health import readiness
+from app.i18n import N_, Message, said
 from app.settings import Settings
 from app.settings_store import masked, write_settings
 from app.setup import bookkeeping, moneybird_connect, shop, tasks
@@ -71,7 +72,9 @@ def _render(
 
 def _check_csrf(state: AppState, admin: Admin, csrf: str) -> None:
     if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(403, "the form is stale or was not sent from the wizard: reload and try again")
+        raise HTTPException(
+            403, N_("the form is stale or was not sent from the wizard: reload and try again")
+        )
 
 
 def _actor(request: Request) -> str:
@@ -164,8 +167,11 @@ async def shop_connect(
     base = _base_url(request, state.settings)
     if not problems and urlsplit(base).scheme != "https":
         problems = [
-            f"the shop hands its keys only to an https:// address, and this woobird was opened at {base}: "
-            "open it at its https:// address (or set PUBLIC_URL), or paste a key below."
+            Message(
+                "the shop hands its keys only to an https:// address, and this woobird was opened at "
+                "%(base)s: open it at its https:// address (or set PUBLIC_URL), or paste a key below.",
+                base=base,
+            )
         ]
     if problems:
         context = _shop_context(state) | {"shop_url": url, "problems": problems}
@@ -184,8 +190,8 @@ async def shop_connect(
         admin,
         "shop",
         target=target,
-        where="your shop",
-        heading="Connect your WooCommerce shop",
+        where=N_("your shop"),
+        heading=N_("Connect your WooCommerce shop"),
     )
 
 
@@ -225,18 +231,22 @@ async def shop_return(
     if success != "1":
         await shop.forget_authorization(state.redis, state=user_id)
         problems = [
-            "the shop did not hand out a key: access was denied on WooCommerce's page. Press Connect "
-            "again and choose Approve (you need to be signed in as a shop manager or administrator), "
-            "or paste a key below."
+            N_(
+                "the shop did not hand out a key: access was denied on WooCommerce's page. Press Connect "
+                "again and choose Approve (you need to be signed in as a shop manager or administrator), "
+                "or paste a key below."
+            )
         ]
         return _render(
             request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
         )
     if outcome != "granted":
         problems = [
-            "the shop says it approved, but its key never reached woobird"
-            + (f" ({outcome})" if outcome else "")
-            + ". The shop must be able to reach this woobird over https; press Connect again, or paste a key."
+            Message(
+                "the shop says it approved, but its key never reached woobird (%(outcome)s). The shop must "
+                "be able to reach this woobird over https; press Connect again, or paste a key.",
+                outcome=outcome or "—",
+            )
         ]
         return _render(
             request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
@@ -273,7 +283,9 @@ async def shop_keys(
         for value, prefix in ((key, "ck_"), (secret, "cs_"))
     )
     if not problems and not well_formed:
-        problems = ["paste both halves of the key: the consumer key starts with ck_, the secret with cs_."]
+        problems = [
+            N_("paste both halves of the key: the consumer key starts with ck_, the secret with cs_.")
+        ]
     if not problems:
         probe = state.settings.model_copy(
             update={
@@ -310,7 +322,7 @@ async def products_page(request: Request, admin: AdminDep, state: AppStateDep) -
         try:  # products are booked on a revenue account: asked here when there is a choice
             context["accounts"] = (await bookkeeping.load_choices(state.settings)).accounts
         except bookkeeping.ChoicesUnavailable as exc:
-            context["problems"] = [str(exc)]
+            context["problems"] = [said(exc)]
     return _render(request, state, admin, "products", context)
 
 
@@ -333,9 +345,11 @@ async def products_action(
         await _step_done(state, "products", "transferred")
         return _next(state)
     if action not in ("preview", "transfer"):
-        raise HTTPException(400, "unknown action")
+        raise HTTPException(400, N_("unknown action"))
     if not _wizard(state).done["moneybird"]:
-        raise HTTPException(409, "connect Moneybird first (step 3): the preview asks it which products exist")
+        raise HTTPException(
+            409, N_("connect Moneybird first (step 3): the preview asks it which products exist")
+        )
     kind = "products-preview" if action == "preview" else "products"
     runner = tasks.products_runner(state.settings, state.redis, dry_run=action == "preview")
     await tasks.start_task(state.redis, kind, runner)
@@ -360,7 +374,7 @@ async def _moneybird_context(state: AppState, request: Request) -> dict[str, Any
         try:
             context["administrations"] = await moneybird_connect.administrations(s, token=token)
         except moneybird_connect.ConnectRefused as exc:
-            context["problems"] = [str(exc)]
+            context["problems"] = [said(exc)]
     return context
 
 
@@ -377,7 +391,7 @@ async def moneybird_token(
     try:
         await moneybird_connect.administrations(state.settings, token=token)
     except moneybird_connect.ConnectRefused as exc:
-        context = await _moneybird_context(state, request) | {"problems": [str(exc)]}
+        context = await _moneybird_context(state, request) | {"problems": [said(exc)]}
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(request, state, {"MONEYBIRD_API_TOKEN": token.strip(), "MONEYBIRD_REFRESH_TOKEN": None})
     return RedirectResponse("/admin/setup/moneybird", status_code=303)
@@ -390,14 +404,14 @@ async def moneybird_oauth(
     _check_csrf(state, admin, csrf)
     if not moneybird_connect.oauth_available(state.settings):
         raise HTTPException(
-            409, "set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token"
+            409, N_("set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token")
         )
     redirect_uri = _base_url(request, state.settings) + moneybird_connect.CALLBACK_PATH
     url = await moneybird_connect.begin_oauth(
         state.redis, state.settings, redirect_uri=redirect_uri, session=admin.session
     )
     return _leave_for(
-        request, state, admin, "moneybird", target=url, where="Moneybird", heading="Connect Moneybird"
+        request, state, admin, "moneybird", target=url, where="Moneybird", heading=N_("Connect Moneybird")
     )
 
 
@@ -418,7 +432,7 @@ async def moneybird_callback(
             state.redis, state.settings, state=oauth_state, code=code, error=error, session=admin.session
         )
     except moneybird_connect.ConnectRefused as exc:
-        context = await _moneybird_context(state, request) | {"problems": [str(exc)]}
+        context = await _moneybird_context(state, request) | {"problems": [said(exc)]}
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(
         request,
@@ -439,7 +453,7 @@ async def moneybird_administration(
     _check_csrf(state, admin, csrf)
     context = await _moneybird_context(state, request)
     if administration_id not in {a.id for a in context["administrations"]}:
-        context["problems"] = context.get("problems") or ["choose one of the administrations listed"]
+        context["problems"] = context.get("problems") or [N_("choose one of the administrations listed")]
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(request, state, {"MONEYBIRD_ADMINISTRATION_ID": administration_id})
     await _step_done(state, "moneybird", "verified")
@@ -450,16 +464,17 @@ async def moneybird_administration(
 
 
 async def _bookkeeping(
-    request: Request, state: AppState, admin: Admin, problems: list[str], status_code: int
+    request: Request, state: AppState, admin: Admin, problems: list[Message], status_code: int
 ) -> Response:
     try:
         choices = await bookkeeping.load_choices(state.settings)
     except bookkeeping.ChoicesUnavailable as exc:
         return _render(
-            request, state, admin, "bookkeeping", {"choices": None, "problems": [str(exc)]}, status_code=503
+            request, state, admin, "bookkeeping", {"choices": None, "problems": [said(exc)]}, status_code=503
         )
     problems = problems + [
-        f"{row.label} has no Moneybird tax rate. {row.how_to_create}" for row in choices.missing
+        Message("%(rate)s has no Moneybird tax rate. %(fix)s", rate=row.label, fix=row.how_to_create)
+        for row in choices.missing
     ]
     context = {
         "choices": choices,
@@ -483,7 +498,7 @@ async def bookkeeping_save(request: Request, admin: AdminDep, state: AppStateDep
         choices = await bookkeeping.load_choices(state.settings)
     except bookkeeping.ChoicesUnavailable as exc:
         return _render(
-            request, state, admin, "bookkeeping", {"choices": None, "problems": [str(exc)]}, status_code=503
+            request, state, admin, "bookkeeping", {"choices": None, "problems": [said(exc)]}, status_code=503
         )
     values, problems = bookkeeping.chosen_values(choices, form)
     if problems:
@@ -526,9 +541,9 @@ async def history_action(
     try:
         start_at = datetime.combine(date.fromisoformat(since.strip()), time(0), tzinfo=UTC)
     except ValueError:
-        raise HTTPException(400, "enter the first day to book as a date (YYYY-MM-DD)") from None
+        raise HTTPException(400, N_("enter the first day to book as a date (YYYY-MM-DD)")) from None
     if start_at >= now:
-        raise HTTPException(400, "the date to book from lies in the future: choose “from now” instead")
+        raise HTTPException(400, N_("the date to book from lies in the future: choose “from now” instead"))
     await record_step(state.sessions, "history_since", start_at.date().isoformat())
     if action == "preview":
         runner = tasks.history_runner(state.settings, state.redis, since=start_at, dry_run=True)
@@ -536,7 +551,7 @@ async def history_action(
         await state.refresh_settings(force=True)
         return RedirectResponse("/admin/setup/history", status_code=303)
     if action != "backfill":
-        raise HTTPException(400, "unknown action")
+        raise HTTPException(400, N_("unknown action"))
     # Live orders from now; the history through the backfill, booked by the worker once it may start.
     await _store(request, state, {"SYNC_SINCE": now.isoformat()})
     await _step_done(state, "history", "backfill")
@@ -561,20 +576,20 @@ async def install_action(
     _check_csrf(state, admin, csrf)
     base = public_url.strip().rstrip("/") or _base_url(request, state.settings)
     if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
-        raise HTTPException(400, f"{base!r} is not woobird's web address")
+        raise HTTPException(400, Message("%(address)r is not woobird's web address", address=base))
     secret = state.settings.woocommerce_webhook_secret.get_secret_value()
     values: dict[str, str | None] = {"PUBLIC_URL": base}
     if "WOOCOMMERCE_WEBHOOK_SECRET" in state.settings.problems():
         secret = new_token()
         values["WOOCOMMERCE_WEBHOOK_SECRET"] = secret
-    problems: list[str] = []
+    problems: list[Message] = []
     await _store(request, state, values)
     try:
         async with shop_client(state.settings) as client:
             message = await install_webhook(client, delivery_url=base + WEBHOOK_PATH, secret=secret)
     except Exception as exc:  # the words come from the shop client's errors
         message = ""
-        problems.append(f"the webhook could not be installed: {exc}")
+        problems.append(Message("the webhook could not be installed: %(error)s", error=exc))
     findings = await Checker(state.settings).run()
     healthy, checks = await readiness(state)
     worker = checks.get("worker", {})

@@ -299,4 +299,4 @@ def report_command(
         async with ledger_sessions(settings) as sessions:
             return await monthly_report(sessions, month=month, tax_rates=settings.moneybird_tax_rates)
 
-    render_report(run(build()), console)
+    render_report(run(build()), console, language=settings.language)

@@ -391,7 +391,7 @@ async def print_report(settings: Settings) -> None:
         )
     finally:
         await engine.dispose()
-    render_report(report, console)
+    render_report(report, console, language=settings.language)
 
 
 async def run_demo(

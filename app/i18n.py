@@ -99,14 +99,25 @@ class Message(str):
     params: dict[str, object]
 
     def __new__(cls, id: str, /, **params: object) -> Message:
-        message = super().__new__(cls, id % params)
+        message = super().__new__(cls, id % _shown_params(params, SOURCE_LANGUAGE))
         message.id = id
         message.params = params
         return message
 
     def text(self, language: Language) -> str:
-        params = {k: v.text(language) if isinstance(v, Message) else v for k, v in self.params.items()}
-        return translate(language, self.id, **params)
+        return translate(language, self.id, **_shown_params(self.params, language))
+
+
+def _shown_params(params: dict[str, object], language: Language) -> dict[str, object]:
+    """Parameters as the reader reads them: a Message translated, a moment as the date filter writes it."""
+    return {
+        name: value.text(language)
+        if isinstance(value, Message)
+        else when(value, language)
+        if isinstance(value, date)
+        else value
+        for name, value in params.items()
+    }
 
 
 def shown(text: str, language: Language) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.alerts import alert
 from app.constants import REFUND_LOCK_PREFIX, REQUEUE_BATCH
 from app.db import transaction
+from app.i18n import WORDS, Message
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.metrics import JOBS
@@ -189,14 +190,18 @@ async def _refund_deleted(services: Services, record: RefundRecord) -> None:
     credited = record.credit_invoice_id is not None or record.step is not None
     if credited:
         credit = record.credit_invoice_number or record.credit_invoice_id or "(check Moneybird)"
-        message = (
-            f"refund {record.refund_id} of order {record.order_id} was deleted in WooCommerce after woobird "
-            f"credited it (credit invoice {credit}); the credit invoice stays — if the refund was a mistake, "
-            "reverse it in Moneybird"
+        message = Message(
+            "refund %(refund)s of order %(order)s was deleted in WooCommerce after woobird credited it "
+            "(credit invoice %(credit)s); the credit invoice stays — if the refund was a mistake, reverse it "
+            "in Moneybird",
+            refund=record.refund_id,
+            order=record.order_id,
+            credit=credit,
         )
     else:
-        message = (
-            f"refund {record.refund_id} was deleted in WooCommerce before it was credited; nothing to undo"
+        message = Message(
+            "refund %(refund)s was deleted in WooCommerce before it was credited; nothing to undo",
+            refund=record.refund_id,
         )
     async with transaction(services.sessions) as session:
         await session.execute(
@@ -425,9 +430,13 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice, agai
         await alert(
             services,
             cause=f"refund-deleted:{plan.refund_id}",
-            message=f"refund {plan.refund_id} of order #{plan.order_number} was deleted in WooCommerce while "
-            f"woobird credited it as {number_of(credit)}; reverse the credit invoice in Moneybird if it was "
-            "a mistake",
+            message=Message(
+                "refund %(refund)s of order #%(order)s was deleted in WooCommerce while woobird credited it "
+                "as %(credit)s; reverse the credit invoice in Moneybird if it was a mistake",
+                refund=plan.refund_id,
+                order=plan.order_number,
+                credit=number_of(credit),
+            ),
         )
         return RefundState.DELETED.value
     return RefundState.BOOKED.value
@@ -449,6 +458,11 @@ async def _fail(services: Services, *, order_id: int, refund_id: int, failure: B
     await alert(
         services,
         cause=f"refund-failed:{refund_id}",
-        message=f"refund {refund_id} of order {order_id} could not be credited in Moneybird "
-        f"({failure.kind}): {failure}",
+        message=Message(
+            "refund %(refund)s of order %(order)s could not be credited in Moneybird (%(kind)s): %(reason)s",
+            refund=refund_id,
+            order=order_id,
+            kind=Message(WORDS.get(failure.kind, failure.kind)),
+            reason=str(failure),
+        ),
     )

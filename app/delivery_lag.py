@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from app.constants import DELIVERY_LAG_FLUSH_SECONDS, DELIVERY_LAG_KEY
+from app.i18n import N_, Message
 from app.metrics import DELIVERY_LAG
 
 log = structlog.get_logger("woobird.webhook")
@@ -45,7 +46,7 @@ SLOW_MEDIAN_SECONDS = 60.0
 MIN_DELIVERIES = 5
 MAX_LAG_SECONDS = 24 * 3600.0
 
-ADVICE = (
+ADVICE = N_(
     "the shop sends webhooks from WP-Cron, which runs only when someone visits the shop: "
     "run WP-Cron from a system cron every minute (README: Prompt deliveries); "
     "reconciliation books what arrives late in the meantime"
@@ -143,12 +144,16 @@ class LagSummary:
         median = self.median
         return self.deliveries >= MIN_DELIVERIES and median is not None and median > SLOW_MEDIAN_SECONDS
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         if self.median is None or self.slowest is None:
-            return "no webhook deliveries measured in the last 7 days"
-        return (
-            f"median {seconds_text(self.median)}, slowest {seconds_text(self.slowest)} "
-            f"over the last {self.deliveries} deliver{'y' if self.deliveries == 1 else 'ies'}"
+            return Message("no webhook deliveries measured in the last 7 days")
+        times = {"median": seconds_text(self.median), "slowest": seconds_text(self.slowest)}
+        if self.deliveries == 1:
+            return Message("median %(median)s, slowest %(slowest)s over the last delivery", **times)
+        return Message(
+            "median %(median)s, slowest %(slowest)s over the last %(count)s deliveries",
+            count=self.deliveries,
+            **times,
         )
 
     def as_json(self) -> dict[str, Any]:

@@ -56,7 +56,12 @@ def update(language: str) -> list[str]:
     translated.obsolete.clear()
     with path.open("wb") as po:
         write_po(po, translated, width=110, omit_header=False, sort_output=False)
-    return [str(message.id) for message in translated if message.id and not message.string]
+    return [str(message.id) for message in translated if message.id and not _translated(message.string)]
+
+
+def _translated(string: object) -> bool:
+    """A translation, every plural form of one filled in."""
+    return all(string) if isinstance(string, tuple | list) else bool(string)
 
 
 def main() -> int:

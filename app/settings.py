@@ -28,7 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, Language
+from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, Language, Message
 from app.redaction import REDACTED, safe_url
 from app.tokens import weakness
 
@@ -47,13 +47,15 @@ _PLACEHOLDER = re.compile(
 
 # The settings without which nothing can be booked, with the fix a person needs to read.
 REQUIRED_SETTINGS: dict[str, str] = {
-    "woocommerce_url": "the shop's base URL, e.g. https://shop.example.nl",
-    "woocommerce_consumer_key": "WooCommerce → Settings → Advanced → REST API → Add key (read/write)",
-    "woocommerce_consumer_secret": "shown once next to the consumer key",
-    "woocommerce_webhook_secret": "the order.updated webhook's secret (`woobird webhook install` makes one)",
-    "moneybird_api_token": "Moneybird → Settings → External and AI integrations → personal API token",
-    "moneybird_administration_id": "the number in the Moneybird URL; `woobird setup` lists them",
-    "admin_token": "at least 32 random characters; it protects /admin (`woobird setup` makes one)",
+    "woocommerce_url": N_("the shop's base URL, e.g. https://shop.example.nl"),
+    "woocommerce_consumer_key": N_("WooCommerce → Settings → Advanced → REST API → Add key (read/write)"),
+    "woocommerce_consumer_secret": N_("shown once next to the consumer key"),
+    "woocommerce_webhook_secret": N_(
+        "the order.updated webhook's secret (`woobird webhook install` makes one)"
+    ),
+    "moneybird_api_token": N_("Moneybird → Settings → External and AI integrations → personal API token"),
+    "moneybird_administration_id": N_("the number in the Moneybird URL; `woobird setup` lists them"),
+    "admin_token": N_("at least 32 random characters; it protects /admin (`woobird setup` makes one)"),
 }
 
 
@@ -507,13 +509,13 @@ class Settings(BaseSettings):
             raw = getattr(self, field)
             value = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw or "")
             if not value.strip():
-                found[_env_name(field)] = f"missing — {fix}"
+                found[_env_name(field)] = Message("missing — %(fix)s", fix=Message(fix))
             elif _is_placeholder(value):
-                found[_env_name(field)] = f"still a placeholder — {fix}"
+                found[_env_name(field)] = Message("still a placeholder — %(fix)s", fix=Message(fix))
         for field, problem in self._weak_tokens().items():
             found.setdefault(_env_name(field), problem)
         if self.alert_email_to and not (self.smtp_host and self.smtp_from):
-            found["SMTP_HOST"] = "ALERT_EMAIL_TO is set, so SMTP_HOST and SMTP_FROM are needed too"
+            found["SMTP_HOST"] = Message("ALERT_EMAIL_TO is set, so SMTP_HOST and SMTP_FROM are needed too")
         return found
 
     def _weak_tokens(self) -> dict[str, str]:

@@ -28,6 +28,7 @@ from app import clients
 from app.cli import cli
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, migrate, session_factory, transaction
+from app.i18n import when
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
@@ -713,7 +714,16 @@ def test_status_says_when_verification_last_finished_and_why_it_failed_since(fak
     failing = fakes.invoke("status")
 
     assert "Last verification: never" in never.output
-    assert f"Last verification: {finished:%Y-%m-%d %H:%M} UTC (120 min ago)" in done.output
+    # The moment as the date filter writes it (Amsterdam time, the English month).
+    assert f"Last verification: {when(finished, 'en')} (120 min ago)" in done.output
     assert "Last verification error" not in done.output
     assert "Last verification error: Moneybird answered 500 (pm3)" in failing.output
     assert failing.exit_code == 0, failing.output
+
+    dutch = fakes.invoke("status", LANGUAGE="nl")
+
+    assert f"Laatste verificatie: {when(finished, 'nl')} (120 min geleden)" in dutch.output
+    assert "Laatste fout van de verificatie: Moneybird answered 500 (pm3)" in dutch.output
+    assert "Bestellingen in het logboek" in dutch.output
+    assert "Geen mislukte bestellingen." in dutch.output
+    assert "Last verification" not in dutch.output

@@ -247,3 +247,18 @@ def test_the_catalogs_are_package_data() -> None:
     assert catalogs
     for catalog_path in catalogs:
         assert any(fnmatch(catalog_path, pattern) for pattern in patterns), catalog_path
+
+
+_IN_FSTRING = re.compile(r"""\bf(["'])[^"'\n]*\{\s*(?:_|N_|translate|ntranslate|Message)\(""")
+
+
+def test_no_message_hides_inside_an_f_string() -> None:
+    """Extraction cannot see into an f-string: a message there would never reach the catalog."""
+    hidden = [
+        f"{path.relative_to(APP.parent)}:{number}"
+        for path in sorted(APP.glob("**/*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if _IN_FSTRING.search(line)
+    ]
+    assert hidden == []
+    assert _IN_FSTRING.search("""console.print(f"[green]{_('All is well')}[/]")""")

@@ -21,12 +21,14 @@ from urllib.parse import urlsplit
 
 import typer
 from pydantic import SecretStr
+from rich.markup import escape
 from rich.table import Table
 
 from app.checks import Checker, Finding, percentage_text, propose_tax_rate, rate_id_of, shop_tax_rates
-from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit
+from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit, styled
 from app.clients import moneybird_client, shop_client
 from app.constants import WEBHOOK_PATH
+from app.i18n import Language, ntranslate, shown, translate
 from app.invoicing.reference import AdministrationReference
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
@@ -40,16 +42,23 @@ from app.woocommerce.webhook_setup import install_webhook
 Target = Literal["env", "heroku", "fly"]
 
 
-def print_findings(findings: list[Finding]) -> bool:
+def print_findings(findings: list[Finding], *, language: Language) -> bool:
     ok = all(finding.ok for finding in findings)
     for finding in findings:
         mark = "[yellow]![/]" if finding.warning else ("[green]✓[/]" if finding.ok else "[bold red]✗[/]")
-        console.print(f"{mark} [bold]{finding.subject}[/]: {finding.message}")
+        subject, message = shown(finding.subject, language), shown(finding.message, language)
+        console.print(f"{mark} [bold]{escape(subject)}[/]: {escape(message)}")
     wrong = sum(1 for finding in findings if not finding.ok)
     if ok:
-        console.print("[green]All is well: paid orders will be booked.[/]")
+        console.print(styled("green", translate(language, "All is well: paid orders will be booked.")))
     else:
-        console.print(f"[bold red]{wrong} problem(s) to fix before woobird can book every order.[/]")
+        problems = ntranslate(
+            language,
+            "%(count)s problem to fix before woobird can book every order.",
+            "%(count)s problems to fix before woobird can book every order.",
+            wrong,
+        )
+        console.print(styled("bold red", problems))
     return ok
 
 
@@ -57,7 +66,7 @@ def check_command() -> None:
     """Verify every setting against the live shop and Moneybird; exit 0 only when all is well."""
     settings = settings_or_exit()
     findings = run(Checker(settings).run())
-    if not print_findings(findings):
+    if not print_findings(findings, language=settings.language):
         raise typer.Exit(1)
 
 

@@ -312,6 +312,21 @@ def test_setup_writes_the_choices_to_env_and_keeps_other_lines(fakes: Fakes, tmp
     assert "Moneybird sales tax rates" in result.output
 
 
+def test_setup_speaks_dutch(fakes: Fakes, tmp_path: Path) -> None:
+    env_file = tmp_path / "dutch.env"
+
+    result = fakes.invoke("setup", "--yes", "--env-file", str(env_file), LANGUAGE="nl")
+
+    assert result.exit_code == 0, result.output
+    assert "Administraties in Moneybird" in result.output
+    assert "Btw-tarieven voor verkoop in Moneybird" in result.output
+    assert "Voorgestelde MONEYBIRD_TAX_RATES:" in result.output
+    assert "Factuurworkflows" in result.output
+    assert "Huisstijlen" in result.output
+    assert f"geschreven naar {env_file}; voer nu woobird check uit" in " ".join(result.output.split())
+    assert "Moneybird sales tax rates" not in result.output
+
+
 def test_setup_prints_heroku_config_instead_of_writing(fakes: Fakes, tmp_path: Path) -> None:
     result = fakes.invoke("setup", "--yes", "--print", "heroku")
 

@@ -30,7 +30,7 @@ from app.clients import moneybird_client, shop_client
 from app.constants import WEBHOOK_PATH
 from app.i18n import Language, ntranslate, shown, translate
 from app.invoicing.reference import AdministrationReference
-from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
+from app.invoicing.vat import EXPORT, REVERSE_CHARGE
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.reference import load_reference
 from app.settings import ConfigurationError, Settings
@@ -91,13 +91,17 @@ def setup_command(
     ),
 ) -> None:
     """List the Moneybird administration's choices, propose the mapping and write the settings."""
-    if print_for and print_for not in ("env", "heroku", "fly"):
-        fail("--print takes env, heroku or fly")
     settings = settings_or_exit()
+    language = settings.language
+    if print_for and print_for not in ("env", "heroku", "fly"):
+        fail(translate(language, "--print takes env, heroku or fly"))
     values: dict[str, str] = {}
     token = token or settings.moneybird_api_token.get_secret_value()
     if not token or "MONEYBIRD_API_TOKEN" in settings.problems():
-        token = typer.prompt("Moneybird API token (Settings → External and AI integrations)", hide_input=True)
+        token = typer.prompt(
+            translate(language, "Moneybird API token (Settings → External and AI integrations)"),
+            hide_input=True,
+        )
         values["MONEYBIRD_API_TOKEN"] = token
     elif token != settings.moneybird_api_token.get_secret_value():
         values["MONEYBIRD_API_TOKEN"] = token
@@ -114,7 +118,17 @@ def setup_command(
         _store(settings, values)
         return
     write_env(env_file, values)
-    console.print(f"[green]✓[/] wrote {len(values)} setting(s) to {env_file}; now run [bold]woobird check[/]")
+    console.print(
+        styled("green", "✓"),
+        escape(
+            translate(
+                language,
+                "wrote %(count)s setting(s) to %(file)s; now run woobird check",
+                count=len(values),
+                file=env_file,
+            )
+        ),
+    )
 
 
 def _store(settings: Settings, values: dict[str, str]) -> None:
@@ -129,57 +143,80 @@ def _store(settings: Settings, values: dict[str, str]) -> None:
     try:
         changed = run(write())
     except ConfigurationError as exc:
-        fail("; ".join(f"{name}: {why}" for name, why in exc.problems.items()))
+        fail("; ".join(f"{name}: {shown(why, settings.language)}" for name, why in exc.problems.items()))
     console.print(
-        f"[green]✓[/] stored {len(changed)} changed setting(s) in the database; now run woobird check"
+        styled("green", "✓"),
+        translate(
+            settings.language,
+            "stored %(count)s changed setting(s) in the database; now run woobird check",
+            count=len(changed),
+        ),
     )
     for name in sorted(set(values) - set(storable)):
-        console.print(f"[yellow]![/] {name} belongs in the environment (it is not stored): {name}=…")
+        console.print(
+            styled("yellow", "!"),
+            translate(
+                settings.language,
+                "%(name)s belongs in the environment (it is not stored): %(name)s=…",
+                name=name,
+            ),
+        )
 
 
 async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> Choices:
     update = {"moneybird_api_token": SecretStr(token), "moneybird_administration_id": administration or "0"}
     probe = settings.model_copy(update=update)
+    language = settings.language
+
+    def _(message: str, /, **params: object) -> str:
+        return escape(translate(language, message, **params))
+
     try:
         async with moneybird_client(probe) as moneybird:
             administrations = await moneybird.list_administrations()
     except MoneybirdAuthError as exc:
-        fail(f"Moneybird refused the token ({exc}); make a new one and run setup again")
+        fail(_("Moneybird refused the token (%(error)s); make a new one and run setup again", error=exc))
     except MoneybirdError as exc:
-        fail(f"could not talk to Moneybird: {exc}")
+        fail(_("could not talk to Moneybird: %(error)s", error=exc))
     if not administrations:
-        fail("this token reaches no administration")
-    table = Table("id", "name", "country", "currency", title="Moneybird administrations")
+        fail(_("this token reaches no administration"))
+    table = Table("id", _("name"), _("country"), _("currency"), title=_("Moneybird administrations"))
     for adm in administrations:
         table.add_row(adm.id, adm.name, adm.country, adm.currency)
     console.print(table)
     ids = [adm.id for adm in administrations]
     chosen = administration or settings.moneybird_administration_id
     if chosen not in ids:
-        chosen = ids[0] if len(ids) == 1 or yes else typer.prompt("Administration id", default=ids[0])
+        chosen = ids[0] if len(ids) == 1 or yes else typer.prompt(_("Administration id"), default=ids[0])
     if chosen not in ids:
-        fail(f"administration {chosen} is not one of {', '.join(ids)}")
+        fail(_("administration %(chosen)s is not one of %(ids)s", chosen=chosen, ids=", ".join(ids)))
     probe = probe.model_copy(update={"moneybird_administration_id": chosen})
     async with moneybird_client(probe) as moneybird:
         reference = await load_reference(moneybird)
     shop_rates = await _shop_rates_or_defaults(settings)
     values = {"MONEYBIRD_ADMINISTRATION_ID": chosen}
-    values |= _choose_tax_rates(reference, shop_rates, current=settings.moneybird_tax_rates, yes=yes)
+    values |= _choose_tax_rates(
+        reference, shop_rates, current=settings.moneybird_tax_rates, yes=yes, language=language
+    )
     values |= _choose_reference(reference, settings=settings, yes=yes)
     return Choices(values)
 
 
 async def _shop_rates_or_defaults(settings: Settings) -> list[tuple[str, Decimal, str]]:
+    language = settings.language
     defaults = [
-        ("21", Decimal(21), "21 % (standard)"),
-        ("9", Decimal(9), "9 % (reduced)"),
+        ("21", Decimal(21), translate(language, "21 %% (standard)")),
+        ("9", Decimal(9), translate(language, "9 %% (reduced)")),
         ("0", Decimal(0), "0 %"),
     ]
     if {"WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET"} & set(
         settings.problems()
     ):
         console.print(
-            "[yellow]![/] the shop is not configured yet: proposing the Dutch rates 21 %, 9 % and 0 %"
+            styled("yellow", "!"),
+            translate(
+                language, "the shop is not configured yet: proposing the Dutch rates 21 %%, 9 %% and 0 %%"
+            ),
         )
         return defaults
     try:
@@ -187,7 +224,14 @@ async def _shop_rates_or_defaults(settings: Settings) -> list[tuple[str, Decimal
             rates = await shop_tax_rates(shop)
     except WooCommerceError as exc:
         console.print(
-            f"[yellow]![/] could not read the shop's tax rates ({exc}): proposing 21 %, 9 % and 0 %"
+            styled("yellow", "!"),
+            escape(
+                translate(
+                    language,
+                    "could not read the shop's tax rates (%(error)s): proposing 21 %%, 9 %% and 0 %%",
+                    error=exc,
+                )
+            ),
         )
         return defaults
     return rates or defaults
@@ -199,41 +243,58 @@ def _choose_tax_rates(
     *,
     current: dict[str, str],
     yes: bool,
+    language: Language,
 ) -> dict[str, str]:
-    table = Table("id", "name", "%", "country", title="Moneybird sales tax rates")
+    def _(message: str, /, **params: object) -> str:
+        return escape(translate(language, message, **params))
+
+    table = Table("id", _("name"), "%", _("country"), title=_("Moneybird sales tax rates"))
     for sales_rate in reference.sales_tax_rates():
         table.add_row(
             sales_rate.id, sales_rate.name, percentage_text(sales_rate.percentage), sales_rate.country or ""
         )
     console.print(table)
     mapping: dict[str, str] = {}
-    for key, _, label in shop_rates:
+    for key, _percentage, label in shop_rates:
         proposal = current.get(key) or rate_id_of(propose_tax_rate(key, reference))
-        mapping[key] = _ask(f"Moneybird tax rate for the shop's {label} ({key})", proposal, yes=yes)
-    for key in (REVERSE_CHARGE, EXPORT):
+        question = _("Moneybird tax rate for the shop's %(rate)s (%(key)s)", rate=label, key=key)
+        mapping[key] = _ask(question, proposal, yes=yes)
+    treatments = {
+        REVERSE_CHARGE: _("Moneybird tax rate for the reverse-charge rate (verlegde btw, 0 %%)"),
+        EXPORT: _("Moneybird tax rate for the export rate (0 %% outside the EU)"),
+    }
+    for key, question in treatments.items():
         proposal = current.get(key) or rate_id_of(propose_tax_rate(key, reference))
-        mapping[key] = _ask(f"Moneybird tax rate for the {describe_key(key)}", proposal, yes=yes)
+        mapping[key] = _ask(question, proposal, yes=yes)
     mapping = {key: value for key, value in mapping.items() if value}
-    console.print("Proposed MONEYBIRD_TAX_RATES: " + json.dumps(mapping))
+    console.print(_("Proposed MONEYBIRD_TAX_RATES: %(mapping)s", mapping=json.dumps(mapping)))
     return {"MONEYBIRD_TAX_RATES": json.dumps(mapping, separators=(",", ":"))}
 
 
 def _choose_reference(reference: AdministrationReference, *, settings: Settings, yes: bool) -> dict[str, str]:
+    language = settings.language
+
+    def _(message: str, /, **params: object) -> str:
+        return escape(translate(language, message, **params))
+
     accounts = reference.revenue_accounts()
-    table = Table("id", "code", "name", title="Revenue ledger accounts")
+    table = Table("id", _("code"), _("name"), title=_("Revenue ledger accounts"))
     for account in accounts:
         table.add_row(account.id, account.account_id or "", account.name)
     console.print(table)
     workflows = [w for w in reference.workflows if w.type == "InvoiceWorkflow" and w.active]
-    table = Table("id", "name", "default", "prices incl. VAT", title="Invoice workflows")
+    table = Table("id", _("name"), _("default"), _("prices incl. VAT"), title=_("Invoice workflows"))
     for workflow in workflows:
         table.add_row(
-            workflow.id, workflow.name, "yes" if workflow.default else "", str(workflow.prices_are_incl_tax)
+            workflow.id,
+            workflow.name,
+            _("yes") if workflow.default else "",
+            _("yes") if workflow.prices_are_incl_tax else _("no"),
         )
     console.print(table)
-    table = Table("id", "name", "default", title="Document styles")
+    table = Table("id", _("name"), _("default"), title=_("Document styles"))
     for style in reference.document_styles:
-        table.add_row(style.id, style.name, "yes" if style.default else "")
+        table.add_row(style.id, style.name, _("yes") if style.default else "")
     console.print(table)
     proposals = {
         "MONEYBIRD_LEDGER_ACCOUNT_ID": settings.moneybird_ledger_account_id or "",
@@ -243,7 +304,7 @@ def _choose_reference(reference: AdministrationReference, *, settings: Settings,
         or next((d.id for d in reference.document_styles if d.default), ""),
     }
     chosen = {
-        name: _ask(name + " (empty: Moneybird's default)", value, yes=yes)
+        name: _ask(_("%(name)s (empty: Moneybird's default)", name=name), value, yes=yes)
         for name, value in proposals.items()
     }
     return {name: value for name, value in chosen.items() if value}
@@ -300,12 +361,19 @@ def webhook_install_command(
 ) -> None:
     """Register (or repair) the shop's order.updated webhook pointing at woobird."""
     settings = settings_or_exit()
+    language = settings.language
     require(settings, "WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET")
     base = (url or settings.public_url or "").rstrip("/")
     if not base:
-        fail("set PUBLIC_URL (where the shop reaches woobird, e.g. https://woobird.example.nl) or pass --url")
+        fail(
+            translate(
+                language,
+                "set PUBLIC_URL (where the shop reaches woobird, e.g. https://woobird.example.nl) "
+                "or pass --url",
+            )
+        )
     if urlsplit(base).scheme not in ("http", "https"):
-        fail(f"{base!r} is not an http(s):// URL")
+        fail(escape(translate(language, "%(url)r is not an http(s):// URL", url=base)))
     secret = settings.woocommerce_webhook_secret.get_secret_value()
     new_secret = "WOOCOMMERCE_WEBHOOK_SECRET" in settings.problems()
     if new_secret:
@@ -313,10 +381,19 @@ def webhook_install_command(
     try:
         message = run(_install_webhook(settings, delivery_url=base + WEBHOOK_PATH, secret=secret))
     except WooCommerceAuthError as exc:
-        fail(f"the shop refused the key ({exc}); webhooks need a Read/Write key of an administrator")
+        fail(
+            escape(
+                translate(
+                    language,
+                    "the shop refused the key (%(error)s); webhooks need a Read/Write key "
+                    "of an administrator",
+                    error=exc,
+                )
+            )
+        )
     except WooCommerceError as exc:
-        fail(f"could not talk to the shop: {exc}")
-    console.print(f"[green]✓[/] {message}")
+        fail(escape(translate(language, "could not talk to the shop: %(error)s", error=exc)))
+    console.print(styled("green", "✓"), escape(shown(message, language)))
     if new_secret:
         values = {"WOOCOMMERCE_WEBHOOK_SECRET": secret}
         if print_for in ("heroku", "fly"):
@@ -324,7 +401,14 @@ def webhook_install_command(
         else:
             write_env(env_file, values)
             console.print(
-                f"[green]✓[/] stored the webhook's new secret in {env_file}; restart woobird to use it"
+                styled("green", "✓"),
+                escape(
+                    translate(
+                        language,
+                        "stored the webhook's new secret in %(file)s; restart woobird to use it",
+                        file=env_file,
+                    )
+                ),
             )
 
 

@@ -432,10 +432,7 @@ class Settings(BaseSettings):
     @field_validator("language", mode="before")
     @classmethod
     def _language(cls, value: Any) -> Any:
-        text = str(value).strip().lower()
-        if text not in LANGUAGES:
-            raise ValueError(f"LANGUAGE must be one of {', '.join(LANGUAGES)}, not {str(value)[:20]!r}")
-        return text
+        return language_setting(str(value))
 
     @field_validator("database_url")
     @classmethod
@@ -555,6 +552,17 @@ class Settings(BaseSettings):
         if problems:
             raise ConfigurationError(problems)
         return self
+
+
+def language_setting(value: str) -> Language:
+    """LANGUAGE's value. GNU gettext reads LANGUAGE too, as a list like `nl_NL:en`, so a desktop's own
+    value is read as its first language woobird speaks; ValueError when it names none."""
+    for part in value[:200].split(":"):
+        code = part.strip().split(".")[0].split("_")[0].split("-")[0].lower()
+        for language in LANGUAGES:
+            if code == language:
+                return language
+    raise ValueError(f"LANGUAGE must be one of {', '.join(LANGUAGES)}, not {value[:20]!r}")
 
 
 def normalise_tax_key(key: str) -> str:

@@ -210,6 +210,9 @@ def test_the_browsers_language(accept: str | None, chosen: str | None, expected:
 
 def test_language_setting_defaults_to_dutch_and_refuses_others_naming_it() -> None:
     assert make_settings(language="NL").language == "nl"
+    # GNU gettext's own LANGUAGE, as a desktop sets it: its first language woobird speaks.
+    assert make_settings(language="de_DE.UTF-8:en_GB:nl").language == "en"
+    assert make_settings(language="nl_BE").language == "nl"
     with pytest.raises(ConfigurationError) as refused:
         make_settings(language="de")
     assert "LANGUAGE" in str(refused.value)

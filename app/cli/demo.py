@@ -9,6 +9,7 @@ administration. The sandbox is imported only when one of these needs it.
 from __future__ import annotations
 
 from app.cli.support import console, settings_or_exit
+from app.i18n import translate
 from app.invoicing.reference import AdministrationReference
 from app.settings import Settings
 
@@ -29,7 +30,10 @@ def ledger_settings() -> Settings:
     overrides = sandbox_settings_overrides()
     if not overrides:
         return settings
-    console.print("[bold magenta]SANDBOX[/] — no accounts are configured: reading the sandbox demo's ledger")
+    console.print(
+        "[bold magenta]SANDBOX[/] —",
+        translate(settings.language, "no accounts are configured: reading the sandbox demo's ledger"),
+    )
     return settings.model_copy(update=overrides)
 
 

@@ -15,6 +15,8 @@ from playwright.async_api import Page
 Shoot = Callable[[str], Awaitable[None]]
 ShopApproval = Callable[[Page], Awaitable[None]]
 WAIT_MS = 30_000
+# The locale a browser of each language sends (its Accept-Language).
+BROWSER_LOCALE: dict[str, str] = {"nl": "nl-NL", "en": "en-GB"}
 # The buttons the walk presses and a heading of each step, as a browser in each language reads them.
 LABELS: dict[str, dict[str, str]] = {
     "en": {

@@ -1,8 +1,9 @@
 """Keeping the Dutch catalog in step with the code: `python -m app.i18n_catalog` (or `make messages`).
 
-It extracts every message id from the Python code (`_`, `N_`, `translate`, `ntranslate`) and the
-templates (`{% trans %}`, `_()`), then updates `app/locale/nl/LC_MESSAGES/messages.po`: new ids
-arrive untranslated, ids no longer in the code are dropped, translations of the rest are kept.
+It extracts every message id from the Python code (`_`, `N_`, `Message`, `translate`, `ntranslate`),
+the templates (`{% trans %}`, `_()`) and the settings' descriptions, then updates
+`app/locale/nl/LC_MESSAGES/messages.po`: new ids arrive untranslated, ids no longer in the code are
+dropped, translations of the rest are kept.
 The catalog test extracts the same way and fails while the file is stale or a message untranslated.
 """
 
@@ -16,6 +17,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from app.i18n import KEYWORDS, LANGUAGES, LOCALE_DIR, SOURCE_LANGUAGE
+from app.settings import Settings
 
 APP_DIR = Path(__file__).parent
 METHODS = [("**/templates/**.html", "jinja2.ext:babel_extract"), ("**.py", "python")]
@@ -30,6 +32,10 @@ def extract() -> Catalog:
         APP_DIR, METHODS, TEMPLATE_OPTIONS, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)
     ):
         template.add(message, None, [(f"app/{filename}", lineno)], auto_comments=comments, context=context)
+    # Each setting's one sentence, as the settings page shows it (the README's table stays English).
+    for name, field in Settings.model_fields.items():
+        if field.description:
+            template.add(field.description, None, [("app/settings.py", 0)], auto_comments=[name.upper()])
     return template
 
 

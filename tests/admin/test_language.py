@@ -128,4 +128,6 @@ async def test_the_settings_page_in_dutch(sqlite_url: str, redis: ArqRedis) -> N
             page = (await client.get("/admin/settings", headers=DUTCH)).text
     assert "Een omgevingsvariabele gaat altijd voor" in page
     assert "ingesteld (verborgen)" in page  # ADMIN_TOKEN
+    assert "Mailserver voor e-mailmeldingen." in page  # SMTP_HOST's description
+    assert "Mail server for alert e-mails." not in page
     assert ">omgeving</span>" in page or ">standaard</span>" in page

@@ -13,6 +13,7 @@ they are for developers and log services, and never pass through here.
 from __future__ import annotations
 
 import gettext as _gettext
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -109,12 +110,15 @@ class Message(str):
 
 
 def _shown_params(params: dict[str, object], language: Language) -> dict[str, object]:
-    """Parameters as the reader reads them: a Message translated, a moment as the date filter writes it."""
+    """Parameters as the reader reads them: a Message translated, a moment as the date filter writes it,
+    recorded English (a refusal quoted in an alert) read back."""
     return {
         name: value.text(language)
         if isinstance(value, Message)
         else when(value, language)
         if isinstance(value, date)
+        else recorded(value, language)
+        if isinstance(value, str) and language != SOURCE_LANGUAGE
         else value
         for name, value in params.items()
     }
@@ -122,8 +126,84 @@ def _shown_params(params: dict[str, object], language: Language) -> dict[str, ob
 
 def shown(text: str, language: Language) -> str:
     """A Message in `language`; a plain string translated when it is a message id (one marked with
-    `N_`), else as it is (a name, Moneybird's own words)."""
-    return text.text(language) if isinstance(text, Message) else catalog(language).gettext(text)
+    `N_`) or the English of one with its parameters filled in (what the ledger recorded), else as it
+    is (a name, Moneybird's own words)."""
+    if isinstance(text, Message):
+        return text.text(language)
+    exact = catalog(language).gettext(text)
+    return exact if exact != text else recorded(text, language)
+
+
+# A pattern must have at least this many characters of its own to read recorded text back: shorter
+# ones ("Order %(order)s") would claim a name or a number that only looks like them. Inside a
+# parameter already read back (a rate's description in a refusal) a few characters are enough.
+_OWN_CHARACTERS = 12
+_OWN_CHARACTERS_INSIDE = 4
+_PLACEHOLDER = re.compile(r"%\((\w+)\)([sr])|%%")
+
+
+@cache
+def _recorded_patterns(language: Language) -> tuple[tuple[re.Pattern[str], str, frozenset[str], int], ...]:
+    """Each translated message id with parameters as a pattern over its English, most specific first."""
+    if language == SOURCE_LANGUAGE:
+        return ()
+    translations = catalog(language)
+    found: list[tuple[int, re.Pattern[str], str, frozenset[str]]] = []
+    messages = getattr(translations, "_catalog", {})
+    for message_id in messages:
+        if not isinstance(message_id, str) or "%(" not in message_id:
+            continue
+        pattern, own, seen, reprs = [], 0, set(), set()
+        position = 0
+        for match in _PLACEHOLDER.finditer(message_id):
+            literal = message_id[position : match.start()]
+            pattern.append(re.escape(literal))
+            own += len(literal)
+            name = match.group(1)
+            if name is None:
+                pattern.append("%")
+                own += 1
+            elif name in seen:
+                pattern.append(f"(?P={name})")
+            elif match.group(2) == "r":  # a repr: the quoted string, read back with its quotes
+                seen.add(name)
+                reprs.add(name)
+                pattern.append(f"(?P<{name}>'[^']*'|\"[^\"]*\")")
+            else:
+                seen.add(name)
+                pattern.append(f"(?P<{name}>.+?)")
+            position = match.end()
+        pattern.append(re.escape(message_id[position:]))
+        own += len(message_id) - position
+        if own >= _OWN_CHARACTERS_INSIDE:
+            found.append((own, re.compile("".join(pattern), re.DOTALL), message_id, frozenset(reprs)))
+    found.sort(key=lambda item: -item[0])
+    return tuple((compiled, message_id, reprs, own) for own, compiled, message_id, reprs in found)
+
+
+def recorded(text: str, language: Language, *, depth: int = 0) -> str:
+    """Text the ledger recorded in English (a refusal, a finding) in `language`: read back as the
+    message it was made from, its parameters read the same way; unknown text stays as it is."""
+    if depth > 3 or len(text) > 4000:
+        return text
+    least = _OWN_CHARACTERS if depth == 0 else _OWN_CHARACTERS_INSIDE
+    for pattern, message_id, reprs, own in _recorded_patterns(language):
+        if own < least:
+            break  # most specific first: the rest are shorter still
+        match = pattern.fullmatch(text)
+        if match is None:
+            continue
+        params = {
+            name: value[1:-1] if name in reprs else _recorded_param(value, language, depth=depth + 1)
+            for name, value in match.groupdict().items()
+        }
+        return catalog(language).gettext(message_id) % params
+    return text
+
+
+def _recorded_param(value: str, language: Language, *, depth: int) -> str:
+    exact = catalog(language).gettext(value)
+    return exact if exact != value else recorded(value, language, depth=depth)
 
 
 def said(exc: BaseException) -> str:

@@ -341,3 +341,19 @@ async def test_an_email_alert_in_dutch(sqlite_url: str, redis: ArqRedis, smtp: t
         message["Subject"]
         == "woobird: bestelling 7 kon niet in Moneybird worden geboekt (geweigerd): no tax rate for 9 %"
     )
+
+
+async def test_a_recorded_refusal_is_alerted_in_dutch(sqlite_url: str, redis: ArqRedis, hook: Any) -> None:
+    target = Target(_settings(sqlite_url, alert_webhook_url=HOOK, language="nl"), redis)
+    reason = (
+        "Order #1204 was not booked: Moneybird has no active sales-invoice tax rate for the 9 % rate. "
+        "To fix: create that tax rate in Moneybird, or "
+        'set MONEYBIRD_TAX_RATES={"9": "<Moneybird tax rate id>"}.'
+    )
+    assert await alert_order_failed(target, order_id=1204, kind="refused", message=reason)
+    (text,) = _texts(hook)
+    assert (
+        "Bestelling #1204 is niet geboekt: Moneybird heeft geen actief btw-tarief voor verkoopfacturen"
+        in text
+    )
+    assert "voor het tarief van 9 %. Oplossing: maak dat btw-tarief aan in Moneybird" in text

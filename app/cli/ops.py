@@ -122,7 +122,7 @@ async def _status(settings: Settings) -> None:
             record.order_number or str(record.order_id),
             when(record.updated_at, language),
             word(record.failure_kind, language) if record.failure_kind else "",
-            escape(record.error or ""),
+            escape(shown(record.error or "", language)),
         )
     console.print(table)
     console.print(
@@ -146,7 +146,7 @@ def _print_findings(findings: Sequence[Finding], *, language: Language) -> None:
             when(finding.detected_at, language),
             word(finding.kind, language),
             str(finding.order_id or ""),
-            escape(finding.message),
+            escape(shown(finding.message, language)),
         )
     console.print(table)
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from app.db import transaction
+from app.i18n import Message
 from app.money import money
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
@@ -274,9 +275,14 @@ def failing_on_refusal(what: str) -> Iterator[None]:
     try:
         yield
     except MoneybirdConfigurationError as exc:
-        raise BookingFailed(f"Moneybird refused woobird's access: {exc}", kind="configuration") from exc
+        raise BookingFailed(
+            Message("Moneybird refused woobird's access: %(error)s", error=exc), kind="configuration"
+        ) from exc
     except MoneybirdRejected as exc:
-        raise BookingFailed(f"Moneybird rejected {what}: {exc.message}", kind="rejected") from exc
+        raise BookingFailed(
+            Message("Moneybird rejected %(what)s: %(error)s", what=Message(what), error=exc.message),
+            kind="rejected",
+        ) from exc
 
 
 # ── the walk ─────────────────────────────────────────────────────────────────────────────────
@@ -309,9 +315,15 @@ async def walk(
         )
     if invoice.total_price_incl_tax != plan.total:
         raise BookingFailed(
-            f"Moneybird computed {money(invoice.total_price_incl_tax)} {plan.currency} for {entry.noun} "
-            f"{invoice.id} where the shop's figure is {money(plan.total)}; it was left in Moneybird for "
-            "inspection — nothing was booked as paid",
+            Message(
+                "Moneybird computed %(total)s %(currency)s for %(document)s %(id)s where the shop's figure "
+                "is %(shop)s; it was left in Moneybird for inspection — nothing was booked as paid",
+                total=money(invoice.total_price_incl_tax),
+                currency=plan.currency,
+                document=Message(entry.noun),
+                id=invoice.id,
+                shop=money(plan.total),
+            ),
             kind="mismatch",
         )
     sent = await kind.send_draft(moneybird, invoice)

@@ -27,6 +27,7 @@ import structlog
 from app.alerts import alert_order_failed
 from app.constants import ORDER_LOCK_PREFIX
 from app.db import transaction
+from app.i18n import N_, Message
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.metrics import BOOKING_SECONDS, JOBS
@@ -86,7 +87,9 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
     except WooCommerceError as exc:
         # The shop refused the key, or sent something that is not an order: a person must look.
         await _fail(
-            services, order_id, BookingFailed(f"the shop's order could not be read: {exc}", kind="shop")
+            services,
+            order_id,
+            BookingFailed(Message("the shop's order could not be read: %(error)s", error=exc), kind="shop"),
         )
         JOBS.labels(kind="order", outcome="failed").inc()
         return OrderState.FAILED
@@ -184,7 +187,7 @@ async def _record_for(services: Services, order: Order) -> OrderRecord:
 
 
 async def _plan(services: Services, order: Order) -> InvoicePlan:
-    with failing_on_refusal("reading the administration"):
+    with failing_on_refusal(N_("reading the administration")):
         reference = await services.reference.get(services.moneybird)
     options = replace(PlanOptions.from_settings(services.settings), products=await load_catalogue(services))
     try:
@@ -216,7 +219,7 @@ async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invo
             services, order_id=order_id, contact=plan.contact, gone=gone, refused=refused
         )
 
-    with failing_on_refusal("the order"):
+    with failing_on_refusal(N_("the order")):
         contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
         entry = InvoiceEntry(services, order_id=order_id)
         return await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
@@ -225,7 +228,7 @@ async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invo
 class InvoiceEntry(LedgerEntry):
     """The booking walk's view of an order's ledger row: the order's invoice and its steps."""
 
-    noun = "invoice"
+    noun = N_("invoice")
     event = "invoice"
     steps = INVOICE_STEPS
     columns = ("invoice_id", "invoice_number", "payment_id")

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.db import Base, MoneyText, transaction
+from app.i18n import N_
 from app.invoicing.plan import InvoicePlan, PlanOptions, local_date
 from app.moneybird.errors import MoneybirdRejected
 from app.sync import ledger
@@ -164,7 +165,7 @@ async def credit_old_invoice(services: Services, rebooking: Rebooking, *, order:
         await _set(services, rebooking, contact_id=replacement)  # a lost answer is looked for under it
         return replacement
 
-    with failing_on_refusal("the credit invoice"):
+    with failing_on_refusal(N_("the credit invoice")):
         old = await kind.get(services.moneybird, rebooking.old_invoice_id)
         contact_id = rebooking.contact_id or old.contact_id
         if contact_id is None:
@@ -287,7 +288,7 @@ def _quantity(decimal: Decimal | None, text: str | None) -> Decimal:
 class RebookCreditEntry:
     """The booking walk's view of a rebooking's row: the old invoice's credit and its steps."""
 
-    noun = "credit invoice"
+    noun = N_("credit invoice")
     event = "rebook_credit"
     steps: Steps = CREDIT_STEPS
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.alerts import alert
 from app.constants import REFUND_LOCK_PREFIX, REQUEUE_BATCH
 from app.db import transaction
-from app.i18n import WORDS, Message
+from app.i18n import N_, WORDS, Message
 from app.invoicing.plan import PlanOptions
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.metrics import JOBS
@@ -351,7 +351,7 @@ async def _credit(
             services, order_id=order.id, contact=customer, gone=gone, refused=refused
         )
 
-    with failing_on_refusal("the credit invoice"):
+    with failing_on_refusal(N_("the credit invoice")):
         contact_id = await _contact_id(services, order_record)
         entry = CreditEntry(services, order_id=record.order_id, refund_id=record.refund_id)
         return await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
@@ -360,7 +360,7 @@ async def _credit(
 class CreditEntry(LedgerEntry):
     """The booking walk's view of a refund's ledger row: the refund's credit invoice and its steps."""
 
-    noun = "credit invoice"
+    noun = N_("credit invoice")
     event = "credit"
     steps = CREDIT_STEPS
     columns = ("credit_invoice_id", "credit_invoice_number", "payment_id")

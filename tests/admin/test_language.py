@@ -28,6 +28,8 @@ async def test_the_overview_in_dutch(client: httpx.AsyncClient, settings: Settin
     assert "€\xa036,00" in page  # the booked order's total, as Dutch writes it
     assert "€\xa018,75" in page
     assert "Opnieuw proberen" in page
+    # The refusal the ledger recorded in English, read back in Dutch; Moneybird's own words kept.
+    assert "Moneybird weigerde de bestelling: tax_rate_id: is not active (xq7-marker)" in page
     for english in ("Recent orders", "Sign out", "Paid by customer", "36.00"):
         assert english not in page
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from app.i18n import Message
 from app.sync.booking import write_down
 from app.sync.findings import FindingKind, note, resolve
 from app.sync.fingerprint import booked_version, differences, fingerprint
@@ -72,9 +73,12 @@ async def compare_with_booked(
         subject=subject,
         order_id=record.order_id,
         invoice_id=record.invoice_id,
-        message=(
-            f"order #{record.order_number} changed after it was booked as "
-            f"{record.invoice_number or record.invoice_id}: {what}; {then}"
+        message=Message(
+            "order #%(order)s changed after it was booked as %(invoice)s: %(what)s; %(then)s",
+            order=record.order_number,
+            invoice=record.invoice_number or record.invoice_id,
+            what=what,
+            then=then,
         ),
     )
     await resolve(

@@ -149,13 +149,15 @@ async def _seen_booked(
     """A booked order seen again: compare it with what was booked; a rebooking when it is due."""
     rebooks = services.settings.order_changes == "rebook"
     if not rebooks:
-        then = (
+        then = N_(
             "the invoice still has the booked figures: correct it in Moneybird, or set ORDER_CHANGES=rebook"
         )
     elif verdict.ok:
-        then = "woobird credits that invoice in full and books the order as it is now (ORDER_CHANGES=rebook)"
+        then = N_(
+            "woobird credits that invoice in full and books the order as it is now (ORDER_CHANGES=rebook)"
+        )
     else:
-        then = f"it is not rebooked while it does not qualify: {verdict.reason}"
+        then = Message("it is not rebooked while it does not qualify: %(reason)s", reason=verdict.reason)
     changed = await compare_with_booked(services, record, order, then=then)
     if changed is None or not rebooks or not verdict.ok:
         return None

@@ -34,6 +34,7 @@ from arq.typing import WorkerCoroutine
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.i18n import N_, Message
 from app.money import money
 from app.moneybird.client import InvoiceKind, Standing
 from app.report import REPORT_TIMEZONE, month_bounds
@@ -72,8 +73,12 @@ class Booked:
 
     @property
     def name(self) -> str:
-        label = "credit invoice" if self.what != "invoice" else "invoice"
-        return f"{label} {self.number or self.invoice_id} of order #{self.order_number}"
+        number = self.number or self.invoice_id
+        if self.what != "invoice":
+            return Message(
+                "credit invoice %(number)s of order #%(order)s", number=number, order=self.order_number
+            )
+        return Message("invoice %(number)s of order #%(order)s", number=number, order=self.order_number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +202,7 @@ async def booked_in(services: Services, month: str) -> list[Booked]:
                         total=refund.credit_total,
                         order_id=refund.order_id,
                         order_number=number,
-                        what=f"credit invoice of refund {refund.refund_id}",
+                        what=Message("credit invoice of refund %(refund)s", refund=refund.refund_id),
                         refund_id=refund.refund_id,
                     )
                 )
@@ -210,7 +215,7 @@ async def booked_in(services: Services, month: str) -> list[Booked]:
                         total=rebooking.credit_total,
                         order_id=rebooking.order_id,
                         order_number=number,
-                        what="credit invoice of the rebooking",
+                        what=N_("credit invoice of the rebooking"),
                     )
                 )
     return found
@@ -250,9 +255,13 @@ def compare(booked: Booked, held: Standing | None) -> list[Drift]:
                 FindingKind.INVOICE_DELETED,
                 booked,
                 None,
-                f"{booked.name} ({booked.what}, {money(booked.total)}) is no longer in Moneybird: "
-                "it was deleted there, so the books miss it; put it back in Moneybird, or mark this "
-                "done once the books are right",
+                Message(
+                    "%(document)s (%(what)s, %(total)s) is no longer in Moneybird: it was deleted there, so "
+                    "the books miss it; put it back in Moneybird, or mark this done once the books are right",
+                    document=booked.name,
+                    what=booked.what,
+                    total=money(booked.total),
+                ),
             )
         ]
     drifts = []
@@ -262,8 +271,14 @@ def compare(booked: Booked, held: Standing | None) -> list[Drift]:
                 FindingKind.INVOICE_CHANGED,
                 booked,
                 held,
-                f"{booked.name} now totals {money(held.total)} in Moneybird, booked as "
-                f"{money(booked.total)} (difference {money(held.total - booked.total)})",
+                Message(
+                    "%(document)s now totals %(total)s in Moneybird, booked as %(booked)s "
+                    "(difference %(difference)s)",
+                    document=booked.name,
+                    total=money(held.total),
+                    booked=money(booked.total),
+                    difference=money(held.total - booked.total),
+                ),
             )
         )
     if not held.paid:
@@ -272,9 +287,13 @@ def compare(booked: Booked, held: Standing | None) -> list[Drift]:
                 FindingKind.INVOICE_REOPENED,
                 booked,
                 held,
-                f"{booked.name} is no longer paid in Moneybird (state {held.state}, "
-                f"{money(held.unpaid)} unpaid), though the customer paid in the shop: a payment was "
-                "removed or the total changed",
+                Message(
+                    "%(document)s is no longer paid in Moneybird (state %(state)s, %(unpaid)s unpaid), "
+                    "though the customer paid in the shop: a payment was removed or the total changed",
+                    document=booked.name,
+                    state=held.state,
+                    unpaid=money(held.unpaid),
+                ),
             )
         )
     return drifts

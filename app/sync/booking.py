@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from app.db import transaction
-from app.i18n import Message
+from app.i18n import N_, Message
 from app.money import money
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
@@ -201,7 +201,7 @@ class InvoiceKind(Protocol):
 
 
 class SalesInvoices:
-    made = "draft"
+    made = N_("draft")
 
     async def get(self, moneybird: MoneybirdClient, invoice_id: str) -> Invoice:
         return await moneybird.get_sales_invoice(invoice_id)
@@ -223,7 +223,7 @@ class SalesInvoices:
 
 
 class ExternalSalesInvoices:
-    made = "external"
+    made = N_("external")
 
     async def get(self, moneybird: MoneybirdClient, invoice_id: str) -> Invoice:
         return await moneybird.get_external_sales_invoice(invoice_id)
@@ -331,7 +331,7 @@ async def walk(
         invoice = sent
         await entry.write(
             event="sent",
-            message=f"sent (Manual) as {number_of(invoice)}",
+            message=Message("sent (Manual) as %(number)s", number=number_of(invoice)),
             step=entry.steps.sent,
             number=number_of(invoice),
         )
@@ -359,7 +359,9 @@ async def _existing(
     if found is not None:
         await entry.write(
             event="adopted",
-            message=f"adopted {entry.noun} {found.id} by reference",
+            message=Message(
+                "adopted %(document)s %(id)s by reference", document=Message(entry.noun), id=found.id
+            ),
             step=entry.steps.created,
             invoice_id=found.id,
         )
@@ -375,7 +377,7 @@ async def _create(
     contact_id: str,
     replace_contact: ReplaceContact | None,
 ) -> Invoice:
-    await entry.write(event=entry.event, message="creating", step=entry.steps.creating)
+    await entry.write(event=entry.event, message=N_("creating"), step=entry.steps.creating)
     try:
         invoice = await kind.create(services.moneybird, plan, contact_id=contact_id)
     except MoneybirdRejected as refused:
@@ -385,7 +387,12 @@ async def _create(
         invoice = await kind.create(services.moneybird, plan, contact_id=replacement)
     await entry.write(
         event=entry.event,
-        message=f"created {kind.made} {entry.noun} {invoice.id}",
+        message=Message(
+            "created %(made)s %(document)s %(id)s",
+            made=Message(kind.made),
+            document=Message(entry.noun),
+            id=invoice.id,
+        ),
         step=entry.steps.created,
         invoice_id=invoice.id,
         number=number_of(invoice),
@@ -415,12 +422,12 @@ async def _pay(
             made = invoice.payments[-1]
             await entry.write(
                 event="adopted",
-                message=f"adopted payment {made.id} of {money(made.price)}",
+                message=Message("adopted payment %(id)s of %(amount)s", id=made.id, amount=money(made.price)),
                 step=entry.steps.paid,
                 payment_id=made.id,
             )
         return None
-    await entry.write(event="payment", message="registering", step=entry.steps.paying)
+    await entry.write(event="payment", message=N_("registering"), step=entry.steps.paying)
     payment = await kind.pay(
         services.moneybird,
         invoice.id,
@@ -432,7 +439,7 @@ async def _pay(
     )
     await entry.write(
         event="payment",
-        message=f"paid {money(payment.price)} ({payment.id})",
+        message=Message("paid %(amount)s (%(id)s)", amount=money(payment.price), id=payment.id),
         step=entry.steps.paid,
         payment_id=payment.id,
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from app.i18n import Message
+from app.i18n import N_, Message
 from app.sync.booking import write_down
 from app.sync.findings import FindingKind, note, resolve
 from app.sync.fingerprint import booked_version, differences, fingerprint
@@ -53,7 +53,7 @@ async def compare_with_booked(
             services,
             order_id=record.order_id,
             event="fingerprint",
-            message="recorded what the invoice booked, from the order as the shop has it now",
+            message=N_("recorded what the invoice booked, from the order as the shop has it now"),
             **booked_columns(version, digest),
         )
         return None

@@ -79,7 +79,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         order = await services.shop.get_order(order_id)
     except WooCommerceNotFound:
         await _finish(
-            services, order_id, state=OrderState.SKIPPED, message="the order no longer exists in the shop"
+            services, order_id, state=OrderState.SKIPPED, message=N_("the order no longer exists in the shop")
         )
         return OrderState.SKIPPED
     except WooCommerceTransient:
@@ -212,7 +212,12 @@ async def _start(
             attempts=record.attempts + 1,
             date_paid=order.date_paid_gmt,
         )
-        await ledger.add_event(session, order_id=order.id, step="started", message=f"booking ({reason})")
+        await ledger.add_event(
+            session,
+            order_id=order.id,
+            step="started",
+            message=Message("booking (%(reason)s)", reason=Message(reason)),
+        )
 
 
 async def _book(services: Services, *, order_id: int, plan: InvoicePlan) -> Invoice:
@@ -290,11 +295,16 @@ def vat_report(plan: InvoicePlan, invoice: Invoice) -> list[dict[str, str]]:
 async def _booked(services: Services, order: Order, *, plan: InvoicePlan, invoice: Invoice) -> None:
     report = vat_report(plan, invoice)
     differences = [row for row in report if Decimal(row["difference"]) != 0]
-    message = f"booked as {number_of(invoice)}, total {money(invoice.total_price_incl_tax)}"
-    if differences:
-        message += "; VAT differs from the shop's: " + ", ".join(
-            f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences
+    booked = {"number": number_of(invoice), "total": money(invoice.total_price_incl_tax)}
+    message = (
+        Message(
+            "booked as %(number)s, total %(total)s; VAT differs from the shop's: %(rates)s",
+            rates=", ".join(f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences),
+            **booked,
         )
+        if differences
+        else Message("booked as %(number)s, total %(total)s", **booked)
+    )
     async with transaction(services.sessions) as session:
         record = await ledger.get_order(session, order.id)
         await ledger.update_order(

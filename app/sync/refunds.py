@@ -168,7 +168,7 @@ async def _insert_refund(session: AsyncSession, *, order_id: int, refund: Refund
             order_id=order_id,
             refund_id=refund.id,
             step="refund",
-            message=f"refund of {money(refund.amount)}: {what}",
+            message=Message("refund of %(amount)s: %(what)s", amount=money(refund.amount), what=what),
         )
 
 
@@ -302,7 +302,7 @@ async def _wait(services: Services, *, order_id: int, refund_id: int, record: Re
             order_id=order_id,
             refund_id=refund_id,
             event="refund",
-            message="waiting for the order to be booked",
+            message=N_("waiting for the order to be booked"),
             state=RefundState.WAITING.value,
         )
     log.info("refund waits for its order to be booked", order_id=order_id, refund_id=refund_id)
@@ -323,7 +323,11 @@ async def _start(services: Services, *, order_id: int, refund: Refund, reason: s
             )
         )
         await ledger.add_event(
-            session, order_id=order_id, refund_id=refund.id, step="started", message=f"crediting ({reason})"
+            session,
+            order_id=order_id,
+            refund_id=refund.id,
+            step="started",
+            message=Message("crediting (%(reason)s)", reason=Message(reason)),
         )
     record = await _load(services, refund.id)
     assert record is not None

@@ -64,6 +64,9 @@ async def test_the_order_page_and_report_in_dutch(client: httpx.AsyncClient, set
     assert "2 november 2026 10:30" in order  # paid 09:30 UTC: Amsterdam time, Dutch month
     assert "Btw per btw-tarief in Moneybird" in order
     assert "€\xa06,25" in order
+    # The ledger's events, recorded in English, read back in Dutch.
+    assert "geboekt als 2026-0041, totaal 36.00" in order
+    assert "verstuurd (Handmatig) als 2026-0041" in order
     report = (await client.get("/admin/report", params={"month": "2026-11"}, headers=DUTCH)).text
     assert "Maandrapport 2026-11" in report
     assert "Totalen van geboekte bestellingen" in report

@@ -24,6 +24,8 @@ from app.i18n import (
     money_text,
     negotiate,
     ntranslate,
+    recorded,
+    shown,
     translate,
     when,
     word,
@@ -265,3 +267,34 @@ def test_no_message_hides_inside_an_f_string() -> None:
     ]
     assert hidden == []
     assert _IN_FSTRING.search("""console.print(f"[green]{_('All is well')}[/]")""")
+
+
+def test_recorded_english_is_read_back_as_its_message() -> None:
+    refusal = (
+        "Order #1204 was not booked: Moneybird has no active sales-invoice tax rate for the 9 % rate. "
+        "To fix: create that tax rate in Moneybird, or "
+        'set MONEYBIRD_TAX_RATES={"9": "<Moneybird tax rate id>"}.'
+    )
+    assert recorded(refusal, "nl") == (
+        "Bestelling #1204 is niet geboekt: Moneybird heeft geen actief btw-tarief voor verkoopfacturen "
+        "voor het tarief van 9 %. Oplossing: maak dat btw-tarief aan in Moneybird, of stel "
+        'MONEYBIRD_TAX_RATES={"9": "<id van het btw-tarief in Moneybird>"} in.'
+    )
+    assert recorded(refusal, "en") == refusal
+    # A quoted parameter keeps its quotes once, what Moneybird said stays in its words.
+    assert recorded("ledger account '42' is not one of the administration's", "nl") == (
+        "grootboekrekening '42' hoort niet bij de administratie"
+    )
+    assert recorded("Moneybird rejected the order: contact_id is invalid", "nl") == (
+        "Moneybird weigerde de bestelling: contact_id is invalid"
+    )
+
+
+def test_text_that_is_no_message_stays_as_it_is() -> None:
+    for text in ("Jan Jansen", "Order 12", "Korting 10%", "2026-0041", "booked as", "x" * 5000):
+        assert recorded(text, "nl") == text
+        assert shown(text, "nl") == text
+    # A message id as a whole is translated; the same words inside other text are not.
+    assert shown("Contact", "nl") == "Contact"
+    assert shown("No failed orders.", "nl") == "Geen mislukte bestellingen."
+    assert shown("No failed orders. Really", "nl") == "No failed orders. Really"

@@ -10,6 +10,7 @@ from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
+from app.i18n import Language
 from app.report import month_bounds, monthly_report, render_report
 from app.sandbox.ledger_rows import add_booked_order, add_failed_order
 from app.sync import ledger
@@ -189,14 +190,19 @@ def test_month_bounds_follow_amsterdam_time() -> None:
     assert month_bounds("2026-07")[0] == datetime(2026, 6, 30, 22, 0, tzinfo=UTC)
 
 
+async def _rendered(sessions: async_sessionmaker[AsyncSession], *, language: Language) -> str:
+    """`woobird report --month 2026-11` over the seeded month, as printed in `language`."""
+    await _seed(sessions)
+    report = await monthly_report(sessions, month="2026-11", tax_rates={"21": HIGH, "9": LOW})
+    console = Console(record=True, width=160)
+    render_report(report, console, language=language)
+    return console.export_text()
+
+
 async def test_rendered_report_names_rates_and_differences(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await _seed(sessions)
-    report = await monthly_report(sessions, month="2026-11", tax_rates={"21": HIGH, "9": LOW})
-    console = Console(record=True, width=140)
-    render_report(report, console, language="en")
-    text = console.export_text()
+    text = await _rendered(sessions, language="en")
     assert "Month report 2026-11" in text
     assert "booked 3 · failed 1 · waiting 1 · before SYNC_SINCE 1" in text
     assert "21%" in text
@@ -207,11 +213,7 @@ async def test_rendered_report_names_rates_and_differences(
 
 
 async def test_rendered_report_in_dutch(sessions: async_sessionmaker[AsyncSession]) -> None:
-    await _seed(sessions)
-    report = await monthly_report(sessions, month="2026-11", tax_rates={"21": HIGH, "9": LOW})
-    console = Console(record=True, width=160)
-    render_report(report, console, language="nl")
-    text = console.export_text()
+    text = await _rendered(sessions, language="nl")
     assert "Maandrapport 2026-11" in text
     assert "geboekt 3 · mislukt 1 · wachtend 1 · vóór SYNC_SINCE 1" in text
     assert "€\xa018,66" in text

@@ -67,6 +67,7 @@ WORDS: dict[str, dict[str, Any]] = {
         "retry": "Bestelling {order} opnieuw proberen",
         "page": ["Recente bestellingen", "Bestellingen per status", "Mislukt (1)", "geboekt"],
         "total": "€\xa055,41",
+        "rejected": "Moneybird weigerde de bestelling:",
         "report": "Maandrapport",
         "other": ["Recent orders", "Orders by state", "Sign out"],
         "switch": "English",
@@ -76,6 +77,7 @@ WORDS: dict[str, dict[str, Any]] = {
         "retry": "Retry order {order}",
         "page": ["Recent orders", "Orders by state", "Failures (1)", "booked"],
         "total": "€55.41",
+        "rejected": "Moneybird rejected the order:",
         "report": "Month report",
         "other": ["Recente bestellingen", "Bestellingen per status", "Uitloggen"],
         "switch": "Nederlands",
@@ -124,7 +126,9 @@ async def test_sign_in_see_orders_retry_and_see_it_booked(
             assert await _row_state(page, booked_id) == "booked"
             assert await _row_state(page, failed_id) == "failed"
             assert await page.locator(f"a:has-text('{booked.invoice_number}')").first.is_visible()
-            assert await page.locator(f"text={failed.error}").first.is_visible()
+            # The reason the ledger recorded, in the page's language (what Moneybird said kept as it said it).
+            reason = failed.error.replace("Moneybird rejected the order:", words["rejected"])
+            assert await page.locator(f"text={reason}").first.is_visible()
 
             await page.click(f"button[aria-label='{words['retry'].format(order=failed_id)}']")
             await page.wait_for_url(f"{base_url}/admin?retried={failed_id}")

@@ -28,9 +28,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from babel.numbers import format_decimal
 
 from app.constants import DELIVERY_LAG_FLUSH_SECONDS, DELIVERY_LAG_KEY
-from app.i18n import N_, Message
+from app.i18n import N_, Language, Message
 from app.metrics import DELIVERY_LAG
 
 log = structlog.get_logger("woobird.webhook")
@@ -187,9 +188,9 @@ async def recent_lags(redis: Any, *, now: float | None = None) -> LagSummary:
     return LagSummary(lags=tuple(lags), last_received=moment)
 
 
-def seconds_text(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
+def seconds_text(seconds: float, language: Language = "en") -> str:
+    if seconds < 10:  # the one figure with a decimal: `1,2 s` in Dutch
+        return f"{format_decimal(round(seconds, 1), '0.0', locale=language)} s"
     if seconds < 600:
         return f"{seconds:.0f} s"
     if seconds < 7200:

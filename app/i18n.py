@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
@@ -338,6 +338,12 @@ def install(env: Environment) -> None:
             )
         ),
         "when": pass_context(lambda context, moment: when(moment, _language_of(context))),
+        # A percentage or a count as the reader writes it: 5,5 in Dutch; no trailing zeros (21, not 21.0).
+        "number": pass_context(
+            lambda context, value: format_decimal(
+                Decimal(str(value)).normalize(), locale=_language_of(context)
+            )
+        ),
         "word": pass_context(lambda context, key: word(str(key), _language_of(context))),
         "shown": pass_context(lambda context, text: shown(text, _language_of(context))),
     }

@@ -14,6 +14,7 @@ import pytest
 from jinja2 import Environment
 from jinja2.lexer import TOKEN_NAME, TOKEN_STRING, Token
 
+from app.delivery_lag import seconds_text
 from app.i18n import (
     LANGUAGES,
     SOURCE_LANGUAGE,
@@ -166,6 +167,15 @@ def test_amounts_in_each_readers_convention() -> None:
     assert money_text(Decimal("0.5"), "en", currency="USD") == "$0.50"
 
 
+def test_seconds_in_each_readers_convention() -> None:
+    assert (seconds_text(3.14, "nl"), seconds_text(3.14, "en"), seconds_text(3.14)) == (
+        "3,1 s",
+        "3.1 s",
+        "3.1 s",
+    )
+    assert seconds_text(95, "nl") == "95 s"
+
+
 def test_dates_in_each_readers_convention() -> None:
     assert when(date(2026, 12, 7), "nl") == "7 december 2026"
     assert when(date(2026, 12, 7), "en") == "December 7, 2026"
@@ -235,10 +245,13 @@ def test_templates_format_money_with_the_one_filter() -> None:
 def test_filters_render_in_the_pages_language() -> None:
     env = Environment()
     install(env)
-    page = env.from_string('{{ _("Order") }} {{ amount|money }} {{ day|when }} {{ "booked"|word }}')
-    values = {"amount": Decimal("1234.5"), "day": date(2026, 12, 7)}
-    assert page.render(language="nl", **values) == "Bestelling €\xa01.234,50 7 december 2026 geboekt"
-    assert page.render(language="en", **values) == "Order €1,234.50 December 7, 2026 booked"
+    page = env.from_string(
+        '{{ _("Order") }} {{ amount|money }} {{ day|when }} {{ "booked"|word }} '
+        "{{ rate|number }} {{ 21.0|number }}"
+    )
+    values = {"amount": Decimal("1234.5"), "day": date(2026, 12, 7), "rate": Decimal("5.50")}
+    assert page.render(language="nl", **values) == "Bestelling €\xa01.234,50 7 december 2026 geboekt 5,5 21"
+    assert page.render(language="en", **values) == "Order €1,234.50 December 7, 2026 booked 5.5 21"
 
 
 def test_the_catalogs_are_package_data() -> None:

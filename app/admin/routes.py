@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from starlette.exceptions import HTTPException
 
 from app.admin.actions import RETRYABLE, RetryRefused, retry_order
@@ -56,6 +57,7 @@ from app.i18n import (
     N_,
     Language,
     Message,
+    as_language,
     negotiate,
 )
 from app.i18n import install as install_i18n
@@ -86,7 +88,9 @@ _SECURITY_HEADERS = {
 
 
 install_i18n(TEMPLATES.env)
-TEMPLATES.env.filters["seconds"] = seconds_text
+TEMPLATES.env.filters["seconds"] = pass_context(
+    lambda context, seconds: seconds_text(seconds, as_language(context.get("language")))
+)
 
 
 def page_language(request: Request) -> Language:

@@ -79,7 +79,7 @@ def _check_csrf(state: AppState, admin: Admin, csrf: str) -> None:
 
 def _actor(request: Request) -> str:
     where = request.client.host if request.client else "unknown address"
-    return f"set-up wizard (admin session, {where})"
+    return Message("set-up wizard (admin session, %(where)s)", where=where)
 
 
 def _base_url(request: Request, settings: Settings) -> str:
@@ -214,7 +214,7 @@ async def shop_callback(request: Request) -> Response:
         "WOOCOMMERCE_CONSUMER_SECRET": keys.consumer_secret,
     }
     base = state.live.base if state.live else state.settings
-    actor = "WooCommerce app authorization (approved in wp-admin, started in the set-up wizard)"
+    actor = N_("WooCommerce app authorization (approved in wp-admin, started in the set-up wizard)")
     await write_settings(state.sessions, base=base, values=values, actor=actor)
     await state.refresh_settings(force=True)
     return PlainTextResponse("ok", status_code=200)

@@ -28,7 +28,7 @@ from app.checks import Checker, Finding, percentage_text, propose_tax_rate, rate
 from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit, styled
 from app.clients import moneybird_client, shop_client
 from app.constants import WEBHOOK_PATH
-from app.i18n import Language, ntranslate, shown, translate
+from app.i18n import Language, Message, ntranslate, shown, translate
 from app.invoicing.reference import AdministrationReference
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
@@ -134,7 +134,7 @@ def setup_command(
 def _store(settings: Settings, values: dict[str, str]) -> None:
     """Write the storable values to the settings store; the rest belong in the environment."""
     storable = {name: value for name, value in values.items() if name in STORABLE}
-    actor = f"woobird setup ({getpass.getuser()}@{socket.gethostname()})"
+    actor = Message("woobird setup (%(user)s@%(host)s)", user=getpass.getuser(), host=socket.gethostname())
 
     async def write() -> list[str]:
         async with ledger_sessions(settings) as sessions:

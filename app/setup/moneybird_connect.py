@@ -220,7 +220,7 @@ async def refresh_stored_token(settings: Settings, *, failed_token: str) -> str 
                     "MONEYBIRD_API_TOKEN": tokens.access_token,
                     "MONEYBIRD_REFRESH_TOKEN": tokens.refresh_token or refresh,
                 },
-                actor="woobird (OAuth token refresh after a 401)",
+                actor=N_("woobird (OAuth token refresh after a 401)"),
             )
             log.info("Moneybird access token refreshed")
             return tokens.access_token

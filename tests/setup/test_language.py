@@ -63,3 +63,12 @@ async def test_the_moneybird_and_history_steps_in_dutch(wizard: Wizard) -> None:
     )
     assert dutch.status_code == 400
     assert "de datum vanaf wanneer te boeken ligt in de toekomst" in dutch.text
+
+
+async def test_the_settings_change_log_names_who_in_dutch(wizard: Wizard) -> None:
+    await through_moneybird(wizard)
+    dutch = (await wizard.web.get("/admin/settings", headers=DUTCH)).text
+    english = (await wizard.web.get("/admin/settings")).text
+    assert "installatiewizard (beheersessie, " in dutch
+    assert ">ingesteld<" in dutch
+    assert "set-up wizard (admin session, " in english

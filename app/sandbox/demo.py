@@ -212,6 +212,7 @@ async def _clear_queue(redis_url: str) -> None:
 class Sandbox:
     shop: ShopSandbox
     moneybird: MoneybirdSandbox
+    language: Language = DEFAULT_LANGUAGE  # of the /sandbox overview: the LANGUAGE setting's
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -231,7 +232,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
         administration_id=settings.moneybird_administration_id,
         administration_name="Sandbox Webwinkel B.V.",
     )
-    return Sandbox(shop=shop, moneybird=moneybird)
+    return Sandbox(shop=shop, moneybird=moneybird, language=settings.language)
 
 
 def invoice_rows(moneybird: MoneybirdSandbox) -> list[dict[str, Any]]:
@@ -271,6 +272,11 @@ def overview_app(sandbox: Sandbox) -> Starlette:
         return JSONResponse({"sandbox": True, "invoices": invoice_rows(sandbox.moneybird)})
 
     async def page(request: Request) -> HTMLResponse:
+        language = sandbox.language
+
+        def _(message: str, /, **params: object) -> str:
+            return html.escape(translate(language, message, **params))
+
         rows = invoice_rows(sandbox.moneybird)
         cells = "".join(
             "<tr>"
@@ -281,15 +287,29 @@ def overview_app(sandbox: Sandbox) -> Starlette:
             + "</tr>"
             for row in rows
         )
+        headings = (
+            _("number"),
+            _("reference"),
+            _("date"),
+            _("contact"),
+            _("total incl. VAT"),
+            _("VAT"),
+            _("state"),
+        )
+        title = _("Invoices in the simulated Moneybird")
+        counts = _(
+            "%(invoices)s invoice(s), %(orders)s order(s) in the simulated shop.",
+            invoices=len(rows),
+            orders=len(sandbox.shop.orders),
+        )
         body = (
-            "<!doctype html><meta charset=utf-8><title>woobird sandbox — Moneybird invoices</title>"
+            f"<!doctype html><html lang={language}><meta charset=utf-8>"
+            f"<title>woobird sandbox — {title}</title>"
             "<style>body{font:15px system-ui;margin:2em}td,th{padding:.3em .8em;border-bottom:1px solid #ddd}"
             ".tag{background:#a0f;color:#fff;padding:.2em .5em;border-radius:.3em}</style>"
-            "<h1><span class=tag>SANDBOX</span> Invoices in the simulated Moneybird</h1>"
-            f"<p>{len(rows)} invoice(s), {len(sandbox.shop.orders)} order(s) in the simulated shop. "
-            "JSON: <a href=/sandbox/invoices.json>/sandbox/invoices.json</a></p>"
-            "<table><tr><th>number</th><th>reference</th><th>date</th><th>contact</th>"
-            f"<th>total incl. VAT</th><th>VAT</th><th>state</th></tr>{cells}</table>"
+            f"<h1><span class=tag>SANDBOX</span> {title}</h1>"
+            f"<p>{counts} JSON: <a href=/sandbox/invoices.json>/sandbox/invoices.json</a></p>"
+            "<table><tr>" + "".join(f"<th>{heading}</th>" for heading in headings) + f"</tr>{cells}</table>"
         )
         return HTMLResponse(body)
 

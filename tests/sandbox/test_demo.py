@@ -125,6 +125,8 @@ async def test_the_sandbox_serves_both_fakes_and_its_overview(tmp_path: Path) ->
     assert (basic.status_code, basic.json()["code"]) == (401, "woocommerce_rest_cannot_view")
     assert [adm["id"] for adm in administrations.json()] == [settings.moneybird_administration_id]
     assert "SANDBOX" in page.text
+    assert "Facturen in de gesimuleerde Moneybird" in page.text  # LANGUAGE: nl, the default
+    assert "<th>totaal incl. btw</th>" in page.text
     assert listing.json() == {"sandbox": True, "invoices": []}
 
 

@@ -16,6 +16,7 @@ COPY requirements/main.txt requirements/main.txt
 RUN pip install -r requirements/main.txt
 
 COPY pyproject.toml README.md alembic.ini Procfile ./
+# app/sandbox/ (the demo) stays out: see .dockerignore.
 COPY app app
 COPY workers workers
 COPY migrations migrations

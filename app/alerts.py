@@ -27,17 +27,18 @@ from typing import Any, Protocol
 import httpx
 import structlog
 
+from app import schema
+from app.booking import ledger
 from app.constants import ALERT_SENT_PREFIX
 from app.i18n import WORDS, Message, shown
 from app.redaction import scrub
 from app.settings import Settings
-from app.sync import ledger
 
 log = structlog.get_logger("woobird.alerts")
 
 ALERT_TTL_SECONDS = 24 * 3600
 SEND_TIMEOUT_SECONDS = 10.0
-# Every failure kind app.sync.orders records needs a person: a refused plan, a rejection by
+# Every failure kind app.booking.orders records needs a person: a refused plan, a rejection by
 # Moneybird, a total mismatch, refused access, or a job that ran out of tries.
 FOR_GOOD_KINDS = frozenset({"refused", "rejected", "mismatch", "configuration", "exhausted", "shop"})
 STALE_AFTER_INTERVALS = 3
@@ -101,7 +102,7 @@ async def _alert(target: AlertTarget, *, cause: str, message: str) -> bool:
 async def _claim(redis: _Redis, cause: str) -> bool:
     try:
         claimed = await redis.set(
-            alert_key(cause), ledger.utcnow().isoformat(), ex=ALERT_TTL_SECONDS, nx=True
+            alert_key(cause), schema.utcnow().isoformat(), ex=ALERT_TTL_SECONDS, nx=True
         )
     except Exception as exc:
         # Without Redis there is no de-duplication; a repeated alert beats a missing one.
@@ -213,7 +214,7 @@ async def check_reconcile_staleness(services: _WithSessions, *, now: datetime | 
     Before the first success the clock starts at woobird's first run, so a reconciliation that
     never worked is noticed too. A fresh success releases the cause for the next time.
     """
-    now = now or ledger.utcnow()
+    now = now or schema.utcnow()
     interval = services.settings.reconcile_interval_seconds
     async with services.sessions() as session:
         last = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)

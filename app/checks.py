@@ -14,17 +14,19 @@ from urllib.parse import urlsplit
 from arq.connections import ArqRedis
 from sqlalchemy import text
 
+from app.address_guard import AllowedAddresses
 from app.clients import moneybird_client, shop_client
-from app.constants import QUEUE_NAME, WEBHOOK_PATH
+from app.constants import MONEYBIRD_WEBHOOK_PATH, QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine
 from app.delivery_lag import ADVICE, recent_lags
 from app.i18n import N_, Message
 from app.invoicing.reference import AdministrationReference, TaxRate
-from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key
+from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key, normalise_tax_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
 from app.moneybird.reference import load_reference
+from app.payment_webhook import payment_pushes_wanted
 from app.queue import connect
-from app.settings import Settings, normalise_tax_key
+from app.settings import Settings
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import AuthProblem, WooCommerceAuthError, WooCommerceError
 from app.woocommerce.webhook_setup import WEBHOOK_TOPIC, our_webhooks
@@ -44,7 +46,7 @@ AUTH_PROBLEM_SETTING: dict[AuthProblem, str] = {
 
 
 @dataclass(frozen=True)
-class Finding:
+class CheckResult:
     """One thing `check` looked at: fine, or wrong with the fix in plain words.
 
     The subject is a setting's name or a message id (N_), the message a Message: both are shown in
@@ -57,20 +59,21 @@ class Finding:
 
 
 class Checker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, shop_allowed: AllowedAddresses | None = None) -> None:
         self.settings = settings
-        self.findings: list[Finding] = []
+        self.shop_allowed = shop_allowed  # the wizard's: the shop reached through the address guard
+        self.findings: list[CheckResult] = []
 
     def good(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, True, message))
+        self.findings.append(CheckResult(subject, True, message))
 
     def bad(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, False, message))
+        self.findings.append(CheckResult(subject, False, message))
 
     def note(self, subject: str, message: str) -> None:
-        self.findings.append(Finding(subject, True, message, warning=True))
+        self.findings.append(CheckResult(subject, True, message, warning=True))
 
-    async def run(self) -> list[Finding]:
+    async def run(self) -> list[CheckResult]:
         problems = self.settings.problems()
         for name, why in problems.items():
             self.bad(name, why)
@@ -99,12 +102,14 @@ class Checker:
                     url=url,
                 ),
             )
-        async with shop_client(self.settings) as shop:
+        async with shop_client(self.settings, allowed=self.shop_allowed) as shop:
             try:
                 await shop.get_json("/system_status")
                 self.good("WooCommerce", Message("%(url)s answers and accepts the consumer key", url=url))
                 rates = await shop_tax_rates(shop)
                 await self.check_webhook(shop)
+                if self.settings.open_invoice_payment_methods:
+                    await self.check_payment_methods(shop)
             except WooCommerceAuthError as exc:
                 self.bad(
                     AUTH_PROBLEM_SETTING[exc.problem],
@@ -182,6 +187,40 @@ class Checker:
                 Message("not set, so the webhook's address could not be compared with woobird's"),
             )
 
+    async def check_payment_methods(self, shop: WooCommerceClient) -> None:
+        """Each OPEN_INVOICE_PAYMENT_METHODS id against the shop's gateways: a typo books nothing."""
+        gateways = {gateway.id: gateway for gateway in await shop.list_payment_gateways()}
+        for method in self.settings.open_invoice_payment_methods:
+            gateway = gateways.get(method)
+            if gateway is None:
+                self.bad(
+                    "OPEN_INVOICE_PAYMENT_METHODS",
+                    Message(
+                        "the shop has no payment method %(method)r, so its orders never get an open invoice; "
+                        "the shop's payment methods are: %(known)s",
+                        method=method,
+                        known=", ".join(sorted(gateways)) or Message("none"),
+                    ),
+                )
+            elif not gateway.enabled:
+                self.note(
+                    "OPEN_INVOICE_PAYMENT_METHODS",
+                    Message(
+                        "%(method)s (%(title)s) is switched off in the shop: no new orders will use it",
+                        method=method,
+                        title=gateway.title,
+                    ),
+                )
+            else:
+                self.good(
+                    "OPEN_INVOICE_PAYMENT_METHODS",
+                    Message(
+                        "%(method)s (%(title)s) orders get an open invoice",
+                        method=method,
+                        title=gateway.title,
+                    ),
+                )
+
     async def check_moneybird(self) -> AdministrationReference | None:
         try:
             async with moneybird_client(self.settings) as moneybird:
@@ -215,7 +254,50 @@ class Checker:
             ),
         )
         self.check_choices(reference)
+        if payment_pushes_wanted(self.settings):
+            await self.check_payment_webhook()
         return reference
+
+    async def check_payment_webhook(self) -> None:
+        """Open invoices: Moneybird's pushes need the `settings` scope and woobird's webhook registered."""
+        wanted = (self.settings.public_url or "").rstrip("/") + MONEYBIRD_WEBHOOK_PATH
+        try:
+            async with moneybird_client(self.settings) as moneybird:
+                hooks = await moneybird.list_webhooks()
+        except MoneybirdAuthError as exc:
+            self.bad(
+                "MONEYBIRD_API_TOKEN",
+                Message(
+                    "Moneybird refused to show its webhooks (%(error)s): open invoices need a token with the "
+                    "`settings` scope next to `sales_invoices` (Moneybird → Settings → External and AI "
+                    "integrations), then `woobird webhook install`",
+                    error=exc,
+                ),
+            )
+            return
+        except MoneybirdError as exc:
+            self.bad("Moneybird", Message("could not read Moneybird's webhooks: %(error)s", error=exc))
+            return
+        if not any(hook.url == wanted and hook.deactivated_at is None for hook in hooks):
+            self.note(
+                N_("Moneybird webhook"),
+                Message(
+                    "no active webhook delivers to %(url)s: payments of open invoices are found by each "
+                    "reconciliation pass only; run `woobird webhook install` to hear them at once",
+                    url=wanted,
+                ),
+            )
+        elif self.settings.moneybird_webhook_secret is None:
+            self.bad(
+                "MONEYBIRD_WEBHOOK_SECRET",
+                Message(
+                    "woobird's webhook is registered in Moneybird but its secret is not set, so every push "
+                    "is refused: run `woobird webhook install` again (it replaces the webhook, keeps the "
+                    "secret)"
+                ),
+            )
+        else:
+            self.good(N_("Moneybird webhook"), Message("Moneybird pushes payments to %(url)s", url=wanted))
 
     def check_choices(self, reference: AdministrationReference) -> None:
         s = self.settings
@@ -362,10 +444,6 @@ def propose_tax_rate(key: str, reference: AdministrationReference) -> TaxRate | 
         return RateBook(reference=reference).rate(key)
     except VatRefusal:
         return None
-
-
-def rate_id_of(rate: TaxRate | None) -> str:
-    return rate.id if rate is not None else ""
 
 
 def percentage_text(value: Decimal) -> str:

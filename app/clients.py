@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.address_guard import AllowedAddresses, guarded_transport
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.ratelimit import RateLimiter
 from app.settings import Settings
@@ -27,8 +28,14 @@ class Transports:
 transports = Transports()
 
 
-def shop_client(settings: Settings) -> WooCommerceClient:
-    return WooCommerceClient.from_settings(settings, transport=transports.shop)
+def shop_client(settings: Settings, *, allowed: AllowedAddresses | None = None) -> WooCommerceClient:
+    """With `allowed`, the real network is reached through the address guard (the set-up wizard's
+    requests to an address an admin typed): public addresses, and those it names, only."""
+    transport = transports.shop
+    if transport is None and allowed is not None:
+        # httpx takes no proxy from the environment once it is given a transport: none bypasses the guard.
+        transport = guarded_transport(allowed)
+    return WooCommerceClient.from_settings(settings, transport=transport)
 
 
 def moneybird_client(settings: Settings, *, limiter: RateLimiter | None = None) -> MoneybirdClient:
@@ -36,5 +43,5 @@ def moneybird_client(settings: Settings, *, limiter: RateLimiter | None = None) 
 
 
 def transport_overrides() -> dict[str, httpx.AsyncBaseTransport | None]:
-    """Keyword arguments for `app.sync.services.build_services`."""
+    """Keyword arguments for `app.runtime.build_services`."""
     return {"shop_transport": transports.shop, "moneybird_transport": transports.moneybird}

@@ -6,6 +6,11 @@ from typing import Final
 JOB_BOOK_ORDER: Final = "book_order"
 JOB_BOOK_REFUND: Final = "book_refund"
 JOB_RECONCILE: Final = "reconcile"
+JOB_VERIFY: Final = "verify_invoices"
+JOB_SHOP_NOTE: Final = "write_shop_note"
+# Moneybird may have recorded a payment on an invoice woobird booked open (app/moneybird_pushes.py
+# and the payments poll queue it; the worker settles the order).
+JOB_SETTLE_INVOICE: Final = "settle_invoice"
 
 # arq queue and the worker's heartbeat key (arq writes "<queue>:health-check").
 QUEUE_NAME: Final = "arq:queue"
@@ -47,6 +52,14 @@ REFERENCE_CACHE_TTL_SECONDS: Final = 3600
 # The webhook endpoint.
 WEBHOOK_PATH: Final = "/webhooks/woocommerce"
 WEBHOOK_MAX_BODY_BYTES: Final = 1024 * 1024
+# Moneybird's pushes (app/moneybird_pushes.py): de-duplicated by their Idempotency-Key for a week,
+# and answered 200 without a signature only while woobird registers its webhook (Moneybird checks
+# the url before it tells the secret).
+MONEYBIRD_WEBHOOK_PATH: Final = "/webhooks/moneybird"
+MONEYBIRD_PUSH_SEEN_PREFIX: Final = "woobird:moneybird:push:"
+MONEYBIRD_PUSH_SEEN_SECONDS: Final = 7 * 24 * 3600
+MONEYBIRD_WEBHOOK_REGISTERING_KEY: Final = "woobird:moneybird:webhook-registering"
+MONEYBIRD_WEBHOOK_REGISTERING_SECONDS: Final = 60
 SIGNATURE_HEADER: Final = "x-wc-webhook-signature"
 TOPIC_HEADER: Final = "x-wc-webhook-topic"
 ORDER_TOPICS: Final = frozenset({"order.created", "order.updated", "order.restored"})
@@ -92,10 +105,22 @@ BACKFILL_CALLS_PER_ORDER: Final = 4
 # Refunds: one worker per refund at a time (credit invoices are created under this lock).
 REFUND_LOCK_PREFIX: Final = "woobird:lock:refund:"
 
-# Redis losing its data (a restart without persistence, a flush, a failover; app.sync.redis_marker):
+# Redis losing its data (a restart without persistence, a flush, a failover; app.booking.redis_marker):
 # the marker key every worker looks for each REDIS_MARKER_CHECK_SECONDS; once it is missing, the
 # waiting orders and refunds are queued again, to start REDIS_LOSS_GRACE_SECONDS later, by when every
 # worker has looked again and written back the locks of the jobs it is still running.
 REDIS_MARKER_KEY: Final = "woobird:redis-marker"
 REDIS_MARKER_CHECK_SECONDS: Final = 1.0
 REDIS_LOSS_GRACE_SECONDS: Final = 3.0
+
+# Order meta keys that may hold the customer's VAT number (VAT plugins differ): the default of
+# WOOCOMMERCE_VAT_NUMBER_META_KEYS and of a plan made without settings.
+VAT_NUMBER_META_KEYS: Final = (
+    "_billing_vat_number",
+    "_vat_number",
+    "vat_number",
+    "billing_vat",
+    "_billing_vat",
+    "_billing_eu_vat_number",
+    "billing_eu_vat_number",
+)

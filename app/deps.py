@@ -10,11 +10,11 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.booking import ledger
+from app.booking.intake import IntakeWriter
 from app.delivery_lag import DeliveryLags
 from app.settings import Settings
 from app.settings_live import LiveSettings
-from app.sync import ledger
-from app.sync.intake import IntakeWriter
 
 
 @dataclass

@@ -17,9 +17,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app import schema
+from app.booking import ledger
 from app.constants import QUEUE_NAME, WORKER_HEALTH_KEY
 from app.deps import AppState, AppStateDep
-from app.sync import ledger
 
 router = APIRouter()
 log = structlog.get_logger("woobird.health")
@@ -53,7 +54,7 @@ async def _check_database(state: AppState) -> dict[str, Any]:
     async with state.sessions() as session:
         await session.execute(text("SELECT 1"))
         backlog = await ledger.waiting_since(
-            session, older_than=ledger.utcnow() - timedelta(minutes=BACKLOG_MINUTES)
+            session, older_than=schema.utcnow() - timedelta(minutes=BACKLOG_MINUTES)
         )
         reconciled = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
         first_run = await ledger.get_state(session, ledger.FIRST_RUN_AT)
@@ -70,7 +71,7 @@ def _reconcile_check(state: AppState, *, reconciled: str | None, first_run: str 
     allowed = timedelta(seconds=3 * state.settings.reconcile_interval_seconds)
     since = reconciled or first_run
     check: dict[str, Any] = {"ok": True, "last_success": reconciled}
-    if since is not None and ledger.utcnow() - datetime.fromisoformat(since) > allowed:
+    if since is not None and schema.utcnow() - datetime.fromisoformat(since) > allowed:
         check["ok"] = False
         check["error"] = "reconciliation has not succeeded for three intervals" + (
             f" (last success {reconciled})" if reconciled else " (never since the first run)"

@@ -2,7 +2,7 @@
 
 A Redis restart without persistence, a flush or a failover drops every lock with the rest. The
 jobs that held them keep running, and the orders they were booking are queued again at once
-(app.sync.redis_marker): without their locks, a second worker could book the same order beside
+(app.booking.redis_marker): without their locks, a second worker could book the same order beside
 the first. So every process notices the loss and writes its own locks back, with the same token
 (the holder still releases it) and what was left of its expiry, before the re-queued jobs may start.
 """

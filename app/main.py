@@ -12,11 +12,13 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import __version__, health, webhooks
+from app import __version__, health, moneybird_pushes, webhooks
 from app.admin.routes import router as admin_router
 from app.admin.settings_page import router as settings_router
 from app.admin.setup_routes import callback_router as setup_callback_router
 from app.admin.setup_routes import router as setup_router
+from app.booking import redis_marker
+from app.booking.intake import IntakeWriter
 from app.db import create_engine, create_sync_sqlite_engine, session_factory
 from app.delivery_lag import DeliveryLags
 from app.deps import AppState
@@ -24,10 +26,8 @@ from app.logs import configure_logging
 from app.metrics_refresh import CachedGauges
 from app.platform_proxy import PlatformProxyMiddleware, detect_platform
 from app.queue import connect
-from app.settings import WEB_REQUIRED, Settings, load_settings
+from app.settings import WEB_REQUIRED, ConfigurationError, Settings, load_settings, one_line
 from app.settings_live import LiveSettings
-from app.sync import redis_marker
-from app.sync.intake import IntakeWriter
 
 log = structlog.get_logger("woobird.web")
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
     The accounts may be missing: then /admin serves the set-up wizard, which stores them, and the
     webhook refuses deliveries until a secret exists. `watch_redis` (default: only for the app
     built from the environment, as uvicorn's factory does) looks for Redis losing its data and
-    queues again what it lost (app.sync.redis_marker); tests that flush Redis leave it off.
+    queues again what it lost (app.booking.redis_marker); tests that flush Redis leave it off.
     """
     watch_redis = settings is None if watch_redis is None else watch_redis
     settings = settings or load_settings().require(*WEB_REQUIRED)
@@ -71,7 +71,15 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings)
         assert state.live is not None
-        state.settings = await state.live.start()
+        try:
+            state.settings = await state.live.start()
+        except ConfigurationError as exc:
+            # uvicorn logs the traceback of a failed start bounded, which cuts off the message at its
+            # end: the refusal goes first, whole, on one line of its own.
+            log.error(one_line(exc))
+            await state.redis.aclose()
+            await state.engine.dispose()
+            raise exc from None
         state.since_setting = state.settings.sync_since
         app.state.woobird = state
         log.info("web started", version=__version__, sandbox=settings.woobird_sandbox)
@@ -93,9 +101,13 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Starlette's redirect of /x/ to /x names the request's Host header in its Location: a forged
+        # Host would send the browser elsewhere. A path with a stray slash is simply not found.
+        redirect_slashes=False,
     )
     app.add_middleware(PlatformProxyMiddleware, platform=detect_platform(settings.trusted_proxy))
     app.include_router(webhooks.router)
+    app.include_router(moneybird_pushes.router)
     app.include_router(health.router)
     app.include_router(admin_router)
     app.include_router(settings_router)

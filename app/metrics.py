@@ -7,6 +7,11 @@ DELIVERIES = Counter(
     "WooCommerce webhook deliveries by outcome (queued, duplicate, ignored, ping, unauthorized, unavailable)",
     ["outcome"],
 )
+MONEYBIRD_PUSHES = Counter(
+    "woobird_moneybird_pushes_total",
+    "Moneybird webhook pushes by outcome (queued, duplicate, ignored, check, unauthorized, unavailable)",
+    ["outcome"],
+)
 JOBS = Counter("woobird_jobs_total", "Booking jobs by kind and outcome", ["kind", "outcome"])
 MONEYBIRD_CALLS = Counter(
     "woobird_moneybird_requests_total", "Requests to Moneybird by method and status", ["method", "status"]

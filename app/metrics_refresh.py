@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 import structlog
 
+from app import schema
 from app.alerts import parse_moment
+from app.booking import ledger
 from app.constants import QUEUE_NAME
 from app.metrics import (
     LAST_RECONCILE,
@@ -25,7 +27,6 @@ from app.metrics import (
     ORDERS_BY_STATE,
     QUEUE_DEPTH,
 )
-from app.sync import ledger
 
 log = structlog.get_logger("woobird.metrics")
 
@@ -55,7 +56,7 @@ async def refresh_gauges(state: _State) -> None:
     except Exception as exc:
         log.warning("ledger gauges not measured", error=f"{type(exc).__name__}: {exc}")
         return
-    for order_state in ledger.OrderState:
+    for order_state in schema.OrderState:
         ORDERS_BY_STATE.labels(state=order_state.value).set(counts[order_state.value])
     moment = parse_moment(last)
     if moment is not None:

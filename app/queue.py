@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND
+from app.constants import JOB_BOOK_ORDER, JOB_BOOK_REFUND, JOB_SETTLE_INVOICE
 
 # A restarting Redis refuses connections for a moment. Without a retry arq's worker exits on the
 # first refused connect (while finishing a job), and takes its running jobs down with it: their
@@ -79,6 +81,16 @@ def connect(url: str, *, tls_verify: bool = False, **options: Any) -> ArqRedis:
     return ArqRedis(pool)
 
 
+@dataclass(frozen=True, slots=True)
+class BookingJob:
+    """A job that books one document woobird books (an order's invoice, a refund's credit invoice):
+    the job function, its arguments after arq's ctx, and the id that makes a duplicate collapse."""
+
+    function: str
+    args: tuple[Any, ...]
+    job_id: str
+
+
 def order_job_id(order_id: int, date_modified: datetime) -> str:
     """One job per version of an order: duplicate deliveries of the same version collapse."""
     return f"order:{order_id}:{int(date_modified.timestamp())}"
@@ -88,6 +100,25 @@ def refund_job_id(refund_id: int) -> str:
     return f"refund:{refund_id}"
 
 
+def order_job(order_id: int, date_modified: datetime, *, reason: str) -> BookingJob:
+    return BookingJob(JOB_BOOK_ORDER, (order_id, reason), order_job_id(order_id, date_modified))
+
+
+def refund_job(*, order_id: int, refund_id: int, reason: str) -> BookingJob:
+    return BookingJob(JOB_BOOK_REFUND, (order_id, refund_id, reason), refund_job_id(refund_id))
+
+
+def settle_job_id(invoice_id: str) -> str:
+    """One settling per open invoice waits at a time; it reads the invoice as it is when it runs."""
+    return f"settle-invoice:{invoice_id}"
+
+
+async def enqueue_settle(redis: ArqRedis, *, invoice_id: str, reason: str) -> bool:
+    """Queue settling an open invoice Moneybird may have seen paid (its push, the payments poll)."""
+    job = await redis.enqueue_job(JOB_SETTLE_INVOICE, invoice_id, reason, _job_id=settle_job_id(invoice_id))
+    return job is not None
+
+
 async def _copy_id(redis: ArqRedis, job_id: str, copy_tag: str) -> str:
     """`job_id`, or the copy's own id when `copy_tag` is given and arq knows no such job any more."""
     if not copy_tag or await redis.exists(job_key_prefix + job_id, result_key_prefix + job_id):
@@ -95,47 +126,25 @@ async def _copy_id(redis: ArqRedis, job_id: str, copy_tag: str) -> str:
     return f"{job_id}:{copy_tag}"
 
 
-async def enqueue_order(
-    redis: ArqRedis,
-    *,
-    order_id: int,
-    date_modified: datetime,
-    reason: str,
-    defer_seconds: float = 0,
-    copy_tag: str = "",
-) -> bool:
-    """Queue the booking of an order; False when a job for this version is already known.
+async def enqueue(redis: ArqRedis, job: BookingJob, *, defer_seconds: float = 0, copy_tag: str = "") -> bool:
+    """Queue `job`; False when arq already knows a job (or a kept result) under its id.
 
-    `copy_tag` gives a job that Redis lost a copy with an id of its own (app.sync.redis_marker).
+    `copy_tag` gives a job that Redis lost a copy with an id of its own (app.booking.redis_marker).
     """
-    job = await redis.enqueue_job(
-        JOB_BOOK_ORDER,
-        order_id,
-        reason,
-        _job_id=await _copy_id(redis, order_job_id(order_id, date_modified), copy_tag),
+    queued = await redis.enqueue_job(
+        job.function,
+        *job.args,
+        _job_id=await _copy_id(redis, job.job_id, copy_tag),
         _defer_by=defer_seconds or None,
     )
-    return job is not None
+    return queued is not None
 
 
-async def enqueue_refund(
-    redis: ArqRedis,
-    *,
-    order_id: int,
-    refund_id: int,
-    reason: str,
-    defer_seconds: float = 0,
-    copy_tag: str = "",
-) -> bool:
-    job = await redis.enqueue_job(
-        JOB_BOOK_REFUND,
-        order_id,
-        refund_id,
-        reason,
-        _job_id=await _copy_id(redis, refund_job_id(refund_id), copy_tag),
-        _defer_by=defer_seconds or None,
-    )
-    return job is not None
+async def enqueue_each(
+    redis: ArqRedis, jobs: Iterable[BookingJob], *, defer_seconds: float = 0, copy_tag: str = ""
+) -> list[BookingJob]:
+    """Queue every job of `jobs` again (see `enqueue`); returns those arq took (it drops the known)."""
+    return [job for job in jobs if await enqueue(redis, job, defer_seconds=defer_seconds, copy_tag=copy_tag)]
 
 
 async def enqueue_orders(redis: ArqRedis, jobs: list[tuple[int, datetime, str]]) -> set[int]:
@@ -151,12 +160,10 @@ async def enqueue_orders(redis: ArqRedis, jobs: list[tuple[int, datetime, str]])
     argv: list[Any] = [now_ms]
     by_job_id: dict[str, int] = {}
     for order_id, date_modified, reason in jobs:
-        job_id = order_job_id(order_id, date_modified)
-        by_job_id[job_id] = order_id
-        payload = serialize_job(
-            JOB_BOOK_ORDER, (order_id, reason), {}, None, now_ms, serializer=redis.job_serializer
-        )
-        argv += [job_id, payload, expires_ms]
+        job = order_job(order_id, date_modified, reason=reason)
+        by_job_id[job.job_id] = order_id
+        payload = serialize_job(job.function, job.args, {}, None, now_ms, serializer=redis.job_serializer)
+        argv += [job.job_id, payload, expires_ms]
     script = redis.register_script(_ENQUEUE_MANY)
     queued = await script(keys=[default_queue_name, job_key_prefix, result_key_prefix], args=argv)
     return {by_job_id[raw.decode() if isinstance(raw, bytes) else raw] for raw in queued}

@@ -2,7 +2,7 @@
 
 It is read from the ledger alone (no API calls): for each booked order woobird wrote down the
 shop's total and VAT per Moneybird tax rate next to the invoice's, at the moment it was booked;
-what the last verification (app.sync.verify) found changed in Moneybird since is listed too.
+what the last verification (app.booking.verify) found changed in Moneybird since is listed too.
 A month is a calendar month in the Netherlands (Europe/Amsterdam), the period of a VAT return;
 an order belongs to the month it was paid in.
 """
@@ -23,8 +23,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.i18n import N_, WORDS, Language, Message, money_text, shown, translate
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
+from app.schema import Finding, FindingKind, FindingState, OrderRecord, OrderState, RefundRecord, RefundState
 
 REPORT_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 ZERO = Decimal("0.00")
@@ -79,7 +78,7 @@ class Difference:
 
 
 @dataclass(frozen=True, slots=True)
-class RefundSummary:
+class MonthRefunds:
     count: int
     booked: int
     not_booked: int
@@ -98,11 +97,16 @@ class MonthReport:
     unbooked_total: Decimal = ZERO  # shop totals of orders paid this month and not (yet) booked
     counts: dict[str, int] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
-    refunds: RefundSummary | None = None
+    refunds: MonthRefunds | None = None
 
     @property
     def booked(self) -> int:
         return self.counts.get(OrderState.BOOKED.value, 0)
+
+    @property
+    def awaiting_payment(self) -> int:
+        """Open invoices: booked (their VAT counts), the customer has not paid yet."""
+        return self.counts.get(OrderState.AWAITING_PAYMENT.value, 0)
 
     @property
     def failed(self) -> int:
@@ -207,7 +211,7 @@ def _add_orders(report: MonthReport, orders: Sequence[OrderRecord], *, labels: d
     rate_orders: dict[str, int] = defaultdict(int)
     for order in orders:
         counts[order.state] += 1
-        if order.state == OrderState.BOOKED:
+        if order.state in (OrderState.BOOKED, OrderState.AWAITING_PAYMENT):
             _add_booked(report, order, shop_vat=shop_vat, booked_vat=booked_vat, rate_orders=rate_orders)
         elif order.state == OrderState.FAILED or order.state in _WAITING:
             _add_unbooked(report, order)
@@ -289,7 +293,7 @@ def _add_unbooked(report: MonthReport, order: OrderRecord) -> None:
 
 def _add_refunds(report: MonthReport, refunds: Sequence[RefundRecord], *, numbers: dict[int, str]) -> None:
     booked = [refund for refund in refunds if refund.state == RefundState.BOOKED]
-    report.refunds = RefundSummary(
+    report.refunds = MonthRefunds(
         count=len(refunds),
         booked=len(booked),
         not_booked=sum(1 for r in refunds if r.state != RefundState.BOOKED),
@@ -348,13 +352,23 @@ def render_report(report: MonthReport, console: Console, *, language: Language) 
     console.print(
         _("[bold]Month report %(month)s[/bold] (paid in Europe/Amsterdam time)", month=report.month)
     )
+    counts = {
+        "booked": report.booked,
+        "failed": report.failed,
+        "waiting": report.waiting,
+        "before": report.before_since,
+    }
     console.print(
         _(
+            "booked %(booked)s · open invoices awaiting payment %(awaiting)s · failed %(failed)s · "
+            "waiting %(waiting)s · before SYNC_SINCE %(before)s",
+            awaiting=report.awaiting_payment,
+            **counts,
+        )
+        if report.awaiting_payment
+        else _(
             "booked %(booked)s · failed %(failed)s · waiting %(waiting)s · before SYNC_SINCE %(before)s",
-            booked=report.booked,
-            failed=report.failed,
-            waiting=report.waiting,
-            before=report.before_since,
+            **counts,
         )
     )
     totals = Table(title=_("Totals of booked orders"), show_edge=False)

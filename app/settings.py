@@ -13,13 +13,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -28,7 +27,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.constants import VAT_NUMBER_META_KEYS
 from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, Language, Message
+from app.invoicing.vat import normalise_tax_key
 from app.redaction import REDACTED, safe_url
 from app.tokens import weakness
 
@@ -98,6 +99,17 @@ class ConfigurationError(RuntimeError):
         self.problems = problems
         lines = "\n".join(f"  {name}: {why}" for name, why in problems.items())
         super().__init__(f"woobird cannot start, fix these settings (environment or .env):\n{lines}")
+
+
+def one_line(error: ConfigurationError) -> str:
+    """The refusal as one log line: `woobird cannot start: SECRET_KEY: …; ADMIN_TOKEN: …`."""
+    return "woobird cannot start: " + "; ".join(f"{name}: {why}" for name, why in error.problems.items())
+
+
+# WooCommerce payment gateway ids are plugin slugs: bacs, cheque, cod, mollie_wc_gateway_ideal, ….
+_PAYMENT_METHOD_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.IGNORECASE)
+# Orders in these statuses are finished without payment: they never wait for one.
+_NOT_OPEN_STATUSES = frozenset({"cancelled", "refunded", "failed", "trash", "checkout-draft"})
 
 
 def _is_placeholder(value: str) -> bool:
@@ -188,15 +200,7 @@ class Settings(BaseSettings):
         "`woobird webhook install`, the wizard and the Heroku button make one.",
     )
     woocommerce_vat_number_meta_keys: Annotated[list[str], NoDecode] = Field(
-        default=[
-            "_billing_vat_number",
-            "_vat_number",
-            "vat_number",
-            "billing_vat",
-            "_billing_vat",
-            "_billing_eu_vat_number",
-            "billing_eu_vat_number",
-        ],
+        default=list(VAT_NUMBER_META_KEYS),
         description="Order meta keys that may hold the customer's VAT number, comma-separated "
         "(VAT plugins differ).",
     )
@@ -253,6 +257,11 @@ class Settings(BaseSettings):
         description="Stored by the wizard after Connect with Moneybird (never set it by hand); a 401 on the "
         "access token is answered by one refresh, stored for every process.",
     )
+    moneybird_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Stored by `woobird webhook install` and the wizard when they register woobird's webhook "
+        "in Moneybird (never set it by hand): Moneybird signs its pushes with it and shows it only once.",
+    )
     moneybird_oauth_url: str = Field(
         "https://moneybird.com/oauth",
         description="Moneybird's OAuth base URL; change it only for a test server.",
@@ -302,6 +311,33 @@ class Settings(BaseSettings):
         "their Moneybird contact, and a registered customer's new e-mail address is shown for you to decide; "
         "see After booking.",
     )
+    shop_notes: bool = Field(
+        True,
+        description="Add a private note to each booked order in WooCommerce with its Moneybird invoice "
+        "(number, total, link), and likewise for credit invoices; false: write nothing to the shop. See "
+        "The shop sees its invoices.",
+    )
+    # Open invoices, paid later
+    open_invoice_payment_methods: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="WooCommerce payment method ids whose orders are booked unpaid, as open invoices, once "
+        "they reach OPEN_INVOICE_STATUSES, e.g. bacs,cheque,cod; empty: off. See Open invoices, paid later.",
+    )
+    open_invoice_statuses: Annotated[list[str], NoDecode] = Field(
+        default=["on-hold", "processing"],
+        description="Order statuses in which an unpaid order of OPEN_INVOICE_PAYMENT_METHODS is booked as an "
+        "open invoice, comma-separated.",
+    )
+    open_invoice_delivery: Literal["Manual", "Email"] = Field(
+        "Manual",
+        description="How Moneybird sends an open invoice: Manual (numbered, not sent), or Email (Moneybird "
+        "e-mails it to the customer with its payment details, and its reminders follow).",
+    )
+    paid_order_status: str = Field(
+        "processing",
+        description="The status woobird gives an order whose open invoice was paid in Moneybird (with its "
+        "paid date and a note).",
+    )
     verify_interval_hours: int = Field(
         24,
         ge=0,
@@ -335,7 +371,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None,
         description="Where the shop reaches woobird, e.g. https://woobird.example.nl (for the webhook); "
-        "empty: the set-up wizard takes the address you open it at.",
+        "empty: the set-up wizard shows the address you opened it at for you to confirm or correct.",
     )
     admin_token: SecretStr = Field(
         SecretStr(""),
@@ -355,8 +391,9 @@ class Settings(BaseSettings):
     )
     trusted_proxy: Literal["auto", "heroku", "fly", "none"] = Field(
         "auto",
-        description="Whose word on the client's address counts: heroku (the last X-Forwarded-For hop), fly "
-        "(Fly-Client-IP), none (the connection's own address); auto picks by the platform's variables.",
+        description="Whose word on the client's address and scheme counts: heroku (the last X-Forwarded-For "
+        "hop, X-Forwarded-Proto), fly (Fly-Client-IP, X-Forwarded-Proto), none (the connection's own address "
+        "and scheme); auto picks by the platform's variables.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR."
@@ -401,7 +438,13 @@ class Settings(BaseSettings):
         stored = StoredSettingsSource(settings_cls)
         return init_settings, env_settings, dotenv_settings, stored, file_secret_settings
 
-    @field_validator("sync_order_statuses", "woocommerce_vat_number_meta_keys", mode="before")
+    @field_validator(
+        "sync_order_statuses",
+        "woocommerce_vat_number_meta_keys",
+        "open_invoice_payment_methods",
+        "open_invoice_statuses",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -418,6 +461,44 @@ class Settings(BaseSettings):
         if not statuses:
             raise ValueError("name at least one order status, e.g. completed")
         return statuses
+
+    @field_validator("open_invoice_payment_methods")
+    @classmethod
+    def _payment_method_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and info.data.get("invoice_kind") == "external_sales_invoice":
+            raise ValueError(
+                "open invoices are sales invoices (Moneybird sends them and takes their payments): leave "
+                "it empty with INVOICE_KIND=external_sales_invoice"
+            )
+        for method in value:
+            if not _PAYMENT_METHOD_ID.fullmatch(method):
+                raise ValueError(
+                    f"{method[:40]!r} is not a payment method id: use the ids WooCommerce shows under "
+                    "Payments (bacs, cheque, cod, …), comma-separated"
+                )
+        return value
+
+    @field_validator("open_invoice_statuses")
+    @classmethod
+    def _open_invoice_statuses(cls, value: list[str]) -> list[str]:
+        statuses = [status.removeprefix("wc-").lower() for status in value]
+        refused = sorted(set(statuses) & _NOT_OPEN_STATUSES)
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)} cannot hold an open invoice: name statuses of orders awaiting "
+                "payment, e.g. on-hold,processing"
+            )
+        if not statuses:
+            raise ValueError("name at least one order status, e.g. on-hold")
+        return statuses
+
+    @field_validator("paid_order_status")
+    @classmethod
+    def _paid_order_status(cls, value: str) -> str:
+        status = value.strip().removeprefix("wc-").lower()
+        if status in _NOT_OPEN_STATUSES | {"pending", "on-hold", ""}:
+            raise ValueError(f"{status or 'empty'!r} is not a paid status: use processing or completed")
+        return status
 
     @field_validator("woocommerce_url", "public_url", "moneybird_api_url", "moneybird_oauth_url")
     @classmethod
@@ -563,26 +644,6 @@ def language_setting(value: str) -> Language:
             if code == language:
                 return language
     raise ValueError(f"LANGUAGE must be one of {', '.join(LANGUAGES)}, not {value[:20]!r}")
-
-
-def normalise_tax_key(key: str) -> str:
-    """`"21.0"` → `"21"`, `"de:19"` → `"DE:19"`; named treatments stay lower-case."""
-    key = key.strip()
-    if ":" in key:
-        country, pct = key.split(":", 1)
-        return f"{country.strip().upper()}:{_percentage_key(pct)}"
-    if key.lower() in {"reverse_charge", "export"}:
-        return key.lower()
-    return _percentage_key(key)
-
-
-def _percentage_key(text: str) -> str:
-    try:
-        value = Decimal(text.strip().rstrip("%"))
-    except ArithmeticError as exc:
-        raise ValueError(f"not a percentage: {text!r}") from exc
-    normalised = value.normalize()
-    return format(normalised, "f")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -19,15 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
-from sqlalchemy import ForeignKey, Integer, String, Text, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, is_missing_table, transaction
+from app.db import is_missing_table, transaction
+from app.schema import Connection, SettingChange, StoredSetting, utcnow
 from app.secret_box import SecretBox, SecretKeyError
 from app.settings import ConfigurationError, Settings, load_settings, stored_values
-from app.sync.ledger import UtcDateTime, utcnow
 
 DEFAULT_CONNECTION: Final = 1
 
@@ -40,6 +39,7 @@ STORABLE: Final[dict[str, bool]] = {
     "WOOCOMMERCE_WEBHOOK_SECRET": True,
     "MONEYBIRD_API_TOKEN": True,
     "MONEYBIRD_REFRESH_TOKEN": True,
+    "MONEYBIRD_WEBHOOK_SECRET": True,
     "MONEYBIRD_ADMINISTRATION_ID": False,
     "MONEYBIRD_TAX_RATES": False,
     "MONEYBIRD_LEDGER_ACCOUNT_ID": False,
@@ -52,41 +52,6 @@ STORABLE: Final[dict[str, bool]] = {
     "PUBLIC_URL": False,
 }
 Source = Literal["environment", "wizard", "default"]
-
-
-class Connection(Base):
-    __tablename__ = "connections"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    settings_version: Mapped[int] = mapped_column(Integer, default=0)
-    # The wizard's progress: JSON {"products": "skipped", …}; set_up_at once step 6 is done.
-    wizard_progress: Mapped[str] = mapped_column(Text, default="{}")
-    set_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-
-
-class StoredSetting(Base):
-    __tablename__ = "connection_settings"
-
-    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)  # the text as in an env var, or a sealed secret
-    sealed: Mapped[bool] = mapped_column(default=False)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    updated_by: Mapped[str] = mapped_column(String(200))
-
-
-class SettingChange(Base):
-    """The audit trail: who changed which setting when. The value is never written here."""
-
-    __tablename__ = "settings_changes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"), index=True)
-    name: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(16))  # "set" or "cleared"
-    actor: Mapped[str] = mapped_column(String(200))
-    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 @dataclass(frozen=True, slots=True)

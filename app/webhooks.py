@@ -27,10 +27,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
+from app.booking.intake import OpenInvoiceRule, accept_order
 from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
 from app.deps import AppStateDep, SettingsDep
 from app.metrics import DELIVERIES
-from app.sync.intake import accept_order
 from app.woocommerce.models import OrderHeader
 
 log = structlog.get_logger("woobird.webhook")
@@ -180,6 +180,7 @@ async def receive_order_webhook(
             since=await state.since(),
             reason="webhook",
             writer=state.writer,
+            open_invoices=OpenInvoiceRule.from_settings(settings),
         )
     except Exception as exc:  # the database or Redis: nothing durable was done, say so
         DELIVERIES.labels(outcome="unavailable").inc()

@@ -2,7 +2,7 @@
 
 The fake Moneybird (rate limit scaled down to 150 requests per 10 s, 20 ms per request) and the
 fake shop are served over real HTTP from this process; three `arq workers.settings.WorkerSettings`
-subprocesses book what `app.sync.backfill.backfill(...)` queues, sharing one limiter in Redis.
+subprocesses book what `app.booking.backfill.backfill(...)` queues, sharing one limiter in Redis.
 The orders are built with WooCommerce's checkout arithmetic, a mix of new and returning customers
 (a new one costs two more Moneybird requests: the e-mail lookup and the contact).
 
@@ -41,19 +41,19 @@ import redis as sync_redis
 from _common import PYTHON, base_env, child, header, migrate, peak_rss_mib, sqlite_database, table
 from sqlalchemy import text
 
+from app.booking.backfill import BackfillProgress, backfill
 from app.db import create_engine
 from app.queue import connect
+from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import REPO_ROOT, load_settings, normalise_database_url
-from app.sync.backfill import BackfillProgress, backfill
-from app.sync.services import build_services
 from app.tokens import new_token
+from tests.server import serve_in_thread
 
 LIMIT, WINDOW = 150, 10.0
 LATENCY_SECONDS = 0.02

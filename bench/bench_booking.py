@@ -2,7 +2,7 @@
 
 (a) Calls per order, counted in the fake Moneybird's request log with the reference data already
     cached, for a new and a returning customer, in both INVOICE_KIND modes (in-process fakes,
-    the real booking flow `app.sync.orders.book_order`).
+    the real booking flow `app.booking.orders.book_order`).
 (b) Webhook-to-paid latency over real HTTP: the fake Moneybird (answering every call after 50 ms)
     and the fake shop each served by uvicorn in a thread of this process, the real web process
     (`uvicorn --factory app.main:create_app`) and one real worker (`arq workers.settings.WorkerSettings`)
@@ -51,21 +51,21 @@ from _common import (
     table,
 )
 
+from app.booking.orders import book_order
 from app.constants import WEBHOOK_PATH
 from app.logs import configure_logging
 from app.queue import connect
+from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox, RecordedRequest, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, ShippingMethod
 from app.sandbox.woocommerce.checkout import build_order
 from app.settings import Settings, load_settings
-from app.sync.orders import book_order
-from app.sync.services import build_services
 from app.tokens import new_token
 from app.webhooks import sign
+from tests.server import serve_in_thread
 
 SECRET = "bench-booking-webhook-secret-93ab"
 LATENCY_SECONDS = 0.05

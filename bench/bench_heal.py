@@ -5,7 +5,7 @@ killed mid-job, Moneybird and shop faults, then Redis restarted without persiste
 two lines it prints about the heal: the seconds from the Redis restart — the last fault — until
 every qualifying order and every refund is booked, and how soon a worker noticed. The figure is a
 multiple of the run's RECONCILE_INTERVAL_SECONDS (30 s, the least the setting allows): before the
-marker check (app.sync.redis_marker) the lost jobs waited for the next reconciliation pass, and
+marker check (app.booking.redis_marker) the lost jobs waited for the next reconciliation pass, and
 orders caught in `booking` for the job timeout + 60 s beyond it. Goal: at most 1.5 intervals.
 
     .venv/bin/python bench/bench_heal.py [--rounds 3] [--seed 538140] [--orders 200]

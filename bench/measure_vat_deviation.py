@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, Rounding
+from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, Rounding, predicted_total, vat_deviation
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.sandbox.administration import sandbox_reference
 from app.sandbox.woocommerce.checkout import random_order
@@ -79,9 +79,9 @@ def _tally(
     wrong_totals: Counter[tuple[bool, Rounding]],
 ) -> None:
     for mode in ROUNDING_MODES:
-        if plan.predicted_total(mode) != order.total:
+        if predicted_total(plan, mode) != order.total:
             wrong_totals[(exact_vat, mode)] += 1
-        deviations = plan.vat_deviation(mode)
+        deviations = vat_deviation(plan, mode)
         if any(deviations.values()):
             deviating[(exact_vat, mode)] += 1
         for rate_id, difference in deviations.items():

@@ -10,7 +10,7 @@ fastest first, up to the first failure.
 A run goes on from the last one: mutmut keeps each mutant's verdict until its function changes,
 and new tests are added to its map of which test calls what. After adding tests for survivors,
 `--survivors` runs the group's surviving mutants again; `--fresh` starts over. `--only GLOB`
-runs only mutants whose name matches (`'app.sync.ledger.*'`: one file; with `--survivors`, only
+runs only mutants whose name matches (`'app.booking.ledger.*'`: one file; with `--survivors`, only
 those survivors), and `--sample SHARE`
 a random share of each module's mutants (`--seed`), for groups too big to run whole.
 
@@ -71,10 +71,10 @@ GROUPS: dict[str, Group] = {
         ),
         0.90,
     ),
-    "sync": Group(
-        ("app/sync/*",),
+    "booking": Group(
+        ("app/booking/*", "app/runtime.py", "app/jobs.py"),
         (
-            "tests/sync",
+            "tests/booking",
             "tests/test_metrics.py",
             "tests/test_workers.py",
             "tests/test_settings_store.py",

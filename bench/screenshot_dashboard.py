@@ -6,7 +6,7 @@ The browser asks for Dutch by default, as the README's pictures show woobird to 
 
 Needs Redis (SCREENSHOT_REDIS_URL, default redis://127.0.0.1:6379/14; only the worker heartbeat
 and demo delivery lags are written there) and Debian's chromium at /usr/bin/chromium. The ledger
-is a throw-away SQLite file seeded by app.sandbox.ledger_rows.seed_demo.
+is a throw-away SQLite file seeded by tests.ledger_rows.seed_demo.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from app.constants import DELIVERY_LAG_KEY, WORKER_HEALTH_KEY
 from app.db import create_engine, session_factory
 from app.main import create_app
 from app.queue import connect
-from app.sandbox.ledger_rows import seed_demo
-from app.sandbox.server import serve_in_thread
 from app.settings import REPO_ROOT, Settings, load_settings
 from app.tokens import new_token
+from tests.ledger_rows import seed_demo
+from tests.server import serve_in_thread
 from tests.setup.browser_walk import BROWSER_LOCALE
 
 ADMIN_TOKEN = new_token()

@@ -24,18 +24,19 @@ from alembic import command
 from alembic.config import Config
 from playwright.async_api import async_playwright
 
+from app.address_guard import TEST_RIG_VARIABLE
 from app.constants import WORKER_HEALTH_KEY
 from app.main import create_app
 from app.queue import connect
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import sample_carts
-from app.sandbox.server import serve_in_thread
-from app.sandbox.tls import self_signed
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import REPO_ROOT, load_settings
+from tests.server import serve_in_thread
 from tests.setup.browser_walk import BROWSER_LOCALE, walk
+from tests.tls import self_signed
 
 ADMIN_TOKEN = "screenshot-admin-token-4b7d90c1e8a2f5b3d6e9a7c0"
 SECRET_KEY = "screenshot-secret-key-9f4c2b7e1d8a6035c4e9b2f7"
@@ -60,6 +61,8 @@ async def shoot_all(out: Path, folder: Path, *, language: str) -> list[Path]:
         serve_in_thread(create_moneybird_app(moneybird)) as moneybird_url,
     ):
         shop.url = shop_url
+        # The fake shop listens on this machine, which the wizard refuses but for the rig's own shops.
+        os.environ[TEST_RIG_VARIABLE] = shop_url.removeprefix("http://")
         settings = load_settings(
             _env_file=None,
             admin_token=ADMIN_TOKEN,

@@ -5,10 +5,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app import settings_store  # noqa: F401  (registers the tables on Base.metadata)
+from app import schema  # noqa: F401  (registers the tables on Base.metadata)
 from app.db import Base, create_engine
 from app.settings import load_settings
-from app.sync import findings, ledger, rebook  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -21,16 +21,16 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.booking import ledger
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.main import create_app
+from app.runtime import Services, build_services
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.checkout import build_order
+from app.schema import OrderRecord
 from app.settings import Settings
-from app.sync import ledger
-from app.sync.ledger import OrderRecord
-from app.sync.services import Services, build_services
 from tests.conftest import make_settings
 from workers.functions import job_functions
 

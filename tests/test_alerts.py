@@ -16,6 +16,7 @@ import respx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import schema
 from app.alerts import (
     FOR_GOOD_KINDS,
     RECONCILE_STALE,
@@ -24,10 +25,10 @@ from app.alerts import (
     alert_order_failed,
     check_reconcile_staleness,
 )
+from app.booking import ledger
 from app.db import transaction
 from app.i18n import word
 from app.settings import Settings
-from app.sync import ledger
 from tests.conftest import make_settings
 
 HOOK = "https://hooks.slack.test/services/T000/B000/abc"
@@ -240,7 +241,7 @@ async def test_reconcile_staleness_alerts_once_and_rearms(
     settings = settings.model_copy(update={"alert_webhook_url": HOOK})
     target = Target(settings, redis, sessions)
     interval = timedelta(seconds=settings.reconcile_interval_seconds)
-    now = ledger.utcnow()
+    now = schema.utcnow()
 
     assert not await check_reconcile_staleness(target, now=now)  # nothing known yet
     await _set(
@@ -266,7 +267,7 @@ async def test_reconciliation_that_never_succeeded_is_stale_too(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: ArqRedis, hook: Any
 ) -> None:
     settings = settings.model_copy(update={"alert_webhook_url": HOOK})
-    now = ledger.utcnow()
+    now = schema.utcnow()
     await _set(sessions, ledger.FIRST_RUN_AT, (now - timedelta(hours=2)).isoformat())
     assert await check_reconcile_staleness(Target(settings, redis, sessions), now=now)
     assert "reconciliation has never succeeded" in _texts(hook)[0]

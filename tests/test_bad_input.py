@@ -18,9 +18,9 @@ from arq.connections import ArqRedis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.booking import ledger
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
-from app.sync import ledger
-from app.sync.ledger import LedgerEvent, OrderRecord
+from app.schema import LedgerEvent, OrderRecord
 from app.webhooks import sign
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import order_document, signed_headers, wc_body

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -25,6 +25,9 @@ from dotenv import dotenv_values
 from typer.testing import CliRunner, Result
 
 from app import clients
+from app.alerts import alert_key
+from app.booking import ledger
+from app.booking.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.cli import cli
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, migrate, session_factory, transaction
@@ -32,19 +35,16 @@ from app.i18n import when
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
-from app.sandbox.server import serve_in_thread
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
+from app.schema import Finding, FindingKind, FindingState, OrderState
 from app.settings import REQUIRED_SETTINGS, Settings, load_settings, normalise_database_url
 from app.settings_help import SETTING_HELP
 from app.settings_live import get_settings, load_with_store
 from app.settings_store import recent_changes
-from app.sync import ledger
-from app.sync.findings import Finding, FindingKind, FindingState
-from app.sync.ledger import OrderState
-from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.tokens import weakness
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.server import serve_in_thread
 from tests.services import redis_database
 
 PUBLIC_URL = "https://woobird.example.nl"
@@ -256,6 +256,19 @@ def test_check_names_a_mapping_to_a_purchase_rate(fakes: Fakes) -> None:
     assert purchase in result.output
 
 
+def test_check_names_an_unknown_open_invoice_payment_method_with_the_shops_gateways(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs,cheque,bank_transfer")
+
+    assert result.exit_code == 1
+    assert "✗ OPEN_INVOICE_PAYMENT_METHODS" in result.output
+    assert "no payment method 'bank_transfer'" in result.output
+    assert "bacs, cheque, cod" in result.output  # the shop's own ids, to pick from
+    assert "bacs (Direct bank transfer) orders get an open invoice" in result.output
+    assert "cheque (Check payments) is switched off" in result.output
+
+
 def test_check_says_a_disabled_webhook_needs_installing(fakes: Fakes) -> None:
     webhook = fakes.install_webhook()
     fakes.shop.disable_webhook(webhook["id"])
@@ -376,6 +389,16 @@ def test_setup_with_a_bad_token_changes_nothing(fakes: Fakes, tmp_path: Path) ->
 
     assert result.exit_code == 1
     assert "Moneybird refused the token" in result.output
+    assert not (tmp_path / ".env").exists()
+
+
+def test_setup_without_the_shops_rates_proposes_none_and_writes_nothing(fakes: Fakes, tmp_path: Path) -> None:
+    """The wizard's rule: a shop that cannot be read gets no guessed rates (21/9/0 may not be its)."""
+    refused = fakes.invoke("setup", "--yes", WOOCOMMERCE_CONSUMER_SECRET="cs_" + "0" * 40)
+
+    assert refused.exit_code == 1
+    assert "could not read the shop's tax rates" in refused.output
+    assert "MONEYBIRD_TAX_RATES" not in refused.output
     assert not (tmp_path / ".env").exists()
 
 
@@ -515,13 +538,36 @@ def test_retry_requeues_a_failed_order(fakes: Fakes, queue_redis: sync_redis.Red
     assert order_state(fakes, 7002) == OrderState.QUEUED
     assert order_state(fakes, 7003) == OrderState.FAILED
     assert queue_redis.zcard(QUEUE_NAME) == 1
-    assert queue_redis.exists(f"arq:job:order:7002:{int(modified.timestamp())}")
+    # A job id of its own: arq would refuse the first try's id while it keeps that job's result.
+    [job_id] = cast(list[bytes], queue_redis.zrange(QUEUE_NAME, 0, -1))
+    assert job_id.decode().startswith(f"order:7002:{int(modified.timestamp())}:retry:")
 
     everything = fakes.invoke("retry", "--failed")
 
     assert "1 order(s) queued again" in everything.output
     assert order_state(fakes, 7003) == OrderState.QUEUED
     assert queue_redis.zcard(QUEUE_NAME) == 2
+
+
+def test_retry_is_the_dashboards_retry(fakes: Fakes, queue_redis: sync_redis.Redis) -> None:
+    """`woobird retry` queues failed orders only, and clears the order's alert as the dashboard does."""
+    add_failed_order(fakes, 7004, error="Moneybird was down")
+    queue_redis.set(alert_key("order-failed:7004"), "sent")
+    add_failed_order(fakes, 7005, error="no longer paid")
+
+    async def skip(session: Any) -> None:
+        await ledger.update_order(session, 7005, state=OrderState.SKIPPED.value)
+
+    ledger_do(fakes, skip)
+
+    retried = fakes.invoke("retry", "7004")
+    skipped = fakes.invoke("retry", "7005")
+
+    assert retried.exit_code == 0, retried.output
+    assert not queue_redis.exists(alert_key("order-failed:7004"))
+    assert "7005 is skipped: only failed orders are retried" in skipped.output
+    assert order_state(fakes, 7005) == OrderState.SKIPPED
+    assert queue_redis.zcard(QUEUE_NAME) == 1
 
 
 def test_retry_wants_an_order_or_failed(fakes: Fakes) -> None:
@@ -742,3 +788,64 @@ def test_status_says_when_verification_last_finished_and_why_it_failed_since(fak
     assert "Bestellingen in het logboek" in dutch.output
     assert "Geen mislukte bestellingen." in dutch.output
     assert "Last verification" not in dutch.output
+
+
+def test_webhook_install_for_open_invoices_names_the_settings_scope_it_lacks(fakes: Fakes) -> None:
+    fakes.moneybird.token_scopes = frozenset({"sales_invoices"})
+
+    result = fakes.invoke("webhook", "install", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    assert result.exit_code == 1
+    assert "`settings` scope" in result.output
+    assert fakes.moneybird.webhooks == {}
+
+
+def test_webhook_install_without_open_invoices_registers_nothing_in_moneybird(fakes: Fakes) -> None:
+    result = fakes.invoke("webhook", "install")
+
+    assert result.exit_code == 0, result.output
+    assert fakes.moneybird.calls("POST /webhooks") == 0
+
+
+def test_webhook_install_that_moneybird_cannot_reach_keeps_the_shop_webhook_and_says_so(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    # PUBLIC_URL is not reachable from Moneybird: its check of the url gets no answer.
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("no route to host", request=request)
+
+    fakes.moneybird.push_client = httpx.AsyncClient(transport=httpx.MockTransport(unreachable))
+    result = fakes.invoke("webhook", "install", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    assert result.exit_code == 0, result.output
+    assert "Moneybird could not register woobird's webhook" in result.output
+    assert "reconciliation pass" in result.output
+    assert fakes.moneybird.webhooks == {}
+    assert len(fakes.shop.webhooks) == 1
+    assert (
+        "MONEYBIRD_WEBHOOK_SECRET" not in (tmp_path / ".env").read_text(encoding="utf-8")
+        if (tmp_path / ".env").exists()
+        else True
+    )
+
+
+def test_check_names_the_settings_scope_open_invoices_need(fakes: Fakes) -> None:
+    fakes.moneybird.token_scopes = frozenset({"sales_invoices"})
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    said = " ".join(result.output.split())  # Rich wraps long lines
+    assert result.exit_code == 1
+    assert "✗ MONEYBIRD_API_TOKEN" in said
+    assert "`settings` scope" in said
+
+
+def test_check_says_when_moneybird_cannot_push_payments(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    said = " ".join(result.output.split())  # Rich wraps long lines
+    assert "no active webhook delivers to https://woobird.example.nl/webhooks/moneybird" in said
+    assert "reconciliation pass" in said

@@ -8,17 +8,18 @@ import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import schema
+from app.booking import ledger
 from app.constants import WORKER_HEALTH_KEY
 from app.db import transaction
 from app.main import create_app
-from app.sync import ledger
 from tests.conftest import make_settings
 
 
 async def _all_fresh(redis: ArqRedis, sessions: async_sessionmaker[AsyncSession]) -> None:
     await redis.set(WORKER_HEALTH_KEY, "j_complete=1", ex=30)
     async with transaction(sessions) as session:
-        await ledger.set_state(session, ledger.RECONCILE_LAST_SUCCESS, ledger.utcnow().isoformat())
+        await ledger.set_state(session, ledger.RECONCILE_LAST_SUCCESS, schema.utcnow().isoformat())
 
 
 async def test_healthz_answers_without_dependencies(web: httpx.AsyncClient) -> None:
@@ -53,7 +54,7 @@ async def test_readyz_fails_on_a_backlog(
     web: httpx.AsyncClient, redis: ArqRedis, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await _all_fresh(redis, sessions)
-    old = ledger.utcnow() - timedelta(minutes=40)
+    old = schema.utcnow() - timedelta(minutes=40)
     async with transaction(sessions) as session:
         await ledger.record_delivery(
             session, order_id=77, order_number="77", date_modified=old, date_paid=old
@@ -69,7 +70,7 @@ async def test_readyz_fails_when_reconciliation_is_stale(
     web: httpx.AsyncClient, redis: ArqRedis, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await _all_fresh(redis, sessions)
-    stale = ledger.utcnow() - timedelta(seconds=3 * 300 + 60)
+    stale = schema.utcnow() - timedelta(seconds=3 * 300 + 60)
     async with transaction(sessions) as session:
         await ledger.set_state(session, ledger.RECONCILE_LAST_SUCCESS, stale.isoformat())
     response = await web.get("/readyz")

@@ -32,9 +32,8 @@ from app.i18n import (
     word,
 )
 from app.i18n_catalog import extract, read_catalog
+from app.schema import FindingKind, OrderState, OrderStep
 from app.settings import ConfigurationError
-from app.sync.findings import FindingKind
-from app.sync.ledger import OrderState, Step
 from tests.conftest import make_settings
 
 APP = Path(__file__).resolve().parent.parent / "app"
@@ -154,7 +153,7 @@ def test_the_template_check_finds_bare_text() -> None:
 
 
 def test_every_state_kind_and_step_people_read_has_its_words() -> None:
-    for key in [*OrderState, *FindingKind, *Step]:
+    for key in [*OrderState, *FindingKind, *OrderStep]:
         assert key.value in WORDS, key
         for language in TRANSLATED:
             assert word(key.value, language) != WORDS[key.value] or key.value in {"contact"}, key

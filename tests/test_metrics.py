@@ -14,13 +14,14 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import schema
+from app.booking import ledger
 from app.db import transaction
 from app.main import create_app
 from app.metrics_refresh import record_moneybird_response, refresh_gauges
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdRateLimited
 from app.settings import Settings
-from app.sync import ledger
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import order_document, signed_headers, wc_body
 from tests.harness import Harness
@@ -84,7 +85,7 @@ async def test_deliveries_by_outcome_and_queue_depth(web: httpx.AsyncClient, app
 
 async def test_last_reconcile_gauge(app: FastAPI) -> None:
     state = app.state.woobird
-    moment = ledger.utcnow().replace(microsecond=0)
+    moment = schema.utcnow().replace(microsecond=0)
     async with transaction(state.sessions) as session:
         await ledger.set_state(session, ledger.RECONCILE_LAST_SUCCESS, moment.isoformat())
     await refresh_gauges(state)

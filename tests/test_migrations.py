@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from app import schema  # noqa: F401  (registers the tables on Base.metadata)
 from app.db import Base, create_engine
 from app.settings import normalise_database_url
-from app.sync import findings, ledger, rebook  # noqa: F401  (registers the tables on Base.metadata)
 
 
 def _differences(connection: Connection) -> list[Any]:

@@ -27,9 +27,9 @@ from sqlalchemy import func, select
 
 from app.db import create_engine, session_factory
 from app.main import create_app
-from app.sandbox.server import serve_in_thread
-from app.sync.ledger import OrderRecord
+from app.schema import OrderRecord
 from tests.conftest import make_settings
+from tests.server import serve_in_thread
 
 # A handful of examples per operation keeps the run to a few seconds on 2 cores.
 MAX_EXAMPLES = 25

@@ -14,7 +14,7 @@ from arq.jobs import Job, JobStatus
 from redis.exceptions import RedisError
 
 from app.constants import JOB_BOOK_ORDER
-from app.queue import enqueue_order, enqueue_orders, order_job_id, redis_settings
+from app.queue import enqueue, enqueue_orders, order_job, order_job_id, redis_settings
 from tests.chaos.rig import RedisServer
 
 MODIFIED = datetime(2026, 11, 2, 9, 35, tzinfo=UTC)
@@ -31,9 +31,9 @@ async def test_jobs_queued_in_one_round_trip_read_back_as_arq_jobs(redis: ArqRed
 
 
 async def test_a_job_id_that_exists_is_not_queued_twice_either_way(redis: ArqRedis) -> None:
-    assert await enqueue_order(redis, order_id=3, date_modified=MODIFIED, reason="webhook")
+    assert await enqueue(redis, order_job(3, MODIFIED, reason="webhook"))
     assert await enqueue_orders(redis, [(3, MODIFIED, "webhook"), (4, MODIFIED, "webhook")]) == {4}
-    assert not await enqueue_order(redis, order_id=4, date_modified=MODIFIED, reason="webhook")
+    assert not await enqueue(redis, order_job(4, MODIFIED, reason="webhook"))
     assert await redis.zcard("arq:queue") == 2
 
 

@@ -9,12 +9,12 @@ import pytest
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.booking import ledger
 from app.db import transaction
 from app.i18n import Language
 from app.report import month_bounds, monthly_report, render_report
-from app.sandbox.ledger_rows import add_booked_order, add_failed_order
-from app.sync import ledger
-from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
+from app.schema import OrderRecord, OrderState, RefundRecord, RefundState
+from tests.ledger_rows import add_booked_order, add_failed_order
 
 HIGH, LOW = "111", "222"
 NOVEMBER = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)

@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.constants import WEBHOOK_PATH
 from app.main import create_app
+from app.runtime import current_services, when_set_up
+from app.schema import SettingChange, StoredSetting
 from app.secret_box import SecretBox, SecretKeyError, secret_key_problem
 from app.settings import Settings, load_settings, stored_values
 from app.settings_live import LiveSettings, load_with_store
 from app.settings_store import (
-    SettingChange,
-    StoredSetting,
     StoreRefused,
     read_stored,
     read_version,
@@ -30,7 +30,6 @@ from app.settings_store import (
     write_settings,
 )
 from app.setup.progress import booking_may_start, record_step, start
-from app.sync.services import current_services, when_set_up
 from tests.conftest import ADMIN_TOKEN, TEST_REDIS_URL, WEBHOOK_SECRET
 from tests.factories import order_document, signed_headers, wc_body
 

@@ -30,7 +30,9 @@ from app.constants import (
     HTTP_MAX_HEADER_BYTES,
     WEBHOOK_PATH,
 )
-from app.settings import REPO_ROOT
+from app.db import create_engine, session_factory
+from app.settings import REPO_ROOT, load_settings
+from app.settings_store import write_settings
 from app.tokens import new_token
 from tests.chaos.rig import free_port, procfile_command, wait_until_up
 from tests.conftest import migrate
@@ -280,11 +282,62 @@ def test_procfile_dockerfile_and_fly_start_the_same_web_process() -> None:
 async def test_a_client_cannot_choose_the_address_that_is_logged(web: Web) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.get(
-            web.url + "/healthz?who=spoof-probe",
+            web.url + "/spoof-probe",  # the access log keeps the path only
             headers={"x-forwarded-for": "6.6.6.6", "fly-client-ip": "6.6.6.7"},
         )
-    assert response.status_code == 200
+    assert response.status_code == 404
     (line,) = [line for line in web.log().splitlines() if "spoof-probe" in line]
     assert "127.0.0.1" in line
     assert "6.6.6.6" not in line
     assert "6.6.6.7" not in line
+
+
+# ── a changed SECRET_KEY: the refusal itself reaches the log ─────────────────────────────────
+
+
+async def test_a_changed_secret_key_stops_the_web_process_with_its_sentence_first_in_one_line(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "web.db"
+    await asyncio.to_thread(migrate, f"sqlite:///{database}")
+    written_with = load_settings(
+        _env_file=None,
+        admin_token=new_token(),
+        secret_key=new_token(),
+        database_url=f"sqlite:///{database}",
+        redis_url=WEB_REDIS_URL,
+    )
+    engine = create_engine(written_with.database_url)
+    try:
+        await write_settings(
+            session_factory(engine),
+            base=written_with,
+            values={"MONEYBIRD_API_TOKEN": "mb-stored-token-0c7e41"},
+            actor="test: the wizard, before the key changed",
+        )
+    finally:
+        await engine.dispose()
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key in {"PATH", "HOME", "LANG"}} | {
+        "ADMIN_TOKEN": new_token(),
+        "SECRET_KEY": new_token(),  # not the key the token was sealed with
+        "DATABASE_URL": f"sqlite:///{database}",
+        "REDIS_URL": WEB_REDIS_URL,
+        "PORT": str(port),
+        "LOG_FORMAT": "console",
+    }
+    process = await asyncio.create_subprocess_exec(
+        *procfile_command("web", port=port),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    log = output.decode(errors="replace")
+
+    assert process.returncode not in (0, None)
+    sentence = "SECRET_KEY: does not open the secrets stored by the set-up wizard"
+    (line,) = [line for line in log.splitlines() if sentence in line]
+    assert "Put the previous SECRET_KEY back, or run the set-up wizard again" in line  # the whole of it
+    assert "Traceback" not in log[: log.index(sentence)]  # first: before any traceback

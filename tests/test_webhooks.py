@@ -14,10 +14,11 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
+from app import schema
+from app.booking import ledger
 from app.constants import QUEUE_NAME, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
 from app.main import create_app
 from app.settings import Settings
-from app.sync import ledger
 from app.webhooks import SignatureError, sign, verify
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from tests.factories import order_document, signed_headers, wc_body
@@ -90,7 +91,7 @@ async def test_signed_order_is_recorded_and_queued(
     async with sessions() as session:
         record = await ledger.get_order(session, 1042)
     assert record is not None
-    assert record.state == ledger.OrderState.QUEUED
+    assert record.state == schema.OrderState.QUEUED
     assert record.date_modified == datetime(2026, 11, 2, 9, 35, tzinfo=UTC)
 
 
@@ -248,7 +249,7 @@ async def test_paid_before_since_is_marked_in_the_ledger(
     async with sessions() as session:
         record = await ledger.get_order(session, 9)
     assert record is not None
-    assert record.state == ledger.OrderState.BEFORE_SINCE
+    assert record.state == schema.OrderState.BEFORE_SINCE
 
 
 async def test_duplicate_and_out_of_order_deliveries_queue_one_job_per_version(

@@ -9,22 +9,26 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, func
 
+from app.booking.open_invoices import settle_invoice_job
+from app.booking.orders import book_order_job
+from app.booking.reconcile import reconcile_job
+from app.booking.redis_marker import start_watching, stop_watching
+from app.booking.refunds import book_refund_job
+from app.booking.shop_notes import write_shop_note_job
 from app.constants import (
     JOB_BOOK_ORDER,
     JOB_BOOK_REFUND,
     JOB_RECONCILE,
+    JOB_SETTLE_INVOICE,
+    JOB_SHOP_NOTE,
     WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
-from app.sync.orders import book_order_job
-from app.sync.reconcile import reconcile_job
-from app.sync.redis_marker import start_watching, stop_watching
-from app.sync.refunds import book_refund_job
-from app.sync.services import shutdown, startup, when_set_up
+from app.runtime import shutdown, startup, when_set_up
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    """The worker's services, and its watch for Redis losing its data (app.sync.redis_marker)."""
+    """The worker's services, and its watch for Redis losing its data (app.booking.redis_marker)."""
     await startup(ctx)
     start_watching(ctx)
 
@@ -47,6 +51,18 @@ def job_functions() -> list[Function]:
         func(
             cast(WorkerCoroutine, when_set_up(book_refund_job)),
             name=JOB_BOOK_REFUND,
+            max_tries=WORKER_MAX_TRIES,
+            keep_result=0,
+        ),
+        func(
+            cast(WorkerCoroutine, when_set_up(write_shop_note_job)),
+            name=JOB_SHOP_NOTE,
+            max_tries=WORKER_MAX_TRIES,
+            keep_result=0,
+        ),
+        func(
+            cast(WorkerCoroutine, when_set_up(settle_invoice_job)),
+            name=JOB_SETTLE_INVOICE,
             max_tries=WORKER_MAX_TRIES,
             keep_result=0,
         ),

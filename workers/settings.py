@@ -7,6 +7,7 @@ the accounts may come later, from the set-up wizard (the jobs wait for them, see
 
 from __future__ import annotations
 
+from app.booking.verify import verification_cron
 from app.constants import (
     QUEUE_NAME,
     WORKER_HEALTH_INTERVAL_SECONDS,
@@ -15,7 +16,6 @@ from app.constants import (
 )
 from app.queue import redis_settings
 from app.settings import load_settings
-from app.sync.verify import verification_cron
 from workers.functions import cron_jobs, job_functions, on_shutdown, on_startup
 
 _settings = load_settings()

@@ -20,7 +20,6 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.exceptions import HTTPException
 
-from app.admin.actions import RETRYABLE, RetryRefused, retry_order
 from app.admin.auth import (
     COOKIE_NAME,
     COOKIE_PATH,
@@ -47,6 +46,10 @@ from app.admin.login_guard import (
     signed_out,
 )
 from app.alerts import parse_moment
+from app.booking import ledger
+from app.booking.findings import dismiss, finding_json, open_findings
+from app.booking.order_retry import RETRYABLE, RetryRefused, retry_order
+from app.booking.verify import last_verification
 from app.delivery_lag import LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
@@ -61,14 +64,12 @@ from app.i18n import (
     negotiate,
 )
 from app.i18n import install as install_i18n
+from app.moneybird.links import document_url
 from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report
+from app.schema import OrderRecord, OrderState
 from app.settings import Settings
 from app.setup.progress import needs_wizard
-from app.sync import ledger
-from app.sync.findings import dismiss, finding_json, open_findings
-from app.sync.ledger import OrderRecord, OrderState
-from app.sync.verify import last_verification
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 RECENT_LIMIT = 40
@@ -228,16 +229,39 @@ def _client(request: Request) -> str:
 AdminDep = Annotated[Admin, Depends(require_admin)]
 
 
+class CsrfChecked:
+    """The admin of a form post that carries the session's CSRF token (its `csrf` field); 403 without.
+
+    Every form route declares it instead of `AdminDep`: a route cannot forget the check. `where`
+    names the page in the refusal ("dashboard", "wizard")."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    async def __call__(self, request: Request, admin: AdminDep, state: AppStateDep) -> Admin:
+        given = (await request.form()).get("csrf", "")  # Starlette keeps the parsed form for the route
+        if not isinstance(given, str) or not valid_csrf(state.settings, admin, given):
+            raise HTTPException(403, _STALE_FORM[self.where])
+        return admin
+
+
+# The refusal of a form without the session's CSRF token, by the page it came from (CsrfChecked's `where`).
+_STALE_FORM = {
+    "dashboard": N_("the form is stale or was not sent from the dashboard: reload and try again"),
+    "wizard": N_("the form is stale or was not sent from the wizard: reload and try again"),
+}
+
+
+DashboardFormAdmin = Annotated[Admin, Depends(CsrfChecked("dashboard"))]
+
+
 def invoice_link(record: OrderRecord, settings: Settings) -> str | None:
     """Where the bookkeeper finds the invoice in Moneybird; only http(s) links are ever rendered."""
     if record.invoice_url and urlsplit(record.invoice_url).scheme in {"http", "https"}:
         return record.invoice_url
     if not record.invoice_id:
         return None
-    kind = (
-        "external_sales_invoices" if settings.invoice_kind == "external_sales_invoice" else "sales_invoices"
-    )
-    return f"https://moneybird.com/{settings.moneybird_administration_id}/{kind}/{record.invoice_id}"
+    return document_url(settings, record.invoice_id)
 
 
 def _rows(records: Any, settings: Settings) -> list[dict[str, Any]]:
@@ -283,13 +307,7 @@ async def login(request: Request, state: AppStateDep, token: Annotated[str, Form
 
 
 @router.post("/logout")
-async def logout(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
-    if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(
-            403, N_("the form is stale or was not sent from the dashboard: reload and try again")
-        )
+async def logout(request: Request, admin: DashboardFormAdmin, state: AppStateDep) -> Response:
     parts = session_parts(admin.session) if admin.session else None
     if parts is not None:
         # The cookie stays valid until it expires unless it is written down as signed out.
@@ -427,16 +445,12 @@ async def order_detail(request: Request, order_id: int, admin: AdminDep, state: 
 
 
 @router.post("/orders/{order_id}/retry")
-async def retry(
-    request: Request, order_id: int, admin: AdminDep, state: AppStateDep, csrf: Annotated[str, Form()] = ""
-) -> Response:
-    if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(
-            403, N_("the form is stale or was not sent from the dashboard: reload and try again")
-        )
+async def retry(request: Request, order_id: int, admin: DashboardFormAdmin, state: AppStateDep) -> Response:
     _in_ledger_range(order_id)
     try:
-        await retry_order(state, order_id=order_id)
+        await retry_order(
+            state, order_id=order_id, event="retry requested on the dashboard", reason="dashboard retry"
+        )
     except RetryRefused as exc:
         return _problem(request, str(exc), status_code=409)
     if _wants_json(request):
@@ -448,14 +462,9 @@ async def retry(
 async def finding_done(
     request: Request,
     finding_id: int,
-    admin: AdminDep,
+    admin: DashboardFormAdmin,
     state: AppStateDep,
-    csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(
-            403, N_("the form is stale or was not sent from the dashboard: reload and try again")
-        )
     finding = await dismiss(state, finding_id, by="the dashboard")
     if finding is None:
         raise HTTPException(404, Message("there is no finding %(finding)s", finding=finding_id))

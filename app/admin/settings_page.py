@@ -1,7 +1,8 @@
 """`/admin/settings`: every setting with where its value comes from, and who changed what when.
 
 Secrets are shown masked (enough to recognise one, never enough to use it), and URLs without the
-password they may carry. The change log names settings and people, never values.
+userinfo, query and fragment that may carry a password; an alert webhook's URL without its path.
+The change log names settings and people, never values.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from app.settings_store import masked, recent_changes
 
 # The keys to woobird itself: not even their last characters.
 _NEVER_SHOWN = frozenset({"admin_token", "secret_key"})
+# URLs that are credentials themselves: a Slack or Teams incoming webhook's path is its secret.
+_URL_IS_SECRET = frozenset({"alert_webhook_url"})
 
 router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
 
@@ -42,11 +45,26 @@ def shown_value(settings: Settings, field: str) -> str:
     else:
         text = str(value)
     if "://" in text:
-        parts = urlsplit(text)
-        if parts.password:
-            netloc = f"{parts.username or ''}:•••@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-            text = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        text = shown_url(text, path=field not in _URL_IS_SECRET)
     return text
+
+
+def shown_url(url: str, *, path: bool = True) -> str:
+    """A URL without its userinfo, query and fragment (each only marked as there), and with `path=False`
+    without its path either: what remains names the server, never a credential."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = ("•••@" if "@" in parts.netloc else "") + host + (f":{port}" if port else "")
+    shown_path = parts.path if path else ("/…" if parts.path.strip("/") else "")
+    query = "…" if parts.query else ""
+    fragment = "…" if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, shown_path, query, fragment))
 
 
 def settings_rows(settings: Settings, where: dict[str, str]) -> list[dict[str, Any]]:

@@ -17,24 +17,26 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
-from app.admin.auth import Admin, LoginRequired, is_https, valid_csrf
-from app.admin.routes import AdminDep, AdminRoute, admin_of, page
+from app.admin.auth import Admin, LoginRequired
+from app.admin.routes import AdminDep, AdminRoute, CsrfChecked, admin_of, page
 from app.checks import Checker
 from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
 from app.deps import AppState, AppStateDep
 from app.health import readiness
 from app.i18n import N_, Message, said
-from app.settings import Settings
+from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
+from app.payment_webhook import payment_pushes_wanted, register_payment_webhook
 from app.settings_store import masked, write_settings
-from app.setup import bookkeeping, moneybird_connect, shop, tasks
-from app.setup.progress import STEPS, WizardState, record_step, start, wizard_state
+from app.setup import bookkeeping, moneybird_connect, public_address, shop, tasks
+from app.setup.progress import STEP_KEYS, STEPS, WizardState, record_step, start, wizard_state
 from app.tokens import new_token
 from app.woocommerce.webhook_setup import install_webhook
 
 router = APIRouter(prefix="/admin/setup", route_class=AdminRoute, include_in_schema=False)
 callback_router = APIRouter(include_in_schema=False)
-CsrfForm = Annotated[str, Form()]
+FormText = Annotated[str, Form()]
+WizardFormAdmin = Annotated[Admin, Depends(CsrfChecked("wizard"))]
 
 
 # ── what every step page shares ──────────────────────────────────────────────────────────────
@@ -65,16 +67,14 @@ def _render(
         "step": step,
         "number": wizard.number(step),
         "problems": [],
+        "address": {
+            "confirmed": state.settings.public_url or "",
+            "suggested": public_address.suggestion(request.url.scheme, request.headers.get("host", "")),
+            "from_environment": _from_environment(state, "PUBLIC_URL"),
+        },
     }
     values.update(context or {})
     return page(request, template or f"setup_{step}.html", values, status_code=status_code)
-
-
-def _check_csrf(state: AppState, admin: Admin, csrf: str) -> None:
-    if not valid_csrf(state.settings, admin, csrf):
-        raise HTTPException(
-            403, N_("the form is stale or was not sent from the wizard: reload and try again")
-        )
 
 
 def _actor(request: Request) -> str:
@@ -82,12 +82,23 @@ def _actor(request: Request) -> str:
     return Message("set-up wizard (admin session, %(where)s)", where=where)
 
 
-def _base_url(request: Request, settings: Settings) -> str:
-    """Where the shop and Moneybird reach this woobird: PUBLIC_URL, or the address it was opened at."""
-    if settings.public_url:
-        return settings.public_url
-    scheme = "https" if is_https(request) else request.url.scheme
-    return f"{scheme}://{request.headers.get('host', request.url.netloc)}"
+def _from_environment(state: AppState, name: str) -> bool:
+    return bool(state.live and state.live.sources().get(name) == "environment")
+
+
+ADDRESS_FROM_ENVIRONMENT = N_("PUBLIC_URL is set in the environment: change woobird's address there")
+CONFIRM_ADDRESS_FIRST = N_(
+    "confirm woobird's own address first (at the top of this page): the shop and Moneybird send you, "
+    "the key and the orders there."
+)
+
+
+def _public_url(state: AppState) -> str:
+    """Where the shop and Moneybird reach this woobird: PUBLIC_URL, as the admin confirmed it (or set
+    it in the environment); never the request's Host header. HTTPException when there is none yet."""
+    if not state.settings.public_url:
+        raise HTTPException(409, CONFIRM_ADDRESS_FIRST)
+    return state.settings.public_url
 
 
 async def _store(request: Request, state: AppState, values: dict[str, str | None]) -> None:
@@ -143,6 +154,25 @@ async def setup_start(admin: AdminDep, state: AppStateDep) -> Response:
     return _next(state)
 
 
+@router.post("/address")
+async def address_confirm(
+    request: Request,
+    admin: WizardFormAdmin,
+    state: AppStateDep,
+    public_url: FormText = "",
+    back: FormText = "",
+) -> Response:
+    """The admin confirms woobird's own address: stored as PUBLIC_URL, used from now on."""
+    if _from_environment(state, "PUBLIC_URL"):
+        raise HTTPException(409, ADDRESS_FROM_ENVIRONMENT)
+    url = public_address.normalise(public_url)
+    problem = public_address.problem(url)
+    if problem:
+        raise HTTPException(422, problem)
+    await _store(request, state, {"PUBLIC_URL": url})
+    return RedirectResponse(f"/admin/setup/{back if back in STEP_KEYS else 'shop'}", status_code=303)
+
+
 # ── 1. WooCommerce ───────────────────────────────────────────────────────────────────────────
 
 
@@ -159,24 +189,28 @@ async def shop_page(request: Request, admin: AdminDep, state: AppStateDep) -> Re
 
 @router.post("/shop")
 async def shop_connect(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", shop_url: CsrfForm = ""
+    request: Request, admin: WizardFormAdmin, state: AppStateDep, shop_url: FormText = ""
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     url = shop.normalise_shop_url(shop_url)
-    problems = await shop.probe_shop(url)
-    base = _base_url(request, state.settings)
+    base = state.settings.public_url or ""
+    problems = _pinned_shop_problems(state, url)
+    if not problems and not base:
+        problems = [CONFIRM_ADDRESS_FIRST]
     if not problems and urlsplit(base).scheme != "https":
         problems = [
             Message(
-                "the shop hands its keys only to an https:// address, and this woobird was opened at "
-                "%(base)s: open it at its https:// address (or set PUBLIC_URL), or paste a key below.",
+                "the shop hands its keys only to an https:// address, and woobird's address is %(base)s: "
+                "confirm its https:// address above (or set PUBLIC_URL), or paste a key below.",
                 base=base,
             )
         ]
+    if not problems:
+        problems = await shop.probe_shop(url, allowed=shop.allowed_addresses(state.settings))
     if problems:
         context = _shop_context(state) | {"shop_url": url, "problems": problems}
         return _render(request, state, admin, "shop", context, status_code=422)
-    await _store(request, state, {"WOOCOMMERCE_URL": url})
+    # The address is stored only with the keys this shop hands out (the callback): until then the
+    # keys of the shop connected before stay with that shop's address.
     token = await shop.begin_authorization(state.redis, shop_url=url, session=admin.session)
     target = shop.authorize_url(
         url,
@@ -208,16 +242,58 @@ async def shop_callback(request: Request) -> Response:
         keys = await shop.accept_callback(state.redis, body)
     except shop.CallbackRefused as exc:
         return PlainTextResponse(str(exc), status_code=403)
-    values: dict[str, str | None] = {
-        "WOOCOMMERCE_URL": keys.shop_url,
-        "WOOCOMMERCE_CONSUMER_KEY": keys.consumer_key,
-        "WOOCOMMERCE_CONSUMER_SECRET": keys.consumer_secret,
-    }
-    base = state.live.base if state.live else state.settings
     actor = N_("WooCommerce app authorization (approved in wp-admin, started in the set-up wizard)")
+    await _store_shop(
+        state,
+        shop_url=keys.shop_url,
+        consumer_key=keys.consumer_key,
+        consumer_secret=keys.consumer_secret,
+        actor=actor,
+    )
+    return PlainTextResponse("ok", status_code=200)
+
+
+def _pinned_shop_problems(state: AppState, url: str) -> list[str]:
+    """A shop the wizard may not connect: the environment holds the keys (they would go to the new
+    address), or names another shop (the wizard's address would never be used)."""
+    if _from_environment(state, "WOOCOMMERCE_CONSUMER_KEY") or _from_environment(
+        state, "WOOCOMMERCE_CONSUMER_SECRET"
+    ):
+        return [
+            Message(
+                "the shop's key is set in the environment (WOOCOMMERCE_CONSUMER_KEY and _SECRET): change the "
+                "shop there, WOOCOMMERCE_URL together with its keys."
+            )
+        ]
+    current = state.settings.woocommerce_url
+    if _from_environment(state, "WOOCOMMERCE_URL") and url != current:
+        return [
+            Message(
+                "WOOCOMMERCE_URL is set in the environment (%(url)s): change the shop there.", url=current
+            )
+        ]
+    return []
+
+
+async def _store_shop(
+    state: AppState, *, shop_url: str, consumer_key: str, consumer_secret: str, actor: str
+) -> None:
+    """The shop's address with the keys that shop approved, never one without the other; a new shop
+    also retires the webhook secret, which belongs to the shop it was given to."""
+    current = state.settings
+    values: dict[str, str | None] = {
+        "WOOCOMMERCE_URL": shop_url,
+        "WOOCOMMERCE_CONSUMER_KEY": consumer_key,
+        "WOOCOMMERCE_CONSUMER_SECRET": consumer_secret,
+    }
+    if current.woocommerce_url and current.woocommerce_url != shop_url:
+        values["WOOCOMMERCE_WEBHOOK_SECRET"] = None
+        old_secret = current.woocommerce_webhook_secret.get_secret_value()
+        if old_secret:
+            await record_step(state.sessions, shop.RETIRED_SECRET, shop.secret_mark(old_secret))
+    base = state.live.base if state.live else state.settings
     await write_settings(state.sessions, base=base, values=values, actor=actor)
     await state.refresh_settings(force=True)
-    return PlainTextResponse("ok", status_code=200)
 
 
 @router.get("/shop/return")
@@ -229,7 +305,7 @@ async def shop_return(
     admin = returning
     outcome = await shop.authorization_outcome(state.redis, state=user_id, session=admin.session)
     if success != "1":
-        await shop.forget_authorization(state.redis, state=user_id)
+        await shop.forget_authorization(state.redis, state=user_id, session=admin.session)
         problems = [
             N_(
                 "the shop did not hand out a key: access was denied on WooCommerce's page. Press Connect "
@@ -255,7 +331,7 @@ async def shop_return(
 
 
 async def _verify_shop(request: Request, state: AppState, admin: Admin) -> Response:
-    problems = await shop.verify_keys(state.settings)
+    problems = await shop.verify_keys(state.settings, allowed=shop.allowed_addresses(state.settings))
     if problems:
         return _render(
             request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
@@ -267,17 +343,16 @@ async def _verify_shop(request: Request, state: AppState, admin: Admin) -> Respo
 @router.post("/shop/keys")
 async def shop_keys(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    shop_url: CsrfForm = "",
-    consumer_key: CsrfForm = "",
-    consumer_secret: CsrfForm = "",
+    shop_url: FormText = "",
+    consumer_key: FormText = "",
+    consumer_secret: FormText = "",
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     url = shop.normalise_shop_url(shop_url or state.settings.woocommerce_url)
     key, secret = consumer_key.strip(), consumer_secret.strip()
-    problems = await shop.probe_shop(url)
+    allowed = shop.allowed_addresses(state.settings)
+    problems = _pinned_shop_problems(state, url) or await shop.probe_shop(url, allowed=allowed)
     well_formed = all(
         value[:3] == prefix and 8 < len(value) <= 128 and value.isprintable()
         for value, prefix in ((key, "ck_"), (secret, "cs_"))
@@ -294,15 +369,11 @@ async def shop_keys(
                 "woocommerce_consumer_secret": SecretStr(secret),
             }
         )
-        problems = await shop.verify_keys(probe)
+        problems = await shop.verify_keys(probe, allowed=allowed)
     if problems:  # nothing stored: a key the shop refuses is no use to anyone
         context = _shop_context(state) | {"shop_url": url, "problems": problems}
         return _render(request, state, admin, "shop", context, status_code=422)
-    await _store(
-        request,
-        state,
-        {"WOOCOMMERCE_URL": url, "WOOCOMMERCE_CONSUMER_KEY": key, "WOOCOMMERCE_CONSUMER_SECRET": secret},
-    )
+    await _store_shop(state, shop_url=url, consumer_key=key, consumer_secret=secret, actor=_actor(request))
     await _step_done(state, "shop", "verified")
     return _next(state)
 
@@ -329,13 +400,11 @@ async def products_page(request: Request, admin: AdminDep, state: AppStateDep) -
 @router.post("/products")
 async def products_action(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    action: CsrfForm = "",
-    ledger_account: CsrfForm = "",
+    action: FormText = "",
+    ledger_account: FormText = "",
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     if ledger_account.strip().isdigit():
         await _store(request, state, {"MONEYBIRD_LEDGER_ACCOUNT_ID": ledger_account.strip()})
     if action in ("skip", "later"):
@@ -365,7 +434,7 @@ async def _moneybird_context(state: AppState, request: Request) -> dict[str, Any
     context: dict[str, Any] = {
         "oauth": moneybird_connect.oauth_available(s),
         "scopes": moneybird_connect.SCOPES,
-        "redirect_uri": _base_url(request, s) + moneybird_connect.CALLBACK_PATH,
+        "redirect_uri": (s.public_url + moneybird_connect.CALLBACK_PATH) if s.public_url else "",
         "token_shown": masked(token) if token else "",
         "administration_id": s.moneybird_administration_id,
         "administrations": [],
@@ -385,9 +454,8 @@ async def moneybird_page(request: Request, admin: AdminDep, state: AppStateDep) 
 
 @router.post("/moneybird/token")
 async def moneybird_token(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", token: CsrfForm = ""
+    request: Request, admin: WizardFormAdmin, state: AppStateDep, token: FormText = ""
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     try:
         await moneybird_connect.administrations(state.settings, token=token)
     except moneybird_connect.ConnectRefused as exc:
@@ -398,15 +466,12 @@ async def moneybird_token(
 
 
 @router.post("/moneybird/connect")
-async def moneybird_oauth(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = ""
-) -> Response:
-    _check_csrf(state, admin, csrf)
+async def moneybird_oauth(request: Request, admin: WizardFormAdmin, state: AppStateDep) -> Response:
     if not moneybird_connect.oauth_available(state.settings):
         raise HTTPException(
             409, N_("set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token")
         )
-    redirect_uri = _base_url(request, state.settings) + moneybird_connect.CALLBACK_PATH
+    redirect_uri = _public_url(state) + moneybird_connect.CALLBACK_PATH
     url = await moneybird_connect.begin_oauth(
         state.redis, state.settings, redirect_uri=redirect_uri, session=admin.session
     )
@@ -445,12 +510,10 @@ async def moneybird_callback(
 @router.post("/moneybird/administration")
 async def moneybird_administration(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    administration_id: CsrfForm = "",
+    administration_id: FormText = "",
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     context = await _moneybird_context(state, request)
     if administration_id not in {a.id for a in context["administrations"]}:
         context["problems"] = context.get("problems") or [N_("choose one of the administrations listed")]
@@ -491,9 +554,8 @@ async def bookkeeping_page(request: Request, admin: AdminDep, state: AppStateDep
 
 
 @router.post("/bookkeeping")
-async def bookkeeping_save(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: AppStateDep) -> Response:
     form = {key: str(value) for key, value in (await request.form()).items()}
-    _check_csrf(state, admin, form.get("csrf", ""))
     try:
         choices = await bookkeeping.load_choices(state.settings)
     except bookkeeping.ChoicesUnavailable as exc:
@@ -526,13 +588,11 @@ async def history_page(request: Request, admin: AdminDep, state: AppStateDep) ->
 @router.post("/history")
 async def history_action(
     request: Request,
-    admin: AdminDep,
+    admin: WizardFormAdmin,
     state: AppStateDep,
-    csrf: CsrfForm = "",
-    action: CsrfForm = "",
-    since: CsrfForm = "",
+    action: FormText = "",
+    since: FormText = "",
 ) -> Response:
-    _check_csrf(state, admin, csrf)
     now = datetime.now(UTC).replace(microsecond=0)
     if action == "from_now":
         await _store(request, state, {"SYNC_SINCE": now.isoformat()})
@@ -565,32 +625,81 @@ async def history_action(
 
 @router.get("/install")
 async def install_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
-    context = {"public_url": _base_url(request, state.settings), "findings": None}
+    address = state.settings.public_url or public_address.suggestion(
+        request.url.scheme, request.headers.get("host", "")
+    )
+    context = {"public_url": address, "findings": None}
     return _render(request, state, admin, "install", context)
+
+
+async def _install_payment_webhook(
+    request: Request, state: AppState, base: str, problems: list[Message]
+) -> str:
+    """Open invoices: woobird's webhook in Moneybird, its secret stored sealed (app/payment_webhook.py)."""
+    try:
+        registered = await register_payment_webhook(state.settings, redis=state.redis, public_url=base)
+    except MoneybirdAuthError as exc:
+        problems.append(
+            Message(
+                "Moneybird refused to register woobird's webhook (%(error)s): open invoices need a token "
+                "with the `settings` scope next to `sales_invoices` — make one in Moneybird and enter it "
+                "in step 3.",
+                error=exc,
+            )
+        )
+        return ""
+    except MoneybirdError as exc:
+        return Message(
+            "Moneybird could not register woobird's webhook (%(error)s); payments of open invoices are found "
+            "by each reconciliation pass instead.",
+            error=exc,
+        )
+    await _store(request, state, {"MONEYBIRD_WEBHOOK_SECRET": registered.secret})
+    return registered.message
 
 
 @router.post("/install")
 async def install_action(
-    request: Request, admin: AdminDep, state: AppStateDep, csrf: CsrfForm = "", public_url: CsrfForm = ""
+    request: Request, admin: WizardFormAdmin, state: AppStateDep, public_url: FormText = ""
 ) -> Response:
-    _check_csrf(state, admin, csrf)
-    base = public_url.strip().rstrip("/") or _base_url(request, state.settings)
-    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
-        raise HTTPException(400, Message("%(address)r is not woobird's web address", address=base))
+    # The address in the form is the one the admin read and sent: the confirmation it needs.
+    base = public_address.normalise(public_url) or _public_url(state)
+    problem = public_address.problem(base)
+    if problem:
+        raise HTTPException(422, problem)
+    if _from_environment(state, "PUBLIC_URL") and base != state.settings.public_url:
+        raise HTTPException(409, ADDRESS_FROM_ENVIRONMENT)
     secret = state.settings.woocommerce_webhook_secret.get_secret_value()
     values: dict[str, str | None] = {"PUBLIC_URL": base}
-    if "WOOCOMMERCE_WEBHOOK_SECRET" in state.settings.problems():
+    retired = secret and _wizard(state).progress.get(shop.RETIRED_SECRET) == shop.secret_mark(secret)
+    if retired and _from_environment(state, "WOOCOMMERCE_WEBHOOK_SECRET"):
+        raise HTTPException(
+            409,
+            Message(
+                "WOOCOMMERCE_WEBHOOK_SECRET (set in the environment) was given to the shop connected "
+                "before: set a new one (openssl rand -hex 32), or remove it so the wizard makes one, then "
+                "install again."
+            ),
+        )
+    if retired or "WOOCOMMERCE_WEBHOOK_SECRET" in state.settings.problems():
         secret = new_token()
         values["WOOCOMMERCE_WEBHOOK_SECRET"] = secret
     problems: list[Message] = []
     await _store(request, state, values)
+    # A shop address the wizard stored is reached through the address guard (its name may since
+    # resolve elsewhere); one the environment names is the admin's own choice, a LAN shop included.
+    allowed = None if _from_environment(state, "WOOCOMMERCE_URL") else shop.allowed_addresses(state.settings)
     try:
-        async with shop_client(state.settings) as client:
+        async with shop_client(state.settings, allowed=allowed) as client:
             message = await install_webhook(client, delivery_url=base + WEBHOOK_PATH, secret=secret)
     except Exception as exc:  # the words come from the shop client's errors
         message = ""
         problems.append(Message("the webhook could not be installed: %(error)s", error=exc))
-    findings = await Checker(state.settings).run()
+    messages = [message] if message else []
+    if payment_pushes_wanted(state.settings):
+        pushes = await _install_payment_webhook(request, state, base, problems)
+        messages += [pushes] if pushes else []
+    findings = await Checker(state.settings, shop_allowed=allowed).run()
     healthy, checks = await readiness(state)
     worker = checks.get("worker", {})
     all_green = not problems and all(f.ok for f in findings) and bool(worker.get("ok"))
@@ -598,7 +707,7 @@ async def install_action(
         await _step_done(state, "install", "done")
     context = {
         "public_url": base,
-        "message": message,
+        "messages": messages,
         "findings": findings,
         "worker": worker,
         "all_green": all_green,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import backfill, ops, plan, products, run, setup, verify
+from app.cli import backfill, day_to_day, plan, products, run, setup, verify
 
 cli = typer.Typer(
     name="woobird",
@@ -38,10 +38,10 @@ cli.add_typer(webhook_cli, name="webhook")
 cli.command("check")(setup.check_command)
 cli.command("setup")(setup.setup_command)
 webhook_cli.command("install")(setup.webhook_install_command)
-cli.command("status")(ops.status_command)
-cli.command("sync")(ops.sync_command)
-cli.command("retry")(ops.retry_command)
-cli.command("report")(ops.report_command)
+cli.command("status")(day_to_day.status_command)
+cli.command("sync")(day_to_day.sync_command)
+cli.command("retry")(day_to_day.retry_command)
+cli.command("report")(day_to_day.report_command)
 cli.command("verify")(verify.verify_command)
 cli.command("plan")(plan.plan_command)
 cli.command("backfill")(backfill.backfill_command)

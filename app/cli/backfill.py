@@ -1,6 +1,6 @@
 """`woobird backfill`: import the orders paid in a date range, with a progress bar and an ETA.
 
-The import itself is `app.sync.backfill`; this command shows its progress events and its report.
+The import itself is `app.booking.backfill`; this command shows its progress events and its report.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from app.booking.backfill import BackfillProgress, BackfillReport, backfill, seconds_per_order
 from app.cli.support import queue, services, settings_or_exit
 from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.settings import Settings
-from app.sync.backfill import BackfillProgress, BackfillReport, backfill, seconds_per_order
 
 
 def backfill_command(

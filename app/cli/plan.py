@@ -20,11 +20,19 @@ from rich.table import Table
 
 from app.cli.demo import demo_reference
 from app.cli.support import explain
-from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, Rounding
+from app.invoicing.moneybird_arithmetic import (
+    ROUNDING_MODES,
+    Rounding,
+    predicted_total,
+    predicted_vat,
+    vat_deviation,
+)
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference
+from app.invoicing.vat import normalise_tax_key
 from app.moneybird.reference import reference_from_json
-from app.settings import ConfigurationError, load_settings, normalise_tax_key
+from app.plan_options import plan_options
+from app.settings import ConfigurationError, load_settings
 from app.woocommerce.models import Order
 
 MODE_TITLES: dict[Rounding, str] = {"per_line": "per line", "per_rate": "per rate"}
@@ -77,17 +85,17 @@ def _lines_table(plan: InvoicePlan, reference: AdministrationReference | None) -
             f"{line.price:.2f}",
             f"{line.total:.2f}",
             plan.tax_rates[line.tax_rate_id].name,
-            _ledger_name(line.ledger_account_id, reference),
+            _ledger_account_name(line.ledger_account_id, reference),
             line.kind,
         )
     return table
 
 
-def _ledger_name(ledger_id: str | None, reference: AdministrationReference | None) -> str:
-    if ledger_id is None:
+def _ledger_account_name(account_id: str | None, reference: AdministrationReference | None) -> str:
+    if account_id is None:
         return "Moneybird default"
-    account = next((a for a in reference.ledger_accounts if a.id == ledger_id), None) if reference else None
-    return account.name if account else ledger_id
+    account = next((a for a in reference.ledger_accounts if a.id == account_id), None) if reference else None
+    return account.name if account else account_id
 
 
 def _vat_table(plan: InvoicePlan) -> Table:
@@ -97,8 +105,8 @@ def _vat_table(plan: InvoicePlan) -> Table:
     for mode in ROUNDING_MODES:
         table.add_column(f"Moneybird {MODE_TITLES[mode]}", justify="right")
         table.add_column("Difference", justify="right")
-    predicted = {mode: plan.predicted_vat(mode) for mode in ROUNDING_MODES}
-    deviations = {mode: plan.vat_deviation(mode) for mode in ROUNDING_MODES}
+    predicted = {mode: predicted_vat(plan, mode) for mode in ROUNDING_MODES}
+    deviations = {mode: vat_deviation(plan, mode) for mode in ROUNDING_MODES}
     for rate_id in dict.fromkeys([*plan.shop_vat, *predicted["per_line"]]):
         row = [plan.tax_rates[rate_id].name, f"{plan.shop_vat.get(rate_id, Decimal(0)):.2f}"]
         for mode in ROUNDING_MODES:
@@ -118,7 +126,7 @@ def _totals_table(plan: InvoicePlan) -> Table:
         table.add_column(f"Moneybird {MODE_TITLES[mode]}", justify="right")
     cells = [f"{plan.total:.2f}"]
     for mode in ROUNDING_MODES:
-        total = plan.predicted_total(mode)
+        total = predicted_total(plan, mode)
         cells.append(
             f"{total:.2f}"
             if total == plan.total
@@ -133,7 +141,7 @@ def _totals_table(plan: InvoicePlan) -> Table:
 
 def _options(*, with_configured_ids: bool, tax_rates: str | None, exact_vat: bool | None) -> PlanOptions:
     """The configured options; ids only make sense against the administration they came from."""
-    options = PlanOptions.from_settings(load_settings())
+    options = plan_options(load_settings())
     if not with_configured_ids:
         options = PlanOptions(exact_vat=options.exact_vat, vat_number_meta_keys=options.vat_number_meta_keys)
     overrides = dict(options.tax_rate_overrides)

@@ -1,6 +1,6 @@
 """`woobird products`: copy the shop's products with a SKU to Moneybird, and say what happened.
 
-The transfer itself is `app.sync.products`; this command runs it and prints its report.
+The transfer itself is `app.booking.products`; this command runs it and prints its report.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.booking.products import TransferReport, transfer_products
 from app.cli.support import queue, run, services, settings_or_exit
 from app.settings import Settings
-from app.sync.products import TransferReport, transfer_products
 
 
 def products_command(

@@ -14,7 +14,6 @@ import re
 import shlex
 import socket
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -24,17 +23,19 @@ from pydantic import SecretStr
 from rich.markup import escape
 from rich.table import Table
 
-from app.checks import Checker, Finding, percentage_text, propose_tax_rate, rate_id_of, shop_tax_rates
+from app.checks import Checker, CheckResult, percentage_text
 from app.cli.support import console, fail, ledger_sessions, require, run, settings_or_exit, styled
 from app.clients import moneybird_client, shop_client
 from app.constants import WEBHOOK_PATH
-from app.i18n import Language, Message, ntranslate, shown, translate
+from app.i18n import Language, Message, ntranslate, said, shown, translate
 from app.invoicing.reference import AdministrationReference
-from app.invoicing.vat import EXPORT, REVERSE_CHARGE
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.reference import load_reference
+from app.payment_webhook import PaymentWebhook, payment_pushes_wanted, register_payment_webhook
+from app.queue import connect
 from app.settings import ConfigurationError, Settings
 from app.settings_store import STORABLE, write_settings
+from app.setup.bookkeeping import ChoicesUnavailable, RateRow, propose_tax_rates, read_shop_tax_rates
 from app.tokens import new_token
 from app.woocommerce.errors import WooCommerceAuthError, WooCommerceError
 from app.woocommerce.webhook_setup import install_webhook
@@ -42,7 +43,7 @@ from app.woocommerce.webhook_setup import install_webhook
 Target = Literal["env", "heroku", "fly"]
 
 
-def print_findings(findings: list[Finding], *, language: Language) -> bool:
+def print_check_results(findings: list[CheckResult], *, language: Language) -> bool:
     ok = all(finding.ok for finding in findings)
     for finding in findings:
         mark = "[yellow]![/]" if finding.warning else ("[green]✓[/]" if finding.ok else "[bold red]✗[/]")
@@ -66,7 +67,7 @@ def check_command() -> None:
     """Verify every setting against the live shop and Moneybird; exit 0 only when all is well."""
     settings = settings_or_exit()
     findings = run(Checker(settings).run())
-    if not print_findings(findings, language=settings.language):
+    if not print_check_results(findings, language=settings.language):
         raise typer.Exit(1)
 
 
@@ -74,7 +75,7 @@ def check_command() -> None:
 
 
 @dataclass
-class Choices:
+class ChosenSettings:
     values: dict[str, str]
 
 
@@ -163,7 +164,7 @@ def _store(settings: Settings, values: dict[str, str]) -> None:
         )
 
 
-async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> Choices:
+async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> ChosenSettings:
     update = {"moneybird_api_token": SecretStr(token), "moneybird_administration_id": administration or "0"}
     probe = settings.model_copy(update=update)
     language = settings.language
@@ -193,57 +194,25 @@ async def _choose(settings: Settings, *, token: str, administration: str, yes: b
     probe = probe.model_copy(update={"moneybird_administration_id": chosen})
     async with moneybird_client(probe) as moneybird:
         reference = await load_reference(moneybird)
-    shop_rates = await _shop_rates_or_defaults(settings)
-    values = {"MONEYBIRD_ADMINISTRATION_ID": chosen}
-    values |= _choose_tax_rates(
-        reference, shop_rates, current=settings.moneybird_tax_rates, yes=yes, language=language
-    )
-    values |= _choose_reference(reference, settings=settings, yes=yes)
-    return Choices(values)
-
-
-async def _shop_rates_or_defaults(settings: Settings) -> list[tuple[str, Decimal, str]]:
-    language = settings.language
-    defaults = [
-        ("21", Decimal(21), translate(language, "21 %% (standard)")),
-        ("9", Decimal(9), translate(language, "9 %% (reduced)")),
-        ("0", Decimal(0), "0 %"),
-    ]
-    if {"WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET"} & set(
-        settings.problems()
-    ):
-        console.print(
-            styled("yellow", "!"),
-            translate(
-                language, "the shop is not configured yet: proposing the Dutch rates 21 %%, 9 %% and 0 %%"
-            ),
-        )
-        return defaults
     try:
-        async with shop_client(settings) as shop:
-            rates = await shop_tax_rates(shop)
-    except WooCommerceError as exc:
-        console.print(
-            styled("yellow", "!"),
-            escape(
-                translate(
-                    language,
-                    "could not read the shop's tax rates (%(error)s): proposing 21 %%, 9 %% and 0 %%",
-                    error=exc,
-                )
-            ),
+        shop_rates = await read_shop_tax_rates(settings)
+    except ChoicesUnavailable as exc:
+        fail(
+            translate(
+                language,
+                "%(error)s; set the shop's WOOCOMMERCE_* settings and run setup again",
+                error=shown(said(exc), language),
+            )
         )
-        return defaults
-    return rates or defaults
+    rows = propose_tax_rates(reference, shop_rates, current=settings.moneybird_tax_rates)
+    values = {"MONEYBIRD_ADMINISTRATION_ID": chosen}
+    values |= _choose_tax_rates(rows, reference, yes=yes, language=language)
+    values |= _choose_reference(reference, settings=settings, yes=yes)
+    return ChosenSettings(values)
 
 
 def _choose_tax_rates(
-    reference: AdministrationReference,
-    shop_rates: list[tuple[str, Decimal, str]],
-    *,
-    current: dict[str, str],
-    yes: bool,
-    language: Language,
+    rows: tuple[RateRow, ...], reference: AdministrationReference, *, yes: bool, language: Language
 ) -> dict[str, str]:
     def _(message: str, /, **params: object) -> str:
         return escape(translate(language, message, **params))
@@ -255,17 +224,13 @@ def _choose_tax_rates(
         )
     console.print(table)
     mapping: dict[str, str] = {}
-    for key, _percentage, label in shop_rates:
-        proposal = current.get(key) or rate_id_of(propose_tax_rate(key, reference))
-        question = _("Moneybird tax rate for the shop's %(rate)s (%(key)s)", rate=label, key=key)
-        mapping[key] = _ask(question, proposal, yes=yes)
-    treatments = {
-        REVERSE_CHARGE: _("Moneybird tax rate for the reverse-charge rate (verlegde btw, 0 %%)"),
-        EXPORT: _("Moneybird tax rate for the export rate (0 %% outside the EU)"),
-    }
-    for key, question in treatments.items():
-        proposal = current.get(key) or rate_id_of(propose_tax_rate(key, reference))
-        mapping[key] = _ask(question, proposal, yes=yes)
+    for row in rows:
+        question = (
+            _("Moneybird tax rate for the shop's %(rate)s (%(key)s)", rate=row.name, key=row.key)
+            if row.required
+            else _("Moneybird tax rate for the %(rate)s", rate=shown(row.name, language))
+        )
+        mapping[row.key] = _ask(question, row.proposal, yes=yes)
     mapping = {key: value for key, value in mapping.items() if value}
     console.print(_("Proposed MONEYBIRD_TAX_RATES: %(mapping)s", mapping=json.dumps(mapping)))
     return {"MONEYBIRD_TAX_RATES": json.dumps(mapping, separators=(",", ":"))}
@@ -395,21 +360,81 @@ def webhook_install_command(
         fail(escape(translate(language, "could not talk to the shop: %(error)s", error=exc)))
     console.print(styled("green", "✓"), escape(shown(message, language)))
     if new_secret:
-        values = {"WOOCOMMERCE_WEBHOOK_SECRET": secret}
-        if print_for in ("heroku", "fly"):
-            print_settings(values, target=print_for)  # type: ignore[arg-type]
-        else:
-            write_env(env_file, values)
-            console.print(
-                styled("green", "✓"),
-                escape(
-                    translate(
-                        language,
-                        "stored the webhook's new secret in %(file)s; restart woobird to use it",
-                        file=env_file,
-                    )
-                ),
+        _keep_secret(
+            {"WOOCOMMERCE_WEBHOOK_SECRET": secret}, print_for=print_for, env_file=env_file, language=language
+        )
+    if payment_pushes_wanted(settings):
+        pushes = _register_payment_pushes(settings, base=base)
+        if pushes is not None:
+            _keep_secret(
+                {"MONEYBIRD_WEBHOOK_SECRET": pushes},
+                print_for=print_for,
+                env_file=env_file,
+                language=language,
             )
+
+
+def _keep_secret(values: dict[str, str], *, print_for: str, env_file: Path, language: Language) -> None:
+    if print_for in ("heroku", "fly"):
+        print_settings(values, target=print_for)  # type: ignore[arg-type]
+        return
+    write_env(env_file, values)
+    stored = (
+        translate(
+            language,
+            "stored Moneybird's webhook's new secret in %(file)s; restart woobird to use it",
+            file=env_file,
+        )
+        if "MONEYBIRD_WEBHOOK_SECRET" in values
+        else translate(
+            language, "stored the webhook's new secret in %(file)s; restart woobird to use it", file=env_file
+        )
+    )
+    console.print(styled("green", "✓"), escape(stored))
+
+
+def _register_payment_pushes(settings: Settings, *, base: str) -> str | None:
+    """Moneybird's webhook for open invoices; its secret, or None when Moneybird cannot reach woobird."""
+    require(settings, "MONEYBIRD_API_TOKEN", "MONEYBIRD_ADMINISTRATION_ID")
+    language = settings.language
+
+    async def register() -> PaymentWebhook:
+        redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
+        try:
+            return await register_payment_webhook(settings, redis=redis, public_url=base)
+        finally:
+            await redis.aclose()
+
+    try:
+        registered = run(register())
+    except MoneybirdAuthError as exc:
+        fail(
+            escape(
+                translate(
+                    language,
+                    "Moneybird refused to register woobird's webhook (%(error)s): open invoices need a token "
+                    "with the `settings` scope next to `sales_invoices` (Moneybird → Settings → External "
+                    "and AI integrations)",
+                    error=exc,
+                )
+            )
+        )
+    except MoneybirdError as exc:
+        console.print(
+            styled("yellow", "!"),
+            escape(
+                translate(
+                    language,
+                    "Moneybird could not register woobird's webhook (%(error)s). Payments of open invoices "
+                    "are still found by each reconciliation pass; make PUBLIC_URL reachable from the "
+                    "internet and run this again to hear them at once.",
+                    error=exc,
+                )
+            ),
+        )
+        return None
+    console.print(styled("green", "✓"), escape(shown(registered.message, language)))
+    return registered.secret
 
 
 async def _install_webhook(settings: Settings, *, delivery_url: str, secret: str) -> str:

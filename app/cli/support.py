@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import clients
 from app.db import create_engine, is_missing_table, session_factory
 from app.queue import connect
+from app.runtime import Services, build_services
 from app.settings import ConfigurationError, Settings, load_settings
 from app.settings_live import load_with_store
-from app.sync.services import Services, build_services
 
 T = TypeVar("T")
 

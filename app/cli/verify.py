@@ -1,6 +1,6 @@
 """`woobird verify --month YYYY-MM`: the verification of a month's booked invoices, now.
 
-It is the worker's verification (app.sync.verify) run in the terminal, under the same shared rate
+It is the worker's verification (app.booking.verify) run in the terminal, under the same shared rate
 limit and recording the same findings; a passing failure (Moneybird away, its rate limit reached)
 is tried again by the job layer's rule (app.retry) a few times before the command gives up.
 """
@@ -13,11 +13,11 @@ import time
 import typer
 from rich.table import Table
 
+from app.booking.verify import MonthVerification, month_days, verify_month
 from app.cli.support import console, fail, queue, run, services, settings_or_exit
 from app.money import money
 from app.retry import TryAgainLater, retry_delay
 from app.settings import Settings
-from app.sync.verify import MonthVerification, month_days, verify_month
 
 # Tries before the command gives up on a Moneybird that is away or busy.
 VERIFY_TRIES = 3

@@ -9,12 +9,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
+from app.constants import VAT_NUMBER_META_KEYS
 from app.i18n import Message
 from app.invoicing.contact import PlanContact
-from app.invoicing.moneybird_arithmetic import Rounding, predict_totals
 from app.invoicing.reference import TaxRate
 from app.invoicing.vat import OrderVat, RateBook, Treatment
-from app.settings import Settings
 from app.woocommerce.models import Order
 
 LineKind = Literal["product", "shipping", "fee", "discount", "rounding", "vat_correction"]
@@ -27,10 +26,6 @@ FEE_FALLBACK = "Toeslag"
 ROUNDING_LABEL = "Afronding (verschil met ordertotaal)"
 VAT_CORRECTION_LABEL = "Btw-afronding"
 VAT_COUNTER_LABEL = "Btw-afronding, tegenboeking"
-
-DEFAULT_VAT_NUMBER_META_KEYS: tuple[str, ...] = tuple(
-    Settings.model_fields["woocommerce_vat_number_meta_keys"].default
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,22 +51,12 @@ class PlanOptions:
     workflow_id: str | None = None
     document_style_id: str | None = None
     exact_vat: bool = False
-    vat_number_meta_keys: tuple[str, ...] = DEFAULT_VAT_NUMBER_META_KEYS
+    vat_number_meta_keys: tuple[str, ...] = VAT_NUMBER_META_KEYS
     timezone: str = "Europe/Amsterdam"
     # SKU → Moneybird product id, from `woobird products` (lines without a match carry no product).
     products: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PlanOptions:
-        return cls(
-            tax_rate_overrides=dict(settings.moneybird_tax_rates),
-            ledger_account_id=settings.moneybird_ledger_account_id,
-            shipping_ledger_account_id=settings.moneybird_shipping_ledger_account_id,
-            workflow_id=settings.moneybird_workflow_id,
-            document_style_id=settings.moneybird_document_style_id,
-            exact_vat=settings.invoice_exact_vat,
-            vat_number_meta_keys=tuple(settings.woocommerce_vat_number_meta_keys),
-        )
+    # An open invoice (OPEN_INVOICE_PAYMENT_METHODS): booked before payment, dated when ordered.
+    unpaid: bool = False
 
 
 class PlanRefused(Exception):
@@ -116,29 +101,14 @@ class InvoicePlan:
     def lines_total(self) -> Decimal:
         return sum((line.total for line in self.lines), Decimal(0))
 
-    def predicted_total(self, rounding: Rounding) -> Decimal:
-        return predict_totals(self, rounding)[0]
-
-    def predicted_vat(self, rounding: Rounding) -> dict[str, Decimal]:
-        return predict_totals(self, rounding)[1]
-
-    def vat_deviation(self, rounding: Rounding) -> dict[str, Decimal]:
-        """Moneybird's VAT minus the shop's, per tax rate id; zero where they agree."""
-        predicted = self.predicted_vat(rounding)
-        rate_ids = dict.fromkeys([*self.shop_vat, *predicted])
-        return {
-            rate_id: predicted.get(rate_id, Decimal(0)) - self.shop_vat.get(rate_id, Decimal(0))
-            for rate_id in rate_ids
-        }
-
 
 @dataclass
 class PlanContext:
     order: Order
     vat: OrderVat
     book: RateBook
-    product_ledger: str | None
-    other_ledger: str | None
+    product_revenue_account: str | None
+    other_revenue_account: str | None
     products: Mapping[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     used_rates: dict[str, TaxRate] = field(default_factory=dict)
@@ -154,5 +124,7 @@ class PlanContext:
         product_id: str | None = None,
     ) -> PlanLine:
         self.used_rates[rate.id] = rate
-        ledger = self.product_ledger if kind in ("product", "discount") else self.other_ledger
-        return PlanLine(description, quantity, price, rate.id, ledger, kind, product_id)
+        account = (
+            self.product_revenue_account if kind in ("product", "discount") else self.other_revenue_account
+        )
+        return PlanLine(description, quantity, price, rate.id, account, kind, product_id)

@@ -14,10 +14,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
-if TYPE_CHECKING:
-    from app.invoicing.plan import InvoicePlan
+
+class PricedLine(Protocol):
+    @property
+    def tax_rate_id(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+
+
+class PricedRate(Protocol):
+    @property
+    def percentage(self) -> Decimal: ...
+
+
+class PricedPlan(Protocol):
+    """What the predictions read of a plan (app.invoicing.invoice_plan.InvoicePlan is one)."""
+
+    @property
+    def lines(self) -> Sequence[PricedLine]: ...
+    @property
+    def tax_rates(self) -> Mapping[str, PricedRate]: ...
+    @property
+    def prices_are_incl_tax(self) -> bool: ...
+    @property
+    def shop_vat(self) -> Mapping[str, Decimal]: ...
+
 
 Rounding = Literal["per_line", "per_rate"]
 ROUNDING_MODES: tuple[Rounding, ...] = ("per_line", "per_rate")
@@ -91,7 +114,7 @@ def invoice_totals(
     return total, vat_by_rate
 
 
-def predict_totals(plan: InvoicePlan, rounding: Rounding) -> tuple[Decimal, dict[str, Decimal]]:
+def predict_totals(plan: PricedPlan, rounding: Rounding) -> tuple[Decimal, dict[str, Decimal]]:
     """What Moneybird will show for this plan: total incl. VAT and VAT per tax rate id."""
     return invoice_totals(
         ((line.tax_rate_id, line.total) for line in plan.lines),
@@ -99,3 +122,21 @@ def predict_totals(plan: InvoicePlan, rounding: Rounding) -> tuple[Decimal, dict
         rounding=rounding,
         prices_are_incl_tax=plan.prices_are_incl_tax,
     )
+
+
+def predicted_total(plan: PricedPlan, rounding: Rounding) -> Decimal:
+    return predict_totals(plan, rounding)[0]
+
+
+def predicted_vat(plan: PricedPlan, rounding: Rounding) -> dict[str, Decimal]:
+    return predict_totals(plan, rounding)[1]
+
+
+def vat_deviation(plan: PricedPlan, rounding: Rounding) -> dict[str, Decimal]:
+    """Moneybird's VAT minus the shop's, per tax rate id; zero where they agree."""
+    predicted = predicted_vat(plan, rounding)
+    rate_ids = dict.fromkeys([*plan.shop_vat, *predicted])
+    return {
+        rate_id: predicted.get(rate_id, Decimal(0)) - plan.shop_vat.get(rate_id, Decimal(0))
+        for rate_id in rate_ids
+    }

@@ -79,15 +79,26 @@ def _plan(order: Order, reference: AdministrationReference, options: PlanOptions
             "set WooCommerce's number of decimals to 2 (WooCommerce → Settings → General)",
             order_number=order.display_number,
         )
-    paid_on = _payment_date(order, options.timezone)
+    paid_on = (
+        _ordered_date(order, options.timezone) if options.unpaid else _payment_date(order, options.timezone)
+    )
     customer_vat_number = vat_number(order, options.vat_number_meta_keys)
     book = RateBook(reference, options.tax_rate_overrides)
     vat = order_vat(order, book=book, home_country=reference.country, customer_vat_number=customer_vat_number)
-    product_ledger = _ledger(order, reference, options.ledger_account_id, "MONEYBIRD_LEDGER_ACCOUNT_ID")
-    other_ledger = _ledger(
+    product_revenue_account = _revenue_account(
+        order, reference, options.ledger_account_id, "MONEYBIRD_LEDGER_ACCOUNT_ID"
+    )
+    other_revenue_account = _revenue_account(
         order, reference, options.shipping_ledger_account_id, "MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID"
     )
-    ctx = PlanContext(order, vat, book, product_ledger, other_ledger or product_ledger, options.products)
+    ctx = PlanContext(
+        order,
+        vat,
+        book,
+        product_revenue_account,
+        other_revenue_account or product_revenue_account,
+        options.products,
+    )
 
     lines = product_lines(ctx)
     lines += shipping_lines(ctx)
@@ -140,6 +151,19 @@ def _payment_date(order: Order, timezone: str) -> date:
     return local_date(order.date_paid_gmt, timezone)
 
 
+def _ordered_date(order: Order, timezone: str) -> date:
+    """An open invoice's date: the day the order was placed (its payment comes later, in Moneybird)."""
+    placed = order.date_created_gmt or order.date_modified_gmt
+    if placed is None:
+        raise PlanRefused(
+            order.id,
+            "WooCommerce sent no date for it (date_created)",
+            "open the order in WooCommerce and save it",
+            order_number=order.display_number,
+        )
+    return local_date(placed, timezone)
+
+
 def local_date(moment: datetime, timezone: str) -> date:
     """The calendar day in the shop's time zone: a payment at 23:30 UTC on 31 December is a
     January payment in Amsterdam, and VAT periods follow the local day."""
@@ -167,7 +191,9 @@ def _last_sunday(year: int, month: int) -> datetime:
 # --- 2. Ledger accounts, workflow, document style -------------------------------------------------
 
 
-def _ledger(order: Order, reference: AdministrationReference, wanted: str | None, setting: str) -> str | None:
+def _revenue_account(
+    order: Order, reference: AdministrationReference, wanted: str | None, setting: str
+) -> str | None:
     if wanted is None or not reference.ledger_accounts:
         return wanted
     if wanted not in {account.id for account in reference.revenue_accounts()}:

@@ -19,7 +19,6 @@ from typing import Literal
 
 from app.i18n import N_, Message
 from app.invoicing.reference import AdministrationReference, TaxRate
-from app.settings import normalise_tax_key
 from app.woocommerce.models import Order, TaxLine
 
 Treatment = Literal["domestic", "oss", "foreign", "reverse_charge", "export"]
@@ -28,6 +27,27 @@ REVERSE_CHARGE = "reverse_charge"
 EXPORT = "export"
 ZERO = "0"
 SETTING = "MONEYBIRD_TAX_RATES"
+
+
+def normalise_tax_key(key: str) -> str:
+    """`"21.0"` → `"21"`, `"de:19"` → `"DE:19"`; named treatments stay lower-case."""
+    key = key.strip()
+    if ":" in key:
+        country, pct = key.split(":", 1)
+        return f"{country.strip().upper()}:{_percentage_key(pct)}"
+    if key.lower() in {REVERSE_CHARGE, EXPORT}:
+        return key.lower()
+    return _percentage_key(key)
+
+
+def _percentage_key(text: str) -> str:
+    try:
+        value = Decimal(text.strip().rstrip("%"))
+    except ArithmeticError as exc:
+        raise ValueError(f"not a percentage: {text!r}") from exc
+    normalised = value.normalize()
+    return format(normalised, "f")
+
 
 # EU member states by the ISO codes WooCommerce uses (Greece is GR there, not EL).
 # fmt: off

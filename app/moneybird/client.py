@@ -23,11 +23,12 @@ from app.moneybird.models import (
     Contact,
     ContactCreate,
     ContactUpdate,
-    DocumentStyle,
+    DocumentStyleResponse,
     ExternalSalesInvoice,
     ExternalSalesInvoiceCreate,
     FinancialAccount,
-    LedgerAccount,
+    LedgerAccountResponse,
+    MoneybirdWebhook,
     Payment,
     PaymentCreate,
     Product,
@@ -35,8 +36,8 @@ from app.moneybird.models import (
     SalesInvoice,
     SalesInvoiceCreate,
     SalesInvoiceSending,
-    TaxRate,
-    Workflow,
+    TaxRateResponse,
+    WorkflowResponse,
 )
 from app.moneybird.ratelimit import RateLimiter
 
@@ -143,18 +144,18 @@ class MoneybirdClient:
         response = await self._http.request("GET", "administrations", scoped=False)
         return parse_list(response, Administration)
 
-    async def tax_rates(self) -> list[TaxRate]:
-        return await self._http.get_all("tax_rates", TaxRate)
+    async def tax_rates(self) -> list[TaxRateResponse]:
+        return await self._http.get_all("tax_rates", TaxRateResponse)
 
-    async def ledger_accounts(self) -> list[LedgerAccount]:
+    async def ledger_accounts(self) -> list[LedgerAccountResponse]:
         # Not paginated: Moneybird returns every account at once.
-        return parse_list(await self._http.request("GET", "ledger_accounts"), LedgerAccount)
+        return parse_list(await self._http.request("GET", "ledger_accounts"), LedgerAccountResponse)
 
-    async def workflows(self) -> list[Workflow]:
-        return parse_list(await self._http.request("GET", "workflows"), Workflow)
+    async def workflows(self) -> list[WorkflowResponse]:
+        return parse_list(await self._http.request("GET", "workflows"), WorkflowResponse)
 
-    async def document_styles(self) -> list[DocumentStyle]:
-        return parse_list(await self._http.request("GET", "document_styles"), DocumentStyle)
+    async def document_styles(self) -> list[DocumentStyleResponse]:
+        return parse_list(await self._http.request("GET", "document_styles"), DocumentStyleResponse)
 
     async def financial_accounts(self) -> list[FinancialAccount]:
         return parse_list(await self._http.request("GET", "financial_accounts"), FinancialAccount)
@@ -364,6 +365,19 @@ class MoneybirdClient:
             response = await self._http.request("POST", f"{kind}s/synchronization", body={"ids": batch})
             found += [standing(document) for document in parse_list(response, model)]
         return found
+
+    # ── webhooks (the `settings` scope) ───────────────────────────────────────────────────────
+
+    async def list_webhooks(self) -> list[MoneybirdWebhook]:
+        return parse_list(await self._http.request("GET", "webhooks"), MoneybirdWebhook)
+
+    async def create_webhook(self, *, url: str, events: Sequence[str]) -> MoneybirdWebhook:
+        """Moneybird pushes a check to `url` before it answers, and refuses a url that does not say 200."""
+        body = {"url": url, "enabled_events": list(events)}
+        return parse(await self._http.request("POST", "webhooks", body=body), MoneybirdWebhook)
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self._http.request("DELETE", "webhooks/{id}", ids={"id": webhook_id})
 
     # ── products ─────────────────────────────────────────────────────────────────────────────
 

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SecretStr
 
 # ── field types ───────────────────────────────────────────────────────────────────────────────
 
@@ -237,7 +237,7 @@ class ExternalSalesInvoice(_Response):
     version: int | None = None
 
 
-class TaxRate(_Response):
+class TaxRateResponse(_Response):
     id: MoneybirdId
     name: str
     percentage: Money
@@ -247,7 +247,7 @@ class TaxRate(_Response):
     country: str | None = None
 
 
-class LedgerAccount(_Response):
+class LedgerAccountResponse(_Response):
     id: MoneybirdId
     name: str
     account_type: str
@@ -262,7 +262,7 @@ class WorkflowStep(_Response):
     due_interval: int | None = None
 
 
-class Workflow(_Response):
+class WorkflowResponse(_Response):
     id: MoneybirdId
     type: str
     name: str
@@ -274,7 +274,7 @@ class Workflow(_Response):
     steps: list[WorkflowStep] = Field(default_factory=list)
 
 
-class DocumentStyle(_Response):
+class DocumentStyleResponse(_Response):
     id: MoneybirdId
     name: str
     identity_id: OptionalId = None
@@ -449,3 +449,17 @@ class ProductCreate(_Request):
     vat_rate_type: Literal["standard", "reduced"] | None = None
     document_style_id: IdOut | None = None
     workflow_id: IdOut | None = None
+
+
+class MoneybirdWebhook(_Response):
+    """A webhook of the administration (`/webhooks`): where Moneybird pushes which events.
+
+    `secret` (what pushes are signed with) comes back only from the create; it is never logged.
+    """
+
+    id: MoneybirdId
+    url: str
+    enabled_events: list[str] = Field(default_factory=list)
+    last_http_status: int | str | None = None
+    secret: SecretStr | None = None
+    deactivated_at: str | None = None

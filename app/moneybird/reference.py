@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
 
 from app.constants import REFERENCE_CACHE_KEY, REFERENCE_CACHE_TTL_SECONDS
 from app.invoicing.reference import AdministrationReference, DocumentStyle, LedgerAccount, TaxRate, Workflow
@@ -34,21 +36,41 @@ _CACHE_FORMAT = 1
 async def load_reference(client: MoneybirdClient) -> AdministrationReference:
     """Fetch the administration's reference data from Moneybird and turn it into plain values."""
     administration = await _own_administration(client)
-    tax_rates = await client.tax_rates()
-    ledger_accounts = await client.ledger_accounts()
-    workflows = await client.workflows()
-    document_styles = await client.document_styles()
-    return AdministrationReference(
+    return _plain(
         administration_id=administration.id,
         currency=administration.currency,
         country=administration.country,
+        extra=_extra(administration),
+        tax_rates=await client.tax_rates(),
+        ledger_accounts=await client.ledger_accounts(),
+        workflows=await client.workflows(),
+        document_styles=await client.document_styles(),
+    )
+
+
+def _plain(
+    *,
+    administration_id: str,
+    currency: str,
+    country: str,
+    extra: dict[str, str],
+    tax_rates: Sequence[models.TaxRateResponse],
+    ledger_accounts: Sequence[models.LedgerAccountResponse],
+    workflows: Sequence[models.WorkflowResponse],
+    document_styles: Sequence[models.DocumentStyleResponse],
+) -> AdministrationReference:
+    """The wire's reference data as the plan's plain values: the one mapping between the two."""
+    return AdministrationReference(
+        administration_id=administration_id,
+        currency=currency,
+        country=country,
         tax_rates=tuple(_tax_rate(r) for r in tax_rates),
         # An inactive account cannot be booked on; leaving it out makes a plan that names it fail
         # with "not found" here instead of a 422 from Moneybird.
         ledger_accounts=tuple(_ledger_account(a) for a in ledger_accounts if a.active),
         workflows=tuple(_workflow(w) for w in workflows),
         document_styles=tuple(_document_style(s) for s in document_styles),
-        extra=_extra(administration),
+        extra=extra,
     )
 
 
@@ -64,7 +86,7 @@ async def _own_administration(client: MoneybirdClient) -> models.Administration:
     )
 
 
-def _tax_rate(rate: models.TaxRate) -> TaxRate:
+def _tax_rate(rate: models.TaxRateResponse) -> TaxRate:
     return TaxRate(
         id=rate.id,
         name=rate.name,
@@ -76,7 +98,7 @@ def _tax_rate(rate: models.TaxRate) -> TaxRate:
     )
 
 
-def _ledger_account(account: models.LedgerAccount) -> LedgerAccount:
+def _ledger_account(account: models.LedgerAccountResponse) -> LedgerAccount:
     return LedgerAccount(
         id=account.id,
         name=account.name,
@@ -86,7 +108,7 @@ def _ledger_account(account: models.LedgerAccount) -> LedgerAccount:
     )
 
 
-def _workflow(workflow: models.Workflow) -> Workflow:
+def _workflow(workflow: models.WorkflowResponse) -> Workflow:
     return Workflow(
         id=workflow.id,
         name=workflow.name,
@@ -98,7 +120,7 @@ def _workflow(workflow: models.Workflow) -> Workflow:
     )
 
 
-def _document_style(style: models.DocumentStyle) -> DocumentStyle:
+def _document_style(style: models.DocumentStyleResponse) -> DocumentStyle:
     return DocumentStyle(id=style.id, name=style.name, default=style.default)
 
 
@@ -159,135 +181,39 @@ class ReferenceCache:
         await self._redis.delete(self.key)
 
 
+# The cache entry is the plain values as pydantic writes them (amounts as strings) plus a format.
+_PLAIN = TypeAdapter(AdministrationReference)
+
+
 def dumps(reference: AdministrationReference) -> str:
-    return json.dumps(
-        {
-            "format": _CACHE_FORMAT,
-            "administration_id": reference.administration_id,
-            "currency": reference.currency,
-            "country": reference.country,
-            "tax_rates": [
-                {
-                    "id": r.id,
-                    "name": r.name,
-                    "percentage": str(r.percentage),
-                    "tax_rate_type": r.tax_rate_type,
-                    "active": r.active,
-                    "country": r.country,
-                    "show_tax": r.show_tax,
-                }
-                for r in reference.tax_rates
-            ],
-            "ledger_accounts": [
-                {
-                    "id": a.id,
-                    "name": a.name,
-                    "account_type": a.account_type,
-                    "account_id": a.account_id,
-                    "allowed_document_types": list(a.allowed_document_types),
-                }
-                for a in reference.ledger_accounts
-            ],
-            "workflows": [
-                {
-                    "id": w.id,
-                    "name": w.name,
-                    "type": w.type,
-                    "default": w.default,
-                    "prices_are_incl_tax": w.prices_are_incl_tax,
-                    "currency": w.currency,
-                    "active": w.active,
-                }
-                for w in reference.workflows
-            ],
-            "document_styles": [
-                {"id": s.id, "name": s.name, "default": s.default} for s in reference.document_styles
-            ],
-            "extra": reference.extra,
-        }
-    )
+    return json.dumps({"format": _CACHE_FORMAT, **_PLAIN.dump_python(reference, mode="json")})
 
 
 def loads(raw: str | bytes) -> AdministrationReference:
+    """A cache entry back; ValueError (pydantic's ValidationError is one) for one it cannot read."""
     data = json.loads(raw)
-    if data.get("format") != _CACHE_FORMAT:
-        raise ValueError(f"cache format {data.get('format')!r}, expected {_CACHE_FORMAT}")
-    return AdministrationReference(
-        administration_id=data["administration_id"],
-        currency=data["currency"],
-        country=data["country"],
-        tax_rates=tuple(
-            TaxRate(
-                id=r["id"],
-                name=r["name"],
-                percentage=Decimal(r["percentage"]),
-                tax_rate_type=r["tax_rate_type"],
-                active=r["active"],
-                country=r["country"],
-                show_tax=r["show_tax"],
-            )
-            for r in data["tax_rates"]
-        ),
-        ledger_accounts=tuple(
-            LedgerAccount(
-                id=a["id"],
-                name=a["name"],
-                account_type=a["account_type"],
-                account_id=a["account_id"],
-                allowed_document_types=tuple(a["allowed_document_types"]),
-            )
-            for a in data["ledger_accounts"]
-        ),
-        workflows=tuple(Workflow(**w) for w in data["workflows"]),
-        document_styles=tuple(DocumentStyle(**s) for s in data["document_styles"]),
-        extra=dict(data["extra"]),
-    )
+    if data.pop("format", None) != _CACHE_FORMAT:
+        raise ValueError(f"cache format is not {_CACHE_FORMAT}")
+    return _PLAIN.validate_python(data)
 
 
 def reference_from_json(data: dict[str, Any]) -> AdministrationReference:
     """Reference data as Moneybird's API returns it, collected in one JSON object:
     `{"administration_id", "country", "currency", "tax_rates": [...], "ledger_accounts": [...],
-    "workflows": [...], "document_styles": [...]}`."""
-    return AdministrationReference(
+    "workflows": [...], "document_styles": [...]}`; read with the client's own wire models."""
+    return _plain(
         administration_id=str(data.get("administration_id", "")),
         currency=data.get("currency", "EUR"),
         country=data.get("country", "NL"),
-        tax_rates=tuple(
-            TaxRate(
-                id=str(r["id"]),
-                name=r["name"],
-                percentage=Decimal(str(r["percentage"])),
-                tax_rate_type=r["tax_rate_type"],
-                active=bool(r.get("active", True)),
-                country=r.get("country"),
-                show_tax=bool(r.get("show_tax", True)),
-            )
-            for r in data.get("tax_rates", [])
-        ),
-        ledger_accounts=tuple(
-            LedgerAccount(
-                id=str(a["id"]),
-                name=a["name"],
-                account_type=a["account_type"],
-                account_id=a.get("account_id"),
-                allowed_document_types=tuple(a.get("allowed_document_types") or ()),
-            )
-            for a in data.get("ledger_accounts", [])
-        ),
-        workflows=tuple(
-            Workflow(
-                id=str(w["id"]),
-                name=w["name"],
-                type=w["type"],
-                default=bool(w.get("default", False)),
-                prices_are_incl_tax=bool(w.get("prices_are_incl_tax", False)),
-                currency=w.get("currency", "EUR"),
-                active=bool(w.get("active", True)),
-            )
-            for w in data.get("workflows", [])
-        ),
-        document_styles=tuple(
-            DocumentStyle(id=str(s["id"]), name=s["name"], default=bool(s.get("default", False)))
-            for s in data.get("document_styles", [])
-        ),
+        extra={},
+        tax_rates=_TAX_RATES.validate_python(data.get("tax_rates", [])),
+        ledger_accounts=_LEDGER_ACCOUNTS.validate_python(data.get("ledger_accounts", [])),
+        workflows=_WORKFLOWS.validate_python(data.get("workflows", [])),
+        document_styles=_DOCUMENT_STYLES.validate_python(data.get("document_styles", [])),
     )
+
+
+_TAX_RATES = TypeAdapter(list[models.TaxRateResponse])
+_LEDGER_ACCOUNTS = TypeAdapter(list[models.LedgerAccountResponse])
+_WORKFLOWS = TypeAdapter(list[models.WorkflowResponse])
+_DOCUMENT_STYLES = TypeAdapter(list[models.DocumentStyleResponse])

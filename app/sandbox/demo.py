@@ -40,6 +40,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.booking import ledger
 from app.db import create_engine, migrate, session_factory
 from app.i18n import DEFAULT_LANGUAGE, Language, money_text, translate, word
 from app.preflight import redis_problem
@@ -50,6 +51,7 @@ from app.sandbox.samples import expected_failures, sample_carts
 from app.sandbox.server import serve
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
+from app.schema import OrderRecord, OrderState
 from app.settings import (
     REPO_ROOT,
     Settings,
@@ -58,8 +60,6 @@ from app.settings import (
     load_settings,
     normalise_database_url,
 )
-from app.sync import ledger
-from app.sync.ledger import OrderRecord, OrderState
 from app.tokens import new_token
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.webhook_setup import install_webhook

@@ -1,10 +1,10 @@
-"""Serve an ASGI app over real HTTP with uvicorn for as long as a `with` block lasts.
+"""Serve an ASGI app over real HTTP with uvicorn for as long as a `with` block lasts (the demo's
+fake shop and Moneybird; tests/server.py runs one in a thread of its own, over https if asked).
 
-    async with serve(app) as base_url: ...        # same event loop (async tests)
-    with serve_in_thread(app) as base_url: ...     # own thread and loop (sync code, other loops)
+    async with serve(app) as base_url: ...        # same event loop
 
-Both bind the socket first (port 0 = a free one, known before start), return once uvicorn says
-it has started, and on exit stop it, cancelling requests still running after a short grace period.
+It binds the socket first (port 0 = a free one, known before start), returns once uvicorn says it
+has started, and on exit stops it, cancelling requests still running after a short grace period.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from app.sandbox.tls import Certificate
-
-_START_TIMEOUT_SECONDS = 10.0
-_GRACE_SECONDS = 1.0
+START_TIMEOUT_SECONDS = 10.0
+GRACE_SECONDS = 1.0
 
 
 class _Server(uvicorn.Server):
@@ -31,7 +29,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -40,21 +38,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Any, tls: Certificate | None = None) -> _Server:
+def uvicorn_server(app: Any, *, certfile: Path | None = None, keyfile: Path | None = None) -> uvicorn.Server:
+    """uvicorn for `app` that leaves the host process's signals alone; https with a certificate."""
     config = uvicorn.Config(
         app,
-        ssl_certfile=str(tls.certfile) if tls else None,
-        ssl_keyfile=str(tls.keyfile) if tls else None,
+        ssl_certfile=str(certfile) if certfile else None,
+        ssl_keyfile=str(keyfile) if keyfile else None,
         log_level="warning",
         access_log=False,
         lifespan="auto",
         ws="none",
-        timeout_graceful_shutdown=int(_GRACE_SECONDS),
+        timeout_graceful_shutdown=int(GRACE_SECONDS),
     )
     return _Server(config)
 
 
-def _base_url(sock: socket.socket, *, https: bool = False) -> str:
+def base_url(sock: socket.socket, *, https: bool = False) -> str:
     host, port = sock.getsockname()[:2]
     scheme = "https" if https else "http"
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
@@ -63,60 +62,24 @@ def _base_url(sock: socket.socket, *, https: bool = False) -> str:
 @contextlib.asynccontextmanager
 async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Run `app` on this event loop; yields its base URL, e.g. 'http://127.0.0.1:54321'."""
-    sock = _bind(host, port)
-    server = _server(app)
+    sock = bind(host, port)
+    server = uvicorn_server(app)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        async with asyncio.timeout(_START_TIMEOUT_SECONDS):
+        async with asyncio.timeout(START_TIMEOUT_SECONDS):
             while not server.started:
                 if task.done():
                     task.result()  # surfaces the start-up error
                     raise RuntimeError("uvicorn stopped before it started")
                 await asyncio.sleep(0.01)
-        yield _base_url(sock)
+        yield base_url(sock)
     finally:
         server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(task), _GRACE_SECONDS * 5)
+            await asyncio.wait_for(asyncio.shield(task), GRACE_SECONDS * 5)
         except TimeoutError:
             server.force_exit = True
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        sock.close()
-
-
-@contextlib.contextmanager
-def serve_in_thread(
-    app: Any, port: int = 0, *, host: str = "127.0.0.1", tls: Certificate | None = None
-) -> Iterator[str]:
-    """Run `app` in a daemon thread with its own event loop; yields its base URL (https with `tls`)."""
-    sock = _bind(host, port)
-    server = _server(app, tls)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(server.serve(sockets=[sock]))
-        except BaseException as exc:  # handed to the caller's thread below
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name=f"uvicorn-{sock.getsockname()[1]}", daemon=True)
-    thread.start()
-    try:
-        deadline = _START_TIMEOUT_SECONDS
-        while not server.started and deadline > 0:
-            if failure or not thread.is_alive():
-                raise RuntimeError("uvicorn stopped before it started") from (failure[0] if failure else None)
-            threading.Event().wait(0.01)
-            deadline -= 0.01
-        if not server.started:
-            raise RuntimeError("uvicorn did not start in time")
-        yield _base_url(sock, https=tls is not None)
-    finally:
-        server.should_exit = True
-        thread.join(_GRACE_SECONDS * 5)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(_GRACE_SECONDS * 5)
         sock.close()

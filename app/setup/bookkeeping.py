@@ -17,7 +17,7 @@ from app.checks import percentage_text, propose_tax_rate, shop_tax_rates
 from app.clients import moneybird_client, shop_client
 from app.i18n import N_, Message
 from app.invoicing.reference import AdministrationReference, DocumentStyle, LedgerAccount, TaxRate, Workflow
-from app.invoicing.vat import EXPORT, REVERSE_CHARGE
+from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
 from app.moneybird.errors import MoneybirdError
 from app.moneybird.reference import load_reference
 from app.settings import Settings
@@ -29,6 +29,10 @@ INVOICE_KINDS = {
 }
 
 
+# Without these the shop cannot be asked for its tax rates.
+SHOP_SETTINGS = frozenset({"WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET"})
+
+
 class ChoicesUnavailable(Exception):
     """The shop or Moneybird could not be read; the message says which and why."""
 
@@ -36,10 +40,23 @@ class ChoicesUnavailable(Exception):
 @dataclass(frozen=True)
 class RateRow:
     key: str  # the MONEYBIRD_TAX_RATES key
-    label: Message
-    required: bool  # a rate the shop charges (treatments without a rate are only refused when used)
+    name: str  # the shop's name for its rate, or what the treatment is
+    percentage: Decimal | None  # the shop's rate; None for a treatment
     proposal: str
     how_to_create: Message | None
+
+    @property
+    def required(self) -> bool:
+        """A rate the shop charges (treatments without a rate are only refused when used)."""
+        return self.percentage is not None
+
+    @property
+    def label(self) -> str:
+        if self.percentage is None:
+            return self.name
+        return Message(
+            "the shop's %(rate)s (%(pct)s %%)", rate=self.name, pct=percentage_text(self.percentage)
+        )
 
 
 @dataclass(frozen=True)
@@ -83,12 +100,6 @@ def how_to_create(key: str, percentage: Decimal | None, country: str) -> Message
     )
 
 
-def _rate_label(key: str) -> Message:
-    if key == REVERSE_CHARGE:
-        return Message("reverse-charge rate (verlegde btw, 0 %%)")
-    return Message("export rate (0 %% outside the EU)")
-
-
 async def load_choices(settings: Settings) -> Choices:
     try:
         async with moneybird_client(settings) as moneybird:
@@ -97,45 +108,59 @@ async def load_choices(settings: Settings) -> Choices:
         raise ChoicesUnavailable(
             Message("could not read the Moneybird administration: %(error)s", error=exc)
         ) from exc
-    try:
-        async with shop_client(settings) as shop:
-            shop_rates = await shop_tax_rates(shop)
-    except WooCommerceError as exc:
-        raise ChoicesUnavailable(
-            Message("could not read the shop's tax rates: %(error)s", error=exc)
-        ) from exc
-    current = settings.moneybird_tax_rates
-    rows = [
-        _row(
-            key,
-            label=Message("the shop's %(rate)s (%(pct)s %%)", rate=label, pct=percentage_text(pct)),
-            pct=pct,
-            required=True,
-            current=current,
-            ref=reference,
-        )
-        for key, pct, label in shop_rates
-    ]
-    rows += [
-        _row(key, label=_rate_label(key), pct=None, required=False, current=current, ref=reference)
-        for key in (REVERSE_CHARGE, EXPORT)
-    ]
+    rates = propose_tax_rates(
+        reference, await read_shop_tax_rates(settings), current=settings.moneybird_tax_rates
+    )
     return Choices(
         reference=reference,
         accounts=reference.revenue_accounts(),
         workflows=tuple(w for w in reference.workflows if w.type == "InvoiceWorkflow" and w.active),
         styles=reference.document_styles,
-        rates=tuple(rows),
+        rates=rates,
         sales_rates=reference.sales_tax_rates(),
     )
+
+
+async def read_shop_tax_rates(settings: Settings) -> list[tuple[str, Decimal, str]]:
+    """The shop's VAT rates; a shop that cannot be read is refused: no rate is guessed for it."""
+    unset = sorted(SHOP_SETTINGS & set(settings.problems()))
+    if unset:
+        raise ChoicesUnavailable(
+            Message("could not read the shop's tax rates: %(settings)s not set", settings=", ".join(unset))
+        )
+    try:
+        async with shop_client(settings) as shop:
+            return await shop_tax_rates(shop)
+    except WooCommerceError as exc:
+        raise ChoicesUnavailable(
+            Message("could not read the shop's tax rates: %(error)s", error=exc)
+        ) from exc
+
+
+def propose_tax_rates(
+    reference: AdministrationReference,
+    shop_rates: list[tuple[str, Decimal, str]],
+    *,
+    current: Mapping[str, str],
+) -> tuple[RateRow, ...]:
+    """The one proposal of MONEYBIRD_TAX_RATES (the wizard's and `woobird setup`'s): each shop rate,
+    then reverse charge and export, mapped as set before or to the rate the worker itself would find."""
+    rows = [
+        _row(key, name=label, percentage=percentage, current=current, ref=reference)
+        for key, percentage, label in shop_rates
+    ]
+    rows += [
+        _row(key, name=describe_key(key), percentage=None, current=current, ref=reference)
+        for key in (REVERSE_CHARGE, EXPORT)
+    ]
+    return tuple(rows)
 
 
 def _row(
     key: str,
     *,
-    label: Message,
-    pct: Decimal | None,
-    required: bool,
+    name: str,
+    percentage: Decimal | None,
     current: Mapping[str, str],
     ref: AdministrationReference,
 ) -> RateRow:
@@ -143,8 +168,8 @@ def _row(
     if not proposal:
         found = propose_tax_rate(key, ref)
         proposal = found.id if found else ""
-    fix = None if proposal else how_to_create(key, pct, ref.country)
-    return RateRow(key=key, label=label, required=required, proposal=proposal, how_to_create=fix)
+    fix = None if proposal else how_to_create(key, percentage, ref.country)
+    return RateRow(key=key, name=name, percentage=percentage, proposal=proposal, how_to_create=fix)
 
 
 def chosen_values(choices: Choices, form: Mapping[str, str]) -> tuple[dict[str, str | None], list[Message]]:

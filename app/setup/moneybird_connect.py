@@ -98,16 +98,21 @@ async def finish_oauth(
     error: str | None,
     session: str | None,
 ) -> Tokens:
-    """Trade the code for tokens, if `state` is one this session started and has not used."""
-    raw = await redis.getdel(_STATE + state[:64]) if state else None
+    """Trade the code for tokens, if `state` is one this session started and has not used.
+
+    The owner is checked first, and only the owner's complete answer (a code, or Moneybird's
+    refusal) uses the state up: another session's request, or one with neither, leaves it."""
+    key = _STATE + state[:64]
+    raw = await redis.get(key) if state else None
     if raw is None:
-        raise ConnectRefused(
-            "this answer from Moneybird does not belong to a connection started here (or it is older "
-            "than ten minutes, or was used already): press “Connect with Moneybird” again."
-        )
+        raise _unknown_state()
     record = json.loads(raw)
     if not secrets.compare_digest(str(record["session"]), session_binding(session)):
         raise ConnectRefused("this connection was started in another session: press Connect again.")
+    if not (code or error):
+        raise ConnectRefused("Moneybird sent no code: press Connect again.")
+    if await redis.getdel(key) is None:  # the owner's other tab took it in between
+        raise _unknown_state()
     if error:
         raise ConnectRefused(
             "Moneybird says access was not granted"
@@ -115,7 +120,7 @@ async def finish_oauth(
             + ": press “Connect with Moneybird” again and choose to allow woobird, or paste a personal "
             "API token instead."
         )
-    if not code:
+    if not code:  # neither a code nor an error was turned away above
         raise ConnectRefused("Moneybird sent no code: press Connect again.")
     return await _token_request(
         settings,
@@ -125,6 +130,13 @@ async def finish_oauth(
             "redirect_uri": str(record["redirect_uri"]),
             "code_verifier": str(record["verifier"]),
         },
+    )
+
+
+def _unknown_state() -> ConnectRefused:
+    return ConnectRefused(
+        "this answer from Moneybird does not belong to a connection started here (or it is older "
+        "than ten minutes, or was used already): press “Connect with Moneybird” again."
     )
 
 

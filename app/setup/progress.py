@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
 from app.i18n import N_
+from app.schema import utcnow
 from app.settings import Settings
 from app.settings_store import DEFAULT_CONNECTION, bump_version, ensure_connection
-from app.sync.ledger import utcnow
 
 STEPS: Final[tuple[tuple[str, str], ...]] = (
     ("shop", "WooCommerce"),

@@ -21,6 +21,7 @@ import httpx
 from arq.connections import ArqRedis
 
 from app import clients
+from app.address_guard import AllowedAddresses, allowed_for, guarded_transport, refused
 from app.checks import LOCAL_HOSTS
 from app.clients import shop_client
 from app.constants import SETUP_SHOP_PENDING_PREFIX, SETUP_SHOP_RESULT_PREFIX
@@ -36,6 +37,11 @@ CALLBACK_MAX_BYTES: Final = 4096
 _PENDING: Final = SETUP_SHOP_PENDING_PREFIX
 _RESULT: Final = SETUP_SHOP_RESULT_PREFIX
 PROBE_TIMEOUT_SECONDS: Final = 10.0
+# The REST index of a WordPress with WooCommerce lists every route: a few MiB on a real shop.
+PROBE_MAX_BYTES: Final = 16 * 1024 * 1024
+PROBE_MAX_REDIRECTS: Final = 3
+# The wizard's progress key holding a mark of the webhook secret given to the shop connected before.
+RETIRED_SECRET: Final = "retired_webhook_secret"
 
 
 class CallbackRefused(Exception):
@@ -69,8 +75,56 @@ def _is_loopback(url: str) -> bool:
     return (urlsplit(url).hostname or "") in LOCAL_HOSTS
 
 
-async def probe_shop(url: str) -> list[str]:
-    """What stands between this address and a working connection, in words; empty when nothing."""
+def allowed_addresses(settings: Settings) -> AllowedAddresses:
+    """The non-public addresses the wizard may reach anyway: none, but for the sandbox and test rig."""
+    return allowed_for(settings)
+
+
+def not_a_shop(url: str) -> str:
+    # Deliberately the same sentence for every answer that is not a WooCommerce: what an arbitrary
+    # server says (its status, redirect, error or fields) is not repeated to anyone.
+    return (
+        f"{url} is not a WooCommerce shop: no WordPress with WooCommerce answers there. Enter the address "
+        "the shop's own pages open at, e.g. https://shop.example.nl."
+    )
+
+
+def refused_address(host: str) -> str:
+    return (
+        f"{host} is not on the public internet (it is this machine, or a private, link-local or reserved "
+        "network), and the wizard connects only to shops on the internet. For a shop on this machine or "
+        "your LAN, put WOOCOMMERCE_URL and its keys in the environment instead (see “A shop on plain "
+        "HTTP” in the README)."
+    )
+
+
+async def _read(client: httpx.AsyncClient, url: str, **params: str) -> tuple[httpx.Response, Any]:
+    """One GET, its body read up to PROBE_MAX_BYTES (an arbitrary server may send without end) and
+    parsed as JSON when it is; the response's URL is where the redirects ended."""
+    async with client.stream("GET", url, params=params) as response:
+        body = b""
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > PROBE_MAX_BYTES:
+                return response, None
+    try:
+        return response, json.loads(body)
+    except ValueError:
+        return response, None
+
+
+def _namespaces(response: httpx.Response, body: Any) -> list[str]:
+    if response.status_code != 200 or not isinstance(body, dict):
+        return []
+    found = body.get("namespaces")
+    return [str(name) for name in found] if isinstance(found, list) else []
+
+
+async def probe_shop(url: str, *, allowed: AllowedAddresses) -> list[str]:
+    """What stands between this address and a working connection, in words; empty when nothing.
+
+    Reached through the address guard: a name that is (or resolves to, now or after a redirect) an
+    address outside the public internet is refused before any connection is made."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         return [f"{url!r} is not a web address: enter the shop's address, e.g. https://shop.example.nl"]
@@ -80,44 +134,43 @@ async def probe_shop(url: str) -> list[str]:
             "https:// address (and give the shop a certificate first, e.g. Let's Encrypt at your host)."
         ]
     async with httpx.AsyncClient(
-        transport=clients.transports.shop, timeout=PROBE_TIMEOUT_SECONDS, follow_redirects=False
+        transport=clients.transports.shop or guarded_transport(allowed),
+        timeout=PROBE_TIMEOUT_SECONDS,
+        follow_redirects=True,
+        max_redirects=PROBE_MAX_REDIRECTS,
     ) as client:
         try:
-            index = await client.get(url + "/wp-json/")
-            if index.status_code in (301, 302, 307, 308):
-                where = index.headers.get("location", "")
-                target = where.split("/wp-json", 1)[0]
-                return [f"{url} sends visitors to {target}: enter that address instead."]
+            index, body = await _read(client, url + "/wp-json/")
             if index.status_code == 404:
-                plain = await client.get(url + "/", params={"rest_route": "/"})
-                if plain.status_code == 200 and _json(plain) is not None:
+                plain, plain_body = await _read(client, url + "/", rest_route="/")
+                if {"wc/v3", "wp/v2"} & set(_namespaces(plain, plain_body)):
                     return [
                         "the shop's REST API is only reachable without pretty links: in wp-admin go to "
                         "Settings → Permalinks, choose any setting but “Plain” (e.g. “Post name”), save, "
                         "and try again."
                     ]
-                return [f"there is no WordPress at {url} (no /wp-json/): is this the shop's address?"]
+                return [not_a_shop(url)]
         except httpx.HTTPError as exc:
+            refusal = refused(exc)
+            if refusal is not None and refusal.host.lower().strip("[]") == parts.hostname:
+                return [refused_address(parts.hostname)]
+            if refusal is not None:  # a redirect into a private network: where to, is not repeated
+                return [not_a_shop(url)]
+            if isinstance(exc, httpx.ConnectError | httpx.TimeoutException):
+                return [f"could not reach {parts.hostname}: check the address and that the shop is online."]
+            return [not_a_shop(url)]
+    namespaces = _namespaces(index, body)
+    if "wc/v3" not in namespaces:
+        if "wp/v2" in namespaces:
             return [
-                f"could not reach {parts.hostname} ({type(exc).__name__}): check the address and that "
-                "the shop is online."
+                "WordPress answers, but WooCommerce is not active there (no wc/v3 API): activate "
+                "WooCommerce under Plugins, or enter the address of the WordPress that runs the shop."
             ]
-    body = _json(index)
-    if index.status_code != 200 or not isinstance(body, dict):
-        return [f"{url}/wp-json/ answered {index.status_code}, not WordPress's API: is this the shop?"]
-    if "wc/v3" not in (body.get("namespaces") or []):
-        return [
-            "WordPress answers, but WooCommerce is not active there (no wc/v3 API): activate "
-            "WooCommerce under Plugins, or enter the address of the WordPress that runs the shop."
-        ]
+        return [not_a_shop(url)]
+    landed = str(index.url).split("/wp-json", 1)[0].rstrip("/")
+    if landed != url:  # a WooCommerce, at a public address, is where the shop's address leads
+        return [f"{url} sends visitors to {landed}: enter that address instead."]
     return []
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def authorize_url(shop_url: str, *, state: str, return_url: str, callback_url: str) -> str:
@@ -150,7 +203,10 @@ def _field(body: dict[str, Any], name: str, *, prefix: str = "", limit: int = 12
 
 
 async def accept_callback(redis: ArqRedis, body: bytes) -> GrantedKeys:
-    """The keys WooCommerce POSTed, if they answer an authorization woobird started (consumed now)."""
+    """The keys WooCommerce POSTed, if they answer an authorization woobird started (consumed now).
+
+    Everything is checked before the authorization is taken: a malformed or read-only key leaves it
+    for the shop's real answer, and only a complete, read/write one uses it up."""
     try:
         document = json.loads(body)
     except ValueError:
@@ -158,18 +214,22 @@ async def accept_callback(redis: ArqRedis, body: bytes) -> GrantedKeys:
     if not isinstance(document, dict):
         raise CallbackRefused("the callback body is not a JSON object")
     state = _field(document, "user_id", limit=64)
-    # GETDEL: the first POST with this state takes it; a replay finds nothing.
+    consumer_key = _field(document, "consumer_key", prefix="ck_")
+    consumer_secret = _field(document, "consumer_secret", prefix="cs_")
+    if _field(document, "key_permissions", limit=16) != SCOPE:
+        pending_raw = await redis.get(_PENDING + state)
+        if pending_raw is not None:  # said on the return page; the authorization stays open
+            await _remember(redis, state, json.loads(pending_raw), outcome="the key is not read/write")
+        raise CallbackRefused("the key is not read/write")
+    # GETDEL: the first complete POST with this state takes it; a replay finds nothing.
     raw = await redis.getdel(_PENDING + state)
     if raw is None:
         raise CallbackRefused("no authorization woobird started has this user_id (unknown, used or expired)")
     pending = json.loads(raw)
-    if _field(document, "key_permissions", limit=16) != SCOPE:
-        await _remember(redis, state, pending, outcome="the key is not read/write")
-        raise CallbackRefused("the key is not read/write")
     keys = GrantedKeys(
         shop_url=str(pending["shop_url"]),
-        consumer_key=_field(document, "consumer_key", prefix="ck_"),
-        consumer_secret=_field(document, "consumer_secret", prefix="cs_"),
+        consumer_key=consumer_key,
+        consumer_secret=consumer_secret,
         session=str(pending["session"]),
     )
     await _remember(redis, state, pending, outcome="granted")
@@ -192,14 +252,26 @@ async def authorization_outcome(redis: ArqRedis, *, state: str, session: str | N
     return str(record["outcome"])
 
 
-async def forget_authorization(redis: ArqRedis, *, state: str) -> None:
-    await redis.delete(_PENDING + state[:64])
+async def forget_authorization(redis: ArqRedis, *, state: str, session: str | None) -> None:
+    """Drop this session's pending authorization (the admin denied it); another session's stays."""
+    raw = await redis.get(_PENDING + state[:64])
+    if raw is None:
+        return
+    owner = str(json.loads(raw)["session"])
+    if secrets.compare_digest(owner, session_binding(session)):
+        await redis.delete(_PENDING + state[:64])
 
 
-async def verify_keys(settings: Settings) -> list[str]:
+def secret_mark(secret: str) -> str:
+    """What identifies a webhook secret in the wizard's progress without revealing it (a digest of 32+
+    random characters cannot be turned back)."""
+    return hashlib.sha256(f"woobird-retired-webhook-secret:{secret}".encode()).hexdigest()[:32]
+
+
+async def verify_keys(settings: Settings, *, allowed: AllowedAddresses) -> list[str]:
     """Ask the shop with these keys; the problems in words (empty: the shop accepts them)."""
     try:
-        async with shop_client(settings) as shop:
+        async with shop_client(settings, allowed=allowed) as shop:
             await shop.get_json("/system_status")
             await shop.list_webhooks()
     except WooCommerceAuthError:
@@ -214,6 +286,9 @@ async def verify_keys(settings: Settings) -> list[str]:
             "choose “Post name” and save."
         ]
     except WooCommerceError as exc:
+        refusal = refused(exc)
+        if refusal is not None:
+            return [refused_address(refusal.host)]
         return [f"could not check the key with the shop: {exc}"]
     return []
 

@@ -21,12 +21,12 @@ from typing import Final
 import structlog
 from arq.connections import ArqRedis
 
+from app.booking.backfill import BackfillProgress, backfill
+from app.booking.products import transfer_products
 from app.clients import transport_overrides
 from app.constants import SETUP_TASK_PREFIX
+from app.runtime import build_services
 from app.settings import Settings
-from app.sync.backfill import BackfillProgress, backfill
-from app.sync.products import transfer_products
-from app.sync.services import build_services
 
 log = structlog.get_logger("woobird.setup")
 

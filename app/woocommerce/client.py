@@ -37,7 +37,7 @@ from app.woocommerce.errors import (
     WooCommerceRejected,
     WooCommerceTransient,
 )
-from app.woocommerce.models import Order, Product, Refund, Webhook
+from app.woocommerce.models import Order, OrderNote, PaymentGateway, Product, Refund, Webhook
 
 Model = TypeVar("Model", bound=BaseModel)
 Parsed = TypeVar("Parsed")
@@ -210,6 +210,36 @@ class WooCommerceClient:
         params = {"per_page": PER_PAGE, "dp": WOOCOMMERCE_READ_DECIMALS}
         response = await self._request("GET", f"/orders/{order_id}/refunds", params=params)
         return _parse(TypeAdapter(list[Refund]).validate_python, response, path=f"/orders/{order_id}/refunds")
+
+    async def list_order_notes(self, order_id: int) -> list[OrderNote]:
+        """Every note on the order, newest first (WooCommerce lists them unpaged)."""
+        path = f"/orders/{order_id}/notes"
+        response = await self._request("GET", path, params={"type": "internal"})
+        return _parse(TypeAdapter(list[OrderNote]).validate_python, response, path=path)
+
+    async def add_order_note(self, order_id: int, note: str) -> OrderNote:
+        """A private note: shown in wp-admin, never e-mailed to the customer, and the order is not
+        saved by it (so it is no change to the order that could come back as a delivery)."""
+        path = f"/orders/{order_id}/notes"
+        response = await self._request("POST", path, json={"note": note, "customer_note": False})
+        return _parse(OrderNote.model_validate, response, path=path)
+
+    async def mark_order_paid(self, order_id: int, *, status: str) -> Order:
+        """Save the order in `status`, paid: what the owner does by hand when the money arrived.
+
+        WooCommerce sets `date_paid` itself when the order moves into its payment-complete status;
+        `date_paid` is read-only in the REST API, and `set_paid` acts only on orders still pending
+        after the status was saved, so it would add nothing. The save is delivered back as
+        order.updated.
+        """
+        path = f"/orders/{order_id}"
+        body = {"status": status}
+        response = await self._request("PUT", path, json=body, params={"dp": WOOCOMMERCE_READ_DECIMALS})
+        return _parse(Order.model_validate, response, path=path)
+
+    async def list_payment_gateways(self) -> list[PaymentGateway]:
+        response = await self._request("GET", "/payment_gateways")
+        return _parse(TypeAdapter(list[PaymentGateway]).validate_python, response, path="/payment_gateways")
 
     async def list_webhooks(self) -> list[Webhook]:
         response = await self._request("GET", "/webhooks", params={"per_page": PER_PAGE, "status": "all"})

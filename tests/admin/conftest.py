@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.admin.routes import router as admin_router
 from app.db import transaction
 from app.main import create_app
-from app.sandbox.ledger_rows import DEMO_TAX_RATE_HIGH, add_booked_order, add_failed_order
 from app.settings import Settings
+from tests.ledger_rows import DEMO_TAX_RATE_HIGH, add_booked_order, add_failed_order
 
 BOOKED_ID = 1041
 FAILED_ID = 1042

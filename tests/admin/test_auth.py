@@ -9,12 +9,13 @@ import time
 
 import httpx
 import pytest
+from arq.connections import ArqRedis
 
 from app.admin.auth import COOKIE_NAME, SESSION_SECONDS, session_cookie, valid_session
 from app.logs import ScrubRecords
 from app.settings import Settings
 from app.tokens import new_token
-from tests.admin.conftest import BOOKED_ID, FAILED_ID, logout_csrf, sign_in
+from tests.admin.conftest import BOOKED_ID, FAILED_ID, app_with_admin, logout_csrf, sign_in
 from tests.conftest import ADMIN_TOKEN, make_settings
 
 PAGES = ["/admin", f"/admin/orders/{FAILED_ID}", f"/admin/orders/{BOOKED_ID}", "/admin/report?month=2026-11"]
@@ -118,7 +119,24 @@ def test_access_log_never_shows_a_query_token() -> None:
     )
     assert ScrubRecords().filter(record)
     assert ADMIN_TOKEN not in record.getMessage()
-    assert "/admin?[redacted]" in record.getMessage()
+    assert '"GET /admin HTTP/1.1" 400' in record.getMessage()
+
+
+def test_access_log_shows_the_path_only_never_moneybirds_oauth_code() -> None:
+    code = "mb-oauth-code-3f9a7c2e"
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/admin/setup/moneybird/callback?code={code}&state=s7", "1.1", 303),
+        None,
+    )
+    assert ScrubRecords().filter(record)
+    assert code not in record.getMessage()
+    assert "state=s7" not in record.getMessage()
+    assert '"GET /admin/setup/moneybird/callback HTTP/1.1" 303' in record.getMessage()
 
 
 def _forgeries(settings: Settings) -> dict[str, str]:
@@ -176,14 +194,37 @@ async def test_login_sets_a_signed_httponly_strict_cookie(
     assert page.headers["cache-control"] == "no-store"
 
 
-async def test_cookie_is_secure_behind_an_https_proxy(client: httpx.AsyncClient, settings: Settings) -> None:
-    response = await client.post(
-        "/admin/login",
-        data={"token": settings.admin_token.get_secret_value()},
-        headers={"x-forwarded-proto": "https"},
-    )
-    attributes = {part.strip().lower() for part in response.headers["set-cookie"].split(";")}
+async def _login_cookie_attributes(settings: Settings, *, headers: dict[str, str]) -> set[str]:
+    """Sign in over plain http with these headers; the session cookie's attributes."""
+    app = app_with_admin(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://woobird.test") as web:
+            response = await web.post(
+                "/admin/login", data={"token": settings.admin_token.get_secret_value()}, headers=headers
+            )
+    assert response.status_code == 303
+    return {part.strip().lower() for part in response.headers["set-cookie"].split(";")}
+
+
+async def test_cookie_is_secure_behind_the_trusted_proxy_over_https(
+    settings: Settings, redis: ArqRedis
+) -> None:
+    behind_heroku = settings.model_copy(update={"trusted_proxy": "heroku"})
+
+    attributes = await _login_cookie_attributes(behind_heroku, headers={"x-forwarded-proto": "https"})
+
     assert "secure" in attributes
+
+
+async def test_a_client_saying_https_itself_does_not_make_the_cookie_secure(
+    settings: Settings, redis: ArqRedis
+) -> None:
+    no_proxy = settings.model_copy(update={"trusted_proxy": "none"})
+
+    attributes = await _login_cookie_attributes(no_proxy, headers={"x-forwarded-proto": "https"})
+
+    assert "secure" not in attributes  # plain http, no proxy named: the client's word does not count
 
 
 async def test_logout_ends_the_session(client: httpx.AsyncClient, settings: Settings) -> None:

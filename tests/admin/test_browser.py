@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from app.sandbox.server import serve_in_thread
-from app.sync.ledger import OrderState
+from app.schema import OrderState
 from tests.admin.conftest import app_with_admin
 from tests.harness import Harness
 from tests.invoicing.reference_carts import order_document
+from tests.server import serve_in_thread
 
 # Found on PATH: Debian installs it as `chromium`.
 CHROMIUM = "chromium"
@@ -134,7 +134,8 @@ async def test_sign_in_see_orders_retry_and_see_it_booked(
             await page.wait_for_url(f"{base_url}/admin?retried={failed_id}")
             assert await _row_state(page, failed_id) == "queued"
 
-            assert await h.run_worker() == 1  # the real worker, against the fake Moneybird
+            # The real worker, against the fake Moneybird: the booking, then its note in the shop.
+            assert await h.run_worker() == 2
 
             await page.reload()
             assert await _row_state(page, failed_id) == "booked"

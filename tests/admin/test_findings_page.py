@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.auth import COOKIE_NAME, csrf_token
+from app.booking.findings import note
+from app.schema import Finding, FindingKind, FindingState
 from app.settings import Settings
-from app.sync.findings import Finding, FindingKind, FindingState, note
 from tests.admin.conftest import BOOKED_ID, sign_in
 
 

@@ -9,18 +9,19 @@ import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import schema
 from app.admin.auth import COOKIE_NAME, csrf_token
 from app.admin.routes import RECENT_LIMIT
 from app.alerts import alert_key
+from app.booking import ledger
+from app.booking.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.constants import QUEUE_NAME
 from app.db import transaction
 from app.queue import order_job_id
-from app.sandbox.ledger_rows import add_booked_order
 from app.settings import Settings
-from app.sync import ledger
-from app.sync.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from tests.admin.conftest import BOOKED_ID, FAILED_ID, FAILED_REASON, app_with_admin, sign_in
 from tests.conftest import make_settings
+from tests.ledger_rows import add_booked_order
 
 
 async def _jobs_for(redis: ArqRedis, order_id: int) -> list[str]:
@@ -97,7 +98,7 @@ async def test_retry_requeues_with_a_fresh_job_id(
         after = await ledger.get_order(session, FAILED_ID)
         events = await ledger.events_for(session, FAILED_ID)
     assert after is not None
-    assert after.state == ledger.OrderState.QUEUED
+    assert after.state == schema.OrderState.QUEUED
     assert after.error is None
     assert events[-1].step == "retry"
     assert not await redis.exists(alert_key(f"order-failed:{FAILED_ID}"))
@@ -124,7 +125,7 @@ async def test_a_booked_order_is_not_retried(
     async with sessions() as session:
         record = await ledger.get_order(session, BOOKED_ID)
     assert record is not None
-    assert record.state == ledger.OrderState.BOOKED
+    assert record.state == schema.OrderState.BOOKED
 
 
 async def test_retry_that_cannot_be_queued_leaves_the_order_failed(
@@ -145,7 +146,7 @@ async def test_retry_that_cannot_be_queued_leaves_the_order_failed(
     async with sessions() as session:
         record = await ledger.get_order(session, FAILED_ID)
     assert record is not None
-    assert record.state == ledger.OrderState.FAILED
+    assert record.state == schema.OrderState.FAILED
     assert record.error == FAILED_REASON
 
 

@@ -39,8 +39,8 @@ from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.server import serve
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
+from app.schema import OrderRecord, OrderState, RefundRecord, RefundState
 from app.settings import normalise_database_url
-from app.sync.ledger import OrderRecord, OrderState, RefundRecord, RefundState
 from tests.chaos.rig import (
     RECONCILE_INTERVAL_SECONDS,
     AppProcess,
@@ -461,7 +461,7 @@ def _report(run: Run, orders: list[OrderRecord], refunds: list[RefundRecord], lo
     print("  " + noticed(run, logs))
 
 
-# The worker's line when it finds Redis without woobird's marker (app.sync.redis_marker).
+# The worker's line when it finds Redis without woobird's marker (app.booking.redis_marker).
 _HEALED = re.compile(r"^(\S+Z) \[warning\s*\] (Redis lost its data[^:]*: [^\n]*?) orders=", re.MULTILINE)
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from app.booking.reconcile import reconcile
 from app.sandbox.woocommerce.cart import CartItem, Customer, ShippingMethod
-from app.sync.reconcile import reconcile
 from tests.harness import Harness
 
 PAID_AT = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)

@@ -25,6 +25,7 @@ from arq.connections import ArqRedis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.booking.intake import record_and_enqueue
 from app.constants import QUEUE_NAME, REDIS_MARKER_KEY, WORKER_JOB_COMPLETION_WAIT_SECONDS
 from app.db import create_engine, session_factory
 from app.queue import connect
@@ -35,9 +36,8 @@ from app.sandbox.server import serve
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.checkout import build_order
+from app.schema import OrderRecord, OrderState
 from app.settings import normalise_database_url
-from app.sync.intake import record_and_enqueue
-from app.sync.ledger import OrderRecord, OrderState
 from app.woocommerce.models import OrderHeader
 from tests.chaos.rig import AppProcess, Secrets, free_port, now_utc, process_env, procfile_command
 from tests.services import redis_database
@@ -130,7 +130,7 @@ async def test_sigterm_finishes_running_bookings_and_hands_the_rest_back(
             await record_and_enqueue(header, sessions=sessions, redis=queue_redis, reason="webhook")
 
         # A Redis that has been running: without the marker, the worker would take the fresh Redis
-        # for one that lost its data and queue copies of the waiting orders (app.sync.redis_marker).
+        # for one that lost its data and queue copies of the waiting orders (app.booking.redis_marker).
         await queue_redis.set(REDIS_MARKER_KEY, b"running")
         first = AppProcess("worker1", procfile_command("worker", port=0), env=env, log_dir=tmp_path)
         second = AppProcess("worker2", procfile_command("worker", port=0), env=env, log_dir=tmp_path)

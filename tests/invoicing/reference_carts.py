@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, Fee, RefundSummary, ShippingMethod
+from app.sandbox.woocommerce.cart import CartItem, Coupon, Customer, Fee, ShippingMethod, ShopRefundEntry
 from app.sandbox.woocommerce.checkout import build_order
 from app.woocommerce.models import Order
 
@@ -142,7 +142,7 @@ CARTS: dict[str, dict[str, Any]] = {
             CartItem("Katoenen schort Olijfgroen", Decimal("34.95"), sku="SCH-KAT-OLIJF"),
         ],
         "shipping": [POSTNL],
-        "refunds": [RefundSummary(1612, Decimal("-42.29"), "Retour: schort in verkeerde maat")],
+        "refunds": [ShopRefundEntry(1612, Decimal("-42.29"), "Retour: schort in verkeerde maat")],
         "created_at": _utc(2025, 11, 3, 18, 48),
         "paid_at": _utc(2025, 11, 3, 18, 49, 5),
         "completed_at": _utc(2025, 11, 4, 8, 30, 10),

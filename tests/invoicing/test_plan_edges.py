@@ -11,8 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pytest
 
 from app.invoicing import plan as plan_module
+from app.invoicing.moneybird_arithmetic import vat_deviation
 from app.invoicing.plan import PlanOptions, PlanRefused, local_date, plan_invoice
 from app.invoicing.reference import AdministrationReference, LedgerAccount, Workflow
+from app.plan_options import plan_options
 from app.sandbox import administration as sb
 from app.sandbox.administration import sandbox_reference
 from app.sandbox.woocommerce.cart import CartItem, Fee
@@ -104,7 +106,7 @@ def test_every_plan_setting_reaches_the_plan_options() -> None:
         invoice_exact_vat=True,
         woocommerce_vat_number_meta_keys=["_vat"],
     )
-    assert PlanOptions.from_settings(settings) == PlanOptions(
+    assert plan_options(settings) == PlanOptions(
         tax_rate_overrides={"NL:21": "11"},
         ledger_account_id="21",
         shipping_ledger_account_id="22",
@@ -196,7 +198,7 @@ def test_vat_the_shop_charged_at_a_rate_no_line_carries_shows_whole_as_a_deviati
     )
     odd = replace(plan, shop_vat={**plan.shop_vat, nine.id: Decimal("0.50")})
     for rounding in ("per_line", "per_rate"):
-        assert odd.vat_deviation(rounding)[nine.id] == Decimal("-0.50")
+        assert vat_deviation(odd, rounding)[nine.id] == Decimal("-0.50")
 
 
 def test_a_total_changed_outside_the_lines_is_refused_under_the_shops_order_number() -> None:

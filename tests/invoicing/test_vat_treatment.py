@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.invoicing.moneybird_arithmetic import ROUNDING_MODES
+from app.invoicing.moneybird_arithmetic import ROUNDING_MODES, predicted_total, predicted_vat
 from app.invoicing.plan import InvoicePlan, PlanOptions, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference, TaxRate
 from app.invoicing.vat import tax_line_country
@@ -80,7 +80,7 @@ def test_oss_consumer_is_booked_at_the_rate_for_their_country() -> None:
     # 49.95 × 19 % = 9.4905 → 9.49; 6.95 × 19 % = 1.3205 → 1.32.
     assert plan.shop_vat == {sb.OSS_DE_19: Decimal("10.81")}
     for mode in ROUNDING_MODES:
-        assert plan.predicted_vat(mode) == {sb.OSS_DE_19: Decimal("10.81")}
+        assert predicted_vat(plan, mode) == {sb.OSS_DE_19: Decimal("10.81")}
 
 
 def test_oss_rate_missing_in_moneybird_is_refused_with_the_key_to_set() -> None:
@@ -211,7 +211,7 @@ def test_negative_fee_over_two_rates_becomes_one_line_per_rate() -> None:
     assert fee_lines == [("Kassakorting (21% btw)", sb.SALES_21), ("Kassakorting (9% btw)", sb.SALES_9)]
     fee = discounted.fee_lines[0]
     assert sum(line.total for line in plan.lines if line.kind == "fee") == fee.total + fee.total_tax
-    assert all(plan.predicted_total(mode) == discounted.total for mode in ROUNDING_MODES)
+    assert all(predicted_total(plan, mode) == discounted.total for mode in ROUNDING_MODES)
 
 
 def test_unpaid_order_is_refused() -> None:
@@ -247,7 +247,7 @@ def test_a_cent_between_lines_and_total_becomes_a_visible_rounding_line() -> Non
     plan = _plan(odd)
     rounding = [line for line in plan.lines if line.kind == "rounding"]
     assert [(line.price, line.tax_rate_id) for line in rounding] == [(Decimal("0.01"), sb.SALES_0)]
-    assert all(plan.predicted_total(mode) == Decimal("36.01") for mode in ROUNDING_MODES)
+    assert all(predicted_total(plan, mode) == Decimal("36.01") for mode in ROUNDING_MODES)
     assert any("differs from its lines by 0.01" in note for note in plan.notes)
     # Without a 0 % rate in Moneybird, the rounding goes to the rate of the largest line.
     fallback = _plan(odd, _without(sb.SALES_0))

@@ -128,3 +128,30 @@ def test_cache_format_round_trips_exactly() -> None:
     )
     assert loads(dumps(reference)) == reference
     assert loads(dumps(reference).encode()) == reference
+
+
+def test_reference_from_json_reads_as_the_api_does(router: respx.Router) -> None:
+    """`woobird plan --reference`'s file goes through the wire models and the one mapping: the same
+    plain values as load_reference, the inactive account left out, ids as strings."""
+    from app.moneybird.reference import reference_from_json
+
+    data = {
+        "administration_id": 7,
+        "country": "BE",
+        "tax_rates": [bodies.tax_rate("12", "9.0", show_tax=None, active=None) | {"id": 12}],
+        "ledger_accounts": [
+            bodies.ledger_account("21", "Omzet"),
+            bodies.ledger_account("22", "Oud", active=False),
+        ],
+        "workflows": [bodies.workflow()],
+        "document_styles": [bodies.document_style()],
+    }
+    reference = reference_from_json(data)
+    assert (reference.administration_id, reference.country, reference.currency) == ("7", "BE", "EUR")
+    [rate] = reference.tax_rates
+    assert (rate.id, rate.percentage, rate.active, rate.show_tax) == ("12", Decimal("9.0"), True, True)
+    assert [a.id for a in reference.ledger_accounts] == ["21"]
+    assert reference.workflows[0].prices_are_incl_tax
+    assert reference.document_styles[0].default
+    with pytest.raises(ValueError, match="tax_rate_type"):
+        reference_from_json({"tax_rates": [{"id": "1", "name": "x", "percentage": "21"}]})

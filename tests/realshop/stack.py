@@ -30,9 +30,9 @@ import httpx
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.server import serve_in_thread
 from tests.chaos.rig import BIN, AppProcess, RedisServer, Secrets, free_port, process_env, procfile_command
 from tests.realshop.shop import RealShop
+from tests.server import serve_in_thread
 
 T = TypeVar("T")
 BOOKING_TIMEOUT_SECONDS = 60.0
@@ -148,10 +148,16 @@ class Stack:
         return "\n".join(process.log() for process in self.processes)
 
     def restart_worker(self) -> None:
+        self.restart("worker")
+
+    def restart(self, name: str) -> None:
+        """Stop and start one Procfile process (it reads `.env` in its folder anew)."""
         for process in self.processes:
-            if process.name == "worker":
+            if process.name == name:
                 process.stop()
                 process.start()
+        if name == "web":
+            _wait_until_up(f"{self.web_url}/healthz")
 
 
 @contextlib.contextmanager

@@ -8,33 +8,49 @@ Chromium signs in to woobird, enters the shop's address, signs in on WooCommerce
 approves the key request on WooCommerce's own page, connects the Moneybird fake with OAuth, goes
 through every step to a green check; then an order placed and completed in the shop is delivered by
 the shop's webhook and booked by the worker, and shows up booked on the dashboard.
+
+Around that walk, the wizard's trust boundaries against the real web process: a forged Host header
+never becomes the key callback (woobird's address is confirmed first), another address typed into
+step 1 gets none of the real shop's keys nor its webhook secret, and the shop step refuses an address
+on this machine that the rig did not name (`WOOBIRD_TEST_RIG_SHOPS` names the shop and one stranger).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import html
+import json
 import os
+import re
 import secrets
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from playwright.async_api import Page, async_playwright
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from app.address_guard import TEST_RIG_VARIABLE
 from app.db import migrate
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
-from app.sandbox.server import serve_in_thread
-from app.sandbox.tls import self_signed
 from tests.admin.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401  (the fixture)
 from tests.chaos.rig import AppProcess, RedisServer, procfile_command
 from tests.realshop.orders import place_order, set_status
 from tests.realshop.shop import RealShop, free_port
+from tests.server import serve_in_thread
 from tests.setup.browser_walk import ShopApproval, walk
+from tests.tls import self_signed
 
 pytestmark = [pytest.mark.realshop, pytest.mark.browser]
 BOOKED_WITHIN_SECONDS = 90.0
@@ -67,28 +83,52 @@ def _wait_until_up(url: str, *, within: float = 30.0) -> None:
 
 
 @dataclass
+class Stranger:
+    """A server that answers like a WooCommerce's index, and writes down everything sent to it."""
+
+    url: str = ""
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        async def anything(request: Request) -> Response:
+            body = (await request.body()).decode(errors="replace")
+            self.seen.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
+            if request.url.path == "/wp-json/":
+                return JSONResponse({"namespaces": ["wp/v2", "wc/v3"]})
+            return JSONResponse({"code": "rest_no_route"}, status_code=404)
+
+        return Starlette(routes=[Route("/{path:path}", anything, methods=["GET", "POST", "PUT"])])
+
+
+@dataclass
 class Deployment:
     url: str
     admin_token: str
     moneybird: MoneybirdSandbox
     processes: list[AppProcess]
+    stranger: Stranger
 
     def logs(self) -> str:
         return "\n".join(process.log()[-3000:] for process in self.processes)
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
+def deployment(shop: RealShop, tmp_path: Path) -> Iterator[Deployment]:
     """What the Heroku button leaves: web (over TLS) and worker, the environment holding only the
-    generated tokens, the add-ons' database and Redis, and the Moneybird fake's addresses."""
+    generated tokens, the add-ons' database and Redis, and the Moneybird fake's addresses (and the
+    rig's switch naming the two servers on this machine the wizard may reach)."""
     moneybird = MoneybirdSandbox()
+    stranger = Stranger()
     certificate = self_signed(tmp_path / "tls")
     redis = RedisServer(log_dir=tmp_path)
     redis.start()
     database_url = f"sqlite:///{tmp_path / 'woobird.db'}"
     processes: list[AppProcess] = []
     try:
-        with serve_in_thread(create_moneybird_app(moneybird)) as moneybird_url:
+        with (
+            serve_in_thread(create_moneybird_app(moneybird)) as moneybird_url,
+            serve_in_thread(stranger.app()) as stranger.url,
+        ):
             port = free_port()
             woobird_url = f"https://127.0.0.1:{port}"
             moneybird.oauth.redirect_uri = woobird_url + "/admin/setup/moneybird/callback"
@@ -107,6 +147,7 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
                 "MONEYBIRD_RATE_LIMIT": "1000/10",
                 "LOG_FORMAT": "console",
                 "PYTHONUNBUFFERED": "1",
+                TEST_RIG_VARIABLE: ",".join(urlsplit(url).netloc for url in (shop.url, stranger.url)),
             }
             migrate(database_url)  # the release phase
             web_argv = procfile_command("web", port=port) + [
@@ -123,12 +164,91 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
                 process.start()
             _wait_until_up(f"{woobird_url}/healthz")
             yield Deployment(
-                url=woobird_url, admin_token=admin_token, moneybird=moneybird, processes=processes
+                url=woobird_url,
+                admin_token=admin_token,
+                moneybird=moneybird,
+                processes=processes,
+                stranger=stranger,
             )
     finally:
         for process in processes:
             process.stop()
         redis.stop()
+
+
+FORGED_HOST = "evil.example"
+
+
+@dataclass
+class Admin:
+    """A second admin session, over plain httpx: it can say what a browser cannot (a forged Host)."""
+
+    client: httpx.AsyncClient
+    csrf: str
+
+    async def post(self, path: str, *, host: str | None = None, **form: str) -> httpx.Response:
+        headers = {"host": host} if host else {}
+        return await self.client.post(path, data={"csrf": self.csrf, **form}, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def _admin(deployment: Deployment) -> AsyncIterator[Admin]:
+    async with httpx.AsyncClient(base_url=deployment.url, verify=False, timeout=60) as client:
+        signed_in = await client.post("/admin/login", data={"token": deployment.admin_token})
+        assert signed_in.status_code == 303, signed_in.text
+        page = await client.get("/admin/setup/shop")
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert found, page.text[:1000]
+        yield Admin(client, found[1])
+
+
+async def _a_forged_host_is_sent_nowhere(deployment: Deployment, shop: RealShop) -> None:
+    """Before woobird's address is confirmed: a forged Host neither becomes the key callback nor
+    is echoed by a trailing-slash redirect."""
+    async with _admin(deployment) as admin:
+        connect = await admin.post("/admin/setup/shop", shop_url=shop.url, host=FORGED_HOST)
+        slash = await admin.client.get("/admin/setup/", headers={"host": FORGED_HOST})
+    offered = f'value="https://{FORGED_HOST}"'  # the suggestion in the editable field, nothing more
+    assert FORGED_HOST not in connect.text.replace(offered, ""), connect.text[-3000:]
+    assert connect.status_code == 422
+    assert FORGED_HOST not in slash.headers.get("location", "")
+
+
+async def _nothing_goes_where_the_admin_did_not_send_it(deployment: Deployment, shop: RealShop) -> None:
+    """After the walk: another address typed into step 1 gets no key nor webhook secret, even when
+    Install runs next; an address on this machine the rig did not name is not even connected to."""
+    connections = 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    listener = await asyncio.start_server(count, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    async with listener, _admin(deployment) as admin:
+        started = await admin.post("/admin/setup/shop", shop_url=deployment.stranger.url)
+        installed = await admin.post("/admin/setup/install", public_url="")
+        private = await admin.post("/admin/setup/shop", shop_url=f"http://127.0.0.1:{port}")
+        settings = (await admin.client.get("/admin/settings")).text
+
+    link = re.search(r'data-continue href="([^"]+)"', started.text)
+    assert link, started.text[-3000:]
+    callback = parse_qs(urlsplit(html.unescape(link[1])).query)["callback_url"][0]
+    assert callback == deployment.url + "/setup/woocommerce/callback"
+    assert installed.status_code == 200, installed.text[-3000:]
+    assert f"<code>{shop.url}</code>" in settings  # the shop's address, still with its own keys
+    for request in deployment.stranger.seen:
+        sent = json.dumps(request)
+        assert "authorization" not in request["headers"], request["path"]
+        assert "ck_" not in sent, request["path"]
+        assert "cs_" not in sent, request["path"]
+    assert [request["path"] for request in deployment.stranger.seen] == ["/wp-json/"]  # the probe only
+    hooks = shop.rest.get("/wc/v3/webhooks").json()
+    assert {hook["delivery_url"] for hook in hooks} == {deployment.url + "/webhooks/woocommerce"}
+    assert private.status_code == 422
+    assert "is not on the public internet" in private.text
+    assert connections == 0
 
 
 async def test_a_new_deployment_is_set_up_in_the_browser_and_books_an_order_of_the_real_shop(
@@ -140,6 +260,7 @@ async def test_a_new_deployment_is_set_up_in_the_browser_and_books_an_order_of_t
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = await browser.new_context(ignore_https_errors=True)
         page = await context.new_page()
+        await _a_forged_host_is_sent_nowhere(deployment, shop)
         try:
             await walk(
                 page,
@@ -175,6 +296,7 @@ async def test_a_new_deployment_is_set_up_in_the_browser_and_books_an_order_of_t
         assert len(invoices) == 1
         assert Decimal(invoices[0]["total_price_incl_tax"]) == Decimal(order["total"])
         await browser.close()
+    await _nothing_goes_where_the_admin_did_not_send_it(deployment, shop)
 
 
 @pytest.mark.first_version_only(
@@ -193,6 +315,7 @@ async def test_denying_on_woocommerces_page_says_how_to_go_on_and_stores_no_key(
         await page.goto(f"{deployment.url}/admin")
         await page.fill("input[name=token]", deployment.admin_token)
         await page.click("button:has-text('Sign in')")
+        await page.click("button:has-text('Confirm this address')")
         await page.fill("input[name=shop_url]", shop.url)
         await page.click("button:has-text('Connect')")
         await page.wait_for_url(lambda url: "/wc-auth/v1/" in url)

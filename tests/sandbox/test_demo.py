@@ -28,14 +28,14 @@ from app.main import create_app
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.reference import load_reference
 from app.queue import connect
+from app.runtime import build_services
 from app.sandbox import demo
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, expected_failures, sample_carts, samples
 from app.sandbox.server import serve
+from app.schema import OrderRecord, OrderState
 from app.settings import Settings, load_settings
-from app.sync.ledger import OrderRecord, OrderState
-from app.sync.services import build_services
 from app.woocommerce.client import OAuth1Signature
 from app.woocommerce.models import Order
 from tests.services import redis_database

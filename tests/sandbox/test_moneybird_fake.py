@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from app.sandbox.moneybird import MoneybirdSandbox, MoneybirdTransport, create_app
-from app.sandbox.server import serve, serve_in_thread
+from app.sandbox.server import serve
+from tests.server import serve_in_thread
 
 JsonDict = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """What the Moneybird fake lets a bookkeeper do to a booked invoice, and what it refuses, as Moneybird.
 
-Verification (app.sync.verify) is only as good as the changes the fake can make: remove a payment
+Verification (app.booking.verify) is only as good as the changes the fake can make: remove a payment
 (reopened), delete an invoice (only without payments, never in a locked period), edit a sent
 invoice's line (the web app does; the API refuses), and look invoices up by id whatever their date.
 """

@@ -21,6 +21,7 @@ BROWSER_LOCALE: dict[str, str] = {"nl": "nl-NL", "en": "en-GB"}
 LABELS: dict[str, dict[str, str]] = {
     "en": {
         "sign_in": "Sign in",
+        "confirm_address": "Confirm this address",
         "connect": "Connect",
         "later": "Decide after connecting Moneybird",
         "connect_moneybird": "Connect with Moneybird",
@@ -40,6 +41,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "nl": {
         "sign_in": "Inloggen",
+        "confirm_address": "Bevestig dit adres",
         "connect": "Koppelen",
         "later": "Beslis na het koppelen van Moneybird",
         "connect_moneybird": "Koppel met Moneybird",
@@ -112,6 +114,11 @@ async def walk(
     await page.fill("input[name=token]", admin_token)
     await page.click(button("sign_in"))
     await page.wait_for_url(f"{woobird_url}/admin/setup/shop")  # the first visit lands in the wizard
+    # Step 1 first shows woobird's own address, as the browser opened it, for the admin to confirm.
+    assert await page.input_value("input[name=public_url]") == woobird_url
+    await shoot("setup-1-address")
+    await page.click(button("confirm_address"))
+    await page.wait_for_selector("input[name=shop_url]")
     await reads("shop_step")
     await page.fill("input[name=shop_url]", shop_url)
     await shoot("setup-1-woocommerce")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -69,29 +70,49 @@ class Wizard:
         assert found, page.text[:500]
         return found[1]
 
-    async def post(self, path: str, data: dict[str, str] | None = None) -> httpx.Response:
-        return await self.web.post(path, data={"csrf": await self.csrf(), **(data or {})})
+    async def post(
+        self, path: str, data: dict[str, str] | None = None, *, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return await self.web.post(path, data={"csrf": await self.csrf(), **(data or {})}, headers=headers)
 
     async def stored(self) -> dict[str, str]:
         async with self.sessions() as session:
             return (await read_stored(session, self.base)).values
 
+    async def stored_besides_address(self) -> dict[str, str]:
+        """What the wizard stored, but for woobird's own address (confirmed before anything else)."""
+        return {name: value for name, value in (await self.stored()).items() if name != "PUBLIC_URL"}
+
     async def approve_on_the_shop(
-        self, authorize: httpx.Response, *, decision: str = "approve"
+        self,
+        authorize: httpx.Response,
+        *,
+        decision: str = "approve",
+        shop_web: httpx.AsyncClient | None = None,
     ) -> httpx.Response:
         """Follow woobird's redirect to the shop's page, press a button, come back to woobird."""
-        page = await self.shop_web.get(leaving_for(authorize))
+        shop_web = shop_web or self.shop_web
+        page = await shop_web.get(leaving_for(authorize))
         assert page.status_code == 200, page.text
         fields = dict(re.findall(r"name='([a-z_]+)' value='([^']*)'", page.text))
         fields = {name: value.replace("&amp;", "&") for name, value in fields.items()}
-        decided = await self.shop_web.post(
-            "/wc-auth/v1/access_granted", data={**fields, "decision": decision}
-        )
+        decided = await shop_web.post("/wc-auth/v1/access_granted", data={**fields, "decision": decision})
         if decided.status_code != 302:
             return decided
         back = urlsplit(decided.headers["location"])
         assert f"{back.scheme}://{back.netloc}" == WOOBIRD_URL
         return await self.web.get(f"{back.path}?{back.query}")
+
+    async def confirm_address(self, address: str, **headers: str) -> httpx.Response:
+        """Confirm woobird's own address in step 1, as the admin does once."""
+        page = await self.web.get("/admin/setup/shop")
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert found, page.text[:500]
+        return await self.web.post(
+            "/admin/setup/address",
+            data={"csrf": found[1], "public_url": address, "back": "shop"},
+            headers=headers,
+        )
 
     async def connect_shop(self) -> httpx.Response:
         return await self.approve_on_the_shop(await self.post("/admin/setup/shop", {"shop_url": SHOP_URL}))
@@ -118,13 +139,17 @@ def query_of(url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
 
 
-@pytest.fixture
-async def wizard(
+@asynccontextmanager
+async def open_wizard(
     database_url: str,
     redis: ArqRedis,
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
+    *,
+    confirm_address: bool,
+    environment: dict[str, Any] | None = None,
 ) -> AsyncIterator[Wizard]:
+    """The wizard of a deployment whose environment holds `environment` besides the essentials."""
     shop = ShopSandbox(url=SHOP_URL)
     moneybird = MoneybirdSandbox()
     moneybird.oauth.redirect_uri = WOOBIRD_URL + "/admin/setup/moneybird/callback"
@@ -134,7 +159,7 @@ async def wizard(
         "transports",
         clients.Transports(shop=shop_transport, moneybird=sandbox_transport(moneybird)),
     )
-    base = fresh_settings(database_url)
+    base = fresh_settings(database_url, **(environment or {}))
     app = create_app(base)
     async with app.router.lifespan_context(app):
         app.state.woobird.live.check_every = 0.0
@@ -150,4 +175,32 @@ async def wizard(
             shop.http_client = shop_to_woobird  # the shop's server posts keys and pings to woobird
             signed_in = await web.post("/admin/login", data={"token": ADMIN_TOKEN})
             assert signed_in.status_code == 303
-            yield Wizard(web, shop_web, shop, moneybird, app, base, sessions, redis, woobird_transport)
+            wizard = Wizard(web, shop_web, shop, moneybird, app, base, sessions, redis, woobird_transport)
+            if confirm_address:
+                confirmed = await wizard.confirm_address(WOOBIRD_URL)
+                assert confirmed.status_code == 303, confirmed.text
+            yield wizard
+
+
+@pytest.fixture
+async def wizard(
+    database_url: str,
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Wizard]:
+    """Signed in, woobird's own address confirmed (the first thing step 1 asks)."""
+    async with open_wizard(database_url, redis, sessions, monkeypatch, confirm_address=True) as wizard:
+        yield wizard
+
+
+@pytest.fixture
+async def unconfirmed_wizard(
+    database_url: str,
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Wizard]:
+    """Signed in, woobird's own address not confirmed yet."""
+    async with open_wizard(database_url, redis, sessions, monkeypatch, confirm_address=False) as wizard:
+        yield wizard

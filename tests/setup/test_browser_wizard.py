@@ -13,20 +13,21 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from playwright.async_api import async_playwright
 
+from app import schema
+from app.address_guard import TEST_RIG_VARIABLE
 from app.constants import WORKER_HEALTH_KEY
 from app.main import create_app
+from app.runtime import build_services
 from app.sandbox.moneybird import MoneybirdSandbox
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import sample_carts
-from app.sandbox.server import serve_in_thread
-from app.sandbox.tls import self_signed
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
-from app.sync import ledger
-from app.sync.services import build_services
 from tests.admin.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401  (the fixture)
+from tests.server import serve_in_thread
 from tests.setup.browser_walk import walk
 from tests.setup.conftest import ADMIN_TOKEN, fresh_settings
+from tests.tls import self_signed
 from workers.functions import job_functions
 
 pytestmark = pytest.mark.browser
@@ -39,6 +40,7 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
     redis: ArqRedis,
     tmp_path: Path,
     language: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shop = ShopSandbox()
     moneybird = MoneybirdSandbox()
@@ -48,6 +50,8 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
         serve_in_thread(create_moneybird_app(moneybird)) as moneybird_url,
     ):
         shop.url = shop_url
+        # The rig names its own fake shop: the wizard reaches nothing else on this machine.
+        monkeypatch.setenv(TEST_RIG_VARIABLE, shop_url.removeprefix("http://"))
         settings = fresh_settings(
             sqlite_url,
             moneybird_api_url=moneybird_url + "/api/v2",
@@ -79,7 +83,11 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
                     raise
 
                 state = app.state.woobird
-                assert shop.authorization_requests[0]["callback_url"].startswith("https://")
+                assert (
+                    shop.authorization_requests[0]["callback_url"]
+                    == woobird_url + "/setup/woocommerce/callback"
+                )
+                assert state.settings.public_url == woobird_url  # as the admin confirmed it
                 assert [d.status for d in shop.deliveries if d.ping] == [200]  # the ping was answered
                 assert set(moneybird.oauth.granted_scopes) == {"sales_invoices", "settings"}
 
@@ -101,7 +109,7 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
 
                 await page.goto(f"{woobird_url}/admin")
                 row = page.locator(f'tr[data-order="{order["id"]}"]').first
-                assert await row.get_attribute("data-state") == ledger.OrderState.BOOKED.value
+                assert await row.get_attribute("data-state") == schema.OrderState.BOOKED.value
                 booked = {"nl": "geboekt", "en": "booked"}[language]
                 assert await row.locator(".pill").inner_text() == booked
                 assert len(moneybird.sales_invoices) == 1

@@ -22,7 +22,7 @@ async def test_a_refused_token_is_explained_and_not_stored(wizard: Wizard) -> No
     assert answer.status_code == 422
     assert "Moneybird refused the token" in answer.text
     assert "External and AI integrations" in answer.text
-    assert await wizard.stored() == {}
+    assert await wizard.stored_besides_address() == {}
 
 
 async def test_a_pasted_token_lists_the_administrations_to_choose_from(wizard: Wizard) -> None:
@@ -49,7 +49,7 @@ async def test_an_administration_the_token_cannot_reach_is_refused(wizard: Wizar
 
 
 @pytest.fixture
-def oauth(wizard: Wizard) -> Wizard:
+async def oauth(wizard: Wizard) -> Wizard:
     """The same wizard, with an OAuth app registered at the fake Moneybird and named in the env."""
     app_ = wizard.moneybird.oauth
     settings = fresh_settings(
@@ -58,13 +58,15 @@ def oauth(wizard: Wizard) -> Wizard:
         moneybird_client_secret=app_.client_secret,
     )
     wizard.state.live.base = settings
-    wizard.state.settings = settings
     wizard.base = settings
+    await wizard.state.refresh_settings(force=True)  # the stored PUBLIC_URL over the new environment
     return wizard
 
 
-async def _consent(wizard: Wizard, *, decision: str) -> tuple[httpx.Response, str]:
-    started = await wizard.post("/admin/setup/moneybird/connect")
+async def _consent(
+    wizard: Wizard, *, decision: str, started: httpx.Response | None = None
+) -> tuple[httpx.Response, str]:
+    started = started or await wizard.post("/admin/setup/moneybird/connect")
     authorize = leaving_for(started)
     params = query_of(authorize)
     page = await clients.transports.moneybird.handle_async_request(httpx.Request("GET", authorize))  # type: ignore[union-attr]
@@ -114,7 +116,7 @@ async def test_a_denied_approval_says_how_to_go_on(oauth: Wizard) -> None:
     assert back.status_code == 422
     assert "access was not granted" in back.text
     assert "paste a personal API token" in back.text
-    assert await oauth.stored() == {}
+    assert await oauth.stored_besides_address() == {}
 
 
 async def test_a_forged_or_replayed_state_is_refused(oauth: Wizard) -> None:
@@ -172,7 +174,7 @@ async def test_an_answer_brought_back_in_another_session_is_refused(oauth: Wizar
 
     assert answer.status_code == 422
     assert "started in another session" in answer.text
-    assert await oauth.stored() == {}
+    assert await oauth.stored_besides_address() == {}
     assert oauth.moneybird.oauth.token_requests == []
 
 
@@ -187,4 +189,41 @@ async def test_something_that_is_no_token_is_refused_before_moneybird_is_asked(
     assert answer.status_code == 422
     assert "that is not a Moneybird API token" in answer.text
     assert wizard.moneybird.calls() == 0
-    assert await wizard.stored() == {}
+    assert await wizard.stored_besides_address() == {}
+
+
+async def test_another_sessions_answer_leaves_the_owners_authorization_usable(oauth: Wizard) -> None:
+    started = await oauth.post("/admin/setup/moneybird/connect")
+    state = query_of(leaving_for(started))["state"]
+    await asyncio.sleep(1.05)  # a session is its sign-in second, signed: the other one signs in later
+    async with httpx.AsyncClient(transport=oauth.transport, base_url=WOOBIRD_URL) as other:
+        assert (await other.post("/admin/login", data={"token": ADMIN_TOKEN})).status_code == 303
+        spent = await other.get(
+            "/admin/setup/moneybird/callback", params={"error": "access_denied", "state": state}
+        )
+    assert spent.status_code == 422
+
+    back, _ = await _consent(oauth, decision="allow", started=started)
+
+    assert back.status_code == 303, back.text
+    assert "MONEYBIRD_API_TOKEN" in await oauth.stored()
+
+
+async def test_an_answer_without_code_or_error_leaves_the_authorization_usable(oauth: Wizard) -> None:
+    started = await oauth.post("/admin/setup/moneybird/connect")
+    state = query_of(leaving_for(started))["state"]
+    incomplete = await oauth.web.get("/admin/setup/moneybird/callback", params={"state": state})
+    assert incomplete.status_code == 422
+
+    back, _ = await _consent(oauth, decision="allow", started=started)
+
+    assert back.status_code == 303, back.text
+    assert oauth.moneybird.oauth.token_requests == ["authorization_code"]
+
+
+async def test_moneybirds_redirect_uri_is_the_confirmed_address_never_the_host_header(oauth: Wizard) -> None:
+    started = await oauth.post("/admin/setup/moneybird/connect", headers={"host": "evil.example"})
+
+    redirect_uri = query_of(leaving_for(started))["redirect_uri"]
+
+    assert redirect_uri == WOOBIRD_URL + "/admin/setup/moneybird/callback"

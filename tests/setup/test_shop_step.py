@@ -3,6 +3,7 @@ and every way a callback that woobird did not ask for is refused without storing
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 
@@ -10,9 +11,10 @@ import httpx
 import pytest
 
 from app import clients
+from app.address_guard import AllowedAddresses
 from app.setup import shop as shop_step
 from app.setup.shop import CALLBACK_PATH, probe_shop
-from tests.setup.conftest import SHOP_URL, Wizard, leaving_for, query_of
+from tests.setup.conftest import ADMIN_TOKEN, SHOP_URL, WOOBIRD_URL, Wizard, leaving_for, query_of
 
 
 async def test_the_shop_approves_and_woobird_stores_the_key_it_was_handed(wizard: Wizard) -> None:
@@ -62,7 +64,7 @@ async def test_an_unsolicited_callback_stores_nothing(wizard: Wizard) -> None:
     answer = await wizard.web.post(CALLBACK_PATH, content=_payload("made-up-state-1234"))
 
     assert answer.status_code == 403
-    assert await wizard.stored() == {}
+    assert await wizard.stored_besides_address() == {}
 
 
 async def test_a_replayed_callback_stores_nothing(wizard: Wizard) -> None:
@@ -104,6 +106,46 @@ async def test_a_key_without_write_permission_is_refused(wizard: Wizard) -> None
     assert "WOOCOMMERCE_CONSUMER_KEY" not in await wizard.stored()
 
 
+@pytest.mark.parametrize(
+    "spoiled",
+    [
+        {"consumer_key": "not-a-key"},
+        {"consumer_secret": None},
+        {"key_permissions": "read"},
+        {"key_permissions": "read_write", "consumer_key": "ck_" + "x" * 300},
+    ],
+)
+async def test_a_spoiled_callback_does_not_use_up_the_authorization(
+    wizard: Wizard, spoiled: dict[str, object]
+) -> None:
+    authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
+    state = query_of(leaving_for(authorize))["user_id"]
+    document = json.loads(_payload(state)) | spoiled
+    refused = await wizard.web.post(CALLBACK_PATH, content=json.dumps(document).encode())
+    assert refused.status_code == 403
+    assert "WOOCOMMERCE_CONSUMER_KEY" not in await wizard.stored()
+
+    answer = await wizard.web.post(CALLBACK_PATH, content=_payload(state))
+
+    assert answer.status_code == 200, answer.text
+    assert (await wizard.stored())["WOOCOMMERCE_CONSUMER_KEY"] == "ck_" + "1" * 40
+
+
+async def test_the_return_page_in_another_session_does_not_cancel_the_authorization(wizard: Wizard) -> None:
+    authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
+    state = query_of(leaving_for(authorize))["user_id"]
+    await asyncio.sleep(1.05)  # a session is its sign-in second, signed: the other one signs in later
+    async with httpx.AsyncClient(transport=wizard.transport, base_url=WOOBIRD_URL) as other:
+        assert (await other.post("/admin/login", data={"token": ADMIN_TOKEN})).status_code == 303
+        denied = await other.get("/admin/setup/shop/return", params={"success": "0", "user_id": state})
+    assert denied.status_code == 422
+
+    answer = await wizard.web.post(CALLBACK_PATH, content=_payload(state))
+
+    assert answer.status_code == 200, answer.text
+    assert (await wizard.stored())["WOOCOMMERCE_CONSUMER_KEY"] == "ck_" + "1" * 40
+
+
 async def test_the_return_page_of_another_session_learns_nothing(wizard: Wizard) -> None:
     authorize = await wizard.post("/admin/setup/shop", {"shop_url": SHOP_URL})
     state = query_of(leaving_for(authorize))["user_id"]
@@ -122,7 +164,7 @@ async def test_a_form_without_the_csrf_token_is_refused(wizard: Wizard) -> None:
     assert answer.status_code == 403
     assert forged.status_code == 403
     assert wizard.shop.authorization_requests == []
-    assert await wizard.stored() == {}
+    assert await wizard.stored_besides_address() == {}
 
 
 async def test_a_pasted_key_is_checked_with_the_shop_before_it_is_stored(wizard: Wizard) -> None:
@@ -132,7 +174,7 @@ async def test_a_pasted_key_is_checked_with_the_shop_before_it_is_stored(wizard:
     )
     assert wrong.status_code == 422
     assert "the shop refused the key" in wrong.text
-    assert await wizard.stored() == {}
+    assert await wizard.stored_besides_address() == {}
 
     right = await wizard.post(
         "/admin/setup/shop/keys",
@@ -157,13 +199,13 @@ async def test_an_unreachable_shop_is_explained(wizard: Wizard, monkeypatch: pyt
     assert answer.status_code == 422
     assert "could not reach no-such-shop.example" in answer.text
     assert "check the address" in answer.text
-    assert await wizard.stored() == {}
+    assert await wizard.stored_besides_address() == {}
 
 
 def _shop(routes: Mapping[str, tuple[int, object]]) -> httpx.MockTransport:
     def answer(request: httpx.Request) -> httpx.Response:
         key = request.url.path + ("?rest_route" if "rest_route" in request.url.query.decode() else "")
-        status, body = routes.get(key, (404, "<html>not found</html>"))
+        status, body = routes.get(request.url.host + key) or routes.get(key, (404, "<html>not found</html>"))
         if isinstance(body, dict):
             return httpx.Response(status, json=body)
         headers = {"location": str(body)} if status in (301, 302) else {}
@@ -186,8 +228,20 @@ def _shop(routes: Mapping[str, tuple[int, object]]) -> httpx.MockTransport:
             {"/wp-json/": (200, {"namespaces": ["wp/v2"]})},
             "WooCommerce is not active",
         ),
-        ("https://shop.example.nl", {"/wp-json/": (301, "https://www.shop.example.nl/wp-json/")}, "www.shop"),
-        ("https://shop.example.nl", {}, "there is no WordPress at"),
+        (
+            "https://shop.example.nl",
+            {
+                "shop.example.nl/wp-json/": (301, "https://www.shop.example.nl/wp-json/"),
+                "www.shop.example.nl/wp-json/": (200, {"namespaces": ["wp/v2", "wc/v3"]}),
+            },
+            "sends visitors to https://www.shop.example.nl: enter that address instead",
+        ),
+        (
+            "https://shop.example.nl",
+            {"/wp-json/": (301, "https://elsewhere.example.nl/wp-json/")},
+            "https://shop.example.nl is not a WooCommerce shop",
+        ),
+        ("https://shop.example.nl", {}, "https://shop.example.nl is not a WooCommerce shop"),
     ],
 )
 async def test_a_shop_that_cannot_work_is_named_with_the_fix(
@@ -195,7 +249,7 @@ async def test_a_shop_that_cannot_work_is_named_with_the_fix(
 ) -> None:
     monkeypatch.setattr(clients, "transports", clients.Transports(shop=_shop(routes)))
 
-    problems = await probe_shop(url)
+    problems = await probe_shop(url, allowed=AllowedAddresses())
 
     assert len(problems) == 1
     assert words in problems[0]
@@ -205,7 +259,7 @@ async def test_a_working_shop_has_no_problems(monkeypatch: pytest.MonkeyPatch) -
     routes = {"/wp-json/": (200, {"namespaces": ["wp/v2", "wc/v3"]})}
     monkeypatch.setattr(clients, "transports", clients.Transports(shop=_shop(routes)))
 
-    assert await probe_shop("https://shop.example.nl") == []
+    assert await probe_shop("https://shop.example.nl", allowed=AllowedAddresses()) == []
 
 
 async def test_the_way_back_from_the_shop_regains_the_strict_session_cookie_with_one_reload(
@@ -221,4 +275,4 @@ async def test_the_way_back_from_the_shop_regains_the_strict_session_cookie_with
     assert 'http-equiv="refresh"' in arriving.text
     assert "bounced=1" in arriving.text
     assert still_unknown.status_code == 401  # no cookie after the reload either: sign in
-    assert await wizard.stored() == {}
+    assert await wizard.stored_besides_address() == {}

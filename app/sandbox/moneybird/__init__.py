@@ -18,8 +18,8 @@ or over real HTTP (the sandbox demo, chaos tests):
 Modules: `state` (the sandbox object, switches, request log), `records` (an administration, a
 request and its reply as handlers see them), `api` (routing, auth, rate limit, faults,
 transport), `contacts`, `invoices`, `external`, `documents` (lines, totals, payments), `reference`
-(tax rates, ledgers, workflows, products), `schema` (allowed request keys), `core` (wire formats),
-`seed` (a fresh administration).
+(tax rates, ledger accounts, workflows, products), `request_keys` (allowed request keys), `wire`
+(wire formats), `seed` (a fresh administration).
 
 Faithful to the reference (docs/OpenAPI): Bearer auth with the invalid_grant 401; root-key
 wrapping with "<Model> is required" 400s; 18-digit string ids (accepted as strings or ints);
@@ -74,7 +74,7 @@ Where Moneybird's behaviour is unconfirmed, the fake picks the stricter reasonab
   invoice (`open`, or `late` past its due date).
 - `POST …/synchronization` answers the records with the ids sent, whatever their date (it takes
   no filter); at most 100.
-- Unknown administration → 404 `{"error": "Administration not found", "symbolic":
+- Unknown administration → 404 `{"error": "SandboxAdministration not found", "symbolic":
   {"administration_id": "not_found"}}`; unknown route → 404 symbolic `route`.
 - Lists: default per_page 50 (products 10); `Link` only when there is another page; contact
   `query` is case-insensitive substring matching of every word over name, address, e-mail,
@@ -94,15 +94,15 @@ Where Moneybird's behaviour is unconfirmed, the fake picks the stricter reasonab
 from __future__ import annotations
 
 from app.sandbox.moneybird.api import MoneybirdTransport, create_app, match_route, sandbox_transport
-from app.sandbox.moneybird.core import ApiError, money_str
 from app.sandbox.moneybird.documents import compute_totals
 from app.sandbox.moneybird.invoices import edit_in_web_app
-from app.sandbox.moneybird.records import Administration
-from app.sandbox.moneybird.state import DEFAULT_TOKEN, FaultKind, MoneybirdSandbox, RecordedRequest, Rounding
+from app.sandbox.moneybird.records import Rounding, SandboxAdministration
+from app.sandbox.moneybird.state import DEFAULT_TOKEN, FaultKind, MoneybirdSandbox, RecordedRequest
+from app.sandbox.moneybird.wire import ApiError, money_str
 
 __all__ = [
     "DEFAULT_TOKEN",
-    "Administration",
+    "SandboxAdministration",
     "ApiError",
     "FaultKind",
     "MoneybirdSandbox",

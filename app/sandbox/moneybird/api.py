@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -17,15 +18,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from app.sandbox.moneybird import contacts, external, invoices, reference
-from app.sandbox.moneybird.core import ApiError, Record, symbolic_error
+from app.sandbox.moneybird import contacts, external, invoices, reference, webhooks
 from app.sandbox.moneybird.documents import find_payment
 from app.sandbox.moneybird.oauth import routes as oauth_routes
 from app.sandbox.moneybird.records import Call, Reply
 from app.sandbox.moneybird.scopes import missing_scope
 from app.sandbox.moneybird.state import Fault, FaultKind, MoneybirdSandbox, RecordedRequest
+from app.sandbox.moneybird.wire import ApiError, Record, symbolic_error
 
-Handler = Callable[[Call], Reply]
+Handler = Callable[[Call], Reply | Awaitable[Reply]]
 
 # The in-process transport marks its requests so 'timeout'/'lost' faults answer at once with a marker
 # (the transport then raises) instead of hanging like they do over real HTTP.
@@ -92,6 +93,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("PATCH", "/external_sales_invoices/{id}", external.update_external_invoice),
     ("DELETE", "/external_sales_invoices/{id}", external.delete_external_invoice),
     ("GET", "/payments/{id}", _get_payment),
+    ("GET", "/webhooks", webhooks.list_webhooks),
+    ("POST", "/webhooks", webhooks.create_webhook),
+    ("DELETE", "/webhooks/{id}", webhooks.delete_webhook),
     ("GET", "/tax_rates", reference.list_tax_rates),
     ("GET", "/ledger_accounts", reference.list_ledger_accounts),
     ("GET", "/ledger_accounts/{id}", reference.get_ledger_account),
@@ -204,7 +208,9 @@ class MoneybirdASGI:
                 return reply, fault
             if self.sandbox.latency_seconds > 0:
                 await asyncio.sleep(self.sandbox.latency_seconds)
-            reply = self._handle(ex)
+            handled = self._handle(ex)
+            # A handler that must wait on something (the webhook's url check) hands back an awaitable.
+            reply = await handled if inspect.isawaitable(handled) else handled
         except ApiError as exc:
             reply = Reply(exc.status, exc.body, exc.headers)
         self._record(ex, reply.status, fault)
@@ -238,7 +244,7 @@ class MoneybirdASGI:
             return self._recorded(ex, _too_many(sandbox.rate_limit[0] if sandbox.rate_limit else 0, reset))
         return None
 
-    def _handle(self, ex: _Exchange) -> Reply:
+    def _handle(self, ex: _Exchange) -> Reply | Awaitable[Reply]:
         assert ex.route is not None
         template, handler, params = ex.route
         body = _parse_body(ex) if ex.method in ("POST", "PATCH", "PUT") else {}
@@ -334,8 +340,21 @@ def _response(reply: Reply) -> Response:
 def create_app(sandbox: MoneybirdSandbox) -> Starlette:
     """The fake as an ASGI app serving /api/v2/administrations and /api/v2/{administration_id}/…"""
     api = Route("/api/v2/{rest:path}", endpoint=MoneybirdASGI(sandbox))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Served over HTTP (the demo, the real-shop tests), the fake pushes its webhooks by itself.
+        pusher = asyncio.create_task(webhooks.push_loop(sandbox))
+        try:
+            yield
+        finally:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pusher
+
     return Starlette(
-        routes=[api, *oauth_routes(sandbox.oauth, administration_name=sandbox.administration_name)]
+        routes=[api, *oauth_routes(sandbox.oauth, administration_name=sandbox.administration_name)],
+        lifespan=lifespan,
     )
 
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.sandbox.moneybird.core import (
+from app.sandbox.moneybird.records import Call, Reply, SandboxAdministration, SandboxBooks, list_reply
+from app.sandbox.moneybird.request_keys import (
+    CONTACT_CREATE,
+    CONTACT_PERSON,
+    CONTACT_UPDATE,
+    DELIVERY_METHODS,
+)
+from app.sandbox.moneybird.wire import (
     ApiError,
     Invalid,
     Record,
@@ -18,11 +25,6 @@ from app.sandbox.moneybird.core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird.records import Administration, Call, Reply, list_reply
-from app.sandbox.moneybird.schema import CONTACT_CREATE, CONTACT_PERSON, CONTACT_UPDATE, DELIVERY_METHODS
-
-if TYPE_CHECKING:
-    from app.sandbox.moneybird.state import MoneybirdSandbox
 
 _TEXT_FIELDS = (
     "company_name",
@@ -74,7 +76,7 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 # -- records -----------------------------------------------------------------------------------
 
 
-def create_contact_record(sandbox: MoneybirdSandbox, adm: Administration, data: Record) -> Record:
+def create_contact_record(sandbox: SandboxBooks, adm: SandboxAdministration, data: Record) -> Record:
     reject_unknown(data, CONTACT_CREATE, prefix="")
     problems = Invalid()
     fields = coerce(data, CONTACT_CREATE, prefix="", problems=problems)
@@ -123,7 +125,7 @@ def create_contact_record(sandbox: MoneybirdSandbox, adm: Administration, data: 
     return record
 
 
-def _apply(sandbox: MoneybirdSandbox, adm: Administration, record: Record, fields: Record) -> None:
+def _apply(sandbox: SandboxBooks, adm: SandboxAdministration, record: Record, fields: Record) -> None:
     """Validate `fields` against the merged result and only then write them (a 422 changes nothing)."""
     if "email" in fields and "send_invoices_to_email" not in fields:
         fields["send_invoices_to_email"] = fields["email"]
@@ -147,7 +149,7 @@ def _apply(sandbox: MoneybirdSandbox, adm: Administration, record: Record, field
     record["email"] = record["send_invoices_to_email"]
 
 
-def _check_choices(merged: Record, fields: Record, adm: Administration, problems: Invalid) -> None:
+def _check_choices(merged: Record, fields: Record, adm: SandboxAdministration, problems: Invalid) -> None:
     if merged["delivery_method"] not in DELIVERY_METHODS:
         problems.add(
             "delivery_method", "is not included in the list", "inclusion", value=merged["delivery_method"]
@@ -173,14 +175,14 @@ def _check_emails(fields: Record, problems: Invalid) -> None:
             problems.add(key, "is invalid", "invalid", value=value)
 
 
-def _customer_id_taken(sandbox: MoneybirdSandbox, adm_id: str, customer_id: str, *, except_id: str) -> bool:
+def _customer_id_taken(sandbox: SandboxBooks, adm_id: str, customer_id: str, *, except_id: str) -> bool:
     return any(
         c["administration_id"] == adm_id and c["customer_id"] == customer_id and c["id"] != except_id
         for c in sandbox.contacts.values()
     )
 
 
-def _next_customer_id(sandbox: MoneybirdSandbox, adm: Administration) -> str:
+def _next_customer_id(sandbox: SandboxBooks, adm: SandboxAdministration) -> str:
     while True:
         adm.customer_counter += 1
         candidate = str(adm.customer_counter)
@@ -201,7 +203,7 @@ def _contact_person(raw: Any, problems: Invalid) -> Record | None:
     return raw
 
 
-def _person_record(sandbox: MoneybirdSandbox, contact: Record, person: Record) -> Record:
+def _person_record(sandbox: SandboxBooks, contact: Record, person: Record) -> Record:
     stamp = sandbox.clock.timestamp()
     return {
         "id": sandbox.ids.next(),

@@ -10,7 +10,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.moneybird.core import (
+from app.sandbox.moneybird.records import Call, Rounding, SandboxAdministration, SandboxBooks
+from app.sandbox.moneybird.request_keys import DETAIL, MANUAL_PAYMENT_ACTIONS, PAYMENT, PERIOD_PRESETS
+from app.sandbox.moneybird.wire import (
     CENT,
     ApiError,
     Invalid,
@@ -27,9 +29,6 @@ from app.sandbox.moneybird.core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird.records import Administration, Call
-from app.sandbox.moneybird.schema import DETAIL, MANUAL_PAYMENT_ACTIONS, PAYMENT, PERIOD_PRESETS
-from app.sandbox.moneybird.state import MoneybirdSandbox, Rounding
 
 _ONE = Decimal(1)
 _HUNDRED = Decimal(100)
@@ -93,7 +92,7 @@ def _split_gross(values: Iterable[Decimal], fraction: Decimal) -> tuple[Decimal,
     return taxable, gross - taxable
 
 
-def refresh_totals(sandbox: MoneybirdSandbox, adm: Administration, doc: Record) -> None:
+def refresh_totals(sandbox: SandboxBooks, adm: SandboxAdministration, doc: Record) -> None:
     """Recompute every derived money field of a document from its details and payments."""
     percentages = {rate_id: rate.percentage for rate_id, rate in adm.tax_rates.items()}
     discount = Decimal(doc.get("discount") or "0")
@@ -278,7 +277,7 @@ def _set_price(detail: Record, fields: Record, problems: Invalid, *, new: bool) 
         detail["price"] = money_str(price)
 
 
-def _set_tax_rate(adm: Administration, detail: Record, rate_id: str, problems: Invalid) -> None:
+def _set_tax_rate(adm: SandboxAdministration, detail: Record, rate_id: str, problems: Invalid) -> None:
     rate = adm.tax_rates.get(rate_id)
     if rate is None:
         problems.add("details.tax_rate_id", "is not found", "invalid", value=rate_id)
@@ -292,7 +291,9 @@ def _set_tax_rate(adm: Administration, detail: Record, rate_id: str, problems: I
         detail["mandatory_tax_text"] = rate.mandatory_text
 
 
-def _set_ledger_account(adm: Administration, detail: Record, account_id: str, problems: Invalid) -> None:
+def _set_ledger_account(
+    adm: SandboxAdministration, detail: Record, account_id: str, problems: Invalid
+) -> None:
     account = adm.ledger_accounts.get(account_id)
     if account is None:
         problems.add("details.ledger_account_id", "is not found", "invalid", value=account_id)
@@ -462,20 +463,20 @@ def delete_payment(call: Call, doc: Record) -> None:
         set_state(call.sandbox, doc, due_state(call.sandbox, doc))
 
 
-def due_state(sandbox: MoneybirdSandbox, doc: Record) -> str:
+def due_state(sandbox: SandboxBooks, doc: Record) -> str:
     """open, or late once the due date has passed (the fake decides this when the state is set)."""
     due = doc.get("due_date")
     return "late" if due and date.fromisoformat(due) < sandbox.clock.today() else "open"
 
 
-def set_state(sandbox: MoneybirdSandbox, doc: Record, state: str) -> None:
+def set_state(sandbox: SandboxBooks, doc: Record, state: str) -> None:
     if doc["state"] != state:
         doc["state"] = state
         prefix = "external_sales_invoice" if "entry_number" in doc else "sales_invoice"
         sandbox.touch(doc, f"{prefix}_state_changed_to_{state}")
 
 
-def find_payment(sandbox: MoneybirdSandbox, adm_id: str, payment_id: str) -> Record:
+def find_payment(sandbox: SandboxBooks, adm_id: str, payment_id: str) -> Record:
     for store in (sandbox.sales_invoices, sandbox.external_sales_invoices):
         for doc in store.values():
             for payment in doc["payments"] if doc["administration_id"] == adm_id else ():

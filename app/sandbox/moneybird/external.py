@@ -7,16 +7,6 @@ from datetime import date
 from typing import Any
 
 from app.sandbox.moneybird.contacts import embedded_contact, ensure_contact_id, usable_contact
-from app.sandbox.moneybird.core import (
-    Invalid,
-    Record,
-    coerce,
-    parse_date,
-    parse_filter,
-    reject_unknown,
-    symbolic_error,
-    unwrap,
-)
 from app.sandbox.moneybird.documents import (
     build_details,
     check_states,
@@ -29,7 +19,17 @@ from app.sandbox.moneybird.documents import (
 )
 from app.sandbox.moneybird.invoices import changed_after
 from app.sandbox.moneybird.records import Call, Reply, list_reply
-from app.sandbox.moneybird.schema import EXTERNAL_INVOICE
+from app.sandbox.moneybird.request_keys import EXTERNAL_INVOICE
+from app.sandbox.moneybird.wire import (
+    Invalid,
+    Record,
+    coerce,
+    parse_date,
+    parse_filter,
+    reject_unknown,
+    symbolic_error,
+    unwrap,
+)
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _STATES = ("new", "open", "late", "paid", "uncollectible", "pending_payment")

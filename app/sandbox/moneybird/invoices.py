@@ -13,19 +13,6 @@ from app.sandbox.moneybird.contacts import (
     reject_custom_fields,
     usable_contact,
 )
-from app.sandbox.moneybird.core import (
-    ApiError,
-    Invalid,
-    Record,
-    coerce,
-    invalid,
-    money_str,
-    parse_filter,
-    parse_timestamp,
-    reject_unknown,
-    symbolic_error,
-    unwrap,
-)
 from app.sandbox.moneybird.documents import (
     book_payment,
     build_details,
@@ -41,12 +28,25 @@ from app.sandbox.moneybird.documents import (
     unpaid,
 )
 from app.sandbox.moneybird.records import Call, Reply, list_reply
-from app.sandbox.moneybird.schema import (
+from app.sandbox.moneybird.request_keys import (
     SALES_INVOICE_CREATE,
     SALES_INVOICE_TOP,
     SALES_INVOICE_UPDATE,
     SEND_METHODS,
     SENDING,
+)
+from app.sandbox.moneybird.wire import (
+    ApiError,
+    Invalid,
+    Record,
+    coerce,
+    invalid,
+    money_str,
+    parse_filter,
+    parse_timestamp,
+    reject_unknown,
+    symbolic_error,
+    unwrap,
 )
 
 if TYPE_CHECKING:

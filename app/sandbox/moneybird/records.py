@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
-from app.sandbox.moneybird.core import Record, paginate
+import httpx
 
-if TYPE_CHECKING:
-    from app.sandbox.moneybird.state import MoneybirdSandbox
+from app.sandbox.moneybird.wire import Clock, IdMint, Record, paginate
 
 
 @dataclass(frozen=True)
-class TaxRate:
+class SandboxTaxRate:
     record: Record
     percentage: Decimal
     report_reference: tuple[str, ...]
@@ -23,11 +23,11 @@ class TaxRate:
 
 
 @dataclass
-class Administration:
+class SandboxAdministration:
     """One administration's reference data and number sequences."""
 
     record: Record
-    tax_rates: dict[str, TaxRate] = field(default_factory=dict)
+    tax_rates: dict[str, SandboxTaxRate] = field(default_factory=dict)
     ledger_accounts: dict[str, Record] = field(default_factory=dict)
     workflows: dict[str, Record] = field(default_factory=dict)
     document_styles: dict[str, Record] = field(default_factory=dict)
@@ -54,12 +54,48 @@ class Administration:
         return next(s for s in self.document_styles.values() if s["default"])
 
 
+Rounding = Literal["per_line", "per_rate"]
+
+
+class SandboxBooks(Protocol):
+    """What the handlers and the seed read and write of one fake Moneybird: its records, clock and
+    ids. `MoneybirdSandbox` (state.py) is the one implementation; naming it here instead keeps
+    state.py, which imports the handlers' helpers, above them."""
+
+    clock: Clock
+    ids: IdMint
+    web_url: str
+    user_id: str
+    administrations: dict[str, SandboxAdministration]
+    contacts: dict[str, Record]
+    sales_invoices: dict[str, Record]
+    external_sales_invoices: dict[str, Record]
+    products: dict[str, Record]
+    due_intervals: dict[str, int]
+    rounding: Rounding
+    total_skews: dict[str, Decimal]
+
+    # Webhooks and their pushes (webhooks.py); `pushes` holds webhooks.Push.
+    @property
+    def lock(self) -> AbstractContextManager[Any, Any]: ...
+
+    webhooks: dict[str, Record]
+    pushes: list[Any]
+    push_client: httpx.AsyncClient | None
+    push_retry_seconds: float
+    next_webhook_secret: str | None
+
+    def touch(self, record: Record, *actions: str, data: Record | None = None) -> None: ...
+
+    def take_total_skew(self, document_id: str) -> None: ...
+
+
 @dataclass
 class Call:
     """One request as a handler sees it: path params, query, JSON body (a dict) and its administration."""
 
-    sandbox: MoneybirdSandbox
-    adm: Administration
+    sandbox: SandboxBooks
+    adm: SandboxAdministration
     params: dict[str, str]
     query: dict[str, str]
     body: Record

@@ -1,10 +1,13 @@
-"""Reference data and products of the Moneybird fake: tax rates, ledgers, workflows, styles, products."""
+"""Reference data and products of the Moneybird fake: tax rates, ledger accounts, workflows, styles,
+products."""
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from app.sandbox.moneybird.core import (
+from app.sandbox.moneybird.records import Call, Reply, list_reply
+from app.sandbox.moneybird.request_keys import PRODUCT
+from app.sandbox.moneybird.wire import (
     Invalid,
     Record,
     coerce,
@@ -16,8 +19,6 @@ from app.sandbox.moneybird.core import (
     symbolic_error,
     unwrap,
 )
-from app.sandbox.moneybird.records import Call, Reply, list_reply
-from app.sandbox.moneybird.schema import PRODUCT
 
 _TAX_RATE_TYPES = ("all", "general_journal_document", "purchase_invoice", "sales_invoice")
 

@@ -31,6 +31,7 @@ _BY_RESOURCE: dict[str, frozenset[str]] = {
     "financial_accounts": _SETTINGS,
     "identities": _SETTINGS,
     "products": _SETTINGS,
+    "webhooks": _SETTINGS,
 }
 _WRITES: dict[str, frozenset[str]] = {"ledger_accounts": _SETTINGS}
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.sandbox.moneybird.core import Record, money_str
-from app.sandbox.moneybird.records import Administration, TaxRate
-
-if TYPE_CHECKING:
-    from app.sandbox.moneybird.state import MoneybirdSandbox
+from app.sandbox.moneybird.records import SandboxAdministration, SandboxBooks, SandboxTaxRate
+from app.sandbox.moneybird.wire import Record, money_str
 
 # name, percentage, type, country, tax report boxes, text the invoice must carry
 _TAX_RATES: tuple[tuple[str, str, str, str | None, tuple[str, ...], str | None], ...] = (
@@ -38,10 +35,10 @@ _LEDGER_ACCOUNTS: tuple[tuple[str, str, str, list[str]], ...] = (
 )
 
 
-def seed_administration(sandbox: MoneybirdSandbox, *, name: str, administration_id: str) -> Administration:
+def seed_administration(sandbox: SandboxBooks, *, name: str, administration_id: str) -> SandboxAdministration:
     stamp = sandbox.clock.timestamp()
     today = sandbox.clock.today()
-    adm = Administration(
+    adm = SandboxAdministration(
         record={
             "id": administration_id,
             "name": name,
@@ -62,7 +59,7 @@ def seed_administration(sandbox: MoneybirdSandbox, *, name: str, administration_
     return adm
 
 
-def _seed_tax_rates(sandbox: MoneybirdSandbox, adm: Administration, base: Record) -> None:
+def _seed_tax_rates(sandbox: SandboxBooks, adm: SandboxAdministration, base: Record) -> None:
     for name, pct, rate_type, country, boxes, text in _TAX_RATES:
         rate_id = sandbox.ids.next()
         record = {
@@ -75,11 +72,11 @@ def _seed_tax_rates(sandbox: MoneybirdSandbox, adm: Administration, base: Record
             "active": True,
             "country": country,
         }
-        adm.tax_rates[rate_id] = TaxRate(record, Decimal(pct), boxes, text)
+        adm.tax_rates[rate_id] = SandboxTaxRate(record, Decimal(pct), boxes, text)
     adm.default_tax_rate_id = next(iter(adm.tax_rates))
 
 
-def _seed_ledger_accounts(sandbox: MoneybirdSandbox, adm: Administration, base: Record) -> None:
+def _seed_ledger_accounts(sandbox: SandboxBooks, adm: SandboxAdministration, base: Record) -> None:
     for name, account_type, code, docs in _LEDGER_ACCOUNTS:
         account_id = sandbox.ids.next()
         adm.ledger_accounts[account_id] = {
@@ -100,7 +97,7 @@ def _seed_ledger_accounts(sandbox: MoneybirdSandbox, adm: Administration, base: 
     adm.settlement_ledger_account_id = by_name["Verrekeningen"]
 
 
-def _seed_settings(sandbox: MoneybirdSandbox, adm: Administration, base: Record) -> None:
+def _seed_settings(sandbox: SandboxBooks, adm: SandboxAdministration, base: Record) -> None:
     identity_id = sandbox.ids.next()
     adm.identity = {
         "id": identity_id,
@@ -158,7 +155,7 @@ def _seed_settings(sandbox: MoneybirdSandbox, adm: Administration, base: Record)
 
 
 def _workflow(
-    sandbox: MoneybirdSandbox, base: Record, *, kind: str, name: str, default: bool, incl: bool
+    sandbox: SandboxBooks, base: Record, *, kind: str, name: str, default: bool, incl: bool
 ) -> dict[str, Any]:
     workflow_id = sandbox.ids.next()
     step = {

@@ -12,14 +12,17 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
+import httpx
+
 from app.sandbox.moneybird.contacts import create_contact_record
-from app.sandbox.moneybird.core import Clock, IdMint, Record
+from app.sandbox.moneybird.documents import register_payment
 from app.sandbox.moneybird.oauth import MoneybirdOAuth
-from app.sandbox.moneybird.records import Administration
+from app.sandbox.moneybird.records import Call, Rounding, SandboxAdministration
 from app.sandbox.moneybird.scopes import ALL_SCOPES
 from app.sandbox.moneybird.seed import seed_administration
+from app.sandbox.moneybird.webhooks import Push, queue_pushes
+from app.sandbox.moneybird.wire import Clock, IdMint, Record
 
-Rounding = Literal["per_line", "per_rate"]
 FaultKind = Literal["status", "timeout", "lost"]
 
 DEFAULT_TOKEN = "sandbox-token"
@@ -78,11 +81,20 @@ class MoneybirdSandbox:
         self.ids = IdMint(lambda: self.clock.now())
         self.user_id = self.ids.next()
         self.lock = threading.RLock()
-        self.administrations: dict[str, Administration] = {}
+        self.administrations: dict[str, SandboxAdministration] = {}
         self.contacts: dict[str, Record] = {}
         self.sales_invoices: dict[str, Record] = {}
         self.external_sales_invoices: dict[str, Record] = {}
         self.products: dict[str, Record] = {}
+        # Webhooks and the pushes made to them (see webhooks.py); tests point `push_client` at the
+        # web app under test, a served fake without one sends over HTTP.
+        self.webhooks: dict[str, Record] = {}
+        self.pushes: list[Push] = []
+        self.push_client: httpx.AsyncClient | None = None
+        # The first retry of a push not answered 200 waits this long, each next one twice as long.
+        self.push_retry_seconds = 1.0
+        # A test that starts the web app before registering may name the secret the fake will hand out.
+        self.next_webhook_secret: str | None = None
         self.requests: list[RecordedRequest] = []
         self.count_429 = 0
         self.faults: list[Fault] = []
@@ -161,7 +173,7 @@ class MoneybirdSandbox:
             self.requests.clear()
             self.count_429 = 0
 
-    def administration(self, administration_id: str | None = None) -> Administration:
+    def administration(self, administration_id: str | None = None) -> SandboxAdministration:
         return self.administrations[administration_id or self.administration_id]
 
     def tax_rate_id(
@@ -224,6 +236,23 @@ class MoneybirdSandbox:
                 raise ValueError(f"contact {contact_id} is in use by an invoice and cannot be deleted")
             del self.contacts[contact_id]
 
+    def register_payment_from_bank(
+        self, invoice_id: str, amount: Decimal | str, payment_date: date | None = None
+    ) -> Record:
+        """A bank transfer matched to the invoice, as Moneybird's bank reconciliation records it: the
+        payment `POST …/payments` would make (same checks: no drafts, never more than is open), with
+        its events (`payment_registered`, and `…_state_changed_to_paid` when it settles the rest)."""
+        with self.lock:
+            if invoice_id in self.sales_invoices:
+                doc, kind = self.sales_invoices[invoice_id], "SalesInvoice"
+            else:
+                doc, kind = self.external_sales_invoices[invoice_id], "ExternalSalesInvoice"
+            when = payment_date or self.clock.today()
+            body = {"payment": {"payment_date": when.isoformat(), "price": str(amount)}}
+            adm = self.administration(doc["administration_id"])
+            call = Call(sandbox=self, adm=adm, params={"id": invoice_id}, query={}, body=body, url="")
+            return register_payment(call, doc, invoice_type=kind)
+
     def lock_period(self, until: date | None, *, administration_id: str | None = None) -> None:
         """The bookkeeper locks the books up to `until` (a filed VAT return): Moneybird then refuses
         to delete or edit an invoice dated in it."""
@@ -250,6 +279,7 @@ class MoneybirdSandbox:
         record["updated_at"] = self.clock.timestamp()
         for action in actions:
             record.setdefault("events", []).append(self.event(record["administration_id"], action, data))
+            queue_pushes(self, record, action)
 
 
 def normalise_route(route: str) -> str:

@@ -11,7 +11,7 @@ failure, unsigned `webhook_id=N` pings that only count when answered with exactl
 Modules: `shop` (`ShopSandbox`: orders, catalog, tax table, faults, request log), `refunds`,
 `webhooks` (registry and delivery), `state` (what those share, order document rules), `api` (the
 REST app), `args` (REST argument parsing), `auth` (who is calling: keys over TLS, OAuth 1.0a over plain
-HTTP), `core` (constants, wire formats, records), and the
+HTTP), `wire` (constants, wire formats, records), and the
 checkout arithmetic that builds orders whose numbers add up: `cart` (WooCommerce's cart totals)
 and `checkout` (the order document).
 
@@ -28,7 +28,7 @@ an order's `date_modified` always moves forward even when it is saved twice in o
 from __future__ import annotations
 
 from app.sandbox.woocommerce.api import create_app
-from app.sandbox.woocommerce.core import sign, wc_dates, wp_json_encode
 from app.sandbox.woocommerce.shop import ShopSandbox
+from app.sandbox.woocommerce.wire import sign, wc_dates, wp_json_encode
 
 __all__ = ["ShopSandbox", "create_app", "sign", "wc_dates", "wp_json_encode"]

@@ -24,7 +24,11 @@ from starlette.types import ASGIApp
 from app.constants import WOOCOMMERCE_API_PREFIX
 from app.sandbox.woocommerce.args import Args, Call, delivery_url_param, request_params, topic_param
 from app.sandbox.woocommerce.auth import auth_routes
-from app.sandbox.woocommerce.core import (
+from app.sandbox.woocommerce.precision import DEFAULT_DP
+from app.sandbox.woocommerce.rest_auth import AUTH_ERROR, OAuthVerifier, key_and_secret
+from app.sandbox.woocommerce.shop import ShopSandbox
+from app.sandbox.woocommerce.webhooks import WEBHOOK_STATUSES
+from app.sandbox.woocommerce.wire import (
     ORDER_STATUSES,
     WP_VERSION,
     Fault,
@@ -34,10 +38,6 @@ from app.sandbox.woocommerce.core import (
     wc_dates,
     wp_json_encode,
 )
-from app.sandbox.woocommerce.precision import DEFAULT_DP
-from app.sandbox.woocommerce.rest_auth import AUTH_ERROR, OAuthVerifier, key_and_secret
-from app.sandbox.woocommerce.shop import ShopSandbox
-from app.sandbox.woocommerce.webhooks import WEBHOOK_STATUSES
 
 # `status=any` is WooCommerce's default and leaves out what is not a real order yet or any more.
 _HIDDEN_FROM_ANY = frozenset({"trash", "checkout-draft", "auto-draft"})
@@ -78,8 +78,12 @@ class _RestApi:
         self.routes = [
             self._route("GET", "/orders", "list", self.list_orders),
             self._route("GET", "/orders/{id}", "read", self.get_order),
+            self._route("POST PUT PATCH", "/orders/{id}", "edit", self.update_order),
             self._route("GET", "/orders/{id}/refunds", "list", self.list_refunds),
             self._route("GET", "/orders/{id}/refunds/{rid}", "read", self.get_refund),
+            self._route("GET", "/orders/{id}/notes", "list", self.list_notes),
+            self._route("POST", "/orders/{id}/notes", "create", self.create_note),
+            self._route("GET", "/payment_gateways", "list", self.list_payment_gateways),
             self._route("GET", "/webhooks", "list", self.list_webhooks),
             self._route("POST", "/webhooks", "create", self.create_webhook),
             self._route("GET", "/webhooks/{id}", "read", self.get_webhook),
@@ -223,6 +227,32 @@ class _RestApi:
     async def get_order(self, call: Call) -> Response:
         return _json(self.shop.order_view(self._order_id(call), dp=_dp(Args(call))))
 
+    async def update_order(self, call: Call) -> Response:
+        """What woobird sends: `status` (refused outside the shop's statuses, as the REST server's
+        schema check does, before anything is saved). `set_paid` is validated and, as in WooCommerce,
+        only completes the payment of an order still needing one after the status was saved;
+        `date_paid` is read-only in the schema and ignored. Any other field is refused here: the fake
+        does not pretend to save what it does not model."""
+        order_id = self._order_id(call)
+        args = Args(call)
+        status = args.enum("status", ORDER_STATUSES, None)
+        set_paid = args.boolean("set_paid", default=False)
+        ignored = {"id", "date_paid", "date_paid_gmt", "dp", "consumer_key", "consumer_secret"}
+        unmodelled = sorted(
+            key for key in set(call.params) - ignored - {"status", "set_paid"} if not key.startswith("oauth_")
+        )
+        if unmodelled:
+            raise RestError(
+                501, "woobird_fake_unmodelled", f"the fake shop does not save {', '.join(unmodelled)}"
+            )
+        order = self.shop.save_order_through_rest(order_id, status=status)
+        if set_paid and order["needs_payment"]:
+            order = self.shop.pay_order(order_id)
+        return _json(self.shop.order_view(order_id, dp=_dp(args)))
+
+    async def list_payment_gateways(self, call: Call) -> Response:
+        return _json([dict(gateway) for gateway in self.shop.payment_gateways])
+
     async def list_refunds(self, call: Call) -> Response:
         order_id = self._order_id(call, code="woocommerce_rest_invalid_order_id", message="Invalid order ID.")
         args = Args(call)
@@ -237,6 +267,38 @@ class _RestApi:
             if refund["id"] == call.id("rid"):
                 return _json(self.shop.refund_view(order_id, refund, dp=_dp(Args(call))))
         raise RestError(404, "woocommerce_rest_invalid_order_refund_id", "Invalid order refund ID.")
+
+    async def list_notes(self, call: Call) -> Response:
+        order_id = self._order_id(call, message="Invalid order ID.")
+        kind = Args(call).enum("type", ("any", "customer", "internal"), "any")
+        notes = [
+            note
+            for note in self.shop.notes.get(order_id, [])
+            if kind == "any" or note["customer_note"] == (kind == "customer")
+        ]
+        # get_comments(): newest first, unpaged.
+        return _json(sorted(notes, key=lambda note: (note["date_created_gmt"], note["id"]), reverse=True))
+
+    async def create_note(self, call: Call) -> Response:
+        if "note" not in call.params:
+            # The REST server checks required arguments before the controller runs.
+            raise RestError(400, "rest_missing_callback_param", "Missing parameter(s): note", params=["note"])
+        if call.params.get("id"):
+            raise RestError(400, "woocommerce_rest_shop_order_exists", "Cannot create existing shop_order.")
+        order_id = self._order_id(call, code="woocommerce_rest_order_invalid_id", message="Invalid order ID.")
+        note = call.params["note"]
+        if not isinstance(note, str):
+            raise RestError(
+                400,
+                "rest_invalid_param",
+                "Invalid parameter(s): note",
+                params={"note": "note is not of type string."},
+            )
+        customer_note = Args(call).boolean("customer_note", default=False)
+        stored = self.shop.add_note(order_id, note, customer_note=customer_note)
+        response = _json(stored, status=201)
+        response.headers["Location"] = self.shop._api_url(f"/orders/{order_id}/notes/{stored['id']}")
+        return response
 
     def _order_id(
         self,

@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from app.sandbox.woocommerce.core import SHOP_TIMEZONE, RestError
 from app.sandbox.woocommerce.webhooks import valid_topic
+from app.sandbox.woocommerce.wire import SHOP_TIMEZONE, RestError
 
 _DATE_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|z|[+-]\d{2}(:?\d{2})?)?$")
 

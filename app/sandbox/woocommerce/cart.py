@@ -135,7 +135,7 @@ class Customer:
 
 
 @dataclass(frozen=True, slots=True)
-class RefundSummary:
+class ShopRefundEntry:
     id: int
     total: Decimal  # negative, as in `refunds[]`
     reason: str = ""

@@ -27,14 +27,14 @@ from app.sandbox.woocommerce.cart import (
     Customer,
     Fee,
     Line,
-    RefundSummary,
     ShippingMethod,
+    ShopRefundEntry,
     WooTaxRate,
     cart_totals,
     items_total,
     php_round,
 )
-from app.sandbox.woocommerce.core import currency_symbol
+from app.sandbox.woocommerce.wire import currency_symbol
 
 SHOP_URL = "https://winkel.example.nl"
 WOOCOMMERCE_VERSION = "9.8.5"
@@ -92,7 +92,7 @@ def build_order(
     transaction_id: str = "",
     number: str | None = None,
     currency: str = "EUR",
-    refunds: Sequence[RefundSummary] = (),
+    refunds: Sequence[ShopRefundEntry] = (),
     meta: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """The order WooCommerce's classic checkout would store for this cart, as `GET /orders/<id>`.

@@ -7,9 +7,9 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.sandbox.woocommerce.core import CENT, JsonDict, money, parse_gmt, raw_decimal, wc_dates
 from app.sandbox.woocommerce.precision import DEFAULT_DP, with_precision
 from app.sandbox.woocommerce.state import ShopState, apply_status, php_price, refresh_derived, set_date
+from app.sandbox.woocommerce.wire import CENT, JsonDict, money, parse_gmt, raw_decimal, wc_dates
 
 
 class ShopRefunds(ShopState):

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.requests import Request
 
-from app.sandbox.woocommerce.core import RestError
+from app.sandbox.woocommerce.wire import RestError
 
 AUTH_ERROR = "woocommerce_rest_authentication_error"
 OAUTH_PARAMETERS = (

@@ -17,17 +17,6 @@ from typing import Any, Literal
 
 import httpx
 
-from app.sandbox.woocommerce.core import (
-    DEFAULT_SHOP_URL,
-    WC_VERSION,
-    Fault,
-    JsonDict,
-    RecordedRequest,
-    currency_symbol,
-    money,
-    parse_gmt,
-    wc_dates,
-)
 from app.sandbox.woocommerce.refunds import ShopRefunds
 from app.sandbox.woocommerce.state import (
     SimulatedClock,
@@ -38,6 +27,17 @@ from app.sandbox.woocommerce.state import (
     set_field,
 )
 from app.sandbox.woocommerce.webhooks import ShopWebhooks
+from app.sandbox.woocommerce.wire import (
+    DEFAULT_SHOP_URL,
+    WC_VERSION,
+    Fault,
+    JsonDict,
+    RecordedRequest,
+    currency_symbol,
+    money,
+    parse_gmt,
+    wc_dates,
+)
 
 
 class ShopSandbox(ShopRefunds, ShopWebhooks):
@@ -80,6 +80,7 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
 
         self.orders = {}
         self.refunds = {}
+        self.notes = {}
         self.webhooks = {}
         self.products = {}
         self.variations = {}
@@ -87,11 +88,19 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         self.requests = []
         self.deliveries = []
         self.faults = []
+        self.saved_orders = []
+        # WooCommerce's own gateways, as a fresh shop lists them (only what woobird reads is filled).
+        self.payment_gateways = [
+            {"id": "bacs", "title": "Direct bank transfer", "enabled": True},
+            {"id": "cheque", "title": "Check payments", "enabled": False},
+            {"id": "cod", "title": "Cash on delivery", "enabled": False},
+        ]
 
         self._next_post_id = 1001  # orders, refunds and products share WordPress's post ids
         self._next_item_id = 1
         self._next_meta_id = 1
         self._next_webhook_id = 1
+        self._next_comment_id = 1
         self._delivery_salt = secrets.token_bytes(16)
 
         self.add_tax_rate(rate="21", name="BTW", tax_class="standard")
@@ -146,6 +155,21 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         refresh_derived(order)
         return order
 
+    def save_order_through_rest(self, order_id: int, *, status: str | None) -> JsonDict:
+        """`PUT /orders/{id}` as WC_REST_Orders_Controller saves it: the status set (its transition sets
+        `date_paid` on reaching the payment-complete status), the order saved — a later modified date —
+        and an order.updated delivery queued, even when nothing changed."""
+        order = self.update_order(order_id, **({"status": status} if status is not None else {}))
+        self.saved_orders.append(order_id)
+        return order
+
+    async def deliver_saved(self, *, client: httpx.AsyncClient | None = None) -> list[int]:
+        """Send the order.updated deliveries that REST saves queued; returns the order ids sent."""
+        sent, self.saved_orders = self.saved_orders, []
+        for order_id in sent:
+            await self.deliver(order_id, client=client)
+        return sent
+
     def complete_order(self, order_id: int, *, paid_at: datetime | None = None) -> JsonDict:
         """Mark completed; `date_paid` is set (to `paid_at` or now) only if it was never set."""
         order = self._order(order_id)
@@ -164,6 +188,24 @@ class ShopSandbox(ShopRefunds, ShopWebhooks):
         if transaction_id:
             changes["transaction_id"] = transaction_id
         return self.update_order(order_id, **changes)
+
+    def add_note(self, order_id: int, note: str, *, customer_note: bool = False) -> JsonDict:
+        """`WC_Order::add_order_note()`: a comment on the order. The order itself is not saved — its
+        `date_modified` stays and no `order.updated` delivery is queued."""
+        self._order(order_id)
+        local, gmt = wc_dates(self.clock.now())
+        stored: JsonDict = {
+            "id": self._next_comment_id,
+            # Added through the REST API without `added_by_user`: WooCommerce itself is the author.
+            "author": "system",
+            "date_created": local,
+            "date_created_gmt": gmt,
+            "note": note,
+            "customer_note": customer_note,
+        }
+        self._next_comment_id += 1
+        self.notes.setdefault(order_id, []).append(stored)
+        return stored
 
     def _order_skeleton(self) -> JsonDict:
         blank_address = dict.fromkeys(

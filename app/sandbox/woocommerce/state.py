@@ -15,7 +15,8 @@ from typing import Any, Literal
 import httpx
 
 from app.constants import WOOCOMMERCE_API_PREFIX
-from app.sandbox.woocommerce.core import (
+from app.sandbox.woocommerce.precision import DEFAULT_DP, with_precision
+from app.sandbox.woocommerce.wire import (
     ORDER_STATUSES,
     Delivery,
     Fault,
@@ -24,7 +25,6 @@ from app.sandbox.woocommerce.core import (
     money,
     wc_dates,
 )
-from app.sandbox.woocommerce.precision import DEFAULT_DP, with_precision
 
 _EDITABLE_STATUSES = frozenset({"pending", "on-hold", "auto-draft", "checkout-draft"})
 
@@ -75,6 +75,8 @@ class ShopState:
 
     orders: dict[int, JsonDict]
     refunds: dict[int, list[JsonDict]]
+    # Order notes are WordPress comments: their ids are the comments', not the posts'.
+    notes: dict[int, list[JsonDict]]
     webhooks: dict[int, JsonDict]
     products: dict[int, JsonDict]
     variations: dict[int, list[JsonDict]]
@@ -82,11 +84,17 @@ class ShopState:
     requests: list[RecordedRequest]
     deliveries: list[Delivery]
     faults: list[Fault]
+    # The order.updated deliveries a save through the REST API queued (WooCommerce sends them from
+    # Action Scheduler, after the answer): the order ids, oldest first, until `deliver_saved` sends them.
+    saved_orders: list[int]
+    # GET /payment_gateways: every gateway the shop has, enabled or not.
+    payment_gateways: list[JsonDict]
 
     _next_post_id: int
     _next_item_id: int
     _next_meta_id: int
     _next_webhook_id: int
+    _next_comment_id: int
     _delivery_salt: bytes
 
     # ------------------------------------------------------------------ clock

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.sandbox.woocommerce.core import (
+from app.sandbox.woocommerce.state import ShopState
+from app.sandbox.woocommerce.wire import (
     SHOP_TIMEZONE,
     WP_VERSION,
     Delivery,
@@ -27,7 +28,6 @@ from app.sandbox.woocommerce.core import (
     wc_dates,
     wp_json_encode,
 )
-from app.sandbox.woocommerce.state import ShopState
 
 # `woocommerce_max_webhook_delivery_failures`; the check is "count > max", hence the 7th failure.
 MAX_DELIVERY_FAILURES = 5

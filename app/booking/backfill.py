@@ -1,0 +1,298 @@
+"""The history import: book the orders paid in a date range, through the same queue as a webhook.
+
+Moneybird allows 150 requests per 5 minutes and an order costs about four, so 10 000 orders take
+hours. The backfill therefore keeps only a window's worth of its jobs in the queue at a time
+(live orders never wait behind the whole history), shows how far it is with an ETA computed from
+the rate limit, and can be stopped and started again: the ledger and the deterministic job ids
+make a second run skip what is booked and not queue twice what is queued.
+
+`--dry-run` plans every order with the real `plan_invoice` and the administration's reference
+data, prints totals and refusals, and books nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import structlog
+from sqlalchemy import select
+
+from app.booking import ledger
+from app.booking.intake import listed_statuses, record_and_enqueue
+from app.constants import BACKFILL_CALLS_PER_ORDER
+from app.db import transaction
+from app.i18n import N_
+from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
+from app.plan_options import plan_options
+from app.runtime import Services
+from app.schema import OrderRecord, OrderState
+from app.woocommerce.models import Order
+
+log = structlog.get_logger("woobird.backfill")
+
+REASON = "backfill"
+_WAITING = (OrderState.QUEUED.value, OrderState.BOOKING.value)
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class BackfillProgress:
+    """Counts so far; `total` is the shop's count of candidate orders (some may not qualify)."""
+
+    total: int = 0
+    listed: int = 0
+    queued: int = 0
+    skipped: int = 0  # already booked
+    refused: int = 0
+    booked: int = 0  # by the worker, while this run waited
+    waiting: int = 0  # queued by this run and not finished yet
+    eta_seconds: float | None = None
+
+
+@dataclass
+class Refusal:
+    order_id: int
+    order_number: str
+    reason: str
+
+
+@dataclass
+class BackfillReport:
+    since: datetime
+    until: datetime | None
+    dry_run: bool
+    progress: BackfillProgress = field(default_factory=BackfillProgress)
+    planned_total: Decimal = Decimal(0)  # dry run: sum of the planned invoice totals
+    would_book: list[tuple[int, str, Decimal]] = field(default_factory=list)  # dry run: id, number, total
+    refusals: list[Refusal] = field(default_factory=list)
+    queued_ids: list[int] = field(default_factory=list)
+    pending_ids: set[int] = field(default_factory=set)  # queued by this run, not finished yet
+    not_in_range: int = 0  # listed, but unpaid or paid outside the range or in another status
+
+
+ProgressCallback = Callable[[BackfillProgress], None]
+
+
+def seconds_per_order(rate_limit: tuple[int, float]) -> float:
+    """How long Moneybird's limit lets one order take, for the ETA and the pacing."""
+    limit, window = rate_limit
+    return BACKFILL_CALLS_PER_ORDER * window / limit
+
+
+def eta(remaining: int, rate_limit: tuple[int, float]) -> float:
+    return remaining * seconds_per_order(rate_limit)
+
+
+def default_outstanding(rate_limit: tuple[int, float]) -> int:
+    """A window's worth of orders: enough to keep every worker busy, few enough for live orders."""
+    limit, _ = rate_limit
+    return max(1, math.ceil(limit / BACKFILL_CALLS_PER_ORDER))
+
+
+async def backfill(
+    services: Services,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+    wait: bool = False,
+    max_outstanding: int | None = None,
+) -> BackfillReport:
+    """Queue (or, dry, plan) every order paid in [since, until); see the module docstring.
+
+    `max_outstanding` bounds this run's jobs waiting in the queue (0 → no bound); `wait` keeps
+    going until the worker finished every order this run queued, so the report can say booked.
+    """
+    if until is not None and until <= since:
+        raise ValueError(f"--until ({until:%Y-%m-%d %H:%M}) must be after --since ({since:%Y-%m-%d %H:%M})")
+    report = BackfillReport(since=since, until=until, dry_run=dry_run)
+    rate = services.settings.rate_limit
+    bound = default_outstanding(rate) if max_outstanding is None else max_outstanding
+    notify = progress or (lambda _: None)
+    planner = await _planner(services) if dry_run else None
+    async for orders, total in _candidates(services, since=since, until=until):
+        report.progress.total = total
+        for order in orders:
+            report.progress.listed += 1
+            if not _paid_in_range(
+                order,
+                since=since,
+                until=until,
+                statuses=listed_statuses(services.settings.sync_order_statuses),
+            ):
+                report.not_in_range += 1
+                continue
+            if planner is not None:
+                await _plan_one(services, planner, order, report)
+            else:
+                if bound:
+                    await _wait_for_room(services, report, bound=bound, notify=notify)
+                await _queue_one(services, order, report)
+            _estimate(report, rate)
+            notify(report.progress)
+    if wait and not dry_run:
+        await _wait_for_room(services, report, bound=0, notify=notify)
+    await _refresh(services, report)
+    _estimate(report, rate)
+    notify(report.progress)
+    log.info(
+        "backfill finished" if not dry_run else "backfill planned",
+        since=since.isoformat(),
+        until=until.isoformat() if until else None,
+        queued=report.progress.queued,
+        skipped=report.progress.skipped,
+        refused=report.progress.refused,
+        booked=report.progress.booked,
+    )
+    return report
+
+
+async def _candidates(
+    services: Services, *, since: datetime, until: datetime | None
+) -> AsyncIterator[tuple[list[Order], int]]:
+    """Pages of orders that may have been paid in the range, with the shop's total count.
+
+    Paid on or after `since` implies modified after it; paid before `until` implies created
+    before it. WooCommerce compares both exclusively, hence the second of slack.
+    """
+    async for page in services.shop.iter_orders(
+        modified_after=since - timedelta(seconds=1),
+        before=until,
+        statuses=listed_statuses(services.settings.sync_order_statuses),
+        orderby="date",
+    ):
+        yield page.orders, page.total
+
+
+def _paid_in_range(order: Order, *, since: datetime, until: datetime | None, statuses: Iterable[str]) -> bool:
+    paid = order.date_paid_gmt
+    if order.status not in statuses or paid is None or paid < since:
+        return False
+    return until is None or paid < until
+
+
+# ── dry run ──────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class _Planner:
+    reference: object
+    options: PlanOptions
+
+
+async def _planner(services: Services) -> _Planner:
+    reference = await services.reference.get(services.moneybird)
+    return _Planner(reference=reference, options=plan_options(services.settings))
+
+
+async def _plan_one(services: Services, planner: _Planner, order: Order, report: BackfillReport) -> None:
+    record = await _record(services, order.id)
+    if record is not None and record.state == OrderState.BOOKED:
+        report.progress.skipped += 1
+        return
+    try:
+        plan = plan_invoice(order, reference=planner.reference, options=planner.options)  # type: ignore[arg-type]
+    except PlanRefused as exc:
+        report.progress.refused += 1
+        report.refusals.append(Refusal(order.id, order.display_number, str(exc)))
+        return
+    report.progress.queued += 1
+    report.planned_total += plan.total
+    report.would_book.append((order.id, order.display_number, plan.total))
+
+
+# ── real run ─────────────────────────────────────────────────────────────────────────────────
+
+
+async def _record(services: Services, order_id: int) -> OrderRecord | None:
+    async with services.sessions() as session:
+        return await ledger.get_order(session, order_id)
+
+
+async def _queue_one(services: Services, order: Order, report: BackfillReport) -> None:
+    """Mark the ledger row backfilled *before* the job exists, then queue through intake."""
+    if order.date_modified_gmt is None:
+        report.refusals.append(Refusal(order.id, order.display_number, "the shop sent no date_modified"))
+        report.progress.refused += 1
+        return
+    async with transaction(services.sessions) as session:
+        await ledger.record_delivery(
+            session,
+            order_id=order.id,
+            order_number=order.display_number,
+            date_modified=order.date_modified_gmt,
+            date_paid=order.date_paid_gmt,
+        )
+        record = await ledger.get_order(session, order.id)
+        assert record is not None
+        if record.state == OrderState.BOOKED:
+            report.progress.skipped += 1
+            return
+        if record.state == OrderState.FAILED:
+            report.progress.refused += 1
+            report.refusals.append(Refusal(order.id, order.display_number, f"failed earlier: {record.error}"))
+            return
+        values: dict[str, object] = {"backfilled": True}
+        if record.state in (OrderState.BEFORE_SINCE, OrderState.SKIPPED):
+            values["state"] = OrderState.QUEUED.value
+        await ledger.update_order(session, order.id, **values)
+        await ledger.add_event(session, order_id=order.id, step="backfill", message=N_("queued by backfill"))
+    await record_and_enqueue(order, sessions=services.sessions, redis=services.redis, reason=REASON)
+    report.progress.queued += 1
+    report.progress.waiting += 1
+    report.queued_ids.append(order.id)
+    report.pending_ids.add(order.id)
+
+
+async def _wait_for_room(
+    services: Services, report: BackfillReport, *, bound: int, notify: ProgressCallback
+) -> None:
+    """Sleep while more than `bound` of this run's orders wait for the worker."""
+    while report.progress.waiting > bound:
+        await _refresh(services, report)
+        if report.progress.waiting <= bound:
+            return
+        _estimate(report, services.settings.rate_limit)
+        notify(report.progress)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _refresh(services: Services, report: BackfillReport) -> None:
+    """Look up this run's unfinished orders: count the booked, turn the failed into refusals."""
+    if not report.pending_ids:
+        return
+    finished: list[tuple[int, str, str, str | None]] = []
+    async with services.sessions() as session:
+        for chunk in _chunks(sorted(report.pending_ids), 500):
+            query = select(
+                OrderRecord.order_id, OrderRecord.order_number, OrderRecord.state, OrderRecord.error
+            ).where(OrderRecord.order_id.in_(chunk), OrderRecord.state.not_in(_WAITING))
+            finished.extend((await session.execute(query)).all())
+    for order_id, number, state, error in finished:
+        report.pending_ids.discard(order_id)
+        if state == OrderState.BOOKED:
+            report.progress.booked += 1
+        elif state == OrderState.FAILED:
+            report.progress.refused += 1
+            report.refusals.append(Refusal(order_id, number, error or "failed"))
+    report.progress.waiting = len(report.pending_ids)
+
+
+def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _estimate(report: BackfillReport, rate: tuple[int, float]) -> None:
+    progress = report.progress
+    if report.dry_run:
+        progress.eta_seconds = None
+        return
+    not_listed = max(0, progress.total - progress.listed)
+    progress.eta_seconds = eta(progress.waiting + not_listed, rate)

@@ -1,0 +1,169 @@
+"""Noticing that Redis lost its data, and queueing again at once what it lost.
+
+Redis holds the queue; the ledger (SQL) holds what must be done. A Redis restart without
+persistence, a FLUSHALL or a failover to an empty replica drops every queued job, every job's
+in-progress key and every lock. The reconciliation pass queues the waiting ledger rows again, but
+only every RECONCILE_INTERVAL_SECONDS (300 by default), and rows in `booking` only once they are
+older than any job could run. So Redis also carries a marker key, and every worker looks for it
+each REDIS_MARKER_CHECK_SECONDS (one GET):
+
+    marker as last seen    nothing to do
+    marker missing         Redis lost its data: write a new marker (SET NX, so one process wins)
+                           and this process's locks back; the winner queues every waiting order
+                           and refund again from the ledger, to start REDIS_LOSS_GRACE_SECONDS later
+    another marker         another process noticed first: write this process's locks back
+
+The grace keeps "exactly one invoice per order": a job still running when Redis emptied lost its
+lock with the rest; before its copy starts, the worker running it has looked again and written the
+lock back (app.held_locks), so the copy finds the order locked and waits for the job to end.
+
+A fresh Redis at the very first start looks the same as one that lost its data; the re-queue then
+finds nothing waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from app import schema
+from app.booking import ledger
+from app.booking.reconcile import requeue_waiting
+from app.booking.refunds import requeue_refunds
+from app.constants import REDIS_LOSS_GRACE_SECONDS, REDIS_MARKER_CHECK_SECONDS, REDIS_MARKER_KEY
+from app.db import transaction
+from app.held_locks import retake
+from app.runtime import Stores
+
+log = structlog.get_logger("woobird.redis")
+
+REASON = "after Redis lost its data"
+WATCH_TASK = "redis_marker_watch"
+MARKER_LOOK_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What one process queued again after it found Redis without the marker."""
+
+    orders: int
+    refunds: int
+
+
+class RedisMarker:
+    """One process's view of the marker: the value it saw last."""
+
+    def __init__(self, *, grace_seconds: float = REDIS_LOSS_GRACE_SECONDS) -> None:
+        self.seen: bytes | None = None
+        self.grace_seconds = grace_seconds
+
+    async def check(self, services: Stores) -> Requeued | None:
+        """Look for the marker; when Redis lost it, heal (see the module docstring)."""
+        redis = services.redis
+        # A connection Redis dropped when it restarted can hang until the socket timeout and its
+        # retries; give up on it sooner and look again on the next tick, on a fresh connection.
+        current = await asyncio.wait_for(redis.get(REDIS_MARKER_KEY), MARKER_LOOK_TIMEOUT_SECONDS)
+        if current is not None and current == self.seen:
+            return None
+        if current is None:
+            mine = secrets.token_hex(8).encode()
+            won = bool(await redis.set(REDIS_MARKER_KEY, mine, nx=True))
+            await retake(redis)
+            if won:
+                self.seen = mine
+                try:
+                    return await requeue_lost(services, grace_seconds=self.grace_seconds)
+                except BaseException:
+                    await redis.delete(REDIS_MARKER_KEY)  # not healed: the next look tries again
+                    raise
+            current = await redis.get(REDIS_MARKER_KEY)
+        else:
+            await retake(redis)  # another process found it missing first, or this one just started
+        self.seen = current
+        return None
+
+
+async def requeue_lost(services: Stores, *, grace_seconds: float = REDIS_LOSS_GRACE_SECONDS) -> Requeued:
+    """Queue again, from the ledger, every order and refund whose job Redis lost."""
+    now = schema.utcnow()
+    # The copies get job ids of their own: a job that was running when Redis emptied still ends in
+    # arq, which then drops its id's keys (a retry of it finds its job gone, "job expired") — with
+    # the same id, that would take the copy queued meanwhile along, and the order would wait for a
+    # reconciliation pass. The order's lock and the ledger keep two jobs of one order to one invoice.
+    tag = f"after-redis-loss-{int(now.timestamp() * 1000)}"
+    orders = await requeue_waiting(
+        services,
+        now=now,
+        every_booking=True,
+        reason=REASON,
+        defer_seconds=grace_seconds,
+        copy_tag=tag,
+        log_each=False,
+    )
+    refunds = await requeue_refunds(services, reason=REASON, defer_seconds=grace_seconds, copy_tag=tag)
+    done = Requeued(orders=orders, refunds=refunds)
+    if not orders and not refunds:
+        # A new Redis (the first start) looks the same as one that lost its data, with nothing waiting.
+        log.info("Redis marker written; no order or refund was waiting for a job")
+        return done
+    async with transaction(services.sessions) as session:
+        await ledger.set_state(session, ledger.REDIS_LOST_AT, now.isoformat())
+        await ledger.set_state(session, ledger.REDIS_LOST_REQUEUED, f"{orders} orders, {refunds} refunds")
+    log.warning(
+        f"Redis lost its data (woobird's marker was gone): {_count(orders, 'order')} and "
+        f"{_count(refunds, 'refund')} queued again from the ledger, starting in {grace_seconds:g} s",
+        orders=orders,
+        refunds=refunds,
+    )
+    return done
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+async def watch(stores: Callable[[], Stores | None], *, every: float = REDIS_MARKER_CHECK_SECONDS) -> None:
+    """Look for the marker every `every` seconds for as long as the process runs.
+
+    `stores` gives what the process holds now (None: the worker waits for the set-up wizard).
+    """
+    marker = RedisMarker()
+    failing = False
+    while True:
+        services = stores()
+        if services is not None:
+            try:
+                await marker.check(services)
+                failing = False
+            except Exception as exc:  # Redis or the database away: look again on the next tick
+                if not failing:
+                    log.warning("could not look for the Redis marker", error=f"{type(exc).__name__}: {exc}")
+                failing = True
+        await asyncio.sleep(every)
+
+
+def start_watching(ctx: dict[str, Any]) -> None:
+    """The worker's watch (arq's on_startup): with whatever services the worker holds at each look."""
+    ctx[WATCH_TASK] = watching(lambda: ctx.get("services"))
+
+
+def watching(stores: Callable[[], Stores | None]) -> asyncio.Task[None]:
+    return asyncio.create_task(watch(stores), name="woobird redis marker")
+
+
+async def stop_watching(ctx: dict[str, Any]) -> None:
+    await stop(ctx.pop(WATCH_TASK, None))
+
+
+async def stop(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,133 @@
+"""What every job body runs inside: a passing failure retried with backoff, a Redis lock per order
+or refund, and a deadline a little before arq's.
+
+`retry_transient` is the one place where a passing failure (`app.retry.TryAgainLater`, or Redis)
+becomes `arq.Retry` by `app.retry.retry_delay`; anything else is recorded in the ledger by the body
+itself. `exclusively` keeps a second worker off an order or refund that one is already booking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+from arq import Retry
+from redis.exceptions import LockError, RedisError
+
+from app.constants import WORKER_MAX_TRIES
+from app.held_locks import holding
+from app.metrics import JOBS
+from app.retry import TryAgainLater, retry_delay
+from app.runtime import Services, services_of
+
+log = structlog.get_logger("woobird.worker")
+
+# See `exclusively`: more than nothing, less than the 10 s arq adds to the job timeout.
+LOCK_MARGIN_SECONDS = 5
+
+
+# A job stops itself this long before arq's job timeout would, to be tried again (see `_in_time`).
+JOB_DEADLINE_MARGIN_SECONDS = 2
+
+
+P = ParamSpec("P")
+
+
+R = TypeVar("R")
+
+
+@asynccontextmanager
+async def exclusively(
+    services: Services, key: str, *, wait_seconds: float = 0, hold_seconds: float | None = None
+) -> AsyncIterator[None]:
+    """Hold `key` while a job works; when another worker holds it past `wait_seconds`, come back
+    once it is done."""
+    # By default it outlives the job (arq cancels it at the job timeout) yet expires before arq's
+    # in-progress key (timeout + 10 s): a killed worker's job, taken up again, finds it gone.
+    timeout = hold_seconds or services.settings.worker_job_timeout_seconds + LOCK_MARGIN_SECONDS
+    lock = services.redis.lock(key, timeout=timeout)
+    acquired = await (
+        lock.acquire(blocking=True, blocking_timeout=wait_seconds)
+        if wait_seconds
+        else lock.acquire(blocking=False)
+    )
+    if not acquired:
+        raise services.defer(5)
+    try:
+        async with holding(lock):
+            yield
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            log.warning("lock expired before the job finished", lock=key)
+
+
+class OutOfTime(TryAgainLater):
+    """A job that used up its time: its next try goes on from the last step the ledger wrote down."""
+
+
+async def _in_time(services: Services, work: Awaitable[R]) -> R:
+    """`work`, stopped a little before arq's job timeout so that it is tried again.
+
+    arq counts a job that reaches its timeout as failed and drops it, which would leave its order
+    in `booking` until the reconciliation pass takes it as stale (the job timeout + 60 s later).
+    """
+    budget = max(1.0, services.settings.worker_job_timeout_seconds - JOB_DEADLINE_MARGIN_SECONDS)
+    try:
+        async with asyncio.timeout(budget) as deadline:
+            return await work
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise
+        raise OutOfTime(f"the job ran out of its {budget:g} s") from exc
+
+
+# What a job does when it stops retrying: record the failure in its ledger (args after ctx).
+GiveUp = Callable[[Services, tuple[Any, ...], str], Awaitable[None]]
+
+
+def retry_transient(
+    kind: str, *, give_up: GiveUp
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Turn a passing failure into `arq.Retry` with backoff; give up after WORKER_MAX_TRIES.
+
+    The wrapped job's first argument is arq's ctx and its second the order id. A job that gives
+    up says so in the ledger through `give_up` instead of failing silently in Redis.
+    """
+
+    def decorate(job: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(job)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            ctx: dict[str, Any] = args[0]  # type: ignore[assignment]
+            order_id = int(args[1])  # type: ignore[call-overload]
+            job_try = int(ctx.get("job_try", 1))
+            services = services_of(ctx)
+            try:
+                return await _in_time(services, job(*args, **kwargs))
+            except (TryAgainLater, RedisError) as exc:
+                JOBS.labels(kind=kind, outcome="retried").inc()
+                if job_try >= WORKER_MAX_TRIES:
+                    message = f"gave up after {job_try} tries; last error: {exc}"
+                    await give_up(services, tuple(args[1:]), message)
+                    JOBS.labels(kind=kind, outcome="gave_up").inc()
+                    raise
+                delay = retry_delay(job_try=job_try, error=exc, now=time.time(), scale=services.retry_scale)
+                log.warning(
+                    "will retry",
+                    job=kind,
+                    order_id=order_id,
+                    job_try=job_try,
+                    in_seconds=round(delay, 1),
+                    error=str(exc),
+                )
+                raise Retry(defer=max(0.01, delay)) from exc
+
+        return run
+
+    return decorate

@@ -28,6 +28,7 @@ from app.booking import ledger
 from app.booking.intake import listed_statuses, record_and_enqueue
 from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.db import transaction
+from app.i18n import N_
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
 from app.moneybird.client import InvoiceKind
 from app.plan_options import plan_options
@@ -288,7 +289,7 @@ async def _queue_one(services: Services, order: Order, report: BackfillReport) -
         if record.state in (OrderState.BEFORE_SINCE, OrderState.SKIPPED):
             values["state"] = OrderState.QUEUED.value
         await ledger.update_order(session, order.id, **values)
-        await ledger.add_event(session, order_id=order.id, step="backfill", message="queued by backfill")
+        await ledger.add_event(session, order_id=order.id, step="backfill", message=N_("queued by backfill"))
     await record_and_enqueue(order, sessions=services.sessions, redis=services.redis, reason=REASON)
     report.progress.queued += 1
     report.count_calls(order, services.settings.invoice_kind)

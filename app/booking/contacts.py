@@ -30,6 +30,7 @@ from app.booking.findings import note
 from app.booking.walk import BookingFailed, names_field
 from app.constants import CONTACT_LOCK_PREFIX
 from app.db import transaction
+from app.i18n import N_, Message
 from app.invoicing.contact import PlanContact, plan_contact
 from app.invoicing.vat import vat_number
 from app.jobs import LOCK_MARGIN_SECONDS, exclusively
@@ -284,11 +285,15 @@ async def _note_changed_email(services: Services, contact: PlanContact, *, email
         kind=FindingKind.EMAIL_CHANGED,
         subject=f"customer:{contact.customer_id}:{email}",
         order_id=order_id,
-        message=(
-            f"customer {contact.customer_id} orders under a new e-mail address ({mask_email(email)}; "
-            f"before: {mask_email(earlier.email)}): order {order_id} goes to the new address's own "
-            f"contact, their earlier invoices stay with contact {earlier.contact_id}. woobird does not "
-            "merge contacts: if they are one customer, merge them in Moneybird"
+        message=Message(
+            "customer %(customer)s orders under a new e-mail address (%(email)s; before: %(before)s): order "
+            "%(order)s goes to the new address's own contact, their earlier invoices stay with contact "
+            "%(contact)s. woobird does not merge contacts: if they are one customer, merge them in Moneybird",
+            customer=contact.customer_id,
+            email=mask_email(email),
+            before=mask_email(earlier.email),
+            order=order_id,
+            contact=earlier.contact_id,
         ),
     )
 
@@ -310,7 +315,11 @@ async def replace_contact(
         state = await _state_of(services, gone)
         if state == "active":
             raise BookingFailed(
-                f"Moneybird refused contact {gone}, which exists and is not archived: {refused.message}",
+                Message(
+                    "Moneybird refused contact %(contact)s, which exists and is not archived: %(error)s",
+                    contact=gone,
+                    error=refused.message,
+                ),
                 kind="rejected",
             )
         found = await _adopt(services, contact, email=email, gone=gone)
@@ -328,11 +337,16 @@ async def replace_contact(
                 details=details,
                 adopted=found is not None,
             )
-    what = "re-adopted" if found is not None else "created"
-    message = (
-        f"contact {gone} was {state} in Moneybird, so it refused order {order_id}'s document: woobird "
-        f"{what} contact {replacement} for the customer ({mask_email(email) or contact.customer_id}) and "
-        "books to it from now on; earlier invoices stay with the old contact"
+    message = Message(
+        "contact %(gone)s was %(state)s in Moneybird, so it refused order %(order)s's document: woobird "
+        "%(what)s contact %(contact)s for the customer (%(customer)s) and books to it from now on; earlier "
+        "invoices stay with the old contact",
+        gone=gone,
+        state=Message(state),
+        order=order_id,
+        what=Message(N_("re-adopted") if found is not None else N_("created")),
+        contact=replacement,
+        customer=mask_email(email) or contact.customer_id,
     )
     await _point_order(services, order_id=order_id, contact_id=replacement, message=message)
     await note(
@@ -349,8 +363,8 @@ async def _state_of(services: Services, contact_id: str) -> str:
     try:
         found = await services.moneybird.get_contact(contact_id, include_archived=True)
     except MoneybirdNotFound:
-        return "deleted"
-    return "archived" if found.archived else "active"
+        return N_("deleted")
+    return N_("archived") if found.archived else N_("active")
 
 
 async def _point_order(services: Services, *, order_id: int, contact_id: str, message: str = "") -> None:

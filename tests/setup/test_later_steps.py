@@ -72,7 +72,7 @@ async def test_products_wait_for_moneybird_then_preview_and_transfer(wizard: Wiz
     assert preview.counts["refused"] == 0, preview.lines
     assert preview.counts["without_sku"] >= 1
     assert planned >= 2
-    assert f"Transfer {planned} product(s)" in page
+    assert f"Transfer {planned} products" in page
     assert created_by_preview == 0
     assert transfer.state == "done"
     assert transfer.counts["created"] == planned == len(wizard.moneybird.products)

@@ -27,5 +27,5 @@ RUN pip install --no-deps . \
 USER woobird
 EXPOSE 8000
 
-# Fly's worker process group and Heroku's worker dyno run: arq workers.settings.WorkerSettings
+# Fly's worker process group and Heroku's worker dyno run: python -m workers
 CMD ["sh", "-c", "exec uvicorn --factory app.main:create_app --host 0.0.0.0 --port ${PORT:-8000} --http app.http_limits:BoundedHttpToolsProtocol --timeout-keep-alive 5 --limit-concurrency 100 --timeout-graceful-shutdown 10 --no-proxy-headers"]

@@ -38,6 +38,10 @@ lint: $(STAMP)  ## ruff (format check + lint), mypy --strict, no test reading ou
 	$(BIN)/ruff check app workers tests bench migrations
 	$(BIN)/mypy
 
+.PHONY: messages
+messages: $(STAMP)  ## bring app/locale's catalogs in step with the code (then translate what it lists)
+	$(BIN)/python -m app.i18n_catalog
+
 .PHONY: services
 services:  ## check that Redis (and PostgreSQL when TEST_DATABASE_URLS names it) answer
 	@$(BIN)/python -m app.preflight

@@ -6,6 +6,9 @@ for reconciliation that has not succeeded for three intervals. Each cause (`orde
 so a hundred workers noticing the same thing send one message; the key expires after a day, and a
 cause that heals releases it so its next occurrence is news again.
 
+Alerts are written in the LANGUAGE setting's language: a `Message` is translated when it is sent
+(the log lines about it stay English).
+
 Alerting never raises into the caller: a booking that failed must still be written down even when
 Slack is away. Messages carry the order number and the reason, never the customer, and are
 scrubbed of credentials (app.redaction). The reason can quote the shop (a product name, a
@@ -28,6 +31,7 @@ from app import schema
 from app.booking import ledger
 from app.connection_scope import connection_of_sessions
 from app.constants import ALERT_SENT_PREFIX, ENVIRONMENT_CONNECTION_ID
+from app.i18n import WORDS, Message, shown
 from app.queue import connection_key
 from app.redaction import scrub
 from app.settings import Settings
@@ -129,7 +133,7 @@ def _text(settings: Settings, message: str, *, connection_id: int) -> str:
     prefix = "[SANDBOX] woobird" if settings.woobird_sandbox else "woobird"
     if connection_id != ENVIRONMENT_CONNECTION_ID:
         prefix = f"{prefix} (connection {connection_id})"
-    return f"{prefix}: {scrub(message)}"
+    return f"{prefix}: {scrub(shown(message, settings.language))}"
 
 
 def chat_escape(text: str) -> str:
@@ -198,7 +202,12 @@ async def alert_order_failed(target: AlertTarget, *, order_id: int, kind: str, m
     return await alert(
         target,
         cause=f"order-failed:{order_id}",
-        message=f"order {order_id} could not be booked in Moneybird ({kind}): {message}",
+        message=Message(
+            "order %(order)s could not be booked in Moneybird (%(kind)s): %(reason)s",
+            order=order_id,
+            kind=Message(WORDS.get(kind, kind)),
+            reason=message,
+        ),
     )
 
 
@@ -226,17 +235,27 @@ async def check_reconcile_staleness(services: _WithSessions, *, now: datetime | 
         if last is not None:
             await clear_alert(services, cause=RECONCILE_STALE)
         return False
-    minutes = int(age.total_seconds() // 60)
-    what = f"has not succeeded since {moment:%Y-%m-%d %H:%M} UTC" if last else "has never succeeded"
-    return await alert(
-        services,
-        cause=RECONCILE_STALE,
-        message=(
-            f"reconciliation {what} ({minutes} minutes, over "
-            f"{STALE_AFTER_INTERVALS} intervals of {interval} s): orders whose webhook was lost are not "
-            "being picked up; see the worker's log"
-        ),
+    numbers = {
+        "minutes": int(age.total_seconds() // 60),
+        "intervals": STALE_AFTER_INTERVALS,
+        "interval": interval,
+    }
+    message = (
+        Message(
+            "reconciliation has not succeeded since %(moment)s (%(minutes)s minutes, over %(intervals)s "
+            "intervals of %(interval)s s): orders whose webhook was lost are not being picked up; see the "
+            "worker's log",
+            moment=moment,
+            **numbers,
+        )
+        if last
+        else Message(
+            "reconciliation has never succeeded (%(minutes)s minutes, over %(intervals)s intervals of "
+            "%(interval)s s): orders whose webhook was lost are not being picked up; see the worker's log",
+            **numbers,
+        )
     )
+    return await alert(services, cause=RECONCILE_STALE, message=message)
 
 
 def parse_moment(value: str | None) -> datetime | None:

@@ -16,33 +16,41 @@ from sqlalchemy import text
 
 from app.address_guard import AllowedAddresses
 from app.clients import moneybird_client, shop_client
-from app.constants import QUEUE_NAME, WEBHOOK_PATH
+from app.constants import MONEYBIRD_WEBHOOK_PATH, QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine
 from app.delivery_lag import ADVICE, recent_lags
+from app.i18n import N_, Message
 from app.invoicing.reference import AdministrationReference, TaxRate
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, RateBook, VatRefusal, describe_key, normalise_tax_key
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdConfigurationError, MoneybirdError
 from app.moneybird.reference import load_reference
+from app.payment_webhook import payment_pushes_wanted
 from app.queue import connect
 from app.settings import Settings
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.errors import AuthProblem, WooCommerceAuthError, WooCommerceError
 from app.woocommerce.webhook_setup import WEBHOOK_TOPIC, our_webhooks
 
+# The subjects that are not a setting's name (those read the same in every language).
+WEBHOOK = N_("webhook")
+DELIVERY = N_("webhook delivery")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The setting `check` names for each way the shop refuses the key (the message says the fix).
 AUTH_PROBLEM_SETTING: dict[AuthProblem, str] = {
-    "not_authenticated": "WooCommerce authentication",
+    "not_authenticated": N_("WooCommerce authentication"),
     "unknown_key": "WOOCOMMERCE_CONSUMER_KEY",
     "wrong_secret": "WOOCOMMERCE_CONSUMER_SECRET",
-    "clock": "clock",
+    "clock": N_("clock"),
     "no_rights": "WOOCOMMERCE_CONSUMER_KEY",
 }
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One thing `check` looked at: fine, or wrong with the fix in plain words."""
+    """One thing `check` looked at: fine, or wrong with the fix in plain words.
+
+    The subject is a setting's name or a message id (N_), the message a Message: both are shown in
+    the reader's language (app.i18n.shown) and compared as their English."""
 
     subject: str
     ok: bool
@@ -87,23 +95,32 @@ class Checker:
         if urlsplit(url).scheme != "https":
             self.note(
                 "WOOCOMMERCE_URL",
-                f"{url} uses plain HTTP: woobird signs every request (OAuth 1.0a), so the secret never "
-                "travels, but orders and customer data do, unencrypted — fine on this machine or a LAN, "
-                "use the https:// address for a shop on the internet",
+                Message(
+                    "%(url)s uses plain HTTP: woobird signs every request (OAuth 1.0a), so the secret never "
+                    "travels, but orders and customer data do, unencrypted — fine on this machine or a LAN, "
+                    "use the https:// address for a shop on the internet",
+                    url=url,
+                ),
             )
         async with shop_client(self.settings, allowed=self.shop_allowed) as shop:
             try:
                 await shop.get_json("/system_status")
-                self.good("WooCommerce", f"{url} answers and accepts the consumer key")
+                self.good("WooCommerce", Message("%(url)s answers and accepts the consumer key", url=url))
                 rates = await shop_tax_rates(shop)
                 await self.check_webhook(shop)
                 if self.settings.open_invoice_payment_methods:
                     await self.check_payment_methods(shop)
             except WooCommerceAuthError as exc:
-                self.bad(AUTH_PROBLEM_SETTING[exc.problem], f"the shop refused woobird: {exc}")
+                self.bad(
+                    AUTH_PROBLEM_SETTING[exc.problem],
+                    Message("the shop refused woobird: %(error)s", error=exc),
+                )
                 return None
             except WooCommerceError as exc:
-                self.bad("WOOCOMMERCE_URL", f"could not talk to the shop at {url}: {exc}")
+                self.bad(
+                    "WOOCOMMERCE_URL",
+                    Message("could not talk to the shop at %(url)s: %(error)s", url=url, error=exc),
+                )
                 return None
         return rates
 
@@ -114,31 +131,61 @@ class Checker:
         if not ours:
             where = wanted or f"…{WEBHOOK_PATH}"
             self.bad(
-                "webhook",
-                f"the shop has no {WEBHOOK_TOPIC} webhook delivering to {where}: "
-                "run `woobird webhook install`" + ("" if wanted else " after setting PUBLIC_URL"),
+                WEBHOOK,
+                Message(
+                    "the shop has no %(topic)s webhook delivering to %(where)s: "
+                    "run `woobird webhook install`",
+                    topic=WEBHOOK_TOPIC,
+                    where=where,
+                )
+                if wanted
+                else Message(
+                    "the shop has no %(topic)s webhook delivering to %(where)s: "
+                    "run `woobird webhook install` after setting PUBLIC_URL",
+                    topic=WEBHOOK_TOPIC,
+                    where=where,
+                ),
             )
             return
         hook = ours[0]
         if hook.status != "active":
             self.bad(
-                "webhook",
-                f"webhook #{hook.id} is {hook.status} (WooCommerce disables a webhook after repeated failed "
-                "deliveries): run `woobird webhook install` to switch it back on; reconciliation has been "
-                "covering for it",
+                WEBHOOK,
+                Message(
+                    "webhook #%(webhook)s is %(status)s (WooCommerce disables a webhook after repeated "
+                    "failed deliveries): run `woobird webhook install` to switch it back on; reconciliation "
+                    "has been covering for it",
+                    webhook=hook.id,
+                    status=hook.status,
+                ),
             )
         elif wanted and hook.delivery_url != wanted:
             self.bad(
-                "webhook",
-                f"webhook #{hook.id} delivers to {hook.delivery_url}, but PUBLIC_URL says {wanted}: "
-                "run `woobird webhook install` to point it at this woobird",
+                WEBHOOK,
+                Message(
+                    "webhook #%(webhook)s delivers to %(url)s, but PUBLIC_URL says %(wanted)s: run "
+                    "`woobird webhook install` to point it at this woobird",
+                    webhook=hook.id,
+                    url=hook.delivery_url,
+                    wanted=wanted,
+                ),
             )
         else:
             self.good(
-                "webhook", f"#{hook.id} {hook.status}, delivering {WEBHOOK_TOPIC} to {hook.delivery_url}"
+                WEBHOOK,
+                Message(
+                    "#%(webhook)s %(status)s, delivering %(topic)s to %(url)s",
+                    webhook=hook.id,
+                    status=hook.status,
+                    topic=WEBHOOK_TOPIC,
+                    url=hook.delivery_url,
+                ),
             )
         if not wanted:
-            self.note("PUBLIC_URL", "not set, so the webhook's address could not be compared with woobird's")
+            self.note(
+                "PUBLIC_URL",
+                Message("not set, so the webhook's address could not be compared with woobird's"),
+            )
 
     async def check_payment_methods(self, shop: WooCommerceClient) -> None:
         """Each OPEN_INVOICE_PAYMENT_METHODS id against the shop's gateways: a typo books nothing."""
@@ -146,20 +193,32 @@ class Checker:
         for method in self.settings.open_invoice_payment_methods:
             gateway = gateways.get(method)
             if gateway is None:
-                known = ", ".join(sorted(gateways)) or "none"
                 self.bad(
                     "OPEN_INVOICE_PAYMENT_METHODS",
-                    f"the shop has no payment method {method!r}, so its orders never get an open invoice; "
-                    f"the shop's payment methods are: {known}",
+                    Message(
+                        "the shop has no payment method %(method)r, so its orders never get an open invoice; "
+                        "the shop's payment methods are: %(known)s",
+                        method=method,
+                        known=", ".join(sorted(gateways)) or Message("none"),
+                    ),
                 )
             elif not gateway.enabled:
                 self.note(
                     "OPEN_INVOICE_PAYMENT_METHODS",
-                    f"{method} ({gateway.title}) is switched off in the shop: no new orders will use it",
+                    Message(
+                        "%(method)s (%(title)s) is switched off in the shop: no new orders will use it",
+                        method=method,
+                        title=gateway.title,
+                    ),
                 )
             else:
                 self.good(
-                    "OPEN_INVOICE_PAYMENT_METHODS", f"{method} ({gateway.title}) orders get an open invoice"
+                    "OPEN_INVOICE_PAYMENT_METHODS",
+                    Message(
+                        "%(method)s (%(title)s) orders get an open invoice",
+                        method=method,
+                        title=gateway.title,
+                    ),
                 )
 
     async def check_moneybird(self) -> AdministrationReference | None:
@@ -169,20 +228,76 @@ class Checker:
         except MoneybirdAuthError as exc:
             self.bad(
                 "MONEYBIRD_API_TOKEN",
-                f"Moneybird refused the token ({exc}). Make a new personal API token under Moneybird → "
-                "Settings → External and AI integrations and put it in MONEYBIRD_API_TOKEN.",
+                Message(
+                    "Moneybird refused the token (%(error)s). Make a new personal API token under Moneybird "
+                    "→ Settings → External and AI integrations and put it in MONEYBIRD_API_TOKEN.",
+                    error=exc,
+                ),
             )
             return None
         except MoneybirdConfigurationError as exc:
-            self.bad("MONEYBIRD_ADMINISTRATION_ID", f"{exc}. `woobird setup` lists the administrations.")
+            self.bad(
+                "MONEYBIRD_ADMINISTRATION_ID",
+                Message("%(error)s. `woobird setup` lists the administrations.", error=exc),
+            )
             return None
         except MoneybirdError as exc:
-            self.bad("Moneybird", f"could not talk to Moneybird: {exc}")
+            self.bad("Moneybird", Message("could not talk to Moneybird: %(error)s", error=exc))
             return None
         name = reference.extra.get("administration_name", reference.administration_id)
-        self.good("Moneybird", f"token accepted, administration {reference.administration_id} ({name})")
+        self.good(
+            "Moneybird",
+            Message(
+                "token accepted, administration %(administration)s (%(name)s)",
+                administration=reference.administration_id,
+                name=name,
+            ),
+        )
         self.check_choices(reference)
+        if payment_pushes_wanted(self.settings):
+            await self.check_payment_webhook()
         return reference
+
+    async def check_payment_webhook(self) -> None:
+        """Open invoices: Moneybird's pushes need the `settings` scope and woobird's webhook registered."""
+        wanted = (self.settings.public_url or "").rstrip("/") + MONEYBIRD_WEBHOOK_PATH
+        try:
+            async with moneybird_client(self.settings) as moneybird:
+                hooks = await moneybird.list_webhooks()
+        except MoneybirdAuthError as exc:
+            self.bad(
+                "MONEYBIRD_API_TOKEN",
+                Message(
+                    "Moneybird refused to show its webhooks (%(error)s): open invoices need a token with the "
+                    "`settings` scope next to `sales_invoices` (Moneybird → Settings → External and AI "
+                    "integrations), then `woobird webhook install`",
+                    error=exc,
+                ),
+            )
+            return
+        except MoneybirdError as exc:
+            self.bad("Moneybird", Message("could not read Moneybird's webhooks: %(error)s", error=exc))
+            return
+        if not any(hook.url == wanted and hook.deactivated_at is None for hook in hooks):
+            self.note(
+                N_("Moneybird webhook"),
+                Message(
+                    "no active webhook delivers to %(url)s: payments of open invoices are found by each "
+                    "reconciliation pass only; run `woobird webhook install` to hear them at once",
+                    url=wanted,
+                ),
+            )
+        elif self.settings.moneybird_webhook_secret is None:
+            self.bad(
+                "MONEYBIRD_WEBHOOK_SECRET",
+                Message(
+                    "woobird's webhook is registered in Moneybird but its secret is not set, so every push "
+                    "is refused: run `woobird webhook install` again (it replaces the webhook, keeps the "
+                    "secret)"
+                ),
+            )
+        else:
+            self.good(N_("Moneybird webhook"), Message("Moneybird pushes payments to %(url)s", url=wanted))
 
     def check_choices(self, reference: AdministrationReference) -> None:
         s = self.settings
@@ -194,15 +309,23 @@ class Checker:
             if value and value not in accounts:
                 self.bad(
                     name,
-                    f"{value} is not an active revenue ledger account for sales invoices: `woobird setup`",
+                    Message(
+                        "%(value)s is not an active revenue ledger account for sales invoices: "
+                        "`woobird setup`",
+                        value=value,
+                    ),
                 )
         workflows = {w.id for w in reference.workflows if w.type == "InvoiceWorkflow" and w.active}
         if s.moneybird_workflow_id and s.moneybird_workflow_id not in workflows:
-            self.bad("MONEYBIRD_WORKFLOW_ID", f"{s.moneybird_workflow_id} is not an active invoice workflow")
+            self.bad(
+                "MONEYBIRD_WORKFLOW_ID",
+                Message("%(value)s is not an active invoice workflow", value=s.moneybird_workflow_id),
+            )
         styles = {d.id for d in reference.document_styles}
         if s.moneybird_document_style_id and s.moneybird_document_style_id not in styles:
             self.bad(
-                "MONEYBIRD_DOCUMENT_STYLE_ID", f"{s.moneybird_document_style_id} is not a document style"
+                "MONEYBIRD_DOCUMENT_STYLE_ID",
+                Message("%(value)s is not a document style", value=s.moneybird_document_style_id),
             )
 
     def check_tax_rates(
@@ -210,8 +333,8 @@ class Checker:
     ) -> None:
         """Every VAT rate the shop charges, and both zero-rate treatments, must find one Moneybird rate."""
         book = RateBook(reference=reference, overrides=self.settings.moneybird_tax_rates)
-        keys = [
-            (key, f"the shop's {label} ({percentage_text(percentage)} %)")
+        keys: list[tuple[str, str]] = [
+            (key, Message("the shop's %(rate)s (%(pct)s %%)", rate=label, pct=percentage_text(percentage)))
             for key, percentage, label in shop_rates
         ]
         keys += [(key, describe_key(key)) for key in (REVERSE_CHARGE, EXPORT) if key in book.overrides]
@@ -221,33 +344,58 @@ class Checker:
                 book.rate(key)
             except VatRefusal as refusal:
                 wrong += 1
-                self.bad("MONEYBIRD_TAX_RATES", f"{what}: {refusal.reason}. To fix: {refusal.fix}")
+                self.bad(
+                    "MONEYBIRD_TAX_RATES",
+                    Message(
+                        "%(what)s: %(reason)s. To fix: %(fix)s",
+                        what=what,
+                        reason=refusal.reason,
+                        fix=refusal.fix,
+                    ),
+                )
         if keys and not wrong:
             rates = ", ".join(f"{key} → {book.rate(key).name}" for key, _ in keys)
-            self.good("tax rates", f"every VAT rate of the shop has its Moneybird tax rate ({rates})")
+            self.good(
+                N_("tax rates"),
+                Message("every VAT rate of the shop has its Moneybird tax rate (%(rates)s)", rates=rates),
+            )
 
     async def check_delivery_lag(self, redis: ArqRedis) -> None:
         try:
             lags = await recent_lags(redis)
         except Exception as exc:  # a statistic: say so, it is not the reason orders would not book
             self.note(
-                "webhook delivery", f"the recent deliveries' lags could not be read ({type(exc).__name__})"
+                DELIVERY,
+                Message(
+                    "the recent deliveries' lags could not be read (%(error)s)", error=type(exc).__name__
+                ),
             )
             return
         if lags.slow:
-            self.note("webhook delivery", f"the shop's webhooks arrive late ({lags.describe()}): {ADVICE}")
+            self.note(
+                DELIVERY,
+                Message(
+                    "the shop's webhooks arrive late (%(lag)s): %(advice)s",
+                    lag=lags.describe(),
+                    advice=Message(ADVICE),
+                ),
+            )
         else:
-            self.good("webhook delivery", lags.describe())
+            self.good(DELIVERY, lags.describe())
 
     async def check_services(self) -> None:
         redis = connect(self.settings.redis_url, tls_verify=self.settings.redis_tls_verify)
         try:
             await redis.ping()
             depth = await redis.zcard(QUEUE_NAME)
-            self.good("Redis", f"answers; {depth} job(s) queued")
+            self.good("Redis", Message("answers; %(depth)s job(s) queued", depth=depth))
         except Exception as exc:
             self.bad(
-                "REDIS_URL", f"Redis does not answer ({type(exc).__name__}: {exc}); start it or fix REDIS_URL"
+                "REDIS_URL",
+                Message(
+                    "Redis does not answer (%(error)s); start it or fix REDIS_URL",
+                    error=f"{type(exc).__name__}: {exc}",
+                ),
             )
         else:
             await self.check_delivery_lag(redis)
@@ -257,10 +405,13 @@ class Checker:
         try:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT count(*) FROM orders"))
-            self.good("database", "reachable and migrated")
+            self.good(N_("database"), Message("reachable and migrated"))
         except Exception as exc:
             self.bad(
-                "DATABASE_URL", f"the ledger is not usable ({type(exc).__name__}); run `woobird migrate`"
+                "DATABASE_URL",
+                Message(
+                    "the ledger is not usable (%(error)s); run `woobird migrate`", error=type(exc).__name__
+                ),
             )
         finally:
             await engine.dispose()

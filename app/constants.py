@@ -17,17 +17,26 @@ JOB_SETTLE_INVOICE: Final = "settle_invoice"
 # arq queue and the worker's heartbeat key (arq writes "<queue>:health-check").
 QUEUE_NAME: Final = "arq:queue"
 WORKER_HEALTH_KEY: Final = QUEUE_NAME + ":health-check"
-WORKER_HEALTH_INTERVAL_SECONDS: Final = 15
+WORKER_HEALTH_INTERVAL_SECONDS: Final = 60
 # Heroku sends SIGKILL 30 s after SIGTERM; finish or hand back jobs well before that.
 WORKER_JOB_COMPLETION_WAIT_SECONDS: Final = 20
 # One short, uniform timeout: a crashed worker's job is picked up again after timeout + 10 s.
 WORKER_JOB_TIMEOUT_SECONDS: Final = 120
 WORKER_MAX_TRIES: Final = 25
+# An idle worker does not poll the queue 20 times a second: it waits on this pub/sub channel, to
+# which every enqueue publishes (app.wake), and looks at the queue at least every
+# WORKER_IDLE_POLL_SECONDS anyway, so a wake-up that gets lost costs that much delay, never a job.
+WORKER_WAKE_CHANNEL: Final = "woobird:queue:wake"
+WORKER_IDLE_POLL_SECONDS: Final = 30.0
+# While it runs jobs the worker looks for new ones this often (arq's own poll).
+WORKER_BUSY_POLL_SECONDS: Final = 0.05
 
 # Redis keys owned by woobird (arq owns "arq:*").
 RATE_LIMIT_KEY: Final = "woobird:moneybird:calls"
 RATE_LIMIT_PAUSE_KEY: Final = "woobird:moneybird:paused-until"
 REFERENCE_CACHE_KEY: Final = "woobird:moneybird:reference"
+# The administration's contacts by e-mail (app/booking/contact_directory.py).
+CONTACT_DIRECTORY_KEY: Final = "woobird:moneybird:contacts"
 CONTACT_LOCK_PREFIX: Final = "woobird:lock:contact:"
 ORDER_LOCK_PREFIX: Final = "woobird:lock:order:"
 ALERT_SENT_PREFIX: Final = "woobird:alert:"
@@ -100,7 +109,8 @@ RECONCILE_STALE_BOOKING_MARGIN: Final = 60
 # With the default job timeout: a row in `booking` this long belongs to a worker that died.
 RECONCILE_STALE_BOOKING_SECONDS: Final = WORKER_JOB_TIMEOUT_SECONDS + RECONCILE_STALE_BOOKING_MARGIN
 
-# Backfill: Moneybird requests one order costs (contact lookup/create, invoice, send, payment),
+# Backfill: Moneybird requests a new customer's order costs once the contacts are copied (contact,
+# invoice, send, payment; a returning customer's one fewer, an external invoice's one fewer again),
 # for the ETA and for how many backfill jobs may wait in the queue ahead of live orders.
 BACKFILL_CALLS_PER_ORDER: Final = 4
 
@@ -113,6 +123,9 @@ REFUND_LOCK_PREFIX: Final = "woobird:lock:refund:"
 # worker has looked again and written back the locks of the jobs it is still running.
 REDIS_MARKER_KEY: Final = "woobird:redis-marker"
 REDIS_MARKER_CHECK_SECONDS: Final = 1.0
+# A process with nothing in flight (an idle worker, a web process that queued nothing for this
+# long) has nothing Redis could lose, and looks for the marker only this often.
+REDIS_MARKER_IDLE_CHECK_SECONDS: Final = 60.0
 REDIS_LOSS_GRACE_SECONDS: Final = 3.0
 
 # Order meta keys that may hold the customer's VAT number (VAT plugins differ): the default of

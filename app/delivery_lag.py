@@ -28,8 +28,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from babel.numbers import format_decimal
 
 from app.constants import DELIVERY_LAG_FLUSH_SECONDS, DELIVERY_LAG_KEY
+from app.i18n import N_, Language, Message
 from app.metrics import DELIVERY_LAG
 
 log = structlog.get_logger("woobird.webhook")
@@ -45,7 +47,7 @@ SLOW_MEDIAN_SECONDS = 60.0
 MIN_DELIVERIES = 5
 MAX_LAG_SECONDS = 24 * 3600.0
 
-ADVICE = (
+ADVICE = N_(
     "the shop sends webhooks from WP-Cron, which runs only when someone visits the shop: "
     "run WP-Cron from a system cron every minute (README: Prompt deliveries); "
     "reconciliation books what arrives late in the meantime"
@@ -143,12 +145,16 @@ class LagSummary:
         median = self.median
         return self.deliveries >= MIN_DELIVERIES and median is not None and median > SLOW_MEDIAN_SECONDS
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         if self.median is None or self.slowest is None:
-            return "no webhook deliveries measured in the last 7 days"
-        return (
-            f"median {seconds_text(self.median)}, slowest {seconds_text(self.slowest)} "
-            f"over the last {self.deliveries} deliver{'y' if self.deliveries == 1 else 'ies'}"
+            return Message("no webhook deliveries measured in the last 7 days")
+        times = {"median": seconds_text(self.median), "slowest": seconds_text(self.slowest)}
+        if self.deliveries == 1:
+            return Message("median %(median)s, slowest %(slowest)s over the last delivery", **times)
+        return Message(
+            "median %(median)s, slowest %(slowest)s over the last %(count)s deliveries",
+            count=self.deliveries,
+            **times,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -182,9 +188,9 @@ async def recent_lags(redis: Any, *, now: float | None = None) -> LagSummary:
     return LagSummary(lags=tuple(lags), last_received=moment)
 
 
-def seconds_text(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
+def seconds_text(seconds: float, language: Language = "en") -> str:
+    if seconds < 10:  # the one figure with a decimal: `1,2 s` in Dutch
+        return f"{format_decimal(round(seconds, 1), '0.0', locale=language)} s"
     if seconds < 600:
         return f"{seconds:.0f} s"
     if seconds < 7200:

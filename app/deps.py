@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
@@ -35,6 +36,27 @@ class AppState:
     _since: datetime | None = None
     # The other connections' webhook intake, built on their first delivery (`connection_intake`).
     connections: dict[int, ConnectionIntake] = field(default_factory=dict)
+    _refreshing: asyncio.Task[None] | None = None
+
+    async def refresh_settings_soon(self) -> None:
+        """Look at the store without making the request wait, unless the last look is stale.
+
+        At a busy shop's peak a read of the store's version in the request path (once a second) is
+        the slowest webhook answer of that second; beside the request it costs the request nothing,
+        and the next request uses what changed. After a quiet spell the request waits, so a process
+        never serves on settings older than a few seconds.
+        """
+        if self.live is None or not self.live.due():
+            return
+        if self.live.stale():
+            await self.refresh_settings()
+        elif self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self.refresh_settings())
+
+    async def finish_refreshing(self) -> None:
+        """A stopping process lets the look at the store it started beside the last requests end."""
+        if self._refreshing is not None:
+            await asyncio.gather(self._refreshing, return_exceptions=True)
 
     async def refresh_settings(self, *, force: bool = False) -> None:
         """Pick up what the set-up wizard (in this or another process) stored since the last look."""
@@ -100,13 +122,13 @@ async def connection_intake(state: AppState, name: str) -> ConnectionIntake | No
 # Both are async so FastAPI calls them inline rather than through its thread pool.
 async def get_app_state(request: Request) -> AppState:
     state: AppState = request.app.state.woobird
-    await state.refresh_settings()
+    await state.refresh_settings_soon()
     return state
 
 
 async def get_settings_dep(request: Request) -> Settings:
     state: AppState = request.app.state.woobird
-    await state.refresh_settings()
+    await state.refresh_settings_soon()
     return state.settings
 
 

@@ -83,10 +83,13 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
         state.since_setting = state.settings.sync_since
         app.state.woobird = state
         log.info("web started", version=__version__, sandbox=settings.woobird_sandbox)
-        watch = redis_marker.watching(lambda: state) if watch_redis else None
+        watch = (
+            redis_marker.watching(lambda: state, busy=redis_marker.queued_recently) if watch_redis else None
+        )
         try:
             yield
         finally:
+            await state.finish_refreshing()
             await redis_marker.stop(watch)
             await state.writer.aclose()
             await state.lags.aclose()

@@ -8,11 +8,13 @@ Redis keys (`connection_key`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
@@ -20,9 +22,15 @@ from arq.utils import timestamp_ms
 from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
-from app.constants import ENVIRONMENT_CONNECTION_ID, JOB_BOOK_ORDER, JOB_BOOK_REFUND, JOB_SETTLE_INVOICE
+from app.constants import (
+    ENVIRONMENT_CONNECTION_ID,
+    JOB_BOOK_ORDER,
+    JOB_BOOK_REFUND,
+    JOB_SETTLE_INVOICE,
+    WORKER_WAKE_CHANNEL,
+)
 
 # A restarting Redis refuses connections for a moment. Without a retry arq's worker exits on the
 # first refused connect (while finishing a job), and takes its running jobs down with it: their
@@ -32,7 +40,7 @@ WORKER_REDIS_CONNECT_RETRIES = 6
 
 # arq's enqueue_job takes four round trips (WATCH, EXISTS, MULTI/EXEC) per job; the webhook's
 # intake queues a whole batch of orders in one. The script keeps arq's rule exactly: a job id
-# whose job or result key exists is not queued again.
+# whose job or result key exists is not queued again. It wakes idle workers itself (app.wake).
 _ENQUEUE_MANY = """
 local queued = {}
 for i = 2, #ARGV, 3 do
@@ -43,8 +51,37 @@ for i = 2, #ARGV, 3 do
         table.insert(queued, job_id)
     end
 end
+if #queued > 0 then
+    redis.call('PUBLISH', KEYS[4], '')
+end
 return queued
 """
+
+
+log = structlog.get_logger("woobird.queue")
+
+# When this process last queued a job (time.monotonic()), for app.booking.redis_marker's pace.
+_last_queued = float("-inf")
+
+
+async def wake_workers(redis: ArqRedis) -> None:
+    """Tell idle workers that a job was queued. A failure is only logged: the job is queued, and
+    an idle worker finds it within WORKER_IDLE_POLL_SECONDS anyway."""
+    noted_queued()
+    try:
+        await redis.publish(WORKER_WAKE_CHANNEL, b"")
+    except RedisError as exc:
+        log.info("could not wake the workers; they find the job on their next look", error=type(exc).__name__)
+
+
+def noted_queued() -> None:
+    global _last_queued
+    _last_queued = time.monotonic()
+
+
+def queued_within(seconds: float) -> bool:
+    """Whether this process queued a job in the last `seconds`."""
+    return time.monotonic() - _last_queued < seconds
 
 
 def redis_settings(url: str, *, tls_verify: bool = False) -> RedisSettings:
@@ -150,6 +187,8 @@ async def enqueue_settle(
         _job_id=settle_job_id(invoice_id, connection_id=connection_id),
         **connection_kwargs(connection_id),
     )
+    if job is not None:
+        await wake_workers(redis)
     return job is not None
 
 
@@ -172,6 +211,8 @@ async def enqueue(redis: ArqRedis, job: BookingJob, *, defer_seconds: float = 0,
         _defer_by=defer_seconds or None,
         **connection_kwargs(job.connection_id),
     )
+    if queued is not None:
+        await wake_workers(redis)
     return queued is not None
 
 
@@ -204,5 +245,8 @@ async def enqueue_orders(
         payload = serialize_job(job.function, job.args, kwargs, None, now_ms, serializer=redis.job_serializer)
         argv += [job.job_id, payload, expires_ms]
     script = redis.register_script(_ENQUEUE_MANY)
-    queued = await script(keys=[default_queue_name, job_key_prefix, result_key_prefix], args=argv)
+    keys = [default_queue_name, job_key_prefix, result_key_prefix, WORKER_WAKE_CHANNEL]
+    queued = await script(keys=keys, args=argv)
+    if queued:
+        noted_queued()
     return {by_job_id[raw.decode() if isinstance(raw, bytes) else raw] for raw in queued}

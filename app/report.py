@@ -22,6 +22,7 @@ from rich.table import Table
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.i18n import N_, WORDS, Language, Message, money_text, shown, translate
 from app.schema import Finding, FindingKind, FindingState, OrderRecord, OrderState, RefundRecord, RefundState
 
 REPORT_TIMEZONE = ZoneInfo("Europe/Amsterdam")
@@ -30,10 +31,15 @@ _MONTH = re.compile(r"(\d{4})-(\d{2})")
 _WAITING = {OrderState.QUEUED.value, OrderState.BOOKING.value}
 # What verification finds changed in Moneybird after booking, as the report's "what" column says it.
 DRIFT = {
-    FindingKind.INVOICE_DELETED.value: "deleted in Moneybird",
-    FindingKind.INVOICE_CHANGED.value: "changed in Moneybird",
-    FindingKind.INVOICE_REOPENED.value: "reopened in Moneybird",
+    FindingKind.INVOICE_DELETED.value: N_("deleted in Moneybird"),
+    FindingKind.INVOICE_CHANGED.value: N_("changed in Moneybird"),
+    FindingKind.INVOICE_REOPENED.value: N_("reopened in Moneybird"),
 }
+# The other kinds of difference, as the "what" column says them (message ids: shown translated).
+WHAT_TOTAL = N_("total")
+WHAT_VAT = N_("vat")
+WHAT_NOT_BOOKED = N_("not booked")
+WHAT_REFUND = N_("refund")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +63,10 @@ class Difference:
 
     order_id: int
     order_number: str
-    what: str  # "vat", "total", "not booked", "refund", or one of DRIFT's
+    what: str  # WHAT_VAT, WHAT_TOTAL, WHAT_NOT_BOOKED, WHAT_REFUND or one of DRIFT's
     shop: Decimal | None
     moneybird: Decimal | None
-    note: str
+    note: str  # a Message, or the words of whoever refused (kept as they said it)
     tax_rate_id: str | None = None
     invoice_number: str | None = None
 
@@ -238,10 +244,10 @@ def _add_booked(
             Difference(
                 order_id=order.order_id,
                 order_number=order.order_number,
-                what="total",
+                what=WHAT_TOTAL,
                 shop=shop,
                 moneybird=booked,
-                note="invoice total differs from what the customer paid",
+                note=Message("invoice total differs from what the customer paid"),
                 invoice_number=order.invoice_number,
             )
         )
@@ -256,10 +262,10 @@ def _add_booked(
                 Difference(
                     order_id=order.order_id,
                     order_number=order.order_number,
-                    what="vat",
+                    what=WHAT_VAT,
                     shop=shop_amount,
                     moneybird=booked_amount,
-                    note="Moneybird's VAT rounding differs from the shop's",
+                    note=Message("Moneybird's VAT rounding differs from the shop's"),
                     tax_rate_id=rate_id,
                     invoice_number=order.invoice_number,
                 )
@@ -268,12 +274,16 @@ def _add_booked(
 
 def _add_unbooked(report: MonthReport, order: OrderRecord) -> None:
     report.unbooked_total += order.order_total or ZERO
-    note = (order.error or "failed") if order.state == OrderState.FAILED else f"waiting ({order.state})"
+    note: str
+    if order.state == OrderState.FAILED:
+        note = order.error or Message("failed")
+    else:
+        note = Message("waiting (%(state)s)", state=Message(WORDS.get(order.state, order.state)))
     report.differences.append(
         Difference(
             order_id=order.order_id,
             order_number=order.order_number,
-            what="not booked",
+            what=WHAT_NOT_BOOKED,
             shop=order.order_total,
             moneybird=None,
             note=note,
@@ -293,13 +303,23 @@ def _add_refunds(report: MonthReport, refunds: Sequence[RefundRecord], *, number
     for refund in refunds:
         number = numbers.get(refund.order_id, str(refund.order_id))
         if refund.state != RefundState.BOOKED:
-            note = f"refund {refund.refund_id} not credited ({refund.state})"
-            if refund.error:
-                note += f": {refund.error}"
+            state = Message(WORDS.get(refund.state, refund.state))
+            note: Message = (
+                Message(
+                    "refund %(refund)s not credited (%(state)s): %(error)s",
+                    refund=refund.refund_id,
+                    state=state,
+                    error=refund.error,
+                )
+                if refund.error
+                else Message(
+                    "refund %(refund)s not credited (%(state)s)", refund=refund.refund_id, state=state
+                )
+            )
             credited = None
         elif refund.credit_total is None or abs(refund.credit_total) != abs(refund.amount):
             credit = refund.credit_invoice_number or refund.credit_invoice_id
-            note = f"credit invoice {credit} differs from the refund"
+            note = Message("credit invoice %(credit)s differs from the refund", credit=credit)
             credited = None if refund.credit_total is None else abs(refund.credit_total)
         else:
             continue
@@ -307,7 +327,7 @@ def _add_refunds(report: MonthReport, refunds: Sequence[RefundRecord], *, number
             Difference(
                 order_id=refund.order_id,
                 order_number=number,
-                what="refund",
+                what=WHAT_REFUND,
                 shop=abs(refund.amount),
                 moneybird=credited,
                 note=note,
@@ -319,67 +339,107 @@ def _add_refunds(report: MonthReport, refunds: Sequence[RefundRecord], *, number
 # ── rendering ────────────────────────────────────────────────────────────────────────────────
 
 
-def _money(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value:,.2f}"
+def _money(value: Decimal | None, language: Language) -> str:
+    return "—" if value is None else money_text(value, language)
 
 
-def render_report(report: MonthReport, console: Console) -> None:
-    """Print the report for `woobird report --month YYYY-MM`."""
-    console.print(f"[bold]Month report {report.month}[/bold] (paid in Europe/Amsterdam time)")
+def render_report(report: MonthReport, console: Console, *, language: Language) -> None:
+    """Print the report for `woobird report --month YYYY-MM`, in `language` (the LANGUAGE setting)."""
+
+    def _(message: str, /, **params: object) -> str:
+        return translate(language, message, **params)
+
     console.print(
-        f"booked {report.booked} · "
-        + (f"open invoices awaiting payment {report.awaiting_payment} · " if report.awaiting_payment else "")
-        + f"failed {report.failed} · waiting {report.waiting} · "
-        f"before SYNC_SINCE {report.before_since}"
+        _("[bold]Month report %(month)s[/bold] (paid in Europe/Amsterdam time)", month=report.month)
     )
-    totals = Table(title="Totals of booked orders", show_edge=False)
-    for column in ("", "shop", "Moneybird", "difference"):
+    counts = {
+        "booked": report.booked,
+        "failed": report.failed,
+        "waiting": report.waiting,
+        "before": report.before_since,
+    }
+    console.print(
+        _(
+            "booked %(booked)s · open invoices awaiting payment %(awaiting)s · failed %(failed)s · "
+            "waiting %(waiting)s · before SYNC_SINCE %(before)s",
+            awaiting=report.awaiting_payment,
+            **counts,
+        )
+        if report.awaiting_payment
+        else _(
+            "booked %(booked)s · failed %(failed)s · waiting %(waiting)s · before SYNC_SINCE %(before)s",
+            **counts,
+        )
+    )
+    totals = Table(title=_("Totals of booked orders"), show_edge=False)
+    for column in ("", _("shop"), "Moneybird", _("difference")):
         totals.add_column(column, justify="right" if column else "left")
     totals.add_row(
-        "incl. VAT",
-        _money(report.shop_total),
-        _money(report.moneybird_total),
-        _money(report.moneybird_total - report.shop_total),
+        _("incl. VAT"),
+        _money(report.shop_total, language),
+        _money(report.moneybird_total, language),
+        _money(report.moneybird_total - report.shop_total, language),
     )
     console.print(totals)
-    rates = Table(title="VAT per rate", show_edge=False)
-    for column in ("rate", "orders", "shop VAT", "Moneybird VAT", "difference"):
-        rates.add_column(column, justify="left" if column == "rate" else "right")
+    rates = Table(title=_("VAT per rate"), show_edge=False)
+    for column in (_("rate"), _("orders"), _("shop VAT"), _("Moneybird VAT"), _("difference")):
+        rates.add_column(column, justify="right" if rates.columns else "left")
     for rate in report.rates:
         rates.add_row(
             rate.label,
             str(rate.orders),
-            _money(rate.shop_vat),
-            _money(rate.moneybird_vat),
-            _money(rate.difference),
+            _money(rate.shop_vat, language),
+            _money(rate.moneybird_vat, language),
+            _money(rate.difference, language),
         )
     console.print(rates)
     if report.unbooked_total:
-        console.print(f"Not booked: {_money(report.unbooked_total)} paid by customers this month")
+        console.print(
+            _(
+                "Not booked: %(amount)s paid by customers this month",
+                amount=_money(report.unbooked_total, language),
+            )
+        )
     if report.refunds is not None:
         refunds = report.refunds
         console.print(
-            f"Refunds: {refunds.count} ({refunds.booked} credited, {refunds.not_booked} not) — "
-            f"refunded {_money(refunds.refunded)}, credited {_money(refunds.credited)}"
+            _(
+                "Refunds: %(count)s (%(booked)s credited, %(not_booked)s not) — "
+                "refunded %(refunded)s, credited %(credited)s",
+                count=refunds.count,
+                booked=refunds.booked,
+                not_booked=refunds.not_booked,
+                refunded=_money(refunds.refunded, language),
+                credited=_money(refunds.credited, language),
+            )
         )
-    _render_differences(report, console)
+    _render_differences(report, console, language=language)
 
 
-def _render_differences(report: MonthReport, console: Console) -> None:
+def _render_differences(report: MonthReport, console: Console, *, language: Language) -> None:
     if report.in_balance:
-        console.print("[green]No differences: every order is booked to the cent.[/green]")
+        console.print(
+            "[green]" + translate(language, "No differences: every order is booked to the cent.") + "[/green]"
+        )
         return
-    table = Table(title=f"Differences ({len(report.differences)})", show_edge=False)
-    for column in ("order", "what", "rate", "shop", "Moneybird", "difference", "note"):
-        table.add_column(column, justify="right" if column in {"shop", "Moneybird", "difference"} else "left")
+    table = Table(
+        title=translate(language, "Differences (%(count)s)", count=len(report.differences)), show_edge=False
+    )
+    columns = ("order", "what", "rate", "shop", "Moneybird", "difference", "note")
+    headers = (N_("order"), N_("what"), N_("rate"), N_("shop"), "Moneybird", N_("difference"), N_("note"))
+    for column, header in zip(columns, headers, strict=True):
+        table.add_column(
+            shown(header, language),
+            justify="right" if column in {"shop", "Moneybird", "difference"} else "left",
+        )
     for item in report.differences:
         table.add_row(
             item.order_number or str(item.order_id),
-            item.what,
+            shown(item.what, language),
             item.tax_rate_id or "",
-            _money(item.shop),
-            _money(item.moneybird),
-            _money(item.difference),
-            item.note,
+            _money(item.shop, language),
+            _money(item.moneybird, language),
+            _money(item.difference, language),
+            shown(item.note, language),
         )
     console.print(table)

@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from app.constants import VAT_NUMBER_META_KEYS
+from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, Language, Message
 from app.invoicing.vat import normalise_tax_key
 from app.redaction import REDACTED, safe_url
 from app.tokens import weakness
@@ -47,13 +48,15 @@ _PLACEHOLDER = re.compile(
 
 # The settings without which nothing can be booked, with the fix a person needs to read.
 REQUIRED_SETTINGS: dict[str, str] = {
-    "woocommerce_url": "the shop's base URL, e.g. https://shop.example.nl",
-    "woocommerce_consumer_key": "WooCommerce → Settings → Advanced → REST API → Add key (read/write)",
-    "woocommerce_consumer_secret": "shown once next to the consumer key",
-    "woocommerce_webhook_secret": "the order.updated webhook's secret (`woobird webhook install` makes one)",
-    "moneybird_api_token": "Moneybird → Settings → External and AI integrations → personal API token",
-    "moneybird_administration_id": "the number in the Moneybird URL; `woobird setup` lists them",
-    "admin_token": "at least 32 random characters; it protects /admin (`woobird setup` makes one)",
+    "woocommerce_url": N_("the shop's base URL, e.g. https://shop.example.nl"),
+    "woocommerce_consumer_key": N_("WooCommerce → Settings → Advanced → REST API → Add key (read/write)"),
+    "woocommerce_consumer_secret": N_("shown once next to the consumer key"),
+    "woocommerce_webhook_secret": N_(
+        "the order.updated webhook's secret (`woobird webhook install` makes one)"
+    ),
+    "moneybird_api_token": N_("Moneybird → Settings → External and AI integrations → personal API token"),
+    "moneybird_administration_id": N_("the number in the Moneybird URL; `woobird setup` lists them"),
+    "admin_token": N_("at least 32 random characters; it protects /admin (`woobird setup` makes one)"),
 }
 
 
@@ -421,6 +424,11 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field(
         "console", description="console (readable) or json (for log services; the Docker image sets it)."
     )
+    language: Language = Field(
+        DEFAULT_LANGUAGE,
+        description="nl (Nederlands) or en (English): the language of alerts, the month report and the CLI; "
+        "the dashboard follows each browser's language.",
+    )
 
     # Alerts
     alert_webhook_url: str | None = Field(
@@ -526,6 +534,11 @@ class Settings(BaseSettings):
             raise ValueError(f"expected an http(s):// URL, got {safe_url(value)!r}")
         return value
 
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> Any:
+        return language_setting(str(value))
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -598,13 +611,13 @@ class Settings(BaseSettings):
             raw = getattr(self, field)
             value = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw or "")
             if not value.strip():
-                found[_env_name(field)] = f"missing — {fix}"
+                found[_env_name(field)] = Message("missing — %(fix)s", fix=Message(fix))
             elif _is_placeholder(value):
-                found[_env_name(field)] = f"still a placeholder — {fix}"
+                found[_env_name(field)] = Message("still a placeholder — %(fix)s", fix=Message(fix))
         for field, problem in self._weak_tokens().items():
             found.setdefault(_env_name(field), problem)
         if self.alert_email_to and not (self.smtp_host and self.smtp_from):
-            found["SMTP_HOST"] = "ALERT_EMAIL_TO is set, so SMTP_HOST and SMTP_FROM are needed too"
+            found["SMTP_HOST"] = Message("ALERT_EMAIL_TO is set, so SMTP_HOST and SMTP_FROM are needed too")
         return found
 
     def _weak_tokens(self) -> dict[str, str]:
@@ -644,6 +657,17 @@ class Settings(BaseSettings):
         if problems:
             raise ConfigurationError(problems)
         return self
+
+
+def language_setting(value: str) -> Language:
+    """LANGUAGE's value. GNU gettext reads LANGUAGE too, as a list like `nl_NL:en`, so a desktop's own
+    value is read as its first language woobird speaks; ValueError when it names none."""
+    for part in value[:200].split(":"):
+        code = part.strip().split(".")[0].split("_")[0].split("-")[0].lower()
+        for language in LANGUAGES:
+            if code == language:
+                return language
+    raise ValueError(f"LANGUAGE must be one of {', '.join(LANGUAGES)}, not {value[:20]!r}")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -33,6 +33,9 @@ from app.settings_store import (
 log = structlog.get_logger("woobird.settings")
 
 CHECK_EVERY_SECONDS = 1.0
+# A request waits for the look at the store only when the last one is older than this many
+# `check_every`s (a process that was idle); while requests flow the look runs beside them.
+INLINE_AFTER_CHECKS = 5
 
 
 class LiveSettings:
@@ -70,6 +73,12 @@ class LiveSettings:
         except Exception as exc:
             log.error("stored settings not read at start; using the environment's", error=type(exc).__name__)
             return self.current
+
+    def due(self) -> bool:
+        return time.monotonic() - self._checked >= self.check_every
+
+    def stale(self) -> bool:
+        return time.monotonic() - self._checked >= self.check_every * INLINE_AFTER_CHECKS
 
     async def refresh(self, *, force: bool = False) -> bool:
         """Reload when the store changed (checked at most every `check_every` s); True if it did."""

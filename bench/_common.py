@@ -24,6 +24,11 @@ from sqlalchemy import text
 from app.db import create_engine
 from app.settings import REPO_ROOT, normalise_database_url
 
+# The benchmarks run as scripts (`python bench/bench_booking.py`): the repository's own root comes on
+# the path too, for the test helpers they share (the fakes' HTTP server in tests/server.py).
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(1, str(REPO_ROOT))
+
 PYTHON = sys.executable
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 BENCH_POSTGRES_ADMIN_URL = os.environ.get(

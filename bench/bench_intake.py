@@ -15,6 +15,12 @@ The load generator is `wrk` with a Lua script cycling pre-signed bodies when it 
     .venv/bin/python bench/bench_intake.py                       # SQLite ledger, ~1.5 minutes
     .venv/bin/python bench/bench_intake.py --database postgres   # the `bench` PostgreSQL database
     .venv/bin/python bench/bench_intake.py --quick               # ~25 seconds
+    .venv/bin/python bench/bench_intake.py --paced 100           # a real peak, not saturation
+
+`--paced RATE` is an open-loop load instead: a delivery every 1/RATE s whatever the answers (on
+a pool of connections, as WooCommerce's many PHP workers would), each timed from the moment it was
+due to be sent — a request that waits for a free connection counts that wait — against the bare
+endpoint under the same pace; the goal is the real endpoint's p99 at 100 deliveries a second.
 
 Redis db 8 is flushed before and after; nothing leaves 127.0.0.1.
 """
@@ -61,6 +67,9 @@ from app.webhooks import sign
 
 SECRET = "bench-intake-webhook-secret-5c1e"
 CONNECTIONS = 50
+# The paced load's pool: more than 100/s of ~5 ms answers ever keeps busy.
+PACED_CONNECTIONS = 20
+PACED_GOAL_P99_MS = 20.0
 WRK_THREADS = 2
 # Bodies prepared per second of load on the real endpoint; more than it can take, so none repeats.
 REAL_BODIES_PER_SECOND = 4000
@@ -244,20 +253,9 @@ async def python_load(
                 cursor += 1
                 if cursor == len(bodies):
                     cursor, wraps = 0, wraps + 1
-                request = (
-                    f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    f"X-WC-Webhook-Topic: order.updated\r\nX-WC-Webhook-Signature: {signature}\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                ).encode() + body
                 sent = time.perf_counter()
-                writer.write(request)
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
+                writer.write(_request(signature, body))
+                status = await _read_answer(reader)
                 latencies.append(time.perf_counter() - sent)
                 if status >= 300:
                     failed += 1
@@ -266,14 +264,74 @@ async def python_load(
 
     await asyncio.gather(*(connection() for _ in range(connections)))
     elapsed = loop.time() - started
+    return _measured(latencies, seconds=elapsed, failed=failed, wraps=wraps)
+
+
+async def paced_load(
+    port: int, bodies: Sequence[tuple[str, bytes]], *, seconds: float, rate: float, connections: int
+) -> Load:
+    """Open loop: send at `rate` per second whatever the answers; latency from each send's due time."""
+    loop = asyncio.get_running_loop()
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    failed = 0
+
+    async def deliver(due: float, signature: str, body: bytes) -> None:
+        nonlocal failed
+        reader, writer = await idle.get()
+        try:
+            writer.write(_request(signature, body))
+            status = await _read_answer(reader)
+        finally:
+            idle.put_nowait((reader, writer))
+        latencies.append(loop.time() - due)
+        failed += status >= 300
+
+    started = loop.time() + 0.05
+    count = int(rate * seconds)
+    sent = []
+    for number in range(count):
+        due = started + number / rate
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        signature, body = bodies[number % len(bodies)]
+        sent.append(asyncio.create_task(deliver(due, signature, body)))
+    await asyncio.gather(*sent)
+    elapsed = loop.time() - started
+    while not idle.empty():
+        idle.get_nowait()[1].close()
+    return _measured(latencies, seconds=elapsed, failed=failed, wraps=max(0, count - 1) // len(bodies))
+
+
+def _measured(latencies: Sequence[float], *, seconds: float, failed: int, wraps: int) -> Load:
     return Load(
         requests=len(latencies),
-        seconds=elapsed,
+        seconds=seconds,
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         failed=failed,
         wraps=wraps,
     )
+
+
+def _request(signature: str, body: bytes) -> bytes:
+    return (
+        f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"X-WC-Webhook-Topic: order.updated\r\nX-WC-Webhook-Signature: {signature}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> int:
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
 
 
 # -- one target --------------------------------------------------------------------------------
@@ -288,7 +346,10 @@ class Run:
 
 
 class Bench:
-    def __init__(self, *, work: Path, database: str, seconds: float, warmup: float, generator: str) -> None:
+    def __init__(
+        self, *, work: Path, database: str, seconds: float, warmup: float, generator: str, paced: float = 0
+    ) -> None:
+        self.paced = paced
         self.work = work
         self.database = database
         self.seconds = seconds
@@ -305,6 +366,10 @@ class Bench:
         return bodies
 
     def load(self, port: int, bodies: list[tuple[str, bytes]], *, seconds: float, name: str) -> Load:
+        if self.paced:
+            return asyncio.run(
+                paced_load(port, bodies, seconds=seconds, rate=self.paced, connections=PACED_CONNECTIONS)
+            )
         if self.generator == "wrk":
             prefix = self.work / name
             write_body_files(bodies, prefix, threads=WRK_THREADS)
@@ -328,9 +393,10 @@ class Bench:
             BENCH_REDIS_URL=BENCH_REDIS_URL,
             **(real_settings(database_url) if target.name == "real" else {}),
         )
-        per_second = REAL_BODIES_PER_SECOND if target.distinct else 0
-        warm = self.bodies(max(REFERENCE_BODIES, int(per_second * self.warmup)))
-        measured = self.bodies(max(REFERENCE_BODIES, int(per_second * self.seconds)))
+        per_second = (self.paced or REAL_BODIES_PER_SECOND) if target.distinct else 0
+        minimum = 1 if self.paced and target.distinct else REFERENCE_BODIES
+        warm = self.bodies(max(minimum, int(per_second * self.warmup) + 1))
+        measured = self.bodies(max(minimum, int(per_second * self.seconds) + 1))
         command = [*UVICORN, "--port", str(port), *UVICORN_QUIET, *target.app]
         with child(command, env=env, log_path=self.work / f"{target.name}.log", port=port):
             self.load(port, warm, seconds=self.warmup, name=f"{target.name}-warm")
@@ -398,6 +464,15 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 0.5)
 
 
+def _medians(loads: Sequence[Load]) -> list[str]:
+    """Rate, p50 and p99 over the rounds, as the tables print them."""
+    return [
+        f"{median([load.rate for load in loads]):,.0f}",
+        f"{median([load.p50_ms for load in loads]):.1f}",
+        f"{median([load.p99_ms for load in loads]):.1f}",
+    ]
+
+
 def report(rounds: list[dict[str, Run]], *, database: str) -> None:
     """Medians over the rounds; each ratio is taken within its round, where the load was the same."""
     names = list(rounds[0])
@@ -412,9 +487,7 @@ def report(rounds: list[dict[str, Run]], *, database: str) -> None:
             [
                 name,
                 rounds[0][name].target.what,
-                f"{median([load.rate for load in loads]):,.0f}",
-                f"{median([load.p50_ms for load in loads]):.1f}",
-                f"{median([load.p99_ms for load in loads]):.1f}",
+                *_medians(loads),
                 f"{ratio(name):.2f}x",
                 " / ".join(f"{load.rate:,.0f}" for load in loads),
                 str(sum(load.failed for load in loads)),
@@ -445,6 +518,35 @@ def report(rounds: list[dict[str, Run]], *, database: str) -> None:
     print("goals (issue #2): " + "   ".join(f"{g}: {v} {'met' if ok else 'MISSED'}" for g, ok, v in goals))
 
 
+def report_paced(rounds: list[dict[str, Run]], *, database: str, rate: float) -> None:
+    rows = []
+    for name in rounds[0]:
+        loads = [r[name].load for r in rounds]
+        rows.append(
+            [
+                name,
+                rounds[0][name].target.what,
+                *_medians(loads),
+                " / ".join(f"{load.p99_ms:.1f}" for load in loads),
+                str(sum(load.failed for load in loads)),
+            ]
+        )
+    table(["endpoint", "what it does", "req/s", "p50 ms", "p99 ms", "p99 per round", "failed"], rows)
+    real = median([r["real"].load.p99_ms for r in rounds])
+    bare = median([r["bare"].load.p99_ms for r in rounds])
+    for number, run in enumerate((r["real"] for r in rounds), start=1):
+        print(
+            f"round {number}, real path on {database}: {run.ledger_rows:,} ledger rows = "
+            f"{run.queued:,} queued jobs"
+        )
+    verdict = "met" if real <= PACED_GOAL_P99_MS else "MISSED"
+    print(
+        f"at {rate:g} deliveries/s: real p99 {real:.1f} ms "
+        f"({real / bare:.1f}x the bare endpoint's {bare:.1f} ms); "
+        f"goal (issue #25) p99 <= {PACED_GOAL_P99_MS:g} ms: {verdict}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -455,7 +557,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="measured seconds per endpoint (default 8, quick 4)")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--only", choices=[t.name for t in TARGETS], action="append", help="run only these")
+    parser.add_argument("--paced", type=float, default=0, help="open loop at this many deliveries/s")
     args = parser.parse_args(argv)
+    if args.paced and not args.only:
+        args.only = ["real"]
     seconds = args.seconds or (4.0 if args.quick else 8.0)
     warmup = 1.0 if args.quick else 2.0
     rounds = args.rounds or (1 if args.quick else 3)
@@ -469,12 +574,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if generator == "wrk"
         else "Python asyncio, keep-alive"
     )
+    if args.paced:
+        load = (
+            f"open loop, {args.paced:g} deliveries/s on a pool of {PACED_CONNECTIONS} keep-alive connections"
+        )
+        seconds = args.seconds or (5.0 if args.quick else 20.0)
     header(
         "bench_intake — signed WooCommerce order webhooks per second, POST /webhooks/woocommerce (issue #2)",
         [
             f"server: uvicorn, 1 process, uvloop + httptools, no access log; ledger: {args.database}; "
             f"Redis {BENCH_REDIS_URL}",
-            f"load: {load}, {CONNECTIONS} connections, {warmup:.0f} s warm-up + "
+            f"load: {load}, {'' if args.paced else f'{CONNECTIONS} connections, '}{warmup:.0f} s warm-up + "
             f"{seconds:.0f} s measured per endpoint, {rounds} round(s) interleaved; medians over rounds",
             "body: a ~3.5 kB order (2 VAT rates, coupon, shipping); every real delivery a distinct order id",
         ],
@@ -482,10 +592,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = [t for t in TARGETS if not args.only or t.name in args.only or t.name == "bare"]
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as directory:
         bench = Bench(
-            work=Path(directory), database=args.database, seconds=seconds, warmup=warmup, generator=generator
+            work=Path(directory),
+            database=args.database,
+            seconds=seconds,
+            warmup=warmup,
+            generator=generator,
+            paced=args.paced,
         )
         results = [{target.name: bench.run(target) for target in selected} for _ in range(rounds)]
-    report(results, database=args.database)
+    if args.paced:
+        report_paced(results, database=args.database, rate=args.paced)
+    else:
+        report(results, database=args.database)
     return 0
 
 

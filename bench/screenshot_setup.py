@@ -1,7 +1,9 @@
 """Take the README's screenshots of the set-up wizard: every step, clicked through in headless
 Chromium against the sandbox's fake shop and fake Moneybird, woobird served over TLS.
 
-    .venv/bin/python -m bench.screenshot_setup [--out docs/]
+    .venv/bin/python -m bench.screenshot_setup [--out docs/] [--language nl]
+
+The browser asks for Dutch by default, as the README's pictures show woobird to Dutch shop owners.
 
 Needs Redis (SCREENSHOT_REDIS_URL, default redis://127.0.0.1:6379/14: the wizard's authorizations
 and tasks, and a worker heartbeat, are written there) and Debian's chromium on PATH. The ledger is
@@ -33,7 +35,7 @@ from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import REPO_ROOT, load_settings
 from tests.server import serve_in_thread
-from tests.setup.browser_walk import walk
+from tests.setup.browser_walk import BROWSER_LOCALE, walk
 from tests.tls import self_signed
 
 ADMIN_TOKEN = "screenshot-admin-token-4b7d90c1e8a2f5b3d6e9a7c0"
@@ -41,7 +43,7 @@ SECRET_KEY = "screenshot-secret-key-9f4c2b7e1d8a6035c4e9b2f7"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
 
-async def shoot_all(out: Path, folder: Path) -> list[Path]:
+async def shoot_all(out: Path, folder: Path, *, language: str) -> list[Path]:
     database = folder / "woobird.db"
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.attributes["database_url"] = f"sqlite+aiosqlite:///{database}"
@@ -81,7 +83,9 @@ async def shoot_all(out: Path, folder: Path) -> list[Path]:
                     raise SystemExit("needs Debian's chromium on PATH (apt-get install chromium)")
                 browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 context = await browser.new_context(
-                    ignore_https_errors=True, viewport={"width": 1100, "height": 800}
+                    ignore_https_errors=True,
+                    viewport={"width": 1100, "height": 800},
+                    locale=BROWSER_LOCALE[language],
                 )
                 page = await context.new_page()
 
@@ -98,6 +102,7 @@ async def shoot_all(out: Path, folder: Path) -> list[Path]:
                     shop_url=shop_url,
                     preview_history_since=since,
                     shoot=shoot,
+                    language=language,
                 )
                 await page.goto(f"{woobird_url}/admin/settings")  # each setting's source, the changes
                 await shoot("settings-sources")
@@ -110,10 +115,11 @@ async def shoot_all(out: Path, folder: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs")
+    parser.add_argument("--language", choices=sorted(BROWSER_LOCALE), default="nl")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
-        for path in asyncio.run(shoot_all(args.out, Path(folder))):
+        for path in asyncio.run(shoot_all(args.out, Path(folder), language=args.language)):
             print(f"wrote {path}")
 
 

@@ -150,6 +150,8 @@ def make_settings(**overrides: Any) -> Settings:
         "redis_url": TEST_REDIS_URL,
         "sync_since": "2020-01-01T00:00:00Z",
         "log_format": "console",
+        # The tests that check wording read English; their Dutch counterparts ask for nl.
+        "language": "en",
     }
     values.update(overrides)
     settings = load_settings(_env_file=None, **values)

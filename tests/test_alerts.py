@@ -6,7 +6,7 @@ import asyncio
 import json
 import smtplib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -27,6 +27,7 @@ from app.alerts import (
 )
 from app.booking import ledger
 from app.db import transaction
+from app.i18n import word
 from app.settings import Settings
 from tests.conftest import make_settings
 
@@ -212,7 +213,7 @@ async def test_every_failure_that_needs_a_person_alerts_once(
     assert not await alert_order_failed(target, order_id=1042, kind=kind, message=reason)
     (text,) = _texts(hook)
     assert "order 1042" in text
-    assert kind in text
+    assert word(kind, "en") in text  # the failure in words: "total differs", not "mismatch"
     assert "jan.jansen@example.nl" not in text  # the reason, not the customer
     assert "j…@example.nl" in text
 
@@ -293,3 +294,67 @@ async def test_alert_text_carries_no_credentials(sqlite_url: str, redis: ArqRedi
     (text,) = _texts(hook)
     assert secret not in text
     assert "http://shop.test/x?[redacted]" in text
+
+
+# ── in the LANGUAGE setting's language ────────────────────────────────────────────────────────
+
+
+async def test_a_failed_order_is_alerted_in_dutch(sqlite_url: str, redis: ArqRedis, hook: Any) -> None:
+    target = Target(_settings(sqlite_url, alert_webhook_url=HOOK, language="nl"), redis)
+    reason = "Moneybird rejected the order: contact jan.jansen@example.nl is archived"
+    assert await alert_order_failed(target, order_id=1042, kind="mismatch", message=reason)
+    (text,) = _texts(hook)
+    assert text.startswith(
+        "woobird: bestelling 1042 kon niet in Moneybird worden geboekt (totaal wijkt af): "
+    )
+    assert "j…@example.nl" in text  # scrubbed in Dutch too
+    assert "jan.jansen" not in text
+
+
+async def test_a_failed_order_is_alerted_in_english(sqlite_url: str, redis: ArqRedis, hook: Any) -> None:
+    target = Target(_settings(sqlite_url, alert_webhook_url=HOOK, language="en"), redis)
+    assert await alert_order_failed(target, order_id=1042, kind="mismatch", message="total 36.01 ≠ 36.00")
+    assert _texts(hook) == [
+        "woobird: order 1042 could not be booked in Moneybird (total differs): total 36.01 ≠ 36.00"
+    ]
+
+
+async def test_stale_reconciliation_is_alerted_in_dutch_with_a_dutch_date(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: ArqRedis, hook: Any
+) -> None:
+    settings = settings.model_copy(update={"alert_webhook_url": HOOK, "language": "nl"})
+    last = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
+    await _set(sessions, ledger.RECONCILE_LAST_SUCCESS, last.isoformat())
+    assert await check_reconcile_staleness(Target(settings, redis, sessions), now=last + timedelta(hours=2))
+    (text,) = _texts(hook)
+    # 10:15 UTC is 11:15 in Amsterdam in March; the month as Dutch writes it.
+    assert text.startswith(
+        "woobird: de controleronde is niet meer gelukt sinds 2 maart 2026 11:15 (120 minuten"
+    )
+    assert "zie het log van de worker" in text
+
+
+async def test_an_email_alert_in_dutch(sqlite_url: str, redis: ArqRedis, smtp: type[SmtpRecorder]) -> None:
+    target = Target(_mail_settings(sqlite_url, language="nl"), redis)
+    assert await alert_order_failed(target, order_id=7, kind="refused", message="no tax rate for 9 %")
+    (message,) = smtp.sessions[0].sent
+    assert (
+        message["Subject"]
+        == "woobird: bestelling 7 kon niet in Moneybird worden geboekt (geweigerd): no tax rate for 9 %"
+    )
+
+
+async def test_a_recorded_refusal_is_alerted_in_dutch(sqlite_url: str, redis: ArqRedis, hook: Any) -> None:
+    target = Target(_settings(sqlite_url, alert_webhook_url=HOOK, language="nl"), redis)
+    reason = (
+        "Order #1204 was not booked: Moneybird has no active sales-invoice tax rate for the 9 % rate. "
+        "To fix: create that tax rate in Moneybird, or "
+        'set MONEYBIRD_TAX_RATES={"9": "<Moneybird tax rate id>"}.'
+    )
+    assert await alert_order_failed(target, order_id=1204, kind="refused", message=reason)
+    (text,) = _texts(hook)
+    assert (
+        "Bestelling #1204 is niet geboekt: Moneybird heeft geen actief btw-tarief voor verkoopfacturen"
+        in text
+    )
+    assert "voor het tarief van 9 %. Oplossing: maak dat btw-tarief aan in Moneybird" in text

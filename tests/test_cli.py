@@ -31,6 +31,7 @@ from app.booking.verify import VERIFY_LAST_ERROR, VERIFY_LAST_SUCCESS
 from app.cli import cli
 from app.constants import QUEUE_NAME, WEBHOOK_PATH
 from app.db import create_engine, migrate, session_factory, transaction
+from app.i18n import when
 from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.moneybird import create_app as create_moneybird_app
 from app.sandbox.samples import FIRST_ORDER_ID, sample_carts
@@ -112,6 +113,7 @@ def fakes(
         "REDIS_URL": TEST_REDIS_URL,
         "DATABASE_URL": database_url,
         "SYNC_SINCE": "2020-01-01T00:00:00Z",
+        "LANGUAGE": "en",  # the tests that read wording read English; the Dutch ones set nl
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -321,6 +323,21 @@ def test_setup_writes_the_choices_to_env_and_keeps_other_lines(fakes: Fakes, tmp
     assert written.moneybird_workflow_id == moneybird.administration().default_workflow()["id"]
     assert written.moneybird_document_style_id == moneybird.administration().default_document_style()["id"]
     assert "Moneybird sales tax rates" in result.output
+
+
+def test_setup_speaks_dutch(fakes: Fakes, tmp_path: Path) -> None:
+    env_file = tmp_path / "dutch.env"
+
+    result = fakes.invoke("setup", "--yes", "--env-file", str(env_file), LANGUAGE="nl")
+
+    assert result.exit_code == 0, result.output
+    assert "Administraties in Moneybird" in result.output
+    assert "Btw-tarieven voor verkoop in Moneybird" in result.output
+    assert "Voorgestelde MONEYBIRD_TAX_RATES:" in result.output
+    assert "Factuurworkflows" in result.output
+    assert "Huisstijlen" in result.output
+    assert f"geschreven naar {env_file}; voer nu woobird check uit" in " ".join(result.output.split())
+    assert "Moneybird sales tax rates" not in result.output
 
 
 def test_setup_prints_heroku_config_instead_of_writing(fakes: Fakes, tmp_path: Path) -> None:
@@ -585,9 +602,18 @@ def test_report_lists_totals_and_differences(fakes: Fakes) -> None:
 
     assert result.exit_code == 0, result.output
     assert "Month report 2026-10" in result.output
-    assert "72.01" in result.output  # Moneybird's total of the two invoices
+    assert "€72.01" in result.output  # Moneybird's total of the two invoices
     assert "8002" in result.output  # the one-cent difference is listed
-    assert "12.50" in result.output  # VAT of rate 111 over both orders
+    assert "€12.50" in result.output  # VAT of rate 111 over both orders
+
+    dutch = fakes.invoke("report", "--month", "2026-10", LANGUAGE="nl")
+
+    assert dutch.exit_code == 0, dutch.output
+    assert "Maandrapport 2026-10 (betaald in Nederlandse tijd)" in dutch.output
+    assert "€\xa072,01" in dutch.output
+    assert "€\xa012,50" in dutch.output
+    assert "factuurtotaal wijkt af van wat de klant betaalde" in dutch.output
+    assert "Month report" not in dutch.output
 
 
 def test_report_refuses_a_malformed_month(fakes: Fakes) -> None:
@@ -749,10 +775,19 @@ def test_status_says_when_verification_last_finished_and_why_it_failed_since(fak
     failing = fakes.invoke("status")
 
     assert "Last verification: never" in never.output
-    assert f"Last verification: {finished:%Y-%m-%d %H:%M} UTC (120 min ago)" in done.output
+    # The moment as the date filter writes it (Amsterdam time, the English month).
+    assert f"Last verification: {when(finished, 'en')} (120 min ago)" in done.output
     assert "Last verification error" not in done.output
     assert "Last verification error: Moneybird answered 500 (pm3)" in failing.output
     assert failing.exit_code == 0, failing.output
+
+    dutch = fakes.invoke("status", LANGUAGE="nl")
+
+    assert f"Laatste verificatie: {when(finished, 'nl')} (120 min geleden)" in dutch.output
+    assert "Laatste fout van de verificatie: Moneybird answered 500 (pm3)" in dutch.output
+    assert "Bestellingen in het logboek" in dutch.output
+    assert "Geen mislukte bestellingen." in dutch.output
+    assert "Last verification" not in dutch.output
 
 
 def test_webhook_install_for_open_invoices_names_the_settings_scope_it_lacks(fakes: Fakes) -> None:
@@ -843,3 +878,25 @@ def test_webhook_install_for_another_connection_points_at_its_url_and_stores_its
     # .env describes connection 1: untouched.
     current = (tmp_path / ".env").read_text(encoding="utf-8") if (tmp_path / ".env").exists() else None
     assert current == env_before
+
+
+def test_check_names_the_settings_scope_open_invoices_need(fakes: Fakes) -> None:
+    fakes.moneybird.token_scopes = frozenset({"sales_invoices"})
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    said = " ".join(result.output.split())  # Rich wraps long lines
+    assert result.exit_code == 1
+    assert "✗ MONEYBIRD_API_TOKEN" in said
+    assert "`settings` scope" in said
+
+
+def test_check_says_when_moneybird_cannot_push_payments(fakes: Fakes) -> None:
+    fakes.install_webhook()
+
+    result = fakes.invoke("check", OPEN_INVOICE_PAYMENT_METHODS="bacs")
+
+    said = " ".join(result.output.split())  # Rich wraps long lines
+    assert "no active webhook delivers to https://woobird.example.nl/webhooks/moneybird" in said
+    assert "reconciliation pass" in said

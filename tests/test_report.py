@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.booking import ledger
 from app.db import transaction
+from app.i18n import Language
 from app.report import month_bounds, monthly_report, render_report
 from app.schema import OrderRecord, OrderState, RefundRecord, RefundState
 from tests.ledger_rows import add_booked_order, add_failed_order
@@ -189,19 +190,39 @@ def test_month_bounds_follow_amsterdam_time() -> None:
     assert month_bounds("2026-07")[0] == datetime(2026, 6, 30, 22, 0, tzinfo=UTC)
 
 
+async def _rendered(sessions: async_sessionmaker[AsyncSession], *, language: Language) -> str:
+    """`woobird report --month 2026-11` over the seeded month, as printed in `language`."""
+    await _seed(sessions)
+    report = await monthly_report(sessions, month="2026-11", tax_rates={"21": HIGH, "9": LOW})
+    console = Console(record=True, width=160)
+    render_report(report, console, language=language)
+    return console.export_text()
+
+
 async def test_rendered_report_names_rates_and_differences(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await _seed(sessions)
-    report = await monthly_report(sessions, month="2026-11", tax_rates={"21": HIGH, "9": LOW})
-    console = Console(record=True, width=140)
-    render_report(report, console)
-    text = console.export_text()
+    text = await _rendered(sessions, language="en")
     assert "Month report 2026-11" in text
     assert "booked 3 · failed 1 · waiting 1 · before SYNC_SINCE 1" in text
     assert "21%" in text
-    assert "18.66" in text
+    assert "€18.66" in text
     assert "Differences (4)" in text
+    assert "no tax rate for 9 %" in text
+    assert "Moneybird's VAT rounding differs from the shop's" in text
+
+
+async def test_rendered_report_in_dutch(sessions: async_sessionmaker[AsyncSession]) -> None:
+    text = await _rendered(sessions, language="nl")
+    assert "Maandrapport 2026-11" in text
+    assert "geboekt 3 · mislukt 1 · wachtend 1 · vóór SYNC_SINCE 1" in text
+    assert "€\xa018,66" in text
+    assert "18.66" not in text
+    assert "Verschillen (4)" in text
+    assert "Totalen van geboekte bestellingen" in text
+    assert "de btw-afronding van Moneybird wijkt af van die van de winkel" in text
+    assert "wachtend (in de wachtrij)" in text
+    # What the bookkeeper's refusal said stays in its own words.
     assert "no tax rate for 9 %" in text
 
 

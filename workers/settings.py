@@ -1,4 +1,4 @@
-"""The arq worker: `arq workers.settings.WorkerSettings`.
+"""The arq worker's settings, run by `python -m workers` (app.wake.WakingWorker).
 
 One flat class (arq reads only the class's own attributes, not inherited ones). It is built from
 the environment's settings at import, so a malformed one refuses to start and names the setting;
@@ -10,6 +10,7 @@ from __future__ import annotations
 from app.booking.verify import verification_cron
 from app.constants import (
     QUEUE_NAME,
+    WORKER_BUSY_POLL_SECONDS,
     WORKER_HEALTH_INTERVAL_SECONDS,
     WORKER_JOB_COMPLETION_WAIT_SECONDS,
     WORKER_MAX_TRIES,
@@ -37,6 +38,6 @@ class WorkerSettings:
     max_tries = WORKER_MAX_TRIES
     keep_result = 0
     max_jobs = 10
-    # arq looks for new jobs every 0.5 s by default: half the webhook-to-paid time. Twenty cheap
-    # Redis reads a second buy it back.
-    poll_delay = 0.05
+    # arq looks for new jobs every 0.5 s by default: half the webhook-to-paid time. The worker polls
+    # this often only while it runs jobs; idle, it waits to be woken (app.wake).
+    poll_delay = WORKER_BUSY_POLL_SECONDS

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Request
 
+from app.i18n import N_
 from app.settings import Settings
 
 COOKIE_NAME = "woobird_admin"
@@ -37,7 +38,7 @@ class LoginRequired(Exception):
     """No credentials, or wrong ones: answered with 401 and the login form."""
 
     def __init__(self, reason: str, *, guess: bool = False) -> None:
-        super().__init__(reason)
+        super().__init__(reason)  # a message id (N_): the sign-in page shows it translated
         self.reason = reason
         self.guess = guess  # a wrong token was tried: counted by the login guard
 
@@ -134,13 +135,13 @@ def authenticate(request: Request, settings: Settings) -> Admin:
     if header:
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not token_matches(settings, given):
-            raise LoginRequired("the Authorization header does not carry the admin token", guess=True)
+            raise LoginRequired(N_("the Authorization header does not carry the admin token"), guess=True)
         return Admin(via="header", session=None)
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie is None:
-        raise LoginRequired("sign in with the admin token")
+        raise LoginRequired(N_("sign in with the admin token"))
     if not valid_session(settings, cookie):
-        raise LoginRequired("the session expired or is not valid: sign in again")
+        raise LoginRequired(N_("the session expired or is not valid: sign in again"))
     return Admin(via="cookie", session=cookie)
 
 

@@ -29,6 +29,7 @@ from app.constants import (
     ADMIN_LOGIN_LOCK_PREFIX,
     ADMIN_SESSION_REVOKED_PREFIX,
 )
+from app.i18n import Message
 
 log = structlog.get_logger("woobird.admin")
 
@@ -96,10 +97,14 @@ async def record_failure(target: AlertTarget, client: str) -> None:
         await alert(
             target,
             cause=LOGIN_BURST,
-            message=(
-                f"{everyone} wrong admin tokens within {LOGIN_WINDOW_SECONDS // 60} minutes (the last from "
-                f"{client}): someone may be guessing ADMIN_TOKEN. Each address is locked out after "
-                f"{FREE_FAILURES}; if it was not you, make a new ADMIN_TOKEN with `woobird setup`."
+            message=Message(
+                "%(count)s wrong admin tokens within %(minutes)s minutes (the last from %(client)s): someone "
+                "may be guessing ADMIN_TOKEN. Each address is locked out after %(free)s; if it was not you, "
+                "make a new ADMIN_TOKEN with `woobird setup`.",
+                count=int(everyone),
+                minutes=LOGIN_WINDOW_SECONDS // 60,
+                client=client,
+                free=FREE_FAILURES,
             ),
         )
 

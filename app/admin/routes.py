@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from starlette.exceptions import HTTPException
 
 from app.admin.auth import (
@@ -49,9 +50,20 @@ from app.booking import ledger
 from app.booking.findings import dismiss, finding_json, open_findings
 from app.booking.order_retry import RETRYABLE, RetryRefused, retry_order
 from app.booking.verify import last_verification
-from app.delivery_lag import ADVICE, LagSummary, recent_lags, seconds_text
+from app.delivery_lag import LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
+from app.i18n import (
+    LANGUAGE_COOKIE,
+    LANGUAGE_COOKIE_SECONDS,
+    LANGUAGE_NAMES,
+    N_,
+    Language,
+    Message,
+    as_language,
+    negotiate,
+)
+from app.i18n import install as install_i18n
 from app.moneybird.links import document_url
 from app.moneybird.reference import ReferenceCache
 from app.report import REPORT_TIMEZONE, monthly_report
@@ -76,14 +88,20 @@ _SECURITY_HEADERS = {
 }
 
 
-def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return "—"
-    return moment.astimezone(REPORT_TIMEZONE).strftime("%Y-%m-%d %H:%M")
+install_i18n(TEMPLATES.env)
+TEMPLATES.env.filters["seconds"] = pass_context(
+    lambda context, seconds: seconds_text(seconds, as_language(context.get("language")))
+)
 
 
-TEMPLATES.env.filters["when"] = _when
-TEMPLATES.env.filters["seconds"] = seconds_text
+def page_language(request: Request) -> Language:
+    """The browser's language: the header switch's choice, else Accept-Language, else LANGUAGE."""
+    settings: Settings = request.app.state.woobird.settings
+    return negotiate(
+        request.headers.get("accept-language"),
+        chosen=request.cookies.get(LANGUAGE_COOKIE),
+        default=settings.language,
+    )
 
 
 def _wants_json(request: Request) -> bool:
@@ -95,7 +113,14 @@ def _page(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
 ) -> Response:
     settings: Settings = request.app.state.woobird.settings
-    values: dict[str, Any] = {"sandbox": settings.woobird_sandbox, "admin": None, "csrf": ""}
+    values: dict[str, Any] = {
+        "sandbox": settings.woobird_sandbox,
+        "admin": None,
+        "csrf": "",
+        "language": page_language(request),
+        "languages": LANGUAGE_NAMES,
+        "here": _local_path(request.url.path),
+    }
     values.update(context or {})
     admin = values["admin"]
     if isinstance(admin, Admin) and not values["csrf"]:
@@ -107,9 +132,14 @@ def _page(
 page = _page
 
 
+def _local_path(path: str) -> str:
+    """Where the language switch returns to: a dashboard path, never another site."""
+    return path if path.startswith("/admin") and "//" not in path and "\\" not in path else "/admin"
+
+
 def _login_required(request: Request, reason: str) -> Response:
     if _wants_json(request):
-        response: Response = JSONResponse({"detail": reason}, status_code=401)
+        response: Response = JSONResponse({"detail": str(reason)}, status_code=401)
     else:
         response = _page(request, "login.html", {"error": reason}, status_code=401)
     response.headers["WWW-Authenticate"] = 'Bearer realm="woobird admin"'
@@ -117,16 +147,18 @@ def _login_required(request: Request, reason: str) -> Response:
 
 
 def _token_in_query(request: Request) -> Response:
-    reason = "never put the admin token in a URL: sign in with the form (or send an Authorization header)"
+    reason = N_("never put the admin token in a URL: sign in with the form (or send an Authorization header)")
     if _wants_json(request):
         return JSONResponse({"detail": reason}, status_code=400)
     return _page(request, "login.html", {"error": reason}, status_code=400)
 
 
 def _too_many_failures(request: Request, refusal: TooManyFailures) -> Response:
-    reason = str(refusal)
+    reason = Message(
+        "too many wrong admin tokens from here: try again in %(seconds)s s", seconds=refusal.retry_after
+    )
     if _wants_json(request):
-        response: Response = JSONResponse({"detail": reason}, status_code=429)
+        response: Response = JSONResponse({"detail": str(reason)}, status_code=429)
     else:
         response = _page(request, "login.html", {"error": reason}, status_code=429)
     response.headers["Retry-After"] = str(refusal.retry_after)
@@ -135,7 +167,7 @@ def _too_many_failures(request: Request, refusal: TooManyFailures) -> Response:
 
 def _problem(request: Request, message: str, *, status_code: int) -> Response:
     if _wants_json(request):
-        return JSONResponse({"detail": message}, status_code=status_code)
+        return JSONResponse({"detail": str(message)}, status_code=status_code)
     return _page(request, "message.html", {"message": message}, status_code=status_code)
 
 
@@ -155,7 +187,9 @@ class AdminRoute(APIRoute):
             except TooManyFailures as refusal:
                 response = _too_many_failures(request, refusal)
             except HTTPException as exc:
-                response = _problem(request, str(exc.detail), status_code=exc.status_code)
+                # A Message stays one: the page shows it in the reader's language.
+                detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+                response = _problem(request, detail, status_code=exc.status_code)
             for name, value in _SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response
@@ -180,7 +214,7 @@ async def admin_of(request: Request, state: AppState) -> Admin:
         raise
     parts = session_parts(admin.session) if admin.session else None
     if parts is not None and await signed_out(state.redis, parts[1]):
-        raise LoginRequired("this session was signed out: sign in again")
+        raise LoginRequired(N_("this session was signed out: sign in again"))
     return admin
 
 
@@ -207,10 +241,15 @@ class CsrfChecked:
     async def __call__(self, request: Request, admin: AdminDep, state: AppStateDep) -> Admin:
         given = (await request.form()).get("csrf", "")  # Starlette keeps the parsed form for the route
         if not isinstance(given, str) or not valid_csrf(state.settings, admin, given):
-            raise HTTPException(
-                403, f"the form is stale or was not sent from the {self.where}: reload and try again"
-            )
+            raise HTTPException(403, _STALE_FORM[self.where])
         return admin
+
+
+# The refusal of a form without the session's CSRF token, by the page it came from (CsrfChecked's `where`).
+_STALE_FORM = {
+    "dashboard": N_("the form is stale or was not sent from the dashboard: reload and try again"),
+    "wizard": N_("the form is stale or was not sent from the wizard: reload and try again"),
+}
 
 
 DashboardFormAdmin = Annotated[Admin, Depends(CsrfChecked("dashboard"))]
@@ -252,7 +291,7 @@ async def login(request: Request, state: AppStateDep, token: Annotated[str, Form
     await refuse_if_locked_out(state.redis, client)  # before the token is compared, even the right one
     if not token_matches(state.settings, token):
         await record_failure(state, client)
-        return _login_required(request, "that is not the admin token")
+        return _login_required(request, N_("that is not the admin token"))
     await record_success(state.redis, client)
     response = RedirectResponse("/admin", status_code=303)
     response.set_cookie(
@@ -275,11 +314,29 @@ async def logout(request: Request, admin: DashboardFormAdmin, state: AppStateDep
         try:
             await sign_out(state.redis, parts[1], seconds_left=session_seconds_left(admin.session or ""))
         except Exception as exc:
-            raise HTTPException(503, "could not sign the session out: Redis is unreachable") from exc
+            raise HTTPException(503, N_("could not sign the session out: Redis is unreachable")) from exc
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(
         COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="strict", secure=is_https(request)
     )
+    return response
+
+
+@router.post("/language")
+async def choose_language(
+    request: Request, language: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "/admin"
+) -> Response:
+    """The header's switch: remembered in a cookie, back to the page it was pressed on."""
+    response = RedirectResponse(_local_path(back[:300]), status_code=303)
+    if language in LANGUAGE_NAMES:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            language,
+            max_age=LANGUAGE_COOKIE_SECONDS,
+            path=COOKIE_PATH,
+            samesite="lax",
+            secure=is_https(request),
+        )
     return response
 
 
@@ -311,7 +368,6 @@ async def _overview(state: AppState) -> dict[str, Any]:
         "last_reconcile": parse_moment(checks.get("reconcile", {}).get("last_success")),
         "counts": counts,
         "lag": lag,
-        "lag_advice": ADVICE,
         "failed": _rows(failed, state.settings),
         "recent": _rows(recent, state.settings),
     }
@@ -361,7 +417,7 @@ def _order_json(record: OrderRecord, link: str | None) -> dict[str, Any]:
 def _in_ledger_range(order_id: int) -> int:
     """A path id the ledger's BIGINT can hold; any other cannot be an order woobird knows."""
     if not 0 < order_id < 2**63:
-        raise HTTPException(404, f"order {str(order_id)[:24]} is not in the ledger")
+        raise HTTPException(404, Message("order %(order)s is not in the ledger", order=str(order_id)[:24]))
     return order_id
 
 
@@ -372,7 +428,7 @@ async def order_detail(request: Request, order_id: int, admin: AdminDep, state: 
         record = await ledger.get_order(session, order_id)
         events = await ledger.events_for(session, order_id) if record else []
     if record is None:
-        raise HTTPException(404, f"order {order_id} is not in the ledger")
+        raise HTTPException(404, Message("order %(order)s is not in the ledger", order=order_id))
     link = invoice_link(record, state.settings)
     if _wants_json(request):
         body = _order_json(record, link)
@@ -411,7 +467,7 @@ async def finding_done(
 ) -> Response:
     finding = await dismiss(state, finding_id, by="the dashboard")
     if finding is None:
-        raise HTTPException(404, f"there is no finding {finding_id}")
+        raise HTTPException(404, Message("there is no finding %(finding)s", finding=finding_id))
     if _wants_json(request):
         return JSONResponse(finding_json(finding))
     return RedirectResponse(f"/admin?done={finding_id}", status_code=303)

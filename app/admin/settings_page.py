@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from app.admin.routes import AdminDep, AdminRoute, page
 from app.deps import AppStateDep
+from app.i18n import N_
 from app.settings import Settings
 from app.settings_help import SETTING_HELP
 from app.settings_store import masked, recent_changes
@@ -32,7 +33,7 @@ def shown_value(settings: Settings, field: str) -> str:
     """A setting's value as the dashboard may show it."""
     value = getattr(settings, field)
     if field in _NEVER_SHOWN:
-        return "set (hidden)" if value.get_secret_value() else ""
+        return N_("set (hidden)") if value.get_secret_value() else ""
     if value is None or value == "" or value == [] or value == {}:
         return ""
     if isinstance(value, SecretStr):

@@ -24,6 +24,9 @@ from app.clients import shop_client
 from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
 from app.deps import AppState, AppStateDep
 from app.health import readiness
+from app.i18n import N_, Message, said
+from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
+from app.payment_webhook import payment_pushes_wanted, register_payment_webhook
 from app.settings_store import masked, write_settings
 from app.setup import bookkeeping, moneybird_connect, public_address, shop, tasks
 from app.setup.progress import STEP_KEYS, STEPS, WizardState, record_step, start, wizard_state
@@ -76,15 +79,15 @@ def _render(
 
 def _actor(request: Request) -> str:
     where = request.client.host if request.client else "unknown address"
-    return f"set-up wizard (admin session, {where})"
+    return Message("set-up wizard (admin session, %(where)s)", where=where)
 
 
 def _from_environment(state: AppState, name: str) -> bool:
     return bool(state.live and state.live.sources().get(name) == "environment")
 
 
-ADDRESS_FROM_ENVIRONMENT = "PUBLIC_URL is set in the environment: change woobird's address there"
-CONFIRM_ADDRESS_FIRST = (
+ADDRESS_FROM_ENVIRONMENT = N_("PUBLIC_URL is set in the environment: change woobird's address there")
+CONFIRM_ADDRESS_FIRST = N_(
     "confirm woobird's own address first (at the top of this page): the shop and Moneybird send you, "
     "the key and the orders there."
 )
@@ -195,8 +198,11 @@ async def shop_connect(
         problems = [CONFIRM_ADDRESS_FIRST]
     if not problems and urlsplit(base).scheme != "https":
         problems = [
-            f"the shop hands its keys only to an https:// address, and woobird's address is {base}: "
-            "confirm its https:// address above (or set PUBLIC_URL), or paste a key below."
+            Message(
+                "the shop hands its keys only to an https:// address, and woobird's address is %(base)s: "
+                "confirm its https:// address above (or set PUBLIC_URL), or paste a key below.",
+                base=base,
+            )
         ]
     if not problems:
         problems = await shop.probe_shop(url, allowed=shop.allowed_addresses(state.settings))
@@ -218,8 +224,8 @@ async def shop_connect(
         admin,
         "shop",
         target=target,
-        where="your shop",
-        heading="Connect your WooCommerce shop",
+        where=N_("your shop"),
+        heading=N_("Connect your WooCommerce shop"),
     )
 
 
@@ -236,7 +242,7 @@ async def shop_callback(request: Request) -> Response:
         keys = await shop.accept_callback(state.redis, body)
     except shop.CallbackRefused as exc:
         return PlainTextResponse(str(exc), status_code=403)
-    actor = "WooCommerce app authorization (approved in wp-admin, started in the set-up wizard)"
+    actor = N_("WooCommerce app authorization (approved in wp-admin, started in the set-up wizard)")
     await _store_shop(
         state,
         shop_url=keys.shop_url,
@@ -254,12 +260,18 @@ def _pinned_shop_problems(state: AppState, url: str) -> list[str]:
         state, "WOOCOMMERCE_CONSUMER_SECRET"
     ):
         return [
-            "the shop's key is set in the environment (WOOCOMMERCE_CONSUMER_KEY and _SECRET): change the "
-            "shop there, WOOCOMMERCE_URL together with its keys."
+            Message(
+                "the shop's key is set in the environment (WOOCOMMERCE_CONSUMER_KEY and _SECRET): change the "
+                "shop there, WOOCOMMERCE_URL together with its keys."
+            )
         ]
     current = state.settings.woocommerce_url
     if _from_environment(state, "WOOCOMMERCE_URL") and url != current:
-        return [f"WOOCOMMERCE_URL is set in the environment ({current}): change the shop there."]
+        return [
+            Message(
+                "WOOCOMMERCE_URL is set in the environment (%(url)s): change the shop there.", url=current
+            )
+        ]
     return []
 
 
@@ -295,18 +307,22 @@ async def shop_return(
     if success != "1":
         await shop.forget_authorization(state.redis, state=user_id, session=admin.session)
         problems = [
-            "the shop did not hand out a key: access was denied on WooCommerce's page. Press Connect "
-            "again and choose Approve (you need to be signed in as a shop manager or administrator), "
-            "or paste a key below."
+            N_(
+                "the shop did not hand out a key: access was denied on WooCommerce's page. Press Connect "
+                "again and choose Approve (you need to be signed in as a shop manager or administrator), "
+                "or paste a key below."
+            )
         ]
         return _render(
             request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
         )
     if outcome != "granted":
         problems = [
-            "the shop says it approved, but its key never reached woobird"
-            + (f" ({outcome})" if outcome else "")
-            + ". The shop must be able to reach this woobird over https; press Connect again, or paste a key."
+            Message(
+                "the shop says it approved, but its key never reached woobird (%(outcome)s). The shop must "
+                "be able to reach this woobird over https; press Connect again, or paste a key.",
+                outcome=outcome or "—",
+            )
         ]
         return _render(
             request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
@@ -342,7 +358,9 @@ async def shop_keys(
         for value, prefix in ((key, "ck_"), (secret, "cs_"))
     )
     if not problems and not well_formed:
-        problems = ["paste both halves of the key: the consumer key starts with ck_, the secret with cs_."]
+        problems = [
+            N_("paste both halves of the key: the consumer key starts with ck_, the secret with cs_.")
+        ]
     if not problems:
         probe = state.settings.model_copy(
             update={
@@ -375,7 +393,7 @@ async def products_page(request: Request, admin: AdminDep, state: AppStateDep) -
         try:  # products are booked on a revenue account: asked here when there is a choice
             context["accounts"] = (await bookkeeping.load_choices(state.settings)).accounts
         except bookkeeping.ChoicesUnavailable as exc:
-            context["problems"] = [str(exc)]
+            context["problems"] = [said(exc)]
     return _render(request, state, admin, "products", context)
 
 
@@ -396,9 +414,11 @@ async def products_action(
         await _step_done(state, "products", "transferred")
         return _next(state)
     if action not in ("preview", "transfer"):
-        raise HTTPException(400, "unknown action")
+        raise HTTPException(400, N_("unknown action"))
     if not _wizard(state).done["moneybird"]:
-        raise HTTPException(409, "connect Moneybird first (step 3): the preview asks it which products exist")
+        raise HTTPException(
+            409, N_("connect Moneybird first (step 3): the preview asks it which products exist")
+        )
     kind = "products-preview" if action == "preview" else "products"
     runner = tasks.products_runner(state.settings, state.redis, dry_run=action == "preview")
     await tasks.start_task(state.redis, kind, runner)
@@ -423,7 +443,7 @@ async def _moneybird_context(state: AppState, request: Request) -> dict[str, Any
         try:
             context["administrations"] = await moneybird_connect.administrations(s, token=token)
         except moneybird_connect.ConnectRefused as exc:
-            context["problems"] = [str(exc)]
+            context["problems"] = [said(exc)]
     return context
 
 
@@ -439,7 +459,7 @@ async def moneybird_token(
     try:
         await moneybird_connect.administrations(state.settings, token=token)
     except moneybird_connect.ConnectRefused as exc:
-        context = await _moneybird_context(state, request) | {"problems": [str(exc)]}
+        context = await _moneybird_context(state, request) | {"problems": [said(exc)]}
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(request, state, {"MONEYBIRD_API_TOKEN": token.strip(), "MONEYBIRD_REFRESH_TOKEN": None})
     return RedirectResponse("/admin/setup/moneybird", status_code=303)
@@ -449,14 +469,14 @@ async def moneybird_token(
 async def moneybird_oauth(request: Request, admin: WizardFormAdmin, state: AppStateDep) -> Response:
     if not moneybird_connect.oauth_available(state.settings):
         raise HTTPException(
-            409, "set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token"
+            409, N_("set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token")
         )
     redirect_uri = _public_url(state) + moneybird_connect.CALLBACK_PATH
     url = await moneybird_connect.begin_oauth(
         state.redis, state.settings, redirect_uri=redirect_uri, session=admin.session
     )
     return _leave_for(
-        request, state, admin, "moneybird", target=url, where="Moneybird", heading="Connect Moneybird"
+        request, state, admin, "moneybird", target=url, where="Moneybird", heading=N_("Connect Moneybird")
     )
 
 
@@ -477,7 +497,7 @@ async def moneybird_callback(
             state.redis, state.settings, state=oauth_state, code=code, error=error, session=admin.session
         )
     except moneybird_connect.ConnectRefused as exc:
-        context = await _moneybird_context(state, request) | {"problems": [str(exc)]}
+        context = await _moneybird_context(state, request) | {"problems": [said(exc)]}
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(
         request,
@@ -496,7 +516,7 @@ async def moneybird_administration(
 ) -> Response:
     context = await _moneybird_context(state, request)
     if administration_id not in {a.id for a in context["administrations"]}:
-        context["problems"] = context.get("problems") or ["choose one of the administrations listed"]
+        context["problems"] = context.get("problems") or [N_("choose one of the administrations listed")]
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(request, state, {"MONEYBIRD_ADMINISTRATION_ID": administration_id})
     await _step_done(state, "moneybird", "verified")
@@ -507,16 +527,17 @@ async def moneybird_administration(
 
 
 async def _bookkeeping(
-    request: Request, state: AppState, admin: Admin, problems: list[str], status_code: int
+    request: Request, state: AppState, admin: Admin, problems: list[Message], status_code: int
 ) -> Response:
     try:
         choices = await bookkeeping.load_choices(state.settings)
     except bookkeeping.ChoicesUnavailable as exc:
         return _render(
-            request, state, admin, "bookkeeping", {"choices": None, "problems": [str(exc)]}, status_code=503
+            request, state, admin, "bookkeeping", {"choices": None, "problems": [said(exc)]}, status_code=503
         )
     problems = problems + [
-        f"{row.label} has no Moneybird tax rate. {row.how_to_create}" for row in choices.missing
+        Message("%(rate)s has no Moneybird tax rate. %(fix)s", rate=row.label, fix=row.how_to_create)
+        for row in choices.missing
     ]
     context = {
         "choices": choices,
@@ -539,7 +560,7 @@ async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: AppS
         choices = await bookkeeping.load_choices(state.settings)
     except bookkeeping.ChoicesUnavailable as exc:
         return _render(
-            request, state, admin, "bookkeeping", {"choices": None, "problems": [str(exc)]}, status_code=503
+            request, state, admin, "bookkeeping", {"choices": None, "problems": [said(exc)]}, status_code=503
         )
     values, problems = bookkeeping.chosen_values(choices, form)
     if problems:
@@ -580,9 +601,9 @@ async def history_action(
     try:
         start_at = datetime.combine(date.fromisoformat(since.strip()), time(0), tzinfo=UTC)
     except ValueError:
-        raise HTTPException(400, "enter the first day to book as a date (YYYY-MM-DD)") from None
+        raise HTTPException(400, N_("enter the first day to book as a date (YYYY-MM-DD)")) from None
     if start_at >= now:
-        raise HTTPException(400, "the date to book from lies in the future: choose “from now” instead")
+        raise HTTPException(400, N_("the date to book from lies in the future: choose “from now” instead"))
     await record_step(state.sessions, "history_since", start_at.date().isoformat())
     if action == "preview":
         runner = tasks.history_runner(state.settings, state.redis, since=start_at, dry_run=True)
@@ -590,7 +611,7 @@ async def history_action(
         await state.refresh_settings(force=True)
         return RedirectResponse("/admin/setup/history", status_code=303)
     if action != "backfill":
-        raise HTTPException(400, "unknown action")
+        raise HTTPException(400, N_("unknown action"))
     # Live orders from now; the history through the backfill, booked by the worker once it may start.
     await _store(request, state, {"SYNC_SINCE": now.isoformat()})
     await _step_done(state, "history", "backfill")
@@ -611,6 +632,32 @@ async def install_page(request: Request, admin: AdminDep, state: AppStateDep) ->
     return _render(request, state, admin, "install", context)
 
 
+async def _install_payment_webhook(
+    request: Request, state: AppState, base: str, problems: list[Message]
+) -> str:
+    """Open invoices: woobird's webhook in Moneybird, its secret stored sealed (app/payment_webhook.py)."""
+    try:
+        registered = await register_payment_webhook(state.settings, redis=state.redis, public_url=base)
+    except MoneybirdAuthError as exc:
+        problems.append(
+            Message(
+                "Moneybird refused to register woobird's webhook (%(error)s): open invoices need a token "
+                "with the `settings` scope next to `sales_invoices` — make one in Moneybird and enter it "
+                "in step 3.",
+                error=exc,
+            )
+        )
+        return ""
+    except MoneybirdError as exc:
+        return Message(
+            "Moneybird could not register woobird's webhook (%(error)s); payments of open invoices are found "
+            "by each reconciliation pass instead.",
+            error=exc,
+        )
+    await _store(request, state, {"MONEYBIRD_WEBHOOK_SECRET": registered.secret})
+    return registered.message
+
+
 @router.post("/install")
 async def install_action(
     request: Request, admin: WizardFormAdmin, state: AppStateDep, public_url: FormText = ""
@@ -628,13 +675,16 @@ async def install_action(
     if retired and _from_environment(state, "WOOCOMMERCE_WEBHOOK_SECRET"):
         raise HTTPException(
             409,
-            "WOOCOMMERCE_WEBHOOK_SECRET (set in the environment) was given to the shop connected before: "
-            "set a new one (openssl rand -hex 32), or remove it so the wizard makes one, then install again.",
+            Message(
+                "WOOCOMMERCE_WEBHOOK_SECRET (set in the environment) was given to the shop connected "
+                "before: set a new one (openssl rand -hex 32), or remove it so the wizard makes one, then "
+                "install again."
+            ),
         )
     if retired or "WOOCOMMERCE_WEBHOOK_SECRET" in state.settings.problems():
         secret = new_token()
         values["WOOCOMMERCE_WEBHOOK_SECRET"] = secret
-    problems: list[str] = []
+    problems: list[Message] = []
     await _store(request, state, values)
     # A shop address the wizard stored is reached through the address guard (its name may since
     # resolve elsewhere); one the environment names is the admin's own choice, a LAN shop included.
@@ -644,7 +694,11 @@ async def install_action(
             message = await install_webhook(client, delivery_url=base + WEBHOOK_PATH, secret=secret)
     except Exception as exc:  # the words come from the shop client's errors
         message = ""
-        problems.append(f"the webhook could not be installed: {exc}")
+        problems.append(Message("the webhook could not be installed: %(error)s", error=exc))
+    messages = [message] if message else []
+    if payment_pushes_wanted(state.settings):
+        pushes = await _install_payment_webhook(request, state, base, problems)
+        messages += [pushes] if pushes else []
     findings = await Checker(state.settings, shop_allowed=allowed).run()
     healthy, checks = await readiness(state)
     worker = checks.get("worker", {})
@@ -653,7 +707,7 @@ async def install_action(
         await _step_done(state, "install", "done")
     context = {
         "public_url": base,
-        "message": message,
+        "messages": messages,
         "findings": findings,
         "worker": worker,
         "all_green": all_green,

@@ -1,10 +1,12 @@
 """The history import: book the orders paid in a date range, through the same queue as a webhook.
 
-Moneybird allows 150 requests per 5 minutes and an order costs about four, so 10 000 orders take
-hours. The backfill therefore keeps only a window's worth of its jobs in the queue at a time
-(live orders never wait behind the whole history), shows how far it is with an ETA computed from
-the rate limit, and can be stopped and started again: the ledger and the deterministic job ids
-make a second run skip what is booked and not queue twice what is queued.
+Moneybird allows 150 requests per 5 minutes and an order costs four requests for a new customer,
+three for a returning one (one fewer each for external invoices), so 10 000 orders take hours.
+The backfill therefore keeps only a window's worth of its jobs in the queue at a time (live
+orders never wait behind the whole history), shows how far it is with an ETA computed from those
+figures and the rate limit (requests ÷ limit), and can be stopped and started again: the ledger
+and the deterministic job ids make a second run skip what is booked and not queue twice what is
+queued.
 
 `--dry-run` plans every order with the real `plan_invoice` and the administration's reference
 data, prints totals and refusals, and books nothing.
@@ -26,9 +28,11 @@ from app.booking import ledger
 from app.booking.intake import listed_statuses, record_and_enqueue
 from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.db import transaction
+from app.i18n import N_
 from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
+from app.moneybird.client import InvoiceKind
 from app.runtime import Services
-from app.schema import OrderRecord, OrderState
+from app.schema import ContactRecord, OrderRecord, OrderState
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.backfill")
@@ -50,6 +54,10 @@ class BackfillProgress:
     booked: int = 0  # by the worker, while this run waited
     waiting: int = 0  # queued by this run and not finished yet
     eta_seconds: float | None = None
+    # Of the orders queued (dry run: that would be booked), those of customers woobird has no
+    # contact for yet, and the Moneybird requests all of them cost (see `calls_per_order`).
+    new_customers: int = 0
+    calls: int = 0
 
 
 @dataclass
@@ -67,6 +75,31 @@ class BackfillReport:
     progress: BackfillProgress = field(default_factory=BackfillProgress)
     planned_total: Decimal = Decimal(0)  # dry run: sum of the planned invoice totals
     would_book: list[tuple[int, str, Decimal]] = field(default_factory=list)  # dry run: id, number, total
+    known_emails: set[str] = field(default_factory=set)  # customers with a contact, or one coming
+
+    def count_calls(self, order: Order, kind: InvoiceKind) -> None:
+        """Count what booking `order` costs Moneybird, its customer new or returning."""
+        email = (order.billing.email or "").strip().lower()
+        new = not email or email not in self.known_emails
+        self.known_emails.add(email)
+        self.progress.new_customers += new
+        self.progress.calls += calls_per_order(kind, new_customer=new)
+
+    def import_seconds(self, rate_limit: tuple[int, float]) -> float:
+        """How long Moneybird's limit lets the counted requests take (requests ÷ limit)."""
+        return self.progress.calls * seconds_per_call(rate_limit)
+
+    def import_estimate(self, rate_limit: tuple[int, float]) -> str:
+        """What booking the counted orders takes at Moneybird's limit, in a sentence."""
+        progress = self.progress
+        minutes = math.ceil(self.import_seconds(rate_limit) / 60)
+        took = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+        return (
+            f"Booking them takes about {took} at Moneybird's limit: {progress.calls} requests for "
+            f"{progress.queued} orders, {progress.new_customers} of them by new customers (and, once, "
+            "a request per 100 contacts Moneybird already has)."
+        )
+
     refusals: list[Refusal] = field(default_factory=list)
     queued_ids: list[int] = field(default_factory=list)
     pending_ids: set[int] = field(default_factory=set)  # queued by this run, not finished yet
@@ -76,14 +109,27 @@ class BackfillReport:
 ProgressCallback = Callable[[BackfillProgress], None]
 
 
-def seconds_per_order(rate_limit: tuple[int, float]) -> float:
-    """How long Moneybird's limit lets one order take, for the ETA and the pacing."""
+def calls_per_order(kind: InvoiceKind, *, new_customer: bool) -> int:
+    """Moneybird requests one order costs once the contacts are copied (app.booking.contact_directory):
+    create the contact (new customers only), the invoice, send it (sales invoices only), pay it."""
+    return BACKFILL_CALLS_PER_ORDER - (not new_customer) - (kind == "external_sales_invoice")
+
+
+def seconds_per_call(rate_limit: tuple[int, float]) -> float:
     limit, window = rate_limit
-    return BACKFILL_CALLS_PER_ORDER * window / limit
+    return window / limit
 
 
-def eta(remaining: int, rate_limit: tuple[int, float]) -> float:
-    return remaining * seconds_per_order(rate_limit)
+def seconds_per_order(rate_limit: tuple[int, float]) -> float:
+    """How long Moneybird's limit lets a new customer's order take, for the pacing."""
+    return BACKFILL_CALLS_PER_ORDER * seconds_per_call(rate_limit)
+
+
+def eta(
+    remaining: int, rate_limit: tuple[int, float], *, calls_each: float = BACKFILL_CALLS_PER_ORDER
+) -> float:
+    """Seconds for `remaining` orders at `calls_each` requests per order (calls × orders ÷ limit)."""
+    return remaining * calls_each * seconds_per_call(rate_limit)
 
 
 def default_outstanding(rate_limit: tuple[int, float]) -> int:
@@ -111,6 +157,7 @@ async def backfill(
         raise ValueError(f"--until ({until:%Y-%m-%d %H:%M}) must be after --since ({since:%Y-%m-%d %H:%M})")
     report = BackfillReport(since=since, until=until, dry_run=dry_run)
     rate = services.settings.rate_limit
+    report.known_emails = await _customers_with_contacts(services)
     bound = default_outstanding(rate) if max_outstanding is None else max_outstanding
     notify = progress or (lambda _: None)
     planner = await _planner(services) if dry_run else None
@@ -201,6 +248,7 @@ async def _plan_one(services: Services, planner: _Planner, order: Order, report:
         report.refusals.append(Refusal(order.id, order.display_number, str(exc)))
         return
     report.progress.queued += 1
+    report.count_calls(order, services.settings.invoice_kind)
     report.planned_total += plan.total
     report.would_book.append((order.id, order.display_number, plan.total))
 
@@ -240,9 +288,10 @@ async def _queue_one(services: Services, order: Order, report: BackfillReport) -
         if record.state in (OrderState.BEFORE_SINCE, OrderState.SKIPPED):
             values["state"] = OrderState.QUEUED.value
         await ledger.update_order(session, order.id, **values)
-        await ledger.add_event(session, order_id=order.id, step="backfill", message="queued by backfill")
+        await ledger.add_event(session, order_id=order.id, step="backfill", message=N_("queued by backfill"))
     await record_and_enqueue(order, sessions=services.sessions, redis=services.redis, reason=REASON)
     report.progress.queued += 1
+    report.count_calls(order, services.settings.invoice_kind)
     report.progress.waiting += 1
     report.queued_ids.append(order.id)
     report.pending_ids.add(order.id)
@@ -287,10 +336,16 @@ def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
         yield values[start : start + size]
 
 
+async def _customers_with_contacts(services: Services) -> set[str]:
+    async with services.sessions() as session:
+        return set((await session.execute(select(ContactRecord.email))).scalars())
+
+
 def _estimate(report: BackfillReport, rate: tuple[int, float]) -> None:
+    """The time left at Moneybird's limit: the orders still to book × what an order costs on average
+    so far (or a new customer's, before any is counted) ÷ the limit. A dry run's covers them all."""
     progress = report.progress
-    if report.dry_run:
-        progress.eta_seconds = None
-        return
     not_listed = max(0, progress.total - progress.listed)
-    progress.eta_seconds = eta(progress.waiting + not_listed, rate)
+    calls_each = progress.calls / progress.queued if progress.queued else BACKFILL_CALLS_PER_ORDER
+    remaining = progress.queued + not_listed if report.dry_run else progress.waiting + not_listed
+    progress.eta_seconds = eta(remaining, rate, calls_each=calls_each)

@@ -16,6 +16,7 @@ import structlog
 from app.booking.findings import note, resolve
 from app.booking.fingerprint import booked_version, differences, fingerprint
 from app.booking.walk import write_down
+from app.i18n import N_, Message
 from app.runtime import Services
 from app.schema import FindingKind, OrderRecord
 from app.woocommerce.models import Order
@@ -52,7 +53,7 @@ async def compare_with_booked(
             services,
             order_id=record.order_id,
             event="fingerprint",
-            message="recorded what the invoice booked, from the order as the shop has it now",
+            message=N_("recorded what the invoice booked, from the order as the shop has it now"),
             **booked_columns(version, digest),
         )
         return None
@@ -72,9 +73,12 @@ async def compare_with_booked(
         subject=subject,
         order_id=record.order_id,
         invoice_id=record.invoice_id,
-        message=(
-            f"order #{record.order_number} changed after it was booked as "
-            f"{record.invoice_number or record.invoice_id}: {what}; {then}"
+        message=Message(
+            "order #%(order)s changed after it was booked as %(invoice)s: %(what)s; %(then)s",
+            order=record.order_number,
+            invoice=record.invoice_number or record.invoice_id,
+            what=what,
+            then=then,
         ),
     )
     await resolve(

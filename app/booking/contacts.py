@@ -1,6 +1,7 @@
 """The Moneybird contact of an order: one per e-mail, kept true to the shop, healed when it is gone.
 
-    find      ledger cache → adopt by exact e-mail (without one: by customer id) → create
+    find      ledger cache → adopt by exact e-mail from the copy of Moneybird's contacts
+              (app.booking.contact_directory; without an e-mail: by customer id) → create
     update    CONTACT_UPDATES=true: a name, company, address, VAT number or phone that changed in
               the shop since woobird last wrote or adopted the contact → one PATCH of what changed
     e-mail    CONTACT_UPDATES=true: a registered customer ordering under a new address gets that
@@ -24,10 +25,12 @@ import structlog
 from sqlalchemy import select
 
 from app.booking import ledger
+from app.booking.contact_directory import ContactDirectory
 from app.booking.findings import note
 from app.booking.walk import BookingFailed, names_field
 from app.constants import CONTACT_LOCK_PREFIX
 from app.db import transaction
+from app.i18n import N_, Message
 from app.invoicing.contact import PlanContact, plan_contact
 from app.invoicing.vat import vat_number
 from app.jobs import LOCK_MARGIN_SECONDS, exclusively
@@ -125,9 +128,9 @@ async def ensure_contact(services: Services, contact: PlanContact, *, order_id: 
             return cached.contact_id, await _keep_in_step(services, cached, contact)
         if services.settings.contact_updates and email:
             await _note_changed_email(services, contact, email=email, order_id=order_id)
-        found = await _adopt(services, contact, email=email)
+        found = await _find(services, contact, email=email)
         if found is None:
-            created = await _create(services, contact)
+            created = await _create_new(services, contact, email=email)
             contact_id, done, details = created.id, f"created contact {created.id}", details_of(contact)
         else:
             contact_id, done, details = found.id, f"adopted contact {found.id}", details_in_moneybird(found)
@@ -151,6 +154,39 @@ async def _cached(services: Services, email: str) -> ContactRecord | None:
     async with services.sessions() as session:
         query = select(ContactRecord).where(ContactRecord.email == email)
         return (await session.execute(query)).scalar_one_or_none()
+
+
+def _directory(services: Services) -> ContactDirectory:
+    return ContactDirectory(
+        services.redis,
+        services.moneybird,
+        administration_id=services.settings.moneybird_administration_id,
+        contact_book_id=services.contact_book_id,
+    )
+
+
+async def _find(services: Services, contact: PlanContact, *, email: str) -> Contact | None:
+    """An active contact for this customer: from the copy of Moneybird's contacts when it can tell."""
+    if email:
+        copied = await _directory(services).contacts_for(email)
+        if copied is not None:
+            return copied[0] if copied else None
+    return await _adopt(services, contact, email=email)
+
+
+async def _create_new(services: Services, contact: PlanContact, *, email: str) -> Contact:
+    """`_create`, keeping the copy of Moneybird's contacts in step (see app.booking.contact_directory)."""
+    if not email:
+        return await _create(services, contact)
+    directory = _directory(services)
+    await directory.creating(email)
+    try:
+        created = await _create(services, contact)
+    except MoneybirdRejected:
+        await directory.created_nothing(email)  # refused: nothing was made
+        raise
+    await directory.created(email, created)
+    return created
 
 
 async def _adopt(services: Services, contact: PlanContact, *, email: str, gone: str = "") -> Contact | None:
@@ -261,11 +297,15 @@ async def _note_changed_email(services: Services, contact: PlanContact, *, email
         kind=FindingKind.EMAIL_CHANGED,
         subject=f"customer:{contact.customer_id}:{email}",
         order_id=order_id,
-        message=(
-            f"customer {contact.customer_id} orders under a new e-mail address ({mask_email(email)}; "
-            f"before: {mask_email(earlier.email)}): order {order_id} goes to the new address's own "
-            f"contact, their earlier invoices stay with contact {earlier.contact_id}. woobird does not "
-            "merge contacts: if they are one customer, merge them in Moneybird"
+        message=Message(
+            "customer %(customer)s orders under a new e-mail address (%(email)s; before: %(before)s): order "
+            "%(order)s goes to the new address's own contact, their earlier invoices stay with contact "
+            "%(contact)s. woobird does not merge contacts: if they are one customer, merge them in Moneybird",
+            customer=contact.customer_id,
+            email=mask_email(email),
+            before=mask_email(earlier.email),
+            order=order_id,
+            contact=earlier.contact_id,
         ),
     )
 
@@ -287,7 +327,11 @@ async def replace_contact(
         state = await _state_of(services, gone)
         if state == "active":
             raise BookingFailed(
-                f"Moneybird refused contact {gone}, which exists and is not archived: {refused.message}",
+                Message(
+                    "Moneybird refused contact %(contact)s, which exists and is not archived: %(error)s",
+                    contact=gone,
+                    error=refused.message,
+                ),
                 kind="rejected",
             )
         found = await _adopt(services, contact, email=email, gone=gone)
@@ -305,11 +349,16 @@ async def replace_contact(
                 details=details,
                 adopted=found is not None,
             )
-    what = "re-adopted" if found is not None else "created"
-    message = (
-        f"contact {gone} was {state} in Moneybird, so it refused order {order_id}'s document: woobird "
-        f"{what} contact {replacement} for the customer ({mask_email(email) or contact.customer_id}) and "
-        "books to it from now on; earlier invoices stay with the old contact"
+    message = Message(
+        "contact %(gone)s was %(state)s in Moneybird, so it refused order %(order)s's document: woobird "
+        "%(what)s contact %(contact)s for the customer (%(customer)s) and books to it from now on; earlier "
+        "invoices stay with the old contact",
+        gone=gone,
+        state=Message(state),
+        order=order_id,
+        what=Message(N_("re-adopted") if found is not None else N_("created")),
+        contact=replacement,
+        customer=mask_email(email) or contact.customer_id,
     )
     await _point_order(services, order_id=order_id, contact_id=replacement, message=message)
     await note(
@@ -326,8 +375,8 @@ async def _state_of(services: Services, contact_id: str) -> str:
     try:
         found = await services.moneybird.get_contact(contact_id, include_archived=True)
     except MoneybirdNotFound:
-        return "deleted"
-    return "archived" if found.archived else "active"
+        return N_("deleted")
+    return N_("archived") if found.archived else N_("active")
 
 
 async def _point_order(services: Services, *, order_id: int, contact_id: str, message: str = "") -> None:

@@ -37,6 +37,7 @@ from app.booking.shop_notes import queue_shop_note
 from app.booking.walk import MANUAL, BookingFailed, failing_on_refusal, is_open, write_down
 from app.constants import ORDER_LOCK_PREFIX
 from app.db import transaction
+from app.i18n import N_, Message
 from app.jobs import exclusively, retry_transient
 from app.metrics import JOBS
 from app.money import money
@@ -141,9 +142,13 @@ async def settle_invoice(services: Services, *, order_id: int, invoice_id: str, 
             services,
             kind=FindingKind.PAYMENT_MISMATCH,
             subject=f"{order_id}:{invoice_id}:ended",
-            message=f"invoice {number} of order {order.display_number} was paid in Moneybird, but the "
-            f"order is {order.status} in the shop: woobird leaves it so. Refund the customer, or restore "
-            "the order.",
+            message=Message(
+                "invoice %(number)s of order %(order)s was paid in Moneybird, but the order is %(status)s in "
+                "the shop: woobird leaves it so. Refund the customer, or restore the order.",
+                number=number,
+                order=order.display_number,
+                status=order.status,
+            ),
             order_id=order_id,
             invoice_id=invoice_id,
         )
@@ -153,7 +158,11 @@ async def settle_invoice(services: Services, *, order_id: int, invoice_id: str, 
         services,
         order_id=order_id,
         event="marking_paid",
-        message=f"invoice {number} paid in Moneybird ({reason}): marking the order paid",
+        message=Message(
+            "invoice %(number)s paid in Moneybird (%(reason)s): marking the order paid",
+            number=number,
+            reason=reason,
+        ),
         step=OrderStep.MARKING_PAID.value,
         payment_id=payment.id,
     )
@@ -194,11 +203,18 @@ async def _settled(
     reason: str,
 ) -> None:
     number = invoice.invoice_id or invoice.id
-    message = f"paid in Moneybird ({reason}); the order is {order.status} in the shop"
+    message = Message(
+        "paid in Moneybird (%(reason)s); the order is %(status)s in the shop",
+        reason=reason,
+        status=order.status,
+    )
     if order.date_paid_gmt is None:
         # WooCommerce sets date_paid only on the move into its payment-complete status.
-        message += (
-            ", without a paid date (WooCommerce sets one when the order moves to processing or completed)"
+        message = Message(
+            "paid in Moneybird (%(reason)s); the order is %(status)s in the shop, without a paid date "
+            "(WooCommerce sets one when the order moves to processing or completed)",
+            reason=reason,
+            status=order.status,
         )
     async with transaction(services.sessions) as session:
         await ledger.update_order(
@@ -230,14 +246,22 @@ async def report_mismatch(
     """A payment that does not settle the invoice: reported once per amount, never forced onto the order."""
     number = invoice.invoice_id or invoice.id
     total = invoice.total_price_incl_tax
-    what = "paid in part" if abs(received) < abs(total) else "paid more than its total"
+    what = N_("paid in part") if abs(received) < abs(total) else N_("paid more than its total")
     await note(
         services,
         kind=FindingKind.PAYMENT_MISMATCH,
         subject=f"{record.order_id}:{invoice.id}:{received}",
-        message=f"invoice {number} of order {record.order_number} is {what}: {money(received)} of "
-        f"{money(total)} {invoice.currency}. woobird leaves the order unpaid in the shop; settle the "
-        "difference in Moneybird (or mark the order paid by hand).",
+        message=Message(
+            "invoice %(number)s of order %(order)s is %(what)s: %(received)s of %(total)s %(currency)s. "
+            "woobird leaves the order unpaid in the shop; settle the difference in Moneybird (or mark the "
+            "order paid by hand).",
+            number=number,
+            order=record.order_number,
+            what=Message(what),
+            received=money(received),
+            total=money(total),
+            currency=invoice.currency,
+        ),
         order_id=record.order_id,
         invoice_id=invoice.id,
     )
@@ -246,9 +270,12 @@ async def report_mismatch(
 async def _shop_refused(services: Services, record: OrderRecord, *, number: str, error: str) -> str:
     """The shop refused to show or save the order: said on its row and alerted; it still awaits, so the
     next word from Moneybird (or `woobird` after the fix) tries again."""
-    message = (
-        f"invoice {number} is paid in Moneybird, but the shop refused to mark order {record.order_number} "
-        f"paid: {error}. Check PAID_ORDER_STATUS and the key's Read/Write permission, or mark it by hand."
+    message = Message(
+        "invoice %(number)s is paid in Moneybird, but the shop refused to mark order %(order)s paid: "
+        "%(error)s. Check PAID_ORDER_STATUS and the key's Read/Write permission, or mark it by hand.",
+        number=number,
+        order=record.order_number,
+        error=error,
     )
     await _event(services, record.order_id, "settle_failed", message)
     JOBS.labels(kind="settle", outcome="failed", connection=str(services.connection_id)).inc()
@@ -301,9 +328,14 @@ async def credit_open_invoice(services: Services, record: OrderRecord, *, order:
                 services,
                 kind=FindingKind.PAYMENT_MISMATCH,
                 subject=f"{record.order_id}:{original.id}:ended",
-                message=f"order {order.display_number} is {order.status} in the shop, but invoice {number} "
-                f"has payments of {money(money_received(original))}: woobird leaves it so. Credit it "
-                "and refund the customer in Moneybird.",
+                message=Message(
+                    "order %(order)s is %(status)s in the shop, but invoice %(number)s has payments of "
+                    "%(received)s: woobird leaves it so. Credit it and refund the customer in Moneybird.",
+                    order=order.display_number,
+                    status=order.status,
+                    number=number,
+                    received=money(money_received(original)),
+                ),
                 order_id=record.order_id,
                 invoice_id=original.id,
             )
@@ -312,7 +344,11 @@ async def credit_open_invoice(services: Services, record: OrderRecord, *, order:
             services,
             record.order_id,
             CREDITED_EVENT,
-            f"the order is {order.status}: crediting open invoice {number} in full",
+            Message(
+                "the order is %(status)s: crediting open invoice %(number)s in full",
+                status=order.status,
+                number=number,
+            ),
         )
         credit = await _credit_of(services, original)
         if credit.state == "draft":
@@ -320,9 +356,13 @@ async def credit_open_invoice(services: Services, record: OrderRecord, *, order:
         if is_open(credit) and is_open(original):
             credit = await moneybird.register_payment_creditinvoice(credit.id)
     credit_number = credit.invoice_id or credit.id
-    message = (
-        f"open invoice {number} credited in full as {credit_number} ({money(credit.total_price_incl_tax)}): "
-        f"the order is {order.status} in the shop"
+    message = Message(
+        "open invoice %(number)s credited in full as %(credit)s (%(total)s): "
+        "the order is %(status)s in the shop",
+        number=number,
+        credit=credit_number,
+        total=money(credit.total_price_incl_tax),
+        status=order.status,
     )
     async with transaction(services.sessions) as session:
         await ledger.update_order(session, record.order_id, state=OrderState.CREDITED.value, error=None)
@@ -331,7 +371,7 @@ async def credit_open_invoice(services: Services, record: OrderRecord, *, order:
         services,
         kind=FindingKind.OPEN_INVOICE_CREDITED,
         subject=f"{record.order_id}:{original.id}",
-        message=f"order {order.display_number}: {message}",
+        message=Message("order %(order)s: %(what)s", order=order.display_number, what=message),
         order_id=record.order_id,
         invoice_id=original.id,
     )

@@ -47,6 +47,7 @@ from app.booking.walk import (
 )
 from app.constants import ORDER_LOCK_PREFIX
 from app.db import transaction
+from app.i18n import N_, Message
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanRefused, plan_invoice
 from app.jobs import exclusively, retry_transient
@@ -81,7 +82,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         order = await services.shop.get_order(order_id)
     except WooCommerceNotFound:
         await _finish(
-            services, order_id, state=OrderState.SKIPPED, message="the order no longer exists in the shop"
+            services, order_id, state=OrderState.SKIPPED, message=N_("the order no longer exists in the shop")
         )
         return OrderState.SKIPPED
     except WooCommerceTransient:
@@ -89,7 +90,9 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
     except WooCommerceError as exc:
         # The shop refused the key, or sent something that is not an order: a person must look.
         await _fail(
-            services, order_id, BookingFailed(f"the shop's order could not be read: {exc}", kind="shop")
+            services,
+            order_id,
+            BookingFailed(Message("the shop's order could not be read: %(error)s", error=exc), kind="shop"),
         )
         JOBS.labels(kind="order", outcome="failed", connection=str(services.connection_id)).inc()
         return OrderState.FAILED
@@ -191,13 +194,15 @@ async def _seen_booked(
     """A booked order seen again: compare it with what was booked; a rebooking when it is due."""
     rebooks = services.settings.order_changes == "rebook"
     if not rebooks:
-        then = (
+        then = N_(
             "the invoice still has the booked figures: correct it in Moneybird, or set ORDER_CHANGES=rebook"
         )
     elif verdict.ok:
-        then = "woobird credits that invoice in full and books the order as it is now (ORDER_CHANGES=rebook)"
+        then = N_(
+            "woobird credits that invoice in full and books the order as it is now (ORDER_CHANGES=rebook)"
+        )
     else:
-        then = f"it is not rebooked while it does not qualify: {verdict.reason}"
+        then = Message("it is not rebooked while it does not qualify: %(reason)s", reason=verdict.reason)
     changed = await compare_with_booked(services, record, order, then=then)
     if changed is None or not rebooks or not verdict.ok:
         return None
@@ -229,7 +234,7 @@ async def _record_for(services: Services, order: Order) -> OrderRecord:
 
 
 async def _plan(services: Services, order: Order, *, unpaid: bool = False) -> InvoicePlan:
-    with failing_on_refusal("reading the administration"):
+    with failing_on_refusal(N_("reading the administration")):
         reference = await services.reference.get(services.moneybird)
     options = replace(services.plan_options(), products=await load_catalogue(services), unpaid=unpaid)
     try:
@@ -252,7 +257,12 @@ async def _start(
             attempts=record.attempts + 1,
             date_paid=order.date_paid_gmt,
         )
-        await ledger.add_event(session, order_id=order.id, step="started", message=f"booking ({reason})")
+        await ledger.add_event(
+            session,
+            order_id=order.id,
+            step="started",
+            message=Message("booking (%(reason)s)", reason=Message(reason)),
+        )
 
 
 async def _book(
@@ -263,7 +273,7 @@ async def _book(
             services, order_id=order_id, contact=plan.contact, gone=gone, refused=refused
         )
 
-    with failing_on_refusal("the order"):
+    with failing_on_refusal(N_("the order")):
         contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
         entry = InvoiceProgress(services, order_id=order_id)
         if open_invoice:
@@ -298,7 +308,7 @@ async def _paid_meanwhile(services: Services, order_id: int, failure: BookingFai
 class InvoiceProgress(LedgerProgress):
     """The booking walk's view of an order's ledger row: the order's invoice and its steps."""
 
-    noun = "invoice"
+    noun = N_("invoice")
     event = "invoice"
     steps = INVOICE_STEPS
     columns = ("invoice_id", "invoice_number", "payment_id")
@@ -361,14 +371,25 @@ async def _booked(
     """Write the booking down: a paid invoice (`booked`), or an open one (`awaiting_payment`)."""
     report = vat_report(plan, invoice)
     differences = [row for row in report if Decimal(row["difference"]) != 0]
-    message = f"booked as {number_of(invoice)}, total {money(invoice.total_price_incl_tax)}"
-    if open_invoice:
-        message = f"booked as open invoice {number_of(invoice)}, total {money(invoice.total_price_incl_tax)}"
-        message += ", awaiting payment"
-    if differences:
-        message += "; VAT differs from the shop's: " + ", ".join(
-            f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences
+    booked = {"number": number_of(invoice), "total": money(invoice.total_price_incl_tax)}
+    rates = ", ".join(f"rate {row['tax_rate_id']}: {row['difference']}" for row in differences)
+    if open_invoice and differences:
+        message = Message(
+            "booked as open invoice %(number)s, total %(total)s, awaiting payment; "
+            "VAT differs from the shop's: %(rates)s",
+            rates=rates,
+            **booked,
         )
+    elif open_invoice:
+        message = Message("booked as open invoice %(number)s, total %(total)s, awaiting payment", **booked)
+    elif differences:
+        message = Message(
+            "booked as %(number)s, total %(total)s; VAT differs from the shop's: %(rates)s",
+            rates=rates,
+            **booked,
+        )
+    else:
+        message = Message("booked as %(number)s, total %(total)s", **booked)
     async with transaction(services.sessions) as session:
         record = await ledger.get_order(session, order.id)
         await ledger.update_order(

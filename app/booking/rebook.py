@@ -43,6 +43,7 @@ from app.booking.walk import (
 )
 from app.constants import INVOICE_REFERENCE_PREFIX
 from app.db import transaction
+from app.i18n import N_
 from app.invoicing.plan import InvoicePlan, local_date
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
@@ -135,7 +136,7 @@ async def credit_old_invoice(services: Services, rebooking: Rebooking, *, order:
         await _set(services, rebooking, contact_id=replacement)  # a lost answer is looked for under it
         return replacement
 
-    with failing_on_refusal("the credit invoice"):
+    with failing_on_refusal(N_("the credit invoice")):
         old = await kind.get(services.moneybird, rebooking.old_invoice_id)
         contact_id = rebooking.contact_id or old.contact_id
         if contact_id is None:
@@ -260,7 +261,7 @@ def _quantity(decimal: Decimal | None, text: str | None) -> Decimal:
 class RebookCreditProgress(LedgerProgress):
     """The booking walk's view of a rebooking's row: the old invoice's credit and its steps."""
 
-    noun = "credit invoice"
+    noun = N_("credit invoice")
     event = "rebook_credit"
     steps: Steps = CREDIT_STEPS
     columns = ("credit_invoice_id", "credit_invoice_number", "payment_id")

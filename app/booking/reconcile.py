@@ -48,6 +48,7 @@ from app.constants import (
     WEBHOOK_PATH,
 )
 from app.db import transaction
+from app.i18n import Message
 from app.queue import connection_key, connection_kwargs, enqueue_each, order_job
 from app.redaction import scrub
 from app.runtime import Services, Stores, services_of
@@ -375,13 +376,18 @@ async def _reactivate(services: Services, hook: Webhook) -> WebhookCheck:
     try:
         updated = await services.shop.update_webhook(hook.id, status="active")
     except WooCommerceError as exc:
-        problem = f"webhook {hook.id} is disabled and could not be re-activated: {exc}"
+        problem = Message(
+            "webhook %(webhook)s is disabled and could not be re-activated: %(error)s",
+            webhook=hook.id,
+            error=exc,
+        )
         log.error("webhook disabled", webhook_id=hook.id, error=str(exc))
         await send_alert(services, cause=f"webhook-reactivation-failed:{hook.id}", message=problem)
         return WebhookCheck(found=True, webhook_id=hook.id, status=hook.status, problem=problem)
-    message = (
-        f"WooCommerce had disabled webhook {hook.id} after failed deliveries; woobird re-activated it "
-        "(reconciliation picked up any orders it missed)"
+    message = Message(
+        "WooCommerce had disabled webhook %(webhook)s after failed deliveries; woobird re-activated it "
+        "(reconciliation picked up any orders it missed)",
+        webhook=hook.id,
     )
     log.warning("webhook re-activated", webhook_id=hook.id, status=updated.status)
     await send_alert(services, cause=f"webhook-reactivated:{hook.id}", message=message)

@@ -5,7 +5,9 @@ persistence, a FLUSHALL or a failover to an empty replica drops every queued job
 in-progress key and every lock. The reconciliation pass queues the waiting ledger rows again, but
 only every RECONCILE_INTERVAL_SECONDS (300 by default), and rows in `booking` only once they are
 older than any job could run. So Redis also carries a marker key, and every worker looks for it
-each REDIS_MARKER_CHECK_SECONDS (one GET):
+each REDIS_MARKER_CHECK_SECONDS (one GET) — while it has something Redis could lose; an idle
+process (a worker with an empty queue, a web process that queued nothing for a while) looks only
+each REDIS_MARKER_IDLE_CHECK_SECONDS, since a loss then costs nothing:
 
     marker as last seen    nothing to do
     marker missing         Redis lost its data: write a new marker (SET NX, so one process wins)
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,10 +39,17 @@ from app import schema
 from app.booking import ledger
 from app.booking.reconcile import requeue_waiting
 from app.booking.refunds import requeue_refunds
-from app.constants import REDIS_LOSS_GRACE_SECONDS, REDIS_MARKER_CHECK_SECONDS, REDIS_MARKER_KEY
+from app.constants import (
+    REDIS_LOSS_GRACE_SECONDS,
+    REDIS_MARKER_CHECK_SECONDS,
+    REDIS_MARKER_IDLE_CHECK_SECONDS,
+    REDIS_MARKER_KEY,
+)
 from app.db import transaction
 from app.held_locks import retake
+from app.queue import queued_within
 from app.runtime import Stores
+from app.wake import QUEUE_IDLE
 
 log = structlog.get_logger("woobird.redis")
 
@@ -68,7 +78,10 @@ class RedisMarker:
         redis = services.redis
         # A connection Redis dropped when it restarted can hang until the socket timeout and its
         # retries; give up on it sooner and look again on the next tick, on a fresh connection.
-        current = await asyncio.wait_for(redis.get(REDIS_MARKER_KEY), MARKER_LOOK_TIMEOUT_SECONDS)
+        # (asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation that
+        # stops the watch, and the process's shutdown then waits for it forever.)
+        async with asyncio.timeout(MARKER_LOOK_TIMEOUT_SECONDS):
+            current = await redis.get(REDIS_MARKER_KEY)
         if current is not None and current == self.seen:
             return None
         if current is None:
@@ -128,16 +141,29 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-async def watch(stores: Callable[[], Stores | None], *, every: float = REDIS_MARKER_CHECK_SECONDS) -> None:
-    """Look for the marker every `every` seconds for as long as the process runs.
+def _always() -> bool:
+    return True
+
+
+async def watch(
+    stores: Callable[[], Stores | None],
+    *,
+    every: float = REDIS_MARKER_CHECK_SECONDS,
+    busy: Callable[[], bool] = _always,
+    idle_every: float = REDIS_MARKER_IDLE_CHECK_SECONDS,
+) -> None:
+    """Look for the marker every `every` seconds while `busy()`, else every `idle_every`, for as
+    long as the process runs.
 
     `stores` gives what the process holds now (None: the worker waits for the set-up wizard).
     """
     marker = RedisMarker()
     failing = False
+    looked = float("-inf")
     while True:
         services = stores()
-        if services is not None:
+        if services is not None and (busy() or time.monotonic() - looked >= idle_every):
+            looked = time.monotonic()
             try:
                 await marker.check(services)
                 failing = False
@@ -149,12 +175,22 @@ async def watch(stores: Callable[[], Stores | None], *, every: float = REDIS_MAR
 
 
 def start_watching(ctx: dict[str, Any]) -> None:
-    """The worker's watch (arq's on_startup): with whatever services the worker holds at each look."""
-    ctx[WATCH_TASK] = watching(lambda: ctx.get("services"))
+    """The worker's watch (arq's on_startup): with whatever services the worker holds at each look;
+    busy unless its queue is empty and it runs nothing (app.wake.WakingWorker says so)."""
+    ctx[WATCH_TASK] = watching(
+        lambda: ctx.get("services"), busy=lambda: not ctx.get(QUEUE_IDLE, False) or queued_recently()
+    )
 
 
-def watching(stores: Callable[[], Stores | None]) -> asyncio.Task[None]:
-    return asyncio.create_task(watch(stores), name="woobird redis marker")
+def queued_recently() -> bool:
+    """The web process's measure of busy: it queued a job within the idle look's interval."""
+    return queued_within(REDIS_MARKER_IDLE_CHECK_SECONDS)
+
+
+def watching(
+    stores: Callable[[], Stores | None], *, busy: Callable[[], bool] = _always
+) -> asyncio.Task[None]:
+    return asyncio.create_task(watch(stores, busy=busy), name="woobird redis marker")
 
 
 async def stop_watching(ctx: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ from app.booking.walk import (
 from app.connection_scope import connection_of, connection_of_sessions
 from app.constants import REFUND_LOCK_PREFIX, REQUEUE_BATCH
 from app.db import transaction
+from app.i18n import N_, WORDS, Message
 from app.invoicing.refund_plan import CreditPlan, CreditRefused, plan_credit
 from app.jobs import exclusively, retry_transient
 from app.metrics import JOBS
@@ -165,7 +166,7 @@ async def _insert_refund(session: AsyncSession, *, order_id: int, refund: Refund
             order_id=order_id,
             refund_id=refund.id,
             step="refund",
-            message=f"refund of {money(refund.amount)}: {what}",
+            message=Message("refund of %(amount)s: %(what)s", amount=money(refund.amount), what=what),
         )
 
 
@@ -189,14 +190,18 @@ async def _refund_deleted(services: Services, record: RefundRecord) -> None:
     credited = record.credit_invoice_id is not None or record.step is not None
     if credited:
         credit = record.credit_invoice_number or record.credit_invoice_id or "(check Moneybird)"
-        message = (
-            f"refund {record.refund_id} of order {record.order_id} was deleted in WooCommerce after woobird "
-            f"credited it (credit invoice {credit}); the credit invoice stays — if the refund was a mistake, "
-            "reverse it in Moneybird"
+        message = Message(
+            "refund %(refund)s of order %(order)s was deleted in WooCommerce after woobird credited it "
+            "(credit invoice %(credit)s); the credit invoice stays — if the refund was a mistake, reverse it "
+            "in Moneybird",
+            refund=record.refund_id,
+            order=record.order_id,
+            credit=credit,
         )
     else:
-        message = (
-            f"refund {record.refund_id} was deleted in WooCommerce before it was credited; nothing to undo"
+        message = Message(
+            "refund %(refund)s was deleted in WooCommerce before it was credited; nothing to undo",
+            refund=record.refund_id,
         )
     async with transaction(services.sessions) as session:
         await session.execute(
@@ -298,7 +303,7 @@ async def _wait(services: Services, *, order_id: int, refund_id: int, record: Re
             order_id=order_id,
             refund_id=refund_id,
             event="refund",
-            message="waiting for the order to be booked",
+            message=N_("waiting for the order to be booked"),
             state=RefundState.WAITING.value,
         )
     log.info("refund waits for its order to be booked", order_id=order_id, refund_id=refund_id)
@@ -319,7 +324,11 @@ async def _start(services: Services, *, order_id: int, refund: Refund, reason: s
             )
         )
         await ledger.add_event(
-            session, order_id=order_id, refund_id=refund.id, step="started", message=f"crediting ({reason})"
+            session,
+            order_id=order_id,
+            refund_id=refund.id,
+            step="started",
+            message=Message("crediting (%(reason)s)", reason=Message(reason)),
         )
     record = await _load(services, refund.id)
     assert record is not None
@@ -345,7 +354,7 @@ async def _credit(
             services, order_id=order.id, contact=customer, gone=gone, refused=refused
         )
 
-    with failing_on_refusal("the credit invoice"):
+    with failing_on_refusal(N_("the credit invoice")):
         contact_id = await _contact_id(services, order_record)
         entry = CreditProgress(services, order_id=record.order_id, refund_id=record.refund_id)
         return await walk(services, entry, plan=plan, contact_id=contact_id, replace_contact=replace)
@@ -354,7 +363,7 @@ async def _credit(
 class CreditProgress(LedgerProgress):
     """The booking walk's view of a refund's ledger row: the refund's credit invoice and its steps."""
 
-    noun = "credit invoice"
+    noun = N_("credit invoice")
     event = "credit"
     steps = CREDIT_STEPS
     columns = ("credit_invoice_id", "credit_invoice_number", "payment_id")
@@ -424,9 +433,13 @@ async def _booked(services: Services, *, plan: CreditPlan, credit: Invoice, agai
         await alert(
             services,
             cause=f"refund-deleted:{plan.refund_id}",
-            message=f"refund {plan.refund_id} of order #{plan.order_number} was deleted in WooCommerce while "
-            f"woobird credited it as {number_of(credit)}; reverse the credit invoice in Moneybird if it was "
-            "a mistake",
+            message=Message(
+                "refund %(refund)s of order #%(order)s was deleted in WooCommerce while woobird credited it "
+                "as %(credit)s; reverse the credit invoice in Moneybird if it was a mistake",
+                refund=plan.refund_id,
+                order=plan.order_number,
+                credit=number_of(credit),
+            ),
         )
         return RefundState.DELETED.value
     await queue_shop_note(
@@ -457,6 +470,11 @@ async def _fail(services: Services, *, order_id: int, refund_id: int, failure: B
     await alert(
         services,
         cause=f"refund-failed:{refund_id}",
-        message=f"refund {refund_id} of order {order_id} could not be credited in Moneybird "
-        f"({failure.kind}): {failure}",
+        message=Message(
+            "refund %(refund)s of order %(order)s could not be credited in Moneybird (%(kind)s): %(reason)s",
+            refund=refund_id,
+            order=order_id,
+            kind=Message(WORDS.get(failure.kind, failure.kind)),
+            reason=str(failure),
+        ),
     )

@@ -13,6 +13,7 @@ order anyway, woobird finds the order booked and unchanged, and does nothing.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Final, Literal
 
 import structlog
@@ -23,6 +24,7 @@ from app.alerts import alert
 from app.booking import ledger
 from app.constants import ENVIRONMENT_CONNECTION_ID, JOB_SHOP_NOTE
 from app.db import transaction
+from app.i18n import LANGUAGES, N_, Language, Message, catalog, money_text, translate
 from app.jobs import retry_transient
 from app.metrics import JOBS
 from app.moneybird.links import document_url
@@ -36,26 +38,27 @@ NoteKind = Literal[
     "invoice", "refund_credit", "rebooking_credit", "open_invoice", "invoice_paid", "open_invoice_credited"
 ]
 
-# What the note says per kind of document. `replaces` is the invoice a full credit cancels.
+# What the note says per kind of document, in the LANGUAGE setting's language (the shop owner reads
+# it in wp-admin). `replaces` is the invoice a full credit cancels.
 NOTE_TEXTS: Final[dict[str, str]] = {
-    "invoice": "woobird booked this order in Moneybird as invoice {number}, total {total}: {link}",
-    "refund_credit": (
-        "woobird booked the refund in Moneybird as credit invoice {number}, total {total}: {link}"
+    "invoice": N_("woobird booked this order in Moneybird as invoice %(number)s, total %(total)s: %(link)s"),
+    "refund_credit": N_(
+        "woobird booked the refund in Moneybird as credit invoice %(number)s, total %(total)s: %(link)s"
     ),
-    "rebooking_credit": (
-        "woobird credited invoice {replaces} in full in Moneybird as credit invoice {number}, "
-        "total {total}, and books the order again as it is now: {link}"
+    "rebooking_credit": N_(
+        "woobird credited invoice %(replaces)s in full in Moneybird as credit invoice %(number)s, "
+        "total %(total)s, and books the order again as it is now: %(link)s"
     ),
-    "open_invoice": (
-        "woobird booked this order in Moneybird as open invoice {number}, total {total}, awaiting "
-        "payment: {link}"
+    "open_invoice": N_(
+        "woobird booked this order in Moneybird as open invoice %(number)s, total %(total)s, awaiting "
+        "payment: %(link)s"
     ),
-    "invoice_paid": (
-        "woobird: invoice {number} ({total}) was paid in Moneybird, so the order is marked paid: {link}"
+    "invoice_paid": N_(
+        "woobird: invoice %(number)s (%(total)s) was paid in Moneybird, so the order is marked paid: %(link)s"
     ),
-    "open_invoice_credited": (
-        "woobird credited open invoice {replaces} in full in Moneybird as credit invoice {number}, total "
-        "{total}, because the order ended unpaid: {link}"
+    "open_invoice_credited": N_(
+        "woobird credited open invoice %(replaces)s in full in Moneybird as credit invoice %(number)s, "
+        "total %(total)s, because the order ended unpaid: %(link)s"
     ),
 }
 # A second note about the same document says something new: it is told apart by its own words, not
@@ -75,15 +78,22 @@ def note_job_id(order_id: int, document_id: str, kind: str = "invoice") -> str:
     return f"shop-note:{order_id}:{document_id}{tail}"
 
 
-def note_marker(kind: str, link: str) -> str:
-    """What a note already written about this document (and kind) is found by."""
+def note_markers(kind: str, link: str) -> tuple[str, ...]:
+    """What a note already written about this document (and kind) is found by: for a second note its
+    own words in either language (LANGUAGE may have changed since), else the link."""
     if kind in _SECOND_NOTES:
-        return NOTE_TEXTS[kind].split("{link}")[0].split("}")[-1] + link
-    return link
+        return tuple(
+            catalog(language).gettext(NOTE_TEXTS[kind]).split("%(link)s")[0].split(")s")[-1] + link
+            for language in LANGUAGES
+        )
+    return (link,)
 
 
-def note_text(*, kind: str, number: str, total: str, currency: str, link: str, replaces: str = "") -> str:
-    return NOTE_TEXTS[kind].format(number=number, total=f"{currency} {total}", link=link, replaces=replaces)
+def note_text(
+    *, kind: str, number: str, total: str, currency: str, link: str, language: Language, replaces: str = ""
+) -> str:
+    amount = money_text(Decimal(total), language, currency=currency)
+    return translate(language, NOTE_TEXTS[kind], number=number, total=amount, link=link, replaces=replaces)
 
 
 async def queue_shop_note(
@@ -167,42 +177,70 @@ async def write_shop_note_job(
     if not services.settings.shop_notes:
         return "shop notes are off (SHOP_NOTES=false)"
     link = document_url(services.settings, document_id)
-    text = note_text(kind=kind, number=number, total=total, currency=currency, link=link, replaces=replaces)
+    text = note_text(
+        kind=kind,
+        number=number,
+        total=total,
+        currency=currency,
+        link=link,
+        language=services.settings.language,
+        replaces=replaces,
+    )
     return await write_shop_note(
-        services, order_id=order_id, document_id=document_id, link=note_marker(kind, link), text=text
+        services, order_id=order_id, document_id=document_id, markers=note_markers(kind, link), text=text
     )
 
 
 async def write_shop_note(
-    services: Services, *, order_id: int, document_id: str, link: str, text: str
+    services: Services, *, order_id: int, document_id: str, markers: tuple[str, ...], text: str
 ) -> str:
-    """Write the note unless the order already has one linking the document; returns what happened."""
+    """Write the note unless the order already has one linking the document (found by any of
+    `markers`); returns what happened."""
     try:
         existing = next(
-            (note for note in await services.shop.list_order_notes(order_id) if link in note.note), None
+            (
+                note
+                for note in await services.shop.list_order_notes(order_id)
+                if any(marker in note.note for marker in markers)
+            ),
+            None,
         )
         if existing is not None:
-            outcome = f"note {existing.id} about {document_id} was already on the order"
+            outcome = Message(
+                "note %(note)s about %(document)s was already on the order",
+                note=existing.id,
+                document=document_id,
+            )
         else:
             written = await services.shop.add_order_note(order_id, text)
-            outcome = f"note {written.id} about {document_id} added to the order"
+            outcome = Message(
+                "note %(note)s about %(document)s added to the order", note=written.id, document=document_id
+            )
     except WooCommerceTransient:
         raise
     except WooCommerceNotFound:
-        outcome = f"no note about {document_id}: the order no longer exists in the shop"
+        outcome = Message(
+            "no note about %(document)s: the order no longer exists in the shop", document=document_id
+        )
         await _record(services, order_id=order_id, step=NOTE_REFUSED_EVENT, message=outcome)
         JOBS.labels(kind="shop_note", outcome="failed", connection=str(services.connection_id)).inc()
         return outcome
     except WooCommerceError as exc:
-        outcome = f"no note about {document_id}: the shop refused it ({exc})"
+        outcome = Message(
+            "no note about %(document)s: the shop refused it (%(error)s)", document=document_id, error=exc
+        )
         await _record(services, order_id=order_id, step=NOTE_REFUSED_EVENT, message=outcome)
         log.warning("shop note refused", order_id=order_id, document_id=document_id, error=str(exc))
         JOBS.labels(kind="shop_note", outcome="failed", connection=str(services.connection_id)).inc()
         await alert(
             services,
             cause=NOTES_REFUSED_CAUSE,
-            message=f"the shop refused woobird's note on order {order_id} ({exc}). Notes need a "
-            "Read/Write key; SHOP_NOTES=false stops woobird writing them. Bookings go on either way.",
+            message=Message(
+                "the shop refused woobird's note on order %(order)s (%(error)s). Notes need a Read/Write "
+                "key; SHOP_NOTES=false stops woobird writing them. Bookings go on either way.",
+                order=order_id,
+                error=exc,
+            ),
         )
         return outcome
     await _record(services, order_id=order_id, step=NOTE_WRITTEN_EVENT, message=outcome)

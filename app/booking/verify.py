@@ -39,6 +39,7 @@ from app import schema
 from app.booking import ledger
 from app.booking.findings import note, resolve
 from app.constants import JOB_VERIFY
+from app.i18n import N_, Message
 from app.money import money
 from app.moneybird.client import InvoiceKind, Standing
 from app.report import REPORT_TIMEZONE, month_bounds
@@ -83,8 +84,12 @@ class Booked:
 
     @property
     def name(self) -> str:
-        label = "credit invoice" if self.what != "invoice" else "invoice"
-        return f"{label} {self.number or self.invoice_id} of order #{self.order_number}"
+        number = self.number or self.invoice_id
+        if self.what != "invoice":
+            return Message(
+                "credit invoice %(number)s of order #%(order)s", number=number, order=self.order_number
+            )
+        return Message("invoice %(number)s of order #%(order)s", number=number, order=self.order_number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +201,7 @@ BOOKED_SOURCES = (
         booked_states=(RefundState.BOOKED.value, RefundState.DELETED.value),
         order_by=(RefundRecord.refund_id,),
         in_month=lambda start, end: and_(RefundRecord.created_at >= start, RefundRecord.created_at < end),
-        what=lambda row: f"credit invoice of refund {row.refund_id}",
+        what=lambda row: Message("credit invoice of refund %(refund)s", refund=row.refund_id),
         refund_id=lambda row: int(row.refund_id),
     ),
     BookedSource(
@@ -209,7 +214,7 @@ BOOKED_SOURCES = (
         booked_states=(RebookState.BOOKING.value, RebookState.DONE.value),
         order_by=(Rebooking.order_id, Rebooking.version),
         in_month=lambda start, end: and_(Rebooking.created_at >= start, Rebooking.created_at < end),
-        what=lambda row: "credit invoice of the rebooking",
+        what=lambda row: N_("credit invoice of the rebooking"),
     ),
 )
 
@@ -281,9 +286,13 @@ def compare(booked: Booked, held: Standing | None) -> list[Drift]:
                 FindingKind.INVOICE_DELETED,
                 booked,
                 None,
-                f"{booked.name} ({booked.what}, {money(booked.total)}) is no longer in Moneybird: "
-                "it was deleted there, so the books miss it; put it back in Moneybird, or mark this "
-                "done once the books are right",
+                Message(
+                    "%(document)s (%(what)s, %(total)s) is no longer in Moneybird: it was deleted there, so "
+                    "the books miss it; put it back in Moneybird, or mark this done once the books are right",
+                    document=booked.name,
+                    what=booked.what,
+                    total=money(booked.total),
+                ),
             )
         ]
     drifts = []
@@ -293,8 +302,14 @@ def compare(booked: Booked, held: Standing | None) -> list[Drift]:
                 FindingKind.INVOICE_CHANGED,
                 booked,
                 held,
-                f"{booked.name} now totals {money(held.total)} in Moneybird, booked as "
-                f"{money(booked.total)} (difference {money(held.total - booked.total)})",
+                Message(
+                    "%(document)s now totals %(total)s in Moneybird, booked as %(booked)s "
+                    "(difference %(difference)s)",
+                    document=booked.name,
+                    total=money(held.total),
+                    booked=money(booked.total),
+                    difference=money(held.total - booked.total),
+                ),
             )
         )
     if not held.paid:
@@ -303,9 +318,13 @@ def compare(booked: Booked, held: Standing | None) -> list[Drift]:
                 FindingKind.INVOICE_REOPENED,
                 booked,
                 held,
-                f"{booked.name} is no longer paid in Moneybird (state {held.state}, "
-                f"{money(held.unpaid)} unpaid), though the customer paid in the shop: a payment was "
-                "removed or the total changed",
+                Message(
+                    "%(document)s is no longer paid in Moneybird (state %(state)s, %(unpaid)s unpaid), "
+                    "though the customer paid in the shop: a payment was removed or the total changed",
+                    document=booked.name,
+                    state=held.state,
+                    unpaid=money(held.unpaid),
+                ),
             )
         )
     return drifts

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.booking import ledger
 from app.booking.documents import DocumentPlan, external_invoice_body, sales_invoice_body
 from app.db import transaction
+from app.i18n import N_, Message
 from app.money import money
 from app.moneybird.client import MoneybirdClient
 from app.moneybird.errors import MoneybirdConfigurationError, MoneybirdRejected
@@ -217,7 +218,7 @@ MANUAL = SalesInvoiceSending(delivery_method="Manual")
 
 
 class SalesInvoices:
-    made = "draft"
+    made = N_("draft")
 
     async def get(self, moneybird: MoneybirdClient, invoice_id: str) -> Invoice:
         return await moneybird.get_sales_invoice(invoice_id)
@@ -240,7 +241,7 @@ class SalesInvoices:
 
 
 class ExternalSalesInvoices:
-    made = "external"
+    made = N_("external")
 
     async def get(self, moneybird: MoneybirdClient, invoice_id: str) -> Invoice:
         return await moneybird.get_external_sales_invoice(invoice_id)
@@ -294,9 +295,14 @@ def failing_on_refusal(what: str) -> Iterator[None]:
     try:
         yield
     except MoneybirdConfigurationError as exc:
-        raise BookingFailed(f"Moneybird refused woobird's access: {exc}", kind="configuration") from exc
+        raise BookingFailed(
+            Message("Moneybird refused woobird's access: %(error)s", error=exc), kind="configuration"
+        ) from exc
     except MoneybirdRejected as exc:
-        raise BookingFailed(f"Moneybird rejected {what}: {exc.message}", kind="rejected") from exc
+        raise BookingFailed(
+            Message("Moneybird rejected %(what)s: %(error)s", what=Message(what), error=exc.message),
+            kind="rejected",
+        ) from exc
 
 
 # ── the walk ─────────────────────────────────────────────────────────────────────────────────
@@ -332,9 +338,15 @@ async def walk(
         )
     if invoice.total_price_incl_tax != plan.total:
         raise BookingFailed(
-            f"Moneybird computed {money(invoice.total_price_incl_tax)} {plan.currency} for {entry.noun} "
-            f"{invoice.id} where the shop's figure is {money(plan.total)}; it was left in Moneybird for "
-            "inspection — nothing was booked as paid",
+            Message(
+                "Moneybird computed %(total)s %(currency)s for %(document)s %(id)s where the shop's figure "
+                "is %(shop)s; it was left in Moneybird for inspection — nothing was booked as paid",
+                total=money(invoice.total_price_incl_tax),
+                currency=plan.currency,
+                document=Message(entry.noun),
+                id=invoice.id,
+                shop=money(plan.total),
+            ),
             kind="mismatch",
         )
     sent = await kind.send_draft(moneybird, invoice, sending)
@@ -342,7 +354,11 @@ async def walk(
         invoice = sent
         await entry.write(
             event="sent",
-            message=f"sent ({sending.delivery_method}) as {number_of(invoice)}",
+            message=(
+                Message("sent (Email) as %(number)s", number=number_of(invoice))
+                if sending.delivery_method == "Email"
+                else Message("sent (Manual) as %(number)s", number=number_of(invoice))
+            ),
             step=entry.steps.sent,
             number=number_of(invoice),
         )
@@ -372,7 +388,9 @@ async def _existing(
     if found is not None:
         await entry.write(
             event="adopted",
-            message=f"adopted {entry.noun} {found.id} by reference",
+            message=Message(
+                "adopted %(document)s %(id)s by reference", document=Message(entry.noun), id=found.id
+            ),
             step=entry.steps.created,
             invoice_id=found.id,
         )
@@ -388,7 +406,7 @@ async def _create(
     contact_id: str,
     replace_contact: ReplaceContact | None,
 ) -> Invoice:
-    await entry.write(event=entry.event, message="creating", step=entry.steps.creating)
+    await entry.write(event=entry.event, message=N_("creating"), step=entry.steps.creating)
     try:
         invoice = await kind.create(services.moneybird, plan, contact_id=contact_id)
     except MoneybirdRejected as refused:
@@ -398,7 +416,12 @@ async def _create(
         invoice = await kind.create(services.moneybird, plan, contact_id=replacement)
     await entry.write(
         event=entry.event,
-        message=f"created {kind.made} {entry.noun} {invoice.id}",
+        message=Message(
+            "created %(made)s %(document)s %(id)s",
+            made=Message(kind.made),
+            document=Message(entry.noun),
+            id=invoice.id,
+        ),
         step=entry.steps.created,
         invoice_id=invoice.id,
         number=number_of(invoice),
@@ -428,12 +451,12 @@ async def _pay(
             made = invoice.payments[-1]
             await entry.write(
                 event="adopted",
-                message=f"adopted payment {made.id} of {money(made.price)}",
+                message=Message("adopted payment %(id)s of %(amount)s", id=made.id, amount=money(made.price)),
                 step=entry.steps.paid,
                 payment_id=made.id,
             )
         return None
-    await entry.write(event="payment", message="registering", step=entry.steps.paying)
+    await entry.write(event="payment", message=N_("registering"), step=entry.steps.paying)
     payment = await kind.pay(
         services.moneybird,
         invoice.id,
@@ -445,7 +468,7 @@ async def _pay(
     )
     await entry.write(
         event="payment",
-        message=f"paid {money(payment.price)} ({payment.id})",
+        message=Message("paid %(amount)s (%(id)s)", amount=money(payment.price), id=payment.id),
         step=entry.steps.paid,
         payment_id=payment.id,
     )

@@ -14,9 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from app.booking.backfill import BackfillProgress, BackfillReport, backfill, seconds_per_order
+from app.booking.backfill import BackfillProgress, BackfillReport, backfill, calls_per_order
 from app.cli.support import ConnectionOption, queue, services, settings_or_exit, use_connection
-from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.settings import Settings
 
 
@@ -54,6 +53,8 @@ def backfill_command(
         console.print("stopped; what was queued stays queued — run the same command again to resume")
         raise typer.Exit(130) from None
     print_report(console, report)
+    if dry_run and report.progress.queued:
+        console.print(report.import_estimate(settings.rate_limit))
 
 
 def _utc(moment: datetime) -> datetime:
@@ -70,10 +71,12 @@ async def _run_command(
     wait: bool,
 ) -> BackfillReport:
     limit, window = settings.rate_limit
+    new = calls_per_order(settings.invoice_kind, new_customer=True)
+    returning = calls_per_order(settings.invoice_kind, new_customer=False)
     console.print(
-        f"Moneybird allows {limit} requests per {window:g} s; an order takes about "
-        f"{BACKFILL_CALLS_PER_ORDER}, "
-        f"so about {3600 / seconds_per_order(settings.rate_limit):.0f} orders an hour."
+        f"Moneybird allows {limit} requests per {window:g} s; an order takes {new} requests for a new "
+        f"customer and {returning} for a returning one, so {3600 / (new * window / limit):.0f} to "
+        f"{3600 / (returning * window / limit):.0f} orders an hour."
     )
     columns = (
         TextColumn("[bold]{task.description}"),

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import typer
 from arq import Retry
 from arq.connections import ArqRedis
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,12 +34,14 @@ from app.cli.support import (
     run,
     services,
     settings_or_exit,
+    styled,
     use_connection,
 )
 from app.clients import moneybird_client, shop_client
 from app.constants import QUEUE_NAME
 from app.db import transaction
 from app.delivery_lag import ADVICE, recent_lags
+from app.i18n import Language, shown, translate, when, word
 from app.invoicing.plan import InvoicePlan, PlanRefused, plan_invoice
 from app.invoicing.reference import AdministrationReference
 from app.money import money
@@ -66,6 +69,11 @@ def status_command(connection: ConnectionOption = None) -> None:
 
 
 async def _status(settings: Settings) -> None:
+    language = settings.language
+
+    def _(message: str, /, **params: object) -> str:
+        return escape(translate(language, message, **params))
+
     async with ledger_sessions(settings) as sessions, sessions() as session:
         counts = await ledger.counts_by_state(session)
         last_success = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
@@ -74,75 +82,94 @@ async def _status(settings: Settings) -> None:
         after_booking = await open_findings(session, limit=RECENT_FINDINGS)
         verified = await last_verification(session, interval_hours=settings.verify_interval_hours)
     if settings.woobird_sandbox:
-        console.print("[bold magenta]SANDBOX[/] — simulated shop and Moneybird, nothing real is booked")
-    table = Table("state", "orders", title="Orders in the ledger")
+        console.print("[bold magenta]SANDBOX[/] —", _("simulated shop and Moneybird, nothing real is booked"))
+    table = Table(_("state"), _("orders"), title=_("Orders in the ledger"))
     for state in OrderState:
-        table.add_row(state.value, str(counts.get(state.value, 0)))
+        table.add_row(word(state.value, language), str(counts.get(state.value, 0)))
     console.print(table)
-    console.print(f"Last reconciliation: {_ago(last_success) if last_success else 'never'}")
+    never = _("never")
+    console.print(
+        _("Last reconciliation: %(when)s", when=_ago(last_success, language) if last_success else never)
+    )
     if last_error:
-        console.print(f"[yellow]Last reconciliation error:[/] {last_error}")
+        console.print(styled("yellow", _("Last reconciliation error:")), escape(last_error))
     if not verified.on:
-        console.print("Last verification: off (VERIFY_INTERVAL_HOURS=0)")
+        console.print(_("Last verification: off (VERIFY_INTERVAL_HOURS=0)"))
     else:
-        finished = _moment_ago(verified.finished) if verified.finished else "never"
-        console.print(f"Last verification: {finished}")
+        finished = _moment_ago(verified.finished, language) if verified.finished else never
+        console.print(_("Last verification: %(when)s", when=finished))
     if verified.error:
-        console.print(f"[yellow]Last verification error:[/] {verified.error}")
+        console.print(styled("yellow", _("Last verification error:")), escape(verified.error))
     try:
         async with queue(settings) as redis:
             depth = await redis.zcard(QUEUE_NAME)
             lags = await recent_lags(redis)
-        console.print(f"Queue: {depth} job(s) waiting")
-        console.print(f"Webhook delivery lag: {lags.describe()}")
+        console.print(_("Queue: %(depth)s job(s) waiting", depth=depth))
+        console.print(_("Webhook delivery lag: %(lag)s", lag=shown(lags.describe(), language)))
         if lags.slow:
-            console.print(f"[yellow]Webhooks arrive late:[/] {ADVICE}")
+            console.print(styled("yellow", _("Webhooks arrive late:")), _(ADVICE))
     except Exception as exc:
-        console.print(f"[bold red]Queue: Redis does not answer[/] ({type(exc).__name__}: {exc})")
-    _print_findings(after_booking)
+        console.print(
+            styled("bold red", _("Queue: Redis does not answer")), escape(f"({type(exc).__name__}: {exc})")
+        )
+    _print_findings(after_booking, language=language)
     if not failures:
-        console.print("[green]No failed orders.[/]")
+        console.print(styled("green", _("No failed orders.")))
         return
-    table = Table("order", "since", "kind", "reason", title=f"Failed orders (latest {RECENT_FAILURES})")
+    table = Table(
+        _("order"),
+        _("since"),
+        _("kind"),
+        _("reason"),
+        title=_("Failed orders (latest %(count)s)", count=RECENT_FAILURES),
+    )
     for record in failures:
         table.add_row(
             record.order_number or str(record.order_id),
-            f"{record.updated_at:%Y-%m-%d %H:%M}",
-            record.failure_kind or "",
-            record.error or "",
+            when(record.updated_at, language),
+            word(record.failure_kind, language) if record.failure_kind else "",
+            escape(shown(record.error or "", language)),
         )
     console.print(table)
-    console.print("Fix the reason, then [bold]woobird retry --failed[/] (or retry ORDER_ID).")
+    console.print(
+        translate(language, "Fix the reason, then [bold]woobird retry --failed[/] (or retry ORDER_ID).")
+    )
 
 
-def _print_findings(findings: Sequence[Finding]) -> None:
+def _print_findings(findings: Sequence[Finding], *, language: Language) -> None:
     if not findings:
-        console.print("[green]After booking: nothing to look at.[/]")
+        console.print(styled("green", escape(translate(language, "After booking: nothing to look at."))))
         return
-    table = Table("since", "what", "order", "woobird noticed", title=f"After booking ({len(findings)} open)")
+    table = Table(
+        translate(language, "since"),
+        translate(language, "what"),
+        translate(language, "order"),
+        translate(language, "woobird noticed"),
+        title=translate(language, "After booking (%(count)s open)", count=len(findings)),
+    )
     for finding in findings:
         table.add_row(
-            f"{finding.detected_at:%Y-%m-%d %H:%M}",
-            finding.kind.replace("_", " "),
+            when(finding.detected_at, language),
+            word(finding.kind, language),
             str(finding.order_id or ""),
-            finding.message,
+            escape(shown(finding.message, language)),
         )
     console.print(table)
 
 
-def _ago(stamp: str) -> str:
+def _ago(stamp: str, language: Language) -> str:
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
         return stamp
-    return _moment_ago(moment)
+    return _moment_ago(moment, language)
 
 
-def _moment_ago(moment: datetime) -> str:
+def _moment_ago(moment: datetime, language: Language) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     minutes = int((datetime.now(UTC) - moment).total_seconds() // 60)
-    return f"{moment:%Y-%m-%d %H:%M} UTC ({minutes} min ago)"
+    return translate(language, "%(when)s (%(minutes)s min ago)", when=when(moment, language), minutes=minutes)
 
 
 # ── sync ─────────────────────────────────────────────────────────────────────────────────────
@@ -311,4 +338,4 @@ def report_command(
         async with ledger_sessions(settings) as sessions:
             return await monthly_report(sessions, month=month, tax_rates=settings.moneybird_tax_rates)
 
-    render_report(run(build()), console)
+    render_report(run(build()), console, language=settings.language)

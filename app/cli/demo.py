@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 
 from app.cli.support import console, fail, settings_or_exit
+from app.i18n import translate
 from app.invoicing.reference import AdministrationReference
 from app.settings import Settings
 
@@ -46,7 +47,10 @@ def ledger_settings() -> Settings:
     overrides = sandbox_settings_overrides()
     if not overrides:
         return settings
-    console.print("[bold magenta]SANDBOX[/] — no accounts are configured: reading the sandbox demo's ledger")
+    console.print(
+        "[bold magenta]SANDBOX[/] —",
+        translate(settings.language, "no accounts are configured: reading the sandbox demo's ledger"),
+    )
     return settings.model_copy(update=overrides)
 
 

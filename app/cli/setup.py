@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import typer
 from pydantic import SecretStr
+from rich.markup import escape
 from rich.table import Table
 
 from app.checks import Checker, CheckResult, percentage_text
@@ -32,10 +33,12 @@ from app.cli.support import (
     require,
     run,
     settings_or_exit,
+    styled,
     use_connection,
 )
 from app.clients import moneybird_client, shop_client
 from app.constants import ENVIRONMENT_CONNECTION_ID, WEBHOOK_PATH
+from app.i18n import N_, Language, Message, ntranslate, said, shown, translate
 from app.invoicing.reference import AdministrationReference
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.reference import load_reference
@@ -51,16 +54,23 @@ from app.woocommerce.webhook_setup import install_webhook
 Target = Literal["env", "heroku", "fly"]
 
 
-def print_check_results(findings: list[CheckResult]) -> bool:
+def print_check_results(findings: list[CheckResult], *, language: Language) -> bool:
     ok = all(finding.ok for finding in findings)
     for finding in findings:
         mark = "[yellow]![/]" if finding.warning else ("[green]✓[/]" if finding.ok else "[bold red]✗[/]")
-        console.print(f"{mark} [bold]{finding.subject}[/]: {finding.message}")
+        subject, message = shown(finding.subject, language), shown(finding.message, language)
+        console.print(f"{mark} [bold]{escape(subject)}[/]: {escape(message)}")
     wrong = sum(1 for finding in findings if not finding.ok)
     if ok:
-        console.print("[green]All is well: paid orders will be booked.[/]")
+        console.print(styled("green", translate(language, "All is well: paid orders will be booked.")))
     else:
-        console.print(f"[bold red]{wrong} problem(s) to fix before woobird can book every order.[/]")
+        problems = ntranslate(
+            language,
+            "%(count)s problem to fix before woobird can book every order.",
+            "%(count)s problems to fix before woobird can book every order.",
+            wrong,
+        )
+        console.print(styled("bold red", problems))
     return ok
 
 
@@ -69,7 +79,7 @@ def check_command(connection: ConnectionOption = None) -> None:
     use_connection(connection)
     settings = settings_or_exit()
     findings = run(Checker(settings).run())
-    if not print_check_results(findings):
+    if not print_check_results(findings, language=settings.language):
         raise typer.Exit(1)
 
 
@@ -94,13 +104,17 @@ def setup_command(
     ),
 ) -> None:
     """List the Moneybird administration's choices, propose the mapping and write the settings."""
-    if print_for and print_for not in ("env", "heroku", "fly"):
-        fail("--print takes env, heroku or fly")
     settings = settings_or_exit()
+    language = settings.language
+    if print_for and print_for not in ("env", "heroku", "fly"):
+        fail(translate(language, "--print takes env, heroku or fly"))
     values: dict[str, str] = {}
     token = token or settings.moneybird_api_token.get_secret_value()
     if not token or "MONEYBIRD_API_TOKEN" in settings.problems():
-        token = typer.prompt("Moneybird API token (Settings → External and AI integrations)", hide_input=True)
+        token = typer.prompt(
+            translate(language, "Moneybird API token (Settings → External and AI integrations)"),
+            hide_input=True,
+        )
         values["MONEYBIRD_API_TOKEN"] = token
     elif token != settings.moneybird_api_token.get_secret_value():
         values["MONEYBIRD_API_TOKEN"] = token
@@ -117,13 +131,23 @@ def setup_command(
         _store(settings, values)
         return
     write_env(env_file, values)
-    console.print(f"[green]✓[/] wrote {len(values)} setting(s) to {env_file}; now run [bold]woobird check[/]")
+    console.print(
+        styled("green", "✓"),
+        escape(
+            translate(
+                language,
+                "wrote %(count)s setting(s) to %(file)s; now run woobird check",
+                count=len(values),
+                file=env_file,
+            )
+        ),
+    )
 
 
 def _store(settings: Settings, values: dict[str, str]) -> None:
     """Write the storable values to the settings store; the rest belong in the environment."""
     storable = {name: value for name, value in values.items() if name in STORABLE}
-    actor = f"woobird setup ({getpass.getuser()}@{socket.gethostname()})"
+    actor = Message("woobird setup (%(user)s@%(host)s)", user=getpass.getuser(), host=socket.gethostname())
 
     async def write() -> list[str]:
         async with ledger_sessions(settings) as sessions:
@@ -132,54 +156,80 @@ def _store(settings: Settings, values: dict[str, str]) -> None:
     try:
         changed = run(write())
     except ConfigurationError as exc:
-        fail("; ".join(f"{name}: {why}" for name, why in exc.problems.items()))
+        fail("; ".join(f"{name}: {shown(why, settings.language)}" for name, why in exc.problems.items()))
     console.print(
-        f"[green]✓[/] stored {len(changed)} changed setting(s) in the database; now run woobird check"
+        styled("green", "✓"),
+        translate(
+            settings.language,
+            "stored %(count)s changed setting(s) in the database; now run woobird check",
+            count=len(changed),
+        ),
     )
     for name in sorted(set(values) - set(storable)):
-        console.print(f"[yellow]![/] {name} belongs in the environment (it is not stored): {name}=…")
+        console.print(
+            styled("yellow", "!"),
+            translate(
+                settings.language,
+                "%(name)s belongs in the environment (it is not stored): %(name)s=…",
+                name=name,
+            ),
+        )
 
 
 async def _choose(settings: Settings, *, token: str, administration: str, yes: bool) -> ChosenSettings:
     update = {"moneybird_api_token": SecretStr(token), "moneybird_administration_id": administration or "0"}
     probe = settings.model_copy(update=update)
+    language = settings.language
+
+    def _(message: str, /, **params: object) -> str:
+        return escape(translate(language, message, **params))
+
     try:
         async with moneybird_client(probe) as moneybird:
             administrations = await moneybird.list_administrations()
     except MoneybirdAuthError as exc:
-        fail(f"Moneybird refused the token ({exc}); make a new one and run setup again")
+        fail(_("Moneybird refused the token (%(error)s); make a new one and run setup again", error=exc))
     except MoneybirdError as exc:
-        fail(f"could not talk to Moneybird: {exc}")
+        fail(_("could not talk to Moneybird: %(error)s", error=exc))
     if not administrations:
-        fail("this token reaches no administration")
-    table = Table("id", "name", "country", "currency", title="Moneybird administrations")
+        fail(_("this token reaches no administration"))
+    table = Table("id", _("name"), _("country"), _("currency"), title=_("Moneybird administrations"))
     for adm in administrations:
         table.add_row(adm.id, adm.name, adm.country, adm.currency)
     console.print(table)
     ids = [adm.id for adm in administrations]
     chosen = administration or settings.moneybird_administration_id
     if chosen not in ids:
-        chosen = ids[0] if len(ids) == 1 or yes else typer.prompt("Administration id", default=ids[0])
+        chosen = ids[0] if len(ids) == 1 or yes else typer.prompt(_("Administration id"), default=ids[0])
     if chosen not in ids:
-        fail(f"administration {chosen} is not one of {', '.join(ids)}")
+        fail(_("administration %(chosen)s is not one of %(ids)s", chosen=chosen, ids=", ".join(ids)))
     probe = probe.model_copy(update={"moneybird_administration_id": chosen})
     async with moneybird_client(probe) as moneybird:
         reference = await load_reference(moneybird)
     try:
         shop_rates = await read_shop_tax_rates(settings)
     except ChoicesUnavailable as exc:
-        fail(f"{exc}; set the shop's WOOCOMMERCE_* settings and run setup again")
+        fail(
+            translate(
+                language,
+                "%(error)s; set the shop's WOOCOMMERCE_* settings and run setup again",
+                error=shown(said(exc), language),
+            )
+        )
     rows = propose_tax_rates(reference, shop_rates, current=settings.moneybird_tax_rates)
     values = {"MONEYBIRD_ADMINISTRATION_ID": chosen}
-    values |= _choose_tax_rates(rows, reference, yes=yes)
+    values |= _choose_tax_rates(rows, reference, yes=yes, language=language)
     values |= _choose_reference(reference, settings=settings, yes=yes)
     return ChosenSettings(values)
 
 
 def _choose_tax_rates(
-    rows: tuple[RateRow, ...], reference: AdministrationReference, *, yes: bool
+    rows: tuple[RateRow, ...], reference: AdministrationReference, *, yes: bool, language: Language
 ) -> dict[str, str]:
-    table = Table("id", "name", "%", "country", title="Moneybird sales tax rates")
+    def _(message: str, /, **params: object) -> str:
+        return escape(translate(language, message, **params))
+
+    table = Table("id", _("name"), "%", _("country"), title=_("Moneybird sales tax rates"))
     for sales_rate in reference.sales_tax_rates():
         table.add_row(
             sales_rate.id, sales_rate.name, percentage_text(sales_rate.percentage), sales_rate.country or ""
@@ -188,32 +238,40 @@ def _choose_tax_rates(
     mapping: dict[str, str] = {}
     for row in rows:
         question = (
-            f"Moneybird tax rate for the shop's {row.name} ({row.key})"
+            _("Moneybird tax rate for the shop's %(rate)s (%(key)s)", rate=row.name, key=row.key)
             if row.required
-            else f"Moneybird tax rate for the {row.name}"
+            else _("Moneybird tax rate for the %(rate)s", rate=shown(row.name, language))
         )
         mapping[row.key] = _ask(question, row.proposal, yes=yes)
     mapping = {key: value for key, value in mapping.items() if value}
-    console.print("Proposed MONEYBIRD_TAX_RATES: " + json.dumps(mapping))
+    console.print(_("Proposed MONEYBIRD_TAX_RATES: %(mapping)s", mapping=json.dumps(mapping)))
     return {"MONEYBIRD_TAX_RATES": json.dumps(mapping, separators=(",", ":"))}
 
 
 def _choose_reference(reference: AdministrationReference, *, settings: Settings, yes: bool) -> dict[str, str]:
+    language = settings.language
+
+    def _(message: str, /, **params: object) -> str:
+        return escape(translate(language, message, **params))
+
     accounts = reference.revenue_accounts()
-    table = Table("id", "code", "name", title="Revenue ledger accounts")
+    table = Table("id", _("code"), _("name"), title=_("Revenue ledger accounts"))
     for account in accounts:
         table.add_row(account.id, account.account_id or "", account.name)
     console.print(table)
     workflows = [w for w in reference.workflows if w.type == "InvoiceWorkflow" and w.active]
-    table = Table("id", "name", "default", "prices incl. VAT", title="Invoice workflows")
+    table = Table("id", _("name"), _("default"), _("prices incl. VAT"), title=_("Invoice workflows"))
     for workflow in workflows:
         table.add_row(
-            workflow.id, workflow.name, "yes" if workflow.default else "", str(workflow.prices_are_incl_tax)
+            workflow.id,
+            workflow.name,
+            _("yes") if workflow.default else "",
+            _("yes") if workflow.prices_are_incl_tax else _("no"),
         )
     console.print(table)
-    table = Table("id", "name", "default", title="Document styles")
+    table = Table("id", _("name"), _("default"), title=_("Document styles"))
     for style in reference.document_styles:
-        table.add_row(style.id, style.name, "yes" if style.default else "")
+        table.add_row(style.id, style.name, _("yes") if style.default else "")
     console.print(table)
     proposals = {
         "MONEYBIRD_LEDGER_ACCOUNT_ID": settings.moneybird_ledger_account_id or "",
@@ -223,7 +281,7 @@ def _choose_reference(reference: AdministrationReference, *, settings: Settings,
         or next((d.id for d in reference.document_styles if d.default), ""),
     }
     chosen = {
-        name: _ask(name + " (empty: Moneybird's default)", value, yes=yes)
+        name: _ask(_("%(name)s (empty: Moneybird's default)", name=name), value, yes=yes)
         for name, value in proposals.items()
     }
     return {name: value for name, value in chosen.items() if value}
@@ -282,12 +340,19 @@ def webhook_install_command(
     """Register (or repair) the shop's order.updated webhook pointing at woobird."""
     use_connection(connection)
     settings = settings_or_exit()
+    language = settings.language
     require(settings, "WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET")
     base = (url or settings.public_url or "").rstrip("/")
     if not base:
-        fail("set PUBLIC_URL (where the shop reaches woobird, e.g. https://woobird.example.nl) or pass --url")
+        fail(
+            translate(
+                language,
+                "set PUBLIC_URL (where the shop reaches woobird, e.g. https://woobird.example.nl) "
+                "or pass --url",
+            )
+        )
     if urlsplit(base).scheme not in ("http", "https"):
-        fail(f"{base!r} is not an http(s):// URL")
+        fail(escape(translate(language, "%(url)r is not an http(s):// URL", url=base)))
     secret = settings.woocommerce_webhook_secret.get_secret_value()
     new_secret = "WOOCOMMERCE_WEBHOOK_SECRET" in settings.problems()
     if new_secret:
@@ -297,22 +362,47 @@ def webhook_install_command(
         path = f"{WEBHOOK_PATH}/{connection}" if other else WEBHOOK_PATH
         message = run(_install_webhook(settings, delivery_url=base + path, secret=secret))
     except WooCommerceAuthError as exc:
-        fail(f"the shop refused the key ({exc}); webhooks need a Read/Write key of an administrator")
+        fail(
+            escape(
+                translate(
+                    language,
+                    "the shop refused the key (%(error)s); webhooks need a Read/Write key "
+                    "of an administrator",
+                    error=exc,
+                )
+            )
+        )
     except WooCommerceError as exc:
-        fail(f"could not talk to the shop: {exc}")
-    console.print(f"[green]✓[/] {message}")
+        fail(escape(translate(language, "could not talk to the shop: %(error)s", error=exc)))
+    console.print(styled("green", "✓"), escape(shown(message, language)))
     if chosen_connection() != ENVIRONMENT_CONNECTION_ID:
         # Another connection's secrets live in the store, never in .env (which is connection 1's).
         if new_secret:
             run(_store_secret(settings, {"WOOCOMMERCE_WEBHOOK_SECRET": secret}))
-            console.print(f"[green]✓[/] stored the webhook's new secret for connection {connection}")
+            console.print(
+                styled("green", "✓"),
+                escape(
+                    translate(
+                        language,
+                        "stored the webhook's new secret for connection %(connection)s",
+                        connection=connection,
+                    )
+                ),
+            )
         return
     if new_secret:
-        _keep_secret({"WOOCOMMERCE_WEBHOOK_SECRET": secret}, print_for=print_for, env_file=env_file)
+        _keep_secret(
+            {"WOOCOMMERCE_WEBHOOK_SECRET": secret}, print_for=print_for, env_file=env_file, language=language
+        )
     if payment_pushes_wanted(settings):
         pushes = _register_payment_pushes(settings, base=base)
         if pushes is not None:
-            _keep_secret({"MONEYBIRD_WEBHOOK_SECRET": pushes}, print_for=print_for, env_file=env_file)
+            _keep_secret(
+                {"MONEYBIRD_WEBHOOK_SECRET": pushes},
+                print_for=print_for,
+                env_file=env_file,
+                language=language,
+            )
 
 
 async def _store_secret(settings: Settings, values: dict[str, str]) -> None:
@@ -321,23 +411,34 @@ async def _store_secret(settings: Settings, values: dict[str, str]) -> None:
             sessions,
             base=load_settings(),
             values=dict(values),
-            actor="woobird webhook install",
+            actor=N_("woobird webhook install"),
             connection_id=chosen_connection(),
         )
 
 
-def _keep_secret(values: dict[str, str], *, print_for: str, env_file: Path) -> None:
+def _keep_secret(values: dict[str, str], *, print_for: str, env_file: Path, language: Language) -> None:
     if print_for in ("heroku", "fly"):
         print_settings(values, target=print_for)  # type: ignore[arg-type]
         return
     write_env(env_file, values)
-    whose = "Moneybird's webhook" if "MONEYBIRD_WEBHOOK_SECRET" in values else "the webhook"
-    console.print(f"[green]✓[/] stored {whose}'s new secret in {env_file}; restart woobird to use it")
+    stored = (
+        translate(
+            language,
+            "stored Moneybird's webhook's new secret in %(file)s; restart woobird to use it",
+            file=env_file,
+        )
+        if "MONEYBIRD_WEBHOOK_SECRET" in values
+        else translate(
+            language, "stored the webhook's new secret in %(file)s; restart woobird to use it", file=env_file
+        )
+    )
+    console.print(styled("green", "✓"), escape(stored))
 
 
 def _register_payment_pushes(settings: Settings, *, base: str) -> str | None:
     """Moneybird's webhook for open invoices; its secret, or None when Moneybird cannot reach woobird."""
     require(settings, "MONEYBIRD_API_TOKEN", "MONEYBIRD_ADMINISTRATION_ID")
+    language = settings.language
 
     async def register() -> PaymentWebhook:
         redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
@@ -350,17 +451,31 @@ def _register_payment_pushes(settings: Settings, *, base: str) -> str | None:
         registered = run(register())
     except MoneybirdAuthError as exc:
         fail(
-            f"Moneybird refused to register woobird's webhook ({exc}): open invoices need a token with the "
-            "`settings` scope next to `sales_invoices` (Moneybird → Settings → External and AI integrations)"
+            escape(
+                translate(
+                    language,
+                    "Moneybird refused to register woobird's webhook (%(error)s): open invoices need a token "
+                    "with the `settings` scope next to `sales_invoices` (Moneybird → Settings → External "
+                    "and AI integrations)",
+                    error=exc,
+                )
+            )
         )
     except MoneybirdError as exc:
         console.print(
-            f"[yellow]![/] Moneybird could not register woobird's webhook ({exc}). Payments of open "
-            "invoices are still found by each reconciliation pass; make PUBLIC_URL reachable from the "
-            "internet and run this again to hear them at once."
+            styled("yellow", "!"),
+            escape(
+                translate(
+                    language,
+                    "Moneybird could not register woobird's webhook (%(error)s). Payments of open invoices "
+                    "are still found by each reconciliation pass; make PUBLIC_URL reachable from the "
+                    "internet and run this again to hear them at once.",
+                    error=exc,
+                )
+            ),
         )
         return None
-    console.print(f"[green]✓[/] {registered.message}")
+    console.print(styled("green", "✓"), escape(shown(registered.message, language)))
     return registered.secret
 
 

@@ -162,3 +162,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
             "(on Heroku and Fly.io the release phase runs it on every deploy)",
             code=2,
         )
+
+
+def styled(style: str, text: str) -> str:
+    """`text` (already escaped) in a Rich style: markup stays out of the messages people translate."""
+    return f"[{style}]{text}[/]"

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Literal
 
 from app.constants import INVOICE_REFERENCE_PREFIX, VAT_NUMBER_META_KEYS
+from app.i18n import Message
 from app.invoicing.contact import PlanContact
 from app.invoicing.reference import TaxRate
 from app.invoicing.vat import OrderVat, RateBook, Treatment
@@ -69,7 +70,14 @@ class PlanRefused(Exception):
         self.order_number = order_number or str(order_id)
         self.reason = reason
         self.fix = fix
-        super().__init__(f"Order #{self.order_number} was not booked: {reason}. To fix: {fix}.")
+        super().__init__(
+            Message(
+                "Order #%(order)s was not booked: %(reason)s. To fix: %(fix)s.",
+                order=self.order_number,
+                reason=reason,
+                fix=fix,
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from app.constants import INVOICE_REFERENCE_PREFIX
+from app.i18n import N_, Message
 from app.invoicing.moneybird_arithmetic import CENT, ROUNDING_MODES, invoice_totals
 from app.invoicing.plan import FEE_FALLBACK, SHIPPING_PREFIX, PlanOptions, local_date, product_description
 from app.invoicing.reference import AdministrationReference, TaxRate, Workflow
@@ -108,7 +109,11 @@ def plan_credit(
     amount = refund.amount
     if amount <= 0 or amount != amount.quantize(CENT):
         raise CreditRefused(
-            f"refund {refund.id} has amount {amount}; only positive whole-cent refunds can be credited"
+            Message(
+                "refund %(refund)s has amount %(amount)s; only positive whole-cent refunds can be credited",
+                refund=refund.id,
+                amount=amount,
+            )
         )
     book = RateBook(reference, overrides=options.tax_rate_overrides)
     try:
@@ -119,15 +124,20 @@ def plan_credit(
             for line in _refunded(refund)
         ]
     except VatRefusal as exc:
-        raise CreditRefused(f"{exc.reason}; {exc.fix}") from exc
+        raise CreditRefused(Message("%(reason)s; %(fix)s", reason=exc.reason, fix=exc.fix)) from exc
     # Before the rest is spread: a rest with fractions of a cent cannot be (spread_cents refuses it).
     _check_whole_cents(lines)
     lines_total = -sum((line.total for line in lines), ZERO)
     rest = amount - lines_total
     if rest < 0:
         raise CreditRefused(
-            f"the lines of refund {refund.id} add up to {lines_total} but only {amount} was refunded; "
-            "which line the difference belongs to (and so its VAT) cannot be told — credit it by hand"
+            Message(
+                "the lines of refund %(refund)s add up to %(total)s but only %(amount)s was refunded; "
+                "which line the difference belongs to (and so its VAT) cannot be told — credit it by hand",
+                refund=refund.id,
+                total=lines_total,
+                amount=amount,
+            )
         )
     spread: dict[str, Decimal] = {}
     if rest > 0:
@@ -254,22 +264,36 @@ def _line_rate(line: RefundedLine, *, order: Order, vat: OrderVat, book: RateBoo
         rate_ids = {tax.id for tax in line.taxes if tax.total != 0} or {tax.id for tax in taxes}
     if len(rate_ids) > 1:
         raise CreditRefused(
-            f"refunded {_kind(line)} {_name(line)!r} carries VAT at {len(rate_ids)} rates; a credit line "
-            "books one rate — credit it by hand"
+            Message(
+                "refunded %(kind)s %(name)r carries VAT at %(count)s rates; a credit line books one rate — "
+                "credit it by hand",
+                kind=Message(_kind(line)),
+                name=_name(line),
+                count=len(rate_ids),
+            )
         )
     if not rate_ids:
         if original is None:
             raise CreditRefused(
-                f"refunded {_kind(line)} {_name(line)!r} carries no VAT and names no order line; which "
-                "rate it belongs to cannot be told — credit it by hand"
+                Message(
+                    "refunded %(kind)s %(name)r carries no VAT and names no order line; which rate it "
+                    "belongs to cannot be told — credit it by hand",
+                    kind=Message(_kind(line)),
+                    name=_name(line),
+                )
             )
         return book.rate(ZERO_RATE)  # untaxed in a taxed order: the invoice booked it at 0 %
     rate_id = rate_ids.pop()
     rate = vat.rates.get(rate_id)
     if rate is None:
         raise CreditRefused(
-            f"refunded {_kind(line)} {_name(line)!r} is taxed at WooCommerce tax rate {rate_id}, which the "
-            "order does not list among its taxes — credit it by hand"
+            Message(
+                "refunded %(kind)s %(name)r is taxed at WooCommerce tax rate %(rate)s, which the order "
+                "does not list among its taxes — credit it by hand",
+                kind=Message(_kind(line)),
+                name=_name(line),
+                rate=rate_id,
+            )
         )
     return rate
 
@@ -288,8 +312,13 @@ def _credit_line(
     gross = -(line.total + line.total_tax)  # positive: what the customer gets back for this line
     if gross <= 0:
         raise CreditRefused(
-            f"refunded {_kind(line)} {_name(line)!r} has a non-negative amount ({-gross}); refund lines are "
-            "negative — credit it by hand"
+            Message(
+                "refunded %(kind)s %(name)r has a non-negative amount (%(amount)s); refund lines are "
+                "negative — credit it by hand",
+                kind=Message(_kind(line)),
+                name=_name(line),
+                amount=-gross,
+            )
         )
     # The same ledger accounts as the invoice plan: products on one, shipping and fees on the other.
     ledger_account = options.ledger_account_id
@@ -354,8 +383,12 @@ def _spread_rest(
     weights = _order_gross_by_rate(order, vat=vat)
     if not any(weight > 0 for weight in weights.values()):
         raise CreditRefused(
-            f"order {order.display_number} has no taxed amount to spread a refund of {rest} over; "
-            "credit it by hand"
+            Message(
+                "order %(order)s has no taxed amount to spread a refund of %(amount)s over; "
+                "credit it by hand",
+                order=order.display_number,
+                amount=rest,
+            )
         )
     by_id = {rate.id: rate for rate in vat.rates.values()}
     if vat.exempt_rate is not None:
@@ -390,9 +423,14 @@ def _check_exact(plan: CreditPlan) -> None:
         )
         if total != -plan.amount:
             raise CreditRefused(
-                f"the credit invoice would total {total} ({rounding.replace('_', ' ')} VAT rounding) "
-                f"instead of "
-                f"{-plan.amount} — credit refund {plan.refund_id} by hand"
+                Message(
+                    "the credit invoice would total %(total)s (%(rounding)s VAT rounding) instead of "
+                    "%(amount)s — credit refund %(refund)s by hand",
+                    total=total,
+                    rounding=rounding.replace("_", " "),
+                    amount=-plan.amount,
+                    refund=plan.refund_id,
+                )
             )
 
 
@@ -400,14 +438,18 @@ def _check_whole_cents(lines: Sequence[CreditLine]) -> None:
     for line in lines:
         if line.price != line.price.quantize(CENT):
             raise CreditRefused(
-                f"credit line {line.description!r} would need a price of {line.price}, not whole cents"
+                Message(
+                    "credit line %(line)r would need a price of %(price)s, not whole cents",
+                    line=line.description,
+                    price=line.price,
+                )
             )
 
 
 def _kind(line: RefundedLine) -> str:
     if isinstance(line, LineItem):
-        return "line"
-    return "shipping" if isinstance(line, ShippingLine) else "fee"
+        return N_("line")
+    return N_("shipping") if isinstance(line, ShippingLine) else N_("fee")
 
 
 def _name(line: RefundedLine) -> str:

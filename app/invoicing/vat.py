@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from app.i18n import N_, Message
 from app.invoicing.reference import AdministrationReference, TaxRate
 from app.woocommerce.models import Order, TaxLine
 
@@ -71,19 +72,19 @@ class VatRefusal(Exception):
 
 
 def setting_fix(key: str) -> str:
-    return f'set {SETTING}={{"{key}": "<Moneybird tax rate id>"}}'
+    return Message('set MONEYBIRD_TAX_RATES={"%(key)s": "<Moneybird tax rate id>"}', key=key)
 
 
 def describe_key(key: str) -> str:
     """The rate a key stands for, in a bookkeeper's words."""
     if key == REVERSE_CHARGE:
-        return "reverse-charge rate (btw verlegd, 0 %)"
+        return Message("reverse-charge rate (btw verlegd, 0 %%)")
     if key == EXPORT:
-        return "export rate (0 % outside the EU)"
+        return Message("export rate (0 %% outside the EU)")
     if ":" in key:
         country, percentage = key.split(":", 1)
-        return f"{percentage} % rate for consumers in {country} (OSS)"
-    return f"{key} % rate"
+        return Message("%(pct)s %% rate for consumers in %(country)s (OSS)", pct=percentage, country=country)
+    return Message("%(pct)s %% rate", pct=key)
 
 
 def vat_number(order: Order, meta_keys: Iterable[str]) -> str | None:
@@ -110,9 +111,12 @@ def tax_line_country(tax_line: TaxLine) -> str | None:
 def tax_line_key(tax_line: TaxLine, *, home_country: str) -> str:
     if tax_line.rate_percent is None:
         raise VatRefusal(
-            f"WooCommerce did not say which percentage its tax rate {tax_line.label!r} is "
-            "(the rate_percent field, sent since WooCommerce 3.7)",
-            "update WooCommerce, or book this order by hand",
+            Message(
+                "WooCommerce did not say which percentage its tax rate %(label)r is "
+                "(the rate_percent field, sent since WooCommerce 3.7)",
+                label=tax_line.label,
+            ),
+            N_("update WooCommerce, or book this order by hand"),
         )
     percentage = normalise_tax_key(str(tax_line.rate_percent))
     country = tax_line_country(tax_line)
@@ -139,15 +143,25 @@ class RateBook:
         rate = next((r for r in self.reference.sales_tax_rates() if r.id == rate_id), None)
         if rate is None:
             raise VatRefusal(
-                f"{SETTING} names tax rate {rate_id} for {key!r}, but Moneybird has no active "
-                "sales-invoice tax rate with that id",
-                f"{setting_fix(key)} with the id of an active sales-invoice tax rate",
+                Message(
+                    "MONEYBIRD_TAX_RATES names tax rate %(rate)s for %(key)r, but Moneybird has no active "
+                    "sales-invoice tax rate with that id",
+                    rate=rate_id,
+                    key=key,
+                ),
+                Message("%(fix)s with the id of an active sales-invoice tax rate", fix=setting_fix(key)),
             )
         expected = _expected_percentage(key)
         if rate.percentage != expected:
             raise VatRefusal(
-                f"{SETTING} maps {key!r} to Moneybird tax rate {rate.name!r}, which is "
-                f"{_percent(rate.percentage)} % instead of {_percent(expected)} %",
+                Message(
+                    "MONEYBIRD_TAX_RATES maps %(key)r to Moneybird tax rate %(name)r, which is "
+                    "%(pct)s %% instead of %(expected)s %%",
+                    key=key,
+                    name=rate.name,
+                    pct=_percent(rate.percentage),
+                    expected=_percent(expected),
+                ),
                 setting_fix(key),
             )
         return rate
@@ -158,13 +172,19 @@ class RateBook:
             return candidates[0]
         if not candidates:
             raise VatRefusal(
-                f"Moneybird has no active sales-invoice tax rate for the {describe_key(key)}",
-                f"create that tax rate in Moneybird, or {setting_fix(key)}",
+                Message(
+                    "Moneybird has no active sales-invoice tax rate for the %(rate)s", rate=describe_key(key)
+                ),
+                Message("create that tax rate in Moneybird, or %(fix)s", fix=setting_fix(key)),
             )
         names = ", ".join(f"{r.name!r} ({r.id})" for r in candidates)
         raise VatRefusal(
-            f"several Moneybird tax rates could be the {describe_key(key)}: {names}",
-            f"choose one: {setting_fix(key)}",
+            Message(
+                "several Moneybird tax rates could be the %(rate)s: %(names)s",
+                rate=describe_key(key),
+                names=names,
+            ),
+            Message("choose one: %(fix)s", fix=setting_fix(key)),
         )
 
 
@@ -219,9 +239,12 @@ def order_vat(
     compound = [line.label or line.rate_code for line in order.tax_lines if line.compound]
     if compound:
         raise VatRefusal(
-            f"WooCommerce charged compound tax ({', '.join(compound)}); Moneybird books one tax "
-            "rate per invoice line and cannot stack them",
-            "book this order by hand",
+            Message(
+                "WooCommerce charged compound tax (%(taxes)s); Moneybird books one tax "
+                "rate per invoice line and cannot stack them",
+                taxes=", ".join(compound),
+            ),
+            N_("book this order by hand"),
         )
     rates: dict[int, TaxRate] = {}
     shop_vat: dict[str, Decimal] = {}

@@ -23,6 +23,7 @@ from app.moneybird.models import (
     Contact,
     ContactCreate,
     ContactUpdate,
+    ContactVersion,
     DocumentStyleResponse,
     ExternalSalesInvoice,
     ExternalSalesInvoiceCreate,
@@ -165,6 +166,21 @@ class MoneybirdClient:
     async def search_contacts(self, query: str, *, max_pages: int = 5) -> list[Contact]:
         """Moneybird's fuzzy full-text search; callers must still match exactly on their side."""
         return await self._http.get_all("contacts", Contact, params={"query": query}, max_pages=max_pages)
+
+    async def contact_versions(self) -> dict[str, int]:
+        """Every active contact's id and version, in one request (Moneybird does not paginate it)."""
+        response = await self._http.request("GET", "contacts/synchronization")
+        return {entry.id: entry.version for entry in parse_list(response, ContactVersion)}
+
+    async def contacts_by_id(self, ids: Sequence[str]) -> list[Contact]:
+        """The contacts with these ids that still exist, a request per SYNCHRONIZATION_BATCH ids."""
+        found: list[Contact] = []
+        wanted = list(ids)
+        for first in range(0, len(wanted), SYNCHRONIZATION_BATCH):
+            batch = wanted[first : first + SYNCHRONIZATION_BATCH]
+            response = await self._http.request("POST", "contacts/synchronization", body={"ids": batch})
+            found += parse_list(response, Contact)
+        return found
 
     async def contact_by_customer_id(self, customer_id: str) -> Contact | None:
         try:

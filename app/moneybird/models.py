@@ -133,6 +133,13 @@ class Contact(_Response):
         return tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
 
 
+class ContactVersion(_Response):
+    """One entry of GET /contacts/synchronization: a contact and the version it is at."""
+
+    id: MoneybirdId
+    version: int
+
+
 class InvoiceDetailResponse(_Response):
     id: MoneybirdId
     description: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from app.i18n import Message
 from app.moneybird.client import MoneybirdClient
 
 # Paid in full (the order can be marked paid), and payments made or undone (a part payment, a
@@ -45,9 +46,18 @@ async def install_moneybird_webhook(moneybird: MoneybirdClient, *, url: str) -> 
     if created.secret is None or not created.secret.get_secret_value():
         await moneybird.delete_webhook(created.id)
         raise NoSecretGiven(f"Moneybird showed no secret for webhook {created.id}; it was deleted again")
-    was = f" (replaced {', '.join(f'#{hook.id}' for hook in replaced)})" if replaced else ""
-    return InstalledWebhook(
-        webhook_id=created.id,
-        secret=created.secret.get_secret_value(),
-        message=f"created Moneybird webhook #{created.id}{was}: {', '.join(PUSH_EVENTS)} → {url}",
+    events = ", ".join(PUSH_EVENTS)
+    message = (
+        Message(
+            "created Moneybird webhook #%(id)s (replaced %(replaced)s): %(events)s → %(url)s",
+            id=created.id,
+            replaced=", ".join(f"#{hook.id}" for hook in replaced),
+            events=events,
+            url=url,
+        )
+        if replaced
+        else Message(
+            "created Moneybird webhook #%(id)s: %(events)s → %(url)s", id=created.id, events=events, url=url
+        )
     )
+    return InstalledWebhook(webhook_id=created.id, secret=created.secret.get_secret_value(), message=message)

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -41,7 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.booking import ledger
 from app.db import create_engine, migrate, session_factory
-from app.money import money
+from app.i18n import DEFAULT_LANGUAGE, Language, money_text, translate, word
 from app.preflight import redis_problem
 from app.processes import process_env, start_processes
 from app.sandbox.moneybird import MoneybirdSandbox
@@ -51,7 +52,14 @@ from app.sandbox.server import serve
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.schema import OrderRecord, OrderState
-from app.settings import REPO_ROOT, Settings, configured_accounts, load_settings, normalise_database_url
+from app.settings import (
+    REPO_ROOT,
+    Settings,
+    configured_accounts,
+    language_setting,
+    load_settings,
+    normalise_database_url,
+)
 from app.tokens import new_token
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.webhook_setup import install_webhook
@@ -148,14 +156,33 @@ def run_sandbox() -> int:
     )
     migrate(env["DATABASE_URL"])
     asyncio.run(_clear_queue(redis_url))
+    language = _language()
     console.print(
-        "[bold magenta]SANDBOX[/] — no WooCommerce or Moneybird account is configured, so woobird runs "
-        "against a simulated shop and a simulated Moneybird on this machine. Nothing real is booked.\n"
-        "  Configure real accounts with `woobird setup` (or .env) and `woobird run` uses them instead."
+        "[bold magenta]SANDBOX[/] —",
+        translate(
+            language,
+            "no WooCommerce or Moneybird account is configured, so woobird runs against a simulated shop "
+            "and a simulated Moneybird on this machine. Nothing real is booked.",
+        ),
+    )
+    console.print(
+        " ",
+        translate(
+            language,
+            "Configure real accounts with `woobird setup` (or .env) and `woobird run` uses them instead.",
+        ),
     )
     demo = f"{sys.executable} -m app.sandbox.demo"
     # Run from the sandbox directory, where no .env can slip real settings into the demo.
     return start_processes(process_env(env), names=("web", "worker"), cwd=directory, extra={"sandbox": demo})
+
+
+def _language() -> Language:
+    """LANGUAGE from the environment, before any settings are read (the sandbox has none yet)."""
+    try:
+        return language_setting(os.environ.get("LANGUAGE") or DEFAULT_LANGUAGE)
+    except ValueError:
+        return DEFAULT_LANGUAGE
 
 
 def _fresh_directory(path: Path) -> None:
@@ -185,6 +212,7 @@ async def _clear_queue(redis_url: str) -> None:
 class Sandbox:
     shop: ShopSandbox
     moneybird: MoneybirdSandbox
+    language: Language = DEFAULT_LANGUAGE  # of the /sandbox overview: the LANGUAGE setting's
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -204,7 +232,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
         administration_id=settings.moneybird_administration_id,
         administration_name="Sandbox Webwinkel B.V.",
     )
-    return Sandbox(shop=shop, moneybird=moneybird)
+    return Sandbox(shop=shop, moneybird=moneybird, language=settings.language)
 
 
 def invoice_rows(moneybird: MoneybirdSandbox) -> list[dict[str, Any]]:
@@ -244,6 +272,11 @@ def overview_app(sandbox: Sandbox) -> Starlette:
         return JSONResponse({"sandbox": True, "invoices": invoice_rows(sandbox.moneybird)})
 
     async def page(request: Request) -> HTMLResponse:
+        language = sandbox.language
+
+        def _(message: str, /, **params: object) -> str:
+            return html.escape(translate(language, message, **params))
+
         rows = invoice_rows(sandbox.moneybird)
         cells = "".join(
             "<tr>"
@@ -254,15 +287,29 @@ def overview_app(sandbox: Sandbox) -> Starlette:
             + "</tr>"
             for row in rows
         )
+        headings = (
+            _("number"),
+            _("reference"),
+            _("date"),
+            _("contact"),
+            _("total incl. VAT"),
+            _("VAT"),
+            _("state"),
+        )
+        title = _("Invoices in the simulated Moneybird")
+        counts = _(
+            "%(invoices)s invoice(s), %(orders)s order(s) in the simulated shop.",
+            invoices=len(rows),
+            orders=len(sandbox.shop.orders),
+        )
         body = (
-            "<!doctype html><meta charset=utf-8><title>woobird sandbox — Moneybird invoices</title>"
+            f"<!doctype html><html lang={language}><meta charset=utf-8>"
+            f"<title>woobird sandbox — {title}</title>"
             "<style>body{font:15px system-ui;margin:2em}td,th{padding:.3em .8em;border-bottom:1px solid #ddd}"
             ".tag{background:#a0f;color:#fff;padding:.2em .5em;border-radius:.3em}</style>"
-            "<h1><span class=tag>SANDBOX</span> Invoices in the simulated Moneybird</h1>"
-            f"<p>{len(rows)} invoice(s), {len(sandbox.shop.orders)} order(s) in the simulated shop. "
-            "JSON: <a href=/sandbox/invoices.json>/sandbox/invoices.json</a></p>"
-            "<table><tr><th>number</th><th>reference</th><th>date</th><th>contact</th>"
-            f"<th>total incl. VAT</th><th>VAT</th><th>state</th></tr>{cells}</table>"
+            f"<h1><span class=tag>SANDBOX</span> {title}</h1>"
+            f"<p>{counts} JSON: <a href=/sandbox/invoices.json>/sandbox/invoices.json</a></p>"
+            "<table><tr>" + "".join(f"<th>{heading}</th>" for heading in headings) + f"</tr>{cells}</table>"
         )
         return HTMLResponse(body)
 
@@ -300,7 +347,7 @@ async def populate(settings: Settings, sandbox: Sandbox) -> list[int]:
             delivery_url=settings.webhook_url,
             secret=settings.woocommerce_webhook_secret.get_secret_value(),
         )
-    console.print(f"[magenta]sandbox[/] woobird webhook install: {message}")
+    console.print("[magenta]sandbox[/] woobird webhook install:", escape(message))
     order_ids = []
     for document in sample_orders(sandbox.shop.now()):
         order = sandbox.shop.add_order(document)
@@ -308,7 +355,13 @@ async def populate(settings: Settings, sandbox: Sandbox) -> list[int]:
     async with httpx.AsyncClient() as client:
         for order_id in order_ids:
             status = await sandbox.shop.deliver(order_id, client=client)
-            console.print(f"[magenta]sandbox[/] order {order_id} delivered to woobird: HTTP {status}")
+            said = translate(
+                settings.language,
+                "order %(order)s delivered to woobird: HTTP %(status)s",
+                order=order_id,
+                status=status,
+            )
+            console.print("[magenta]sandbox[/]", said)
     return order_ids
 
 
@@ -346,37 +399,60 @@ async def wait_until_settled(
         await engine.dispose()
 
 
-def _amount(value: Decimal | None) -> str:
-    return "—" if value is None else money(value)
+def _amount(value: Decimal | None, language: Language) -> str:
+    return "—" if value is None else money_text(value, language)
 
 
 def print_summary(settings: Settings, records: dict[int, OrderRecord], *, order_ids: list[int]) -> None:
+    language = settings.language
+
+    def _(message: str, /, **params: object) -> str:
+        return escape(translate(language, message, **params))
+
     console.rule("[bold magenta]woobird sandbox[/]")
     for order_id in order_ids:
         record = records.get(order_id)
         if record is None:
-            console.print(f"  order {order_id}: not received yet")
+            console.print(" ", _("order %(order)s: not received yet", order=order_id))
         elif record.state == OrderState.BOOKED:
-            invoice = record.invoice_number or record.invoice_id
-            console.print(
-                f"  [green]✓[/] order {record.order_number}: invoice {invoice}, "
-                f"paid {_amount(record.invoice_total)} (order total {_amount(record.order_total)})"
+            line = _(
+                "order %(order)s: invoice %(invoice)s, paid %(paid)s (order total %(total)s)",
+                order=record.order_number,
+                invoice=record.invoice_number or record.invoice_id,
+                paid=_amount(record.invoice_total, language),
+                total=_amount(record.order_total, language),
             )
+            console.print("  [green]✓[/]", line)
         else:
-            console.print(f"  [red]✗[/] order {record.order_number}: {record.state} — {record.error or ''}")
+            line = _(
+                "order %(order)s: %(state)s — %(error)s",
+                order=record.order_number,
+                state=word(record.state, language),
+                error=record.error or "",
+            )
+            console.print("  [red]✗[/]", line)
             if order_id in expected_failures():
-                console.print("    (on purpose: this is how woobird tells you an order could not be booked)")
+                console.print(
+                    "   ", _("(on purpose: this is how woobird tells you an order could not be booked)")
+                )
     web = settings.public_url
     month = datetime.now(UTC).strftime("%Y-%m")
     token = settings.admin_token.get_secret_value()
-    console.print(
-        f"\n  Dashboard:      {web}/admin  (sign in with the token [bold]{token}[/])\n"
-        f"  Invoices:       {settings.woocommerce_url}/sandbox  (what the simulated Moneybird holds)\n"
-        f"  Health:         {web}/readyz\n"
-        f"  Month report:   .venv/bin/woobird report --month {month}   (in another terminal)\n"
-        f"  Status:         .venv/bin/woobird status\n"
-        "  Stop with Ctrl-C. Nothing here is real; configure accounts to book for real."
-    )
+    guide = {
+        _("Dashboard:"): _("%(url)s/admin  (sign in with the token %(token)s)", url=web, token=token),
+        _("Invoices:"): _(
+            "%(url)s/sandbox  (what the simulated Moneybird holds)", url=settings.woocommerce_url
+        ),
+        _("Health:"): f"{web}/readyz",
+        _("Month report:"): _(
+            ".venv/bin/woobird report --month %(month)s   (in another terminal)", month=month
+        ),
+        _("Status:"): ".venv/bin/woobird status",
+    }
+    console.print()
+    for label, text in guide.items():
+        console.print(f"  {label:<16}{text}")
+    console.print(" ", _("Stop with Ctrl-C. Nothing here is real; configure accounts to book for real."))
 
 
 async def print_report(settings: Settings) -> None:
@@ -391,7 +467,7 @@ async def print_report(settings: Settings) -> None:
         )
     finally:
         await engine.dispose()
-    render_report(report, console)
+    render_report(report, console, language=settings.language)
 
 
 async def run_demo(
@@ -410,8 +486,16 @@ async def run_demo(
         serve(create_moneybird_app(sandbox.moneybird), port=moneybird_port),
     ):
         console.print(
-            f"[magenta]sandbox[/] simulated shop on {settings.woocommerce_url}, "
-            f"simulated Moneybird on {settings.moneybird_api_url}; waiting for woobird's web process"
+            "[magenta]sandbox[/]",
+            escape(
+                translate(
+                    settings.language,
+                    "simulated shop on %(shop)s, simulated Moneybird on %(moneybird)s; "
+                    "waiting for woobird's web process",
+                    shop=settings.woocommerce_url,
+                    moneybird=settings.moneybird_api_url,
+                )
+            ),
         )
         if ready is not None:
             await ready(sandbox)

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from app.checks import percentage_text, propose_tax_rate, shop_tax_rates
 from app.clients import moneybird_client, shop_client
+from app.i18n import N_, Message
 from app.invoicing.reference import AdministrationReference, DocumentStyle, LedgerAccount, TaxRate, Workflow
 from app.invoicing.vat import EXPORT, REVERSE_CHARGE, describe_key
 from app.moneybird.errors import MoneybirdError
@@ -23,8 +24,8 @@ from app.settings import Settings
 from app.woocommerce.errors import WooCommerceError
 
 INVOICE_KINDS = {
-    "sales_invoice": "Moneybird numbers the invoice and makes its PDF (sent with delivery method Manual)",
-    "external_sales_invoice": "booked under the shop's order number, no Moneybird numbering or PDF",
+    "sales_invoice": N_("Moneybird numbers the invoice and makes its PDF (sent with delivery method Manual)"),
+    "external_sales_invoice": N_("booked under the shop's order number, no Moneybird numbering or PDF"),
 }
 
 
@@ -42,7 +43,7 @@ class RateRow:
     name: str  # the shop's name for its rate, or what the treatment is
     percentage: Decimal | None  # the shop's rate; None for a treatment
     proposal: str
-    how_to_create: str | None
+    how_to_create: Message | None
 
     @property
     def required(self) -> bool:
@@ -53,7 +54,9 @@ class RateRow:
     def label(self) -> str:
         if self.percentage is None:
             return self.name
-        return f"the shop's {self.name} ({percentage_text(self.percentage)} %)"
+        return Message(
+            "the shop's %(rate)s (%(pct)s %%)", rate=self.name, pct=percentage_text(self.percentage)
+        )
 
 
 @dataclass(frozen=True)
@@ -70,17 +73,31 @@ class Choices:
         return [row for row in self.rates if row.required and not row.proposal]
 
 
-def how_to_create(key: str, percentage: Decimal | None, country: str) -> str:
-    where = "In Moneybird go to Settings → Tax rates → New tax rate"
+def how_to_create(key: str, percentage: Decimal | None, country: str) -> Message:
     if key == REVERSE_CHARGE:
-        return f"{where}: “Btw verlegd”, 0 %, type sales invoice (verkoop), and reload this page."
+        return Message(
+            "In Moneybird go to Settings → Tax rates → New tax rate: “Btw verlegd”, 0 %%, "
+            "type sales invoice, and reload this page."
+        )
     if key == EXPORT:
-        return f"{where}: “Export buiten de EU”, 0 %, type sales invoice (verkoop), and reload this page."
+        return Message(
+            "In Moneybird go to Settings → Tax rates → New tax rate: “Export buiten de EU”, 0 %%, "
+            "type sales invoice, and reload this page."
+        )
     pct = format((percentage or Decimal(0)).normalize(), "f")
     if ":" in key:
-        abroad = key.split(":", 1)[0]
-        return f"{where}: {pct} % for country {abroad} (OSS), type sales invoice, and reload this page."
-    return f"{where}: “{pct}% btw”, {pct} %, type sales invoice (verkoop), country {country}, and reload."
+        return Message(
+            "In Moneybird go to Settings → Tax rates → New tax rate: %(pct)s %% for country %(country)s "
+            "(OSS), type sales invoice, and reload this page.",
+            pct=pct,
+            country=key.split(":", 1)[0],
+        )
+    return Message(
+        "In Moneybird go to Settings → Tax rates → New tax rate: “%(pct)s%% btw”, %(pct)s %%, "
+        "type sales invoice, country %(country)s, and reload.",
+        pct=pct,
+        country=country,
+    )
 
 
 async def load_choices(settings: Settings) -> Choices:
@@ -88,7 +105,9 @@ async def load_choices(settings: Settings) -> Choices:
         async with moneybird_client(settings) as moneybird:
             reference = await load_reference(moneybird)
     except MoneybirdError as exc:
-        raise ChoicesUnavailable(f"could not read the Moneybird administration: {exc}") from exc
+        raise ChoicesUnavailable(
+            Message("could not read the Moneybird administration: %(error)s", error=exc)
+        ) from exc
     rates = propose_tax_rates(
         reference, await read_shop_tax_rates(settings), current=settings.moneybird_tax_rates
     )
@@ -106,12 +125,16 @@ async def read_shop_tax_rates(settings: Settings) -> list[tuple[str, Decimal, st
     """The shop's VAT rates; a shop that cannot be read is refused: no rate is guessed for it."""
     unset = sorted(SHOP_SETTINGS & set(settings.problems()))
     if unset:
-        raise ChoicesUnavailable(f"could not read the shop's tax rates: {', '.join(unset)} not set")
+        raise ChoicesUnavailable(
+            Message("could not read the shop's tax rates: %(settings)s not set", settings=", ".join(unset))
+        )
     try:
         async with shop_client(settings) as shop:
             return await shop_tax_rates(shop)
     except WooCommerceError as exc:
-        raise ChoicesUnavailable(f"could not read the shop's tax rates: {exc}") from exc
+        raise ChoicesUnavailable(
+            Message("could not read the shop's tax rates: %(error)s", error=exc)
+        ) from exc
 
 
 def propose_tax_rates(
@@ -149,9 +172,9 @@ def _row(
     return RateRow(key=key, name=name, percentage=percentage, proposal=proposal, how_to_create=fix)
 
 
-def chosen_values(choices: Choices, form: Mapping[str, str]) -> tuple[dict[str, str | None], list[str]]:
+def chosen_values(choices: Choices, form: Mapping[str, str]) -> tuple[dict[str, str | None], list[Message]]:
     """The settings a submitted form asks for, and what is wrong with it (in words)."""
-    problems: list[str] = []
+    problems: list[Message] = []
     accounts = {a.id for a in choices.accounts}
     workflows = {w.id for w in choices.workflows}
     styles = {s.id for s in choices.styles}
@@ -160,27 +183,39 @@ def chosen_values(choices: Choices, form: Mapping[str, str]) -> tuple[dict[str, 
     def pick(name: str, allowed: set[str], what: str) -> str | None:
         value = (form.get(name) or "").strip()
         if value and value not in allowed:
-            problems.append(f"{what} {value!r} is not one of the administration's")
+            problems.append(
+                Message(
+                    "%(what)s %(value)r is not one of the administration's", what=Message(what), value=value
+                )
+            )
             return None
         return value or None
 
     values: dict[str, str | None] = {
-        "MONEYBIRD_LEDGER_ACCOUNT_ID": pick("ledger_account", accounts, "ledger account"),
-        "MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID": pick("shipping_ledger_account", accounts, "ledger account"),
-        "MONEYBIRD_WORKFLOW_ID": pick("workflow", workflows, "workflow"),
-        "MONEYBIRD_DOCUMENT_STYLE_ID": pick("document_style", styles, "document style"),
+        "MONEYBIRD_LEDGER_ACCOUNT_ID": pick("ledger_account", accounts, N_("ledger account")),
+        "MONEYBIRD_SHIPPING_LEDGER_ACCOUNT_ID": pick(
+            "shipping_ledger_account", accounts, N_("ledger account")
+        ),
+        "MONEYBIRD_WORKFLOW_ID": pick("workflow", workflows, N_("workflow")),
+        "MONEYBIRD_DOCUMENT_STYLE_ID": pick("document_style", styles, N_("document style")),
     }
     mapping: dict[str, str] = {}
     for row in choices.rates:
-        chosen = pick(f"rate:{row.key}", rates, "tax rate")
+        chosen = pick(f"rate:{row.key}", rates, N_("tax rate"))
         if chosen:
             mapping[row.key] = chosen
         elif row.required:
-            problems.append(f"{row.label} has no Moneybird tax rate. {row.how_to_create or 'Choose one.'}")
+            problems.append(
+                Message(
+                    "%(rate)s has no Moneybird tax rate. %(fix)s",
+                    rate=row.label,
+                    fix=row.how_to_create or Message("Choose one."),
+                )
+            )
     values["MONEYBIRD_TAX_RATES"] = json.dumps(mapping, separators=(",", ":"), sort_keys=True)
     kind = form.get("invoice_kind") or "sales_invoice"
     if kind not in INVOICE_KINDS:
-        problems.append(f"invoice kind {kind!r} is not one woobird knows")
+        problems.append(Message("invoice kind %(kind)r is not one woobird knows", kind=kind))
     values["INVOICE_KIND"] = kind
     values["INVOICE_EXACT_VAT"] = "true" if form.get("exact_vat") else "false"
     return values, problems

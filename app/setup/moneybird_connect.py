@@ -32,6 +32,7 @@ from app import clients
 from app.clients import moneybird_client
 from app.constants import MONEYBIRD_REFRESH_LOCK_KEY, SETUP_OAUTH_STATE_PREFIX
 from app.db import create_engine, session_factory
+from app.i18n import N_
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.moneybird.models import Administration
 from app.queue import connect, connection_key
@@ -43,8 +44,8 @@ log = structlog.get_logger("woobird.setup")
 
 # Asked for by name: what woobird does with each.
 SCOPES: Final[dict[str, str]] = {
-    "sales_invoices": "create, send and register payment of invoices; find and create contacts",
-    "settings": "read tax rates, ledger accounts, workflows and document styles; create products",
+    "sales_invoices": N_("create, send and register payment of invoices; find and create contacts"),
+    "settings": N_("read tax rates, ledger accounts, workflows and document styles; create products"),
 }
 CALLBACK_PATH: Final = "/admin/setup/moneybird/callback"
 STATE_TTL_SECONDS: Final = 10 * 60
@@ -236,7 +237,7 @@ async def refresh_stored_token(
                     "MONEYBIRD_API_TOKEN": tokens.access_token,
                     "MONEYBIRD_REFRESH_TOKEN": tokens.refresh_token or refresh,
                 },
-                actor="woobird (OAuth token refresh after a 401)",
+                actor=N_("woobird (OAuth token refresh after a 401)"),
                 connection_id=connection_id,
             )
             log.info("Moneybird access token refreshed")

@@ -19,17 +19,18 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
+from app.i18n import N_
 from app.schema import utcnow
 from app.settings import Settings
 from app.settings_store import DEFAULT_CONNECTION, bump_version, ensure_connection
 
 STEPS: Final[tuple[tuple[str, str], ...]] = (
     ("shop", "WooCommerce"),
-    ("products", "Products"),
+    ("products", N_("Products")),
     ("moneybird", "Moneybird"),
-    ("bookkeeping", "Bookkeeping"),
-    ("history", "History"),
-    ("install", "Install"),
+    ("bookkeeping", N_("Bookkeeping")),
+    ("history", N_("History")),
+    ("install", N_("Install")),
 )
 STEP_KEYS: Final = tuple(key for key, _ in STEPS)
 SHOP_SETTINGS: Final = ("WOOCOMMERCE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET")

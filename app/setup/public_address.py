@@ -12,27 +12,38 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import urlsplit
 
+from app.i18n import N_
+
 MAX_LENGTH: Final = 300
-HOW: Final = "enter it as https://woobird.example.nl (scheme and host, and a port if it needs one)"
 
 
 def normalise(text: str) -> str:
     return text.strip()[:MAX_LENGTH].rstrip("/")
 
 
+NOT_AN_ADDRESS: Final = N_(
+    "that is not a web address: enter it as https://woobird.example.nl (scheme and host, and a port if it "
+    "needs one)"
+)
+NOT_ONLY_AN_ADDRESS: Final = N_(
+    "woobird's address is its scheme and host only, without a path, query or user name: enter it as "
+    "https://woobird.example.nl (scheme and host, and a port if it needs one)"
+)
+
+
 def problem(url: str) -> str | None:
-    """Why `url` cannot be woobird's address (in words), or None when it can."""
+    """Why `url` cannot be woobird's address (a message id), or None when it can."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises on a port that is not a number)
     except ValueError:
-        return f"that is not a web address: {HOW}"
+        return NOT_AN_ADDRESS
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"that is not a web address: {HOW}"
+        return NOT_AN_ADDRESS
     if "@" in parts.netloc or parts.query or parts.fragment or parts.path not in ("", "/"):
-        return f"woobird's address is its scheme and host only, without a path, query or user name: {HOW}"
+        return NOT_ONLY_AN_ADDRESS
     if not url.isprintable() or any(c.isspace() for c in url):
-        return f"that is not a web address: {HOW}"
+        return NOT_AN_ADDRESS
     return None
 
 

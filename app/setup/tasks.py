@@ -157,5 +157,7 @@ def history_runner(settings: Settings, redis: ArqRedis, *, since: datetime, dry_
         status.lines = [f"#{r.order_number}: {r.reason}" for r in result.refusals][:200]
         if dry_run:
             status.message = f"total of the invoices that would be booked: {result.planned_total:.2f}"
+            if result.progress.queued:
+                status.message += ". " + result.import_estimate(settings.rate_limit)
 
     return run

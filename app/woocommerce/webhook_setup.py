@@ -4,6 +4,7 @@ the one that tells woobird about orders (`woobird webhook install`, the sandbox 
 from __future__ import annotations
 
 from app.constants import WEBHOOK_PATH
+from app.i18n import Message
 from app.woocommerce.client import WooCommerceClient
 from app.woocommerce.models import Webhook
 
@@ -29,14 +30,33 @@ async def install_webhook(shop: WooCommerceClient, *, delivery_url: str, secret:
         hook = await shop.create_webhook(
             name=WEBHOOK_NAME, topic=WEBHOOK_TOPIC, delivery_url=delivery_url, secret=secret
         )
-        return f"created webhook #{hook.id}: {WEBHOOK_TOPIC} → {delivery_url}"
+        return Message(
+            "created webhook #%(webhook)s: %(topic)s → %(url)s",
+            webhook=hook.id,
+            topic=WEBHOOK_TOPIC,
+            url=delivery_url,
+        )
     hook = ours[0]
     # The shop never shows a webhook's secret, so it is always set: then it surely matches ours.
     await shop.update_webhook(hook.id, delivery_url=delivery_url, status="active", secret=secret)
-    extra = "".join(
-        f"\n  note: webhook #{other.id} also delivers to woobird ({other.delivery_url}); delete it in "
-        "WooCommerce → Settings → Advanced → Webhooks"
-        for other in ours[1:]
+    repaired = Message(
+        "repaired webhook #%(webhook)s (was %(status)s, %(was)s): now active, %(topic)s → %(url)s",
+        webhook=hook.id,
+        status=hook.status,
+        was=hook.delivery_url,
+        topic=WEBHOOK_TOPIC,
+        url=delivery_url,
     )
-    was = f"was {hook.status}, {hook.delivery_url}"
-    return f"repaired webhook #{hook.id} ({was}): now active, {WEBHOOK_TOPIC} → {delivery_url}{extra}"
+    others = [
+        Message(
+            "note: webhook #%(webhook)s also delivers to woobird (%(url)s); delete it in "
+            "WooCommerce → Settings → Advanced → Webhooks",
+            webhook=other.id,
+            url=other.delivery_url,
+        )
+        for other in ours[1:]
+    ]
+    if not others:
+        return repaired
+    # Several sentences, each its own message: the English for the log and the CLI, joined by lines.
+    return "\n  ".join([repaired, *others])

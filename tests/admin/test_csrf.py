@@ -21,7 +21,9 @@ from app.main import create_app
 from app.settings import Settings
 from tests.admin.conftest import sign_in
 
-NO_SESSION_YET = frozenset({"/admin/login"})
+# Forms a browser posts before signing in: the sign-in itself, and the header's language switch (on
+# the sign-in page too), which acts on no session and sets only the browser's own language cookie.
+NO_SESSION_YET = frozenset({"/admin/login", "/admin/language"})
 REFUSAL = "the form is stale or was not sent from the"
 
 

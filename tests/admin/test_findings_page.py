@@ -89,3 +89,29 @@ async def test_open_findings_are_shown_and_marked_done_with_the_form(
     assert "After booking (0 open)" in page
     missing = await client.post("/admin/findings/999999/done", data={"csrf": csrf})
     assert missing.status_code == 404
+
+
+async def test_a_finding_is_shown_in_the_browsers_language(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await note(
+        _Target(settings, redis, sessions),
+        kind=FindingKind.INVOICE_CHANGED,
+        subject="invoice:77",
+        order_id=BOOKED_ID,
+        message=(
+            "invoice 2026-0041 of order #1041 now totals 40.00 in Moneybird, "
+            "booked as 36.00 (difference 4.00)"
+        ),
+    )
+    await sign_in(client, settings)
+
+    dutch = (await client.get("/admin", headers={"Accept-Language": "nl"})).text
+    english = (await client.get("/admin", headers={"Accept-Language": "en"})).text
+
+    assert "factuur gewijzigd" in dutch
+    assert "factuur 2026-0041 van bestelling #1041 heeft nu een totaal van 40.00 in Moneybird" in dutch
+    assert "invoice 2026-0041 of order #1041 now totals 40.00 in Moneybird" in english

@@ -175,7 +175,7 @@ async def test_overview_shows_when_reconciliation_last_succeeded(
     assert 'data-check="reconcile"' in page
     card = page.split("last reconciliation", 1)[1].split('<div class="card"', 1)[0]
     assert "not yet" not in card
-    assert "2026-11-20" in card
+    assert "20 November 2026 11:15" in card  # 10:15 UTC in Amsterdam, as English writes it
 
 
 async def test_overview_says_when_verification_last_finished_and_why_it_failed_since(
@@ -190,7 +190,7 @@ async def test_overview_says_when_verification_last_finished_and_why_it_failed_s
     async with transaction(seeded) as session:
         await ledger.set_state(session, VERIFY_LAST_SUCCESS, finished.isoformat())
     done = (await client.get("/admin")).text
-    assert "2026-11-30 04:17" in done.split("last verification", 1)[1][:300]  # Amsterdam time
+    assert "30 November 2026 04:17" in done.split("last verification", 1)[1][:300]  # Amsterdam time
     assert "last try failed" not in done
 
     failed_at = finished + timedelta(days=1)

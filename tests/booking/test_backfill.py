@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 
+from app import schema
 from app.booking import ledger
 from app.booking.backfill import BackfillProgress, backfill, eta
 from app.db import transaction
@@ -124,6 +125,33 @@ async def test_pacing_waits_for_the_worker(database_url: str, redis: ArqRedis) -
 
 def test_eta_follows_the_rate_limit() -> None:
     assert eta(10_000, (150, 300)) == pytest.approx(10_000 * 4 * 300 / 150)
+    assert eta(10_000, (150, 300), calls_each=3.6) == pytest.approx(10_000 * 3.6 * 300 / 150)
+
+
+@pytest.mark.parametrize(
+    ("kind", "calls"), [("sales_invoice", 4 + 3 + 3), ("external_sales_invoice", 3 + 2 + 2)]
+)
+async def test_the_preview_counts_what_the_import_costs_new_and_returning_customers(
+    database_url: str, redis: ArqRedis, kind: str, calls: int
+) -> None:
+    async with wired(database_url=database_url, redis=redis, invoice_kind=kind) as w:
+        async with transaction(w.services.sessions) as session:
+            session.add(
+                schema.ContactRecord(
+                    email="bekend@example.nl", contact_id="1", adopted=False, created_at=schema.utcnow()
+                )
+            )
+        w.add_order(4030, paid=PAID, email="Nieuw@example.nl")
+        w.add_order(4031, paid=PAID + timedelta(hours=1), email="nieuw@example.nl")
+        w.add_order(4032, paid=PAID + timedelta(hours=2), email="bekend@example.nl")
+        report = await backfill(w.services, since=SINCE, dry_run=True)
+        assert report.progress.new_customers == 1
+        assert report.progress.calls == calls
+        # requests × the limit's seconds per request: 150 per 300 s
+        assert report.import_seconds((150, 300)) == pytest.approx(calls * 2)
+        assert report.progress.eta_seconds == pytest.approx(calls * 300 / 150)
+        estimate = report.import_estimate((150, 300))
+        assert f"{calls} requests for 3 orders, 1 of them by new customers" in estimate
 
 
 async def test_orders_paid_before_sync_since_are_booked_by_the_backfill(

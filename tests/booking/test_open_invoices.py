@@ -171,9 +171,11 @@ async def test_the_month_report_counts_an_open_invoice_as_booked_and_says_it_awa
     assert (report.awaiting_payment, report.booked) == (1, 0)
     assert report.moneybird_total == Decimal(invoice["total_price_incl_tax"])
     assert report.differences == []  # booked, so not "not booked"
-    console = Console(record=True, width=200)
-    render_report(report, console)
-    assert "open invoices awaiting payment 1" in console.export_text()
+    english, dutch = Console(record=True, width=200), Console(record=True, width=200)
+    render_report(report, english, language="en")
+    render_report(report, dutch, language="nl")
+    assert "open invoices awaiting payment 1" in english.export_text()
+    assert "open facturen wachtend op betaling 1" in dutch.export_text()
 
 
 async def test_an_open_invoice_whose_order_changes_unpaid_is_reported(h: Harness) -> None:

@@ -26,7 +26,7 @@ from app.constants import ORDER_LOCK_PREFIX, QUEUE_NAME, REDIS_MARKER_KEY
 from app.jobs import exclusively
 from app.main import create_app
 from app.metrics_refresh import refresh_gauges
-from app.moneybird.models import Contact
+from app.moneybird.models import Contact, ContactCreate
 from app.schema import OrderState, OrderStep, RefundRecord, RefundState
 from tests.booking.test_healing import _add, _assert_booked_once, _customer
 from tests.harness import Harness, open_harness
@@ -303,17 +303,17 @@ async def test_a_job_that_runs_out_of_time_is_tried_again_instead_of_dropped(
     async with open_harness(database_url=database_url, redis=redis, worker_job_timeout_seconds=timeout) as h:
         document = _add(h, 7661, customer=_customer("Anna"))
         await h.deliver(7661)
-        # Moneybird's contact search hangs, once, for longer than this job may run.
-        search = h.services.moneybird.search_contacts
-        hung: list[str] = []
+        # Moneybird's contact create hangs, once, for longer than this job may run.
+        create = h.services.moneybird.create_contact
+        hung: list[ContactCreate] = []
 
-        async def hangs_once(query: str, *, max_pages: int = 5) -> list[Contact]:
+        async def hangs_once(contact: ContactCreate) -> Contact:
             if not hung:
-                hung.append(query)
+                hung.append(contact)
                 await asyncio.sleep(timeout + 2)
-            return await search(query, max_pages=max_pages)
+            return await create(contact)
 
-        h.services.moneybird.search_contacts = hangs_once  # type: ignore[method-assign]
+        h.services.moneybird.create_contact = hangs_once  # type: ignore[method-assign]
         worker = Worker(
             functions=job_functions(),
             redis_pool=h.redis,

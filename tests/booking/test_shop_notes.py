@@ -15,7 +15,14 @@ import respx
 from arq.connections import ArqRedis
 
 from app.booking import ledger
-from app.booking.shop_notes import NOTE_REFUSED_EVENT, NOTE_WRITTEN_EVENT, write_shop_note
+from app.booking.shop_notes import (
+    NOTE_REFUSED_EVENT,
+    NOTE_WRITTEN_EVENT,
+    note_markers,
+    note_text,
+    write_shop_note,
+)
+from app.i18n import Language, money_text
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.schema import OrderRecord, OrderState
 from app.woocommerce.client import WooCommerceClient
@@ -59,7 +66,8 @@ async def test_a_booked_order_gets_one_private_note_with_its_invoice(harness: Ha
     note = notes[0]
     assert note["customer_note"] is False  # never e-mailed to the customer
     assert f"invoice {record.invoice_number}" in note["note"]
-    assert f"EUR {record.invoice_total:.2f}" in note["note"]
+    assert record.invoice_total is not None
+    assert money_text(record.invoice_total, "en") in note["note"]
     assert _link(harness, record.invoice_id) in note["note"]
     assert len(await _events(harness, order_id, NOTE_WRITTEN_EVENT)) == 1
 
@@ -84,13 +92,44 @@ async def test_the_note_changes_nothing_about_the_order_and_books_nothing_again(
     assert record.state == OrderState.BOOKED
 
 
+def test_the_note_speaks_the_language_setting_with_its_amount_as_the_reader_writes_it() -> None:
+    def note(language: Language) -> str:
+        return note_text(
+            kind="invoice", number="2026-0041", total="1234.56", currency="EUR", link="L", language=language
+        )
+
+    total = money_text(Decimal("1234.56"), "nl")
+    assert (
+        note("nl")
+        == f"woobird heeft deze bestelling in Moneybird geboekt als factuur 2026-0041, totaal {total}: L"
+    )
+    assert note("en") == "woobird booked this order in Moneybird as invoice 2026-0041, total €1,234.56: L"
+
+
+def test_a_second_note_is_found_by_its_words_in_either_language() -> None:
+    paid = {
+        language: note_text(
+            kind="invoice_paid", number="7", total="5.00", currency="EUR", link="L", language=language
+        )
+        for language in ("nl", "en")
+    }
+    markers = note_markers("invoice_paid", "L")
+    assert all(any(marker in text for marker in markers) for text in paid.values())
+    first = note_text(kind="invoice", number="7", total="5.00", currency="EUR", link="L", language="nl")
+    assert not any(marker in first for marker in markers)
+
+
 async def test_a_note_whose_answer_was_lost_is_adopted_not_written_twice(harness: Harness) -> None:
     order_id, record = await _booked(harness)
     assert record.invoice_id is not None
     link = _link(harness, record.invoice_id)
     # The try whose answer was lost left its note; the next try finds it by the invoice's link.
     outcome = await write_shop_note(
-        harness.services, order_id=order_id, document_id=record.invoice_id, link=link, text=f"again {link}"
+        harness.services,
+        order_id=order_id,
+        document_id=record.invoice_id,
+        markers=(link,),
+        text=f"again {link}",
     )
     assert "already on the order" in outcome
     assert len(harness.shop.notes[order_id]) == 1
@@ -153,7 +192,7 @@ async def test_a_refund_gets_a_note_with_its_credit_invoice(harness: Harness) ->
     assert len(notes) == 2
     credit_note = next(note for note in notes if "credit invoice" in note["note"])
     assert _link(harness, credits[0]["id"]) in credit_note["note"]
-    assert "EUR -5.00" in credit_note["note"]
+    assert money_text(Decimal("-5.00"), "en") in credit_note["note"]
 
 
 async def test_the_fake_shop_refuses_a_note_as_woocommerce_does(harness: Harness) -> None:

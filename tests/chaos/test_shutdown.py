@@ -5,7 +5,7 @@ time (WORKER_JOB_COMPLETION_WAIT_SECONDS, 20 s, inside Heroku's 30 s before SIGK
 rest back to the queue, so the next worker books them — each exactly once, even the one whose
 Moneybird answer was still outstanding when the grace time ran out.
 
-    pytest ──(ledger rows + jobs)──▶ Redis ◀── worker 1 (`arq workers.settings.WorkerSettings`)
+    pytest ──(ledger rows + jobs)──▶ Redis ◀── worker 1 (Procfile `worker`)
       fake shop, fake Moneybird over HTTP ◀──┘     SIGTERM, then worker 2 takes over
 
 Not part of the chaos mark: it is one deterministic scenario, about 35 seconds long.

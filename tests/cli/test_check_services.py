@@ -35,19 +35,30 @@ def test_check_names_redis_that_does_not_answer_and_a_ledger_never_migrated(tmp_
         "COLUMNS": "250",
     }
 
-    result = CliRunner().invoke(cli, ["check"], env=env)
+    result = CliRunner().invoke(cli, ["check"], env=env | {"LANGUAGE": "en"})
 
     assert result.exit_code == 1
     assert "✗ REDIS_URL: Redis does not answer" in result.output
     assert "✗ DATABASE_URL: the ledger is not usable" in result.output
     assert "run `woobird migrate`" in result.output
 
+    dutch = CliRunner().invoke(cli, ["check"], env=env | {"LANGUAGE": "nl"})
+
+    assert dutch.exit_code == 1
+    assert "✗ REDIS_URL: Redis antwoordt niet" in dutch.output
+    assert "✗ DATABASE_URL: het logboek is niet bruikbaar (OperationalError); voer `woobird migrate` uit" in (
+        dutch.output
+    )
+    assert "✗ WOOCOMMERCE_URL: ontbreekt — het basisadres van de winkel" in dutch.output
+    assert "problemen op te lossen voordat woobird elke bestelling kan boeken." in dutch.output
+    assert "does not answer" not in dutch.output
+
 
 @pytest.mark.usefixtures("no_settings")
 def test_check_finds_redis_and_the_migrated_ledger(tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     migrate(database_url)
-    env = {"REDIS_URL": redis_database(14), "DATABASE_URL": database_url, "COLUMNS": "250"}
+    env = {"REDIS_URL": redis_database(14), "DATABASE_URL": database_url, "COLUMNS": "250", "LANGUAGE": "en"}
 
     result = CliRunner().invoke(cli, ["check"], env=env)
 

@@ -70,6 +70,7 @@ def test_migrating_then_reading_works(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", unmigrated_url)
     monkeypatch.setenv("REDIS_URL", redis_database(14))
+    monkeypatch.setenv("LANGUAGE", "en")
 
     assert CliRunner().invoke(cli, ["migrate"]).exit_code == 0
     result = CliRunner().invoke(cli, ["status"])

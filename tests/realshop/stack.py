@@ -69,10 +69,11 @@ class Stack:
     def woobird(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        """Run the `woobird` command as a user would, in the processes' folder."""
+        """Run the `woobird` command as a user would, in the processes' folder (in English: the
+        tests read its wording)."""
         return subprocess.run(
             [str(BIN / "woobird"), *args],
-            env={**self.env, "COLUMNS": "200", **(env or {})},
+            env={**self.env, "COLUMNS": "200", "LANGUAGE": "en", **(env or {})},
             cwd=self.workdir,
             capture_output=True,
             text=True,

@@ -75,6 +75,10 @@ def _open_invoice(stack: Stack, order: dict[str, Any]) -> dict[str, Any]:
     return eventually(booked_open)
 
 
+# The processes run with LANGUAGE unset: they write the shop's notes in Dutch, the default.
+PAID_NOTE = "is betaald in Moneybird, dus de bestelling is als betaald gemarkeerd"
+
+
 def _notes(stack: Stack, order_id: int, words: str) -> list[str]:
     notes = stack.shop.rest.get(f"/wc/v3/orders/{order_id}/notes").json()
     return [note["note"] for note in notes if words in note["note"]]
@@ -105,7 +109,7 @@ def test_a_bank_transfer_on_hold_is_paid_in_moneybird_and_the_real_order_is_mark
 
     paid = eventually(marked_paid)
     assert paid["date_paid_gmt"]  # WooCommerce set it on the move to processing
-    eventually(lambda: _notes(stack, order["id"], "was paid in Moneybird") or _raise("no paid note yet"))
+    eventually(lambda: _notes(stack, order["id"], PAID_NOTE) or _raise("no paid note yet"))
     time.sleep(QUIET_SECONDS)  # the save's order.updated delivery arrives, and changes nothing
 
     assert _events(stack, order["id"]).count("settled") == 1
@@ -114,7 +118,7 @@ def test_a_bank_transfer_on_hold_is_paid_in_moneybird_and_the_real_order_is_mark
     (invoice_now,) = stack.invoices(invoice["reference"])
     assert invoice_now["state"] == "paid"
     assert len(invoice_now["payments"]) == 1
-    assert len(_notes(stack, order["id"], "was paid in Moneybird")) == 1
+    assert len(_notes(stack, order["id"], PAID_NOTE)) == 1
     assert "booked" not in _events(stack, order["id"])  # the delivery booked nothing
     assert _pushes(stack, "queued") >= 1  # heard from Moneybird's push, not from a poll
     assert _pushes(stack, "unauthorized") == 0

@@ -125,6 +125,8 @@ async def test_the_sandbox_serves_both_fakes_and_its_overview(tmp_path: Path) ->
     assert (basic.status_code, basic.json()["code"]) == (401, "woocommerce_rest_cannot_view")
     assert [adm["id"] for adm in administrations.json()] == [settings.moneybird_administration_id]
     assert "SANDBOX" in page.text
+    assert "Facturen in de gesimuleerde Moneybird" in page.text  # LANGUAGE: nl, the default
+    assert "<th>totaal incl. btw</th>" in page.text
     assert listing.json() == {"sandbox": True, "invoices": []}
 
 
@@ -215,11 +217,22 @@ def test_the_summary_shows_amounts_with_two_decimals(tmp_path: Path) -> None:
         order_total=Decimal("36"),
     )
     records = {booked.order_id: booked, other.order_id: other}
+    english = demo_settings(tmp_path).model_copy(update={"language": "en"})
     with demo.console.capture() as captured:
-        demo.print_summary(demo_settings(tmp_path), records, order_ids=list(records))
+        demo.print_summary(english, records, order_ids=list(records))
     text = captured.get()
-    assert f"order {FIRST_ORDER_ID}: invoice 2026-0001, paid 64.70 (order total 64.70)" in text
-    assert f"order {FIRST_ORDER_ID + 1}: invoice 2026-0002, paid 36.00 (order total 36.00)" in text
+    assert f"order {FIRST_ORDER_ID}: invoice 2026-0001, paid €64.70 (order total €64.70)" in text
+    assert f"order {FIRST_ORDER_ID + 1}: invoice 2026-0002, paid €36.00 (order total €36.00)" in text
+    assert "Stop with Ctrl-C" in text
+
+    with demo.console.capture() as captured:
+        demo.print_summary(demo_settings(tmp_path), records, order_ids=list(records))  # LANGUAGE: nl
+    dutch = captured.get()
+    assert f"bestelling {FIRST_ORDER_ID}: factuur 2026-0001, betaald € 64,70 (totaal bestelling € 64,70)" in (
+        dutch.replace("\xa0", " ")
+    )
+    assert "Dashboard:" in dutch
+    assert "Stoppen met Ctrl-C." in dutch
 
 
 def _run_env(tmp_path: Path) -> dict[str, str]:
@@ -260,7 +273,7 @@ def test_woobird_run_without_accounts_runs_the_demo(tmp_path: Path) -> None:
             if not line:
                 break
             lines.append(line)
-            if "Stop with Ctrl-C" in line:
+            if "Stoppen met Ctrl-C" in line:  # a fresh checkout speaks Dutch (LANGUAGE=nl by default)
                 break
     finally:
         os.killpg(process.pid, signal.SIGINT)
@@ -273,8 +286,9 @@ def test_woobird_run_without_accounts_runs_the_demo(tmp_path: Path) -> None:
     output = "".join(lines)
 
     assert "SANDBOX" in output
-    booked = [n for n in range(FIRST_ORDER_ID, FIRST_ORDER_ID + len(samples())) if f"✓ order {n}:" in output]
+    numbers = range(FIRST_ORDER_ID, FIRST_ORDER_ID + len(samples()))
+    booked = [n for n in numbers if f"✓ bestelling {n}:" in output]
     assert len(booked) == len(samples()) - len(expected_failures()), output[-4000:]
-    assert all(f"✗ order {n}:" in output for n in expected_failures())
+    assert all(f"✗ bestelling {n}:" in output for n in expected_failures())
     assert "/admin" in output
-    assert "Month report" in output
+    assert "Maandrapport" in output

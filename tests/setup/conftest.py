@@ -165,7 +165,10 @@ async def open_wizard(
         app.state.woobird.live.check_every = 0.0
         woobird_transport = httpx.ASGITransport(app=app)
         async with (
-            httpx.AsyncClient(transport=woobird_transport, base_url=WOOBIRD_URL) as web,
+            # An English browser: the wizard tests read its wording; test_language reads the Dutch.
+            httpx.AsyncClient(
+                transport=woobird_transport, base_url=WOOBIRD_URL, headers={"Accept-Language": "en"}
+            ) as web,
             httpx.AsyncClient(transport=shop_transport, base_url=SHOP_URL) as shop_web,
             httpx.AsyncClient(transport=woobird_transport, base_url=WOOBIRD_URL) as shop_to_woobird,
         ):

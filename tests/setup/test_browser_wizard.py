@@ -33,11 +33,13 @@ from workers.functions import job_functions
 pytestmark = pytest.mark.browser
 
 
+@pytest.mark.parametrize("language", ["nl", "en"])
 async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked(
     chromium: str,  # noqa: F811
     sqlite_url: str,
     redis: ArqRedis,
     tmp_path: Path,
+    language: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shop = ShopSandbox()
@@ -63,11 +65,19 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
             await redis.set(WORKER_HEALTH_KEY, b"a worker is running", ex=300)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-                context = await browser.new_context(ignore_https_errors=True)
+                context = await browser.new_context(
+                    ignore_https_errors=True, locale={"nl": "nl-NL", "en": "en-US"}[language]
+                )
                 page = await context.new_page()
 
                 try:
-                    await walk(page, woobird_url=woobird_url, admin_token=ADMIN_TOKEN, shop_url=shop_url)
+                    await walk(
+                        page,
+                        woobird_url=woobird_url,
+                        admin_token=ADMIN_TOKEN,
+                        shop_url=shop_url,
+                        language=language,
+                    )
                 except Exception:
                     print("DEBUG", page.url, await page.inner_text("main"))
                     raise
@@ -100,6 +110,8 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
                 await page.goto(f"{woobird_url}/admin")
                 row = page.locator(f'tr[data-order="{order["id"]}"]').first
                 assert await row.get_attribute("data-state") == schema.OrderState.BOOKED.value
+                booked = {"nl": "geboekt", "en": "booked"}[language]
+                assert await row.locator(".pill").inner_text() == booked
                 assert len(moneybird.sales_invoices) == 1
                 invoice = next(iter(moneybird.sales_invoices.values()))
                 assert await page.locator(f"a:has-text('{invoice['invoice_id']}')").count() >= 1

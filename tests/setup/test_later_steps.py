@@ -72,7 +72,7 @@ async def test_products_wait_for_moneybird_then_preview_and_transfer(wizard: Wiz
     assert preview.counts["refused"] == 0, preview.lines
     assert preview.counts["without_sku"] >= 1
     assert planned >= 2
-    assert f"Transfer {planned} product(s)" in page
+    assert f"Transfer {planned} products" in page
     assert created_by_preview == 0
     assert transfer.state == "done"
     assert transfer.counts["created"] == planned == len(wizard.moneybird.products)
@@ -133,6 +133,9 @@ async def test_history_previews_counts_and_refusals_before_booking(wizard: Wizar
     assert any("7" in line for line in preview.lines)
     assert "Book them" in shown
     assert "total of the invoices that would be booked" in shown
+    # How long booking them takes: requests × the limit's seconds per request.
+    assert f"{preview.counts['would_book']} orders, " in shown
+    assert "at Moneybird&#39;s limit" in shown or "at Moneybird's limit" in shown
     assert wizard.moneybird.administration().invoice_numbers == {}  # a preview books nothing
 
 

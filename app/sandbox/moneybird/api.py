@@ -62,7 +62,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/contacts", contacts.list_contacts),
     ("POST", "/contacts", contacts.create_contact),
     ("GET", "/contacts/filter", contacts.filter_contacts),
-    ("GET", "/contacts/synchronization", _sync_list(_all_contacts)),
+    ("GET", "/contacts/synchronization", _sync_list(contacts.synchronized_contacts)),
     ("POST", "/contacts/synchronization", _sync_fetch(_all_contacts)),
     ("GET", "/contacts/customer_id/{customer_id}", contacts.get_contact_by_customer_id),
     ("PATCH", "/contacts/{id}/archive", contacts.archive_contact),

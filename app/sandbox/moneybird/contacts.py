@@ -322,6 +322,13 @@ def _include_archived(call: Call) -> bool:
     return call.query.get("include_archived", "").lower() == "true"
 
 
+def synchronized_contacts(call: Call) -> list[Record]:
+    """GET /contacts/synchronization: like the list, archived contacts only when asked for."""
+    contacts = _contacts_of(call, include_archived=_include_archived(call))
+    terms = parse_filter(call.query.get("filter"))
+    return [c for c in contacts if _matches_filter(c, terms)]
+
+
 def _contacts_of(call: Call, *, include_archived: bool) -> list[Record]:
     return [
         c

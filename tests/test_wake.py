@@ -1,0 +1,157 @@
+"""An idle worker waits to be woken instead of polling Redis, and still finds every job (app.wake)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+from arq.worker import func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.booking.redis_marker import watch
+from app.constants import JOB_BOOK_ORDER, REDIS_MARKER_KEY, WORKER_WAKE_CHANNEL
+from app.db import create_engine, session_factory
+from app.queue import enqueue, enqueue_orders, order_job
+from app.settings import Settings
+from app.wake import QUEUE_IDLE, WakingWorker
+from tests.conftest import make_settings
+
+MODIFIED = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+# Far longer than any test waits: a job found within a test was found by a wake-up, not a poll.
+NEVER_SECONDS = 3600.0
+WAIT_SECONDS = 30.0
+
+
+@asynccontextmanager
+async def idle_worker(
+    redis: ArqRedis, *, idle_poll_seconds: float
+) -> AsyncIterator[tuple[WakingWorker, list[int]]]:
+    """A waking worker whose only job records the order ids it ran, once it idles subscribed."""
+    ran: list[int] = []
+
+    async def book(ctx: dict[str, Any], order_id: int, reason: str) -> None:
+        ran.append(order_id)
+
+    worker = WakingWorker(
+        functions=[func(book, name=JOB_BOOK_ORDER)],
+        redis_pool=redis,
+        handle_signals=False,
+        poll_delay=0.01,
+        idle_poll_seconds=idle_poll_seconds,
+        keep_result=0,
+    )
+    task = asyncio.create_task(worker.async_run())
+    try:
+        await until(lambda: _subscribed_and_idle(worker, redis))
+        yield worker, ran
+    finally:
+        task.cancel()  # arq's Worker.close() would close the test's Redis client
+        await asyncio.gather(task, return_exceptions=True)
+        await worker.stop_listening()
+
+
+async def _subscribed_and_idle(worker: WakingWorker, redis: ArqRedis) -> bool:
+    subscribers = dict(await redis.pubsub_numsub(WORKER_WAKE_CHANNEL))
+    return bool(subscribers.get(WORKER_WAKE_CHANNEL.encode())) and worker.ctx.get(QUEUE_IDLE) is True
+
+
+async def until(done: Callable[[], Awaitable[bool]], *, within: float = WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + within
+    while not await done():
+        assert time.monotonic() < deadline, f"not done within {within:.0f} s"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("one_by_one", [True, False], ids=["enqueue", "enqueue_orders"])
+async def test_a_job_queued_while_the_worker_idles_is_picked_up_at_once(
+    redis: ArqRedis, one_by_one: bool
+) -> None:
+    async with idle_worker(redis, idle_poll_seconds=NEVER_SECONDS) as (worker, ran):
+        if one_by_one:
+            await enqueue(redis, order_job(7, MODIFIED, reason="webhook"))
+        else:
+            await enqueue_orders(redis, [(7, MODIFIED, "webhook"), (8, MODIFIED, "webhook")])
+
+        async def booked() -> bool:
+            return 7 in ran
+
+        await until(booked)
+        assert worker.wake_ups >= 1
+
+
+async def test_a_job_queued_without_a_wake_up_is_found_by_the_slow_poll(redis: ArqRedis) -> None:
+    async with idle_worker(redis, idle_poll_seconds=0.5) as (worker, ran):
+        await redis.enqueue_job(JOB_BOOK_ORDER, 9, "queued by arq itself", _job_id="plain")
+
+        async def booked() -> bool:
+            return 9 in ran
+
+        await until(booked)
+        assert worker.wake_ups == 0
+
+
+async def test_a_wake_up_lost_with_the_subscription_costs_a_poll_not_the_job(redis: ArqRedis) -> None:
+    async with idle_worker(redis, idle_poll_seconds=0.5) as (worker, ran):
+        killed = await redis.client_kill_filter(_type="pubsub")
+        assert killed == 1
+        # Nobody listens now: the wake-up this publishes reaches no one.
+        await enqueue(redis, order_job(10, MODIFIED, reason="webhook"))
+
+        async def booked() -> bool:
+            return 10 in ran
+
+        await until(booked)
+        assert worker.wake_ups == 0
+
+
+async def test_an_idle_worker_wakes_for_a_deferred_job_when_it_is_due(redis: ArqRedis) -> None:
+    async with idle_worker(redis, idle_poll_seconds=NEVER_SECONDS) as (worker, ran):
+        await redis.enqueue_job(JOB_BOOK_ORDER, 11, "retry", _job_id="deferred", _defer_by=1)
+        # arq's own enqueue publishes nothing; an order queued meanwhile wakes the worker, which
+        # then sees the deferred job and waits for its due time, not for the slow poll.
+        await enqueue(redis, order_job(12, MODIFIED, reason="webhook"))
+
+        async def booked() -> bool:
+            return 11 in ran
+
+        await until(booked)
+        assert ran == [12, 11]
+
+
+async def test_an_idle_process_looks_for_the_redis_marker_only_now_and_then(
+    redis: ArqRedis, sqlite_url: str
+) -> None:
+    settings = make_settings(database_url=sqlite_url)
+    engine = create_engine(settings.database_url)
+    stores = Stores(settings=settings, sessions=session_factory(engine), redis=redis)
+    busy = False
+
+    def is_busy() -> bool:
+        return busy
+
+    task = asyncio.create_task(watch(lambda: stores, every=0.01, busy=is_busy, idle_every=NEVER_SECONDS))
+    try:
+        await until(lambda: redis.exists(REDIS_MARKER_KEY))
+        await redis.delete(REDIS_MARKER_KEY)
+        await asyncio.sleep(0.3)  # thirty ticks: an idle process does not look
+        assert not await redis.exists(REDIS_MARKER_KEY)
+        busy = True
+        await until(lambda: redis.exists(REDIS_MARKER_KEY))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await engine.dispose()
+
+
+@dataclass
+class Stores:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis

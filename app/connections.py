@@ -24,13 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import transaction
+from app.i18n import N_, Message
 from app.schema import Connection, StoredSetting, utcnow
 from app.settings import ConfigurationError, Settings
 from app.settings_store import STORABLE, StoreRefused, with_stored, write_settings
 
 # What a name may be: it goes into the webhook URL (/webhooks/woocommerce/<name>) and commands.
 NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-NAME_RULE: Final = "1 to 40 lower-case letters, digits and dashes, starting with a letter or digit"
+NAME_RULE: Final = N_("1 to 40 lower-case letters, digits and dashes, starting with a letter or digit")
 # Settings the environment describes for every connection: an env file may repeat them, unchanged.
 _SHARED_REPEATS_OK: Final = frozenset({"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ADMIN_TOKEN"})
 
@@ -38,7 +39,7 @@ _SHARED_REPEATS_OK: Final = frozenset({"DATABASE_URL", "REDIS_URL", "SECRET_KEY"
 class ConnectionRefused(Exception):
     """The action was refused; nothing changed. The message names the fix."""
 
-    def __init__(self, message: str, *, name: str) -> None:
+    def __init__(self, message: Message, *, name: str) -> None:
         super().__init__(message)
         self.name = name
 
@@ -62,7 +63,11 @@ def display_name(row: Connection) -> str:
 def _check_name(name: str) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise ConnectionRefused(
-            f"{name[:60]!r} cannot name a connection: use {NAME_RULE} (it goes into the webhook URL)",
+            Message(
+                "%(name)s cannot name a connection: use %(rule)s (it goes into the webhook URL)",
+                name=repr(name[:60]),
+                rule=Message(NAME_RULE),
+            ),
             name=name[:60],
         )
 
@@ -83,8 +88,11 @@ def _own_settings(base: Settings, values: Mapping[str, str | None], *, name: str
         shown = current.get_secret_value() if hasattr(current, "get_secret_value") else current
         if text and text != str(shown if shown is not None else ""):
             raise ConnectionRefused(
-                f"the env file sets {key}, which every connection shares with the environment: remove "
-                "it from the file (or set it in the environment for all)",
+                Message(
+                    "the env file sets %(setting)s, which every connection shares with the environment: "
+                    "remove it from the file (or set it in the environment for all)",
+                    setting=key,
+                ),
                 name=name,
             )
     return own
@@ -102,8 +110,10 @@ async def add_connection(
     _check_name(name)
     if base.is_sqlite:
         raise ConnectionRefused(
-            "a second connection needs PostgreSQL: set DATABASE_URL to a PostgreSQL database (SQLite "
-            "holds one connection), run `woobird migrate`, then add it again",
+            Message(
+                "a second connection needs PostgreSQL: set DATABASE_URL to a PostgreSQL database (SQLite "
+                "holds one connection), run `woobird migrate`, then add it again"
+            ),
             name=name,
         )
     own = _own_settings(base, values, name=name)
@@ -112,7 +122,11 @@ async def add_connection(
         highest = await session.scalar(select(func.max(Connection.id)))
     if taken is not None:
         raise ConnectionRefused(
-            f"the name {name!r} is taken (connection {taken}, kept even when removed): choose another",
+            Message(
+                "the name %(name)s is taken (connection %(taken)s, kept even when removed): choose another",
+                name=repr(name),
+                taken=taken,
+            ),
             name=name,
         )
     connection_id = max(int(highest or 0), ENVIRONMENT_CONNECTION_ID) + 1
@@ -132,9 +146,12 @@ async def add_connection(
     return connection_id
 
 
-def _problems_sentence(problems: Mapping[str, str]) -> str:
+def _problems_sentence(problems: Mapping[str, str]) -> Message:
     named = "; ".join(f"{key}: {why}" for key, why in problems.items())
-    return f"the env file cannot book: {named}. Fix these in the file and add the connection again"
+    return Message(
+        "the env file cannot book: %(problems)s. Fix these in the file and add the connection again",
+        problems=named,
+    )
 
 
 async def list_connections(
@@ -196,7 +213,10 @@ async def find_connection(sessions: async_sessionmaker[AsyncSession], name: str)
         return Connection(id=ENVIRONMENT_CONNECTION_ID, name=None)
     if row is None:
         raise ConnectionRefused(
-            f"there is no connection {name[:60]!r}: `woobird connections list` shows them", name=name[:60]
+            Message(
+                "there is no connection %(name)s: `woobird connections list` shows them", name=repr(name[:60])
+            ),
+            name=name[:60],
         )
     return row
 
@@ -217,7 +237,9 @@ async def pause_connection(sessions: async_sessionmaker[AsyncSession], name: str
     """Book nothing for this connection until resumed; its deliveries are still recorded."""
     row = await find_connection(sessions, name)
     if row.removed_at is not None:
-        raise ConnectionRefused(f"connection {name!r} is removed: there is nothing to pause", name=name)
+        raise ConnectionRefused(
+            Message("connection %(name)s is removed: there is nothing to pause", name=repr(name)), name=name
+        )
     await _set(sessions, row.id, paused_at=utcnow())
     return row
 
@@ -227,7 +249,11 @@ async def resume_connection(sessions: async_sessionmaker[AsyncSession], name: st
     row = await find_connection(sessions, name)
     if row.removed_at is not None:
         raise ConnectionRefused(
-            f"connection {name!r} is removed: add it again under a new name to book its shop", name=name
+            Message(
+                "connection %(name)s is removed: add it again under a new name to book its shop",
+                name=repr(name),
+            ),
+            name=name,
         )
     await _set(sessions, row.id, paused_at=None)
     return row
@@ -242,8 +268,10 @@ async def remove_connection(sessions: async_sessionmaker[AsyncSession], name: st
     row = await find_connection(sessions, name)
     if row.id == ENVIRONMENT_CONNECTION_ID:
         raise ConnectionRefused(
-            "the environment's connection stays (it is the last one that always remains, and .env "
-            "describes it): to stop its shop, pause it with `woobird connections pause environment`",
+            Message(
+                "the environment's connection stays (it is the last one that always remains, and .env "
+                "describes it): to stop its shop, pause it with `woobird connections pause environment`"
+            ),
             name=name,
         )
     await _set(sessions, row.id, removed_at=utcnow(), paused_at=row.paused_at or utcnow())

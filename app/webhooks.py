@@ -38,6 +38,7 @@ from app.booking.intake import IntakeWriter, OpenInvoiceRule, accept_order
 from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
 from app.delivery_lag import DeliveryLags
 from app.deps import AppStateDep, SettingsDep, connection_intake
+from app.i18n import Message
 from app.metrics import DELIVERIES
 from app.settings import Settings
 from app.woocommerce.models import OrderHeader
@@ -199,9 +200,9 @@ async def receive_connection_webhook(connection: str, request: Request, state: A
     """A connection's own URL, verified with that connection's secret (its shop's webhook)."""
     intake = await connection_intake(state, connection[:LOGGED_HEADER_CHARS])
     if intake is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such connection")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, Message("no such connection"))
     if intake.removed:
-        raise HTTPException(status.HTTP_410_GONE, "this connection was removed")
+        raise HTTPException(status.HTTP_410_GONE, Message("this connection was removed"))
     settings = intake.live.current
     delivery = await _verified(request, settings)
     return await _receive(

@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from arq.connections import ArqRedis
 from dotenv import dotenv_values
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.booking.reconcile import requeue_waiting
-from app.cli.support import console, fail, ledger_sessions, queue, run, settings_or_exit
+from app.cli.support import console, fail, ledger_sessions, queue, run, settings_or_exit, styled
 from app.connections import (
     ConnectionRefused,
     add_connection,
@@ -29,6 +30,7 @@ from app.connections import (
 )
 from app.constants import WEBHOOK_PATH
 from app.db import session_factory
+from app.i18n import N_, Language, Message, ntranslate, said, shown, translate
 from app.schema import utcnow
 from app.settings import Settings
 
@@ -48,28 +50,38 @@ def add_command(
     settings = settings_or_exit()
     if not env_file.is_file():
         fail(
-            f"{env_file} is not a file: give the path of the shop's env file (the variables of .env)", code=2
+            escape(
+                translate(
+                    settings.language,
+                    "%(file)s is not a file: give the path of the shop's env file (the variables of .env)",
+                    file=env_file,
+                )
+            ),
+            code=2,
         )
     values = dotenv_values(env_file)
 
     async def add() -> int:
         async with ledger_sessions(settings) as sessions:
             return await add_connection(
-                sessions, base=settings, name=name, values=values, actor="woobird connections add"
+                sessions, base=settings, name=name, values=values, actor=N_("woobird connections add")
             )
 
+    language = settings.language
     try:
         connection_id = run(add())
     except ConnectionRefused as refused:
-        fail(str(refused), code=2)
+        _refuse(refused, language)
     url = (settings.public_url or "https://<your woobird>").rstrip("/") + f"{WEBHOOK_PATH}/{name}"
-    console.print(f"[green]✓[/] connection [bold]{name}[/] added (id {connection_id}).")
-    console.print(f"  Its shop's webhook delivers to {url}")
+    added = translate(language, "connection %(name)s added (id %(id)s).", name=name, id=connection_id)
+    console.print(styled("green", "✓"), escape(added))
+    console.print(" ", escape(translate(language, "Its shop's webhook delivers to %(url)s", url=url)))
 
 
 def list_command() -> None:
     """Every connection: its id, name, shop, administration and whether it books."""
     settings = settings_or_exit()
+    language = settings.language
 
     async def listed() -> list[tuple[str, ...]]:
         async with ledger_sessions(settings) as sessions:
@@ -80,12 +92,21 @@ def list_command() -> None:
                 view.name,
                 view.shop_url or "—",
                 view.administration_id or "—",
-                "removed" if view.removed else "paused" if view.paused else "booking",
+                translate(
+                    language,
+                    N_("removed") if view.removed else N_("paused") if view.paused else N_("booking"),
+                ),
             )
             for view in views
         ]
 
-    table = Table("id", "name", "shop", "administration", "state")
+    table = Table(
+        "id",
+        *(
+            translate(language, column)
+            for column in (N_("name"), N_("shop"), N_("administration"), N_("state"))
+        ),
+    )
     for row in run(listed()):
         table.add_row(*row)
     console.print(table)
@@ -99,7 +120,11 @@ def pause_command(name: NameArgument) -> None:
         async with ledger_sessions(settings) as sessions:
             await pause_connection(sessions, name)
 
-    _act(pause(), done=f"connection [bold]{name}[/] paused: its deliveries are recorded, nothing is booked")
+    _act(
+        pause(),
+        settings=settings,
+        done=Message("connection %(name)s paused: its deliveries are recorded, nothing is booked", name=name),
+    )
 
 
 def resume_command(name: NameArgument) -> None:
@@ -114,8 +139,15 @@ def resume_command(name: NameArgument) -> None:
     try:
         queued = run(resume())
     except ConnectionRefused as refused:
-        fail(str(refused), code=2)
-    console.print(f"[green]✓[/] connection [bold]{name}[/] resumed; {queued} waiting order(s) queued")
+        _refuse(refused, settings.language)
+    resumed = ntranslate(
+        settings.language,
+        "connection %(name)s resumed; %(count)s waiting order queued",
+        "connection %(name)s resumed; %(count)s waiting orders queued",
+        queued,
+        name=name,
+    )
+    console.print(styled("green", "✓"), escape(resumed))
 
 
 def remove_command(name: NameArgument) -> None:
@@ -126,15 +158,23 @@ def remove_command(name: NameArgument) -> None:
         async with ledger_sessions(settings) as sessions:
             await remove_connection(sessions, name)
 
-    _act(remove(), done=f"connection [bold]{name}[/] removed; its ledger is kept")
+    _act(
+        remove(),
+        settings=settings,
+        done=Message("connection %(name)s removed; its ledger is kept", name=name),
+    )
 
 
-def _act(action: Coroutine[Any, Any, None], *, done: str) -> None:
+def _act(action: Coroutine[Any, Any, None], *, settings: Settings, done: Message) -> None:
     try:
         run(action)
     except ConnectionRefused as refused:
-        fail(str(refused), code=2)
-    console.print(f"[green]✓[/] {done}")
+        _refuse(refused, settings.language)
+    console.print(styled("green", "✓"), escape(done.text(settings.language)))
+
+
+def _refuse(refused: ConnectionRefused, language: Language) -> NoReturn:
+    fail(escape(shown(said(refused), language)), code=2)
 
 
 @dataclass

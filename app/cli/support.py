@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from arq.connections import ArqRedis
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +27,7 @@ from app.connection_scope import contact_book_of
 from app.connections import ConnectionRefused, find_connection
 from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import create_engine, is_missing_table, session_factory
+from app.i18n import said, shown
 from app.queue import connect
 from app.runtime import Services, build_services, for_connection
 from app.settings import ConfigurationError, Settings, load_settings
@@ -71,7 +73,7 @@ def use_connection(name: str | None) -> None:
     try:
         _CONNECTION.set(run(find()))
     except ConnectionRefused as refused:
-        fail(str(refused), code=2)
+        fail(escape(shown(said(refused), environment.language)), code=2)
 
 
 def chosen_connection() -> int:

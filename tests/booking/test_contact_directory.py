@@ -11,6 +11,7 @@ from app.booking import contact_directory
 from app.booking.contact_directory import ContactDirectory
 from app.constants import CONTACT_DIRECTORY_KEY
 from app.moneybird.errors import MoneybirdBadRequest
+from app.moneybird.models import Contact
 from tests.booking.test_contacts import _book, _customer
 from tests.harness import Harness
 
@@ -116,3 +117,23 @@ async def test_while_another_worker_compares_the_address_is_searched(
     assert invoice["contact_id"] == by_hand["id"]
     assert h.moneybird.calls("GET /contacts") == 1  # the search
     assert h.moneybird.calls("GET /contacts/synchronization") == 0
+
+
+async def test_each_contact_book_has_its_own_copy_and_connection_1_keeps_its_keys(harness: Harness) -> None:
+    h = harness
+    administration = h.moneybird.administration_id
+    first = ContactDirectory(
+        h.redis, h.services.moneybird, administration_id=administration, contact_book_id=1
+    )
+    second = ContactDirectory(h.redis, h.services.moneybird, administration_id="999", contact_book_id=2)
+    assert first.key == f"{CONTACT_DIRECTORY_KEY}:{administration}"  # as before connections existed
+    for directory in (first, second):
+        await h.redis.set(f"{directory.key}:compared", "now", ex=60)
+    noor = Contact.model_validate(
+        h.moneybird.seed_contact(firstname="Noor", send_invoices_to_email="noor@example.nl")
+    )
+
+    await second.add(noor)
+
+    assert [c.id for c in await second.contacts_for("noor@example.nl") or []] == [noor.id]
+    assert await first.contacts_for("noor@example.nl") == []

@@ -50,17 +50,18 @@ async def _flush(url: str) -> None:
         await client.aclose()
 
 
-def _env(database_url: str) -> dict[str, str]:
+def _env(database_url: str, *, language: str = "en") -> dict[str, str]:
     return {
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
         "SECRET_KEY": SECRET_KEY,
         "COLUMNS": "250",
+        "LANGUAGE": language,  # the tests that read wording read English; the Dutch ones set nl
     }
 
 
-def _woobird(database_url: str, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args), env=_env(database_url))
+def _woobird(database_url: str, *args: str, language: str = "en") -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), env=_env(database_url, language=language))
     # A table's rules and borders are no words: read the output as its words in order.
     words = result.output.translate({ord(c): " " for c in "│┃┏┓┗┛━─┳┻┡┩╇└┘┴┬├┤┼"})
     return result.exit_code, " ".join(words.split())
@@ -106,6 +107,14 @@ def test_a_second_connection_on_sqlite_is_refused_naming_postgresql(sqlite_url: 
 
     assert code == 2
     assert "a second connection needs PostgreSQL: set DATABASE_URL" in output
+    assert _counts(sqlite_url) == (0, 0)
+
+    code, output = _woobird(
+        sqlite_url, "connections", "add", "second", "--env-file", str(shop_env), language="nl"
+    )
+
+    assert code == 2
+    assert "een tweede koppeling vraagt PostgreSQL: zet DATABASE_URL" in output
     assert _counts(sqlite_url) == (0, 0)
 
 
@@ -165,7 +174,7 @@ def test_connections_are_added_listed_paused_resumed_and_removed(postgres_url: s
     )
     code, output = _woobird(url, "connections", "resume", "second")
     assert code == 0, output
-    assert "resumed; 1 waiting order(s) queued" in output  # the order recorded above
+    assert "resumed; 1 waiting order queued" in output  # the order recorded above
 
     code, output = _woobird(url, "connections", "remove", "environment")
     assert code == 2

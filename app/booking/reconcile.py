@@ -49,7 +49,7 @@ from app.constants import (
 )
 from app.db import transaction
 from app.i18n import Message
-from app.queue import connection_key, connection_kwargs, enqueue_each, order_job
+from app.queue import connection_key, connection_kwargs, enqueue_each, order_job, wake_workers
 from app.redaction import scrub
 from app.runtime import Services, Stores, services_of
 from app.schema import Connection, OrderRecord, OrderState
@@ -138,6 +138,8 @@ async def spread_reconciliations(
             **connection_kwargs(connection_id),
         )
         queued += job is not None
+    if queued:
+        await wake_workers(redis)  # an idle worker waiting past the first slot's due time looks again
     return queued
 
 

@@ -28,7 +28,7 @@ from app.i18n import LANGUAGES, N_, Language, Message, catalog, money_text, tran
 from app.jobs import retry_transient
 from app.metrics import JOBS
 from app.moneybird.links import document_url
-from app.queue import connection_key, connection_kwargs
+from app.queue import connection_key, connection_kwargs, wake_workers
 from app.runtime import Services, services_of
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
 
@@ -154,6 +154,8 @@ async def enqueue_shop_note(
         _job_id=connection_key(note_job_id(order_id, document_id, kind), connection_id),
         **connection_kwargs(connection_id),
     )
+    if job is not None:
+        await wake_workers(redis)  # an idle worker writes the note now, not at its next look
     return job is not None
 
 

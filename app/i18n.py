@@ -186,6 +186,10 @@ def recorded(text: str, language: Language, *, depth: int = 0) -> str:
     message it was made from, its parameters read the same way; unknown text stays as it is."""
     if depth > 3 or len(text) > 4000:
         return text
+    if depth == 0 and text.strip():
+        exact = catalog(language).gettext(text)  # a message without parameters, recorded as it is
+        if exact != text:
+            return exact
     least = _OWN_CHARACTERS if depth == 0 else _OWN_CHARACTERS_INSIDE
     for pattern, message_id, reprs, own in _recorded_patterns(language):
         if own < least:

@@ -310,3 +310,24 @@ def test_text_that_is_no_message_stays_as_it_is() -> None:
     assert shown("Contact", "nl") == "Contact"
     assert shown("No failed orders.", "nl") == "Geen mislukte bestellingen."
     assert shown("No failed orders. Really", "nl") == "No failed orders. Really"
+
+
+def test_why_an_order_is_not_booked_reads_in_dutch_from_the_ledger() -> None:
+    from app.booking.intake import qualify
+    from app.i18n import recorded
+    from app.woocommerce.models import OrderHeader
+
+    since = datetime(2026, 12, 1, tzinfo=UTC)
+    unpaid = OrderHeader.model_validate(
+        {"id": 7, "status": "completed", "date_modified_gmt": "2026-12-07T10:00:00", "date_paid_gmt": None}
+    )
+    waiting = OrderHeader.model_validate(
+        {"id": 8, "status": "on-hold", "date_modified_gmt": "2026-12-07T10:00:00", "date_paid_gmt": None}
+    )
+    # The ledger keeps the English; the dashboard reads it back in the reader's language.
+    not_paid = str(qualify(unpaid, statuses=["completed"], since=since).reason)
+    on_hold = str(qualify(waiting, statuses=["completed"], since=since).reason)
+    assert not_paid == "not paid (date_paid is empty)"
+    assert recorded(not_paid, "nl") == "niet betaald (date_paid is leeg)"
+    assert recorded(on_hold, "nl") == "status 'on-hold' staat niet in SYNC_ORDER_STATUSES (completed)"
+    assert recorded(on_hold, "en") == on_hold

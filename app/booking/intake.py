@@ -22,6 +22,7 @@ from app import schema
 from app.booking import ledger
 from app.connection_scope import connection_of_sessions
 from app.db import transaction
+from app.i18n import Message
 from app.queue import enqueue_orders
 from app.settings import Settings
 from app.woocommerce.models import OrderHeader
@@ -102,26 +103,41 @@ def qualify(
         if created is not None and created < since:
             return Qualification(
                 False,
-                f"created {created:%Y-%m-%d %H:%M} UTC, before SYNC_SINCE {since:%Y-%m-%d %H:%M} UTC: its "
-                "open invoice is not booked",
+                Message(
+                    "created %(created)s UTC, before SYNC_SINCE %(since)s UTC: "
+                    "its open invoice is not booked",
+                    created=f"{created:%Y-%m-%d %H:%M}",
+                    since=f"{since:%Y-%m-%d %H:%M}",
+                ),
             )
         return Qualification(
-            True, f"unpaid {order.payment_method} order: booked as an open invoice", open_invoice=True
+            True,
+            Message("unpaid %(method)s order: booked as an open invoice", method=order.payment_method),
+            open_invoice=True,
         )
     if order.status not in statuses and not (order.status == REFUNDED and order.date_paid_gmt):
         return Qualification(
-            False, f"status {order.status!r} is not in SYNC_ORDER_STATUSES ({','.join(statuses)})"
+            False,
+            Message(
+                "status '%(status)s' is not in SYNC_ORDER_STATUSES (%(statuses)s)",
+                status=order.status,
+                statuses=",".join(statuses),
+            ),
         )
     if order.date_paid_gmt is None:
-        return Qualification(False, "not paid (date_paid is empty)")
+        return Qualification(False, Message("not paid (date_paid is empty)"))
     if order.date_paid_gmt < since:
         return Qualification(
             False,
-            f"paid {order.date_paid_gmt:%Y-%m-%d %H:%M} UTC, before SYNC_SINCE {since:%Y-%m-%d %H:%M} UTC"
-            " (use `woobird backfill` to book older orders)",
+            Message(
+                "paid %(paid)s UTC, before SYNC_SINCE %(since)s UTC "
+                "(use `woobird backfill` to book older orders)",
+                paid=f"{order.date_paid_gmt:%Y-%m-%d %H:%M}",
+                since=f"{since:%Y-%m-%d %H:%M}",
+            ),
             before_since=True,
         )
-    return Qualification(True, "qualifies")
+    return Qualification(True, Message("qualifies"))
 
 
 async def accept_order(
@@ -140,11 +156,11 @@ async def accept_order(
     if not verdict.ok and order.refunds and await _is_booked(sessions, order.id):
         # A full refund moves the order to "refunded", out of SYNC_ORDER_STATUSES: its invoice is
         # booked, and the refund still has to become a credit invoice.
-        verdict = Qualification(True, "booked order with refunds")
+        verdict = Qualification(True, Message("booked order with refunds"))
         reason = f"{reason} (refund)"
     elif not verdict.ok and open_invoices.on and await _awaits_payment(sessions, order.id):
         # Its open invoice waits: any change (paid in the shop, cancelled) is the worker's to judge.
-        verdict = Qualification(True, "order with an open invoice")
+        verdict = Qualification(True, Message("order with an open invoice"))
         reason = f"{reason} (open invoice)"
     if not verdict.ok:
         if verdict.before_since and order.date_paid_gmt and order.date_modified_gmt:

@@ -32,6 +32,7 @@ from app.constants import (
 )
 from app.db import transaction
 from app.deps import AppState, AppStateDep, SettingsDep
+from app.i18n import Message
 from app.metrics import MONEYBIRD_PUSHES
 from app.moneybird.push_signature import SIGNATURE_HEADER, PushSignatureError, verify_push
 from app.queue import enqueue_settle
@@ -159,7 +160,11 @@ async def _record_and_queue(state: AppState, *, push: VerifiedPush, pushed: Push
                 session,
                 order_id=order.order_id,
                 step="moneybird_push",
-                message=f"Moneybird: {pushed.action or 'a change'} on {order.invoice_number or invoice_id}",
+                message=Message(
+                    "Moneybird: %(action)s on invoice %(invoice)s",
+                    action=pushed.action or "sales_invoice_updated",
+                    invoice=order.invoice_number or invoice_id,
+                ),
             )
         await enqueue_settle(state.redis, invoice_id=invoice_id, reason="webhook")
     except BaseException:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from app.booking.backfill import BackfillProgress, backfill
 from app.booking.products import transfer_products
 from app.clients import transport_overrides
 from app.constants import SETUP_TASK_PREFIX
+from app.i18n import Message
 from app.runtime import build_services
 from app.settings import Settings
 
@@ -156,8 +158,20 @@ def history_runner(settings: Settings, redis: ArqRedis, *, since: datetime, dry_
         status.counts["not_in_range"] = result.not_in_range
         status.lines = [f"#{r.order_number}: {r.reason}" for r in result.refusals][:200]
         if dry_run:
-            status.message = f"total of the invoices that would be booked: {result.planned_total:.2f}"
+            total = f"{result.planned_total:.2f}"
+            status.message = Message("total of the invoices that would be booked: %(total)s", total=total)
             if result.progress.queued:
-                status.message += ". " + result.import_estimate(settings.rate_limit)
+                minutes = math.ceil(result.import_seconds(settings.rate_limit) / 60)
+                status.message = Message(
+                    "total of the invoices that would be booked: %(total)s. Booking them takes about "
+                    "%(minutes)s min at Moneybird's limit: %(calls)s requests for %(orders)s orders, "
+                    "%(new)s of them by new customers (and, once, a request per 100 contacts Moneybird "
+                    "already has).",
+                    total=total,
+                    minutes=minutes,
+                    calls=result.progress.calls,
+                    orders=result.progress.queued,
+                    new=result.progress.new_customers,
+                )
 
     return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from arq import cron
@@ -41,34 +42,18 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     await shutdown(ctx)
 
 
-def job_functions() -> list[Function]:
+def _booking_job(job: Callable[..., Awaitable[Any]], name: str) -> Function:
     # keep_result=0: the ledger, not Redis, remembers outcomes, and a kept result would block
     # `woobird retry` from queueing the same job id again for an hour.
+    return func(cast(WorkerCoroutine, when_set_up(job)), name=name, max_tries=WORKER_MAX_TRIES, keep_result=0)
+
+
+def job_functions() -> list[Function]:
     return [
-        func(
-            cast(WorkerCoroutine, when_set_up(book_order_job)),
-            name=JOB_BOOK_ORDER,
-            max_tries=WORKER_MAX_TRIES,
-            keep_result=0,
-        ),
-        func(
-            cast(WorkerCoroutine, when_set_up(book_refund_job)),
-            name=JOB_BOOK_REFUND,
-            max_tries=WORKER_MAX_TRIES,
-            keep_result=0,
-        ),
-        func(
-            cast(WorkerCoroutine, when_set_up(write_shop_note_job)),
-            name=JOB_SHOP_NOTE,
-            max_tries=WORKER_MAX_TRIES,
-            keep_result=0,
-        ),
-        func(
-            cast(WorkerCoroutine, when_set_up(settle_invoice_job)),
-            name=JOB_SETTLE_INVOICE,
-            max_tries=WORKER_MAX_TRIES,
-            keep_result=0,
-        ),
+        _booking_job(book_order_job, JOB_BOOK_ORDER),
+        _booking_job(book_refund_job, JOB_BOOK_REFUND),
+        _booking_job(write_shop_note_job, JOB_SHOP_NOTE),
+        _booking_job(settle_invoice_job, JOB_SETTLE_INVOICE),
         # Another connection's pass, queued by `reconcile_every_connection`: the next slot retries.
         func(
             cast(WorkerCoroutine, when_set_up(reconcile_job, wait_seconds=None)),

@@ -9,6 +9,8 @@ JOB_RECONCILE: Final = "reconcile"
 # The reconciliation pass of a connection other than 1, queued by connection 1's cron (spread).
 JOB_RECONCILE_CONNECTION: Final = "reconcile_connection"
 JOB_VERIFY: Final = "verify_invoices"
+# The verification of a connection other than 1, queued by the hourly cron (spread over the hour).
+JOB_VERIFY_CONNECTION: Final = "verify_invoices_connection"
 JOB_SHOP_NOTE: Final = "write_shop_note"
 # Moneybird may have recorded a payment on an invoice woobird booked open (app/moneybird_pushes.py
 # and the payments poll queue it; the worker settles the order).

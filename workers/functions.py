@@ -17,6 +17,7 @@ from app.booking.reconcile import reconcile_job, spread_reconciliations
 from app.booking.redis_marker import start_watching, stop_watching
 from app.booking.refunds import book_refund_job
 from app.booking.shop_notes import write_shop_note_job
+from app.booking.verify import verification_connection_function
 from app.constants import (
     JOB_BOOK_ORDER,
     JOB_BOOK_REFUND,
@@ -61,6 +62,8 @@ def job_functions() -> list[Function]:
             max_tries=1,
             keep_result=0,
         ),
+        # Another connection's verification, queued by the hourly verification cron (spread).
+        verification_connection_function(),
     ]
 
 

@@ -126,14 +126,36 @@ async def spread_reconciliations(
     """Queue the pass of every other booking connection for this interval, spread evenly over it
     (connection 1's runs now, the i-th of n others i/(n+1) of the interval later), not all at the
     same second. One job per connection and slot, however many workers ask; returns how many."""
+    return await spread_connection_jobs(
+        redis,
+        sessions,
+        function=JOB_RECONCILE_CONNECTION,
+        slot_name="reconcile",
+        interval_seconds=interval_seconds,
+        now=now,
+    )
+
+
+async def spread_connection_jobs(
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    function: str,
+    slot_name: str,
+    interval_seconds: int,
+    now: float,
+) -> int:
+    """Queue `function` for every booking connection other than 1, the i-th of n i/(n+1) of the
+    interval from now, with the job id `c<id>:<slot_name>:<slot>`: one per connection and slot,
+    however many workers' crons ask. Returns how many were queued."""
     async with sessions() as session:
         others = await booking_connection_ids(session)
     slot = int(now // interval_seconds)
     queued = 0
     for position, connection_id in enumerate(others, start=1):
         job = await redis.enqueue_job(
-            JOB_RECONCILE_CONNECTION,
-            _job_id=connection_key(f"reconcile:{slot}", connection_id),
+            function,
+            _job_id=connection_key(f"{slot_name}:{slot}", connection_id),
             _defer_by=interval_seconds * position / (len(others) + 1),
             **connection_kwargs(connection_id),
         )

@@ -12,7 +12,8 @@ each REDIS_MARKER_IDLE_CHECK_SECONDS, since a loss then costs nothing:
     marker as last seen    nothing to do
     marker missing         Redis lost its data: write a new marker (SET NX, so one process wins)
                            and this process's locks back; the winner queues every waiting order
-                           and refund again from the ledger, to start REDIS_LOSS_GRACE_SECONDS later
+                           and refund again from the ledger — of every connection that books, each
+                           with its own job ids — to start REDIS_LOSS_GRACE_SECONDS later
     another marker         another process noticed first: write this process's locks back
 
 The grace keeps "exactly one invoice per order": a job still running when Redis emptied lost its
@@ -31,24 +32,31 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import schema
 from app.booking import ledger
 from app.booking.reconcile import requeue_waiting
 from app.booking.refunds import requeue_refunds
+from app.connection_scope import connection_of_sessions
+from app.connections import booking_connection_ids
 from app.constants import (
+    ENVIRONMENT_CONNECTION_ID,
     REDIS_LOSS_GRACE_SECONDS,
     REDIS_MARKER_CHECK_SECONDS,
     REDIS_MARKER_IDLE_CHECK_SECONDS,
     REDIS_MARKER_KEY,
 )
-from app.db import transaction
+from app.db import session_factory, transaction
 from app.held_locks import retake
 from app.queue import queued_within
 from app.runtime import Stores
+from app.settings import Settings
 from app.wake import QUEUE_IDLE
 
 log = structlog.get_logger("woobird.redis")
@@ -103,15 +111,52 @@ class RedisMarker:
 
 
 async def requeue_lost(services: Stores, *, grace_seconds: float = REDIS_LOSS_GRACE_SECONDS) -> Requeued:
-    """Queue again, from the ledger, every order and refund whose job Redis lost."""
+    """Queue again, from the ledger, every order and refund whose job Redis lost: connection 1's
+    (`services`') and every other booking connection's, each with its own job ids."""
     now = schema.utcnow()
     # The copies get job ids of their own: a job that was running when Redis emptied still ends in
     # arq, which then drops its id's keys (a retry of it finds its job gone, "job expired") — with
     # the same id, that would take the copy queued meanwhile along, and the order would wait for a
     # reconciliation pass. The order's lock and the ledger keep two jobs of one order to one invoice.
     tag = f"after-redis-loss-{int(now.timestamp() * 1000)}"
+    total = Requeued(orders=0, refunds=0)
+    for stores in [services, *await _other_connections(services)]:
+        done = await _requeue_connection(stores, now=now, grace_seconds=grace_seconds, tag=tag)
+        total = Requeued(orders=total.orders + done.orders, refunds=total.refunds + done.refunds)
+    if not total.orders and not total.refunds:
+        # A new Redis (the first start) looks the same as one that lost its data, with nothing waiting.
+        log.info("Redis marker written; no order or refund was waiting for a job")
+    return total
+
+
+@dataclass
+class _ConnectionStores:
+    """Another connection's ledger, with the process's settings and Redis (what a requeue needs)."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+
+
+async def _other_connections(services: Stores) -> list[Stores]:
+    """The booking connections other than 1, each bound to its own ledger; paused ones are queued
+    again when resumed (app.connections)."""
+    async with services.sessions() as session:
+        others = await booking_connection_ids(session)
+    engine = services.sessions.kw["bind"]
+    return [
+        _ConnectionStores(
+            settings=services.settings,
+            sessions=session_factory(engine, connection_id=connection_id),
+            redis=services.redis,
+        )
+        for connection_id in others
+    ]
+
+
+async def _requeue_connection(stores: Stores, *, now: datetime, grace_seconds: float, tag: str) -> Requeued:
     orders = await requeue_waiting(
-        services,
+        stores,
         now=now,
         every_booking=True,
         reason=REASON,
@@ -119,22 +164,23 @@ async def requeue_lost(services: Stores, *, grace_seconds: float = REDIS_LOSS_GR
         copy_tag=tag,
         log_each=False,
     )
-    refunds = await requeue_refunds(services, reason=REASON, defer_seconds=grace_seconds, copy_tag=tag)
-    done = Requeued(orders=orders, refunds=refunds)
+    refunds = await requeue_refunds(stores, reason=REASON, defer_seconds=grace_seconds, copy_tag=tag)
     if not orders and not refunds:
-        # A new Redis (the first start) looks the same as one that lost its data, with nothing waiting.
-        log.info("Redis marker written; no order or refund was waiting for a job")
-        return done
-    async with transaction(services.sessions) as session:
+        return Requeued(orders=0, refunds=0)
+    async with transaction(stores.sessions) as session:
         await ledger.set_state(session, ledger.REDIS_LOST_AT, now.isoformat())
         await ledger.set_state(session, ledger.REDIS_LOST_REQUEUED, f"{orders} orders, {refunds} refunds")
-    log.warning(
-        f"Redis lost its data (woobird's marker was gone): {_count(orders, 'order')} and "
-        f"{_count(refunds, 'refund')} queued again from the ledger, starting in {grace_seconds:g} s",
-        orders=orders,
-        refunds=refunds,
-    )
-    return done
+    connection_id = connection_of_sessions(stores.sessions)
+    with structlog.contextvars.bound_contextvars(
+        **({} if connection_id == ENVIRONMENT_CONNECTION_ID else {"connection": connection_id})
+    ):
+        log.warning(
+            f"Redis lost its data (woobird's marker was gone): {_count(orders, 'order')} and "
+            f"{_count(refunds, 'refund')} queued again from the ledger, starting in {grace_seconds:g} s",
+            orders=orders,
+            refunds=refunds,
+        )
+    return Requeued(orders=orders, refunds=refunds)
 
 
 def _count(number: int, noun: str) -> str:

@@ -31,6 +31,7 @@ import structlog
 from arq import Retry, cron
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
+from arq.worker import Function, func
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -38,7 +39,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app import schema
 from app.booking import ledger
 from app.booking.findings import note, resolve
-from app.constants import JOB_VERIFY
+from app.booking.reconcile import spread_connection_jobs
+from app.constants import JOB_VERIFY, JOB_VERIFY_CONNECTION
 from app.i18n import N_, Message
 from app.money import money
 from app.moneybird.client import InvoiceKind, Standing
@@ -56,6 +58,7 @@ from app.schema import (
     RefundRecord,
     RefundState,
 )
+from app.settings_live import LiveSettings
 
 log = structlog.get_logger("woobird.verify")
 
@@ -68,6 +71,8 @@ VERIFY_MINUTE = 17
 VERIFY_MAX_TRIES = 5
 VERIFY_LAST_SUCCESS = "verify_last_success"
 VERIFY_LAST_ERROR = "verify_last_error"
+# The other connections' looks are spread over the hour until the cron's next one.
+VERIFY_SPREAD_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,12 +490,42 @@ async def verification_job(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "months": [result.as_dict() for result in results]}
 
 
+async def verify_every_connection(ctx: dict[str, Any]) -> Any:
+    """The hourly cron's body: queue the other booking connections' looks, spread over the hour
+    (each verifies when its own verification is due, and fails or retries on its own), then look
+    at connection 1's."""
+    live: LiveSettings | None = ctx.get("live_settings")
+    if live is not None and int(ctx.get("job_try", 1)) == 1:  # a retry of connection 1's queues none again
+        try:
+            await spread_connection_jobs(
+                ctx["redis"],
+                live.sessions,
+                function=JOB_VERIFY_CONNECTION,
+                slot_name="verify",
+                interval_seconds=VERIFY_SPREAD_SECONDS,
+                now=time.time(),
+            )
+        except Exception as exc:  # the ledger away: connection 1's look still runs (and fails alone)
+            log.error("could not queue the other connections' verification", error=f"{type(exc).__name__}")
+    return await when_set_up(verification_job, wait_seconds=None)(ctx)
+
+
+def verification_connection_function() -> Function:
+    """The job that verifies a connection other than 1 (queued by `verify_every_connection`)."""
+    return func(
+        cast(WorkerCoroutine, when_set_up(verification_job, wait_seconds=None)),
+        name=JOB_VERIFY_CONNECTION,
+        max_tries=VERIFY_MAX_TRIES,
+        keep_result=0,
+    )
+
+
 def verification_cron(*, timeout_seconds: int) -> list[CronJob]:
     """The worker's hourly look whether a verification is due (`workers.settings`)."""
     # unique: every worker schedules the slot, one runs it (arq's cron job id is per slot).
     return [
         cron(
-            cast(WorkerCoroutine, when_set_up(verification_job, wait_seconds=None)),
+            cast(WorkerCoroutine, verify_every_connection),
             name=JOB_VERIFY,
             minute={VERIFY_MINUTE},
             second=0,

@@ -30,6 +30,7 @@ import structlog
 from app import schema
 from app.booking import ledger
 from app.connection_scope import connection_of_sessions
+from app.connections import connection_label
 from app.constants import ALERT_SENT_PREFIX, ENVIRONMENT_CONNECTION_ID
 from app.i18n import WORDS, Message, shown
 from app.queue import connection_key
@@ -98,7 +99,7 @@ async def _alert(target: AlertTarget, *, cause: str, message: str) -> bool:
     if not await _claim(target.redis, key, cause=cause):
         log.debug("alert already sent", cause=cause)
         return False
-    text = _text(settings, message, connection_id=connection_of_sessions(target.sessions))
+    text = _text(settings, message, connection=await _connection_named(target))
     delivered = await _deliver(settings, cause=cause, text=text)
     if not delivered:
         # Nobody heard it: let the next occurrence try again instead of staying silent for a day.
@@ -129,10 +130,24 @@ async def clear_alert(target: AlertTarget, *, cause: str) -> None:
     await _release(target.redis, key, cause=cause)
 
 
-def _text(settings: Settings, message: str, *, connection_id: int) -> str:
+async def _connection_named(target: AlertTarget) -> str | None:
+    """The name the alert gives its connection (None: connection 1 while it is the only one)."""
+    if target.sessions is None:  # a holder without a ledger: the environment's
+        return None
+    try:
+        async with target.sessions() as session:
+            return await connection_label(session, connection_of_sessions(target.sessions))
+    except Exception as exc:  # the ledger away: the id still says whose it is
+        log.warning("alert without the connection's name", error=type(exc).__name__)
+        connection_id = connection_of_sessions(target.sessions)
+        return None if connection_id == ENVIRONMENT_CONNECTION_ID else str(connection_id)
+
+
+def _text(settings: Settings, message: str, *, connection: str | None) -> str:
     prefix = "[SANDBOX] woobird" if settings.woobird_sandbox else "woobird"
-    if connection_id != ENVIRONMENT_CONNECTION_ID:
-        prefix = f"{prefix} (connection {connection_id})"
+    if connection is not None:
+        named = shown(Message("connection %(name)s", name=connection), settings.language)
+        prefix = f"{prefix} ({named})"
     return f"{prefix}: {scrub(shown(message, settings.language))}"
 
 

@@ -16,8 +16,9 @@ from sqlalchemy import text
 
 from app.address_guard import AllowedAddresses
 from app.clients import moneybird_client, shop_client
-from app.constants import MONEYBIRD_WEBHOOK_PATH, QUEUE_NAME, WEBHOOK_PATH
-from app.db import create_engine
+from app.connections import connection_path, sqlite_connections_problem
+from app.constants import ENVIRONMENT_CONNECTION_ID, MONEYBIRD_WEBHOOK_PATH, QUEUE_NAME, WEBHOOK_PATH
+from app.db import create_engine, session_factory
 from app.delivery_lag import ADVICE, recent_lags
 from app.i18n import N_, Message
 from app.invoicing.reference import AdministrationReference, TaxRate
@@ -59,9 +60,21 @@ class CheckResult:
 
 
 class Checker:
-    def __init__(self, settings: Settings, *, shop_allowed: AllowedAddresses | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        shop_allowed: AllowedAddresses | None = None,
+        connection_id: int = ENVIRONMENT_CONNECTION_ID,
+        connection_name: str | None = None,
+    ) -> None:
         self.settings = settings
         self.shop_allowed = shop_allowed  # the wizard's: the shop reached through the address guard
+        # The connection's own webhook URLs (/webhooks/…/<name> for another than connection 1).
+        self.webhook_path = connection_path(WEBHOOK_PATH, connection_id=connection_id, name=connection_name)
+        self.moneybird_path = connection_path(
+            MONEYBIRD_WEBHOOK_PATH, connection_id=connection_id, name=connection_name
+        )
         self.findings: list[CheckResult] = []
 
     def good(self, subject: str, message: str) -> None:
@@ -126,10 +139,11 @@ class Checker:
 
     async def check_webhook(self, shop: WooCommerceClient) -> None:
         hooks = [hook for hook in await shop.list_webhooks() if hook.topic == WEBHOOK_TOPIC]
-        wanted = self.settings.webhook_url
-        ours = our_webhooks(hooks, wanted)
+        public_url = self.settings.public_url
+        wanted = f"{public_url.rstrip('/')}{self.webhook_path}" if public_url else None
+        ours = our_webhooks(hooks, wanted, path=self.webhook_path)
         if not ours:
-            where = wanted or f"…{WEBHOOK_PATH}"
+            where = wanted or f"…{self.webhook_path}"
             self.bad(
                 WEBHOOK,
                 Message(
@@ -260,7 +274,7 @@ class Checker:
 
     async def check_payment_webhook(self) -> None:
         """Open invoices: Moneybird's pushes need the `settings` scope and woobird's webhook registered."""
-        wanted = (self.settings.public_url or "").rstrip("/") + MONEYBIRD_WEBHOOK_PATH
+        wanted = (self.settings.public_url or "").rstrip("/") + self.moneybird_path
         try:
             async with moneybird_client(self.settings) as moneybird:
                 hooks = await moneybird.list_webhooks()
@@ -405,7 +419,11 @@ class Checker:
         try:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT count(*) FROM orders"))
+            async with session_factory(engine)() as session:
+                too_many = await sqlite_connections_problem(session, base=self.settings)
             self.good(N_("database"), Message("reachable and migrated"))
+            if too_many is not None:
+                self.bad("DATABASE_URL", too_many)
         except Exception as exc:
             self.bad(
                 "DATABASE_URL",

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -58,6 +58,14 @@ class ConnectionView:
 
 def display_name(row: Connection) -> str:
     return row.name or ("environment" if row.id == ENVIRONMENT_CONNECTION_ID else str(row.id))
+
+
+def connection_path(path: str, *, connection_id: int, name: str | None) -> str:
+    """A connection's own URL path for a webhook at `path` (/webhooks/woocommerce,
+    /webhooks/moneybird): the path itself for connection 1, `<path>/<name>` for another."""
+    if connection_id == ENVIRONMENT_CONNECTION_ID:
+        return path
+    return f"{path}/{name or connection_id}"
 
 
 def _check_name(name: str) -> None:
@@ -300,3 +308,52 @@ async def is_paused(session: AsyncSession, connection_id: int) -> bool:
         )
     )
     return bool(row)
+
+
+async def sqlite_connections_problem(session: AsyncSession, *, base: Settings) -> Message | None:
+    """Why this ledger cannot carry its connections: SQLite holding more than the environment's
+    (copied over, or added before woobird refused it); None when all is well. `woobird check`,
+    /readyz and both processes' start say it."""
+    if not base.is_sqlite:
+        return None
+    others = await session.scalar(
+        select(func.count())
+        .select_from(Connection)
+        .where(Connection.id != ENVIRONMENT_CONNECTION_ID, Connection.removed_at.is_(None))
+    )
+    if not others:
+        return None
+    return Message(
+        "SQLite holds %(count)s connections, but more connections need PostgreSQL (SQLite writes for one "
+        "shop at a time): set DATABASE_URL to a PostgreSQL database and run `woobird migrate`, or remove "
+        "the others with `woobird connections remove NAME`",
+        count=int(others) + 1,
+    )
+
+
+async def say_sqlite_connections_problem(
+    sessions: async_sessionmaker[AsyncSession], base: Settings, log: Any
+) -> Message | None:
+    """A process's start: log `sqlite_connections_problem` as an error, and return it (None: fine,
+    or the ledger not readable yet — `woobird migrate` and the readiness check speak to that)."""
+    try:
+        async with sessions() as session:
+            problem = await sqlite_connections_problem(session, base=base)
+    except Exception:  # no tables yet, or the database away: other checks name those
+        return None
+    if problem is not None:
+        log.error(str(problem))
+    return problem
+
+
+async def connection_label(session: AsyncSession, connection_id: int) -> str | None:
+    """How an alert or a report names a connection to a person: its name (the environment's
+    "environment" unless named); None for connection 1 while no other connection exists, as before
+    connections did."""
+    rows = (await session.execute(select(Connection.id, Connection.name, Connection.removed_at))).all()
+    if connection_id == ENVIRONMENT_CONNECTION_ID and not any(
+        row.id != ENVIRONMENT_CONNECTION_ID and row.removed_at is None for row in rows
+    ):
+        return None
+    name = next((row.name for row in rows if row.id == connection_id), None)
+    return name or ("environment" if connection_id == ENVIRONMENT_CONNECTION_ID else str(connection_id))

@@ -2,7 +2,8 @@
 
 `/healthz` answers while the process lives (the platform's check: a deep check there would stop
 routing webhooks to a healthy web process because the worker is down). `/readyz` is what an
-uptime monitor watches: Redis, the database, a fresh worker heartbeat, and no backlog — 503 names
+uptime monitor watches: Redis, the database, a fresh worker heartbeat, no backlog, and a database
+that can carry its connections (more than one needs PostgreSQL) — 503 names
 whatever failed, and only that: it is public, so connection errors go to the log, not the answer.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy import text
 
 from app import schema
 from app.booking import ledger
+from app.connections import sqlite_connections_problem
 from app.constants import QUEUE_NAME, WORKER_HEALTH_KEY
 from app.deps import AppState, AppStateDep
 
@@ -58,7 +60,11 @@ async def _check_database(state: AppState) -> dict[str, Any]:
         )
         reconciled = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
         first_run = await ledger.get_state(session, ledger.FIRST_RUN_AT)
+        too_many = await sqlite_connections_problem(session, base=state.settings)
     result: dict[str, Any] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    result["connections"] = {"ok": too_many is None}
+    if too_many is not None:
+        result["connections"]["error"] = str(too_many)
     result["backlog"] = {"ok": backlog == 0, "orders_waiting_over_15_min": backlog}
     if backlog:
         result["backlog"]["error"] = f"{backlog} order(s) waiting more than {BACKLOG_MINUTES} minutes"
@@ -93,6 +99,7 @@ async def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
         database = await _check_database(state)
         checks["backlog"] = database.pop("backlog")
         checks["reconcile"] = database.pop("reconcile")
+        checks["connections"] = database.pop("connections")
         checks["database"] = database
     except Exception as exc:
         log.warning("readiness: database unreachable", error=f"{type(exc).__name__}: {exc}")

@@ -19,6 +19,7 @@ from app.admin.setup_routes import callback_router as setup_callback_router
 from app.admin.setup_routes import router as setup_router
 from app.booking import redis_marker
 from app.booking.intake import IntakeWriter
+from app.connections import say_sqlite_connections_problem
 from app.db import create_engine, create_sync_sqlite_engine, session_factory
 from app.delivery_lag import DeliveryLags
 from app.deps import AppState
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
         state.since_setting = state.settings.sync_since
         app.state.woobird = state
         log.info("web started", version=__version__, sandbox=settings.woobird_sandbox)
+        await say_sqlite_connections_problem(state.sessions, state.settings, log)
         watch = (
             redis_marker.watching(lambda: state, busy=redis_marker.queued_recently) if watch_redis else None
         )

@@ -9,8 +9,9 @@ DELIVERIES = Counter(
 )
 MONEYBIRD_PUSHES = Counter(
     "woobird_moneybird_pushes_total",
-    "Moneybird webhook pushes by outcome (queued, duplicate, ignored, check, unauthorized, unavailable)",
-    ["outcome"],
+    "Moneybird webhook pushes by outcome (queued, duplicate, ignored, check, unauthorized, unavailable) "
+    "and connection (its id)",
+    ["outcome", "connection"],
 )
 # `connection` is the connection id: bounded, and never the shop's address.
 JOBS = Counter(

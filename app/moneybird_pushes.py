@@ -1,6 +1,11 @@
 """`POST /webhooks/moneybird`: Moneybird's pushes about invoices woobird booked — verify, de-duplicate,
 record, enqueue; the worker settles the order (`settle_invoice`).
 
+That URL is connection 1's (the environment's); another connection's Moneybird webhook delivers to
+`/webhooks/moneybird/<name>`, verified with that connection's own MONEYBIRD_WEBHOOK_SECRET, and the
+invoice it names is looked up only in that connection's ledger (two shops may hold the same order
+ids, two administrations the same invoice ids).
+
 Moneybird signs the exact body bytes (app/moneybird/push_signature.py) with the secret it showed once,
 when `woobird webhook install` or the wizard registered the webhook; nothing is parsed before the
 signature holds, and a push with a wrong or stale signature is answered 401 and changes nothing. One
@@ -19,24 +24,28 @@ import time
 from typing import Annotated, Any, Final
 
 import structlog
+from arq.connections import ArqRedis
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.booking import ledger
 from app.constants import (
+    ENVIRONMENT_CONNECTION_ID,
     MONEYBIRD_PUSH_SEEN_PREFIX,
     MONEYBIRD_PUSH_SEEN_SECONDS,
     MONEYBIRD_WEBHOOK_PATH,
     MONEYBIRD_WEBHOOK_REGISTERING_KEY,
 )
 from app.db import transaction
-from app.deps import AppState, AppStateDep, SettingsDep
+from app.deps import AppStateDep, SettingsDep, connection_intake
 from app.i18n import Message
 from app.metrics import MONEYBIRD_PUSHES
 from app.moneybird.push_signature import SIGNATURE_HEADER, PushSignatureError, verify_push
-from app.queue import enqueue_settle
-from app.webhooks import _read_capped
+from app.queue import connection_key, enqueue_settle
+from app.settings import Settings
+from app.webhooks import LOGGED_HEADER_CHARS, _read_capped
 
 log = structlog.get_logger("woobird.moneybird_push")
 router = APIRouter()
@@ -83,6 +92,15 @@ class VerifiedPush:
 
 
 async def verified_push(request: Request, state: AppStateDep, settings: SettingsDep) -> VerifiedPush:
+    """A push to the environment's connection (1), verified with its secret."""
+    return await _verified(
+        request, redis=state.redis, settings=settings, connection_id=ENVIRONMENT_CONNECTION_ID
+    )
+
+
+async def _verified(
+    request: Request, *, redis: ArqRedis, settings: Settings, connection_id: int
+) -> VerifiedPush:
     body = await _read_capped(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and (len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable()):
@@ -91,17 +109,19 @@ async def verified_push(request: Request, state: AppStateDep, settings: Settings
     try:
         verify_push(secret, body, request.headers.get(SIGNATURE_HEADER), now=time.time())
     except PushSignatureError as exc:
-        if await _registering(state):
+        if await _registering(redis, connection_id=connection_id):
             return VerifiedPush(body=body, key=key, check=True)
-        MONEYBIRD_PUSHES.labels(outcome="unauthorized").inc()
+        MONEYBIRD_PUSHES.labels(outcome="unauthorized", connection=str(connection_id)).inc()
         log.warning("Moneybird push rejected", reason=str(exc))
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
     return VerifiedPush(body=body, key=key, check=False)
 
 
-async def _registering(state: AppState) -> bool:
+async def _registering(redis: ArqRedis, *, connection_id: int) -> bool:
+    """Whether this connection's webhook is being registered now (its own window: another
+    connection's registration never lets an unsigned push through to this one's URL)."""
     try:
-        return bool(await state.redis.exists(MONEYBIRD_WEBHOOK_REGISTERING_KEY))
+        return bool(await redis.exists(connection_key(MONEYBIRD_WEBHOOK_REGISTERING_KEY, connection_id)))
     except Exception:  # Redis away: then nobody is registering through this deployment either
         return False
 
@@ -123,8 +143,57 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 async def receive_moneybird_push(
     push: VerifiedPushDep, state: AppStateDep, settings: SettingsDep
 ) -> JSONResponse:
+    return await _receive(
+        push,
+        redis=state.redis,
+        sessions=state.sessions,
+        settings=settings,
+        connection_id=ENVIRONMENT_CONNECTION_ID,
+    )
+
+
+_CONNECTION_ANSWERS = _ANSWERS | {
+    404: {"description": "No connection has this name"},
+    410: {"description": "The connection was removed: it receives nothing"},
+}
+
+
+@router.post(
+    MONEYBIRD_WEBHOOK_PATH + "/{connection}",
+    summary="Receive a Moneybird webhook push for one connection",
+    responses=_CONNECTION_ANSWERS,
+)
+async def receive_connection_push(connection: str, request: Request, state: AppStateDep) -> JSONResponse:
+    """A connection's own URL, verified with that connection's secret; the invoice is looked up in
+    that connection's ledger only."""
+    intake = await connection_intake(state, connection[:LOGGED_HEADER_CHARS])
+    if intake is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, Message("no such connection"))
+    if intake.removed:
+        raise HTTPException(status.HTTP_410_GONE, Message("this connection was removed"))
+    settings = intake.live.current
+    push = await _verified(request, redis=state.redis, settings=settings, connection_id=intake.connection_id)
+    with structlog.contextvars.bound_contextvars(connection=intake.connection_id):
+        return await _receive(
+            push,
+            redis=state.redis,
+            sessions=intake.sessions,
+            settings=settings,
+            connection_id=intake.connection_id,
+        )
+
+
+async def _receive(
+    push: VerifiedPush,
+    *,
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    connection_id: int,
+) -> JSONResponse:
+    counted = str(connection_id)
     if push.check:
-        MONEYBIRD_PUSHES.labels(outcome="check").inc()
+        MONEYBIRD_PUSHES.labels(outcome="check", connection=counted).inc()
         return JSONResponse({"check": "ok"})
     try:
         pushed = Push.model_validate_json(push.body)
@@ -132,27 +201,38 @@ async def receive_moneybird_push(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not a Moneybird push") from None
     invoice_id = pushed.invoice_id()
     if str(pushed.administration_id) != settings.moneybird_administration_id or invoice_id is None:
-        MONEYBIRD_PUSHES.labels(outcome="ignored").inc()
+        MONEYBIRD_PUSHES.labels(outcome="ignored", connection=counted).inc()
         return JSONResponse({"ignored": f"{pushed.entity_type} {pushed.action} is not acted on"})
     try:
-        outcome = await _record_and_queue(state, push=push, pushed=pushed, invoice_id=invoice_id)
+        outcome = await _record_and_queue(
+            redis, sessions, push=push, pushed=pushed, invoice_id=invoice_id, connection_id=connection_id
+        )
     except Exception as exc:  # the database or Redis: nothing durable was done, say so
-        MONEYBIRD_PUSHES.labels(outcome="unavailable").inc()
+        MONEYBIRD_PUSHES.labels(outcome="unavailable", connection=counted).inc()
         first_line = next(iter(str(exc).splitlines()), "")[:200]
         log.error(
             "Moneybird push not recorded", invoice_id=invoice_id, error=f"{type(exc).__name__}: {first_line}"
         )
         return JSONResponse({"error": "woobird could not record the push; send it again"}, status_code=503)
-    MONEYBIRD_PUSHES.labels(outcome=outcome).inc()
+    MONEYBIRD_PUSHES.labels(outcome=outcome, connection=counted).inc()
     return JSONResponse({"invoice_id": invoice_id, "outcome": outcome})
 
 
-async def _record_and_queue(state: AppState, *, push: VerifiedPush, pushed: Push, invoice_id: str) -> str:
-    seen = f"{MONEYBIRD_PUSH_SEEN_PREFIX}{push.key}" if push.key else None
-    if seen is not None and not await state.redis.set(seen, "1", nx=True, ex=MONEYBIRD_PUSH_SEEN_SECONDS):
+async def _record_and_queue(
+    redis: ArqRedis,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    push: VerifiedPush,
+    pushed: Push,
+    invoice_id: str,
+    connection_id: int,
+) -> str:
+    seen = connection_key(f"{MONEYBIRD_PUSH_SEEN_PREFIX}{push.key}", connection_id) if push.key else None
+    if seen is not None and not await redis.set(seen, "1", nx=True, ex=MONEYBIRD_PUSH_SEEN_SECONDS):
         return "duplicate"
     try:
-        async with transaction(state.sessions) as session:
+        async with transaction(sessions) as session:
+            # The connection's own ledger: another shop's order with this invoice id is not this one's.
             order = await ledger.order_of_invoice(session, invoice_id)
             if order is None:
                 return "ignored"  # an invoice woobird did not book (or no longer the order's)
@@ -166,11 +246,11 @@ async def _record_and_queue(state: AppState, *, push: VerifiedPush, pushed: Push
                     invoice=order.invoice_number or invoice_id,
                 ),
             )
-        await enqueue_settle(state.redis, invoice_id=invoice_id, reason="webhook")
+        await enqueue_settle(redis, invoice_id=invoice_id, reason="webhook", connection_id=connection_id)
     except BaseException:
         if seen is not None:  # not done: Moneybird's retry of this push must not count as a duplicate
             with contextlib.suppress(Exception):
-                await state.redis.delete(seen)
+                await redis.delete(seen)
         raise
     log.info("Moneybird push queued", order_id=order.order_id, invoice_id=invoice_id, action=pushed.action)
     return "queued"

@@ -22,6 +22,8 @@ from rich.table import Table
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.connection_scope import connection_of_sessions
+from app.connections import connection_label
 from app.i18n import N_, WORDS, Language, Message, money_text, shown, translate
 from app.schema import Finding, FindingKind, FindingState, OrderRecord, OrderState, RefundRecord, RefundState
 
@@ -98,6 +100,8 @@ class MonthReport:
     counts: dict[str, int] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
     refunds: MonthRefunds | None = None
+    # Whose shop: the connection's name (None: the only one, the environment's).
+    connection: str | None = None
 
     @property
     def booked(self) -> int:
@@ -149,7 +153,8 @@ async def monthly_report(
         orders = await _orders_in(session, start=start, end=end)
         refunds = await _refunds_in(session, start=start, end=end)
         drift = await _drift_of(session, [order.order_id for order in orders])
-    report = MonthReport(month=month.strip(), start=start, end=end)
+        connection = await connection_label(session, connection_of_sessions(sessions))
+    report = MonthReport(month=month.strip(), start=start, end=end, connection=connection)
     labels = {rate_id: f"{key}%" if key[:1].isdigit() else key for key, rate_id in (tax_rates or {}).items()}
     # Moneybird's own names ("21% btw") when the reference data is at hand read best of all.
     labels.update(rate_names or {})
@@ -350,7 +355,14 @@ def render_report(report: MonthReport, console: Console, *, language: Language) 
         return translate(language, message, **params)
 
     console.print(
-        _("[bold]Month report %(month)s[/bold] (paid in Europe/Amsterdam time)", month=report.month)
+        _(
+            "[bold]Month report %(month)s of connection %(connection)s[/bold] "
+            "(paid in Europe/Amsterdam time)",
+            month=report.month,
+            connection=report.connection,
+        )
+        if report.connection
+        else _("[bold]Month report %(month)s[/bold] (paid in Europe/Amsterdam time)", month=report.month)
     )
     counts = {
         "booked": report.booked,

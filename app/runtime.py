@@ -23,7 +23,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.connection_scope import connection_of_sessions, contact_book_of, contact_book_of_sessions
-from app.connections import is_paused
+from app.connections import is_paused, say_sqlite_connections_problem
 from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import create_engine, session_factory
 from app.invoicing.invoice_plan import PlanOptions
@@ -135,6 +135,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["connection_services"] = {}
         ctx["paused_connections"] = {}
         settings = await live.start()
+        await say_sqlite_connections_problem(live.sessions, settings, log)
         await _use_settings(ctx, live)
     log.info("worker started", sandbox=settings.woobird_sandbox, invoice_kind=settings.invoice_kind)
 

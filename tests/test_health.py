@@ -36,7 +36,7 @@ async def test_readyz_is_ok_when_every_part_is(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["failed"] == []
-    assert set(body["checks"]) == {"redis", "worker", "database", "backlog", "reconcile"}
+    assert set(body["checks"]) == {"redis", "worker", "database", "backlog", "reconcile", "connections"}
 
 
 async def test_readyz_names_a_missing_worker_heartbeat(

@@ -27,6 +27,7 @@ from app.checks import Checker, CheckResult, percentage_text
 from app.cli.support import (
     ConnectionOption,
     chosen_connection,
+    chosen_connection_name,
     console,
     fail,
     ledger_sessions,
@@ -37,6 +38,7 @@ from app.cli.support import (
     use_connection,
 )
 from app.clients import moneybird_client, shop_client
+from app.connections import connection_path
 from app.constants import ENVIRONMENT_CONNECTION_ID, WEBHOOK_PATH
 from app.i18n import N_, Language, Message, ntranslate, said, shown, translate
 from app.invoicing.reference import AdministrationReference
@@ -78,7 +80,8 @@ def check_command(connection: ConnectionOption = None) -> None:
     """Verify every setting against the live shop and Moneybird; exit 0 only when all is well."""
     use_connection(connection)
     settings = settings_or_exit()
-    findings = run(Checker(settings).run())
+    checker = Checker(settings, connection_id=chosen_connection(), connection_name=chosen_connection_name())
+    findings = run(checker.run())
     if not print_check_results(findings, language=settings.language):
         raise typer.Exit(1)
 
@@ -358,8 +361,7 @@ def webhook_install_command(
     if new_secret:
         secret = new_token()
     try:
-        other = chosen_connection() != ENVIRONMENT_CONNECTION_ID
-        path = f"{WEBHOOK_PATH}/{connection}" if other else WEBHOOK_PATH
+        path = connection_path(WEBHOOK_PATH, connection_id=chosen_connection(), name=chosen_connection_name())
         message = run(_install_webhook(settings, delivery_url=base + path, secret=secret))
     except WooCommerceAuthError as exc:
         fail(
@@ -376,19 +378,7 @@ def webhook_install_command(
         fail(escape(translate(language, "could not talk to the shop: %(error)s", error=exc)))
     console.print(styled("green", "✓"), escape(shown(message, language)))
     if chosen_connection() != ENVIRONMENT_CONNECTION_ID:
-        # Another connection's secrets live in the store, never in .env (which is connection 1's).
-        if new_secret:
-            run(_store_secret(settings, {"WOOCOMMERCE_WEBHOOK_SECRET": secret}))
-            console.print(
-                styled("green", "✓"),
-                escape(
-                    translate(
-                        language,
-                        "stored the webhook's new secret for connection %(connection)s",
-                        connection=connection,
-                    )
-                ),
-            )
+        _keep_connection_secrets(settings, woocommerce=secret if new_secret else None, base=base)
         return
     if new_secret:
         _keep_secret(
@@ -403,6 +393,35 @@ def webhook_install_command(
                 env_file=env_file,
                 language=language,
             )
+
+
+def _keep_connection_secrets(settings: Settings, *, woocommerce: str | None, base: str) -> None:
+    """Another connection's webhooks: its Moneybird webhook at its own URL too, and both new secrets
+    in the store (never in .env, which is connection 1's)."""
+    values = {"WOOCOMMERCE_WEBHOOK_SECRET": woocommerce} if woocommerce else {}
+    if payment_pushes_wanted(settings):
+        pushes = _register_payment_pushes(settings, base=base)
+        if pushes is not None:
+            values["MONEYBIRD_WEBHOOK_SECRET"] = pushes
+    if not values:
+        return
+    run(_store_secret(settings, values))
+    console.print(
+        styled("green", "✓"),
+        escape(
+            translate(
+                settings.language,
+                "stored the webhooks' new secrets for connection %(connection)s",
+                connection=chosen_connection_name(),
+            )
+            if len(values) > 1
+            else translate(
+                settings.language,
+                "stored the webhook's new secret for connection %(connection)s",
+                connection=chosen_connection_name(),
+            )
+        ),
+    )
 
 
 async def _store_secret(settings: Settings, values: dict[str, str]) -> None:
@@ -443,7 +462,13 @@ def _register_payment_pushes(settings: Settings, *, base: str) -> str | None:
     async def register() -> PaymentWebhook:
         redis = connect(settings.redis_url, tls_verify=settings.redis_tls_verify)
         try:
-            return await register_payment_webhook(settings, redis=redis, public_url=base)
+            return await register_payment_webhook(
+                settings,
+                redis=redis,
+                public_url=base,
+                connection_id=chosen_connection(),
+                connection_name=chosen_connection_name(),
+            )
         finally:
             await redis.aclose()
 

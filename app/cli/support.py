@@ -45,6 +45,9 @@ _CONNECTION: ContextVar[tuple[int, int]] = ContextVar(
     "woobird_cli_connection", default=(ENVIRONMENT_CONNECTION_ID, ENVIRONMENT_CONNECTION_ID)
 )
 
+# Its name, for the URLs that are its own (/webhooks/woocommerce/<name>); None for the environment's.
+_CONNECTION_NAME: ContextVar[str | None] = ContextVar("woobird_cli_connection_name", default=None)
+
 ConnectionOption = Annotated[
     str | None,
     typer.Option(
@@ -59,25 +62,33 @@ def use_connection(name: str | None) -> None:
     """Make the command act on the connection called `name` (the environment's when None): its
     settings, its ledger and its services. An unknown name ends the command, naming the fix."""
     _CONNECTION.set((ENVIRONMENT_CONNECTION_ID, ENVIRONMENT_CONNECTION_ID))
+    _CONNECTION_NAME.set(None)
     if name is None:
         return
     environment = settings_or_exit()
 
-    async def find() -> tuple[int, int]:
+    async def find() -> tuple[int, int, str | None]:
         async with ledger_sessions(environment) as sessions:
             row = await find_connection(sessions, name)
             async with sessions() as session:
                 administrations = await administrations_of(session, first=environment)
-        return row.id, contact_book_of(row.id, administrations)
+        return row.id, contact_book_of(row.id, administrations), row.name
 
     try:
-        _CONNECTION.set(run(find()))
+        connection_id, contact_book_id, found = run(find())
     except ConnectionRefused as refused:
         fail(escape(shown(said(refused), environment.language)), code=2)
+    _CONNECTION.set((connection_id, contact_book_id))
+    _CONNECTION_NAME.set(None if connection_id == ENVIRONMENT_CONNECTION_ID else found or str(connection_id))
 
 
 def chosen_connection() -> int:
     return _CONNECTION.get()[0]
+
+
+def chosen_connection_name() -> str | None:
+    """The chosen connection's name (None: the environment's), as its own URLs carry it."""
+    return _CONNECTION_NAME.get()
 
 
 @contextlib.asynccontextmanager

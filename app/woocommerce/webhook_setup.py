@@ -12,12 +12,11 @@ WEBHOOK_TOPIC = "order.updated"
 WEBHOOK_NAME = "woobird: book paid orders in Moneybird"
 
 
-def our_webhooks(hooks: list[Webhook], wanted: str | None) -> list[Webhook]:
-    """Webhooks that deliver to woobird: the exact URL first, then any URL on woobird's path."""
+def our_webhooks(hooks: list[Webhook], wanted: str | None, *, path: str = WEBHOOK_PATH) -> list[Webhook]:
+    """Webhooks that deliver to woobird: the exact URL first, then any URL on woobird's `path` (the
+    connection's: /webhooks/woocommerce/<name> for another than connection 1)."""
     exact = [hook for hook in hooks if wanted and hook.delivery_url == wanted]
-    by_path = [
-        hook for hook in hooks if hook.delivery_url.rstrip("/").endswith(WEBHOOK_PATH) and hook not in exact
-    ]
+    by_path = [hook for hook in hooks if hook.delivery_url.rstrip("/").endswith(path) and hook not in exact]
     active_first = sorted(by_path, key=lambda hook: hook.status != "active")
     return exact + active_first
 

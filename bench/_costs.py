@@ -33,8 +33,9 @@ VPS_OTHERS_MIB = 1024
 ORDERS_PER_SHOP_MONTH = 1000
 PEAK_FACTOR = 20
 MINUTES_A_MONTH = 60 * 24 * 30
-# Idle Redis commands a minute sent by web + worker (bench_idle.py, default reconciliation interval).
-IDLE_REDIS_PER_MINUTE = {1: 15.0, 50: 0.0}
+# Idle Redis commands a minute sent by web + worker, by connections: `bench_idle.py --connections 50
+# --reconcile-seconds 300 --seconds 300` on 2026-12-07 13:10 UTC.
+IDLE_REDIS_PER_MINUTE = {1: 19.0, 50: 194.0}
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,12 @@ A fresh order is timed from its signed webhook's POST to the moment the fake Mon
 its payment (the request log's arrival time + the fake's 20 ms). The peak number of PostgreSQL
 connections the deployment holds is printed too.
 
-    .venv/bin/python bench/bench_connections.py            # ~10 minutes
-    .venv/bin/python bench/bench_connections.py --quick    # ~4 minutes: shorter backfills, fewer orders
+    .venv/bin/python bench/bench_connections.py            # ~9 minutes
+    .venv/bin/python bench/bench_connections.py --quick    # ~5 minutes: shorter backfills, fewer orders
+    .venv/bin/python bench/bench_connections.py --limit 30 --idle-redis 1:19,50:194
+
+Each goal is printed met or MISSED, so a run after a change (fair queueing between connections)
+reads against the README's figures of the run before it.
 
 Redis: BENCH_CONNECTIONS_REDIS_URL (default db 10 of BENCH_REDIS_URL's server), flushed before and
 after. PostgreSQL: BENCH_CONNECTIONS_POSTGRES_URL (default database `bench_connections` on
@@ -219,7 +223,7 @@ def redis_commands() -> int:
 
 
 def room_on_postgres() -> None:
-    """Warn when the PostgreSQL server may run out of connections (a shared one fails others' too)."""
+    """Refuse a PostgreSQL server that would run out of connections (a shared one fails others' too)."""
 
     async def read() -> int:
         engine = create_engine(normalise_database_url(BENCH_POSTGRES_ADMIN_URL), pool_size=1)
@@ -230,16 +234,15 @@ def room_on_postgres() -> None:
 
     allowed = asyncio.run(read())
     if allowed < NEEDS_POSTGRES_CONNECTIONS:
-        print(
-            f"warning: the PostgreSQL server allows {allowed} connections; this run has needed up to "
-            f"{NEEDS_POSTGRES_CONNECTIONS}: run it on a server of its own (README, Many shops)",
-            flush=True,
+        raise SystemExit(
+            f"the PostgreSQL server of BENCH_POSTGRES_ADMIN_URL allows {allowed} connections and this run "
+            f"needs up to {NEEDS_POSTGRES_CONNECTIONS}: point BENCH_POSTGRES_ADMIN_URL at a server with "
+            "max_connections of at least that (README, Many shops on one deployment); nothing was run"
         )
 
 
 def run(args: argparse.Namespace, work: Path) -> Results:
     results = Results(limit=args.limit, fresh=args.fresh, backfill_orders=args.backfill_orders)
-    room_on_postgres()
     fresh_postgres(POSTGRES_URL, BENCH_POSTGRES_ADMIN_URL)
     flush()
     orders = Orders()
@@ -512,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.fresh = args.fresh or (30 if args.quick else 80)
     args.scale_orders = args.scale_orders or (50 if args.quick else 150)
     configure_logging(level="WARNING")
+    room_on_postgres()
     header(
         f"bench_connections — {CONNECTIONS} shops on one woobird: fairness, limits, memory, scaling "
         "(issue #22)",

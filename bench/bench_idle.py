@@ -18,6 +18,14 @@ pass that finds nothing: the idle cost with the poll at its most eager. `--recon
     .venv/bin/python bench/bench_idle.py --seconds 20      # a quick look
     .venv/bin/python bench/bench_idle.py --baseline-ref 93e959c
 
+With `--connections 50` it measures this checkout twice instead, on PostgreSQL: with the
+environment's connection alone, and with 49 more connections added (each its own fake shop and
+fake administration, bench/_many.py), all idle (issue #25's "1 connection and 50"). The database
+is BENCH_IDLE_POSTGRES_URL (default `bench_idle` on BENCH_POSTGRES_ADMIN_URL's server), dropped and
+created again for each.
+
+    .venv/bin/python bench/bench_idle.py --connections 50 --reconcile-seconds 300 --seconds 300
+
 Redis db 9 of BENCH_REDIS_URL's server is flushed before and after; nothing leaves 127.0.0.1.
 """
 
@@ -35,12 +43,23 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis as sync_redis
-from _common import BENCH_REDIS_URL, PYTHON, base_env, child, free_port, header, sqlite_database, table
+from _common import (
+    BENCH_POSTGRES_ADMIN_URL,
+    BENCH_REDIS_URL,
+    PYTHON,
+    base_env,
+    child,
+    free_port,
+    header,
+    sqlite_database,
+    table,
+)
+from _many import add_connections, base_settings, environment_values, fakes, fresh_postgres
 
 from app.logs import configure_logging
 from app.sandbox.moneybird import MoneybirdSandbox
@@ -58,6 +77,9 @@ COUNTER = Path(__file__).with_name("_counted.py")
 SETTLE_SECONDS = 8.0
 SECRET = "bench-idle-webhook-secret-5b1e0c77aa"
 PROCESSES = ("web", "worker")
+POSTGRES_URL = os.environ.get(
+    "BENCH_IDLE_POSTGRES_URL", BENCH_POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/bench_idle"
+)
 
 
 @dataclass
@@ -66,6 +88,9 @@ class Variant:
     # The folder `app` and `workers` are imported from (PYTHONPATH), None for this checkout.
     tree: Path | None
     worker_module: str
+    # On PostgreSQL with this many connections (the environment's and the added ones), or None: on
+    # SQLite with the environment's alone.
+    connections: int | None = None
 
 
 @dataclass
@@ -165,19 +190,18 @@ def read_count(path: Path) -> int:
     return 0
 
 
-def measure(variant: Variant, *, seconds: float, work: Path, reconcile_seconds: int = 60) -> Measured:
-    client = sync_redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+@contextlib.contextmanager
+def one_shop(variant: Variant, work: Path) -> Iterator[dict[str, str]]:
+    """The fake shop and fake Moneybird of the environment's connection; its settings."""
     moneybird = MoneybirdSandbox()
     shop_port = free_port()
     shop = ShopSandbox(url=f"http://127.0.0.1:{shop_port}", ping_on_create=False)
     database_url = sqlite_database(work, f"{variant.name}.db")
-    counts = {process: work / f"{variant.name}-{process}.sql" for process in PROCESSES}
     with (
         serve_in_thread(create_moneybird_app(moneybird)) as moneybird_url,
         serve_in_thread(create_shop_app(shop), shop_port),
     ):
-        values = {
+        yield {
             "WOOCOMMERCE_URL": shop.url,
             "WOOCOMMERCE_CONSUMER_KEY": shop.consumer_key,
             "WOOCOMMERCE_CONSUMER_SECRET": shop.consumer_secret,
@@ -188,8 +212,27 @@ def measure(variant: Variant, *, seconds: float, work: Path, reconcile_seconds: 
             "ADMIN_TOKEN": new_token(),
             "REDIS_URL": REDIS_URL,
             "DATABASE_URL": database_url,
-            "RECONCILE_INTERVAL_SECONDS": str(reconcile_seconds),
         }
+
+
+@contextlib.contextmanager
+def many_shops(connections: int) -> Iterator[dict[str, str]]:
+    """`connections` fake shops and administrations, all but the first added as connections."""
+    fresh_postgres(POSTGRES_URL, BENCH_POSTGRES_ADMIN_URL)
+    with fakes(connections, rate_limit=None, latency_seconds=0.0) as fake:
+        values = environment_values(fake, redis_url=REDIS_URL, database_url=POSTGRES_URL)
+        values.pop("LOG_LEVEL")
+        add_connections(base_settings(values), fake.tenants)
+        yield values
+
+
+def measure(variant: Variant, *, seconds: float, work: Path, reconcile_seconds: int = 60) -> Measured:
+    client = sync_redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    counts = {process: work / f"{variant.name}-{process}.sql" for process in PROCESSES}
+    shops = one_shop(variant, work) if variant.connections is None else many_shops(variant.connections)
+    with shops as values:
+        values["RECONCILE_INTERVAL_SECONDS"] = str(reconcile_seconds)
         if variant.tree is not None:
             values["PYTHONPATH"] = str(variant.tree)
         web_port = free_port()
@@ -265,7 +308,8 @@ def report(runs: Sequence[Measured]) -> None:
                 ]
             )
     table(
-        ["variant", "process", "Redis cmd/min", "vs before", "SQL/min", "vs before", "most sent (per min)"],
+        ["variant", "process", "Redis cmd/min", f"vs {baseline.variant}", "SQL/min", f"vs {baseline.variant}"]
+        + ["most sent (per min)"],
         rows,
     )
     for run in runs:
@@ -299,8 +343,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each measured window")
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git commit of the baseline")
     parser.add_argument("--reconcile-seconds", type=int, default=60, help="RECONCILE_INTERVAL_SECONDS")
+    parser.add_argument(
+        "--connections", type=int, default=1, help="more than 1: this checkout with 1 and with N connections"
+    )
     args = parser.parse_args(argv)
     configure_logging(level="WARNING")
+    if args.connections > 1:
+        return many_connections(args)
     header(
         "bench_idle — Redis commands and SQL statements per idle minute, web + 1 worker (issue #25)",
         [
@@ -318,6 +367,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = [
             measure(variant, seconds=args.seconds, work=work, reconcile_seconds=args.reconcile_seconds)
             for variant in (baseline, now)
+        ]
+    report(runs)
+    return 0
+
+
+def many_connections(args: argparse.Namespace) -> int:
+    header(
+        f"bench_idle — idle Redis commands and SQL statements per minute, 1 and {args.connections} "
+        "connections (issues #22, #25)",
+        [
+            f"this checkout, web + 1 worker, PostgreSQL {POSTGRES_URL.rsplit('@', 1)[-1]}, one fake shop and "
+            "fake administration per connection, nothing to book",
+            f"RECONCILE_INTERVAL_SECONDS={args.reconcile_seconds}; {args.seconds:.0f} s measured per variant "
+            f"after {SETTLE_SECONDS:.0f} s to settle; Redis {REDIS_URL}",
+        ],
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-idle-") as directory:
+        work = Path(directory)
+        runs = [
+            measure(
+                Variant(f"{n} connection{'s' if n > 1 else ''}", None, "workers", connections=n),
+                seconds=args.seconds,
+                work=work,
+                reconcile_seconds=args.reconcile_seconds,
+            )
+            for n in (1, args.connections)
         ]
     report(runs)
     return 0

@@ -59,6 +59,8 @@ class Services:
     reference: ReferenceCache
     # Tests shrink every retry delay with this; production leaves it at 1.
     retry_scale: float = 1.0
+    # Another connection's services borrow the worker's one engine (see `connection_services`).
+    owns_engine: bool = True
 
     @property
     def connection_id(self) -> int:
@@ -79,7 +81,8 @@ class Services:
     async def aclose(self) -> None:
         await self.shop.aclose()
         await self.moneybird.aclose()
-        await self.engine.dispose()
+        if self.owns_engine:
+            await self.engine.dispose()
 
 
 async def build_services(
@@ -90,14 +93,17 @@ async def build_services(
     moneybird_transport: httpx.AsyncBaseTransport | None = None,
     environment: Settings | None = None,
     connection_id: int = ENVIRONMENT_CONNECTION_ID,
+    engine: AsyncEngine | None = None,
 ) -> Services:
     """Connection 1's services; tests pass `shop_transport`/`moneybird_transport` to reach fakes.
 
     Another connection's pass the `environment`'s settings too, so that its Moneybird calls share
     a limit with the environment's only when token and administration are the same
-    (app.moneybird.ratelimit.limit_key); `for_connection` binds them to its ledger.
+    (app.moneybird.ratelimit.limit_key); `for_connection` binds them to its ledger. With `engine`
+    they borrow that one (every connection shares DATABASE_URL) and leave it open when closed.
     """
-    engine = create_engine(settings.database_url)
+    owns_engine = engine is None
+    engine = engine or create_engine(settings.database_url)
     limiter = await limiter_from_settings(redis, settings, environment=environment)
     moneybird = MoneybirdClient.from_settings(
         settings,
@@ -114,6 +120,7 @@ async def build_services(
         shop=WooCommerceClient.from_settings(settings, transport=shop_transport),
         moneybird=moneybird,
         reference=ReferenceCache(redis, administration_id=settings.moneybird_administration_id),
+        owns_engine=owns_engine,
     )
 
 
@@ -192,8 +199,16 @@ async def connection_services(ctx: dict[str, Any], connection_id: int) -> Servic
         return None
     async with first.sessions() as session:
         administrations = await administrations_of(session, first=first.current)
+    # One pool for every connection: an engine each would hold 50 connections' pools open against
+    # PostgreSQL's limit (about 2 MiB and a handful of server connections per shop).
     services = for_connection(
-        await build_services(settings, ctx["redis"], environment=first.current, connection_id=connection_id),
+        await build_services(
+            settings,
+            ctx["redis"],
+            environment=first.current,
+            connection_id=connection_id,
+            engine=ctx.get("live_engine"),
+        ),
         connection_id=connection_id,
         contact_book_id=contact_book_of(connection_id, administrations),
     )

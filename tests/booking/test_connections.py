@@ -376,3 +376,39 @@ async def test_a_connections_token_refresh_reads_and_writes_only_its_own_tokens(
     async with h.sessions() as session:
         first = (await read_stored(session, h.settings, connection_id=1)).values
     assert first["MONEYBIRD_API_TOKEN"] == "mbt_first_access_4e1d9c2b"
+
+
+async def test_every_connection_in_a_worker_borrows_the_workers_one_database_engine(
+    sealing_harness: Harness,
+) -> None:
+    """Fifty shops must not hold fifty connection pools open against PostgreSQL's limit."""
+    from sqlalchemy import text
+
+    from app.db import create_engine, session_factory
+    from app.runtime import connection_services
+    from app.settings_live import LiveSettings
+
+    h = sealing_harness
+    await _add_second_connection(h, ShopSandbox(ping_on_create=False))
+    engine = create_engine(h.settings.database_url)
+    live = LiveSettings(h.settings, session_factory(engine))
+    await live.start()
+    ctx: dict[str, Any] = {
+        "redis": h.redis,
+        "live_settings": live,
+        "live_engine": engine,
+        "services": h.services,
+        "connection_services": {},
+        "retired_services": [],
+    }
+    try:
+        second = await connection_services(ctx, 2)
+        assert second is not None
+        assert second.connection_id == 2
+        assert second.engine is engine
+        await second.aclose()
+        # Closing one connection's services leaves the pool the others use open.
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await engine.dispose()

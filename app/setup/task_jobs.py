@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 import structlog
+from arq import Retry
 from arq.connections import ArqRedis
 
 from app.booking.backfill import (
@@ -80,19 +81,24 @@ async def setup_task_job(
         return f"superseded by slice {cursor['slice']}"
     if await redis.get(tasks.cancel_key(kind, connection_id)) is not None:
         return await _end(redis, status, "cancelled", connection_id=connection_id)
-    services, owned = await _services(ctx, connection_id)
     status.state = "running"
-    stopping = _Stopping(slice_deadline(services.settings.worker_job_timeout_seconds))
+    stopping = _Stopping(lambda: False)
     beat = asyncio.create_task(_heartbeat(redis, status, stopping, connection_id=connection_id))
+    services: Services | None = None
+    owned = False
     try:
+        services, owned = await _services(ctx, connection_id)
+        stopping.out_of_time = slice_deadline(services.settings.worker_job_timeout_seconds)
         finished, state = await _RUNNERS[kind](services, status, cursor, stopping)
+    except Retry:  # a passing refusal (Moneybird's limit): arq runs this slice again from its cursor
+        raise
     except Exception as exc:
         log.error("set-up task failed", task=kind, error=type(exc).__name__)
         status.message = Message("it stopped on an error: %(error)s", error=said(exc)[:300])
         return await _end(redis, status, "failed", connection_id=connection_id)
     finally:
         beat.cancel()
-        if owned:
+        if owned and services is not None:
             await services.aclose()
     if stopping.cancelled:
         return await _end(redis, status, "cancelled", connection_id=connection_id)

@@ -154,11 +154,12 @@ async def _services(ctx: dict[str, Any], connection_id: int) -> tuple[Services, 
             given: Services = ctx["services"]
             return given, False
         return ctx["connection_services"][connection_id][1], False
+    # Read afresh, not through the worker's own LiveSettings: the admin may have chosen a setting a
+    # moment ago (the products' ledger account comes with the button), and the booking jobs' look
+    # for changes must still see them.
+    settings = await LiveSettings(first.base, first.sessions, connection_id=connection_id).start()
     if connection_id == ENVIRONMENT_CONNECTION_ID:
-        await first.refresh()
-        return await build_services(first.current, ctx["redis"], **transport_overrides()), True
-    live = LiveSettings(first.base, first.sessions, connection_id=connection_id)
-    settings = await live.start()
+        return await build_services(settings, ctx["redis"], **transport_overrides()), True
     async with first.sessions() as session:
         administrations = await administrations_of(session, first=first.current)
     built = await build_services(

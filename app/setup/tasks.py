@@ -123,9 +123,14 @@ async def start_task(
     run = secrets.token_hex(8)
     if not await redis.set(claim_key(kind, connection_id), run, nx=True, ex=CLAIM_SECONDS):
         return False
-    await redis.delete(cursor_key(kind, connection_id), cancel_key(kind, connection_id))
-    await save_status(redis, TaskStatus(kind=kind, run=run, since=since), connection_id=connection_id)
-    await queue_slice(redis, kind, run=run, slice_number=1, connection_id=connection_id)
+    try:
+        await redis.delete(cursor_key(kind, connection_id), cancel_key(kind, connection_id))
+        await save_status(redis, TaskStatus(kind=kind, run=run, since=since), connection_id=connection_id)
+        await queue_slice(redis, kind, run=run, slice_number=1, connection_id=connection_id)
+    except BaseException:
+        # Not queued after all (Redis went away): the next click may try again.
+        await redis.delete(claim_key(kind, connection_id))
+        raise
     return True
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job
@@ -16,9 +17,15 @@ from arq.jobs import Job
 from app.booking import backfill as backfill_module
 from app.booking.backfill import backfill
 from app.constants import JOB_SETUP_TASK
+from app.runtime import build_services, for_connection
+from app.sandbox.moneybird import sandbox_transport
+from app.sandbox.woocommerce import ShopSandbox
+from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.cart import CartItem, Customer
 from app.schema import OrderState
 from app.setup import task_jobs, tasks
+from tests.conftest import make_settings
+from tests.factories import order_document
 from tests.harness import Harness, open_harness
 
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)
@@ -231,3 +238,44 @@ async def test_a_second_connections_task_never_meets_connection_1s(redis: ArqRed
     assert two is not None
     assert (one.state, two.state) == ("queued", "cancelling")
     assert one.run != two.run
+
+
+async def test_two_connections_previews_run_side_by_side_each_on_its_own_shop(
+    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_harness(database_url=database_url, redis=redis, sync_since="2026-11-20T00:00:00Z") as h:
+        add_orders(h)
+        shop = ShopSandbox(ping_on_create=False)
+        for n in range(3):  # the second shop's three orders, with numbers the first shop uses too
+            shop.add_order(order_document(5000 + n, paid=PAID + timedelta(hours=n)))
+        settings = make_settings(
+            database_url=h.settings.database_url,
+            woocommerce_url=shop.url,
+            woocommerce_consumer_key=shop.consumer_key,
+            woocommerce_consumer_secret=shop.consumer_secret,
+            moneybird_api_token=h.moneybird.token,
+            moneybird_administration_id=h.moneybird.administration_id,
+        )
+        built = await build_services(
+            settings,
+            redis,
+            shop_transport=httpx.ASGITransport(app=create_shop_app(shop)),
+            moneybird_transport=sandbox_transport(h.moneybird),
+        )
+        second = for_connection(built, connection_id=2, contact_book_id=1)
+        monkeypatch.setattr(task_jobs, "slice_deadline", stop_after(2))
+        try:
+            assert await tasks.start_task(redis, "history-preview", since=SINCE.isoformat())
+            assert await tasks.start_task(redis, "history-preview", since=SINCE.isoformat(), connection_id=2)
+            while await h.queued():
+                await h.run_worker(connections={2: second})
+        finally:
+            await built.aclose()
+
+        one = await tasks.read_task(redis, "history-preview")
+        two = await tasks.read_task(redis, "history-preview", connection_id=2)
+        assert one is not None
+        assert two is not None
+        assert (one.state, two.state) == ("done", "done")
+        assert (one.counts["would_book"], two.counts["would_book"]) == (ORDERS, 3)
+        assert await redis.keys("*setup:task:history-preview:cursor") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -177,3 +178,26 @@ async def test_a_task_that_fails_says_why_in_the_readers_language(wizard: Wizard
     assert "het stopte door een fout:" in dutch
     assert "mislukt" in dutch
     assert "it stopped on an error" not in dutch
+
+
+async def test_a_previews_refusals_read_in_the_readers_language(wizard: Wizard) -> None:
+    await through_moneybird(wizard)
+    page = await wizard.web.get("/admin/setup/bookkeeping")
+    await wizard.web.post("/admin/setup/bookkeeping", data=_form(page.text))
+    for cart in sample_carts(datetime.now(UTC) - timedelta(days=3)):
+        wizard.shop.add_order(cart)
+    since = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
+    await wizard.post("/admin/setup/history", {"action": "preview", "since": since})
+
+    await wizard.run_worker()
+    status = await tasks.read_task(wizard.redis, "history-preview")
+    english = (await wizard.web.get("/admin/setup/history")).text
+    dutch = (await wizard.web.get("/admin/setup/history", headers={"Accept-Language": "nl"})).text
+
+    assert status is not None
+    assert status.state == "done"
+    reason = status.lines[0].partition(": ")[2]  # the sample German 7 % order has no rate
+    assert "7" in reason
+    assert reason in html.unescape(english)
+    assert reason not in html.unescape(dutch)
+    assert "Moneybird heeft geen" in html.unescape(dutch), html.unescape(dutch)[dutch.find("<details") :]

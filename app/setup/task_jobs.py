@@ -16,6 +16,7 @@ successor) only makes sure the successor is queued.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -28,6 +29,7 @@ from typing import Any, Final
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis
+from redis.exceptions import LockError
 
 from app.booking.backfill import (
     BackfillCursor,
@@ -39,7 +41,7 @@ from app.booking.backfill import (
 from app.booking.products import TransferReport, transfer_products
 from app.clients import transport_overrides
 from app.connection_scope import contact_book_of
-from app.constants import ENVIRONMENT_CONNECTION_ID
+from app.constants import ENVIRONMENT_CONNECTION_ID, WORKER_JOB_TIMEOUT_SECONDS
 from app.i18n import Message, said
 from app.runtime import Services, build_services, for_connection
 from app.settings_live import LiveSettings
@@ -61,23 +63,37 @@ def slice_deadline(job_timeout_seconds: int) -> Callable[[], bool]:
 
 
 async def setup_task_job(
-    ctx: dict[str, Any],
-    kind: str,
-    run: str,
-    slice_number: int,
-    *,
-    connection_id: int = ENVIRONMENT_CONNECTION_ID,
+    ctx: dict[str, Any], kind: str, slice_number: int, *, connection_id: int = ENVIRONMENT_CONNECTION_ID
 ) -> str:
     redis: ArqRedis = ctx["redis"]
+    # Expires before arq takes the job of a killed worker up again (its timeout + 10 s).
+    lock = redis.lock(tasks.slice_lock_key(kind, connection_id), timeout=_job_timeout(ctx) + 5)
+    if not await lock.acquire(blocking=False):
+        raise Retry(defer=5)  # another slice of this task still runs
+    try:
+        return await _run_slice(ctx, redis, kind, slice_number, connection_id=connection_id)
+    finally:
+        with contextlib.suppress(LockError):
+            await lock.release()
+
+
+def _job_timeout(ctx: dict[str, Any]) -> int:
+    live: LiveSettings | None = ctx.get("live_settings")
+    services: Services | None = ctx.get("services")
+    settings = live.current if live is not None else services.settings if services is not None else None
+    return settings.worker_job_timeout_seconds if settings is not None else WORKER_JOB_TIMEOUT_SECONDS
+
+
+async def _run_slice(
+    ctx: dict[str, Any], redis: ArqRedis, kind: str, slice_number: int, *, connection_id: int
+) -> str:
     status = await tasks.load_status(redis, kind, connection_id=connection_id)
-    if status is None or status.run != run or not status.active:
-        return "superseded: the task was started again or has ended"
+    if status is None or not status.active:
+        return "nothing to do: the task has ended"
     raw = await redis.get(tasks.cursor_key(kind, connection_id))
     cursor: dict[str, Any] = json.loads(raw) if raw else {"slice": 1}
     if cursor["slice"] > slice_number:  # run again after it had queued its successor
-        await tasks.queue_slice(
-            redis, kind, run=run, slice_number=cursor["slice"], connection_id=connection_id
-        )
+        await tasks.queue_slice(redis, kind, slice_number=cursor["slice"], connection_id=connection_id)
         return f"superseded by slice {cursor['slice']}"
     if await redis.get(tasks.cancel_key(kind, connection_id)) is not None:
         return await _end(redis, status, "cancelled", connection_id=connection_id)
@@ -108,7 +124,7 @@ async def setup_task_job(
     state["slice"] = slice_number + 1
     await redis.set(tasks.cursor_key(kind, connection_id), json.dumps(state), ex=tasks.KEEP_SECONDS)
     await tasks.save_status(redis, status, connection_id=connection_id)
-    await tasks.queue_slice(redis, kind, run=run, slice_number=slice_number + 1, connection_id=connection_id)
+    await tasks.queue_slice(redis, kind, slice_number=slice_number + 1, connection_id=connection_id)
     return f"slice {slice_number} out of time; slice {slice_number + 1} queued"
 
 

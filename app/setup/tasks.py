@@ -46,7 +46,7 @@ class TaskStatus:
     lines: list[str] = field(default_factory=list)  # refusals, with their reasons
     message: str = ""  # English; the page shows it in the reader's language (app.i18n.shown)
     updated: float = field(default_factory=time.time)
-    run: str = ""  # this start's id: a job of an earlier start leaves it alone
+    run: str = ""  # this start's id, as its claim holds it
     since: str = ""  # the history tasks: the first day to book (ISO)
 
     @property
@@ -73,6 +73,11 @@ def cancel_key(kind: str, connection_id: int) -> str:
 def cursor_key(kind: str, connection_id: int) -> str:
     """Where the task's worker keeps how far it got between slices (app/setup/task_jobs.py)."""
     return connection_key(SETUP_TASK_PREFIX + kind + ":cursor", connection_id)
+
+
+def slice_lock_key(kind: str, connection_id: int) -> str:
+    """Held while a slice of the task runs: never two at once (a stale job meeting a new start)."""
+    return connection_key(SETUP_TASK_PREFIX + kind + ":slice", connection_id)
 
 
 def task_job_id(kind: str, slice_number: int, connection_id: int) -> str:
@@ -126,7 +131,7 @@ async def start_task(
     try:
         await redis.delete(cursor_key(kind, connection_id), cancel_key(kind, connection_id))
         await save_status(redis, TaskStatus(kind=kind, run=run, since=since), connection_id=connection_id)
-        await queue_slice(redis, kind, run=run, slice_number=1, connection_id=connection_id)
+        await queue_slice(redis, kind, slice_number=1, connection_id=connection_id)
     except BaseException:
         # Not queued after all (Redis went away): the next click may try again.
         await redis.delete(claim_key(kind, connection_id))
@@ -134,12 +139,14 @@ async def start_task(
     return True
 
 
-async def queue_slice(redis: ArqRedis, kind: str, *, run: str, slice_number: int, connection_id: int) -> bool:
-    """Queue one slice of a task; arq drops it when a job of that slice is still there."""
+async def queue_slice(redis: ArqRedis, kind: str, *, slice_number: int, connection_id: int) -> bool:
+    """Queue one slice of a task; arq drops it when a job of that slice is still there.
+
+    The job names no start: it runs whichever start of its task is under way, from the cursor (a
+    job left queued by an earlier start takes up the new one; a slice's lock keeps two apart)."""
     job = await redis.enqueue_job(
         JOB_SETUP_TASK,
         kind,
-        run,
         slice_number,
         _job_id=task_job_id(kind, slice_number, connection_id),
         **connection_kwargs(connection_id),

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from arq import Retry
 from arq.connections import ArqRedis
 from arq.jobs import Job
 
@@ -159,7 +160,7 @@ async def test_a_worker_killed_mid_slice_is_taken_up_again_and_books_nothing_twi
         # range) and queues four, then its worker dies.
         monkeypatch.setattr(task_jobs, "slice_deadline", stop_after(5, then=killed))
         with pytest.raises(Killed):
-            await task_jobs.setup_task_job({"redis": redis, "services": h.services}, "history", status.run, 1)
+            await task_jobs.setup_task_job({"redis": redis, "services": h.services}, "history", 1)
         queued = [
             r for d in documents if (r := await h.record(int(d["id"]))) and r.state == OrderState.QUEUED
         ]
@@ -192,13 +193,13 @@ async def test_a_slice_run_again_after_queueing_its_successor_only_hands_over(
         status = await tasks.load_status(redis, "history-preview", connection_id=1)
         assert status is not None
         ctx = {"redis": redis, "services": h.services}
-        await task_jobs.setup_task_job(ctx, "history-preview", status.run, 1)
+        await task_jobs.setup_task_job(ctx, "history-preview", 1)
         # Slice 2 lost from the queue (Redis lost it), then slice 1 taken up again.
         await redis.delete("arq:job:" + tasks.task_job_id("history-preview", 2, 1))
         await redis.zrem("arq:queue", tasks.task_job_id("history-preview", 2, 1))
         listed = (await tasks.load_status(redis, "history-preview", connection_id=1) or status).done
 
-        again = await task_jobs.setup_task_job(ctx, "history-preview", status.run, 1)
+        again = await task_jobs.setup_task_job(ctx, "history-preview", 1)
 
         assert again == "superseded by slice 2"
         assert (await tasks.load_status(redis, "history-preview", connection_id=1) or status).done == listed
@@ -279,3 +280,17 @@ async def test_two_connections_previews_run_side_by_side_each_on_its_own_shop(
         assert (one.state, two.state) == ("done", "done")
         assert (one.counts["would_book"], two.counts["would_book"]) == (ORDERS, 3)
         assert await redis.keys("*setup:task:history-preview:cursor") == []
+
+
+async def test_a_slice_waits_while_another_slice_of_its_task_runs(redis: ArqRedis) -> None:
+    assert await tasks.start_task(redis, "history-preview", since=SINCE.isoformat())
+    other = redis.lock(tasks.slice_lock_key("history-preview", 1), timeout=30)
+    assert await other.acquire(blocking=False)
+
+    with pytest.raises(Retry):
+        await task_jobs.setup_task_job({"redis": redis}, "history-preview", 1)
+    status = await tasks.read_task(redis, "history-preview")
+
+    assert status is not None
+    assert status.state == "queued"  # untouched
+    await other.release()

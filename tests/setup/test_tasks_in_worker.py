@@ -201,3 +201,25 @@ async def test_a_previews_refusals_read_in_the_readers_language(wizard: Wizard) 
     assert reason in html.unescape(english)
     assert reason not in html.unescape(dutch)
     assert "Moneybird heeft geen" in html.unescape(dutch), html.unescape(dutch)[dutch.find("<details") :]
+
+
+async def test_a_task_whose_jobs_were_given_up_is_shown_interrupted_and_starts_again(wizard: Wizard) -> None:
+    await with_products(wizard)
+    await wizard.post("/admin/setup/products", {"action": "preview", "ledger_account": revenue(wizard)})
+    first = await tasks.read_task(wizard.redis, "products-preview")
+    # Its claim expires (arq gave up on its job long ago, or Redis lost it).
+    await wizard.redis.delete(tasks.claim_key("products-preview", 1))
+
+    dutch = (await wizard.web.get("/admin/setup/products", headers={"Accept-Language": "nl"})).text
+    await wizard.post("/admin/setup/products", {"action": "preview"})
+    again = await tasks.read_task(wizard.redis, "products-preview")
+
+    assert shown_state(dutch, "products-preview") == "interrupted"
+    assert "start het opnieuw om verder te gaan" in dutch
+    assert first is not None
+    assert again is not None
+    assert (again.state, again.run != first.run) == ("queued", True)
+    assert await wizard.run_worker() == 1  # the job the first start left queued runs the second
+    done = await tasks.read_task(wizard.redis, "products-preview")
+    assert done is not None
+    assert (done.state, done.run) == ("done", again.run)

@@ -237,8 +237,6 @@ async def _list_and_queue(
     page = max(1, cursor.page - 1) if cursor.handled or cursor.handled_before else cursor.page
     while True:
         listing = await _candidates(services, since=report.since, until=report.until, page=page)
-        if page > cursor.page:  # a page not seen before: what the one before it handled is behind
-            cursor.page, cursor.handled_before, cursor.handled = page, cursor.handled, []
         seen = {*cursor.handled, *cursor.handled_before}
         report.progress.total = listing.total
         for order in listing.orders:
@@ -265,6 +263,10 @@ async def _list_and_queue(
             cursor.listed_all = True
             return True
         page += 1
+        if page > cursor.page:  # a page not seen before: what the one before it handled is behind
+            cursor.page, cursor.handled_before, cursor.handled = page, cursor.handled, []
+        if stop():  # before listing a page only to stop
+            return False
 
 
 async def _candidates(services: Services, *, since: datetime, until: datetime | None, page: int) -> OrderPage:

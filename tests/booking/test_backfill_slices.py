@@ -157,8 +157,8 @@ async def test_a_worker_killed_mid_slice_is_taken_up_again_and_books_nothing_twi
             raise Killed
 
         # The first slice looks at five orders over two pages (the first listed was paid before the
-        # range) and queues four, then its worker dies.
-        monkeypatch.setattr(task_jobs, "slice_deadline", stop_after(5, then=killed))
+        # range; the clock is read once more between the pages) and queues four, then its worker dies.
+        monkeypatch.setattr(task_jobs, "slice_deadline", stop_after(6, then=killed))
         with pytest.raises(Killed):
             await task_jobs.setup_task_job({"redis": redis, "services": h.services}, "history", 1)
         queued = [

@@ -116,10 +116,10 @@ async def _run_slice(
         beat.cancel()
         if owned and services is not None:
             await services.aclose()
-    if stopping.cancelled:
-        return await _end(redis, status, "cancelled", connection_id=connection_id)
     if finished:
         return await _end(redis, status, "done", connection_id=connection_id)
+    if stopping.cancelled:
+        return await _end(redis, status, "cancelled", connection_id=connection_id)
     # Out of time: the cursor first, then the next slice (a crash in between is healed above).
     state["slice"] = slice_number + 1
     await redis.set(tasks.cursor_key(kind, connection_id), json.dumps(state), ex=tasks.KEEP_SECONDS)

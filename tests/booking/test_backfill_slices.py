@@ -3,7 +3,9 @@ each going on from the cursor the last one left, with the end result of one unin
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,7 +27,7 @@ from app.sandbox.woocommerce import create_app as create_shop_app
 from app.sandbox.woocommerce.cart import CartItem, Customer
 from app.schema import OrderState
 from app.setup import task_jobs, tasks
-from tests.conftest import make_settings
+from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.factories import order_document
 from tests.harness import Harness, open_harness
 
@@ -294,3 +296,32 @@ async def test_a_slice_waits_while_another_slice_of_its_task_runs(redis: ArqRedi
     assert status is not None
     assert status.state == "queued"  # untouched
     await other.release()
+
+
+async def test_the_web_queues_the_backfill_and_a_burst_worker_books_it(
+    database_url: str, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_harness(database_url=database_url, redis=redis, sync_since="2026-11-20T00:00:00Z") as h:
+        documents = add_orders(h)
+        monkeypatch.setattr(task_jobs, "slice_deadline", stop_after(4))
+        await h.web.post("/admin/login", data={"token": ADMIN_TOKEN})
+        page = await h.web.get("/admin/setup/history")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert csrf is not None
+
+        started = await h.web.post(
+            "/admin/setup/history", data={"csrf": csrf[1], "action": "backfill", "since": "2026-10-01"}
+        )
+        await asyncio.sleep(0.2)  # room for a background task of the web process, were there one
+        waiting = await tasks.read_task(redis, "history")
+        untouched = [await h.record(int(d["id"])) for d in documents]
+
+        assert started.status_code == 303
+        assert waiting is not None
+        assert waiting.state == "queued"
+        assert untouched == [None] * ORDERS  # the web process queued the task, and nothing else
+        await drain(h)
+        done = await tasks.read_task(redis, "history")
+        assert done is not None
+        assert (done.state, done.counts["booked"]) == ("done", ORDERS)
+        assert [len(h.invoices_for(str(d["number"]))) for d in documents] == [1] * ORDERS

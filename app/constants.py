@@ -15,6 +15,9 @@ JOB_SHOP_NOTE: Final = "write_shop_note"
 # Moneybird may have recorded a payment on an invoice woobird booked open (app/moneybird_pushes.py
 # and the payments poll queue it; the worker settles the order).
 JOB_SETTLE_INVOICE: Final = "settle_invoice"
+# One slice of a long task started in the wizard (product transfer, backfill, their dry runs):
+# app/setup/task_jobs.py runs it and queues the next slice until the task is done.
+JOB_SETUP_TASK: Final = "setup_task"
 
 # arq queue and the worker's heartbeat key (arq writes "<queue>:health-check").
 QUEUE_NAME: Final = "arq:queue"

@@ -309,6 +309,8 @@ WORDS: Final[dict[str, str]] = {
     "running": N_("running"),
     "done": N_("done"),
     "interrupted": N_("interrupted"),
+    "cancelling": N_("stopping"),
+    "cancelled": N_("stopped"),
     "created": N_("to create"),
     "adopted": N_("adopted"),
     "without_sku": N_("without SKU"),

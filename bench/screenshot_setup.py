@@ -35,7 +35,7 @@ from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import REPO_ROOT, load_settings
 from tests.server import serve_in_thread
-from tests.setup.browser_walk import BROWSER_LOCALE, walk
+from tests.setup.browser_walk import BROWSER_LOCALE, walk, worker_alongside
 from tests.tls import self_signed
 
 ADMIN_TOKEN = "screenshot-admin-token-4b7d90c1e8a2f5b3d6e9a7c0"
@@ -95,15 +95,16 @@ async def shoot_all(out: Path, folder: Path, *, language: str) -> list[Path]:
                     taken.append(path)
 
                 since = (datetime.now(UTC) - timedelta(days=7)).date().isoformat()
-                await walk(
-                    page,
-                    woobird_url=woobird_url,
-                    admin_token=ADMIN_TOKEN,
-                    shop_url=shop_url,
-                    preview_history_since=since,
-                    shoot=shoot,
-                    language=language,
-                )
+                async with worker_alongside(settings, redis):
+                    await walk(
+                        page,
+                        woobird_url=woobird_url,
+                        admin_token=ADMIN_TOKEN,
+                        shop_url=shop_url,
+                        preview_history_since=since,
+                        shoot=shoot,
+                        language=language,
+                    )
                 await page.goto(f"{woobird_url}/admin/settings")  # each setting's source, the changes
                 await shoot("settings-sources")
                 await browser.close()

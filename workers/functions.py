@@ -24,12 +24,14 @@ from app.constants import (
     JOB_RECONCILE,
     JOB_RECONCILE_CONNECTION,
     JOB_SETTLE_INVOICE,
+    JOB_SETUP_TASK,
     JOB_SHOP_NOTE,
     WORKER_JOB_TIMEOUT_SECONDS,
     WORKER_MAX_TRIES,
 )
 from app.runtime import shutdown, startup, when_set_up
 from app.settings_live import LiveSettings
+from app.setup.task_jobs import setup_task_job
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -64,6 +66,15 @@ def job_functions() -> list[Function]:
         ),
         # Another connection's verification, queued by the hourly verification cron (spread).
         verification_connection_function(),
+        # A slice of the wizard's long tasks: it builds its own services (it runs before booking may
+        # start), ends before the job timeout and queues the next slice itself; a try cut short by a
+        # dying worker is taken up again by arq from the slice's cursor.
+        func(
+            cast(WorkerCoroutine, setup_task_job),
+            name=JOB_SETUP_TASK,
+            max_tries=WORKER_MAX_TRIES,
+            keep_result=0,
+        ),
     ]
 
 

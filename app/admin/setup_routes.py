@@ -419,10 +419,18 @@ async def products_action(
         raise HTTPException(
             409, N_("connect Moneybird first (step 3): the preview asks it which products exist")
         )
-    kind = "products-preview" if action == "preview" else "products"
-    runner = tasks.products_runner(state.settings, state.redis, dry_run=action == "preview")
-    await tasks.start_task(state.redis, kind, runner)
+    # The worker runs it (app/setup/task_jobs.py); this only queues it, once.
+    await tasks.start_task(state.redis, "products-preview" if action == "preview" else "products")
     return RedirectResponse("/admin/setup/products", status_code=303)
+
+
+@router.post("/tasks/{kind}/cancel")
+async def cancel_task(request: Request, admin: WizardFormAdmin, state: AppStateDep, kind: str) -> Response:
+    """Stop a product transfer or backfill (or their previews) after the product or order it is on."""
+    if kind not in tasks.KINDS:
+        raise HTTPException(404, N_("no such task"))
+    await tasks.cancel_task(state.redis, kind)
+    return RedirectResponse("/admin/setup/" + kind.removesuffix("-preview"), status_code=303)
 
 
 # ── 3. Moneybird ─────────────────────────────────────────────────────────────────────────────
@@ -606,8 +614,7 @@ async def history_action(
         raise HTTPException(400, N_("the date to book from lies in the future: choose “from now” instead"))
     await record_step(state.sessions, "history_since", start_at.date().isoformat())
     if action == "preview":
-        runner = tasks.history_runner(state.settings, state.redis, since=start_at, dry_run=True)
-        await tasks.start_task(state.redis, "history-preview", runner)
+        await tasks.start_task(state.redis, "history-preview", since=start_at.isoformat())
         await state.refresh_settings(force=True)
         return RedirectResponse("/admin/setup/history", status_code=303)
     if action != "backfill":
@@ -615,8 +622,7 @@ async def history_action(
     # Live orders from now; the history through the backfill, booked by the worker once it may start.
     await _store(request, state, {"SYNC_SINCE": now.isoformat()})
     await _step_done(state, "history", "backfill")
-    runner = tasks.history_runner(state.settings, state.redis, since=start_at, dry_run=False)
-    await tasks.start_task(state.redis, "history", runner)
+    await tasks.start_task(state.redis, "history", since=start_at.isoformat())
     return RedirectResponse("/admin/setup/history", status_code=303)
 
 

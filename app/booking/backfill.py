@@ -10,13 +10,18 @@ queued.
 
 `--dry-run` plans every order with the real `plan_invoice` and the administration's reference
 data, prints totals and refusals, and books nothing.
+
+A run may also stop when `out_of_time()` says so (the worker's slices, app/setup/task_jobs.py): it
+then returns its report unfinished, with a cursor (`BackfillCursor`) to hand back as `resume=` —
+the next call goes on from there and ends with the report one uninterrupted run would have made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,6 +38,7 @@ from app.invoicing.plan import PlanOptions, PlanRefused, plan_invoice
 from app.moneybird.client import InvoiceKind
 from app.runtime import Services
 from app.schema import ContactRecord, OrderRecord, OrderState
+from app.woocommerce.client import OrderPage
 from app.woocommerce.models import Order
 
 log = structlog.get_logger("woobird.backfill")
@@ -40,6 +46,8 @@ log = structlog.get_logger("woobird.backfill")
 REASON = "backfill"
 _WAITING = (OrderState.QUEUED.value, OrderState.BOOKING.value)
 POLL_SECONDS = 1.0
+# Orders listed per request; a resumed run re-lists at most the page before the one it stopped on.
+PAGE_SIZE = 100
 
 
 @dataclass
@@ -68,6 +76,18 @@ class Refusal:
 
 
 @dataclass
+class BackfillCursor:
+    """Where a run that stopped early is: the page of the shop's listing it was on, the orders it
+    handled on that page and the one before (a resumed run lists from the page before, in case the
+    listing shifted, and skips these), and whether every page was listed (only waiting was left)."""
+
+    page: int = 1
+    handled: list[int] = field(default_factory=list)
+    handled_before: list[int] = field(default_factory=list)
+    listed_all: bool = False
+
+
+@dataclass
 class BackfillReport:
     since: datetime
     until: datetime | None
@@ -75,13 +95,21 @@ class BackfillReport:
     progress: BackfillProgress = field(default_factory=BackfillProgress)
     planned_total: Decimal = Decimal(0)  # dry run: sum of the planned invoice totals
     would_book: list[tuple[int, str, Decimal]] = field(default_factory=list)  # dry run: id, number, total
-    known_emails: set[str] = field(default_factory=set)  # customers with a contact, or one coming
+    # Customers with a contact, or one coming, as digests of their e-mail address (a resumable
+    # run keeps these in Redis: no address is stored there); `new_emails` those this run added.
+    known_emails: set[str] = field(default_factory=set)
+    new_emails: set[str] = field(default_factory=set)
+    cursor: BackfillCursor = field(default_factory=BackfillCursor)
+    finished: bool = True  # False: stopped by `out_of_time`, go on with `resume=`
 
     def count_calls(self, order: Order, kind: InvoiceKind) -> None:
         """Count what booking `order` costs Moneybird, its customer new or returning."""
         email = (order.billing.email or "").strip().lower()
-        new = not email or email not in self.known_emails
-        self.known_emails.add(email)
+        digest = email_digest(email)
+        new = not email or digest not in self.known_emails
+        self.known_emails.add(digest)
+        if new and email:
+            self.new_emails.add(digest)
         self.progress.new_customers += new
         self.progress.calls += calls_per_order(kind, new_customer=new)
 
@@ -107,6 +135,10 @@ class BackfillReport:
 
 
 ProgressCallback = Callable[[BackfillProgress], None]
+
+
+def email_digest(email: str) -> str:
+    return hashlib.sha256(email.encode()).hexdigest()[:24]
 
 
 def calls_per_order(kind: InvoiceKind, *, new_customer: bool) -> int:
@@ -147,42 +179,34 @@ async def backfill(
     progress: ProgressCallback | None = None,
     wait: bool = False,
     max_outstanding: int | None = None,
+    resume: BackfillReport | None = None,
+    out_of_time: Callable[[], bool] | None = None,
 ) -> BackfillReport:
     """Queue (or, dry, plan) every order paid in [since, until); see the module docstring.
 
     `max_outstanding` bounds this run's jobs waiting in the queue (0 → no bound); `wait` keeps
     going until the worker finished every order this run queued, so the report can say booked.
+    `resume` is the unfinished report of an earlier call, `out_of_time` says when to stop early.
     """
     if until is not None and until <= since:
         raise ValueError(f"--until ({until:%Y-%m-%d %H:%M}) must be after --since ({since:%Y-%m-%d %H:%M})")
-    report = BackfillReport(since=since, until=until, dry_run=dry_run)
+    report = resume or BackfillReport(since=since, until=until, dry_run=dry_run)
+    report.finished = False
     rate = services.settings.rate_limit
-    report.known_emails = await _customers_with_contacts(services)
+    report.known_emails = await _customers_with_contacts(services) | report.new_emails
     bound = default_outstanding(rate) if max_outstanding is None else max_outstanding
     notify = progress or (lambda _: None)
+    stop = out_of_time or (lambda: False)
     planner = await _planner(services) if dry_run else None
-    async for orders, total in _candidates(services, since=since, until=until):
-        report.progress.total = total
-        for order in orders:
-            report.progress.listed += 1
-            if not _paid_in_range(
-                order,
-                since=since,
-                until=until,
-                statuses=listed_statuses(services.settings.sync_order_statuses),
-            ):
-                report.not_in_range += 1
-                continue
-            if planner is not None:
-                await _plan_one(services, planner, order, report)
-            else:
-                if bound:
-                    await _wait_for_room(services, report, bound=bound, notify=notify)
-                await _queue_one(services, order, report)
-            _estimate(report, rate)
-            notify(report.progress)
+    if not report.cursor.listed_all and not await _list_and_queue(
+        services, report, planner=planner, bound=bound, notify=notify, stop=stop
+    ):
+        return report
     if wait and not dry_run:
-        await _wait_for_room(services, report, bound=0, notify=notify)
+        await _wait_for_room(services, report, bound=0, notify=notify, stop=stop)
+        if report.progress.waiting:
+            return report
+    report.finished = True
     await _refresh(services, report)
     _estimate(report, rate)
     notify(report.progress)
@@ -198,21 +222,67 @@ async def backfill(
     return report
 
 
-async def _candidates(
-    services: Services, *, since: datetime, until: datetime | None
-) -> AsyncIterator[tuple[list[Order], int]]:
-    """Pages of orders that may have been paid in the range, with the shop's total count.
+async def _list_and_queue(
+    services: Services,
+    report: BackfillReport,
+    *,
+    planner: _Planner | None,
+    bound: int,
+    notify: ProgressCallback,
+    stop: Callable[[], bool],
+) -> bool:
+    """Go through the listing from the cursor; False when `stop` said so before the last page."""
+    cursor, rate = report.cursor, services.settings.rate_limit
+    statuses = listed_statuses(services.settings.sync_order_statuses)
+    page = max(1, cursor.page - 1) if cursor.handled or cursor.handled_before else cursor.page
+    while True:
+        listing = await _candidates(services, since=report.since, until=report.until, page=page)
+        seen = {*cursor.handled, *cursor.handled_before}
+        report.progress.total = listing.total
+        for order in listing.orders:
+            if order.id in seen:
+                continue
+            if stop():
+                return False
+            report.progress.listed += 1
+            if not _paid_in_range(order, since=report.since, until=report.until, statuses=statuses):
+                report.not_in_range += 1
+            elif planner is not None:
+                await _plan_one(services, planner, order, report)
+            else:
+                if bound and not await _wait_for_room(
+                    services, report, bound=bound, notify=notify, stop=stop
+                ):
+                    report.progress.listed -= 1  # this order is gone through again on resume
+                    return False
+                await _queue_one(services, order, report)
+            cursor.handled.append(order.id)
+            _estimate(report, rate)
+            notify(report.progress)
+        if page >= listing.total_pages or not listing.orders:
+            cursor.listed_all = True
+            return True
+        page += 1
+        if page > cursor.page:  # a page not seen before: what the one before it handled is behind
+            cursor.page, cursor.handled_before, cursor.handled = page, cursor.handled, []
+        if stop():  # before listing a page only to stop
+            return False
+
+
+async def _candidates(services: Services, *, since: datetime, until: datetime | None, page: int) -> OrderPage:
+    """One page of the orders that may have been paid in the range, with the shop's total count.
 
     Paid on or after `since` implies modified after it; paid before `until` implies created
     before it. WooCommerce compares both exclusively, hence the second of slack.
     """
-    async for page in services.shop.iter_orders(
+    return await services.shop.list_orders(
         modified_after=since - timedelta(seconds=1),
         before=until,
         statuses=listed_statuses(services.settings.sync_order_statuses),
         orderby="date",
-    ):
-        yield page.orders, page.total
+        page=page,
+        per_page=PAGE_SIZE,
+    )
 
 
 def _paid_in_range(order: Order, *, since: datetime, until: datetime | None, statuses: Iterable[str]) -> bool:
@@ -298,16 +368,25 @@ async def _queue_one(services: Services, order: Order, report: BackfillReport) -
 
 
 async def _wait_for_room(
-    services: Services, report: BackfillReport, *, bound: int, notify: ProgressCallback
-) -> None:
-    """Sleep while more than `bound` of this run's orders wait for the worker."""
+    services: Services,
+    report: BackfillReport,
+    *,
+    bound: int,
+    notify: ProgressCallback,
+    stop: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Sleep while more than `bound` of this run's orders wait for the worker; False when `stop`
+    said so first."""
     while report.progress.waiting > bound:
         await _refresh(services, report)
         if report.progress.waiting <= bound:
-            return
+            return True
         _estimate(report, services.settings.rate_limit)
         notify(report.progress)
+        if stop():
+            return False
         await asyncio.sleep(POLL_SECONDS)
+    return True
 
 
 async def _refresh(services: Services, report: BackfillReport) -> None:
@@ -338,7 +417,8 @@ def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
 
 async def _customers_with_contacts(services: Services) -> set[str]:
     async with services.sessions() as session:
-        return set((await session.execute(select(ContactRecord.email))).scalars())
+        emails = (await session.execute(select(ContactRecord.email))).scalars()
+        return {email_digest(email.strip().lower()) for email in emails if email}
 
 
 def _estimate(report: BackfillReport, rate: tuple[int, float]) -> None:

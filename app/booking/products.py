@@ -8,6 +8,10 @@ rate-limited Moneybird requests on lookups (`product_id_for`).
 The tax rate is never guessed: the product's WooCommerce tax class gives a percentage (from the
 shop's tax table for the administration's country), which must match exactly one Moneybird sales
 tax rate (or a MONEYBIRD_TAX_RATES entry); otherwise the product is refused with the reason.
+
+A transfer may stop when `out_of_time()` says so (the worker's slices, app/setup/task_jobs.py): it
+keeps what it made in the catalogue and returns its report unfinished; handed back as `resume=`,
+the next call skips the SKUs that report already names.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class TransferReport:
     adopted: list[tuple[str, str]] = field(default_factory=list)
     without_sku: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)  # sku, reason
+    finished: bool = True  # False: stopped by `out_of_time`, go on with `resume=`
+
+    def handled(self) -> set[str]:
+        return {sku for sku, _ in (*self.created, *self.adopted, *self.refused)}
 
 
 def product_id_for(sku: str | None, catalogue: Mapping[str, str]) -> str | None:
@@ -70,55 +78,92 @@ async def load_catalogue(services: Services) -> dict[str, str]:
 
 
 async def transfer_products(
-    services: Services, *, dry_run: bool = False, progress: Callable[[int, int], None] | None = None
+    services: Services,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    resume: TransferReport | None = None,
+    out_of_time: Callable[[], bool] | None = None,
 ) -> TransferReport:
     """Create (or adopt) every product with a SKU; `progress(done, total)` after each one."""
-    report = TransferReport(dry_run=dry_run)
+    report = resume or TransferReport(dry_run=dry_run)
+    report.finished = False
     reference = await services.reference.get(services.moneybird)
     rates = await _shop_rates(services, country=reference.country)
     ledger_account = _ledger_account(services, reference)
     catalogue = await load_catalogue(services)
-    products = await shop_products(services, report)
-    for done, product in enumerate(products, start=1):
-        if progress is not None:
-            progress(done - 1, len(products))
-        problem = (
-            None if ledger_account else "set MONEYBIRD_LEDGER_ACCOUNT_ID (more than one revenue account)"
-        )
-        tax_rate_id, tax_problem = _tax_rate(product, rates=rates, reference=reference, services=services)
-        problem = problem or tax_problem
-        if problem:
-            report.refused.append((product.sku, problem))
-            continue
-        existing = await services.moneybird.product_by_identifier(product.sku)
-        if existing is not None:
-            report.adopted.append((product.sku, existing.id))
-            catalogue[product.sku] = existing.id
-            continue
-        if dry_run:
-            report.created.append((product.sku, ""))
-            continue
-        assert ledger_account is not None
-        assert tax_rate_id is not None
-        created = await services.moneybird.create_product(
-            ProductCreate(
-                title=product.title,
-                identifier=product.sku,
-                price=product.price,
-                tax_rate_id=tax_rate_id,
-                ledger_account_id=ledger_account,
-                currency=reference.currency,
+    listing = TransferReport(dry_run=dry_run)  # listed afresh: its counts replace the last call's
+    products = await shop_products(services, listing)
+    handled = report.handled()
+    report.without_sku = listing.without_sku
+    report.refused += [(sku, reason) for sku, reason in listing.refused if sku not in handled]
+    handled |= {sku for sku, _ in listing.refused}
+    todo = [product for product in products if product.sku not in handled]
+    total = len(handled) + len(todo)
+    try:
+        for done, product in enumerate(todo, start=len(handled)):
+            if progress is not None:
+                progress(done, total)
+            if out_of_time is not None and out_of_time():
+                return report
+            await _transfer_one(
+                services,
+                product,
+                report,
+                catalogue=catalogue,
+                rates=rates,
+                reference=reference,
+                ledger_account=ledger_account,
             )
+        report.finished = True
+        if progress is not None:
+            progress(total, total)
+        return report
+    finally:
+        if not dry_run:  # what was made so far, also when stopped early
+            async with transaction(services.sessions) as session:
+                await ledger.set_state(session, PRODUCT_CATALOGUE, json.dumps(catalogue, sort_keys=True))
+
+
+async def _transfer_one(
+    services: Services,
+    product: ShopProduct,
+    report: TransferReport,
+    *,
+    catalogue: dict[str, str],
+    rates: Mapping[str, Decimal],
+    reference: AdministrationReference,
+    ledger_account: str | None,
+) -> None:
+    problem = None if ledger_account else "set MONEYBIRD_LEDGER_ACCOUNT_ID (more than one revenue account)"
+    tax_rate_id, tax_problem = _tax_rate(product, rates=rates, reference=reference, services=services)
+    problem = problem or tax_problem
+    if problem:
+        report.refused.append((product.sku, problem))
+        return
+    existing = await services.moneybird.product_by_identifier(product.sku)
+    if existing is not None:
+        report.adopted.append((product.sku, existing.id))
+        catalogue[product.sku] = existing.id
+        return
+    if report.dry_run:
+        report.created.append((product.sku, ""))
+        return
+    assert ledger_account is not None
+    assert tax_rate_id is not None
+    created = await services.moneybird.create_product(
+        ProductCreate(
+            title=product.title,
+            identifier=product.sku,
+            price=product.price,
+            tax_rate_id=tax_rate_id,
+            ledger_account_id=ledger_account,
+            currency=reference.currency,
         )
-        catalogue[product.sku] = created.id
-        report.created.append((product.sku, created.id))
-        log.info("product created in Moneybird", sku=product.sku, product_id=created.id)
-    if progress is not None:
-        progress(len(products), len(products))
-    if not dry_run:
-        async with transaction(services.sessions) as session:
-            await ledger.set_state(session, PRODUCT_CATALOGUE, json.dumps(catalogue, sort_keys=True))
-    return report
+    )
+    catalogue[product.sku] = created.id
+    report.created.append((product.sku, created.id))
+    log.info("product created in Moneybird", sku=product.sku, product_id=created.id)
 
 
 async def shop_products(services: Services, report: TransferReport) -> list[ShopProduct]:

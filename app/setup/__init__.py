@@ -5,6 +5,6 @@ render them. Each step reuses what the CLI does (`check`, `setup`, `products`, `
 Modules: `progress` (which step is done, what comes next), `shop` (step 1: the shop's address,
 WooCommerce's app authorization, the key check), `moneybird_connect` (step 3: token or OAuth, the
 administration), `bookkeeping` (step 4: ledger account, workflow, style, VAT mapping), `tasks`
-(steps 2 and 5: product transfer and backfill in the background, progress in Redis) and `install`
-(step 6: the webhook and the final check).
+(steps 2 and 5: product transfer and backfill queued for the worker, progress in Redis; the worker
+runs them in slices, `task_jobs`) and `install` (step 6: the webhook and the final check).
 """

@@ -8,9 +8,18 @@ each page worth a picture; `approve_on_shop` presses Approve on the shop's own a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from arq.connections import ArqRedis
+from arq.worker import Worker
 from playwright.async_api import Page
+
+from app.db import create_engine, session_factory
+from app.settings import Settings
+from app.settings_live import LiveSettings
+from workers.functions import job_functions
 
 Shoot = Callable[[str], Awaitable[None]]
 ShopApproval = Callable[[Page], Awaitable[None]]
@@ -62,6 +71,31 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
+@contextlib.asynccontextmanager
+async def worker_alongside(settings: Settings, redis: ArqRedis) -> AsyncIterator[None]:
+    """The deployment's worker, running while the browser walks: the wizard's previews and transfers
+    are its jobs (the web process only queues them). It reads the settings the wizard stores."""
+    engine = create_engine(settings.database_url)
+    live = LiveSettings(settings, session_factory(engine))
+    await live.start()
+    worker = Worker(
+        functions=job_functions(),
+        redis_pool=redis,
+        poll_delay=0.05,
+        handle_signals=False,
+        ctx={"live_settings": live, "connection_services": {}, "retired_services": []},
+        keep_result=0,
+    )
+    running = asyncio.create_task(worker.async_run())
+    try:
+        yield
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running  # a worker that failed says why here
+        await engine.dispose()
+
+
 async def _nothing(name: str) -> None:
     return None
 
@@ -75,12 +109,12 @@ async def approve_on_fake_moneybird(page: Page) -> None:
 
 
 async def wait_for_task(page: Page, kind: str) -> str:
-    """Reload (as the page's own refresh does) until the task is no longer running; its end state."""
+    """Reload (as the page's own refresh does) until the worker has finished the task; its end state."""
     for _ in range(WAIT_MS // 500):
         task = page.locator(f'[data-task="{kind}"]')
         if await task.count():
             state = await task.get_attribute("data-state")
-            if state and state != "running":
+            if state and state not in ("queued", "running", "cancelling"):
                 return state
         await page.wait_for_timeout(500)
         await page.reload()

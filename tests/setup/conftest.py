@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from arq.connections import ArqRedis
+from arq.worker import Worker
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,9 +24,11 @@ from app.sandbox.moneybird import MoneybirdSandbox, sandbox_transport
 from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from app.settings import Settings, load_settings
+from app.settings_live import LiveSettings
 from app.settings_store import read_stored
 from tests.conftest import ADMIN_TOKEN as CONFTEST_ADMIN_TOKEN
 from tests.conftest import TEST_REDIS_URL
+from workers.functions import job_functions
 
 SHOP_URL = "https://shop.sandbox.test"
 WOOBIRD_URL = "https://woobird.test"
@@ -74,6 +77,25 @@ class Wizard:
         self, path: str, data: dict[str, str] | None = None, *, headers: dict[str, str] | None = None
     ) -> httpx.Response:
         return await self.web.post(path, data={"csrf": await self.csrf(), **(data or {})}, headers=headers)
+
+    async def run_worker(self, *, max_jobs: int = -1) -> int:
+        """A burst worker of this deployment (its stored settings, the fakes behind the clients):
+        it runs what the wizard queued, and returns how many jobs ran."""
+        live = LiveSettings(self.base, self.sessions)
+        await live.start()
+        worker = Worker(
+            functions=job_functions(),
+            redis_pool=self.redis,
+            burst=True,
+            poll_delay=0.01,
+            handle_signals=False,
+            ctx={"live_settings": live, "connection_services": {}, "retired_services": []},
+            keep_result=0,
+            max_burst_jobs=max_jobs,
+            job_timeout=60,
+        )
+        await worker.async_run()
+        return worker.jobs_complete + worker.jobs_failed + worker.jobs_retried
 
     async def stored(self) -> dict[str, str]:
         async with self.sessions() as session:

@@ -25,7 +25,7 @@ from app.sandbox.woocommerce import ShopSandbox
 from app.sandbox.woocommerce import create_app as create_shop_app
 from tests.admin.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401  (the fixture)
 from tests.server import serve_in_thread
-from tests.setup.browser_walk import walk
+from tests.setup.browser_walk import walk, worker_alongside
 from tests.setup.conftest import ADMIN_TOKEN, fresh_settings
 from tests.tls import self_signed
 from workers.functions import job_functions
@@ -71,13 +71,14 @@ async def test_a_new_user_clicks_through_the_wizard_and_sees_a_test_order_booked
                 page = await context.new_page()
 
                 try:
-                    await walk(
-                        page,
-                        woobird_url=woobird_url,
-                        admin_token=ADMIN_TOKEN,
-                        shop_url=shop_url,
-                        language=language,
-                    )
+                    async with worker_alongside(settings, redis):
+                        await walk(
+                            page,
+                            woobird_url=woobird_url,
+                            admin_token=ADMIN_TOKEN,
+                            shop_url=shop_url,
+                            language=language,
+                        )
                 except Exception:
                     print("DEBUG", page.url, await page.inner_text("main"))
                     raise

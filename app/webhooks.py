@@ -204,16 +204,18 @@ async def receive_connection_webhook(connection: str, request: Request, state: A
     if intake.removed:
         raise HTTPException(status.HTTP_410_GONE, Message("this connection was removed"))
     settings = intake.live.current
-    delivery = await _verified(request, settings)
-    return await _receive(
-        delivery,
-        settings=settings,
-        sessions=intake.sessions,
-        redis=state.redis,
-        since=intake.since,
-        writer=None,
-        lags=None,
-    )
+    # Its log lines name the connection, as its jobs' do (the environment's URL names none).
+    with structlog.contextvars.bound_contextvars(connection=intake.connection_id):
+        delivery = await _verified(request, settings)
+        return await _receive(
+            delivery,
+            settings=settings,
+            sessions=intake.sessions,
+            redis=state.redis,
+            since=intake.since,
+            writer=None,
+            lags=None,
+        )
 
 
 async def _receive(

@@ -126,8 +126,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test marked `first_version_only` proves nothing the first version's run has not (the marker
     says why): on the other versions it is skipped, which keeps CI's two shops inside its time.
 
-    The two-shop tests run last: they repoint both shops' webhooks, which the per-version tests'
-    woobirds (still running until the session ends) would otherwise miss."""
+    The two-shop tests run last: they delete both shops' webhooks and stop the per-version tests'
+    woobirds (which would otherwise run until the session ends)."""
     together = [item for item in items if "two_shops" in getattr(item, "fixturenames", ())]
     items[:] = [item for item in items if item not in together] + together
     first = SOURCES.woocommerce[0] if SOURCES else None

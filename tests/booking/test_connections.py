@@ -15,6 +15,8 @@ import pytest
 from arq.connections import ArqRedis
 from prometheus_client import REGISTRY
 from sqlalchemy import select
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from app.booking import ledger
 from app.db import transaction
@@ -239,15 +241,22 @@ async def test_a_connections_url_takes_only_deliveries_signed_with_its_own_secre
     first_secret = h.settings.woocommerce_webhook_secret.get_secret_value()
 
     body, wrong = _signed(shop, first_secret)
-    assert (await h.web.post(f"{WEBHOOK_PATH}/second", content=body, headers=wrong)).status_code == 401
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        assert (await h.web.post(f"{WEBHOOK_PATH}/second", content=body, headers=wrong)).status_code == 401
+    (rejected,) = [entry for entry in logs if entry["event"] == "webhook rejected"]
+    assert rejected["connection"] == 2
     body, right = _signed(shop, SECOND_SECRET)
     assert (await h.web.post(WEBHOOK_PATH, content=body, headers=right)).status_code == 401
     assert (await h.web.post(f"{WEBHOOK_PATH}/third", content=body, headers=right)).status_code == 404
     assert (await h.web.post(f"{WEBHOOK_PATH}/Bad%20Name", content=body, headers=right)).status_code == 404
     assert await _rows(h, OrderRecord, OrderRecord.connection_id, OrderRecord.order_id) == []
 
-    answer = await h.web.post(f"{WEBHOOK_PATH}/second", content=body, headers=right)
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        answer = await h.web.post(f"{WEBHOOK_PATH}/second", content=body, headers=right)
     assert answer.status_code == 202, answer.text
+    # Its log lines name it, as its jobs' do.
+    (queued,) = [entry for entry in logs if entry["event"] == "order queued"]
+    assert (queued["connection"], queued["order_id"]) == (2, ORDER_ID)
     assert await _rows(h, OrderRecord, OrderRecord.connection_id, OrderRecord.order_id) == [(2, ORDER_ID)]
     job_ids = [raw.decode() for raw in await h.redis.zrange(QUEUE_NAME, 0, -1)]
     assert len(job_ids) == 1

@@ -4,8 +4,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERIES = Counter(
     "woobird_webhook_deliveries_total",
-    "WooCommerce webhook deliveries by outcome (queued, duplicate, ignored, ping, unauthorized, unavailable)",
-    ["outcome"],
+    "WooCommerce webhook deliveries by outcome (queued, duplicate, ignored, ping, unauthorized, unavailable) "
+    "and connection (its id)",
+    ["outcome", "connection"],
 )
 MONEYBIRD_PUSHES = Counter(
     "woobird_moneybird_pushes_total",

@@ -35,7 +35,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import ClientDisconnect
 
 from app.booking.intake import IntakeWriter, OpenInvoiceRule, accept_order
-from app.constants import ORDER_TOPICS, SIGNATURE_HEADER, TOPIC_HEADER, WEBHOOK_MAX_BODY_BYTES, WEBHOOK_PATH
+from app.constants import (
+    ENVIRONMENT_CONNECTION_ID,
+    ORDER_TOPICS,
+    SIGNATURE_HEADER,
+    TOPIC_HEADER,
+    WEBHOOK_MAX_BODY_BYTES,
+    WEBHOOK_PATH,
+)
 from app.delivery_lag import DeliveryLags
 from app.deps import AppStateDep, SettingsDep, connection_intake
 from app.i18n import Message
@@ -108,7 +115,9 @@ async def verified_delivery(request: Request, settings: SettingsDep) -> Delivery
     return await _verified(request, settings)
 
 
-async def _verified(request: Request, settings: Settings) -> Delivery:
+async def _verified(
+    request: Request, settings: Settings, *, connection_id: int = ENVIRONMENT_CONNECTION_ID
+) -> Delivery:
     received = time.time()
     body = await _read_capped(request)
     if _PING.match(body.strip()):
@@ -120,7 +129,7 @@ async def _verified(request: Request, settings: Settings) -> Delivery:
             request.headers.get(SIGNATURE_HEADER),
         )
     except SignatureError as exc:
-        DELIVERIES.labels(outcome="unauthorized").inc()
+        DELIVERIES.labels(outcome="unauthorized", connection=str(connection_id)).inc()
         source = request.headers.get("x-wc-webhook-source", "")
         log.warning("webhook rejected", reason=str(exc), source=source[:LOGGED_HEADER_CHARS])
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
@@ -206,7 +215,7 @@ async def receive_connection_webhook(connection: str, request: Request, state: A
     settings = intake.live.current
     # Its log lines name the connection, as its jobs' do (the environment's URL names none).
     with structlog.contextvars.bound_contextvars(connection=intake.connection_id):
-        delivery = await _verified(request, settings)
+        delivery = await _verified(request, settings, connection_id=intake.connection_id)
         return await _receive(
             delivery,
             settings=settings,
@@ -215,6 +224,7 @@ async def receive_connection_webhook(connection: str, request: Request, state: A
             since=intake.since,
             writer=None,
             lags=None,
+            connection_id=intake.connection_id,
         )
 
 
@@ -227,12 +237,14 @@ async def _receive(
     since: Callable[[], Awaitable[datetime]],
     writer: IntakeWriter | None,
     lags: DeliveryLags | None,
+    connection_id: int = ENVIRONMENT_CONNECTION_ID,
 ) -> JSONResponse:
+    counted = str(connection_id)
     if delivery.ping:
-        DELIVERIES.labels(outcome="ping").inc()
+        DELIVERIES.labels(outcome="ping", connection=counted).inc()
         return _answer(200, ping="ok")
     if delivery.topic and delivery.topic not in ORDER_TOPICS:
-        DELIVERIES.labels(outcome="ignored").inc()
+        DELIVERIES.labels(outcome="ignored", connection=counted).inc()
         return _answer(200, ignored=f"topic {delivery.topic} is not acted on")
     order = _parse_order(delivery.body)
     if order.date_modified_gmt is None:
@@ -252,14 +264,14 @@ async def _receive(
             open_invoices=OpenInvoiceRule.from_settings(settings),
         )
     except Exception as exc:  # the database or Redis: nothing durable was done, say so
-        DELIVERIES.labels(outcome="unavailable").inc()
+        DELIVERIES.labels(outcome="unavailable", connection=counted).inc()
         # The class and first line only: a database error's text carries the whole statement.
         first_line = next(iter(str(exc).splitlines()), "")[:200]
         log.error("webhook not recorded", order_id=order.id, error=f"{type(exc).__name__}: {first_line}")
         return _answer(
             503, error="woobird could not record the delivery; it will be picked up by reconciliation"
         )
-    DELIVERIES.labels(outcome=result.outcome).inc()
+    DELIVERIES.labels(outcome=result.outcome, connection=counted).inc()
     # Measured for every order the shop delivered, booked or not: it is the shop's promptness.
     if lags is not None:  # the environment's shop's (the slow-delivery check reads them)
         lags.record(order.id, order.date_modified_gmt, received=delivery.received)

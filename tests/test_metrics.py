@@ -57,7 +57,10 @@ async def _deliver(web: httpx.AsyncClient, order_id: int, *, secret: str = WEBHO
 
 async def test_deliveries_by_outcome_and_queue_depth(web: httpx.AsyncClient, app: FastAPI) -> None:
     outcomes = ("queued", "duplicate", "unauthorized", "ping")
-    before = {outcome: _value("woobird_webhook_deliveries_total", outcome=outcome) for outcome in outcomes}
+    before = {
+        outcome: _value("woobird_webhook_deliveries_total", outcome=outcome, connection="1")
+        for outcome in outcomes
+    }
 
     assert [await _deliver(web, 501), await _deliver(web, 502)] == [202, 202]
     assert await _deliver(web, 501) == 200  # the same version again
@@ -67,9 +70,11 @@ async def test_deliveries_by_outcome_and_queue_depth(web: httpx.AsyncClient, app
     await refresh_gauges(app.state.woobird)
 
     text = (await web.get("/metrics")).text
-    deltas = {o: _value("woobird_webhook_deliveries_total", outcome=o) - before[o] for o in outcomes}
+    deltas = {
+        o: _value("woobird_webhook_deliveries_total", outcome=o, connection="1") - before[o] for o in outcomes
+    }
     assert deltas == {"queued": 2, "duplicate": 1, "unauthorized": 1, "ping": 1}
-    assert 'woobird_webhook_deliveries_total{outcome="queued"}' in text
+    assert 'woobird_webhook_deliveries_total{connection="1",outcome="queued"}' in text
     assert "woobird_queue_depth 2.0" in text
     assert 'woobird_orders{state="queued"} 2.0' in text
     assert 'woobird_orders{state="booked"} 0.0' in text

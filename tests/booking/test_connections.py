@@ -251,9 +251,14 @@ async def test_a_connections_url_takes_only_deliveries_signed_with_its_own_secre
     assert (await h.web.post(f"{WEBHOOK_PATH}/Bad%20Name", content=body, headers=right)).status_code == 404
     assert await _rows(h, OrderRecord, OrderRecord.connection_id, OrderRecord.order_id) == []
 
+    counted_as = {"outcome": "queued", "connection": "2"}
+    counted_before = REGISTRY.get_sample_value("woobird_webhook_deliveries_total", counted_as) or 0.0
     with capture_logs(processors=[merge_contextvars]) as logs:
         answer = await h.web.post(f"{WEBHOOK_PATH}/second", content=body, headers=right)
     assert answer.status_code == 202, answer.text
+    # Counted for its own connection (an id, never the shop's address).
+    counted = REGISTRY.get_sample_value("woobird_webhook_deliveries_total", counted_as) or 0.0
+    assert counted - counted_before == 1
     # Its log lines name it, as its jobs' do.
     (queued,) = [entry for entry in logs if entry["event"] == "order queued"]
     assert (queued["connection"], queued["order_id"]) == (2, ORDER_ID)

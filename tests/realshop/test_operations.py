@@ -36,7 +36,7 @@ def test_webhook_install_registers_the_webhook_and_woocommerce_pings_woobird(sta
     assert "created" in stack.install_output.lower(), stack.install_output
     (hook,) = _our_webhooks(stack)
     assert (hook["status"], hook["topic"]) == ("active", "order.updated")
-    assert _metric(stack, "woobird_webhook_deliveries_total", outcome="ping") >= 1
+    assert _metric(stack, "woobird_webhook_deliveries_total", connection="1", outcome="ping") >= 1
 
     again = stack.woobird("webhook", "install")
 

@@ -241,6 +241,7 @@ class MoneybirdHttp:
                 "woobird's rate limiter has no free Moneybird slot soon enough",
                 reset_at=busy.retry_at or time.time(),
                 local=True,
+                backlog=busy.backlog,
                 call=request.call,
             ) from busy
         if waited > 1:

@@ -42,6 +42,10 @@ log = structlog.get_logger("woobird.worker")
 LOCK_MARGIN_SECONDS = 5
 
 
+# A deferred backlog job comes back this much before its turn (less than the limiter's backlog wait).
+BACKLOG_EARLY_SECONDS = 1.0
+
+
 # A job stops itself this long before arq's job timeout would, to be tried again (see `_in_time`).
 JOB_DEADLINE_MARGIN_SECONDS = 2
 
@@ -134,7 +138,9 @@ def retry_transient(
                 if waits_its_turn(exc):
                     await _give_the_try_back(services, ctx)
                     JOBS.labels(kind=kind, outcome="deferred", connection=str(services.connection_id)).inc()
-                    delay = exc.retry_after_seconds()  # type: ignore[union-attr]
+                    # Back a little early: it waits out the rest at the limiter, on time to the µs,
+                    # where arq's pick-up and the job's start would have left the slot idle.
+                    delay = exc.retry_after_seconds() - BACKLOG_EARLY_SECONDS  # type: ignore[union-attr]
                     log.debug(
                         "backlog waits for its turn", job=kind, order_id=order_id, in_seconds=round(delay, 1)
                     )

@@ -81,11 +81,14 @@ async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webh
         lane = Lane.BACKLOG if before is not None and before.backfilled else Lane.FRESH
         with requests_in(lane):
             try:
+                await services.moneybird.take_turn()  # a backlog run starts only with room to finish
                 return await book_order(services, order_id=order_id, reason=reason)
             except TryAgainLater as exc:
                 if before is not None and waits_its_turn(exc):
                     await _not_an_attempt(services, order_id, attempts=before.attempts)
                 raise
+            finally:
+                await services.moneybird.end_turn()
 
 
 async def _record_if_any(services: Services, order_id: int) -> OrderRecord | None:

@@ -25,10 +25,11 @@ class Lane(StrEnum):
     BACKLOG = "backlog"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestLane:
     lane: Lane = Lane.FRESH
     waiter: str | None = None  # None: a name of its own per request
+    under_way: bool = False  # a backlog run that was granted a request: it needs one slot, not room
 
 
 _FRESH = RequestLane()

@@ -84,7 +84,7 @@ async def test_without_fresh_waiters_the_backlog_takes_free_slots(mb_redis: Redi
 
 
 async def test_deferred_backlog_requests_get_successive_slots_and_keep_their_turn(mb_redis: Redis) -> None:
-    limiter = RateLimiter(mb_redis, limit=2, window=30, safety=0, backlog_wait=0)
+    limiter = RateLimiter(mb_redis, limit=2, window=30, safety=0, backlog_wait=0, backlog_room=1)
     await limiter.acquire()
     await limiter.acquire()
     slots = sorted(
@@ -103,6 +103,25 @@ async def test_deferred_backlog_requests_get_successive_slots_and_keep_their_tur
     assert second == pytest.approx(slots[1], abs=0.1)
     assert third == pytest.approx(slots[0] + 30, abs=0.1)
     assert await turn("a") == pytest.approx(first, abs=0.1)  # asking again does not lose its place
+
+
+async def test_a_backlog_run_starts_only_with_room_for_an_order_and_then_goes_on(mb_redis: Redis) -> None:
+    limiter = RateLimiter(mb_redis, limit=5, window=30, safety=0, backlog_wait=0, backlog_room=4)
+    for _ in range(2):
+        await limiter.acquire()
+    with requests_in(Lane.BACKLOG, waiter="new"), pytest.raises(RateLimitBusy) as refused:
+        await limiter.acquire()  # three slots are free, an order may take four
+    oldest = min(
+        score for _, score in await mb_redis.zrange("woobird:moneybird:calls", 0, -1, withscores=True)
+    )
+    assert refused.value.retry_at == pytest.approx(oldest / 1e6 + 30, abs=0.1)
+    with requests_in(Lane.BACKLOG, waiter="under-way"):
+        await mb_redis.zremrangebyrank("woobird:moneybird:calls", 0, 0)  # four free: it starts…
+        for _ in range(4):
+            await limiter.acquire()  # …and, once under way, takes the last ones one by one
+        with pytest.raises(RateLimitBusy):
+            await limiter.acquire()
+    assert await limiter.usage() == (5, 5, 30)
 
 
 async def test_a_pause_holds_the_backlog_until_it_ends(mb_redis: Redis) -> None:

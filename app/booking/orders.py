@@ -81,7 +81,10 @@ async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webh
         lane = Lane.BACKLOG if before is not None and before.backfilled else Lane.FRESH
         with requests_in(lane):
             try:
-                await services.moneybird.take_turn()  # a backlog run starts only with room to finish
+                # A backfilled order starts only with room at the limit to finish it: put off
+                # half-way, its next run would first read back what it had done. Asked before
+                # anything else, so that a run put off costs no request to the shop either.
+                await services.moneybird.take_turn()
                 return await book_order(services, order_id=order_id, reason=reason)
             except TryAgainLater as exc:
                 if before is not None and waits_its_turn(exc):

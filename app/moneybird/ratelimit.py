@@ -193,8 +193,7 @@ if mine then
 else
   ahead = redis.call('ZCARD', KEYS[4])
 end
--- Each run ahead may start an order too: count the room it needs, as this one's.
-local at = math.max(free_at, nth_free(others + (ahead + 1) * need - 1))
+local at = math.max(free_at, nth_free(others + ahead + need - 1))
 redis.call('ZADD', KEYS[4], us(at), waiter)
 keep(KEYS[4])
 return math.max(1, at - now)

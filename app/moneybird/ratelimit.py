@@ -45,11 +45,11 @@ Two lanes, so that a history import never holds up today's orders (app.moneybird
   free): it asks `admit` before it does anything, which promises it that many requests
   (`<key>:promised`, counted as taken for every other backlog run, given back by `release` when
   the run ends, lapsing after `PROMISE_SECONDS` should it never end); under way, a request spends
-  a promise, or needs one free slot once they are spent.
-  Put off half-way, its next run would first read back what it had done (the invoice it made, a
-  create it had announced), and those requests are what a saturated limit can least spare
-  (bench/bench_backfill.py).
-Both keys are named after the limit's key, so every limit (token and administration) has its own.
+  a promise, or needs one free slot once they are spent. Put off half-way, its next run would
+  first read back what it had done (the invoice it made, a create it had announced), and those
+  requests are what a saturated limit can least spare (bench/bench_backfill.py).
+All three keys are named after the limit's key, so every limit (token and administration) has its
+own; their members are job ids, which name the connection.
 """
 
 from __future__ import annotations

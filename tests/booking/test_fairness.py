@@ -170,7 +170,7 @@ async def test_another_shop_s_fresh_order_is_booked_while_a_backfill_waits_for_i
     async with open_harness(database_url=database_url, redis=redis) as h, _other_shop(h) as (shop, other):
         await _backfill(h, BACKLOG)
         # Connection 1's limit is taken for the next seconds (Moneybird's 429 paused it, say).
-        await (await _environment_limiter(h)).pause_until(time.time() + 4)
+        await (await _environment_limiter(h)).pause_until(time.time() + 6)
         fresh_job = await _queue_fresh(other, shop, FRESH)
         backlog_jobs = set(await _tries(h)) - {fresh_job}
         assert len(backlog_jobs) == len(BACKLOG)

@@ -4,6 +4,12 @@ or refund, and a deadline a little before arq's.
 `retry_transient` is the one place where a passing failure (`app.retry.TryAgainLater`, or Redis)
 becomes `arq.Retry` by `app.retry.retry_delay`; anything else is recorded in the ledger by the body
 itself. `exclusively` keeps a second worker off an order or refund that one is already booking.
+
+A backlog job the rate limiter puts off (`waits_its_turn`) is not failing: it is deferred in arq to
+its appointment with the limiter, and its try is given back (arq counts tries per job id in
+`arq:retry:<job id>` before running it), so a backfill of any size never wears a job out, and no
+ledger event is written for it. The worker slot it leaves is what lets another shop's fresh order,
+queued now, run at once: the deferred jobs' scores lie in the future.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from arq import Retry
+from arq.constants import retry_key_prefix
 from redis.exceptions import LockError, RedisError
 
 from app.constants import WORKER_MAX_TRIES
 from app.held_locks import holding
 from app.metrics import JOBS
+from app.moneybird.errors import MoneybirdRateLimited
+from app.moneybird.lanes import Lane, requests_in
+from app.moneybird.ratelimit import RateLimitBusy
 from app.queue import connection_key
 from app.retry import TryAgainLater, retry_delay
 from app.runtime import Services, services_of
@@ -30,6 +40,10 @@ log = structlog.get_logger("woobird.worker")
 
 # See `exclusively`: more than nothing, less than the 10 s arq adds to the job timeout.
 LOCK_MARGIN_SECONDS = 5
+
+
+# A deferred backlog job comes back this much before its turn (less than the limiter's backlog wait).
+BACKLOG_EARLY_SECONDS = 1.0
 
 
 # A job stops itself this long before arq's job timeout would, to be tried again (see `_in_time`).
@@ -116,8 +130,21 @@ def retry_transient(
             job_try = int(ctx.get("job_try", 1))
             services = services_of(ctx)
             try:
-                return await _in_time(services, job(*args, **kwargs))
+                # Fresh unless the job says otherwise (an order the backfill queued); its requests
+                # wait at the limiter under its job id, which carries its connection.
+                with requests_in(Lane.FRESH, waiter=ctx.get("job_id")):
+                    return await _in_time(services, job(*args, **kwargs))
             except (TryAgainLater, RedisError) as exc:
+                if waits_its_turn(exc):
+                    await _give_the_try_back(services, ctx)
+                    JOBS.labels(kind=kind, outcome="deferred", connection=str(services.connection_id)).inc()
+                    # Back a little early: it waits out the rest at the limiter, on time to the µs,
+                    # where arq's pick-up and the job's start would have left the slot idle.
+                    delay = exc.retry_after_seconds() - BACKLOG_EARLY_SECONDS  # type: ignore[union-attr]
+                    log.debug(
+                        "backlog waits for its turn", job=kind, order_id=order_id, in_seconds=round(delay, 1)
+                    )
+                    raise Retry(defer=max(0.01, delay)) from exc
                 JOBS.labels(kind=kind, outcome="retried", connection=str(services.connection_id)).inc()
                 if job_try >= WORKER_MAX_TRIES:
                     message = f"gave up after {job_try} tries; last error: {exc}"
@@ -138,3 +165,19 @@ def retry_transient(
         return run
 
     return decorate
+
+
+def waits_its_turn(exc: BaseException) -> bool:
+    """Whether `exc` is the limiter putting a backlog request off until its appointment."""
+    return isinstance(exc, (MoneybirdRateLimited, RateLimitBusy)) and exc.backlog
+
+
+async def _give_the_try_back(services: Services, ctx: dict[str, Any]) -> None:
+    """Undo arq's count of this run (it added one to `arq:retry:<job id>` before starting it)."""
+    job_id = ctx.get("job_id")
+    if job_id is None:
+        return
+    try:
+        await services.redis.decr(retry_key_prefix + str(job_id))
+    except RedisError as exc:  # the try stays counted; WORKER_MAX_TRIES leaves room for a few
+        log.info("could not give a deferred job its try back", error=type(exc).__name__)

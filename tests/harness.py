@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
+from arq.typing import StartupShutdown
 from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -69,10 +70,15 @@ class Harness:
         return await (to or self.web).post(WEBHOOK_PATH, content=body, headers=headers)
 
     async def run_worker(
-        self, *, max_jobs: int = -1, connections: Mapping[int, Services] | None = None
+        self,
+        *,
+        max_jobs: int = -1,
+        connections: Mapping[int, Services] | None = None,
+        on_job_start: StartupShutdown | None = None,
     ) -> int:
-        """Run queued jobs (and the retries they schedule) until the queue is empty; `connections`
-        are the services of connections other than 1."""
+        """Run queued jobs (and the retries they schedule) until the queue is empty, or until
+        `max_jobs` were started; `connections` are the services of connections other than 1;
+        `on_job_start` sees each run's arq ctx (job id, try)."""
         others = {connection_id: (None, services) for connection_id, services in (connections or {}).items()}
         worker = Worker(
             functions=job_functions(),
@@ -85,6 +91,7 @@ class Harness:
             max_burst_jobs=max_jobs,
             max_tries=25,
             job_timeout=60,
+            on_job_start=on_job_start,
         )
         await worker.async_run()
         done = worker.jobs_complete + worker.jobs_failed

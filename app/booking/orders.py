@@ -50,10 +50,12 @@ from app.db import transaction
 from app.i18n import N_, Message
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanRefused, plan_invoice
-from app.jobs import exclusively, retry_transient
+from app.jobs import exclusively, retry_transient, waits_its_turn
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
+from app.moneybird.lanes import Lane, requests_in
+from app.retry import TryAgainLater
 from app.runtime import Services, services_of
 from app.schema import FindingKind, OrderRecord, OrderState, OrderStep
 from app.woocommerce.errors import WooCommerceError, WooCommerceNotFound, WooCommerceTransient
@@ -72,7 +74,37 @@ async def _gave_up(services: Services, args: tuple[Any, ...], message: str) -> N
 async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webhook") -> str:
     services = services_of(ctx)
     async with exclusively(services, f"{ORDER_LOCK_PREFIX}{order_id}"):
-        return await book_order(services, order_id=order_id, reason=reason)
+        before = await _record_if_any(services, order_id)
+        # An order the backfill queued books in the backlog lane: after every fresh request of its
+        # Moneybird limit, and deferred rather than held in a worker while it waits its turn
+        # (app.moneybird.ratelimit, app.jobs).
+        lane = Lane.BACKLOG if before is not None and before.backfilled else Lane.FRESH
+        with requests_in(lane):
+            try:
+                # A backfilled order starts only with room at the limit to finish it: put off
+                # half-way, its next run would first read back what it had done. Asked before
+                # anything else, so that a run put off costs no request to the shop either.
+                await services.moneybird.take_turn()
+                return await book_order(services, order_id=order_id, reason=reason)
+            except TryAgainLater as exc:
+                if before is not None and waits_its_turn(exc):
+                    await _not_an_attempt(services, order_id, attempts=before.attempts)
+                raise
+            finally:
+                await services.moneybird.end_turn()
+
+
+async def _record_if_any(services: Services, order_id: int) -> OrderRecord | None:
+    async with services.sessions() as session:
+        return await ledger.get_order(session, order_id)
+
+
+async def _not_an_attempt(services: Services, order_id: int, *, attempts: int) -> None:
+    """A run the limiter put off before it sent anything it did not write down: not an attempt.
+    Counted, its next run would take itself for a retry after a crash and look its invoice up first
+    (app.booking.walk), spending a Moneybird request on every turn the backlog waits."""
+    async with transaction(services.sessions) as session:
+        await ledger.update_order(session, order_id, attempts=attempts)
 
 
 async def book_order(services: Services, *, order_id: int, reason: str) -> str:
@@ -135,7 +167,9 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
     try:
         plan = await _plan(services, order, unpaid=verdict.open_invoice)
         plan = rebook.versioned(plan, record, today=rebook.today(services))
-        await _start(services, record, order=order, plan=plan, reason=reason)
+        # Put off by the limiter with nothing left undone (`_not_an_attempt`): its booking goes on.
+        goes_on = rebooking is None and record.state == OrderState.BOOKING and record.attempts == 0
+        await _start(services, record, order=order, plan=plan, reason=reason, goes_on=goes_on)
         invoice = await _book(services, order_id=order_id, plan=plan, open_invoice=verdict.open_invoice)
     except BookingFailed as exc:
         if not (paid_later and await _paid_meanwhile(services, order_id, exc)):
@@ -244,7 +278,13 @@ async def _plan(services: Services, order: Order, *, unpaid: bool = False) -> In
 
 
 async def _start(
-    services: Services, record: OrderRecord, *, order: Order, plan: InvoicePlan, reason: str
+    services: Services,
+    record: OrderRecord,
+    *,
+    order: Order,
+    plan: InvoicePlan,
+    reason: str,
+    goes_on: bool = False,
 ) -> None:
     async with transaction(services.sessions) as session:
         await ledger.update_order(
@@ -257,6 +297,8 @@ async def _start(
             attempts=record.attempts + 1,
             date_paid=order.date_paid_gmt,
         )
+        if goes_on:  # its history already says it started; waiting its turn is not news
+            return
         await ledger.add_event(
             session,
             order_id=order.id,

@@ -129,6 +129,15 @@ class MoneybirdClient:
     def __repr__(self) -> str:
         return f"MoneybirdClient(base_url={self._http.base_url!r}, administration={self.administration_id})"
 
+    async def take_turn(self) -> None:
+        """Before a backfilled order's booking starts: its turn at the rate limit, when there is room
+        for the whole order (app.moneybird.ratelimit); `MoneybirdRateLimited` with `backlog` if not."""
+        await self._http.take_turn()
+
+    async def end_turn(self) -> None:
+        """After a backfilled order's run: the requests promised to it and not made go back."""
+        await self._http.end_turn()
+
     @property
     def calls(self) -> Counter[str]:
         """Requests actually sent, by "METHOD route" — retries included, local refusals not."""

@@ -113,16 +113,24 @@ class MoneybirdRateLimited(MoneybirdTransient):
     """Over the rate limit until `retry_at` (epoch seconds).
 
     `local` is true when woobird's own limiter refused to wait that long, i.e. Moneybird was never
-    asked; false for a real 429.
+    asked; false for a real 429. `backlog`: the limiter put a backlog request off until its turn
+    (`retry_at`); its job waits rather than fails (app.moneybird.ratelimit, app.jobs).
     """
 
     retry_at: float  # Moneybird's (or the limiter's) reset moment, always given
 
     def __init__(
-        self, message: str, *, reset_at: float, local: bool = False, call: MoneybirdCall = NO_CALL
+        self,
+        message: str,
+        *,
+        reset_at: float,
+        local: bool = False,
+        backlog: bool = False,
+        call: MoneybirdCall = NO_CALL,
     ) -> None:
         super().__init__(message, call=call, retry_at=reset_at)
         self.local = local
+        self.backlog = backlog
 
 
 # ── rejected ──────────────────────────────────────────────────────────────────────────────────

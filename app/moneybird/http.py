@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random
 
 from app.moneybird.errors import (
+    NO_CALL,
     REJECTED_BY_STATUS,
     MoneybirdAuthError,
     MoneybirdCall,
@@ -231,18 +232,27 @@ class MoneybirdHttp:
                 return await self._send(request, refreshed=True)
         raise await self._error_for(response, request)
 
+    async def take_turn(self) -> None:
+        """A backlog run's start: room for a whole order at the limiter, or `MoneybirdRateLimited`
+        naming its turn (app.moneybird.ratelimit); nothing is sent or taken."""
+        if self.limiter is None:
+            return
+        try:
+            await self.limiter.admit(max_wait=self._limiter_max_wait)
+        except RateLimitBusy as busy:
+            raise _refused(busy, call=NO_CALL) from busy
+
+    async def end_turn(self) -> None:
+        if self.limiter is not None:
+            await self.limiter.release()
+
     async def _take_slot(self, request: _Request) -> None:
         if self.limiter is None:
             return
         try:
             waited = await self.limiter.acquire(max_wait=self._limiter_max_wait)
         except RateLimitBusy as busy:
-            raise MoneybirdRateLimited(
-                "woobird's rate limiter has no free Moneybird slot soon enough",
-                reset_at=busy.retry_at or time.time(),
-                local=True,
-                call=request.call,
-            ) from busy
+            raise _refused(busy, call=request.call) from busy
         if waited > 1:
             log.debug("waited for a moneybird rate-limit slot", seconds=round(waited, 1))
 
@@ -349,6 +359,16 @@ def parse_list(response: httpx.Response, model: type[M]) -> list[M]:
         return [model.model_validate(item) for item in data]
     except ValidationError as exc:
         raise _unexpected_shape(response, exc) from exc
+
+
+def _refused(busy: RateLimitBusy, *, call: MoneybirdCall) -> MoneybirdRateLimited:
+    return MoneybirdRateLimited(
+        "woobird's rate limiter has no free Moneybird slot soon enough",
+        reset_at=busy.retry_at or time.time(),
+        local=True,
+        backlog=busy.backlog,
+        call=call,
+    )
 
 
 def rate_limit_reset(headers: httpx.Headers, *, now: float) -> float:

@@ -26,6 +26,30 @@ scales with the window (`default_safety`): 2 s on Moneybird's 300 s covers any o
 delay for 0.7 %, where a fixed 2 s on a short window (a benchmark's 150 per 10 s) would cost 17 %.
 It never drops below 250 ms: on a loaded two-core machine 67 ms still let 9 of 4 223 requests
 arrive as 429s (bench/bench_backfill.py).
+
+Two lanes, so that a history import never holds up today's orders (app.moneybird.lanes):
+- A *fresh* request (every request, unless its job says otherwise) that has to wait leaves a
+  claim beside the log (`<key>:fresh`, member = its job id, scored with when it lapses). While a
+  claim stands no *backlog* request is granted, so the fresh one gets the next slot that frees.
+  A granted claim is kept `claim_keep` seconds more: the fresh job's next request (an order takes
+  three or four) finds it still there, so the whole order goes before the backlog, not one call.
+  A claim lapses by itself (a job that died, a fresh job deferred past its margin).
+- A *backlog* request (an order the backfill queued) does not sleep long in a worker: when no slot
+  is free for it within `backlog_wait` it is refused with an appointment, the moment the next slot
+  after those already promised to other backlog requests frees (`<key>:backlog`, member = its job
+  id). The job layer defers the job in arq to that moment (app.jobs), giving its worker slot back
+  to whatever else is queued, another shop's fresh order above all. Appointments only spread the
+  backlog over the frees to come, so that deferred jobs do not all wake for one slot; they grant
+  nothing and block nothing, and one not kept lapses `APPOINTMENT_GRACE_SECONDS` after its time.
+- A backlog job's run starts only when there is room for a whole order (`backlog_room` slots
+  free): it asks `admit` before it does anything, which promises it that many requests
+  (`<key>:promised`, counted as taken for every other backlog run, given back by `release` when
+  the run ends, lapsing after `PROMISE_SECONDS` should it never end); under way, a request spends
+  a promise, or needs one free slot once they are spent. Put off half-way, its next run would
+  first read back what it had done (the invoice it made, a create it had announced), and those
+  requests are what a saturated limit can least spare (bench/bench_backfill.py).
+All three keys are named after the limit's key, so every limit (token and administration) has its
+own; their members are job ids, which name the connection.
 """
 
 from __future__ import annotations
@@ -37,8 +61,9 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from app.constants import RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
-from app.retry import TryAgainLater
+from app.constants import BACKFILL_CALLS_PER_ORDER, RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
+from app.moneybird.lanes import Lane, current_lane
+from app.retry import RATE_LIMIT_SPREAD_SECONDS, TryAgainLater
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -51,27 +76,127 @@ MIN_SAFETY_SECONDS = 0.25
 DEFAULT_SAFETY_SECONDS = 2.0
 # Wake a hair after the computed instant, so the retry does not arrive a microsecond early.
 _WAKE_LATE_SECONDS = 0.001
+# A backlog request sleeps in its worker at most this long; past it, its job is deferred in arq.
+BACKLOG_WAIT_SECONDS = 2.0
+# How long a fresh job keeps its claim after a grant: the time to its next request, with room.
+CLAIM_KEEP_SECONDS = 3.0
+# A waiting fresh request's claim outlives the slot it waits for by this much: if it gives up, its
+# job comes back within the retry spread (app.retry) and still finds the slot kept for it.
+CLAIM_MARGIN_SECONDS = RATE_LIMIT_SPREAD_SECONDS + 2.0
+# An appointment whose moment passed still counts this long: the deferred job is on its way.
+APPOINTMENT_GRACE_SECONDS = 5.0
+# A backlog job starts (its run's first request) only with room for a whole order (app.constants).
+BACKLOG_ROOM = BACKFILL_CALLS_PER_ORDER
+# A run's promised requests lapse this long after it started, should it never end (`release`).
+PROMISE_SECONDS = 15.0
 
 # Numbers go to Redis through string.format('%d'): Lua would print µs timestamps as 1.7e+15.
 # KEYS[1] log, KEYS[2] pause · ARGV[1] limit, ARGV[2] held for (µs), ARGV[3] member.
 # Returns 0 when granted, else the µs to wait before asking again.
+# KEYS[1] log, KEYS[2] pause, KEYS[3] fresh claims, KEYS[4] backlog appointments.
+# ARGV[1] limit, ARGV[2] held for (µs), ARGV[3] log member, ARGV[4] lane, ARGV[5] waiter (job id),
+# ARGV[6] claim kept after a grant (µs), ARGV[7] claim margin (µs), ARGV[8] appointment grace (µs),
+# ARGV[9] the slots a backlog request needs free (room to finish its order, or 1 once under way),
+# ARGV[10] 'admit': only say whether (when) there is that room, take nothing; ARGV[11] the room,
+# ARGV[12] how long a promise of a run's requests lasts (µs). KEYS[5] the promises.
+# Returns 0 when granted, else the µs to wait before asking again (a backlog request: until its
+# appointment).
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local hold = tonumber(ARGV[2])
+local waiter = ARGV[5]
+local function us(n) return string.format('%d', n) end
+local function keep(key)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIRE', key, us(math.max(0, tonumber(last[2]) - now) / 1000 + 60000))
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', us(now - hold))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', us(now))
+local used = redis.call('ZCARD', KEYS[1])
+local free_at = now
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
 if paused > now then
-  return paused - now
+  free_at = paused
+elseif used >= limit then
+  free_at = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]) + hold
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - hold))
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(hold / 1000) + 1000))
+local function grant()
+  redis.call('ZADD', KEYS[1], us(now), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], us(math.ceil(hold / 1000) + 1000))
+end
+if ARGV[4] ~= 'backlog' then
+  if free_at <= now then
+    grant()
+    redis.call('ZADD', KEYS[3], 'XX', us(now + tonumber(ARGV[6])), waiter)
+    keep(KEYS[3])
+    return 0
+  end
+  redis.call('ZADD', KEYS[3], us(free_at + tonumber(ARGV[7])), waiter)
+  keep(KEYS[3])
+  return math.max(1, free_at - now)
+end
+-- The moment the j-th (from 0) slot to come is free: free now, or as the log's grants age out.
+local function nth_free(j)
+  local turn = j % limit
+  local at = now
+  if turn >= limit - used then
+    local slot = turn - (limit - used)
+    at = tonumber(redis.call('ZRANGE', KEYS[1], slot, slot, 'WITHSCORES')[2]) + hold
+  end
+  return at + (j - turn) / limit * hold
+end
+-- Promises: the requests of backlog runs under way, counted as taken for any other backlog run.
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', us(now))
+local room = tonumber(ARGV[11])
+local promise = nil
+if tonumber(ARGV[9]) == 1 then
+  for k = 1, room do
+    if redis.call('ZSCORE', KEYS[5], waiter .. '#' .. k) then
+      promise = waiter .. '#' .. k
+      break
+    end
+  end
+end
+local others = redis.call('ZCARD', KEYS[5]) - (promise and 1 or 0)
+local need = math.min(tonumber(ARGV[9]), limit)
+free_at = math.max(free_at, nth_free(others + need - 1))
+local claim = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+if claim[2] then
+  free_at = math.max(free_at, tonumber(claim[2]))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', us(now - tonumber(ARGV[8])))
+if free_at <= now then
+  local first = 1
+  if ARGV[10] ~= 'admit' then
+    grant()
+    first = 2
+  end
+  if promise then
+    redis.call('ZREM', KEYS[5], promise)
+  elseif need > 1 then
+    for k = first, need do
+      redis.call('ZADD', KEYS[5], us(now + tonumber(ARGV[12])), waiter .. '#' .. k)
+    end
+    keep(KEYS[5])
+  end
+  redis.call('ZREM', KEYS[4], waiter)
   return 0
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + hold - now)
+local mine = redis.call('ZSCORE', KEYS[4], waiter)
+local ahead
+if mine then
+  ahead = redis.call('ZCOUNT', KEYS[4], '-inf', '(' .. mine)
+else
+  ahead = redis.call('ZCARD', KEYS[4])
+end
+local at = math.max(free_at, nth_free(others + ahead + need - 1))
+redis.call('ZADD', KEYS[4], us(at), waiter)
+keep(KEYS[4])
+return math.max(1, at - now)
 """
 
 # KEYS[1] pause · ARGV[1] until (µs since the epoch). Only ever extends a pause.
@@ -100,13 +225,17 @@ def default_safety(window: float) -> float:
 
 
 class RateLimitBusy(TryAgainLater):
-    """The limiter could not grant a slot within the caller's `max_wait`; try again at `retry_at`."""
+    """The limiter could not grant a slot within the caller's `max_wait`; try again at `retry_at`.
 
-    retry_at: float  # always known: the moment the oldest slot frees
+    `backlog`: the refusal of a backlog request, whose job waits for its turn rather than failing
+    (app.jobs defers it to `retry_at`, its appointment, without counting a try)."""
 
-    def __init__(self, retry_at: float) -> None:
+    retry_at: float  # always known: the moment the oldest slot frees, or the appointment
+
+    def __init__(self, retry_at: float, *, backlog: bool = False) -> None:
         super().__init__(f"rate limit slots are taken until {retry_at:.0f}")
         self.retry_at = retry_at
+        self.backlog = backlog
 
 
 class RateLimiter:
@@ -121,6 +250,9 @@ class RateLimiter:
         key: str = RATE_LIMIT_KEY,
         pause_key: str = RATE_LIMIT_PAUSE_KEY,
         safety: float | None = None,
+        backlog_wait: float = BACKLOG_WAIT_SECONDS,
+        claim_keep: float = CLAIM_KEEP_SECONDS,
+        backlog_room: int = BACKLOG_ROOM,
     ) -> None:
         safety = default_safety(window) if safety is None else safety
         if limit < 1 or window <= 0 or safety < 0:
@@ -131,31 +263,70 @@ class RateLimiter:
         self._redis = redis
         self._key = key
         self._pause_key = pause_key
+        # Beside the log, named after it: the fresh requests' claims and the backlog's appointments.
+        self._lane_keys = [f"{key}:{Lane.FRESH}", f"{key}:{Lane.BACKLOG}", f"{key}:promised"]
+        self.backlog_wait = backlog_wait
+        self.backlog_room = backlog_room
+        self._promise_us = round(PROMISE_SECONDS * 1_000_000)
+        self._lane_args = [
+            round(claim_keep * 1_000_000),
+            round(CLAIM_MARGIN_SECONDS * 1_000_000),
+            round(APPOINTMENT_GRACE_SECONDS * 1_000_000),
+        ]
         self._hold_us = round((window + safety) * 1_000_000)
         self._acquire = redis.register_script(_ACQUIRE)
         self._pause = redis.register_script(_PAUSE)
         self._usage = redis.register_script(_USAGE)
 
     async def acquire(self, *, max_wait: float | None = None) -> float:
-        """Wait for a slot and take it; return the seconds waited.
+        """Wait for a slot and take it, in the current lane (app.moneybird.lanes); return the
+        seconds waited.
 
         With `max_wait`, give up rather than wait longer (`RateLimitBusy`): a job that would sit
-        past its own timeout is better deferred, leaving the slot to a job that can use it now.
+        past its own timeout is better deferred, leaving the slot to a job that can use it now. A
+        backlog request waits at most `backlog_wait` (see the module docstring).
         """
+        return await self._wait(max_wait=max_wait, admit=False)
+
+    async def admit(self, *, max_wait: float | None = None) -> float:
+        """A backlog run's start, before it does anything: wait (as `acquire`) until there is room
+        for a whole order, take nothing, and count the run as under way; fresh runs pass at once."""
+        if current_lane().lane != Lane.BACKLOG:
+            return 0.0
+        return await self._wait(max_wait=max_wait, admit=True)
+
+    async def release(self) -> None:
+        """A backlog run ends: the requests promised to it and not made go back to the others."""
+        lane = current_lane()
+        if lane.lane == Lane.BACKLOG and lane.under_way and lane.waiter:
+            promises = [f"{lane.waiter}#{k}" for k in range(1, self.backlog_room + 1)]
+            await self._redis.zrem(self._lane_keys[2], *promises)
+            lane.under_way = False
+
+    async def _wait(self, *, max_wait: float | None, admit: bool) -> float:
+        lane = current_lane()
         member = secrets.token_hex(8)
+        backlog = lane.lane == Lane.BACKLOG
+        if backlog:
+            max_wait = self.backlog_wait if max_wait is None else min(max_wait, self.backlog_wait)
+        # A backlog job's run starts only with room to finish its order: put off half-way, it would
+        # read back on its next run what it had done (app.booking.walk), spending requests.
+        need = self.backlog_room if backlog and not lane.under_way else 1
+        args = [
+            *(self.limit, self._hold_us, member, lane.lane.value, lane.waiter or member),
+            *(*self._lane_args, need, "admit" if admit else "take", self.backlog_room, self._promise_us),
+        ]
         started = time.monotonic()
         while True:
-            wait_us = int(
-                await self._acquire(
-                    keys=[self._key, self._pause_key], args=[self.limit, self._hold_us, member]
-                )
-            )
+            wait_us = int(await self._acquire(keys=[self._key, self._pause_key, *self._lane_keys], args=args))
             waited = time.monotonic() - started
             if wait_us <= 0:
+                if backlog:
+                    lane.under_way = True
                 return waited
             wait = wait_us / 1_000_000
             if max_wait is not None and waited + wait > max_wait:
-                raise RateLimitBusy(retry_at=time.time() + wait)
+                raise RateLimitBusy(retry_at=time.time() + wait, backlog=backlog)
             await asyncio.sleep(wait + _WAKE_LATE_SECONDS)
 
     async def pause_until(self, epoch: float) -> None:

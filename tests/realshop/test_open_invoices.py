@@ -49,7 +49,7 @@ def open_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def _pushes(stack: Stack, outcome: str) -> float:
     text = httpx.get(f"{stack.web_url}/metrics", timeout=10).text
     found = re.search(
-        rf'^woobird_moneybird_pushes_total{{outcome="{outcome}",connection="1"}} (\S+)$', text, re.M
+        rf'^woobird_moneybird_pushes_total{{connection="1",outcome="{outcome}"}} (\S+)$', text, re.M
     )
     return float(found.group(1)) if found else 0.0
 

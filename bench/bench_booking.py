@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import threading
@@ -297,6 +298,11 @@ class LatencyRun:
     worker_rss_mib: float
     booked_seconds: float
     redis_commands: int = 0  # sent to Redis by every process while the measured orders were booked
+    # CPU the web and worker processes used for the measured orders (user + system), and the machine's
+    # load average meanwhile: on a shared machine the latencies follow the load, CPU time much less.
+    web_cpu_seconds: float = 0.0
+    worker_cpu_seconds: float = 0.0
+    load_average: float = 0.0
 
     def latency(self, order: Delivered) -> float | None:
         paid = self.paid_at.get(order.reference)
@@ -400,6 +406,7 @@ def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
             _wait_paid(watch, regulars, timeout=60)
             moneybird.reset_requests()
             commands_before = redis_commands()
+            cpu_before = cpu_seconds(web.pid), cpu_seconds(worker.pid)
             delivered = []
             started = time.monotonic()
             for number in range(1, orders + 1):
@@ -412,14 +419,37 @@ def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
             _wait_paid(watch, delivered, timeout=60)
             booked_seconds = time.monotonic() - started
             commands = redis_commands() - commands_before
+            time.sleep(0.5)  # the last orders' own work after their payment (notes, ledger)
+            web_cpu, worker_cpu = (
+                cpu_seconds(web.pid) - cpu_before[0],
+                cpu_seconds(worker.pid) - cpu_before[1],
+            )
             web_rss, worker_rss = peak_rss_mib(web.pid), peak_rss_mib(worker.pid)
+            load = os.getloadavg()[0]
     requests = list(moneybird.requests)
     calls = calls_per_order(requests, moneybird, delivered)
     first_at = first_calls(requests, moneybird, delivered)
     flush()
     return LatencyRun(
-        kind, delivered, dict(watch.paid_at), calls, first_at, web_rss, worker_rss, booked_seconds, commands
+        kind,
+        delivered,
+        dict(watch.paid_at),
+        calls,
+        first_at,
+        web_rss,
+        worker_rss,
+        booked_seconds,
+        commands,
+        web_cpu,
+        worker_cpu,
+        load,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_commands() -> int:
@@ -548,7 +578,10 @@ def report_latency(runs: list[LatencyRun]) -> None:
             f"{'met' if median <= 1 else 'MISSED'} ({median:.2f} s), p95 ≤ 3 s: "
             f"{'met' if p95 <= 3 else 'MISSED'} ({p95:.2f} s); Redis commands per order "
             f"{run.redis_commands / max(1, len(run.orders)):.0f} (all processes); peak RSS (VmHWM) "
-            f"web {run.web_rss_mib:.0f} MiB, worker {run.worker_rss_mib:.0f} MiB"
+            f"web {run.web_rss_mib:.0f} MiB, worker {run.worker_rss_mib:.0f} MiB; CPU per order web "
+            f"{run.web_cpu_seconds * 1000 / max(1, len(run.orders)):.1f} ms, worker "
+            f"{run.worker_cpu_seconds * 1000 / max(1, len(run.orders)):.1f} ms; load average "
+            f"{run.load_average:.1f}"
         )
 
 

@@ -13,6 +13,7 @@
 
     .venv/bin/python bench/bench_booking.py            # 80 orders, ~1 minute
     .venv/bin/python bench/bench_booking.py --quick    # 20 orders, ~20 seconds
+    .venv/bin/python bench/bench_booking.py --calls-only   # (a) alone: calls and ledger round trips
 
 Redis db 8 (flushed before and after) and a temporary SQLite ledger; nothing leaves 127.0.0.1.
 MONEYBIRD_RATE_LIMIT is raised for (b): at 5 orders a second the real 150 calls / 5 minutes would
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import threading
@@ -50,10 +52,13 @@ from _common import (
     sqlite_database,
     table,
 )
+from sqlalchemy import event
 
+from app.booking import ledger
 from app.booking.contact_directory import ContactDirectory
 from app.booking.orders import book_order
 from app.constants import WEBHOOK_PATH
+from app.db import transaction
 from app.logs import configure_logging
 from app.queue import connect
 from app.runtime import build_services
@@ -140,6 +145,31 @@ class CallCount:
     customer: str
     calls: int
     routes: str
+    # Round trips to the ledger (SQL statements, commits) before Moneybird's first call, between its
+    # calls and after the last: the first two are waited for by the customer, whatever the machine.
+    ledger_trips: tuple[int, int, int] = (0, 0, 0)
+    commits: tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass
+class LedgerTrips:
+    """How many Moneybird requests had been made at each SQL statement and commit of a booking."""
+
+    moneybird: MoneybirdSandbox
+    statements: list[int] = field(default_factory=list)
+    commits: list[int] = field(default_factory=list)
+
+    def statement(self, *_: Any) -> None:
+        self.statements.append(len(self.moneybird.requests))
+
+    def commit(self, *_: Any) -> None:
+        self.commits.append(len(self.moneybird.requests))
+
+    def split(self, marks: list[int], calls: int) -> tuple[int, int, int]:
+        """(before the first call, between calls, after the last)."""
+        before = sum(1 for m in marks if m == 0)
+        after = sum(1 for m in marks if m >= calls)
+        return before, len(marks) - before - after, after
 
 
 async def count_calls(kind: str, *, database_url: str) -> list[CallCount]:
@@ -166,13 +196,36 @@ async def count_calls(kind: str, *, database_url: str) -> list[CallCount]:
         buyer = customer(1)
         for position, who in enumerate(("new", "returning")):
             order = shop.add_order(cart(order_id=5000 + position, number=position, buyer=buyer))
+            async with transaction(services.sessions) as session:  # as the webhook's intake does
+                await ledger.record_delivery(
+                    session,
+                    order_id=int(order["id"]),
+                    order_number=str(order["number"]),
+                    date_modified=datetime.fromisoformat(str(order["date_modified_gmt"])).replace(tzinfo=UTC),
+                    date_paid=datetime.fromisoformat(str(order["date_paid_gmt"])).replace(tzinfo=UTC),
+                )
             moneybird.reset_requests()
-            state = await book_order(services, order_id=int(order["id"]), reason="bench")
+            trips = LedgerTrips(moneybird)
+            engine = services.engine.sync_engine
+            event.listen(engine, "before_cursor_execute", trips.statement)
+            event.listen(engine, "commit", trips.commit)
+            try:
+                state = await book_order(services, order_id=int(order["id"]), reason="bench")
+            finally:
+                event.remove(engine, "before_cursor_execute", trips.statement)
+                event.remove(engine, "commit", trips.commit)
             if state != "booked":
                 raise RuntimeError(f"order {order['id']} ended {state} instead of booked")
             routes = Counter(str(r.route) for r in moneybird.requests)
             summary = ", ".join(f"{route}{f' ×{n}' if n > 1 else ''}" for route, n in routes.items())
-            counts.append(CallCount(kind, who, moneybird.calls(), summary))
+            calls = moneybird.calls()
+            statements, commits = trips.split(trips.statements, calls), trips.split(trips.commits, calls)
+            ledger_trips = (
+                statements[0] + commits[0],
+                statements[1] + commits[1],
+                statements[2] + commits[2],
+            )
+            counts.append(CallCount(kind, who, calls, summary, ledger_trips, commits))
     finally:
         await services.aclose()
         await redis.aclose()
@@ -245,6 +298,11 @@ class LatencyRun:
     worker_rss_mib: float
     booked_seconds: float
     redis_commands: int = 0  # sent to Redis by every process while the measured orders were booked
+    # CPU the web and worker processes used for the measured orders (user + system), and the machine's
+    # load average meanwhile: on a shared machine the latencies follow the load, CPU time much less.
+    web_cpu_seconds: float = 0.0
+    worker_cpu_seconds: float = 0.0
+    load_average: float = 0.0
 
     def latency(self, order: Delivered) -> float | None:
         paid = self.paid_at.get(order.reference)
@@ -348,6 +406,7 @@ def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
             _wait_paid(watch, regulars, timeout=60)
             moneybird.reset_requests()
             commands_before = redis_commands()
+            cpu_before = cpu_seconds(web.pid), cpu_seconds(worker.pid)
             delivered = []
             started = time.monotonic()
             for number in range(1, orders + 1):
@@ -360,14 +419,37 @@ def latency_run(kind: str, *, orders: int, work: Path) -> LatencyRun:
             _wait_paid(watch, delivered, timeout=60)
             booked_seconds = time.monotonic() - started
             commands = redis_commands() - commands_before
+            time.sleep(0.5)  # the last orders' own work after their payment (notes, ledger)
+            web_cpu, worker_cpu = (
+                cpu_seconds(web.pid) - cpu_before[0],
+                cpu_seconds(worker.pid) - cpu_before[1],
+            )
             web_rss, worker_rss = peak_rss_mib(web.pid), peak_rss_mib(worker.pid)
+            load = os.getloadavg()[0]
     requests = list(moneybird.requests)
     calls = calls_per_order(requests, moneybird, delivered)
     first_at = first_calls(requests, moneybird, delivered)
     flush()
     return LatencyRun(
-        kind, delivered, dict(watch.paid_at), calls, first_at, web_rss, worker_rss, booked_seconds, commands
+        kind,
+        delivered,
+        dict(watch.paid_at),
+        calls,
+        first_at,
+        web_rss,
+        worker_rss,
+        booked_seconds,
+        commands,
+        web_cpu,
+        worker_cpu,
+        load,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_commands() -> int:
@@ -406,6 +488,22 @@ def report_calls(counts: list[CallCount]) -> None:
         verdict = "met" if count.calls <= goal else "MISSED"
         rows.append([count.kind, count.customer, str(count.calls), f"≤ {goal} {verdict}", count.routes])
     table(["INVOICE_KIND", "customer", "calls", "goal", "calls made"], rows)
+    print("Round trips to the ledger per order (SQL statements and commits; of them commits): before")
+    print(
+        "Moneybird's first call and between its calls the customer waits for them; after the last call not."
+    )
+    rows = [
+        [
+            count.kind,
+            count.customer,
+            *(
+                f"{trips} ({commits})"
+                for trips, commits in zip(count.ledger_trips, count.commits, strict=True)
+            ),
+        ]
+        for count in counts
+    ]
+    table(["INVOICE_KIND", "customer", "before 1st call", "between calls", "after last call"], rows)
 
 
 def report_latency(runs: list[LatencyRun]) -> None:
@@ -480,7 +578,10 @@ def report_latency(runs: list[LatencyRun]) -> None:
             f"{'met' if median <= 1 else 'MISSED'} ({median:.2f} s), p95 ≤ 3 s: "
             f"{'met' if p95 <= 3 else 'MISSED'} ({p95:.2f} s); Redis commands per order "
             f"{run.redis_commands / max(1, len(run.orders)):.0f} (all processes); peak RSS (VmHWM) "
-            f"web {run.web_rss_mib:.0f} MiB, worker {run.worker_rss_mib:.0f} MiB"
+            f"web {run.web_rss_mib:.0f} MiB, worker {run.worker_rss_mib:.0f} MiB; CPU per order web "
+            f"{run.web_cpu_seconds * 1000 / max(1, len(run.orders)):.1f} ms, worker "
+            f"{run.worker_cpu_seconds * 1000 / max(1, len(run.orders)):.1f} ms; load average "
+            f"{run.load_average:.1f}"
         )
 
 
@@ -490,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="20 orders per invoice kind")
     parser.add_argument("--orders", type=int, help="orders per invoice kind in (b) (default 80, quick 20)")
+    parser.add_argument("--calls-only", action="store_true", help="only (a): calls and ledger round trips")
     args = parser.parse_args(argv)
     orders = args.orders or (20 if args.quick else 80)
     configure_logging(level="WARNING")
@@ -510,6 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts += asyncio.run(count_calls(kind, database_url=sqlite_database(work, f"calls-{kind}.db")))
         print("(a) Moneybird calls per order")
         report_calls(counts)
+        if args.calls_only:
+            return 0
         runs = [latency_run(kind, orders=orders, work=work) for kind in KINDS]
     print("(b) webhook → paid invoice")
     report_latency(runs)

@@ -19,6 +19,7 @@ contact; the ledger's primary key on the e-mail is the second line of defence.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 import structlog
@@ -119,8 +120,16 @@ def _locked(services: Services, contact: PlanContact) -> AbstractAsyncContextMan
 # ── find ─────────────────────────────────────────────────────────────────────────────────────
 
 
-async def ensure_contact(services: Services, contact: PlanContact, *, order_id: int) -> tuple[str, str]:
-    """The contact for `contact`, and what was done, for the ledger ("adopted contact 4960…")."""
+async def ensure_contact(
+    services: Services,
+    contact: PlanContact,
+    *,
+    order_id: int,
+    before_create: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[str, str]:
+    """The contact for `contact`, and what was done, for the ledger ("adopted contact 4960…");
+    `before_create` runs before a contact is created in Moneybird (the caller writes down what it
+    held back)."""
     email = contact.email.strip().lower()
     async with _locked(services, contact):
         cached = await _cached(services, email) if email else None
@@ -130,6 +139,8 @@ async def ensure_contact(services: Services, contact: PlanContact, *, order_id: 
             await _note_changed_email(services, contact, email=email, order_id=order_id)
         found = await _find(services, contact, email=email)
         if found is None:
+            if before_create is not None:
+                await before_create()
             created = await _create_new(services, contact, email=email)
             contact_id, done, details = created.id, f"created contact {created.id}", details_of(contact)
         else:

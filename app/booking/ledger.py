@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -109,9 +110,40 @@ async def order_of_invoice(session: AsyncSession, invoice_id: str) -> OrderRecor
 
 
 async def add_event(
-    session: AsyncSession, *, order_id: int, step: str, message: str = "", refund_id: int | None = None
+    session: AsyncSession,
+    *,
+    order_id: int,
+    step: str,
+    message: str = "",
+    refund_id: int | None = None,
+    at: datetime | None = None,
 ) -> None:
-    session.add(LedgerEvent(order_id=order_id, refund_id=refund_id, step=step, message=message, at=utcnow()))
+    """Add an event to the trail; `at` when it happened earlier than it is written (a held step)."""
+    event = LedgerEvent(order_id=order_id, refund_id=refund_id, step=step, message=message, at=at or utcnow())
+    session.add(event)
+
+
+async def add_events(
+    session: AsyncSession,
+    events: Sequence[tuple[str, str, datetime]],
+    *,
+    order_id: int,
+    refund_id: int | None,
+) -> None:
+    """Add several events (step, message, when) in one statement: one round trip instead of one each
+    (the ORM inserts rows one at a time where it must read their ids back, as on SQLite)."""
+    rows = [
+        {
+            "connection_id": connection_of(session),
+            "order_id": order_id,
+            "refund_id": refund_id,
+            "step": step,
+            "message": message,
+            "at": at,
+        }
+        for step, message, at in events
+    ]
+    await session.execute(sql_insert(LedgerEvent), rows)
 
 
 async def events_for(session: AsyncSession, order_id: int) -> Sequence[LedgerEvent]:

@@ -8,19 +8,22 @@ ORDER_CHANGES=rebook, rebooked (app.booking.rebook).
     contact   one per e-mail, kept true, replaced when Moneybird lost it (app.booking.contacts)
     invoice   the booking walk (app.booking.walk): adopt or create, send, pay what is open
 
-Every step writes its result (or its intent, before a create that might lose its answer) to the
-ledger before the next begins, so a crash anywhere resumes where it stopped and adopts what
-Moneybird already made instead of making it twice.
+Before each call that makes something in Moneybird (a contact, the invoice, its payment) the ledger
+holds that call's intent, written in one transaction with the steps done since the last one (the
+booking began, the contact found, the invoice created and sent: app.booking.walk holds them), so a
+crash anywhere resumes from the last intent and adopts what Moneybird already made instead of
+making it twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -31,7 +34,7 @@ from app.booking.changes import booked_columns, compare_with_booked, version_of
 from app.booking.contacts import ensure_contact, replace_contact
 from app.booking.findings import resolve
 from app.booking.intake import OpenInvoiceRule, Qualification, qualify
-from app.booking.products import load_catalogue
+from app.booking.products import catalogue_in
 from app.booking.refunds import queue_refunds
 from app.booking.shop_notes import queue_shop_note
 from app.booking.walk import (
@@ -64,6 +67,8 @@ from app.woocommerce.models import Order
 log = structlog.get_logger("woobird.booking")
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+T = TypeVar("T")
 
 
 async def _gave_up(services: Services, args: tuple[Any, ...], message: str) -> None:
@@ -110,8 +115,13 @@ async def _not_an_attempt(services: Services, order_id: int, *, attempts: int) -
 async def book_order(services: Services, *, order_id: int, reason: str) -> str:
     """Book one order; returns the ledger state it ends in."""
     started = time.perf_counter()
+    # The shop's order and what the ledger knows are read at once: one wait instead of two.
+    shop_read, ledger_read = await asyncio.gather(
+        services.shop.get_order(order_id), _ledger_view(services, order_id), return_exceptions=True
+    )
+    known, rebooking, catalogue = _result(ledger_read)
     try:
-        order = await services.shop.get_order(order_id)
+        order = _result(shop_read)
     except WooCommerceNotFound:
         await _finish(
             services, order_id, state=OrderState.SKIPPED, message=N_("the order no longer exists in the shop")
@@ -128,7 +138,7 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         )
         JOBS.labels(kind="order", outcome="failed", connection=str(services.connection_id)).inc()
         return OrderState.FAILED
-    record = await _record_for(services, order)
+    record = known if known is not None else await _record_for(services, order)
     since = EARLIEST if record.backfilled else await _since(services)
     verdict = qualify(
         order,
@@ -142,7 +152,6 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         if stays is not None:
             return stays
         verdict = Qualification(True, "paid in the shop: its open invoice gets the payment")
-    rebooking = await rebook.active(services, order_id)
     if record.state == OrderState.BOOKED and rebooking is None:
         rebooking = await _seen_booked(services, record, order, verdict=verdict)
         if rebooking is None:
@@ -165,12 +174,13 @@ async def book_order(services: Services, *, order_id: int, reason: str) -> str:
         await _finish(services, order_id, state=state, message=verdict.reason)
         return state
     try:
-        plan = await _plan(services, order, unpaid=verdict.open_invoice)
+        plan = await _plan(services, order, catalogue=catalogue, unpaid=verdict.open_invoice)
         plan = rebook.versioned(plan, record, today=rebook.today(services))
         # Put off by the limiter with nothing left undone (`_not_an_attempt`): its booking goes on.
         goes_on = rebooking is None and record.state == OrderState.BOOKING and record.attempts == 0
-        await _start(services, record, order=order, plan=plan, reason=reason, goes_on=goes_on)
-        invoice = await _book(services, order_id=order_id, plan=plan, open_invoice=verdict.open_invoice)
+        entry = InvoiceProgress(services, order_id=order_id, record=record)
+        _start(entry, record, order=order, plan=plan, reason=reason, goes_on=goes_on)
+        invoice = await _book(services, entry, record=record, plan=plan, open_invoice=verdict.open_invoice)
     except BookingFailed as exc:
         if not (paid_later and await _paid_meanwhile(services, order_id, exc)):
             await _fail(services, order_id, exc)
@@ -250,6 +260,23 @@ async def _since(services: Services) -> datetime:
         return await ledger.first_run_at(session)
 
 
+async def _ledger_view(
+    services: Services, order_id: int
+) -> tuple[OrderRecord | None, schema.Rebooking | None, dict[str, str]]:
+    """The order's ledger row, its rebooking still crediting, and the product catalogue: one session."""
+    async with services.sessions() as session:
+        record = await ledger.get_order(session, order_id)
+        rebooking = await rebook.active_in(session, order_id)
+        return record, rebooking, await catalogue_in(session)
+
+
+def _result(outcome: T | BaseException) -> T:
+    """One outcome of `asyncio.gather(..., return_exceptions=True)`: its value, or its exception raised."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
 async def _record_for(services: Services, order: Order) -> OrderRecord:
     """The ledger row; orders queued by `woobird sync` or a test may not have one yet."""
     async with transaction(services.sessions) as session:
@@ -267,18 +294,20 @@ async def _record_for(services: Services, order: Order) -> OrderRecord:
     return record
 
 
-async def _plan(services: Services, order: Order, *, unpaid: bool = False) -> InvoicePlan:
+async def _plan(
+    services: Services, order: Order, *, catalogue: dict[str, str], unpaid: bool = False
+) -> InvoicePlan:
     with failing_on_refusal(N_("reading the administration")):
         reference = await services.reference.get(services.moneybird)
-    options = replace(services.plan_options(), products=await load_catalogue(services), unpaid=unpaid)
+    options = replace(services.plan_options(), products=catalogue, unpaid=unpaid)
     try:
         return plan_invoice(order, reference=reference, options=options)
     except PlanRefused as exc:
         raise BookingFailed(str(exc), kind="refused") from exc
 
 
-async def _start(
-    services: Services,
+def _start(
+    entry: InvoiceProgress,
     record: OrderRecord,
     *,
     order: Order,
@@ -286,38 +315,43 @@ async def _start(
     reason: str,
     goes_on: bool = False,
 ) -> None:
-    async with transaction(services.sessions) as session:
-        await ledger.update_order(
-            session,
-            order.id,
-            state=OrderState.BOOKING.value,
-            order_total=plan.total,
-            currency=plan.currency,
-            customer_email=plan.contact.email or None,
-            attempts=record.attempts + 1,
-            date_paid=order.date_paid_gmt,
-        )
-        if goes_on:  # its history already says it started; waiting its turn is not news
-            return
-        await ledger.add_event(
-            session,
-            order_id=order.id,
-            step="started",
-            message=Message("booking (%(reason)s)", reason=Message(reason)),
-        )
+    """The booking begins: held, and written with the first step that must be durable — the
+    intent before the first call that makes something in Moneybird (a contact, or the invoice).
+    A booking that `goes_on` after waiting its turn adds no second "started" to its history."""
+    entry.hold(
+        event=None if goes_on else "started",
+        message=Message("booking (%(reason)s)", reason=Message(reason)),
+        state=OrderState.BOOKING.value,
+        order_total=plan.total,
+        currency=plan.currency,
+        customer_email=plan.contact.email or None,
+        attempts=record.attempts + 1,
+        date_paid=order.date_paid_gmt,
+    )
 
 
 async def _book(
-    services: Services, *, order_id: int, plan: InvoicePlan, open_invoice: bool = False
+    services: Services,
+    entry: InvoiceProgress,
+    *,
+    record: OrderRecord,
+    plan: InvoicePlan,
+    open_invoice: bool = False,
 ) -> Invoice:
+    order_id = entry.order_id
+
     async def replace(gone: str, refused: MoneybirdRejected) -> str:
         return await replace_contact(
             services, order_id=order_id, contact=plan.contact, gone=gone, refused=refused
         )
 
+    try:
+        with failing_on_refusal(N_("the order")):
+            contact_id = await _contact_step(services, entry, record=record, contact=plan.contact)
+    except BaseException:
+        await entry.flush()  # the booking began: its row says so before it says why it stopped
+        raise
     with failing_on_refusal(N_("the order")):
-        contact_id = await _contact_step(services, order_id=order_id, contact=plan.contact)
-        entry = InvoiceProgress(services, order_id=order_id)
         if open_invoice:
             sending = open_invoices.sending(services.settings, email=plan.contact.email)
             return await walk(
@@ -348,16 +382,26 @@ async def _paid_meanwhile(services: Services, order_id: int, failure: BookingFai
 
 
 class InvoiceProgress(LedgerProgress):
-    """The booking walk's view of an order's ledger row: the order's invoice and its steps."""
+    """The booking walk's view of an order's ledger row: the order's invoice and its steps.
+
+    Given the `record` this try read (under the order's lock, so no other try moves it), it stands
+    where that row stood: the try's own steps before the walk touch neither the step nor the ids.
+    """
 
     noun = N_("invoice")
     event = "invoice"
     steps = INVOICE_STEPS
     columns = ("invoice_id", "invoice_number", "payment_id")
 
+    def __init__(self, services: Services, *, order_id: int, record: OrderRecord | None = None) -> None:
+        super().__init__(services, order_id=order_id)
+        self.record = record
+
     async def position(self) -> Position:
-        record = await _load(self.services, self.order_id)
-        return Position(step=record.step, invoice_id=record.invoice_id, retried=record.attempts > 1)
+        record = self.record or await _load(self.services, self.order_id)
+        # This try counts as one (`_start`) once it begins: a row read before it still says one less.
+        attempts = record.attempts + (1 if self.record is not None else 0)
+        return Position(step=record.step, invoice_id=record.invoice_id, retried=attempts > 1)
 
 
 async def _load(services: Services, order_id: int) -> OrderRecord:
@@ -370,19 +414,18 @@ async def _load(services: Services, order_id: int) -> OrderRecord:
 # ── contact ──────────────────────────────────────────────────────────────────────────────────
 
 
-async def _contact_step(services: Services, *, order_id: int, contact: PlanContact) -> str:
-    record = await _load(services, order_id)
+async def _contact_step(
+    services: Services, entry: InvoiceProgress, *, record: OrderRecord, contact: PlanContact
+) -> str:
+    """The order's contact, held to be written with the invoice's intent (a crash before that finds
+    the contact again: remembered by e-mail, or in the copy of Moneybird's contacts)."""
     if record.contact_id:
         return record.contact_id
-    contact_id, done = await ensure_contact(services, contact, order_id=order_id)
-    await write_down(
-        services,
-        order_id=order_id,
-        event="contact",
-        message=done,
-        contact_id=contact_id,
-        step=OrderStep.CONTACT.value,
+    # The booking's start is written before a contact is created: a try that dies then is `booking`.
+    contact_id, done = await ensure_contact(
+        services, contact, order_id=entry.order_id, before_create=entry.flush
     )
+    entry.hold(event="contact", message=done, contact_id=contact_id, step=OrderStep.CONTACT.value)
     return contact_id
 
 

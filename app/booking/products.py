@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.booking import ledger
 from app.db import transaction
@@ -73,7 +74,12 @@ def product_id_for(sku: str | None, catalogue: Mapping[str, str]) -> str | None:
 async def load_catalogue(services: Services) -> dict[str, str]:
     """The SKU → Moneybird product id map the last transfer wrote (empty when none ran)."""
     async with services.sessions() as session:
-        raw = await ledger.get_state(session, PRODUCT_CATALOGUE)
+        return await catalogue_in(session)
+
+
+async def catalogue_in(session: AsyncSession) -> dict[str, str]:
+    """`load_catalogue` in a session the caller reads more with."""
+    raw = await ledger.get_state(session, PRODUCT_CATALOGUE)
     return dict(json.loads(raw)) if raw else {}
 
 

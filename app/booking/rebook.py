@@ -82,11 +82,16 @@ def today(services: Services) -> date:
 
 async def active(services: Services, order_id: int) -> Rebooking | None:
     """The rebooking still crediting this order's old invoice, if one is."""
+    async with services.sessions() as session:
+        return await active_in(session, order_id)
+
+
+async def active_in(session: AsyncSession, order_id: int) -> Rebooking | None:
+    """`active` in a session the caller reads more with."""
     query = select(Rebooking).where(
         Rebooking.order_id == order_id, Rebooking.state == RebookState.CREDITING.value
     )
-    async with services.sessions() as session:
-        return (await session.execute(query)).scalar_one_or_none()
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def start(services: Services, record: OrderRecord, *, fingerprint: str) -> Rebooking:

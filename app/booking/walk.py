@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
@@ -38,7 +38,7 @@ from app.moneybird.models import (
     SalesInvoiceSending,
 )
 from app.runtime import Services
-from app.schema import OrderStep, RefundStep
+from app.schema import OrderStep, RefundStep, utcnow
 from app.settings import Settings
 
 Invoice = SalesInvoice | ExternalSalesInvoice
@@ -116,13 +116,43 @@ class ProgressRow(Protocol):
         number: str | None = None,
         payment_id: str | None = None,
     ) -> None:
-        """Write the step down, with the ids it produced (None: unchanged), and its event."""
+        """Write the step down, with the ids it produced (None: unchanged), and its event; the steps
+        held back (`hold`) go first, in the same transaction."""
+
+    def hold(
+        self,
+        *,
+        event: str,
+        message: str,
+        step: str,
+        invoice_id: str | None = None,
+        number: str | None = None,
+    ) -> None:
+        """Keep a step to be written with the next `write` or `flush`: for a step whose loss a crash
+        cannot turn into a second document (the next try adopts what it made by reference)."""
+
+    async def flush(self) -> None:
+        """Write the steps held back, if any."""
+
+
+@dataclass(frozen=True)
+class HeldStep:
+    """A step kept back to be written in the transaction of the next one (`ProgressRow.hold`)."""
+
+    event: str | None
+    message: str
+    at: datetime
+    values: dict[str, Any]
 
 
 class LedgerProgress:
     """A `ProgressRow` over the order's row, or with `refund_id` the refund's; subclasses say where it stands.
 
     `columns` name where the document's id, its number and the payment's id are written.
+
+    Each transaction on the critical path costs a round trip to the database while the customer waits;
+    a step that need not be durable before the next call to Moneybird is held and written with the
+    next step that must be (the intent before a create or a payment), in one transaction.
     """
 
     noun: str
@@ -134,6 +164,22 @@ class LedgerProgress:
         self.services = services
         self.order_id = order_id
         self.refund_id = refund_id
+        self.held: list[HeldStep] = []
+
+    def hold(
+        self,
+        *,
+        event: str | None,
+        message: str,
+        step: str | None = None,
+        invoice_id: str | None = None,
+        number: str | None = None,
+        **columns: Any,
+    ) -> None:
+        """`ProgressRow.hold`; `columns` are other columns of the row the step sets (its contact).
+        A step without an `event` changes the row and adds nothing to the order's history."""
+        values = self._values(step=step, invoice_id=invoice_id, number=number) | columns
+        self.held.append(HeldStep(event, message, utcnow(), values))
 
     async def write(
         self,
@@ -145,13 +191,29 @@ class LedgerProgress:
         number: str | None = None,
         payment_id: str | None = None,
     ) -> None:
-        ids = zip(self.columns, (invoice_id, number, payment_id), strict=True)
-        values: dict[str, Any] = {column: value for column, value in ids if value is not None}
+        self.hold(event=event, message=message, step=step, invoice_id=invoice_id, number=number)
+        if payment_id is not None:
+            self.held[-1].values[self.columns[2]] = payment_id
+        await self.flush()
+
+    async def flush(self) -> None:
+        if not self.held:
+            return
+        values: dict[str, Any] = {}
+        for held in self.held:
+            values |= held.values  # a later step's values win: its step, its ids
         async with transaction(self.services.sessions) as session:
-            await self.update_row(session, step=step, **values)
-            await ledger.add_event(
-                session, order_id=self.order_id, refund_id=self.refund_id, step=event, message=message
-            )
+            if values:
+                await self.update_row(session, **values)
+            events = [(held.event, held.message, held.at) for held in self.held if held.event is not None]
+            if events:
+                await ledger.add_events(session, events, order_id=self.order_id, refund_id=self.refund_id)
+        self.held.clear()
+
+    def _values(self, *, step: str | None, invoice_id: str | None, number: str | None) -> dict[str, Any]:
+        ids = zip(self.columns[:2], (invoice_id, number), strict=True)
+        values: dict[str, Any] = {column: value for column, value in ids if value is not None}
+        return values if step is None else {"step": step, **values}
 
     async def update_row(self, session: AsyncSession, **values: Any) -> None:
         """Write `values` to the row: the order's, or with `refund_id` the refund's."""
@@ -327,7 +389,38 @@ async def walk(
     A contact archived or deleted in Moneybird refuses the create; `replace_contact` then names
     the contact to use, and the create goes once more (the refused one made nothing). An open
     invoice (app.booking.open_invoices) is sent as `sending` says and, with `pay=False`, left open.
+
+    The steps between two intents (created, sent) are held and written with the next intent, or
+    with whatever ends the walk: a crash in between leaves the row at the intent before, from which
+    the next try adopts the document by reference (and finds it sent, or paid).
     """
+    try:
+        invoice = await _walk(
+            services,
+            entry,
+            plan=plan,
+            contact_id=contact_id,
+            replace_contact=replace_contact,
+            sending=sending,
+            pay=pay,
+        )
+    except BaseException:
+        await entry.flush()  # what was done is written down before the failure is
+        raise
+    await entry.flush()
+    return invoice
+
+
+async def _walk(
+    services: Services,
+    entry: ProgressRow,
+    *,
+    plan: BookingPlan,
+    contact_id: str,
+    replace_contact: ReplaceContact | None,
+    sending: SalesInvoiceSending,
+    pay: bool,
+) -> Invoice:
     kind = invoice_operations(services.settings)
     moneybird = services.moneybird
     position = await entry.position()
@@ -352,7 +445,7 @@ async def walk(
     sent = await kind.send_draft(moneybird, invoice, sending)
     if sent is not None:
         invoice = sent
-        await entry.write(
+        entry.hold(
             event="sent",
             message=(
                 Message("sent (Email) as %(number)s", number=number_of(invoice))
@@ -414,7 +507,7 @@ async def _create(
             raise
         replacement = await replace_contact(contact_id, refused)
         invoice = await kind.create(services.moneybird, plan, contact_id=replacement)
-    await entry.write(
+    entry.hold(
         event=entry.event,
         message=Message(
             "created %(made)s %(document)s %(id)s",

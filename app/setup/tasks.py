@@ -25,10 +25,12 @@ from arq.connections import ArqRedis
 from app.booking.backfill import BackfillProgress, backfill
 from app.booking.products import transfer_products
 from app.clients import transport_overrides
-from app.constants import SETUP_TASK_PREFIX
+from app.connection_scope import contact_book_of
+from app.constants import ENVIRONMENT_CONNECTION_ID, SETUP_TASK_PREFIX
 from app.i18n import Message
-from app.runtime import build_services
+from app.runtime import Services, build_services, for_connection
 from app.settings import Settings
+from app.settings_store import administrations_of
 
 log = structlog.get_logger("woobird.setup")
 
@@ -113,9 +115,32 @@ async def _run(redis: ArqRedis, status: TaskStatus, runner: Runner) -> None:
 # ── the two runners ──────────────────────────────────────────────────────────────────────────
 
 
-def products_runner(settings: Settings, redis: ArqRedis, *, dry_run: bool) -> Runner:
+async def _services(
+    settings: Settings, redis: ArqRedis, *, connection_id: int, environment: Settings | None
+) -> Services:
+    """The services of the connection being set up: an added shop's book into its own ledger and
+    share its administration's contact book (app.connection_scope)."""
+    if connection_id == ENVIRONMENT_CONNECTION_ID or environment is None:
+        return await build_services(settings, redis, **transport_overrides())
+    services = await build_services(
+        settings, redis, environment=environment, connection_id=connection_id, **transport_overrides()
+    )
+    async with services.sessions() as session:
+        administrations = await administrations_of(session, first=environment)
+    book = contact_book_of(connection_id, administrations)
+    return for_connection(services, connection_id=connection_id, contact_book_id=book)
+
+
+def products_runner(
+    settings: Settings,
+    redis: ArqRedis,
+    *,
+    dry_run: bool,
+    connection_id: int = ENVIRONMENT_CONNECTION_ID,
+    environment: Settings | None = None,
+) -> Runner:
     async def run(status: TaskStatus) -> None:
-        services = await build_services(settings, redis, **transport_overrides())
+        services = await _services(settings, redis, connection_id=connection_id, environment=environment)
         try:
 
             def progress(done: int, total: int) -> None:
@@ -135,9 +160,17 @@ def products_runner(settings: Settings, redis: ArqRedis, *, dry_run: bool) -> Ru
     return run
 
 
-def history_runner(settings: Settings, redis: ArqRedis, *, since: datetime, dry_run: bool) -> Runner:
+def history_runner(
+    settings: Settings,
+    redis: ArqRedis,
+    *,
+    since: datetime,
+    dry_run: bool,
+    connection_id: int = ENVIRONMENT_CONNECTION_ID,
+    environment: Settings | None = None,
+) -> Runner:
     async def run(status: TaskStatus) -> None:
-        services = await build_services(settings, redis, **transport_overrides())
+        services = await _services(settings, redis, connection_id=connection_id, environment=environment)
 
         def progress(seen: BackfillProgress) -> None:
             status.total = seen.total or None

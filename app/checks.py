@@ -59,9 +59,17 @@ class CheckResult:
 
 
 class Checker:
-    def __init__(self, settings: Settings, *, shop_allowed: AllowedAddresses | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        shop_allowed: AllowedAddresses | None = None,
+        webhook_url: str | None = None,
+    ) -> None:
         self.settings = settings
         self.shop_allowed = shop_allowed  # the wizard's: the shop reached through the address guard
+        # Where the shop's webhook should deliver: connection 1's URL unless a connection names its own.
+        self.webhook_url = webhook_url
         self.findings: list[CheckResult] = []
 
     def good(self, subject: str, message: str) -> None:
@@ -126,7 +134,7 @@ class Checker:
 
     async def check_webhook(self, shop: WooCommerceClient) -> None:
         hooks = [hook for hook in await shop.list_webhooks() if hook.topic == WEBHOOK_TOPIC]
-        wanted = self.settings.webhook_url
+        wanted = self.webhook_url or self.settings.webhook_url
         ours = our_webhooks(hooks, wanted)
         if not ours:
             where = wanted or f"…{WEBHOOK_PATH}"

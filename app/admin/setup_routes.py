@@ -757,6 +757,22 @@ async def _install_payment_webhook(
     return registered.message
 
 
+# Moneybird's pushes reach connection 1 only (app/moneybird_pushes.py): another shop is not registered.
+PUSHES_SERVE_CONNECTION_ONE = N_(
+    "Moneybird's webhook serves the first shop only for now: payments of this shop's open invoices are "
+    "found by each reconciliation pass."
+)
+
+
+async def _webhook_path(state: AppState) -> str:
+    """Where this connection's shop delivers: connection 1's at /webhooks/woocommerce, another's at
+    /webhooks/woocommerce/<name> (app/webhooks.py tells them apart by it)."""
+    if _connection(state) == DEFAULT_CONNECTION:
+        return WEBHOOK_PATH
+    row = await find_connection(state.sessions, str(_connection(state)))
+    return f"{WEBHOOK_PATH}/{display_name(row)}"
+
+
 @wizard_route("POST", "/install")
 async def install_action(
     request: Request, admin: WizardFormAdmin, state: WizardState_, public_url: FormText = ""
@@ -788,17 +804,20 @@ async def install_action(
     # A shop address the wizard stored is reached through the address guard (its name may since
     # resolve elsewhere); one the environment names is the admin's own choice, a LAN shop included.
     allowed = None if _from_environment(state, "WOOCOMMERCE_URL") else shop.allowed_addresses(state.settings)
+    delivery_url = base + await _webhook_path(state)
     try:
         async with shop_client(state.settings, allowed=allowed) as client:
-            message = await install_webhook(client, delivery_url=base + WEBHOOK_PATH, secret=secret)
+            message = await install_webhook(client, delivery_url=delivery_url, secret=secret)
     except Exception as exc:  # the words come from the shop client's errors
         message = ""
         problems.append(Message("the webhook could not be installed: %(error)s", error=exc))
     messages = [message] if message else []
-    if payment_pushes_wanted(state.settings):
+    if payment_pushes_wanted(state.settings) and _connection(state) != DEFAULT_CONNECTION:
+        messages.append(PUSHES_SERVE_CONNECTION_ONE)
+    elif payment_pushes_wanted(state.settings):
         pushes = await _install_payment_webhook(request, state, base, problems)
         messages += [pushes] if pushes else []
-    findings = await Checker(state.settings, shop_allowed=allowed).run()
+    findings = await Checker(state.settings, shop_allowed=allowed, webhook_url=delivery_url).run()
     healthy, checks = await readiness(state)
     worker = checks.get("worker", {})
     all_green = not problems and all(f.ok for f in findings) and bool(worker.get("ok"))

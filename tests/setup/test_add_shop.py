@@ -10,11 +10,13 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.connections import find_connection
+from app.constants import WORKER_HEALTH_KEY
 from app.db import create_engine, session_factory
 from app.settings import normalise_database_url
 from app.settings_store import read_stored
 from tests.conftest import _truncate
 from tests.setup.conftest import SHOP_URL, WOOBIRD_URL, open_wizard
+from tests.setup.test_later_steps import _form
 
 
 @pytest.fixture
@@ -67,6 +69,22 @@ async def test_a_second_shop_is_added_through_the_wizard_into_its_own_connection
         assert chosen.status_code == 303
         assert chosen.headers["location"].startswith("/admin/c/second/setup/")
 
+        skipped = await wizard.post("/admin/c/second/setup/products", {"action": "skip"})
+        assert skipped.headers["location"] == "/admin/c/second/setup/bookkeeping"
+        page = await wizard.web.get("/admin/c/second/setup/bookkeeping")
+        saved = await wizard.web.post("/admin/c/second/setup/bookkeeping", data=_form(page.text))
+        assert saved.headers["location"] == "/admin/c/second/setup/history"
+        later = await wizard.post("/admin/c/second/setup/history", {"action": "from_now"})
+        assert later.headers["location"] == "/admin/c/second/setup/install"
+        await wizard.redis.set(WORKER_HEALTH_KEY, "j_complete=0")  # a worker is running
+        installed = await wizard.post("/admin/c/second/setup/install", {"public_url": WOOBIRD_URL})
+        assert installed.status_code == 200, installed.text
+        # The shop delivers to the new connection's own URL, and woobird answered its ping there.
+        hooks = list(wizard.shop.webhooks.values())
+        assert [h["delivery_url"] for h in hooks] == [f"{WOOBIRD_URL}/webhooks/woocommerce/second"]
+        assert [d.status for d in wizard.shop.deliveries if d.ping] == [200]
+        assert (await wizard.web.get("/admin/c/second")).status_code == 200  # its dashboard, not the wizard
+
         second = await find_connection(pg_sessions, "second")
         async with pg_sessions() as session:
             theirs = (await read_stored(session, wizard.base, connection_id=second.id)).values
@@ -75,6 +93,7 @@ async def test_a_second_shop_is_added_through_the_wizard_into_its_own_connection
         assert theirs["WOOCOMMERCE_CONSUMER_KEY"] == wizard.shop.consumer_key
         assert theirs["MONEYBIRD_ADMINISTRATION_ID"] == wizard.moneybird.administration_id
         assert theirs["PUBLIC_URL"] == WOOBIRD_URL
+        assert hooks[0]["secret"] == theirs["WOOCOMMERCE_WEBHOOK_SECRET"]
         assert not {"WOOCOMMERCE_URL", "MONEYBIRD_API_TOKEN", "PUBLIC_URL"} & set(
             first
         )  # connection 1 untouched

@@ -40,6 +40,7 @@ from app.connections import (
 from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import session_factory
 from app.deps import AppState, AppStateDep
+from app.health import reconcile_check
 from app.i18n import N_, Message, said
 from app.schema import OrderState, utcnow
 
@@ -57,6 +58,7 @@ class ConnectionSummary:
     counts: dict[str, int]
     open_findings: int
     last_reconcile: datetime | None
+    reconcile: dict[str, Any]  # app.health's check: not ok after three missed intervals
 
     @property
     def backlog(self) -> int:
@@ -68,7 +70,7 @@ class ConnectionSummary:
 
     @property
     def healthy(self) -> bool:
-        return not (self.failures or self.open_findings)
+        return bool(self.reconcile.get("ok")) and not (self.failures or self.open_findings)
 
 
 async def summaries(state: AppState) -> list[ConnectionSummary]:
@@ -80,7 +82,9 @@ async def summaries(state: AppState) -> list[ConnectionSummary]:
             counts = await ledger.counts_by_state(session)
             findings = await open_findings(session, limit=FINDINGS_COUNTED)
             reconciled = await ledger.get_state(session, ledger.RECONCILE_LAST_SUCCESS)
-        found.append(ConnectionSummary(view, counts, len(findings), parse_moment(reconciled)))
+            first_run = await ledger.get_state(session, ledger.FIRST_RUN_AT)
+        check = reconcile_check(state, reconciled=reconciled, first_run=first_run)
+        found.append(ConnectionSummary(view, counts, len(findings), parse_moment(reconciled), check))
     return found
 
 

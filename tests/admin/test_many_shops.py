@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.auth import COOKIE_NAME, VIEWER_COOKIE_NAME, csrf_token
+from app.booking import ledger
 from app.connections import add_connection, find_connection
 from app.db import create_engine, session_factory, transaction
 from app.main import create_app
@@ -93,11 +94,27 @@ def _row(page: str, name: str) -> str:
 async def test_the_overview_shows_every_shop_with_its_backlog_and_failures(
     web: httpx.AsyncClient, two_shops: tuple[Settings, async_sessionmaker[AsyncSession]]
 ) -> None:
-    settings, _ = two_shops
+    settings, sessions = two_shops
+    # The first shop reconciled a minute ago; the second not for a day (three intervals are allowed).
+    now = datetime.now(UTC)
+    async with transaction(sessions) as session:
+        await ledger.set_state(
+            session, ledger.RECONCILE_LAST_SUCCESS, (now - timedelta(minutes=1)).isoformat()
+        )
+    second_id = (await find_connection(sessions, "second")).id
+    engine = create_engine(settings.database_url)
+    async with transaction(session_factory(engine, connection_id=second_id)) as session:
+        await ledger.set_state(session, ledger.RECONCILE_LAST_SUCCESS, (now - timedelta(days=1)).isoformat())
+    await engine.dispose()
     await sign_in(web, settings)
     page = await web.get("/admin")
     assert page.status_code == 200
     first, second = _row(page.text, "environment"), _row(page.text, "second")
+    assert 'data-reconcile="ok"' in first
+    assert "all good" in first
+    assert 'data-reconcile="late"' in second
+    assert "needs attention" in second
+    assert "reconciliation has not succeeded for three intervals" in second
     assert 'data-failures="0"' in first
     assert 'data-failures="1"' in second
     assert "https://second-shop.nl" in second

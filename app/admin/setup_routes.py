@@ -19,21 +19,21 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
 from app.admin.auth import Admin, LoginRequired
-from app.admin.guard import (
-    VIEWER_REFUSED,
-    AdminDep,
-    AdminScope,
-    CsrfChecked,
-    admin_of,
-    prefix_of,
-    scope_of,
-    state_of,
-)
+from app.admin.guard import AdminDep, CsrfChecked, admin_of, prefix_of, state_of
 from app.admin.routes import AdminRoute, page
+from app.admin.setup_scope import (
+    PUSHES_SERVE_CONNECTION_ONE,
+    WizardStateDep,
+    connection_of,
+    returning_state,
+    task_kind,
+    task_scope,
+    webhook_path,
+)
 from app.checks import Checker
 from app.clients import shop_client
-from app.connections import display_name, find_connection
-from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
+from app.connections import find_connection
+from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.deps import AppState, AppStateDep
 from app.health import readiness
 from app.i18n import N_, Message, said
@@ -52,15 +52,6 @@ WizardFormAdmin = Annotated[Admin, Depends(CsrfChecked("wizard"))]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-async def _wizard_state(scope: AdminScope) -> AppState:
-    """The state of the connection the wizard sets up: connection 1's at /admin/setup, a shop being
-    added at /admin/c/<name>/setup (its settings and progress are stored on that connection)."""
-    return scope.state
-
-
-WizardState_ = Annotated[AppState, Depends(_wizard_state)]
-
-
 def wizard_route(method: str, path: str) -> Callable[[Handler], Handler]:
     """A wizard page, for connection 1 (/admin/setup…) and any connection (/admin/c/<name>/setup…)."""
 
@@ -70,21 +61,6 @@ def wizard_route(method: str, path: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
-
-
-def _connection(state: AppState) -> int:
-    return state.live.connection_id if state.live else DEFAULT_CONNECTION
-
-
-def _kind(state: AppState, kind: str) -> str:
-    """A set-up task's name in Redis: connection 1's unchanged, another's `c<id>:`-prefixed."""
-    connection_id = _connection(state)
-    return kind if connection_id == DEFAULT_CONNECTION else f"c{connection_id}:{kind}"
-
-
-def _task_of(state: AppState) -> dict[str, Any]:
-    """What a set-up task needs to work in this connection's ledger and administration."""
-    return {"connection_id": _connection(state), "environment": state.live.base if state.live else None}
 
 
 # ── what every step page shares ──────────────────────────────────────────────────────────────
@@ -132,7 +108,7 @@ def _actor(request: Request) -> str:
 
 def _from_environment(state: AppState, name: str) -> bool:
     # The environment describes connection 1 only: an added shop's settings all come from the store.
-    if _connection(state) != DEFAULT_CONNECTION:
+    if connection_of(state) != DEFAULT_CONNECTION:
         return False
     return bool(state.live and state.live.sources().get(name) == "environment")
 
@@ -155,13 +131,13 @@ def _public_url(state: AppState) -> str:
 async def _store(request: Request, state: AppState, values: dict[str, str | None]) -> None:
     base = state.live.base if state.live else state.settings
     await write_settings(
-        state.sessions, base=base, values=values, actor=_actor(request), connection_id=_connection(state)
+        state.sessions, base=base, values=values, actor=_actor(request), connection_id=connection_of(state)
     )
     await state.refresh_settings(force=True)
 
 
 async def _step_done(state: AppState, step: str, value: str) -> None:
-    await record_step(state.sessions, step, value, connection_id=_connection(state))
+    await record_step(state.sessions, step, value, connection_id=connection_of(state))
     await state.refresh_settings(force=True)
 
 
@@ -195,31 +171,14 @@ async def _returning_admin(request: Request, state: AppStateDep) -> Admin | None
 ReturningAdmin = Annotated[Admin | None, Depends(_returning_admin)]
 
 
-async def _returning_state(
-    request: Request, app_state: AppState, admin: Admin, *, connection_id: int | None = None
-) -> tuple[AppState, str]:
-    """The state and URL prefix of the connection a returning admin was setting up: the one the
-    path names, or (Moneybird returns to one registered address) the one its authorization names."""
-    if admin.viewer_of is not None:
-        raise HTTPException(403, VIEWER_REFUSED)
-    if (
-        connection_id is not None
-        and connection_id != DEFAULT_CONNECTION
-        and "connection" not in request.path_params
-    ):
-        row = await find_connection(app_state.sessions, str(connection_id))
-        return await state_of(app_state, row), f"/admin/c/{display_name(row)}"
-    return (await scope_of(request, app_state, admin)).state, prefix_of(request)
-
-
 def _bounce(request: Request) -> Response:
     target = f"{request.url.path}?{request.url.query}&bounced=1"
     return page(request, "setup_bounce.html", {"target": target})
 
 
 @wizard_route("GET", "")
-async def setup_start(request: Request, admin: AdminDep, state: WizardState_) -> Response:
-    await start(state.sessions, state.settings, connection_id=_connection(state))
+async def setup_start(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
+    await start(state.sessions, state.settings, connection_id=connection_of(state))
     await state.refresh_settings(force=True)
     return _next(request, state)
 
@@ -228,7 +187,7 @@ async def setup_start(request: Request, admin: AdminDep, state: WizardState_) ->
 async def address_confirm(
     request: Request,
     admin: WizardFormAdmin,
-    state: WizardState_,
+    state: WizardStateDep,
     public_url: FormText = "",
     back: FormText = "",
 ) -> Response:
@@ -255,13 +214,13 @@ def _shop_context(state: AppState) -> dict[str, Any]:
 
 
 @wizard_route("GET", "/shop")
-async def shop_page(request: Request, admin: AdminDep, state: WizardState_) -> Response:
+async def shop_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     return _render(request, state, admin, "shop", _shop_context(state))
 
 
 @wizard_route("POST", "/shop")
 async def shop_connect(
-    request: Request, admin: WizardFormAdmin, state: WizardState_, shop_url: FormText = ""
+    request: Request, admin: WizardFormAdmin, state: WizardStateDep, shop_url: FormText = ""
 ) -> Response:
     url = shop.normalise_shop_url(shop_url)
     base = state.settings.public_url or ""
@@ -284,7 +243,7 @@ async def shop_connect(
     # The address is stored only with the keys this shop hands out (the callback): until then the
     # keys of the shop connected before stay with that shop's address.
     token = await shop.begin_authorization(
-        state.redis, shop_url=url, session=admin.session, connection_id=_connection(state)
+        state.redis, shop_url=url, session=admin.session, connection_id=connection_of(state)
     )
     target = shop.authorize_url(
         url,
@@ -371,11 +330,11 @@ async def _store_shop(
                 state.sessions,
                 shop.RETIRED_SECRET,
                 shop.secret_mark(old_secret),
-                connection_id=_connection(state),
+                connection_id=connection_of(state),
             )
     base = state.live.base if state.live else state.settings
     await write_settings(
-        state.sessions, base=base, values=values, actor=actor, connection_id=_connection(state)
+        state.sessions, base=base, values=values, actor=actor, connection_id=connection_of(state)
     )
     await state.refresh_settings(force=True)
 
@@ -387,7 +346,7 @@ async def shop_return(
     if returning is None:
         return _bounce(request)
     admin = returning
-    state, _ = await _returning_state(request, app_state, admin)
+    state, _ = await returning_state(request, app_state, admin)
     outcome = await shop.authorization_outcome(state.redis, state=user_id, session=admin.session)
     if success != "1":
         await shop.forget_authorization(state.redis, state=user_id, session=admin.session)
@@ -429,7 +388,7 @@ async def _verify_shop(request: Request, state: AppState, admin: Admin) -> Respo
 async def shop_keys(
     request: Request,
     admin: WizardFormAdmin,
-    state: WizardState_,
+    state: WizardStateDep,
     shop_url: FormText = "",
     consumer_key: FormText = "",
     consumer_secret: FormText = "",
@@ -467,10 +426,10 @@ async def shop_keys(
 
 
 @wizard_route("GET", "/products")
-async def products_page(request: Request, admin: AdminDep, state: WizardState_) -> Response:
+async def products_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     context: dict[str, Any] = {
-        "preview": await tasks.read_task(state.redis, _kind(state, "products-preview")),
-        "transfer": await tasks.read_task(state.redis, _kind(state, "products")),
+        "preview": await tasks.read_task(state.redis, task_kind(state, "products-preview")),
+        "transfer": await tasks.read_task(state.redis, task_kind(state, "products")),
         "accounts": [],
         "ledger_account": state.settings.moneybird_ledger_account_id or "",
     }
@@ -486,7 +445,7 @@ async def products_page(request: Request, admin: AdminDep, state: WizardState_) 
 async def products_action(
     request: Request,
     admin: WizardFormAdmin,
-    state: WizardState_,
+    state: WizardStateDep,
     action: FormText = "",
     ledger_account: FormText = "",
 ) -> Response:
@@ -506,9 +465,9 @@ async def products_action(
         )
     kind = "products-preview" if action == "preview" else "products"
     runner = tasks.products_runner(
-        state.settings, state.redis, dry_run=action == "preview", **_task_of(state)
+        state.settings, state.redis, dry_run=action == "preview", **task_scope(state)
     )
-    await tasks.start_task(state.redis, _kind(state, kind), runner)
+    await tasks.start_task(state.redis, task_kind(state, kind), runner)
     return RedirectResponse(f"{prefix_of(request)}/setup/products", status_code=303)
 
 
@@ -535,13 +494,13 @@ async def _moneybird_context(state: AppState, request: Request) -> dict[str, Any
 
 
 @wizard_route("GET", "/moneybird")
-async def moneybird_page(request: Request, admin: AdminDep, state: WizardState_) -> Response:
+async def moneybird_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     return _render(request, state, admin, "moneybird", await _moneybird_context(state, request))
 
 
 @wizard_route("POST", "/moneybird/token")
 async def moneybird_token(
-    request: Request, admin: WizardFormAdmin, state: WizardState_, token: FormText = ""
+    request: Request, admin: WizardFormAdmin, state: WizardStateDep, token: FormText = ""
 ) -> Response:
     try:
         await moneybird_connect.administrations(state.settings, token=token)
@@ -553,7 +512,7 @@ async def moneybird_token(
 
 
 @wizard_route("POST", "/moneybird/connect")
-async def moneybird_oauth(request: Request, admin: WizardFormAdmin, state: WizardState_) -> Response:
+async def moneybird_oauth(request: Request, admin: WizardFormAdmin, state: WizardStateDep) -> Response:
     if not moneybird_connect.oauth_available(state.settings):
         raise HTTPException(
             409, N_("set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token")
@@ -564,7 +523,7 @@ async def moneybird_oauth(request: Request, admin: WizardFormAdmin, state: Wizar
         state.settings,
         redirect_uri=redirect_uri,
         session=admin.session,
-        connection_id=_connection(state),
+        connection_id=connection_of(state),
     )
     return _leave_for(
         request, state, admin, "moneybird", target=url, where="Moneybird", heading=N_("Connect Moneybird")
@@ -584,7 +543,7 @@ async def moneybird_callback(
     admin = returning
     oauth_state = request.query_params.get("state", "")
     started_by = await moneybird_connect.oauth_connection(app_state.redis, oauth_state)
-    state, prefix = await _returning_state(request, app_state, admin, connection_id=started_by)
+    state, prefix = await returning_state(request, app_state, admin, connection_id=started_by)
     try:
         tokens = await moneybird_connect.finish_oauth(
             state.redis, state.settings, state=oauth_state, code=code, error=error, session=admin.session
@@ -604,7 +563,7 @@ async def moneybird_callback(
 async def moneybird_administration(
     request: Request,
     admin: WizardFormAdmin,
-    state: WizardState_,
+    state: WizardStateDep,
     administration_id: FormText = "",
 ) -> Response:
     context = await _moneybird_context(state, request)
@@ -642,12 +601,12 @@ async def _bookkeeping(
 
 
 @wizard_route("GET", "/bookkeeping")
-async def bookkeeping_page(request: Request, admin: AdminDep, state: WizardState_) -> Response:
+async def bookkeeping_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     return await _bookkeeping(request, state, admin, [], 200)
 
 
 @wizard_route("POST", "/bookkeeping")
-async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: WizardState_) -> Response:
+async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: WizardStateDep) -> Response:
     form = {key: str(value) for key, value in (await request.form()).items()}
     try:
         choices = await bookkeeping.load_choices(state.settings)
@@ -667,11 +626,11 @@ async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: Wiza
 
 
 @wizard_route("GET", "/history")
-async def history_page(request: Request, admin: AdminDep, state: WizardState_) -> Response:
+async def history_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     limit, window = state.settings.rate_limit
     context = {
-        "preview": await tasks.read_task(state.redis, _kind(state, "history-preview")),
-        "run": await tasks.read_task(state.redis, _kind(state, "history")),
+        "preview": await tasks.read_task(state.redis, task_kind(state, "history-preview")),
+        "run": await tasks.read_task(state.redis, task_kind(state, "history")),
         "per_hour": int(3600 * limit / window / BACKFILL_CALLS_PER_ORDER),
         "since": state.live.stored.progress.get("history_since", "") if state.live else "",
     }
@@ -682,7 +641,7 @@ async def history_page(request: Request, admin: AdminDep, state: WizardState_) -
 async def history_action(
     request: Request,
     admin: WizardFormAdmin,
-    state: WizardState_,
+    state: WizardStateDep,
     action: FormText = "",
     since: FormText = "",
 ) -> Response:
@@ -698,13 +657,13 @@ async def history_action(
     if start_at >= now:
         raise HTTPException(400, N_("the date to book from lies in the future: choose “from now” instead"))
     await record_step(
-        state.sessions, "history_since", start_at.date().isoformat(), connection_id=_connection(state)
+        state.sessions, "history_since", start_at.date().isoformat(), connection_id=connection_of(state)
     )
     if action == "preview":
         runner = tasks.history_runner(
-            state.settings, state.redis, since=start_at, dry_run=True, **_task_of(state)
+            state.settings, state.redis, since=start_at, dry_run=True, **task_scope(state)
         )
-        await tasks.start_task(state.redis, _kind(state, "history-preview"), runner)
+        await tasks.start_task(state.redis, task_kind(state, "history-preview"), runner)
         await state.refresh_settings(force=True)
         return RedirectResponse(f"{prefix_of(request)}/setup/history", status_code=303)
     if action != "backfill":
@@ -713,9 +672,9 @@ async def history_action(
     await _store(request, state, {"SYNC_SINCE": now.isoformat()})
     await _step_done(state, "history", "backfill")
     runner = tasks.history_runner(
-        state.settings, state.redis, since=start_at, dry_run=False, **_task_of(state)
+        state.settings, state.redis, since=start_at, dry_run=False, **task_scope(state)
     )
-    await tasks.start_task(state.redis, _kind(state, "history"), runner)
+    await tasks.start_task(state.redis, task_kind(state, "history"), runner)
     return RedirectResponse(f"{prefix_of(request)}/setup/history", status_code=303)
 
 
@@ -723,7 +682,7 @@ async def history_action(
 
 
 @wizard_route("GET", "/install")
-async def install_page(request: Request, admin: AdminDep, state: WizardState_) -> Response:
+async def install_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     address = state.settings.public_url or public_address.suggestion(
         request.url.scheme, request.headers.get("host", "")
     )
@@ -757,25 +716,9 @@ async def _install_payment_webhook(
     return registered.message
 
 
-# Moneybird's pushes reach connection 1 only (app/moneybird_pushes.py): another shop is not registered.
-PUSHES_SERVE_CONNECTION_ONE = N_(
-    "Moneybird's webhook serves the first shop only for now: payments of this shop's open invoices are "
-    "found by each reconciliation pass."
-)
-
-
-async def _webhook_path(state: AppState) -> str:
-    """Where this connection's shop delivers: connection 1's at /webhooks/woocommerce, another's at
-    /webhooks/woocommerce/<name> (app/webhooks.py tells them apart by it)."""
-    if _connection(state) == DEFAULT_CONNECTION:
-        return WEBHOOK_PATH
-    row = await find_connection(state.sessions, str(_connection(state)))
-    return f"{WEBHOOK_PATH}/{display_name(row)}"
-
-
 @wizard_route("POST", "/install")
 async def install_action(
-    request: Request, admin: WizardFormAdmin, state: WizardState_, public_url: FormText = ""
+    request: Request, admin: WizardFormAdmin, state: WizardStateDep, public_url: FormText = ""
 ) -> Response:
     # The address in the form is the one the admin read and sent: the confirmation it needs.
     base = public_address.normalise(public_url) or _public_url(state)
@@ -804,7 +747,7 @@ async def install_action(
     # A shop address the wizard stored is reached through the address guard (its name may since
     # resolve elsewhere); one the environment names is the admin's own choice, a LAN shop included.
     allowed = None if _from_environment(state, "WOOCOMMERCE_URL") else shop.allowed_addresses(state.settings)
-    delivery_url = base + await _webhook_path(state)
+    delivery_url = base + await webhook_path(state)
     try:
         async with shop_client(state.settings, allowed=allowed) as client:
             message = await install_webhook(client, delivery_url=delivery_url, secret=secret)
@@ -812,7 +755,7 @@ async def install_action(
         message = ""
         problems.append(Message("the webhook could not be installed: %(error)s", error=exc))
     messages = [message] if message else []
-    if payment_pushes_wanted(state.settings) and _connection(state) != DEFAULT_CONNECTION:
+    if payment_pushes_wanted(state.settings) and connection_of(state) != DEFAULT_CONNECTION:
         messages.append(PUSHES_SERVE_CONNECTION_ONE)
     elif payment_pushes_wanted(state.settings):
         pushes = await _install_payment_webhook(request, state, base, problems)

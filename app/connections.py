@@ -70,6 +70,16 @@ def display_name(row: Connection) -> str:
 
 
 def _check_name(name: str) -> None:
+    if name == "environment" or name.isdigit():
+        # `find_connection` reads "environment" as connection 1 and a number as a connection's id.
+        raise ConnectionRefused(
+            Message(
+                "%(name)s cannot name a connection: it already names one (the environment's, or a "
+                "connection's number); choose a name with a letter in it",
+                name=repr(name[:60]),
+            ),
+            name=name[:60],
+        )
     if not NAME_PATTERN.fullmatch(name):
         raise ConnectionRefused(
             Message(

@@ -37,6 +37,10 @@ async def test_a_second_shop_is_added_through_the_wizard_into_its_own_connection
         refused = await wizard.post("/admin/connections/new", {"name": "Second Shop"})
         assert refused.status_code == 422
         assert "cannot name a connection" in refused.text
+        for taken_by_lookup in ("environment", "2"):
+            ambiguous = await wizard.post("/admin/connections/new", {"name": taken_by_lookup})
+            assert ambiguous.status_code == 422
+            assert "it already names one" in ambiguous.text
         started = await wizard.post("/admin/connections/new", {"name": "second"})
         assert started.status_code == 303
         assert started.headers["location"] == "/admin/c/second/setup"

@@ -271,3 +271,28 @@ async def test_a_new_token_signs_the_old_one_out_and_a_removed_shop_takes_no_sig
     await web.post("/admin/connections/second/remove", data={"csrf": csrf, "confirm": "second"})
     web.cookies.clear()
     assert (await web.post("/admin/login", data={"token": token})).status_code == 401
+
+
+async def test_the_shops_list_reads_dutch_to_a_dutch_browser(
+    web: httpx.AsyncClient, two_shops: tuple[Settings, async_sessionmaker[AsyncSession]]
+) -> None:
+    settings, _ = two_shops
+    await sign_in(web, settings)
+    page = (await web.get("/admin", headers={"Accept-Language": "nl"})).text
+    for words in (
+        "Winkels",
+        "Een winkel toevoegen",
+        "Pauzeren",
+        "Nieuw token om mee te kijken",
+        "Achterstand",
+    ):
+        assert words in page, words
+    for words in ("Add a shop", "Pause", "New read-only token", "Backlog"):
+        assert words not in page, words
+    csrf = _csrf(page)
+    wrong = await web.post(
+        "/admin/connections/second/remove",
+        data={"csrf": csrf, "confirm": "x"},
+        headers={"Accept-Language": "nl"},
+    )
+    assert "typ de naam van de koppeling, second, in het vak" in wrong.text

@@ -58,6 +58,7 @@ from app.booking.findings import dismiss, finding_json, open_findings
 from app.booking.order_retry import RETRYABLE, RetryRefused, retry_order
 from app.booking.verify import last_verification
 from app.connections import display_name, viewer_connection, viewer_token_digest
+from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.delivery_lag import LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
@@ -377,6 +378,9 @@ async def dashboard(request: Request, scope: Scope, *, retried: int | None, done
     if not _wants_json(request) and not scope.read_only and needs_wizard(state.settings, progress):
         return RedirectResponse(f"{scope.prefix}/setup", status_code=303)
     context = await _overview(state)
+    if scope.read_only or scope.connection_id != ENVIRONMENT_CONNECTION_ID:
+        # The delivery lag is measured over every shop's webhooks together: not one shop's figure.
+        context["lag"] = None
     if _wants_json(request):
         return JSONResponse(
             {

@@ -127,6 +127,7 @@ async def test_the_overview_shows_every_shop_with_its_backlog_and_failures(
     assert "SECOND-SHOP-MARKER" in own.text
     assert "FIRST-0041" not in own.text
     assert 'href="/admin/c/second/orders/1041"' in own.text
+    assert 'data-shop="second"' in own.text  # the header names the shop
     mine = await web.get(f"/admin/c/second/orders/{ORDER}")
     assert "SECOND-SHOP-MARKER" in mine.text
     assert "FIRST-0041" not in mine.text

@@ -4,6 +4,7 @@ connection (PostgreSQL); on SQLite the button explains why it cannot."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from arq.connections import ArqRedis
@@ -12,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.connections import find_connection
 from app.constants import WORKER_HEALTH_KEY
 from app.db import create_engine, session_factory
+from app.sandbox.samples import sample_carts
 from app.settings import normalise_database_url
 from app.settings_store import read_stored
+from app.setup import tasks
 from tests.conftest import _truncate
 from tests.setup.conftest import SHOP_URL, WOOBIRD_URL, open_wizard
-from tests.setup.test_later_steps import _form
+from tests.setup.test_later_steps import _form, wait_for
 
 
 @pytest.fixture
@@ -72,6 +75,18 @@ async def test_a_second_shop_is_added_through_the_wizard_into_its_own_connection
         )
         assert chosen.status_code == 303
         assert chosen.headers["location"].startswith("/admin/c/second/setup/")
+
+        # The History step's preview runs for the new shop, under a task name of its own.
+        for cart in sample_carts(datetime.now(UTC) - timedelta(days=3)):
+            wizard.shop.add_order(cart)
+        since = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
+        await wizard.post("/admin/c/second/setup/history", {"action": "preview", "since": since})
+        preview = await wait_for(wizard, "c2:history-preview")
+        assert preview.state == "done", preview.message
+        assert preview.counts["would_book"] >= 1
+        assert await tasks.read_task(wizard.redis, "history-preview") is None  # connection 1's is not it
+        shown = (await wizard.web.get("/admin/c/second/setup/history")).text
+        assert "total of the invoices that would be booked" in shown
 
         skipped = await wizard.post("/admin/c/second/setup/products", {"action": "skip"})
         assert skipped.headers["location"] == "/admin/c/second/setup/bookkeeping"

@@ -4,8 +4,10 @@ Connection 1 is the environment's (`.env`); every other one is added with the se
 (its shop, its administration, their secrets: the names `app.settings_store.STORABLE` lists) and
 shares the rest (database, Redis, alerts, …) with the environment. One function per action, called
 by every interface (`woobird connections …`): `add_connection`, `list_connections`,
-`pause_connection`, `resume_connection`, `remove_connection`. Each refuses bad input with a
-sentence naming the fix, and changes nothing then.
+`pause_connection`, `resume_connection`, `remove_connection`, `begin_connection` (the set-up
+wizard's: a name first, its settings step by step) and `new_viewer_token` (a shop owner's read-only
+sign-in to the dashboard). Each refuses bad input with a sentence naming the fix, and changes nothing
+then.
 
 A paused connection's deliveries are still recorded (the ledger holds them as queued) and nothing is
 booked; resuming queues what waited. A removed one keeps its ledger, archived, and receives nothing.
@@ -13,6 +15,9 @@ booked; resuming queues what waited. A removed one keeps its ledger, archived, a
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,15 +30,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import transaction
 from app.i18n import N_, Message
-from app.schema import Connection, StoredSetting, utcnow
+from app.schema import Connection, SettingChange, StoredSetting, utcnow
 from app.settings import ConfigurationError, Settings
-from app.settings_store import STORABLE, StoreRefused, with_stored, write_settings
+from app.settings_store import STORABLE, StoreRefused, ensure_connection, with_stored, write_settings
+from app.tokens import new_token, weakness
 
 # What a name may be: it goes into the webhook URL (/webhooks/woocommerce/<name>) and commands.
 NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 NAME_RULE: Final = N_("1 to 40 lower-case letters, digits and dashes, starting with a letter or digit")
 # Settings the environment describes for every connection: an env file may repeat them, unchanged.
 _SHARED_REPEATS_OK: Final = frozenset({"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ADMIN_TOKEN"})
+# Where a connection's read-only token is kept: its SHA-256 digest, beside its settings (not a
+# setting: app.settings_store reads only the STORABLE names). The token itself is shown once.
+VIEWER_TOKEN: Final = "VIEWER_TOKEN"
 
 
 class ConnectionRefused(Exception):
@@ -69,6 +78,16 @@ def connection_path(path: str, *, connection_id: int, name: str | None) -> str:
 
 
 def _check_name(name: str) -> None:
+    if name == "environment" or name.isdigit():
+        # `find_connection` reads "environment" as connection 1 and a number as a connection's id.
+        raise ConnectionRefused(
+            Message(
+                "%(name)s cannot name a connection: it already names one (the environment's, or a "
+                "connection's number); choose a name with a letter in it",
+                name=repr(name[:60]),
+            ),
+            name=name[:60],
+        )
     if not NAME_PATTERN.fullmatch(name):
         raise ConnectionRefused(
             Message(
@@ -116,28 +135,9 @@ async def add_connection(
 ) -> int:
     """Add a connection with its own settings (`values`: an env file's variables); returns its id."""
     _check_name(name)
-    if base.is_sqlite:
-        raise ConnectionRefused(
-            Message(
-                "a second connection needs PostgreSQL: set DATABASE_URL to a PostgreSQL database (SQLite "
-                "holds one connection), run `woobird migrate`, then add it again"
-            ),
-            name=name,
-        )
+    _needs_postgresql(base, name=name)
     own = _own_settings(base, values, name=name)
-    async with sessions() as session:
-        taken = await session.scalar(select(Connection.id).where(Connection.name == name))
-        highest = await session.scalar(select(func.max(Connection.id)))
-    if taken is not None:
-        raise ConnectionRefused(
-            Message(
-                "the name %(name)s is taken (connection %(taken)s, kept even when removed): choose another",
-                name=repr(name),
-                taken=taken,
-            ),
-            name=name,
-        )
-    connection_id = max(int(highest or 0), ENVIRONMENT_CONNECTION_ID) + 1
+    connection_id = await _free_id(sessions, name=name)
     try:
         settings = with_stored(base, own, connection_id=connection_id)
     except ConfigurationError as exc:
@@ -152,6 +152,115 @@ async def add_connection(
     except StoreRefused as exc:
         raise ConnectionRefused(_problems_sentence(exc.problems), name=name) from None
     return connection_id
+
+
+SQLITE_HOLDS_ONE: Final = N_(
+    "a second connection needs PostgreSQL: set DATABASE_URL to a PostgreSQL database (SQLite "
+    "holds one connection), run `woobird migrate`, then add it again"
+)
+
+
+def _needs_postgresql(base: Settings, *, name: str) -> None:
+    if base.is_sqlite:
+        raise ConnectionRefused(Message(SQLITE_HOLDS_ONE), name=name)
+
+
+async def _free_id(sessions: async_sessionmaker[AsyncSession], *, name: str) -> int:
+    """The id a new connection called `name` gets; refused when the name is taken."""
+    async with sessions() as session:
+        taken = await session.scalar(select(Connection.id).where(Connection.name == name))
+        highest = await session.scalar(select(func.max(Connection.id)))
+    if taken is not None:
+        raise ConnectionRefused(
+            Message(
+                "the name %(name)s is taken (connection %(taken)s, kept even when removed): choose another",
+                name=repr(name),
+                taken=taken,
+            ),
+            name=name,
+        )
+    return max(int(highest or 0), ENVIRONMENT_CONNECTION_ID) + 1
+
+
+async def begin_connection(sessions: async_sessionmaker[AsyncSession], *, base: Settings, name: str) -> int:
+    """A new connection without settings yet: the set-up wizard stores them step by step (its shop,
+    its administration, …) and it books once the wizard has decided from when. Returns its id."""
+    _check_name(name)
+    _needs_postgresql(base, name=name)
+    connection_id = await _free_id(sessions, name=name)
+    progress = json.dumps({"started": utcnow().isoformat()})  # app.setup.progress.STARTED
+    async with transaction(sessions) as session:
+        session.add(
+            Connection(
+                id=connection_id, name=name, settings_version=1, wizard_progress=progress, created_at=utcnow()
+            )
+        )
+    return connection_id
+
+
+def viewer_digest(token: str) -> str:
+    """What is kept of a read-only token: a digest (the token has 256 random bits: no salt needed)."""
+    return hashlib.sha256(f"woobird-viewer-token:{token.strip()}".encode()).hexdigest()
+
+
+async def new_viewer_token(
+    sessions: async_sessionmaker[AsyncSession], name: str, *, actor: str
+) -> tuple[Connection, str]:
+    """A new read-only token for this connection's dashboard, returned once; the previous one (and
+    every session signed in with it) stops working."""
+    row = await find_connection(sessions, name)
+    if row.removed_at is not None:
+        raise ConnectionRefused(
+            Message("connection %(name)s is removed: its dashboard takes no new sign-in", name=repr(name)),
+            name=name,
+        )
+    token = new_token()
+    assert weakness(token) is None  # new_token's 256 bits always pass app/tokens.py's rules
+    now = utcnow()
+    async with transaction(sessions) as session:
+        await ensure_connection(session, row.id)
+        kept = await session.get(StoredSetting, (row.id, VIEWER_TOKEN))
+        if kept is None:
+            kept = StoredSetting(connection_id=row.id, name=VIEWER_TOKEN, sealed=False)
+            session.add(kept)
+        kept.value, kept.updated_at, kept.updated_by = viewer_digest(token), now, actor[:200]
+        session.add(
+            SettingChange(connection_id=row.id, name=VIEWER_TOKEN, action="set", actor=actor[:200], at=now)
+        )
+    return row, token
+
+
+async def viewer_token_digest(session: AsyncSession, connection_id: int) -> str | None:
+    """The digest of this connection's read-only token, or None when it has none."""
+    found = await session.get(StoredSetting, (connection_id, VIEWER_TOKEN))
+    return found.value if found is not None else None
+
+
+async def viewer_connection(sessions: async_sessionmaker[AsyncSession], token: str) -> Connection | None:
+    """The connection (not removed) whose read-only token this is, or None."""
+    if weakness(token) is not None:
+        return None  # no stored token is weak: not worth a query
+    digest = viewer_digest(token)
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(StoredSetting.connection_id, StoredSetting.value).where(
+                    StoredSetting.name == VIEWER_TOKEN
+                )
+            )
+        ).all()
+        found = next((int(c) for c, value in rows if hmac.compare_digest(str(value), digest)), None)
+        row = await session.get(Connection, found) if found is not None else None
+    return row if row is not None and row.removed_at is None else None
+
+
+async def has_many(session: AsyncSession) -> bool:
+    """Whether any connection besides the environment's was ever added (removed ones count: their
+    ledger stays to be seen)."""
+    found = await session.scalar(
+        select(Connection.id).where(Connection.id != ENVIRONMENT_CONNECTION_ID).limit(1)
+    )
+    return found is not None
 
 
 def _problems_sentence(problems: Mapping[str, str]) -> Message:

@@ -68,11 +68,11 @@ async def _check_database(state: AppState) -> dict[str, Any]:
     result["backlog"] = {"ok": backlog == 0, "orders_waiting_over_15_min": backlog}
     if backlog:
         result["backlog"]["error"] = f"{backlog} order(s) waiting more than {BACKLOG_MINUTES} minutes"
-    result["reconcile"] = _reconcile_check(state, reconciled=reconciled, first_run=first_run)
+    result["reconcile"] = reconcile_check(state, reconciled=reconciled, first_run=first_run)
     return result
 
 
-def _reconcile_check(state: AppState, *, reconciled: str | None, first_run: str | None) -> dict[str, Any]:
+def reconcile_check(state: AppState, *, reconciled: str | None, first_run: str | None) -> dict[str, Any]:
     """Reconciliation is what heals missed webhooks: three missed intervals is a failure."""
     allowed = timedelta(seconds=3 * state.settings.reconcile_interval_seconds)
     since = reconciled or first_run

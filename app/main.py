@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import __version__, health, moneybird_pushes, webhooks
+from app.admin.connections_page import router as connections_router
 from app.admin.routes import router as admin_router
 from app.admin.settings_page import router as settings_router
 from app.admin.setup_routes import callback_router as setup_callback_router
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, watch_redis: bool | None = N
     app.include_router(moneybird_pushes.router)
     app.include_router(health.router)
     app.include_router(admin_router)
+    app.include_router(connections_router)
     app.include_router(settings_router)
     app.include_router(setup_router)
     app.include_router(setup_callback_router)

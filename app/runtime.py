@@ -192,7 +192,8 @@ async def connection_services(ctx: dict[str, Any], connection_id: int) -> Servic
     live = LiveSettings(first.base, first.sessions, connection_id=connection_id)
     settings = await live.start()
     missing = [name for name in settings.problems() if name not in WORKER_NOT_NEEDED]
-    if missing:
+    # A shop added in the set-up wizard books once the wizard has decided from when, as connection 1's.
+    if missing or not booking_may_start(live.stored.progress):
         log.warning(
             "connection waits: its settings are incomplete", connection=connection_id, missing=missing
         )

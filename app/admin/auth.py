@@ -26,6 +26,8 @@ from app.i18n import N_
 from app.settings import Settings
 
 COOKIE_NAME = "woobird_admin"
+# A shop owner's read-only sign-in with their connection's own token (app/connections.py).
+VIEWER_COOKIE_NAME = "woobird_viewer"
 COOKIE_PATH = "/admin"
 SESSION_SECONDS = 12 * 3600
 SESSION_ID_BYTES = 16
@@ -49,8 +51,10 @@ class TokenInQuery(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Admin:
-    via: Literal["cookie", "header"]
+    via: Literal["cookie", "header", "viewer"]
     session: str | None  # the cookie value when signed in through the form
+    # The connection a read-only sign-in may see (its own token); None for the admin.
+    viewer_of: int | None = None
 
     def csrf(self, settings: Settings) -> str:
         return csrf_token(settings, self.session or "")
@@ -75,6 +79,51 @@ def session_cookie(settings: Settings, *, issued: int | None = None, session_id:
     issued = int(time.time()) if issued is None else issued
     session_id = secrets.token_hex(SESSION_ID_BYTES) if session_id is None else session_id
     return f"{issued}.{session_id}.{_sign(settings, f'woobird-admin-session:{issued}:{session_id}')}"
+
+
+def viewer_cookie(
+    settings: Settings,
+    *,
+    connection_id: int,
+    digest: str,
+    issued: int | None = None,
+    session_id: str | None = None,
+) -> str:
+    """`<issued>.<session id>.c<connection>.<mac>`: a read-only session of one connection. The MAC
+    covers the connection's current token digest, so a new token signs the old sessions out; the
+    first two parts are an admin cookie's, so signing out and expiry work alike."""
+    issued = int(time.time()) if issued is None else issued
+    session_id = secrets.token_hex(SESSION_ID_BYTES) if session_id is None else session_id
+    purpose = f"woobird-viewer-session:{connection_id}:{digest}:{issued}:{session_id}"
+    return f"{issued}.{session_id}.c{connection_id}.{_sign(settings, purpose)}"
+
+
+def viewer_connection_of(value: str) -> int | None:
+    """The connection a well-formed viewer cookie names (not yet verified)."""
+    parts = value.split(".")
+    if len(parts) != 4 or session_parts(value) is None:
+        return None
+    number = parts[2].removeprefix("c")
+    return (
+        int(number)
+        if parts[2].startswith("c") and number.isascii() and number.isdigit() and len(number) <= 9
+        else None
+    )
+
+
+def valid_viewer_cookie(settings: Settings, value: str, *, digest: str, now: float | None = None) -> bool:
+    parts = session_parts(value)
+    connection_id = viewer_connection_of(value)
+    if not _token(settings) or parts is None or connection_id is None or not digest:
+        return False
+    issued, session_id = parts
+    now = time.time() if now is None else now
+    if not (now - SESSION_SECONDS <= issued <= now + 60):
+        return False
+    expected = viewer_cookie(
+        settings, connection_id=connection_id, digest=digest, issued=issued, session_id=session_id
+    )
+    return hmac.compare_digest(value.encode(), expected.encode())
 
 
 def session_parts(value: str) -> tuple[int, str] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -24,17 +24,25 @@ from app.admin.auth import (
     COOKIE_NAME,
     COOKIE_PATH,
     SESSION_SECONDS,
+    VIEWER_COOKIE_NAME,
     Admin,
     LoginRequired,
     TokenInQuery,
-    authenticate,
     is_https,
     refuse_query_token,
     session_cookie,
     session_parts,
     session_seconds_left,
     token_matches,
-    valid_csrf,
+    viewer_cookie,
+)
+from app.admin.guard import (
+    AdminScope,
+    CsrfChecked,
+    DashboardFormAdmin,
+    ReaderScope,
+    Scope,
+    prefix_of,
 )
 from app.admin.login_guard import (
     TooManyFailures,
@@ -43,13 +51,14 @@ from app.admin.login_guard import (
     record_success,
     refuse_if_locked_out,
     sign_out,
-    signed_out,
 )
 from app.alerts import parse_moment
 from app.booking import ledger
 from app.booking.findings import dismiss, finding_json, open_findings
 from app.booking.order_retry import RETRYABLE, RetryRefused, retry_order
 from app.booking.verify import last_verification
+from app.connections import display_name, viewer_connection, viewer_token_digest
+from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.delivery_lag import LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
@@ -120,11 +129,17 @@ def _page(
         "language": page_language(request),
         "languages": LANGUAGE_NAMES,
         "here": _local_path(request.url.path),
+        # Where this connection's pages live (links and forms), and its name when not connection 1's.
+        "prefix": prefix_of(request),
+        "connection_name": request.path_params.get("connection"),
+        "read_only": False,
     }
     values.update(context or {})
     admin = values["admin"]
     if isinstance(admin, Admin) and not values["csrf"]:
         values["csrf"] = admin.csrf(settings)  # every page's Sign out form needs it
+    if isinstance(admin, Admin) and admin.viewer_of is not None:
+        values["read_only"] = True  # a shop owner's sign-in: no forms that change anything
     return TEMPLATES.TemplateResponse(request, name, values, status_code=status_code)
 
 
@@ -200,59 +215,19 @@ class AdminRoute(APIRoute):
 router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
 
 
-async def admin_of(request: Request, state: AppState) -> Admin:
-    """`authenticate` with what Redis knows: a locked-out client, a wrong token counted, a session
-    that was signed out."""
-    client = _client(request)
-    if request.headers.get("authorization"):
-        await refuse_if_locked_out(state.redis, client)
-    try:
-        admin = authenticate(request, state.settings)
-    except LoginRequired as exc:
-        if exc.guess:
-            await record_failure(state, client)
-        raise
-    parts = session_parts(admin.session) if admin.session else None
-    if parts is not None and await signed_out(state.redis, parts[1]):
-        raise LoginRequired(N_("this session was signed out: sign in again"))
-    return admin
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-async def require_admin(request: Request, state: AppStateDep) -> Admin:
-    return await admin_of(request, state)
+def both(method: str, path: str) -> Callable[[Handler], Handler]:
+    """Register a page of one connection twice: connection 1's at /admin<path> (as before
+    connections existed) and any connection's at /admin/c/<name><path> (guard.Scope reads it)."""
 
+    def register(handler: Handler) -> Handler:
+        router.api_route(path, methods=[method])(handler)
+        router.api_route(f"/c/{{connection}}{path}", methods=[method])(handler)
+        return handler
 
-def _client(request: Request) -> str:
-    return client_key(request.client.host if request.client else None)
-
-
-AdminDep = Annotated[Admin, Depends(require_admin)]
-
-
-class CsrfChecked:
-    """The admin of a form post that carries the session's CSRF token (its `csrf` field); 403 without.
-
-    Every form route declares it instead of `AdminDep`: a route cannot forget the check. `where`
-    names the page in the refusal ("dashboard", "wizard")."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    async def __call__(self, request: Request, admin: AdminDep, state: AppStateDep) -> Admin:
-        given = (await request.form()).get("csrf", "")  # Starlette keeps the parsed form for the route
-        if not isinstance(given, str) or not valid_csrf(state.settings, admin, given):
-            raise HTTPException(403, _STALE_FORM[self.where])
-        return admin
-
-
-# The refusal of a form without the session's CSRF token, by the page it came from (CsrfChecked's `where`).
-_STALE_FORM = {
-    "dashboard": N_("the form is stale or was not sent from the dashboard: reload and try again"),
-    "wizard": N_("the form is stale or was not sent from the wizard: reload and try again"),
-}
-
-
-DashboardFormAdmin = Annotated[Admin, Depends(CsrfChecked("dashboard"))]
+    return register
 
 
 def invoice_link(record: OrderRecord, settings: Settings) -> str | None:
@@ -275,6 +250,10 @@ def _rows(records: Any, settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def _client(request: Request) -> str:
+    return client_key(request.client.host if request.client else None)
+
+
 # ── sign in / out ────────────────────────────────────────────────────────────────────────────
 
 
@@ -289,14 +268,27 @@ async def login(request: Request, state: AppStateDep, token: Annotated[str, Form
     refuse_query_token(request)
     client = _client(request)
     await refuse_if_locked_out(state.redis, client)  # before the token is compared, even the right one
-    if not token_matches(state.settings, token):
-        await record_failure(state, client)
-        return _login_required(request, N_("that is not the admin token"))
+    if token_matches(state.settings, token):
+        name, value, target = COOKIE_NAME, session_cookie(state.settings), "/admin"
+    else:
+        # A shop owner's read-only token opens that connection's dashboard (app/admin/guard.py).
+        row = await viewer_connection(state.sessions, token)
+        async with state.sessions() as session:
+            digest = await viewer_token_digest(session, row.id) if row is not None else None
+        if row is None or digest is None:
+            await record_failure(state, client)
+            return _login_required(request, N_("that is not the admin token"))
+        name, value = VIEWER_COOKIE_NAME, viewer_cookie(state.settings, connection_id=row.id, digest=digest)
+        target = f"/admin/c/{display_name(row)}"
     await record_success(state.redis, client)
-    response = RedirectResponse("/admin", status_code=303)
+    response = RedirectResponse(target, status_code=303)
+    other = VIEWER_COOKIE_NAME if name == COOKIE_NAME else COOKIE_NAME
+    response.delete_cookie(
+        other, path=COOKIE_PATH, httponly=True, samesite="strict", secure=is_https(request)
+    )
     response.set_cookie(
-        COOKIE_NAME,
-        session_cookie(state.settings),
+        name,
+        value,
         max_age=SESSION_SECONDS,
         path=COOKIE_PATH,
         httponly=True,
@@ -306,8 +298,12 @@ async def login(request: Request, state: AppStateDep, token: Annotated[str, Form
     return response
 
 
+# Signing out is the one form a read-only sign-in may send: it changes nothing but its own session.
+SignOutForm = Annotated[Admin, Depends(CsrfChecked("dashboard", viewers=True))]
+
+
 @router.post("/logout")
-async def logout(request: Request, admin: DashboardFormAdmin, state: AppStateDep) -> Response:
+async def logout(request: Request, admin: SignOutForm, state: AppStateDep) -> Response:
     parts = session_parts(admin.session) if admin.session else None
     if parts is not None:
         # The cookie stays valid until it expires unless it is written down as signed out.
@@ -316,9 +312,10 @@ async def logout(request: Request, admin: DashboardFormAdmin, state: AppStateDep
         except Exception as exc:
             raise HTTPException(503, N_("could not sign the session out: Redis is unreachable")) from exc
     response = RedirectResponse("/admin/login", status_code=303)
-    response.delete_cookie(
-        COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="strict", secure=is_https(request)
-    )
+    for name in (COOKIE_NAME, VIEWER_COOKIE_NAME):
+        response.delete_cookie(
+            name, path=COOKIE_PATH, httponly=True, samesite="strict", secure=is_https(request)
+        )
     return response
 
 
@@ -373,19 +370,17 @@ async def _overview(state: AppState) -> dict[str, Any]:
     }
 
 
-@router.get("")
-async def overview(
-    request: Request,
-    admin: AdminDep,
-    state: AppStateDep,
-    retried: int | None = None,
-    done: int | None = None,
-) -> Response:
-    if not _wants_json(request) and needs_wizard(
-        state.settings, state.live.stored.progress if state.live else {}
-    ):
-        return RedirectResponse("/admin/setup", status_code=303)  # the first visit after a deploy
+async def dashboard(request: Request, scope: Scope, *, retried: int | None, done: int | None) -> Response:
+    """One connection's dashboard: /admin when there is one, /admin/c/<name> for each of many."""
+    state = scope.state
+    # The first visit after a deploy (or to a shop being added); the wizard is the admin's only.
+    progress = state.live.stored.progress if state.live else {}
+    if not _wants_json(request) and not scope.read_only and needs_wizard(state.settings, progress):
+        return RedirectResponse(f"{scope.prefix}/setup", status_code=303)
     context = await _overview(state)
+    if scope.read_only or scope.connection_id != ENVIRONMENT_CONNECTION_ID:
+        # The delivery lag is measured over every shop's webhooks together: not one shop's figure.
+        context["lag"] = None
     if _wants_json(request):
         return JSONResponse(
             {
@@ -398,8 +393,17 @@ async def overview(
                 "findings": [finding_json(finding) for finding in context["findings"]],
             }
         )
-    context.update(admin=admin, csrf=admin.csrf(state.settings), retried=retried, done=done)
+    context.update(
+        admin=scope.admin, csrf=scope.admin.csrf(state.settings), retried=retried, done=done, shop=scope.name
+    )
     return _page(request, "overview.html", context)
+
+
+@router.get("/c/{connection}")
+async def connection_dashboard(
+    request: Request, scope: ReaderScope, retried: int | None = None, done: int | None = None
+) -> Response:
+    return await dashboard(request, scope, retried=retried, done=done)
 
 
 def _order_json(record: OrderRecord, link: str | None) -> dict[str, Any]:
@@ -421,10 +425,11 @@ def _in_ledger_range(order_id: int) -> int:
     return order_id
 
 
-@router.get("/orders/{order_id}")
-async def order_detail(request: Request, order_id: int, admin: AdminDep, state: AppStateDep) -> Response:
+@both("GET", "/orders/{order_id}")
+async def order_detail(request: Request, order_id: int, scope: ReaderScope) -> Response:
     _in_ledger_range(order_id)
-    async with state.sessions() as session:
+    state = scope.state
+    async with state.sessions() as session:  # bound to the page's connection: only its orders
         record = await ledger.get_order(session, order_id)
         events = await ledger.events_for(session, order_id) if record else []
     if record is None:
@@ -438,43 +443,41 @@ async def order_detail(request: Request, order_id: int, admin: AdminDep, state: 
         "row": {"record": record, "link": link, "retryable": record.state in RETRYABLE},
         "events": events,
         "vat": record.vat_differences(),
-        "admin": admin,
-        "csrf": admin.csrf(state.settings),
+        "admin": scope.admin,
+        "csrf": scope.admin.csrf(state.settings),
     }
     return _page(request, "order.html", context)
 
 
-@router.post("/orders/{order_id}/retry")
-async def retry(request: Request, order_id: int, admin: DashboardFormAdmin, state: AppStateDep) -> Response:
+@both("POST", "/orders/{order_id}/retry")
+async def retry(request: Request, order_id: int, admin: DashboardFormAdmin, scope: AdminScope) -> Response:
     _in_ledger_range(order_id)
     try:
         await retry_order(
-            state, order_id=order_id, event="retry requested on the dashboard", reason="dashboard retry"
+            scope.state, order_id=order_id, event="retry requested on the dashboard", reason="dashboard retry"
         )
     except RetryRefused as exc:
         return _problem(request, str(exc), status_code=409)
     if _wants_json(request):
         return JSONResponse({"order_id": order_id, "state": OrderState.QUEUED.value}, status_code=202)
-    return RedirectResponse(f"/admin?retried={order_id}", status_code=303)
+    return RedirectResponse(f"{scope.prefix}?retried={order_id}", status_code=303)
 
 
-@router.post("/findings/{finding_id}/done")
+@both("POST", "/findings/{finding_id}/done")
 async def finding_done(
-    request: Request,
-    finding_id: int,
-    admin: DashboardFormAdmin,
-    state: AppStateDep,
+    request: Request, finding_id: int, admin: DashboardFormAdmin, scope: AdminScope
 ) -> Response:
-    finding = await dismiss(state, finding_id, by="the dashboard")
+    finding = await dismiss(scope.state, finding_id, by="the dashboard")
     if finding is None:
         raise HTTPException(404, Message("there is no finding %(finding)s", finding=finding_id))
     if _wants_json(request):
         return JSONResponse(finding_json(finding))
-    return RedirectResponse(f"/admin?done={finding_id}", status_code=303)
+    return RedirectResponse(f"{scope.prefix}?done={finding_id}", status_code=303)
 
 
-@router.get("/report")
-async def report(request: Request, admin: AdminDep, state: AppStateDep, month: str | None = None) -> Response:
+@both("GET", "/report")
+async def report(request: Request, scope: AdminScope, month: str | None = None) -> Response:
+    state = scope.state
     month = month or datetime.now(UTC).astimezone(REPORT_TIMEZONE).strftime("%Y-%m")
     try:
         cached = await ReferenceCache(
@@ -489,5 +492,7 @@ async def report(request: Request, admin: AdminDep, state: AppStateDep, month: s
     except ValueError as exc:
         return _problem(request, str(exc), status_code=400)
     return _page(
-        request, "report.html", {"report": result, "admin": admin, "csrf": admin.csrf(state.settings)}
+        request,
+        "report.html",
+        {"report": result, "admin": scope.admin, "csrf": scope.admin.csrf(state.settings)},
     )

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Request, Response
 from pydantic import SecretStr
 
-from app.admin.routes import AdminDep, AdminRoute, page
+from app.admin.guard import AdminDep
+from app.admin.routes import AdminRoute, page
 from app.deps import AppStateDep
 from app.i18n import N_
 from app.settings import Settings

@@ -8,8 +8,9 @@ No route here shows a secret back in full.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -18,25 +19,46 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
 from app.admin.auth import Admin, LoginRequired
-from app.admin.routes import AdminDep, AdminRoute, CsrfChecked, admin_of, page
+from app.admin.guard import AdminDep, CsrfChecked, admin_of, prefix_of, state_of
+from app.admin.routes import AdminRoute, page
+from app.admin.setup_scope import (
+    WizardStateDep,
+    connection_name_of,
+    connection_of,
+    returning_state,
+    webhook_path,
+)
 from app.checks import Checker
 from app.clients import shop_client
-from app.constants import BACKFILL_CALLS_PER_ORDER, WEBHOOK_PATH
+from app.connections import find_connection
+from app.constants import BACKFILL_CALLS_PER_ORDER
 from app.deps import AppState, AppStateDep
 from app.health import readiness
 from app.i18n import N_, Message, said
 from app.moneybird.errors import MoneybirdAuthError, MoneybirdError
 from app.payment_webhook import payment_pushes_wanted, register_payment_webhook
-from app.settings_store import masked, write_settings
+from app.settings_store import DEFAULT_CONNECTION, masked, write_settings
 from app.setup import bookkeeping, moneybird_connect, public_address, shop, tasks
 from app.setup.progress import STEP_KEYS, STEPS, WizardState, record_step, start, wizard_state
 from app.tokens import new_token
 from app.woocommerce.webhook_setup import install_webhook
 
-router = APIRouter(prefix="/admin/setup", route_class=AdminRoute, include_in_schema=False)
+router = APIRouter(prefix="/admin", route_class=AdminRoute, include_in_schema=False)
 callback_router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form()]
 WizardFormAdmin = Annotated[Admin, Depends(CsrfChecked("wizard"))]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def wizard_route(method: str, path: str) -> Callable[[Handler], Handler]:
+    """A wizard page, for connection 1 (/admin/setup…) and any connection (/admin/c/<name>/setup…)."""
+
+    def register(handler: Handler) -> Handler:
+        router.api_route(f"/setup{path}", methods=[method])(handler)
+        router.api_route(f"/c/{{connection}}/setup{path}", methods=[method])(handler)
+        return handler
+
+    return register
 
 
 # ── what every step page shares ──────────────────────────────────────────────────────────────
@@ -83,6 +105,9 @@ def _actor(request: Request) -> str:
 
 
 def _from_environment(state: AppState, name: str) -> bool:
+    # The environment describes connection 1 only: an added shop's settings all come from the store.
+    if connection_of(state) != DEFAULT_CONNECTION:
+        return False
     return bool(state.live and state.live.sources().get(name) == "environment")
 
 
@@ -103,12 +128,14 @@ def _public_url(state: AppState) -> str:
 
 async def _store(request: Request, state: AppState, values: dict[str, str | None]) -> None:
     base = state.live.base if state.live else state.settings
-    await write_settings(state.sessions, base=base, values=values, actor=_actor(request))
+    await write_settings(
+        state.sessions, base=base, values=values, actor=_actor(request), connection_id=connection_of(state)
+    )
     await state.refresh_settings(force=True)
 
 
 async def _step_done(state: AppState, step: str, value: str) -> None:
-    await record_step(state.sessions, step, value)
+    await record_step(state.sessions, step, value, connection_id=connection_of(state))
     await state.refresh_settings(force=True)
 
 
@@ -121,8 +148,8 @@ def _leave_for(
     return _render(request, state, admin, step, context, template="setup_leave.html")
 
 
-def _next(state: AppState) -> RedirectResponse:
-    return RedirectResponse(f"/admin/setup/{_wizard(state).next_step()}", status_code=303)
+def _next(request: Request, state: AppState) -> RedirectResponse:
+    return RedirectResponse(f"{prefix_of(request)}/setup/{_wizard(state).next_step()}", status_code=303)
 
 
 async def _returning_admin(request: Request, state: AppStateDep) -> Admin | None:
@@ -147,18 +174,18 @@ def _bounce(request: Request) -> Response:
     return page(request, "setup_bounce.html", {"target": target})
 
 
-@router.get("")
-async def setup_start(admin: AdminDep, state: AppStateDep) -> Response:
-    await start(state.sessions, state.settings)
+@wizard_route("GET", "")
+async def setup_start(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
+    await start(state.sessions, state.settings, connection_id=connection_of(state))
     await state.refresh_settings(force=True)
-    return _next(state)
+    return _next(request, state)
 
 
-@router.post("/address")
+@wizard_route("POST", "/address")
 async def address_confirm(
     request: Request,
     admin: WizardFormAdmin,
-    state: AppStateDep,
+    state: WizardStateDep,
     public_url: FormText = "",
     back: FormText = "",
 ) -> Response:
@@ -170,7 +197,9 @@ async def address_confirm(
     if problem:
         raise HTTPException(422, problem)
     await _store(request, state, {"PUBLIC_URL": url})
-    return RedirectResponse(f"/admin/setup/{back if back in STEP_KEYS else 'shop'}", status_code=303)
+    return RedirectResponse(
+        f"{prefix_of(request)}/setup/{back if back in STEP_KEYS else 'shop'}", status_code=303
+    )
 
 
 # ── 1. WooCommerce ───────────────────────────────────────────────────────────────────────────
@@ -182,14 +211,14 @@ def _shop_context(state: AppState) -> dict[str, Any]:
     return {"shop_url": s.woocommerce_url, "key_shown": masked(key) if key else ""}
 
 
-@router.get("/shop")
-async def shop_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+@wizard_route("GET", "/shop")
+async def shop_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     return _render(request, state, admin, "shop", _shop_context(state))
 
 
-@router.post("/shop")
+@wizard_route("POST", "/shop")
 async def shop_connect(
-    request: Request, admin: WizardFormAdmin, state: AppStateDep, shop_url: FormText = ""
+    request: Request, admin: WizardFormAdmin, state: WizardStateDep, shop_url: FormText = ""
 ) -> Response:
     url = shop.normalise_shop_url(shop_url)
     base = state.settings.public_url or ""
@@ -211,11 +240,14 @@ async def shop_connect(
         return _render(request, state, admin, "shop", context, status_code=422)
     # The address is stored only with the keys this shop hands out (the callback): until then the
     # keys of the shop connected before stay with that shop's address.
-    token = await shop.begin_authorization(state.redis, shop_url=url, session=admin.session)
+    token = await shop.begin_authorization(
+        state.redis, shop_url=url, session=admin.session, connection_id=connection_of(state)
+    )
     target = shop.authorize_url(
         url,
         state=token,
-        return_url=f"{base}{shop.RETURN_PATH}",
+        # connection 1's return page is shop.RETURN_PATH; an added shop's is under its own prefix
+        return_url=f"{base}{prefix_of(request)}/setup/shop/return",
         callback_url=f"{base}{shop.CALLBACK_PATH}",
     )
     return _leave_for(
@@ -243,6 +275,8 @@ async def shop_callback(request: Request) -> Response:
     except shop.CallbackRefused as exc:
         return PlainTextResponse(str(exc), status_code=403)
     actor = N_("WooCommerce app authorization (approved in wp-admin, started in the set-up wizard)")
+    if keys.connection_id != DEFAULT_CONNECTION:  # a shop being added: its keys are its own
+        state = await state_of(state, await find_connection(state.sessions, str(keys.connection_id)))
     await _store_shop(
         state,
         shop_url=keys.shop_url,
@@ -290,19 +324,27 @@ async def _store_shop(
         values["WOOCOMMERCE_WEBHOOK_SECRET"] = None
         old_secret = current.woocommerce_webhook_secret.get_secret_value()
         if old_secret:
-            await record_step(state.sessions, shop.RETIRED_SECRET, shop.secret_mark(old_secret))
+            await record_step(
+                state.sessions,
+                shop.RETIRED_SECRET,
+                shop.secret_mark(old_secret),
+                connection_id=connection_of(state),
+            )
     base = state.live.base if state.live else state.settings
-    await write_settings(state.sessions, base=base, values=values, actor=actor)
+    await write_settings(
+        state.sessions, base=base, values=values, actor=actor, connection_id=connection_of(state)
+    )
     await state.refresh_settings(force=True)
 
 
-@router.get("/shop/return")
+@wizard_route("GET", "/shop/return")
 async def shop_return(
-    request: Request, returning: ReturningAdmin, state: AppStateDep, success: str = "", user_id: str = ""
+    request: Request, returning: ReturningAdmin, app_state: AppStateDep, success: str = "", user_id: str = ""
 ) -> Response:
     if returning is None:
         return _bounce(request)
     admin = returning
+    state, _ = await returning_state(request, app_state, admin)
     outcome = await shop.authorization_outcome(state.redis, state=user_id, session=admin.session)
     if success != "1":
         await shop.forget_authorization(state.redis, state=user_id, session=admin.session)
@@ -337,14 +379,14 @@ async def _verify_shop(request: Request, state: AppState, admin: Admin) -> Respo
             request, state, admin, "shop", _shop_context(state) | {"problems": problems}, status_code=422
         )
     await _step_done(state, "shop", "verified")
-    return _next(state)
+    return _next(request, state)
 
 
-@router.post("/shop/keys")
+@wizard_route("POST", "/shop/keys")
 async def shop_keys(
     request: Request,
     admin: WizardFormAdmin,
-    state: AppStateDep,
+    state: WizardStateDep,
     shop_url: FormText = "",
     consumer_key: FormText = "",
     consumer_secret: FormText = "",
@@ -375,17 +417,17 @@ async def shop_keys(
         return _render(request, state, admin, "shop", context, status_code=422)
     await _store_shop(state, shop_url=url, consumer_key=key, consumer_secret=secret, actor=_actor(request))
     await _step_done(state, "shop", "verified")
-    return _next(state)
+    return _next(request, state)
 
 
 # ── 2. Products ──────────────────────────────────────────────────────────────────────────────
 
 
-@router.get("/products")
-async def products_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+@wizard_route("GET", "/products")
+async def products_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     context: dict[str, Any] = {
-        "preview": await tasks.read_task(state.redis, "products-preview"),
-        "transfer": await tasks.read_task(state.redis, "products"),
+        "preview": await tasks.read_task(state.redis, "products-preview", connection_id=connection_of(state)),
+        "transfer": await tasks.read_task(state.redis, "products", connection_id=connection_of(state)),
         "accounts": [],
         "ledger_account": state.settings.moneybird_ledger_account_id or "",
     }
@@ -397,11 +439,11 @@ async def products_page(request: Request, admin: AdminDep, state: AppStateDep) -
     return _render(request, state, admin, "products", context)
 
 
-@router.post("/products")
+@wizard_route("POST", "/products")
 async def products_action(
     request: Request,
     admin: WizardFormAdmin,
-    state: AppStateDep,
+    state: WizardStateDep,
     action: FormText = "",
     ledger_account: FormText = "",
 ) -> Response:
@@ -409,10 +451,10 @@ async def products_action(
         await _store(request, state, {"MONEYBIRD_LEDGER_ACCOUNT_ID": ledger_account.strip()})
     if action in ("skip", "later"):
         await _step_done(state, "products", "skipped" if action == "skip" else "later")
-        return _next(state)
+        return _next(request, state)
     if action == "done":
         await _step_done(state, "products", "transferred")
-        return _next(state)
+        return _next(request, state)
     if action not in ("preview", "transfer"):
         raise HTTPException(400, N_("unknown action"))
     if not _wizard(state).done["moneybird"]:
@@ -420,17 +462,18 @@ async def products_action(
             409, N_("connect Moneybird first (step 3): the preview asks it which products exist")
         )
     # The worker runs it (app/setup/task_jobs.py); this only queues it, once.
-    await tasks.start_task(state.redis, "products-preview" if action == "preview" else "products")
-    return RedirectResponse("/admin/setup/products", status_code=303)
+    kind = "products-preview" if action == "preview" else "products"
+    await tasks.start_task(state.redis, kind, connection_id=connection_of(state))
+    return RedirectResponse(f"{prefix_of(request)}/setup/products", status_code=303)
 
 
-@router.post("/tasks/{kind}/cancel")
-async def cancel_task(request: Request, admin: WizardFormAdmin, state: AppStateDep, kind: str) -> Response:
+@wizard_route("POST", "/tasks/{kind}/cancel")
+async def cancel_task(request: Request, admin: WizardFormAdmin, state: WizardStateDep, kind: str) -> Response:
     """Stop a product transfer or backfill (or their previews) after the product or order it is on."""
     if kind not in tasks.KINDS:
         raise HTTPException(404, N_("no such task"))
-    await tasks.cancel_task(state.redis, kind)
-    return RedirectResponse("/admin/setup/" + kind.removesuffix("-preview"), status_code=303)
+    await tasks.cancel_task(state.redis, kind, connection_id=connection_of(state))
+    return RedirectResponse(f"{prefix_of(request)}/setup/" + kind.removesuffix("-preview"), status_code=303)
 
 
 # ── 3. Moneybird ─────────────────────────────────────────────────────────────────────────────
@@ -455,14 +498,14 @@ async def _moneybird_context(state: AppState, request: Request) -> dict[str, Any
     return context
 
 
-@router.get("/moneybird")
-async def moneybird_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+@wizard_route("GET", "/moneybird")
+async def moneybird_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     return _render(request, state, admin, "moneybird", await _moneybird_context(state, request))
 
 
-@router.post("/moneybird/token")
+@wizard_route("POST", "/moneybird/token")
 async def moneybird_token(
-    request: Request, admin: WizardFormAdmin, state: AppStateDep, token: FormText = ""
+    request: Request, admin: WizardFormAdmin, state: WizardStateDep, token: FormText = ""
 ) -> Response:
     try:
         await moneybird_connect.administrations(state.settings, token=token)
@@ -470,29 +513,33 @@ async def moneybird_token(
         context = await _moneybird_context(state, request) | {"problems": [said(exc)]}
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(request, state, {"MONEYBIRD_API_TOKEN": token.strip(), "MONEYBIRD_REFRESH_TOKEN": None})
-    return RedirectResponse("/admin/setup/moneybird", status_code=303)
+    return RedirectResponse(f"{prefix_of(request)}/setup/moneybird", status_code=303)
 
 
-@router.post("/moneybird/connect")
-async def moneybird_oauth(request: Request, admin: WizardFormAdmin, state: AppStateDep) -> Response:
+@wizard_route("POST", "/moneybird/connect")
+async def moneybird_oauth(request: Request, admin: WizardFormAdmin, state: WizardStateDep) -> Response:
     if not moneybird_connect.oauth_available(state.settings):
         raise HTTPException(
             409, N_("set MONEYBIRD_CLIENT_ID and MONEYBIRD_CLIENT_SECRET first, or paste a token")
         )
     redirect_uri = _public_url(state) + moneybird_connect.CALLBACK_PATH
     url = await moneybird_connect.begin_oauth(
-        state.redis, state.settings, redirect_uri=redirect_uri, session=admin.session
+        state.redis,
+        state.settings,
+        redirect_uri=redirect_uri,
+        session=admin.session,
+        connection_id=connection_of(state),
     )
     return _leave_for(
         request, state, admin, "moneybird", target=url, where="Moneybird", heading=N_("Connect Moneybird")
     )
 
 
-@router.get("/moneybird/callback")
+@wizard_route("GET", "/moneybird/callback")
 async def moneybird_callback(
     request: Request,
     returning: ReturningAdmin,
-    state: AppStateDep,
+    app_state: AppStateDep,
     code: str | None = None,
     error: str | None = None,
 ) -> Response:
@@ -500,26 +547,28 @@ async def moneybird_callback(
         return _bounce(request)
     admin = returning
     oauth_state = request.query_params.get("state", "")
+    started_by = await moneybird_connect.oauth_connection(app_state.redis, oauth_state)
+    state, prefix = await returning_state(request, app_state, admin, connection_id=started_by)
     try:
         tokens = await moneybird_connect.finish_oauth(
             state.redis, state.settings, state=oauth_state, code=code, error=error, session=admin.session
         )
     except moneybird_connect.ConnectRefused as exc:
-        context = await _moneybird_context(state, request) | {"problems": [said(exc)]}
+        context = await _moneybird_context(state, request) | {"problems": [said(exc)], "prefix": prefix}
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(
         request,
         state,
         {"MONEYBIRD_API_TOKEN": tokens.access_token, "MONEYBIRD_REFRESH_TOKEN": tokens.refresh_token},
     )
-    return RedirectResponse("/admin/setup/moneybird", status_code=303)
+    return RedirectResponse(f"{prefix}/setup/moneybird", status_code=303)
 
 
-@router.post("/moneybird/administration")
+@wizard_route("POST", "/moneybird/administration")
 async def moneybird_administration(
     request: Request,
     admin: WizardFormAdmin,
-    state: AppStateDep,
+    state: WizardStateDep,
     administration_id: FormText = "",
 ) -> Response:
     context = await _moneybird_context(state, request)
@@ -528,7 +577,7 @@ async def moneybird_administration(
         return _render(request, state, admin, "moneybird", context, status_code=422)
     await _store(request, state, {"MONEYBIRD_ADMINISTRATION_ID": administration_id})
     await _step_done(state, "moneybird", "verified")
-    return _next(state)
+    return _next(request, state)
 
 
 # ── 4. Bookkeeping ───────────────────────────────────────────────────────────────────────────
@@ -556,13 +605,13 @@ async def _bookkeeping(
     return _render(request, state, admin, "bookkeeping", context, status_code=status_code)
 
 
-@router.get("/bookkeeping")
-async def bookkeeping_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+@wizard_route("GET", "/bookkeeping")
+async def bookkeeping_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     return await _bookkeeping(request, state, admin, [], 200)
 
 
-@router.post("/bookkeeping")
-async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: AppStateDep) -> Response:
+@wizard_route("POST", "/bookkeeping")
+async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: WizardStateDep) -> Response:
     form = {key: str(value) for key, value in (await request.form()).items()}
     try:
         choices = await bookkeeping.load_choices(state.settings)
@@ -575,29 +624,29 @@ async def bookkeeping_save(request: Request, admin: WizardFormAdmin, state: AppS
         return await _bookkeeping(request, state, admin, problems, 422)
     await _store(request, state, values)
     await _step_done(state, "bookkeeping", "saved")
-    return _next(state)
+    return _next(request, state)
 
 
 # ── 5. History ───────────────────────────────────────────────────────────────────────────────
 
 
-@router.get("/history")
-async def history_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+@wizard_route("GET", "/history")
+async def history_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     limit, window = state.settings.rate_limit
     context = {
-        "preview": await tasks.read_task(state.redis, "history-preview"),
-        "run": await tasks.read_task(state.redis, "history"),
+        "preview": await tasks.read_task(state.redis, "history-preview", connection_id=connection_of(state)),
+        "run": await tasks.read_task(state.redis, "history", connection_id=connection_of(state)),
         "per_hour": int(3600 * limit / window / BACKFILL_CALLS_PER_ORDER),
         "since": state.live.stored.progress.get("history_since", "") if state.live else "",
     }
     return _render(request, state, admin, "history", context)
 
 
-@router.post("/history")
+@wizard_route("POST", "/history")
 async def history_action(
     request: Request,
     admin: WizardFormAdmin,
-    state: AppStateDep,
+    state: WizardStateDep,
     action: FormText = "",
     since: FormText = "",
 ) -> Response:
@@ -605,32 +654,38 @@ async def history_action(
     if action == "from_now":
         await _store(request, state, {"SYNC_SINCE": now.isoformat()})
         await _step_done(state, "history", "from_now")
-        return _next(state)
+        return _next(request, state)
     try:
         start_at = datetime.combine(date.fromisoformat(since.strip()), time(0), tzinfo=UTC)
     except ValueError:
         raise HTTPException(400, N_("enter the first day to book as a date (YYYY-MM-DD)")) from None
     if start_at >= now:
         raise HTTPException(400, N_("the date to book from lies in the future: choose “from now” instead"))
-    await record_step(state.sessions, "history_since", start_at.date().isoformat())
+    await record_step(
+        state.sessions, "history_since", start_at.date().isoformat(), connection_id=connection_of(state)
+    )
     if action == "preview":
-        await tasks.start_task(state.redis, "history-preview", since=start_at.isoformat())
+        await tasks.start_task(
+            state.redis, "history-preview", since=start_at.isoformat(), connection_id=connection_of(state)
+        )
         await state.refresh_settings(force=True)
-        return RedirectResponse("/admin/setup/history", status_code=303)
+        return RedirectResponse(f"{prefix_of(request)}/setup/history", status_code=303)
     if action != "backfill":
         raise HTTPException(400, N_("unknown action"))
     # Live orders from now; the history through the backfill, booked by the worker once it may start.
     await _store(request, state, {"SYNC_SINCE": now.isoformat()})
     await _step_done(state, "history", "backfill")
-    await tasks.start_task(state.redis, "history", since=start_at.isoformat())
-    return RedirectResponse("/admin/setup/history", status_code=303)
+    await tasks.start_task(
+        state.redis, "history", since=start_at.isoformat(), connection_id=connection_of(state)
+    )
+    return RedirectResponse(f"{prefix_of(request)}/setup/history", status_code=303)
 
 
 # ── 6. Install ───────────────────────────────────────────────────────────────────────────────
 
 
-@router.get("/install")
-async def install_page(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+@wizard_route("GET", "/install")
+async def install_page(request: Request, admin: AdminDep, state: WizardStateDep) -> Response:
     address = state.settings.public_url or public_address.suggestion(
         request.url.scheme, request.headers.get("host", "")
     )
@@ -643,7 +698,13 @@ async def _install_payment_webhook(
 ) -> str:
     """Open invoices: woobird's webhook in Moneybird, its secret stored sealed (app/payment_webhook.py)."""
     try:
-        registered = await register_payment_webhook(state.settings, redis=state.redis, public_url=base)
+        registered = await register_payment_webhook(
+            state.settings,
+            redis=state.redis,
+            public_url=base,
+            connection_id=connection_of(state),
+            connection_name=await connection_name_of(state),
+        )
     except MoneybirdAuthError as exc:
         problems.append(
             Message(
@@ -664,9 +725,9 @@ async def _install_payment_webhook(
     return registered.message
 
 
-@router.post("/install")
+@wizard_route("POST", "/install")
 async def install_action(
-    request: Request, admin: WizardFormAdmin, state: AppStateDep, public_url: FormText = ""
+    request: Request, admin: WizardFormAdmin, state: WizardStateDep, public_url: FormText = ""
 ) -> Response:
     # The address in the form is the one the admin read and sent: the confirmation it needs.
     base = public_address.normalise(public_url) or _public_url(state)
@@ -695,9 +756,10 @@ async def install_action(
     # A shop address the wizard stored is reached through the address guard (its name may since
     # resolve elsewhere); one the environment names is the admin's own choice, a LAN shop included.
     allowed = None if _from_environment(state, "WOOCOMMERCE_URL") else shop.allowed_addresses(state.settings)
+    delivery_url = base + await webhook_path(state)
     try:
         async with shop_client(state.settings, allowed=allowed) as client:
-            message = await install_webhook(client, delivery_url=base + WEBHOOK_PATH, secret=secret)
+            message = await install_webhook(client, delivery_url=delivery_url, secret=secret)
     except Exception as exc:  # the words come from the shop client's errors
         message = ""
         problems.append(Message("the webhook could not be installed: %(error)s", error=exc))
@@ -705,7 +767,12 @@ async def install_action(
     if payment_pushes_wanted(state.settings):
         pushes = await _install_payment_webhook(request, state, base, problems)
         messages += [pushes] if pushes else []
-    findings = await Checker(state.settings, shop_allowed=allowed).run()
+    findings = await Checker(
+        state.settings,
+        shop_allowed=allowed,
+        connection_id=connection_of(state),
+        connection_name=await connection_name_of(state),
+    ).run()
     healthy, checks = await readiness(state)
     worker = checks.get("worker", {})
     all_green = not problems and all(f.ok for f in findings) and bool(worker.get("ok"))

@@ -58,6 +58,7 @@ connections_cli.command("list")(connections.list_command)
 connections_cli.command("pause")(connections.pause_command)
 connections_cli.command("resume")(connections.resume_command)
 connections_cli.command("remove")(connections.remove_command)
+connections_cli.command("token")(connections.token_command)
 
 
 def main() -> None:

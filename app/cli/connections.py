@@ -1,4 +1,4 @@
-"""`woobird connections add|list|pause|resume|remove`: many shops in one woobird, from a terminal.
+"""`woobird connections add|list|pause|resume|remove|token`: many shops in one woobird, from a terminal.
 
 Each command calls one function of app.connections; a refusal ends the command with its sentence
 (naming the fix) and exit code 2, having changed nothing.
@@ -24,6 +24,7 @@ from app.connections import (
     ConnectionRefused,
     add_connection,
     list_connections,
+    new_viewer_token,
     pause_connection,
     remove_connection,
     resume_connection,
@@ -163,6 +164,29 @@ def remove_command(name: NameArgument) -> None:
         settings=settings,
         done=Message("connection %(name)s removed; its ledger is kept", name=name),
     )
+
+
+def token_command(name: NameArgument) -> None:
+    """A new read-only token for this shop's dashboard, shown once; the previous one stops working."""
+    settings = settings_or_exit()
+
+    async def make() -> str:
+        async with ledger_sessions(settings) as sessions:
+            _, token = await new_viewer_token(sessions, name, actor=N_("woobird connections token"))
+            return token
+
+    try:
+        token = run(make())
+    except ConnectionRefused as refused:
+        _refuse(refused, settings.language)
+    made = translate(
+        settings.language,
+        "read-only token of connection %(name)s (shown once; signing in with it at /admin shows this shop's "
+        "dashboard and orders only):",
+        name=name,
+    )
+    console.print(styled("green", "✓"), escape(made))
+    console.print(token, markup=False, highlight=False)
 
 
 def _act(action: Coroutine[Any, Any, None], *, settings: Settings, done: Message) -> None:

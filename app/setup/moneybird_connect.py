@@ -70,11 +70,19 @@ def oauth_available(settings: Settings) -> bool:
     return bool(settings.moneybird_client_id and secret and secret.get_secret_value())
 
 
-async def begin_oauth(redis: ArqRedis, settings: Settings, *, redirect_uri: str, session: str | None) -> str:
-    """The URL of Moneybird's consent page for a new, remembered authorization."""
+async def begin_oauth(
+    redis: ArqRedis, settings: Settings, *, redirect_uri: str, session: str | None, connection_id: int = 1
+) -> str:
+    """The URL of Moneybird's consent page for a new, remembered authorization (for the connection
+    whose wizard started it: Moneybird returns to the one redirect URI registered for woobird)."""
     state = secrets.token_urlsafe(24)
     verifier = generate_token(64)
-    record = {"session": session_binding(session), "verifier": verifier, "redirect_uri": redirect_uri}
+    record = {
+        "session": session_binding(session),
+        "verifier": verifier,
+        "redirect_uri": redirect_uri,
+        "connection": connection_id,
+    }
     await redis.set(_STATE + state, json.dumps(record), ex=STATE_TTL_SECONDS)
     url: str = prepare_grant_uri(
         settings.moneybird_oauth_url + "/authorize",
@@ -87,6 +95,13 @@ async def begin_oauth(redis: ArqRedis, settings: Settings, *, redirect_uri: str,
         code_challenge_method="S256",
     )
     return url
+
+
+async def oauth_connection(redis: ArqRedis, state: str) -> int:
+    """The connection whose wizard started the authorization `state` (1 when unknown: finish_oauth
+    then refuses it)."""
+    raw = await redis.get(_STATE + state[:64]) if state else None
+    return int(json.loads(raw).get("connection", 1)) if raw is not None else 1
 
 
 async def finish_oauth(

@@ -54,6 +54,7 @@ class GrantedKeys:
     consumer_key: str
     consumer_secret: str
     session: str
+    connection_id: int = 1  # the connection whose wizard started the authorization
 
 
 def session_binding(session: str | None) -> str:
@@ -186,10 +187,18 @@ def authorize_url(shop_url: str, *, state: str, return_url: str, callback_url: s
     return f"{shop_url}/wc-auth/v1/authorize?{query}"
 
 
-async def begin_authorization(redis: ArqRedis, *, shop_url: str, session: str | None) -> str:
-    """Remember a new authorization (single use, 15 minutes) and return its state token."""
+async def begin_authorization(
+    redis: ArqRedis, *, shop_url: str, session: str | None, connection_id: int = 1
+) -> str:
+    """Remember a new authorization (single use, 15 minutes) and return its state token; the keys
+    it brings are stored for `connection_id` (the connection whose wizard started it)."""
     state = secrets.token_urlsafe(24)
-    record = {"shop_url": shop_url, "session": session_binding(session), "created": time.time()}
+    record = {
+        "shop_url": shop_url,
+        "session": session_binding(session),
+        "created": time.time(),
+        "connection": connection_id,
+    }
     await redis.set(_PENDING + state, json.dumps(record), ex=AUTHORIZATION_TTL_SECONDS)
     return state
 
@@ -231,6 +240,7 @@ async def accept_callback(redis: ArqRedis, body: bytes) -> GrantedKeys:
         consumer_key=consumer_key,
         consumer_secret=consumer_secret,
         session=str(pending["session"]),
+        connection_id=int(pending.get("connection", 1)),
     )
     await _remember(redis, state, pending, outcome="granted")
     return keys

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from app.admin.auth import COOKIE_NAME, csrf_token
-from app.admin.routes import CsrfChecked
+from app.admin.guard import CsrfChecked
 from app.main import create_app
 from app.settings import Settings
 from tests.admin.conftest import sign_in

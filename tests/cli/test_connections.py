@@ -13,11 +13,13 @@ from typer.testing import CliRunner
 
 from app.booking import ledger
 from app.cli import cli
+from app.connections import VIEWER_TOKEN, viewer_connection, viewer_digest
 from app.db import create_engine, session_factory, transaction
 from app.queue import connect
 from app.schema import Connection, StoredSetting
 from app.settings import normalise_database_url
 from app.settings_help import SETTING_HELP
+from app.tokens import weakness
 from tests.conftest import _truncate
 from tests.services import redis_database
 
@@ -188,3 +190,42 @@ def test_connections_are_added_listed_paused_resumed_and_removed(postgres_url: s
     )
     # Removed, its settings (and ledger) stay.
     assert _counts(url) == (1, 6)
+
+
+@pytest.mark.usefixtures("no_settings")
+def test_a_read_only_token_is_shown_once_and_kept_only_as_a_digest(database_url: str) -> None:
+    code, output = _woobird(database_url, "connections", "token", "environment")
+    assert code == 0, output
+    assert "read-only token of connection environment (shown once" in output
+    first = output.split()[-1]
+    assert weakness(first) is None
+
+    async def kept() -> tuple[list[str], int | None, int | None]:
+        engine = create_engine(normalise_database_url(database_url))
+        try:
+            sessions = session_factory(engine)
+            async with sessions() as session:
+                values = list(
+                    (
+                        await session.scalars(
+                            select(StoredSetting.value).where(StoredSetting.name == VIEWER_TOKEN)
+                        )
+                    ).all()
+                )
+            now = await viewer_connection(sessions, second)
+            before = await viewer_connection(sessions, first)
+        finally:
+            await engine.dispose()
+        return values, now.id if now else None, before.id if before else None
+
+    code, output = _woobird(database_url, "connections", "token", "environment", language="nl")
+    assert code == 0, output
+    assert "token om mee te kijken van koppeling environment" in output
+    second = output.split()[-1]
+    values, now, before = asyncio.run(kept())
+    assert values == [viewer_digest(second)]  # the digest of the newest token, never a token
+    assert (now, before) == (1, None)  # the new token signs in; the one it replaced no more
+
+    code, output = _woobird(database_url, "connections", "token", "nowhere")
+    assert code == 2
+    assert "there is no connection 'nowhere'" in output

@@ -81,7 +81,7 @@ async def test_a_second_shop_is_added_through_the_wizard_into_its_own_connection
             wizard.shop.add_order(cart)
         since = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
         await wizard.post("/admin/c/second/setup/history", {"action": "preview", "since": since})
-        preview = await wait_for(wizard, "c2:history-preview")
+        preview = await wait_for(wizard, "history-preview", connection_id=2)
         assert preview.state == "done", preview.message
         assert preview.counts["would_book"] >= 1
         assert await tasks.read_task(wizard.redis, "history-preview") is None  # connection 1's is not it

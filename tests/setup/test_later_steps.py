@@ -18,13 +18,13 @@ async def through_moneybird(wizard: Wizard) -> None:
     assert (await wizard.choose_administration()).status_code == 303
 
 
-async def wait_for(wizard: Wizard, kind: str) -> tasks.TaskStatus:
+async def wait_for(wizard: Wizard, kind: str, *, connection_id: int = 1) -> tasks.TaskStatus:
     """The task the page queued, once a worker ran it (the web process runs none itself)."""
-    status = await tasks.read_task(wizard.redis, kind)
+    status = await tasks.read_task(wizard.redis, kind, connection_id=connection_id)
     assert status is not None
     assert status.state == "queued", status
     await wizard.run_worker()
-    status = await tasks.read_task(wizard.redis, kind)
+    status = await tasks.read_task(wizard.redis, kind, connection_id=connection_id)
     assert status is not None
     assert not status.active, status
     return status

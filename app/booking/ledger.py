@@ -15,8 +15,10 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Table,
+    and_,
     case,
     func,
+    or_,
     select,
     update,
 )
@@ -231,7 +233,17 @@ def _upsert_delivery(dialect: str) -> Any:
             ),
             "updated_at": statement.excluded.updated_at,
         },
-        where=table.c.date_modified < statement.excluded.date_modified,
+        # WooCommerce keeps date_modified to the second: an order placed and paid within one second
+        # (a payment gateway's callback, an owner quick with the button) comes twice with one date
+        # of change, and only the second one carries the paid date. That one is news too.
+        where=or_(
+            table.c.date_modified < statement.excluded.date_modified,
+            and_(
+                table.c.date_modified == statement.excluded.date_modified,
+                table.c.date_paid.is_(None),
+                statement.excluded.date_paid.is_not(None),
+            ),
+        ),
     ).returning(table.c.order_id)
 
 

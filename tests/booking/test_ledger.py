@@ -50,3 +50,29 @@ async def test_moments_come_back_as_the_same_instant_whatever_zone_they_went_in_
     assert record.date_paid == paid
     assert record.date_paid is not None
     assert record.date_paid.utcoffset() == timedelta(0)
+
+
+async def test_a_version_paid_within_the_same_second_as_the_one_recorded_is_news(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """WooCommerce's date_modified has whole seconds: placed on hold and marked paid in one second
+    arrive as two deliveries with one date of change, and only the second carries date_paid."""
+    changed = datetime(2026, 12, 7, 14, 19, 0, tzinfo=ZoneInfo("UTC"))
+    paid = changed
+
+    async def deliver(date_paid: datetime | None) -> bool:
+        async with transaction(sessions) as session:
+            return await ledger.record_delivery(
+                session, order_id=47, order_number="47", date_modified=changed, date_paid=date_paid
+            )
+
+    assert await deliver(None) is True  # the order, on hold
+    assert await deliver(None) is False  # the same version again
+    assert await deliver(paid) is True  # the same second, now paid
+    assert await deliver(paid) is False  # and that version again
+    assert await deliver(None) is False  # an older copy without the payment changes nothing
+    async with sessions() as session:
+        record = await ledger.get_order(session, 47)
+    assert record is not None
+    assert record.date_paid is not None
+    assert record.state == schema.OrderState.QUEUED

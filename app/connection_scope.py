@@ -17,6 +17,7 @@ two administrations never see each other's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -65,12 +66,10 @@ def contact_book_of(connection_id: int, administrations: Mapping[int, str]) -> i
     return min([connection_id, *sharing])
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _only_this_connection(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
-    connection_id = connection_of(state.session)
-    contact_book_id = contact_book_of_session(state.session)
+@functools.lru_cache(maxsize=1024)
+def _criteria(connection_id: int, contact_book_id: int) -> tuple[Any, ...]:
+    """The options that hold a statement to one connection and contact book. Built once per pair:
+    building them costs more than the rest of a small query's preparation, on every statement."""
     criteria = [
         with_loader_criteria(table, table.connection_id == connection_id, include_aliases=True)
         for table in CONNECTION_TABLES
@@ -80,6 +79,14 @@ def _only_this_connection(state: ORMExecuteState) -> None:
             ContactRecord, ContactRecord.contact_book_id == contact_book_id, include_aliases=True
         )
     )
+    return tuple(criteria)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _only_this_connection(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    criteria = _criteria(connection_of(state.session), contact_book_of_session(state.session))
     state.statement = state.statement.options(*criteria)
 
 

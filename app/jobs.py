@@ -42,8 +42,10 @@ log = structlog.get_logger("woobird.worker")
 LOCK_MARGIN_SECONDS = 5
 
 
-# A deferred backlog job comes back this much before its turn (less than the limiter's backlog wait).
-BACKLOG_EARLY_SECONDS = 1.0
+# A deferred backlog job comes back this much before its turn: less than the limiter's wait for a
+# run's start (app.moneybird.ratelimit), so that it spends its worker slot on the request, not on
+# sleeping for it, while arq's pick-up still leaves its slot at the limiter idle for no time.
+BACKLOG_EARLY_SECONDS = 0.05
 
 
 # A job stops itself this long before arq's job timeout would, to be tried again (see `_in_time`).

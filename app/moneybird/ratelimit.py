@@ -35,12 +35,13 @@ Two lanes, so that a history import never holds up today's orders (app.moneybird
   three or four) finds it still there, so the whole order goes before the backlog, not one call.
   A claim lapses by itself (a job that died, a fresh job deferred past its margin).
 - A *backlog* request (an order the backfill queued) does not sleep long in a worker: when no slot
-  is free for it within `backlog_wait` it is refused with an appointment, the moment the next slot
-  after those already promised to other backlog requests frees (`<key>:backlog`, member = its job
-  id). The job layer defers the job in arq to that moment (app.jobs), giving its worker slot back
-  to whatever else is queued, another shop's fresh order above all. Appointments only spread the
-  backlog over the frees to come, so that deferred jobs do not all wake for one slot; they grant
-  nothing and block nothing, and one not kept lapses `APPOINTMENT_GRACE_SECONDS` after its time.
+  is free for it within `backlog_wait` (`start_wait` for its run's start) it is refused with an
+  appointment, the moment the next slot after those already promised to other backlog requests
+  frees (`<key>:backlog`, member = its job id). The job layer defers the job in arq to that
+  moment (app.jobs), giving its worker slot back to whatever else is queued, another shop's fresh
+  order above all. Appointments only spread the backlog over the frees to come, so that deferred
+  jobs do not all wake for one slot; they grant nothing and block nothing, and one not kept lapses
+  `APPOINTMENT_GRACE_SECONDS` after its time.
 - A backlog job's run starts only when there is room for a whole order (`backlog_room` slots
   free): it asks `admit` before it does anything, which promises it that many requests
   (`<key>:promised`, counted as taken for every other backlog run, given back by `release` when
@@ -78,6 +79,10 @@ DEFAULT_SAFETY_SECONDS = 2.0
 _WAKE_LATE_SECONDS = 0.001
 # A backlog request sleeps in its worker at most this long; past it, its job is deferred in arq.
 BACKLOG_WAIT_SECONDS = 2.0
+# A backlog run's start (`admit`) sleeps at most this long: ten backfills each asleep for their
+# start would hold every worker slot another shop's fresh order needs (bench/bench_connections.py).
+# Under way, a run's requests keep `backlog_wait`: put off half-way, it would read its work back.
+BACKLOG_START_WAIT_SECONDS = 0.25
 # How long a fresh job keeps its claim after a grant: the time to its next request, with room.
 CLAIM_KEEP_SECONDS = 3.0
 # A waiting fresh request's claim outlives the slot it waits for by this much: if it gives up, its
@@ -251,6 +256,7 @@ class RateLimiter:
         pause_key: str = RATE_LIMIT_PAUSE_KEY,
         safety: float | None = None,
         backlog_wait: float = BACKLOG_WAIT_SECONDS,
+        start_wait: float = BACKLOG_START_WAIT_SECONDS,
         claim_keep: float = CLAIM_KEEP_SECONDS,
         backlog_room: int = BACKLOG_ROOM,
     ) -> None:
@@ -266,6 +272,7 @@ class RateLimiter:
         # Beside the log, named after it: the fresh requests' claims and the backlog's appointments.
         self._lane_keys = [f"{key}:{Lane.FRESH}", f"{key}:{Lane.BACKLOG}", f"{key}:promised"]
         self.backlog_wait = backlog_wait
+        self.start_wait = min(start_wait, backlog_wait)
         self.backlog_room = backlog_room
         self._promise_us = round(PROMISE_SECONDS * 1_000_000)
         self._lane_args = [
@@ -308,7 +315,8 @@ class RateLimiter:
         member = secrets.token_hex(8)
         backlog = lane.lane == Lane.BACKLOG
         if backlog:
-            max_wait = self.backlog_wait if max_wait is None else min(max_wait, self.backlog_wait)
+            cap = self.backlog_wait if lane.under_way else self.start_wait
+            max_wait = cap if max_wait is None else min(max_wait, cap)
         # A backlog job's run starts only with room to finish its order: put off half-way, it would
         # read back on its next run what it had done (app.booking.walk), spending requests.
         need = self.backlog_room if backlog and not lane.under_way else 1

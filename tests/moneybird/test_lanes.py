@@ -46,7 +46,9 @@ async def test_a_backlog_request_is_refused_while_a_fresh_one_waits(mb_redis: Re
 async def test_when_a_slot_frees_the_fresh_request_goes_before_the_backlog_asleep_for_it(
     mb_redis: Redis,
 ) -> None:
-    limiter = RateLimiter(mb_redis, limit=1, window=0.5, safety=0, backlog_wait=30, claim_keep=0.2)
+    limiter = RateLimiter(
+        mb_redis, limit=1, window=0.5, safety=0, backlog_wait=30, start_wait=30, claim_keep=0.2
+    )
     await limiter.acquire()
     granted: list[str] = []
     backlog = asyncio.create_task(_take(limiter, Lane.BACKLOG, waiter="backlog", granted=granted))
@@ -122,6 +124,26 @@ async def test_a_backlog_run_starts_only_with_room_for_an_order_and_then_goes_on
         with pytest.raises(RateLimitBusy):
             await limiter.acquire()
     assert await limiter.usage() == (5, 5, 30)
+
+
+async def test_a_backlog_run_waits_for_its_start_only_briefly_but_under_way_as_long_as_allowed(
+    mb_redis: Redis,
+) -> None:
+    # Asleep for its start, a backfill's job would hold a worker slot another shop's fresh order
+    # needs; under way, being put off would cost it a read-back of what it did.
+    limiter = RateLimiter(
+        mb_redis, limit=1, window=0.3, safety=0, backlog_wait=30, start_wait=0, backlog_room=1
+    )
+    await limiter.acquire()  # the one slot is taken
+    with requests_in(Lane.BACKLOG, waiter="run"):
+        with pytest.raises(RateLimitBusy) as refused:
+            await limiter.admit()  # not under way: deferred, though `backlog_wait` would allow 30 s
+        assert refused.value.backlog
+        await mb_redis.delete("woobird:moneybird:calls")  # the slot frees: the run starts
+        await limiter.admit()
+        await limiter.acquire()  # takes the one slot
+        await limiter.acquire()  # under way: waits for the slot to free rather than being refused
+    assert await limiter.usage() == (1, 1, 0.3)
 
 
 async def test_a_pause_holds_the_backlog_until_it_ends(mb_redis: Redis) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from arq.connections import ArqRedis
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.booking import ledger
@@ -17,6 +17,7 @@ from app.connections import NAME_PATTERN, ConnectionRefused, find_connection
 from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.db import session_factory
 from app.delivery_lag import DeliveryLags
+from app.i18n import Message
 from app.settings import Settings
 from app.settings_live import LiveSettings
 
@@ -134,3 +135,14 @@ async def get_settings_dep(request: Request) -> Settings:
 
 AppStateDep = Annotated[AppState, Depends(get_app_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def receiving_connection(state: AppState, name: str) -> ConnectionIntake:
+    """The intake a connection's own webhook URL delivers to: 404 for no such connection, 410 for a
+    removed one (it receives nothing)."""
+    intake = await connection_intake(state, name)
+    if intake is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, Message("no such connection"))
+    if intake.removed:
+        raise HTTPException(status.HTTP_410_GONE, Message("this connection was removed"))
+    return intake

@@ -39,7 +39,7 @@ from app.constants import (
     MONEYBIRD_WEBHOOK_REGISTERING_KEY,
 )
 from app.db import transaction
-from app.deps import AppStateDep, SettingsDep, connection_intake
+from app.deps import AppStateDep, SettingsDep, receiving_connection
 from app.i18n import Message
 from app.metrics import MONEYBIRD_PUSHES
 from app.moneybird.push_signature import SIGNATURE_HEADER, PushSignatureError, verify_push
@@ -166,11 +166,7 @@ _CONNECTION_ANSWERS = _ANSWERS | {
 async def receive_connection_push(connection: str, request: Request, state: AppStateDep) -> JSONResponse:
     """A connection's own URL, verified with that connection's secret; the invoice is looked up in
     that connection's ledger only."""
-    intake = await connection_intake(state, connection[:LOGGED_HEADER_CHARS])
-    if intake is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, Message("no such connection"))
-    if intake.removed:
-        raise HTTPException(status.HTTP_410_GONE, Message("this connection was removed"))
+    intake = await receiving_connection(state, connection[:LOGGED_HEADER_CHARS])
     settings = intake.live.current
     push = await _verified(request, redis=state.redis, settings=settings, connection_id=intake.connection_id)
     with structlog.contextvars.bound_contextvars(connection=intake.connection_id):

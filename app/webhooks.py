@@ -44,8 +44,7 @@ from app.constants import (
     WEBHOOK_PATH,
 )
 from app.delivery_lag import DeliveryLags
-from app.deps import AppStateDep, SettingsDep, connection_intake
-from app.i18n import Message
+from app.deps import AppStateDep, SettingsDep, receiving_connection
 from app.metrics import DELIVERIES
 from app.settings import Settings
 from app.woocommerce.models import OrderHeader
@@ -207,11 +206,7 @@ _CONNECTION_ANSWERS = _ANSWERS | {
 )
 async def receive_connection_webhook(connection: str, request: Request, state: AppStateDep) -> JSONResponse:
     """A connection's own URL, verified with that connection's secret (its shop's webhook)."""
-    intake = await connection_intake(state, connection[:LOGGED_HEADER_CHARS])
-    if intake is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, Message("no such connection"))
-    if intake.removed:
-        raise HTTPException(status.HTTP_410_GONE, Message("this connection was removed"))
+    intake = await receiving_connection(state, connection[:LOGGED_HEADER_CHARS])
     settings = intake.live.current
     # Its log lines name the connection, as its jobs' do (the environment's URL names none).
     with structlog.contextvars.bound_contextvars(connection=intake.connection_id):

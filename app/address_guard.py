@@ -30,6 +30,7 @@ import httpcore
 import httpx
 
 from app.settings import Settings
+from app.tls import client_tls_context
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -198,10 +199,10 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
 def guarded_transport(allowed: AllowedAddresses) -> httpx.AsyncHTTPTransport:
     """An httpx transport whose every connection goes through the guard (TLS still checks the name)."""
-    transport = httpx.AsyncHTTPTransport(retries=0)
+    transport = httpx.AsyncHTTPTransport(retries=0, verify=client_tls_context())
     # httpx takes no network backend of its own: its pool is built again around the guarded one.
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(), network_backend=_GuardedBackend(allowed)
+        ssl_context=client_tls_context(), network_backend=_GuardedBackend(allowed)
     )
     return transport
 

@@ -36,6 +36,7 @@ from app.i18n import WORDS, Message, shown
 from app.queue import connection_key
 from app.redaction import scrub
 from app.settings import Settings
+from app.tls import client_tls_context
 
 log = structlog.get_logger("woobird.alerts")
 
@@ -168,7 +169,7 @@ async def _deliver(settings: Settings, *, cause: str, text: str) -> bool:
 async def _post_webhook(url: str, *, cause: str, text: str) -> bool:
     # Slack's and Teams' incoming webhooks both accept {"text": ...}.
     try:
-        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS) as client:
+        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, verify=client_tls_context()) as client:
             response = await client.post(url, json={"text": chat_escape(text)})
     except httpx.HTTPError as exc:
         log.error("alert webhook unreachable", cause=cause, error=f"{type(exc).__name__}: {exc}")

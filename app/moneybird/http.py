@@ -48,6 +48,7 @@ from app.moneybird.errors import (
 from app.moneybird.ratelimit import RateLimitBusy, RateLimiter
 from app.redaction import safe_url
 from app.retry import retry_at_from_header
+from app.tls import client_tls_context
 
 log = structlog.get_logger("woobird.moneybird")
 
@@ -109,6 +110,7 @@ class MoneybirdHttp:
             },
             timeout=timeout,
             transport=transport,
+            verify=client_tls_context(),
         )
 
     @property

@@ -39,6 +39,7 @@ from app.queue import connect, connection_key
 from app.settings import Settings
 from app.settings_store import DEFAULT_CONNECTION, read_stored, write_settings
 from app.setup.shop import session_binding
+from app.tls import client_tls_context
 
 log = structlog.get_logger("woobird.setup")
 
@@ -159,7 +160,9 @@ async def _token_request(settings: Settings, form: dict[str, str]) -> Tokens:
     secret = settings.moneybird_client_secret.get_secret_value() if settings.moneybird_client_secret else ""
     form = {**form, "client_id": settings.moneybird_client_id or "", "client_secret": secret}
     async with httpx.AsyncClient(
-        transport=clients.transports.moneybird, timeout=TOKEN_TIMEOUT_SECONDS
+        transport=clients.transports.moneybird,
+        timeout=TOKEN_TIMEOUT_SECONDS,
+        verify=client_tls_context(),
     ) as client:
         try:
             response = await client.post(

@@ -29,6 +29,7 @@ from app.constants import WOOCOMMERCE_API_PREFIX, WOOCOMMERCE_READ_DECIMALS
 from app.redaction import safe_url
 from app.retry import retry_at_from_header
 from app.settings import Settings
+from app.tls import client_tls_context
 from app.woocommerce.errors import (
     AuthProblem,
     WooCommerceAuthError,
@@ -96,6 +97,7 @@ class WooCommerceClient:
             transport=transport,
             headers={"User-Agent": "woobird (+https://github.com/woobird)", "Accept": "application/json"},
             follow_redirects=False,
+            verify=client_tls_context(),
         )
         self.calls = 0
 

@@ -105,7 +105,7 @@ class LiveSettings:
         return True
 
     def sources(self) -> dict[str, Source]:
-        return sources(self.base, self.stored.values)
+        return sources(self.base, self.stored.values, connection_id=self.connection_id)
 
     def _apply(self, stored: Stored) -> None:
         if self.connection_id != DEFAULT_CONNECTION:

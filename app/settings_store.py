@@ -161,12 +161,16 @@ def with_stored(
         return load_settings(_env_file=None, **shared)
 
 
-def sources(base: Settings, stored: Mapping[str, str]) -> dict[str, Source]:
-    """Where each setting's value comes from, by environment name."""
+def sources(
+    base: Settings, stored: Mapping[str, str], *, connection_id: int = DEFAULT_CONNECTION
+) -> dict[str, Source]:
+    """Where each setting's value comes from, by environment name (as `with_stored` takes them:
+    another connection's storable settings never come from the environment)."""
     found: dict[str, Source] = {}
     for attribute in Settings.model_fields:
         name = attribute.upper()
-        if attribute in base.model_fields_set:
+        own = connection_id != DEFAULT_CONNECTION and name in STORABLE
+        if attribute in base.model_fields_set and not own:
             found[name] = "environment"
         elif stored.get(name):
             found[name] = "wizard"

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Request, Response
 from pydantic import SecretStr
 
-from app.admin.guard import AdminDep
+from app.admin.guard import AdminScope
 from app.admin.routes import AdminRoute, page
-from app.deps import AppStateDep
+from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.i18n import N_
 from app.settings import Settings
 from app.settings_help import SETTING_HELP
@@ -81,14 +81,20 @@ def settings_rows(settings: Settings, where: dict[str, str]) -> list[dict[str, A
 
 
 @router.get("/settings")
-async def settings_overview(request: Request, admin: AdminDep, state: AppStateDep) -> Response:
+@router.get("/c/{connection}/settings")
+async def settings_overview(request: Request, scope: AdminScope) -> Response:
+    """Connection 1's settings at /admin/settings, another's at /admin/c/<name>/settings: its own
+    shop and administration from the store, the deployment's (database, Redis, …) from the
+    environment."""
+    state = scope.state
     where: dict[str, str] = dict(state.live.sources()) if state.live else {}
     async with state.sessions() as session:
-        changes = await recent_changes(session)
+        changes = await recent_changes(session, connection_id=scope.connection_id)
     context = {
         "rows": settings_rows(state.settings, where),
         "changes": changes,
-        "admin": admin,
-        "csrf": admin.csrf(state.settings),
+        "admin": scope.admin,
+        "csrf": scope.admin.csrf(state.settings),
+        "own_connection": scope.connection_id != ENVIRONMENT_CONNECTION_ID,
     }
     return page(request, "settings.html", context)

@@ -297,3 +297,39 @@ async def test_the_shops_list_reads_dutch_to_a_dutch_browser(
         headers={"Accept-Language": "nl"},
     )
     assert "typ de naam van de koppeling, second, in het vak" in wrong.text
+
+
+def _setting(page: str, name: str) -> tuple[str, str]:
+    """(source, shown value) of one row of a settings page."""
+    found = re.search(rf'<tr data-setting="{name}" data-source="(\w+)">.*?</tr>', page, re.S)
+    assert found, page[:600]
+    value = re.search(r"<code>([^<]*)</code></td>\s*<td class=\"muted\"", found[0])
+    return found[1], value[1] if value else ""
+
+
+async def test_each_shop_has_a_settings_page_of_its_own(
+    web: httpx.AsyncClient, two_shops: tuple[Settings, async_sessionmaker[AsyncSession]]
+) -> None:
+    settings, _ = two_shops
+    await sign_in(web, settings)
+    second = await web.get("/admin/c/second/settings")
+    assert second.status_code == 200
+    # Its shop and administration are its own, from the store, even where the environment sets
+    # connection 1's; what the deployment shares is the environment's.
+    assert _setting(second.text, "WOOCOMMERCE_URL") == ("wizard", SECOND["WOOCOMMERCE_URL"])
+    assert _setting(second.text, "MONEYBIRD_ADMINISTRATION_ID") == (
+        "wizard",
+        SECOND["MONEYBIRD_ADMINISTRATION_ID"],
+    )
+    assert _setting(second.text, "REDIS_URL")[0] == "environment"
+    assert settings.woocommerce_url not in second.text
+    assert SECOND["MONEYBIRD_API_TOKEN"] not in second.text  # masked
+    assert 'href="/admin/c/second/settings"' in second.text  # the shop's own menu leads here
+
+    first = await web.get("/admin/settings")
+    assert _setting(first.text, "WOOCOMMERCE_URL") == ("environment", settings.woocommerce_url)
+    assert SECOND["WOOCOMMERCE_URL"] not in first.text
+    assert 'data-change="WOOCOMMERCE_URL"' not in first.text  # the second shop's change is its own
+    assert 'data-change="WOOCOMMERCE_URL"' in second.text
+
+    assert (await web.get("/admin/c/nowhere/settings")).status_code == 404

@@ -10,6 +10,7 @@ are faked at the HTTP boundary.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,29 @@ from app.schema import OrderRecord
 from app.settings import Settings
 from tests.conftest import make_settings
 from workers.functions import job_functions
+
+
+@asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[Worker]:
+    """A long-running worker for the body of the block; its in-flight jobs are stopped with it.
+
+    Cancelling `async_run` alone leaves the jobs it started running (arq keeps them in
+    `worker.tasks`): they would go on using the test's database and Redis through its teardown.
+    arq's own `Worker.close()` would also close the test's Redis client.
+    """
+    main = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        main.cancel()
+        jobs = list(worker.tasks.values())
+        for job in jobs:
+            job.cancel()
+        outcomes = await asyncio.gather(main, *jobs, return_exceptions=True)
+        # A worker that failed to start says why here, not as a hang in the block above.
+        for outcome in outcomes[:1]:
+            if isinstance(outcome, Exception):
+                raise outcome
 
 
 @dataclass

@@ -29,7 +29,7 @@ from app.metrics_refresh import refresh_gauges
 from app.moneybird.models import Contact, ContactCreate
 from app.schema import OrderState, OrderStep, RefundRecord, RefundState
 from tests.booking.test_healing import _add, _assert_booked_once, _customer
-from tests.harness import Harness, open_harness
+from tests.harness import Harness, open_harness, running
 from workers.functions import job_functions
 
 # What the test allows for the whole heal: the check each second, the grace, the bookings. The
@@ -53,12 +53,10 @@ async def _worker(harness: Harness) -> AsyncIterator[None]:
         max_tries=25,
         job_timeout=60,
     )
-    task = asyncio.create_task(worker.async_run())
     try:
-        yield
+        async with running(worker):
+            yield
     finally:
-        task.cancel()  # arq's Worker.close() calls a deprecated redis close
-        await asyncio.gather(task, return_exceptions=True)
         await stop_watching(worker.ctx)
 
 

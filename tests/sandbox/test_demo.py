@@ -38,6 +38,7 @@ from app.schema import OrderRecord, OrderState
 from app.settings import Settings, load_settings
 from app.woocommerce.client import OAuth1Signature
 from app.woocommerce.models import Order
+from tests.harness import running
 from tests.services import redis_database
 from workers.functions import job_functions
 
@@ -174,16 +175,13 @@ async def test_the_demo_flows_through_web_and_worker_in_process(tmp_path: Path, 
         poll_delay=0.05,
         keep_result=0,
     )
-    worker_task = asyncio.create_task(worker.async_run())
     web_port = int(settings.public_url.rsplit(":", 1)[1]) if settings.public_url else 0
     try:
-        async with serve(create_app(settings), port=web_port):
+        async with running(worker), serve(create_app(settings), port=web_port):
             records = await asyncio.wait_for(
                 demo.run_demo(settings, stay=False, booking_timeout=60), timeout=90
             )
     finally:
-        worker_task.cancel()  # arq's Worker.close() calls a deprecated redis close
-        await asyncio.gather(worker_task, return_exceptions=True)
         await services.aclose()
         await redis.aclose()
 

@@ -70,6 +70,7 @@ class Checker:
     ) -> None:
         self.settings = settings
         self.shop_allowed = shop_allowed  # the wizard's: the shop reached through the address guard
+        self.connection_id = connection_id
         # The connection's own webhook URLs (/webhooks/…/<name> for another than connection 1).
         self.webhook_path = connection_path(WEBHOOK_PATH, connection_id=connection_id, name=connection_name)
         self.moneybird_path = connection_path(
@@ -376,7 +377,7 @@ class Checker:
 
     async def check_delivery_lag(self, redis: ArqRedis) -> None:
         try:
-            lags = await recent_lags(redis)
+            lags = await recent_lags(redis, connection_id=self.connection_id)
         except Exception as exc:  # a statistic: say so, it is not the reason orders would not book
             self.note(
                 DELIVERY,

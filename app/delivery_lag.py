@@ -5,9 +5,9 @@ WooCommerce does not send a webhook when the order changes: it queues an Action 
 and the queue is run by WP-Cron, which a default WordPress host only runs when someone opens a
 page (and Action Scheduler's own runner at most once a minute, on admin pages). On a quiet shop an
 order therefore reaches woobird a minute or more after it was paid. Each delivery's lag goes into a
-histogram (/metrics) and into a short list in Redis that every web process shares (each process
-sends what it measured once per FLUSH_SECONDS, in one round trip, so that measuring costs the
-webhook's hot path no Redis call of its own); the dashboard,
+histogram (/metrics, labelled by connection) and into a short list per connection in Redis that
+every web process shares (each process sends what it measured once per FLUSH_SECONDS, in one round
+trip, so that measuring costs the webhook's hot path no Redis call of its own); the shop's dashboard,
 `woobird status` and `woobird check` read the median of the recent ones and, when it is high, tell
 the owner to run WP-Cron from a system cron (README, "Prompt deliveries").
 
@@ -30,9 +30,10 @@ from typing import Any
 import structlog
 from babel.numbers import format_decimal
 
-from app.constants import DELIVERY_LAG_FLUSH_SECONDS, DELIVERY_LAG_KEY
+from app.constants import DELIVERY_LAG_FLUSH_SECONDS, DELIVERY_LAG_KEY, ENVIRONMENT_CONNECTION_ID
 from app.i18n import N_, Language, Message
 from app.metrics import DELIVERY_LAG
+from app.queue import connection_key
 
 log = structlog.get_logger("woobird.webhook")
 
@@ -66,8 +67,14 @@ def lag_seconds(date_modified: datetime, *, received: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class _Measured:
+    connection_id: int
     order_id: int
     entry: str
+
+
+def lags_key(connection_id: int) -> str:
+    """One shop's list (connection 1's under the key it always had)."""
+    return connection_key(DELIVERY_LAG_KEY, connection_id)
 
 
 class DeliveryLags:
@@ -84,10 +91,17 @@ class DeliveryLags:
         self._waiting: deque[_Measured] = deque(maxlen=RECENT_DELIVERIES)
         self._flush: asyncio.Task[None] | None = None
 
-    def record(self, order_id: int, date_modified: datetime, *, received: float) -> None:
+    def record(
+        self,
+        order_id: int,
+        date_modified: datetime,
+        *,
+        received: float,
+        connection_id: int = ENVIRONMENT_CONNECTION_ID,
+    ) -> None:
         lag = lag_seconds(date_modified, received=received)
-        DELIVERY_LAG.observe(lag)
-        self._waiting.append(_Measured(order_id, f"{received:.3f} {lag:.3f}"))
+        DELIVERY_LAG.labels(connection=str(connection_id)).observe(lag)
+        self._waiting.append(_Measured(connection_id, order_id, f"{received:.3f} {lag:.3f}"))
         if self._flush is None or self._flush.done():
             self._flush = asyncio.create_task(self._flush_later(), name="woobird-delivery-lags")
 
@@ -102,16 +116,23 @@ class DeliveryLags:
         sending = list(self._waiting)
         self._waiting.clear()
         try:
+            by_key: dict[str, list[str]] = {}
+            for measured in sending:
+                by_key.setdefault(lags_key(measured.connection_id), []).append(measured.entry)
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.lpush(DELIVERY_LAG_KEY, *(measured.entry for measured in sending))
-                pipe.ltrim(DELIVERY_LAG_KEY, 0, RECENT_DELIVERIES - 1)
+                for key, entries in by_key.items():
+                    pipe.lpush(key, *entries)
+                    pipe.ltrim(key, 0, RECENT_DELIVERIES - 1)
                 await pipe.execute()
         except Exception as exc:  # the orders are recorded and queued; only the statistic is lost
-            log.warning(
-                "delivery lag not recorded",
-                order_ids=[measured.order_id for measured in sending],
-                error=type(exc).__name__,
-            )
+            for connection_id in sorted({measured.connection_id for measured in sending}):
+                named = {} if connection_id == ENVIRONMENT_CONNECTION_ID else {"connection": connection_id}
+                log.warning(
+                    "delivery lag not recorded",
+                    order_ids=[m.order_id for m in sending if m.connection_id == connection_id],
+                    error=type(exc).__name__,
+                    **named,
+                )
 
     async def aclose(self) -> None:
         if self._flush is not None and not self._flush.done():
@@ -168,9 +189,11 @@ class LagSummary:
         }
 
 
-async def recent_lags(redis: Any, *, now: float | None = None) -> LagSummary:
-    """The lags of the recent deliveries (a malformed entry is passed over, never trusted)."""
-    entries = await redis.lrange(DELIVERY_LAG_KEY, 0, RECENT_DELIVERIES - 1)
+async def recent_lags(
+    redis: Any, *, connection_id: int = ENVIRONMENT_CONNECTION_ID, now: float | None = None
+) -> LagSummary:
+    """The lags of one shop's recent deliveries (a malformed entry is passed over, never trusted)."""
+    entries = await redis.lrange(lags_key(connection_id), 0, RECENT_DELIVERIES - 1)
     oldest = (time.time() if now is None else now) - RECENT_WINDOW_SECONDS
     lags: list[float] = []
     newest: float | None = None

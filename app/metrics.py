@@ -32,6 +32,7 @@ DELIVERY_LAG = Histogram(
     "woobird_webhook_delivery_lag_seconds",
     "From the order's last change in the shop (date_modified_gmt) to its webhook arriving; "
     "0 when the shop's clock runs ahead, at most a day",
+    ["connection"],
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 900, 3600, 86400),
 )
 QUEUE_DEPTH = Gauge("woobird_queue_depth", "Jobs waiting in the arq queue")

@@ -218,7 +218,7 @@ async def receive_connection_webhook(connection: str, request: Request, state: A
             redis=state.redis,
             since=intake.since,
             writer=None,
-            lags=None,
+            lags=state.lags,
             connection_id=intake.connection_id,
         )
 
@@ -231,7 +231,7 @@ async def _receive(
     redis: ArqRedis,
     since: Callable[[], Awaitable[datetime]],
     writer: IntakeWriter | None,
-    lags: DeliveryLags | None,
+    lags: DeliveryLags,
     connection_id: int = ENVIRONMENT_CONNECTION_ID,
 ) -> JSONResponse:
     counted = str(connection_id)
@@ -268,8 +268,7 @@ async def _receive(
         )
     DELIVERIES.labels(outcome=result.outcome, connection=counted).inc()
     # Measured for every order the shop delivered, booked or not: it is the shop's promptness.
-    if lags is not None:  # the environment's shop's (the slow-delivery check reads them)
-        lags.record(order.id, order.date_modified_gmt, received=delivery.received)
+    lags.record(order.id, order.date_modified_gmt, received=delivery.received, connection_id=connection_id)
     if result.outcome == "queued":
         log.info("order queued", order_id=order.id, number=order.display_number, status=order.status)
         return _answer(202, order_id=order.id, outcome=result.outcome, reason=result.reason)

@@ -58,7 +58,6 @@ from app.booking.findings import dismiss, finding_json, open_findings
 from app.booking.order_retry import RETRYABLE, RetryRefused, retry_order
 from app.booking.verify import last_verification
 from app.connections import display_name, viewer_connection, viewer_token_digest
-from app.constants import ENVIRONMENT_CONNECTION_ID
 from app.delivery_lag import LagSummary, recent_lags, seconds_text
 from app.deps import AppState, AppStateDep
 from app.health import readiness
@@ -340,17 +339,17 @@ async def choose_language(
 # ── pages ────────────────────────────────────────────────────────────────────────────────────
 
 
-async def _delivery_lag(state: AppState) -> LagSummary | None:
+async def _delivery_lag(state: AppState, *, connection_id: int) -> LagSummary | None:
     await state.lags.flush()  # this process's own latest deliveries, too
     try:
-        return await recent_lags(state.redis)
+        return await recent_lags(state.redis, connection_id=connection_id)
     except Exception:  # Redis is down: the health cards already say so
         return None
 
 
-async def _overview(state: AppState) -> dict[str, Any]:
+async def _overview(state: AppState, *, connection_id: int) -> dict[str, Any]:
     healthy, checks = await readiness(state)
-    lag = await _delivery_lag(state)
+    lag = await _delivery_lag(state, connection_id=connection_id)
     async with state.sessions() as session:
         counts = await ledger.counts_by_state(session)
         failed = await ledger.recent_orders(session, limit=FAILED_LIMIT, state=OrderState.FAILED.value)
@@ -377,10 +376,7 @@ async def dashboard(request: Request, scope: Scope, *, retried: int | None, done
     progress = state.live.stored.progress if state.live else {}
     if not _wants_json(request) and not scope.read_only and needs_wizard(state.settings, progress):
         return RedirectResponse(f"{scope.prefix}/setup", status_code=303)
-    context = await _overview(state)
-    if scope.read_only or scope.connection_id != ENVIRONMENT_CONNECTION_ID:
-        # The delivery lag is measured over every shop's webhooks together: not one shop's figure.
-        context["lag"] = None
+    context = await _overview(state, connection_id=scope.connection_id)
     if _wants_json(request):
         return JSONResponse(
             {

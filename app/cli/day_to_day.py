@@ -103,7 +103,7 @@ async def _status(settings: Settings) -> None:
     try:
         async with queue(settings) as redis:
             depth = await redis.zcard(QUEUE_NAME)
-            lags = await recent_lags(redis)
+            lags = await recent_lags(redis, connection_id=chosen_connection())
         console.print(_("Queue: %(depth)s job(s) waiting", depth=depth))
         console.print(_("Webhook delivery lag: %(lag)s", lag=shown(lags.describe(), language)))
         if lags.slow:

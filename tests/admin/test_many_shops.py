@@ -13,17 +13,20 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.auth import COOKIE_NAME, VIEWER_COOKIE_NAME, csrf_token
 from app.booking import ledger
 from app.connections import add_connection, find_connection
 from app.db import create_engine, session_factory, transaction
+from app.delivery_lag import recent_lags
 from app.main import create_app
 from app.settings import Settings
 from tests.admin.conftest import sign_in
 from tests.admin.test_csrf import _api_routes
 from tests.conftest import _truncate, make_settings
+from tests.factories import order_document, signed_headers, wc_body
 from tests.ledger_rows import add_booked_order, add_failed_order
 
 ORDER = 1041  # the same order id in both shops
@@ -333,3 +336,39 @@ async def test_each_shop_has_a_settings_page_of_its_own(
     assert 'data-change="WOOCOMMERCE_URL"' in second.text
 
     assert (await web.get("/admin/c/nowhere/settings")).status_code == 404
+
+
+async def test_each_shop_s_webhook_lags_are_its_own(
+    web: httpx.AsyncClient, two_shops: tuple[Settings, async_sessionmaker[AsyncSession]], redis: ArqRedis
+) -> None:
+    """The same order id delivered late by the second shop and promptly by the first: each dashboard,
+    list and histogram shows its own shop's lag."""
+    settings, sessions = two_shops
+    second = (await find_connection(sessions, "second")).id
+    now = datetime.now(UTC).replace(microsecond=0)
+    for url, secret, late in (
+        ("/webhooks/woocommerce", settings.woocommerce_webhook_secret.get_secret_value(), 2),
+        ("/webhooks/woocommerce/second", SECOND["WOOCOMMERCE_WEBHOOK_SECRET"], 150),
+    ):
+        document = order_document(7301, modified=now - timedelta(seconds=late), paid=now - timedelta(hours=1))
+        body = wc_body(document)
+        response = await web.post(url, content=body, headers=signed_headers(body, secret=secret))
+        # Lags are measured for every order the shop delivers, queued or not (the second shop's
+        # SYNC_SINCE is the moment it was added).
+        assert response.status_code in (200, 202), response.text
+    await sign_in(web, settings)
+
+    first_lag = (await web.get("/admin/c/environment", headers={"accept": "application/json"})).json()
+    second_lag = (await web.get("/admin/c/second", headers={"accept": "application/json"})).json()
+    assert first_lag["delivery_lag"]["deliveries"] == second_lag["delivery_lag"]["deliveries"] == 1
+    assert 2 <= first_lag["delivery_lag"]["median_seconds"] < 10
+    assert 150 <= second_lag["delivery_lag"]["median_seconds"] < 160
+    assert (await recent_lags(redis, connection_id=second)).lags == (
+        second_lag["delivery_lag"]["median_seconds"],
+    )
+    assert 'data-lag="ok"' in (await web.get("/admin/c/second")).text  # one late delivery is no pattern
+    histogram = "woobird_webhook_delivery_lag_seconds_sum"
+    for connection, low, high in (("1", 2, 10), (str(second), 150, 160)):
+        observed = REGISTRY.get_sample_value(histogram, {"connection": connection})
+        assert observed is not None
+        assert low <= observed < high * 10  # other tests' deliveries of connection 1 add to it

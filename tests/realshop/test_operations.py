@@ -139,14 +139,14 @@ def test_products_copies_every_sku_once(stack: Stack) -> None:
 
 def test_each_delivery_s_lag_is_measured_against_the_shop_s_own_clock(stack: Stack) -> None:
     """The shop sits in Europe/Amsterdam: a lag read from the local `date_modified` would be an hour."""
-    before = _metric(stack, "woobird_webhook_delivery_lag_seconds_count")
+    before = _metric(stack, "woobird_webhook_delivery_lag_seconds_count", connection="1")
     stack.shop.set_prices_include_tax(True)
     order = set_status(
         stack.shop, place_order(stack.shop, items=[("mug", 1)], email="snel@example.com"), "completed"
     )
     check_booked(stack, order, kind="incl. VAT: 21 %, its delivery's lag measured")
 
-    assert _metric(stack, "woobird_webhook_delivery_lag_seconds_count") > before
+    assert _metric(stack, "woobird_webhook_delivery_lag_seconds_count", connection="1") > before
     status = stack.woobird("status")
     median = re.search(r"Webhook delivery lag: median ([0-9.]+) s", status.stdout)
     assert median, status.stdout

@@ -35,6 +35,11 @@ WORKER_WAKE_CHANNEL: Final = "woobird:queue:wake"
 WORKER_IDLE_POLL_SECONDS: Final = 30.0
 # While it runs jobs the worker looks for new ones this often (arq's own poll).
 WORKER_BUSY_POLL_SECONDS: Final = 0.05
+# arq starts due jobs in the order of their score (the due time). An order a shop just sent is queued
+# with a score this far in the past, so that it is started before any backlog job that is due —
+# the history import's, queued by the hundred at once (app.queue.enqueue_orders). Its log line
+# still tells the true time it waited (arq keeps the enqueue time in the job itself).
+FRESH_HEAD_START_SECONDS: Final = 3600
 
 # Redis keys owned by woobird (arq owns "arq:*").
 RATE_LIMIT_KEY: Final = "woobird:moneybird:calls"

@@ -26,6 +26,7 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from app.constants import (
     ENVIRONMENT_CONNECTION_ID,
+    FRESH_HEAD_START_SECONDS,
     JOB_BOOK_ORDER,
     JOB_BOOK_REFUND,
     JOB_SETTLE_INVOICE,
@@ -224,19 +225,24 @@ async def enqueue_each(
 
 
 async def enqueue_orders(
-    redis: ArqRedis, jobs: list[tuple[int, datetime, str]], *, connection_id: int = ENVIRONMENT_CONNECTION_ID
+    redis: ArqRedis,
+    jobs: list[tuple[int, datetime, str]],
+    *,
+    connection_id: int = ENVIRONMENT_CONNECTION_ID,
+    backlog: bool = False,
 ) -> set[int]:
     """Queue several order versions of one connection in one round trip; returns the order ids
     newly queued.
 
     `jobs` holds (order id, date_modified, reason). Jobs are serialised by arq itself, so the
-    worker cannot tell them from `enqueue_job`'s.
+    worker cannot tell them from `enqueue_job`'s. Fresh orders go ahead of every due `backlog`
+    one (FRESH_HEAD_START_SECONDS).
     """
     if not jobs:
         return set()
     now_ms = timestamp_ms()
     expires_ms = redis.expires_extra_ms
-    argv: list[Any] = [now_ms]
+    argv: list[Any] = [now_ms if backlog else now_ms - FRESH_HEAD_START_SECONDS * 1000]
     by_job_id: dict[str, int] = {}
     for order_id, date_modified, reason in jobs:
         job = order_job(order_id, date_modified, reason=reason, connection_id=connection_id)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job, JobStatus
+from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
 from app.constants import JOB_BOOK_ORDER
@@ -69,3 +70,35 @@ async def test_the_workers_connection_rides_out_a_redis_restart(tmp_path: Path) 
     finally:
         await pool.aclose()
         server.stop()
+
+
+async def test_a_fresh_order_is_started_before_the_backlog_queued_ahead_of_it(redis: ArqRedis) -> None:
+    """A history import queues its orders by the hundred; an order the shop sends a moment later is
+    the next job a worker starts, not the hundred-and-first."""
+    backlog = [(order_id, MODIFIED, "backfill") for order_id in range(100, 120)]
+    assert len(await enqueue_orders(redis, backlog, backlog=True)) == 20
+    await asyncio.sleep(0.01)  # the fresh order comes later, by the clock too
+    assert await enqueue_orders(redis, [(7, MODIFIED, "webhook")]) == {7}
+
+    started: list[int] = []
+
+    async def book(ctx: dict[str, object], order_id: int, reason: str) -> None:
+        started.append(order_id)
+
+    worker = Worker(
+        functions=[func(book, name=JOB_BOOK_ORDER)],
+        redis_pool=redis,
+        burst=True,
+        max_burst_jobs=3,
+        max_jobs=1,
+        poll_delay=0.01,
+        handle_signals=False,
+        keep_result=0,
+    )
+    await worker.async_run()
+    assert started[:2] == [7, 100], started  # the first two one worker slot started
+    # The backlog keeps its own order among itself, and its real wait is what arq reports.
+    info = await Job(order_job_id(102, MODIFIED), redis).info()
+    assert info is not None
+    assert info.score is not None
+    assert abs(info.score - info.enqueue_time.timestamp() * 1000) < 1000

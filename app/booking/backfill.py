@@ -359,7 +359,9 @@ async def _queue_one(services: Services, order: Order, report: BackfillReport) -
             values["state"] = OrderState.QUEUED.value
         await ledger.update_order(session, order.id, **values)
         await ledger.add_event(session, order_id=order.id, step="backfill", message=N_("queued by backfill"))
-    await record_and_enqueue(order, sessions=services.sessions, redis=services.redis, reason=REASON)
+    await record_and_enqueue(
+        order, sessions=services.sessions, redis=services.redis, reason=REASON, backlog=True
+    )
     report.progress.queued += 1
     report.count_calls(order, services.settings.invoice_kind)
     report.progress.waiting += 1

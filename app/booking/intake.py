@@ -191,10 +191,17 @@ async def _is_booked(sessions: async_sessionmaker[AsyncSession], order_id: int) 
 
 
 async def record_and_enqueue(
-    order: OrderHeader, *, sessions: async_sessionmaker[AsyncSession], redis: ArqRedis, reason: str
+    order: OrderHeader,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+    reason: str,
+    backlog: bool = False,
 ) -> IntakeResult:
     """Record one version of an order and queue it (see `record_and_enqueue_many`)."""
-    [result] = await record_and_enqueue_many([(order, reason)], sessions=sessions, redis=redis)
+    [result] = await record_and_enqueue_many(
+        [(order, reason)], sessions=sessions, redis=redis, backlog=backlog
+    )
     return result
 
 
@@ -204,8 +211,10 @@ async def record_and_enqueue_many(
     sessions: async_sessionmaker[AsyncSession],
     redis: ArqRedis,
     thread_sessions: sessionmaker[Session] | None = None,
+    backlog: bool = False,
 ) -> list[IntakeResult]:
-    """Record order versions in one transaction, then queue the news in one round trip.
+    """Record order versions in one transaction, then queue the news in one round trip (the
+    history import's as `backlog`: behind every fresh order, app.queue.enqueue_orders).
 
     Within the batch an order counts once, its newest version; the other copies are duplicates.
     A version already recorded but still waiting is queued again: the first enqueue may have
@@ -246,6 +255,7 @@ async def record_and_enqueue_many(
         redis,
         [(o.id, _modified(o), reasons[o.id]) for o in waiting],
         connection_id=connection_of_sessions(sessions),
+        backlog=backlog,
     )
     return [
         _verdict(order, newest=newest, news=news, recorded=recorded, queued=queued) for order, _ in arrivals

@@ -35,6 +35,12 @@ WORKER_WAKE_CHANNEL: Final = "woobird:queue:wake"
 WORKER_IDLE_POLL_SECONDS: Final = 30.0
 # While it runs jobs the worker looks for new ones this often (arq's own poll).
 WORKER_BUSY_POLL_SECONDS: Final = 0.05
+# Jobs one worker runs at once, and how many of them a history import never takes (app.jobs.BacklogSlots):
+# when a backfill's orders fill the rest, another shop's fresh order still starts at once.
+WORKER_MAX_JOBS: Final = 10
+WORKER_FRESH_SLOTS: Final = 3
+# A backlog order that found the worker's backlog slots taken comes back this much later.
+BACKLOG_SLOT_RETRY_SECONDS: Final = 0.25
 # arq starts due jobs in the order of their score (the due time). An order a shop just sent is queued
 # with a score this far in the past, so that it is started before any backlog job that is due —
 # the history import's, queued by the hundred at once (app.queue.enqueue_orders). Its log line

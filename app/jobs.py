@@ -9,15 +9,18 @@ A backlog job the rate limiter puts off (`waits_its_turn`) is not failing: it is
 its appointment with the limiter, and its try is given back (arq counts tries per job id in
 `arq:retry:<job id>` before running it), so a backfill of any size never wears a job out, and no
 ledger event is written for it. The worker slot it leaves is what lets another shop's fresh order,
-queued now, run at once: the deferred jobs' scores lie in the future.
+queued now, run at once: the deferred jobs' scores lie in the future. The same goes for a backlog
+job that finds the worker's backlog slots taken (`BacklogSlots`): WORKER_FRESH_SLOTS of a worker's
+slots are never a backfill's, so a fresh order never waits for a slot behind ten backlog ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
@@ -26,7 +29,7 @@ from arq import Retry
 from arq.constants import retry_key_prefix
 from redis.exceptions import LockError, RedisError
 
-from app.constants import WORKER_MAX_TRIES
+from app.constants import BACKLOG_SLOT_RETRY_SECONDS, WORKER_MAX_TRIES
 from app.held_locks import holding
 from app.metrics import JOBS
 from app.moneybird.errors import MoneybirdRateLimited
@@ -89,6 +92,50 @@ async def exclusively(
             await lock.release()
         except LockError:
             log.warning("lock expired before the job finished", lock=key)
+
+
+# The worker's ctx key of its `BacklogSlots` (none in a worker started without `runtime.startup`).
+BACKLOG_SLOTS = "woobird_backlog_slots"
+
+
+class BacklogSlotsFull(TryAgainLater):
+    """Every slot this worker gives backlog orders is taken: come back in a moment, as a turn
+    waited for, not a failure (`waits_its_turn`)."""
+
+    backlog = True
+
+    def __init__(self, retry_at: float) -> None:
+        super().__init__("the worker's backlog slots are taken")
+        self.retry_at = retry_at
+
+
+class BacklogSlots:
+    """How many of one worker's job slots backlog orders hold at once: at most `limit`.
+
+    Counted in the worker's own process (arq runs every job of a worker in one event loop), so it
+    costs nothing per job; every worker keeps its own share of slots free.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """One slot for the block; `BacklogSlotsFull` when none is free."""
+        if self.held >= self.limit:
+            raise BacklogSlotsFull(time.time() + BACKLOG_SLOT_RETRY_SECONDS)
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
+
+
+def backlog_slot(ctx: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
+    """A slot of the worker's `BacklogSlots` (unbounded in a worker that has none)."""
+    slots: BacklogSlots | None = ctx.get(BACKLOG_SLOTS)
+    return slots.hold() if slots is not None else contextlib.nullcontext()
 
 
 class OutOfTime(TryAgainLater):
@@ -171,7 +218,7 @@ def retry_transient(
 
 def waits_its_turn(exc: BaseException) -> bool:
     """Whether `exc` is the limiter putting a backlog request off until its appointment."""
-    return isinstance(exc, (MoneybirdRateLimited, RateLimitBusy)) and exc.backlog
+    return isinstance(exc, (MoneybirdRateLimited, RateLimitBusy, BacklogSlotsFull)) and exc.backlog
 
 
 async def _give_the_try_back(services: Services, ctx: dict[str, Any]) -> None:

@@ -26,16 +26,21 @@ from app.constants import (
     JOB_SETTLE_INVOICE,
     JOB_SETUP_TASK,
     JOB_SHOP_NOTE,
+    WORKER_FRESH_SLOTS,
     WORKER_JOB_TIMEOUT_SECONDS,
+    WORKER_MAX_JOBS,
     WORKER_MAX_TRIES,
 )
+from app.jobs import BACKLOG_SLOTS, BacklogSlots
 from app.runtime import shutdown, startup, when_set_up
 from app.settings_live import LiveSettings
 from app.setup.task_jobs import setup_task_job
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    """The worker's services, and its watch for Redis losing its data (app.booking.redis_marker)."""
+    """The worker's services, its backlog slots, and its watch for Redis losing its data
+    (app.booking.redis_marker)."""
+    ctx[BACKLOG_SLOTS] = BacklogSlots(WORKER_MAX_JOBS - WORKER_FRESH_SLOTS)
     await startup(ctx)
     start_watching(ctx)
 

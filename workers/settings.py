@@ -13,6 +13,7 @@ from app.constants import (
     WORKER_BUSY_POLL_SECONDS,
     WORKER_HEALTH_INTERVAL_SECONDS,
     WORKER_JOB_COMPLETION_WAIT_SECONDS,
+    WORKER_MAX_JOBS,
     WORKER_MAX_TRIES,
 )
 from app.queue import redis_settings
@@ -37,7 +38,7 @@ class WorkerSettings:
     job_timeout = _settings.worker_job_timeout_seconds
     max_tries = WORKER_MAX_TRIES
     keep_result = 0
-    max_jobs = 10
+    max_jobs = WORKER_MAX_JOBS
     # arq looks for new jobs every 0.5 s by default: half the webhook-to-paid time. The worker polls
     # this often only while it runs jobs; idle, it waits to be woken (app.wake).
     poll_delay = WORKER_BUSY_POLL_SECONDS

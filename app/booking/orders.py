@@ -18,6 +18,7 @@ making it twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import replace
@@ -53,7 +54,7 @@ from app.db import transaction
 from app.i18n import N_, Message
 from app.invoicing.contact import PlanContact
 from app.invoicing.plan import InvoicePlan, PlanRefused, plan_invoice
-from app.jobs import exclusively, retry_transient, waits_its_turn
+from app.jobs import backlog_slot, exclusively, retry_transient, waits_its_turn
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
@@ -84,7 +85,9 @@ async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webh
         # Moneybird limit, and deferred rather than held in a worker while it waits its turn
         # (app.moneybird.ratelimit, app.jobs).
         lane = Lane.BACKLOG if before is not None and before.backfilled else Lane.FRESH
-        with requests_in(lane):
+        # A backlog order takes one of the worker's backlog slots first (app.jobs.BacklogSlots):
+        # put off before anything, it has nothing to give back.
+        with backlog_slot(ctx) if lane is Lane.BACKLOG else contextlib.nullcontext(), requests_in(lane):
             try:
                 # A backfilled order starts only with room at the limit to finish it: put off
                 # half-way, its next run would first read back what it had done. Asked before

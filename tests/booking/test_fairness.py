@@ -22,6 +22,7 @@ from app.booking import ledger
 from app.booking.backfill import backfill
 from app.constants import QUEUE_NAME
 from app.db import transaction
+from app.jobs import BACKLOG_SLOTS, BacklogSlots
 from app.moneybird.ratelimit import RateLimiter, limiter_from_settings
 from app.queue import enqueue, order_job
 from app.runtime import Services, build_services, for_connection
@@ -234,3 +235,41 @@ async def test_within_one_shop_a_fresh_order_is_booked_before_the_waiting_backfi
             assert backfilled is not None
             assert backfilled.state == OrderState.BOOKED, backfilled.error
             assert len(h.invoices_for(str(order_id))) == 1
+
+
+async def test_a_backlog_job_finding_the_worker_s_backlog_slots_taken_waits_and_a_fresh_one_runs(
+    database_url: str, redis: Any
+) -> None:
+    """WORKER_FRESH_SLOTS of a worker's slots are never a backfill's: with the others taken by
+    backlog orders, a backfilled order is put off (no try spent, nothing sent), a fresh one books."""
+    async with open_harness(database_url=database_url, redis=redis) as h:
+        await _backfill(h, [6000])
+        async with _other_shop(h) as (shop, services):
+            fresh = await _queue_fresh(services, shop, FRESH)
+            slots = BacklogSlots(1)
+            runs: list[tuple[str, int]] = []
+
+            async def seen(ctx: dict[Any, Any]) -> None:
+                ctx[BACKLOG_SLOTS] = slots
+                runs.append((ctx["job_id"], ctx["job_try"]))
+
+            asked = h.moneybird.calls()
+            with slots.hold():  # another backlog order holds the worker's only backlog slot
+                await h.run_worker(max_jobs=2, connections={2: services}, on_job_start=seen)
+                record = await h.record(6000)
+                assert record is not None
+                assert (record.state, record.attempts) == (OrderState.QUEUED, 0)
+                assert h.moneybird.calls() == asked  # put off before it asked anything
+                (score, counted) = (await _tries(h))[next(j for j, _ in runs if j.startswith("order:6000:"))]
+                assert counted == 0  # its try given back
+                assert score > time.time() * 1000  # back in a moment
+            async with services.sessions() as session:
+                booked = await ledger.get_order(session, FRESH)
+            assert booked is not None
+            assert booked.state == OrderState.BOOKED
+            assert fresh in {job_id for job_id, _ in runs}
+
+            await h.run_worker(on_job_start=seen)  # the slot is free again
+            record = await h.record(6000)
+            assert record is not None
+            assert (record.state, record.attempts) == (OrderState.BOOKED, 1)

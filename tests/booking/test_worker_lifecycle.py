@@ -10,6 +10,8 @@ import structlog
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.constants import WORKER_FRESH_SLOTS, WORKER_MAX_JOBS
+from app.jobs import BACKLOG_SLOTS, BacklogSlots
 from app.logs import configure_logging
 from app.runtime import Services, current_services, shutdown, startup
 from app.settings_live import LiveSettings
@@ -142,3 +144,22 @@ async def test_the_worker_logs_as_its_settings_say(
     assert isinstance(processors[-1], structlog.processors.JSONRenderer)  # LOG_FORMAT=json
     assert logger.__name__ == "BoundLoggerFilteringAtWarning"  # LOG_LEVEL=WARNING drops info lines…
     assert sandbox_mark == {"event": "x", "sandbox": True}  # …and sandbox lines say so
+
+
+async def test_the_procfile_worker_keeps_slots_that_a_backfill_never_takes(
+    redis: ArqRedis, environment: pytest.MonkeyPatch
+) -> None:
+    # Imported here: workers.settings reads the environment when it is imported.
+    from workers.functions import on_shutdown, on_startup
+    from workers.settings import WorkerSettings
+
+    ctx: dict[str, Any] = {"redis": redis}
+    await on_startup(ctx)
+    try:
+        slots = ctx[BACKLOG_SLOTS]
+        assert isinstance(slots, BacklogSlots)
+        assert WorkerSettings.max_jobs == WORKER_MAX_JOBS
+        assert slots.limit == WorkerSettings.max_jobs - WORKER_FRESH_SLOTS
+        assert 0 < slots.limit < WorkerSettings.max_jobs
+    finally:
+        await on_shutdown(ctx)

@@ -234,25 +234,43 @@ async def enqueue_orders(
     """Queue several order versions of one connection in one round trip; returns the order ids
     newly queued.
 
-    `jobs` holds (order id, date_modified, reason). Jobs are serialised by arq itself, so the
-    worker cannot tell them from `enqueue_job`'s. Fresh orders go ahead of every due `backlog`
+    `jobs` holds (order id, date_modified, reason). Fresh orders go ahead of every due `backlog`
     one (FRESH_HEAD_START_SECONDS).
     """
-    if not jobs:
-        return set()
-    now_ms = timestamp_ms()
-    expires_ms = redis.expires_extra_ms
-    argv: list[Any] = [now_ms if backlog else now_ms - FRESH_HEAD_START_SECONDS * 1000]
     by_job_id: dict[str, int] = {}
+    queued_jobs: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = []
     for order_id, date_modified, reason in jobs:
         job = order_job(order_id, date_modified, reason=reason, connection_id=connection_id)
         by_job_id[job.job_id] = order_id
-        kwargs = connection_kwargs(connection_id)
-        payload = serialize_job(job.function, job.args, kwargs, None, now_ms, serializer=redis.job_serializer)
-        argv += [job.job_id, payload, expires_ms]
+        queued_jobs.append((job.job_id, job.function, job.args, connection_kwargs(connection_id)))
+    ahead = 0 if backlog else FRESH_HEAD_START_SECONDS
+    return {by_job_id[job_id] for job_id in await enqueue_jobs(redis, queued_jobs, ahead_seconds=ahead)}
+
+
+async def enqueue_jobs(
+    redis: ArqRedis,
+    jobs: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]],
+    *,
+    ahead_seconds: float = 0,
+) -> list[str]:
+    """Queue jobs, due now, in one round trip (`_ENQUEUE_MANY`), waking idle workers; returns the
+    ids of those queued (arq drops a job whose id it knows). `ahead_seconds` puts them that far
+    ahead of the other due jobs in arq's order (their score; the payload keeps the true time).
+
+    `jobs` holds (job id, function, args, kwargs). Jobs are serialised by arq itself, so the worker
+    cannot tell them from `enqueue_job`'s.
+    """
+    if not jobs:
+        return []
+    now_ms = timestamp_ms()
+    expires_ms = redis.expires_extra_ms
+    argv: list[Any] = [now_ms - int(ahead_seconds * 1000)]
+    for job_id, function, args, kwargs in jobs:
+        payload = serialize_job(function, args, kwargs, None, now_ms, serializer=redis.job_serializer)
+        argv += [job_id, payload, expires_ms]
     script = redis.register_script(_ENQUEUE_MANY)
     keys = [default_queue_name, job_key_prefix, result_key_prefix, WORKER_WAKE_CHANNEL]
     queued = await script(keys=keys, args=argv)
     if queued:
         noted_queued()
-    return {by_job_id[raw.decode() if isinstance(raw, bytes) else raw] for raw in queued}
+    return [raw.decode() if isinstance(raw, bytes) else raw for raw in queued]

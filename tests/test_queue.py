@@ -14,8 +14,8 @@ from arq.jobs import Job, JobStatus
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
-from app.constants import JOB_BOOK_ORDER
-from app.queue import enqueue, enqueue_orders, order_job, order_job_id, redis_settings
+from app.constants import JOB_BOOK_ORDER, JOB_SHOP_NOTE
+from app.queue import enqueue, enqueue_jobs, enqueue_orders, order_job, order_job_id, redis_settings
 from tests.chaos.rig import RedisServer
 
 MODIFIED = datetime(2026, 11, 2, 9, 35, tzinfo=UTC)
@@ -42,6 +42,21 @@ async def test_a_kept_result_blocks_the_id_like_arq_does(redis: ArqRedis) -> Non
     await redis.set("arq:result:" + order_job_id(5, MODIFIED), b"done")
     assert await enqueue_orders(redis, [(5, MODIFIED, "webhook")]) == set()
     assert await redis.zcard("arq:queue") == 0
+
+
+async def test_any_job_queued_in_one_round_trip_reads_back_with_its_keyword_arguments(
+    redis: ArqRedis,
+) -> None:
+    jobs = [("note:1", JOB_SHOP_NOTE, (1, "invoice", "77"), {"connection_id": 2})]
+    assert await enqueue_jobs(redis, jobs) == ["note:1"]
+    info = await Job("note:1", redis).info()
+    assert info is not None
+    assert (info.function, info.args, info.kwargs) == (
+        JOB_SHOP_NOTE,
+        (1, "invoice", "77"),
+        {"connection_id": 2},
+    )
+    assert await enqueue_jobs(redis, jobs) == []  # arq's rule: a known id is not queued again
 
 
 async def test_nothing_to_queue_costs_nothing(redis: ArqRedis) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import logging.config
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +15,7 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from arq.constants import default_queue_name, in_progress_key_prefix
 from arq.worker import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +24,7 @@ from app.constants import JOB_BOOK_ORDER, REDIS_MARKER_KEY, WORKER_WAKE_CHANNEL
 from app.db import create_engine, session_factory
 from app.queue import enqueue, enqueue_orders, order_job
 from app.settings import Settings
-from app.wake import QUEUE_IDLE, WakingWorker
+from app.wake import QUEUE_IDLE, WakingWorker, configure_worker_logging
 from tests.conftest import make_settings
 
 MODIFIED = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -125,6 +129,65 @@ async def test_an_idle_worker_wakes_for_a_deferred_job_when_it_is_due(redis: Arq
         assert ran == [12, 11]
 
 
+@asynccontextmanager
+async def held_worker(redis: ArqRedis) -> AsyncIterator[tuple[WakingWorker, list[int], asyncio.Event]]:
+    """A waking worker whose job records its order id and then runs until `release` is set."""
+    ran: list[int] = []
+    release = asyncio.Event()
+
+    async def book(ctx: dict[str, Any], order_id: int, reason: str) -> None:
+        ran.append(order_id)
+        await release.wait()
+
+    worker = WakingWorker(
+        functions=[func(book, name=JOB_BOOK_ORDER)], redis_pool=redis, handle_signals=False, keep_result=0
+    )
+    try:
+        yield worker, ran, release
+    finally:
+        release.set()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+
+
+async def test_a_due_job_is_claimed_once_and_its_own_worker_does_not_ask_about_it_again(
+    redis: ArqRedis,
+) -> None:
+    await redis.enqueue_job(JOB_BOOK_ORDER, 20, "webhook", _job_id="due")
+    async with held_worker(redis) as (worker, ran, release):
+        await worker.start_jobs([b"due"])
+        await until(lambda: _ran(ran, 20))
+        assert await redis.pttl(in_progress_key_prefix + "due") > 0
+        # Were Redis asked again, the job would look free now and start a second time beside itself.
+        await redis.delete(in_progress_key_prefix + "due")
+        await worker.start_jobs([b"due"])
+        assert worker.job_counter == 1
+        release.set()
+        await worker.tasks["due"]
+    assert ran == [20]
+    assert not await redis.exists(default_queue_name, "arq:job:due")
+
+
+@pytest.mark.parametrize("why", ["another worker runs it", "put off", "ended"])
+async def test_a_job_not_to_be_started_is_left_as_arq_leaves_it(redis: ArqRedis, why: str) -> None:
+    await redis.enqueue_job(
+        JOB_BOOK_ORDER, 21, "webhook", _job_id="job", _defer_by=60 if why == "put off" else None
+    )
+    if why == "another worker runs it":
+        await redis.psetex(in_progress_key_prefix + "job", 60_000, b"1")
+    if why == "ended":
+        await redis.zrem(default_queue_name, "job")
+    async with held_worker(redis) as (worker, ran, _):
+        await worker.start_jobs([b"job"])
+        assert worker.job_counter == 0
+        assert not worker.tasks
+    assert ran == []
+    assert await redis.exists(in_progress_key_prefix + "job") == (why == "another worker runs it")
+
+
+async def _ran(ran: list[int], order_id: int) -> bool:
+    return order_id in ran
+
+
 async def test_an_idle_process_looks_for_the_redis_marker_only_now_and_then(
     redis: ArqRedis, sqlite_url: str
 ) -> None:
@@ -155,3 +218,42 @@ class Stores:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
+
+
+async def test_arq_s_line_for_a_fresh_order_tells_its_true_wait_not_its_head_start(
+    redis: ArqRedis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh order's score lies FRESH_HEAD_START_SECONDS before it was queued (app.queue); the
+    worker's log line must still say how long the order waited."""
+    # arq's handlers stay out of the test process; the filter is what is tried.
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
+    configure_worker_logging()
+    try:
+        assert await enqueue_orders(redis, [(41, MODIFIED, "webhook")]) == {41}
+        await asyncio.sleep(1.5)  # long enough for arq to say "delayed"
+        assert await enqueue_orders(redis, [(42, MODIFIED, "webhook")]) == {42}
+
+        async def book(ctx: dict[str, Any], order_id: int, reason: str) -> None:
+            return None
+
+        worker = WakingWorker(
+            functions=[func(book, name=JOB_BOOK_ORDER)],
+            redis_pool=redis,
+            burst=True,
+            poll_delay=0.01,
+            handle_signals=False,
+            keep_result=0,
+        )
+        with caplog.at_level(logging.INFO, logger="arq.worker"):
+            await worker.async_run()
+        started = {
+            int(found[1]): record.getMessage()
+            for record in caplog.records
+            if (found := re.search(r"book_order\((\d+),", record.getMessage())) and "→" in record.getMessage()
+        }
+        waited = re.search(r" delayed=(\d+\.\d+)s", started[41])
+        assert waited, started[41]
+        assert 1.2 < float(waited[1]) < 60  # the true wait, not an hour and more
+        assert "delayed" not in started[42]  # started at once: nothing to say
+    finally:
+        logging.getLogger("arq.worker").filters.clear()

@@ -93,7 +93,7 @@ async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webh
                 # half-way, its next run would first read back what it had done. Asked before
                 # anything else, so that a run put off costs no request to the shop either.
                 await services.moneybird.take_turn()
-                return await book_order(services, order_id=order_id, reason=reason)
+                return await book_order(services, order_id=order_id, reason=reason, record=before)
             except TryAgainLater as exc:
                 if before is not None and waits_its_turn(exc):
                     await _not_an_attempt(services, order_id, attempts=before.attempts)
@@ -115,12 +115,17 @@ async def _not_an_attempt(services: Services, order_id: int, *, attempts: int) -
         await ledger.update_order(session, order_id, attempts=attempts)
 
 
-async def book_order(services: Services, *, order_id: int, reason: str) -> str:
-    """Book one order; returns the ledger state it ends in."""
+async def book_order(
+    services: Services, *, order_id: int, reason: str, record: OrderRecord | None = None
+) -> str:
+    """Book one order; returns the ledger state it ends in. `record`: the order's ledger row as the
+    caller just read it under the order's lock, not read again (no other try moves it meanwhile)."""
     started = time.perf_counter()
     # The shop's order and what the ledger knows are read at once: one wait instead of two.
     shop_read, ledger_read = await asyncio.gather(
-        services.shop.get_order(order_id), _ledger_view(services, order_id), return_exceptions=True
+        services.shop.get_order(order_id),
+        _ledger_view(services, order_id, record=record),
+        return_exceptions=True,
     )
     known, rebooking, catalogue = _result(ledger_read)
     try:
@@ -264,11 +269,13 @@ async def _since(services: Services) -> datetime:
 
 
 async def _ledger_view(
-    services: Services, order_id: int
+    services: Services, order_id: int, *, record: OrderRecord | None = None
 ) -> tuple[OrderRecord | None, schema.Rebooking | None, dict[str, str]]:
-    """The order's ledger row, its rebooking still crediting, and the product catalogue: one session."""
+    """The order's ledger row (read unless given), its rebooking still crediting, and the product
+    catalogue: one session."""
     async with services.sessions() as session:
-        record = await ledger.get_order(session, order_id)
+        if record is None:
+            record = await ledger.get_order(session, order_id)
         rebooking = await rebook.active_in(session, order_id)
         return record, rebooking, await catalogue_in(session)
 

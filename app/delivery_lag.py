@@ -113,23 +113,23 @@ class DeliveryLags:
         """Send what is waiting now (the dashboard does before it reads, so it sees its own)."""
         if not self._waiting:
             return
-        sending = list(self._waiting)
+        by_connection: dict[int, list[_Measured]] = {}
+        for measured in self._waiting:
+            by_connection.setdefault(measured.connection_id, []).append(measured)
         self._waiting.clear()
         try:
-            by_key: dict[str, list[str]] = {}
-            for measured in sending:
-                by_key.setdefault(lags_key(measured.connection_id), []).append(measured.entry)
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key, entries in by_key.items():
-                    pipe.lpush(key, *entries)
+                for connection_id, measured_ones in by_connection.items():
+                    key = lags_key(connection_id)
+                    pipe.lpush(key, *(measured.entry for measured in measured_ones))
                     pipe.ltrim(key, 0, RECENT_DELIVERIES - 1)
                 await pipe.execute()
         except Exception as exc:  # the orders are recorded and queued; only the statistic is lost
-            for connection_id in sorted({measured.connection_id for measured in sending}):
+            for connection_id, measured_ones in sorted(by_connection.items()):
                 named = {} if connection_id == ENVIRONMENT_CONNECTION_ID else {"connection": connection_id}
                 log.warning(
                     "delivery lag not recorded",
-                    order_ids=[m.order_id for m in sending if m.connection_id == connection_id],
+                    order_ids=[measured.order_id for measured in measured_ones],
                     error=type(exc).__name__,
                     **named,
                 )

@@ -94,7 +94,7 @@ async def exclusively(
             log.warning("lock expired before the job finished", lock=key)
 
 
-# The worker's ctx key of its `BacklogSlots` (none in a worker started without `runtime.startup`).
+# The worker's ctx key of its `BacklogSlots` (set by workers.functions.on_startup; tests' workers have none).
 BACKLOG_SLOTS = "woobird_backlog_slots"
 
 
@@ -132,10 +132,11 @@ class BacklogSlots:
             self.held -= 1
 
 
-def backlog_slot(ctx: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
-    """A slot of the worker's `BacklogSlots` (unbounded in a worker that has none)."""
+def backlog_slot(ctx: dict[str, Any], lane: Lane) -> contextlib.AbstractContextManager[None]:
+    """A slot of the worker's `BacklogSlots` for a job in the backlog lane; a fresh job, or a worker
+    that has none, needs no slot."""
     slots: BacklogSlots | None = ctx.get(BACKLOG_SLOTS)
-    return slots.hold() if slots is not None else contextlib.nullcontext()
+    return slots.hold() if slots is not None and lane is Lane.BACKLOG else contextlib.nullcontext()
 
 
 class OutOfTime(TryAgainLater):

@@ -18,7 +18,6 @@ making it twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from dataclasses import replace
@@ -87,7 +86,7 @@ async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webh
         lane = Lane.BACKLOG if before is not None and before.backfilled else Lane.FRESH
         # A backlog order takes one of the worker's backlog slots first (app.jobs.BacklogSlots):
         # put off before anything, it has nothing to give back.
-        with backlog_slot(ctx) if lane is Lane.BACKLOG else contextlib.nullcontext(), requests_in(lane):
+        with backlog_slot(ctx, lane), requests_in(lane):
             try:
                 # A backfilled order starts only with room at the limit to finish it: put off
                 # half-way, its next run would first read back what it had done. Asked before

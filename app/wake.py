@@ -50,7 +50,7 @@ QUEUE_IDLE = "woobird_queue_idle"
 
 # arq's claim of a job (Worker.start_jobs) in one round trip: not while another worker runs it (its
 # in-progress key), not once it ended (gone from the queue) or was put off (due later); else marked
-# in progress, and its score, arq's enqueue time, returned.
+# in progress, and its score (the time it was due) returned.
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
     return false
@@ -176,21 +176,30 @@ class WakingWorker(Worker):
 _DELAYED = re.compile(r" delayed=(\d+(?:\.\d+)?)s")
 # arq says "delayed" only past this much (Worker.run_job).
 _ARQ_DELAYED_FROM_SECONDS = 1.2
+# arq prints the delay to the hundredth and reads the clock twice: more than rounding apart is no head start.
+_HEAD_START_TOLERANCE_SECONDS = 0.5
 
 
 class HeadStartDelay(logging.Filter):
     """Takes a fresh order's head start (FRESH_HEAD_START_SECONDS, app.queue) back out of arq's
     `delayed=`: its score lies that far before the moment it was queued, and the line should say how
-    long the order waited, not an hour more."""
+    long the order waited, not an hour more.
+
+    arq's line begins with the seconds since the job was queued; a job with the head start is the
+    one whose delay is exactly that plus the head start (any other job's score is its queueing time
+    or later), so a backlog job that truly waited an hour keeps its figure."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if not isinstance(args, tuple) or not args or not isinstance(args[-1], str):
+        if not isinstance(args, tuple) or len(args) < 2 or not isinstance(args[-1], str):
             return True
+        since_queued = args[0]
         found = _DELAYED.search(args[-1])
-        if found is None or float(found[1]) < FRESH_HEAD_START_SECONDS:
+        if found is None or not isinstance(since_queued, int | float):
             return True
-        waited = float(found[1]) - FRESH_HEAD_START_SECONDS
+        if abs(float(found[1]) - since_queued - FRESH_HEAD_START_SECONDS) > _HEAD_START_TOLERANCE_SECONDS:
+            return True
+        waited = float(since_queued)
         said = f" delayed={waited:0.2f}s" if waited > _ARQ_DELAYED_FROM_SECONDS else ""
         record.args = (*args[:-1], args[-1][: found.start()] + said + args[-1][found.end() :])
         return True

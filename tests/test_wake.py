@@ -24,7 +24,7 @@ from app.constants import JOB_BOOK_ORDER, REDIS_MARKER_KEY, WORKER_WAKE_CHANNEL
 from app.db import create_engine, session_factory
 from app.queue import enqueue, enqueue_orders, order_job
 from app.settings import Settings
-from app.wake import QUEUE_IDLE, WakingWorker, configure_worker_logging
+from app.wake import QUEUE_IDLE, HeadStartDelay, WakingWorker, configure_worker_logging
 from tests.conftest import make_settings
 
 MODIFIED = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -257,3 +257,28 @@ async def test_arq_s_line_for_a_fresh_order_tells_its_true_wait_not_its_head_sta
         assert "delayed" not in started[42]  # started at once: nothing to say
     finally:
         logging.getLogger("arq.worker").filters.clear()
+
+
+@pytest.mark.parametrize(
+    ("since_queued", "delayed", "said"),
+    [
+        (3.0, 3603.0, " delayed=3.00s"),  # a fresh order that waited 3 s
+        (0.5, 3600.5, ""),  # started at once: arq says nothing under 1.2 s, nor should the line
+        (5400.0, 5400.0, " delayed=5400.00s"),  # a backlog order that truly waited 90 minutes
+        (4000.0, 30.0, " delayed=30.00s"),  # a retry, due later than it was first queued
+    ],
+)
+def test_only_the_head_start_is_taken_out_of_arq_s_delay(
+    since_queued: float, delayed: float, said: str
+) -> None:
+    record = logging.LogRecord(
+        "arq.worker",
+        logging.INFO,
+        __file__,
+        1,
+        "%6.2fs → %s(%s)%s",
+        (since_queued, "order:7:1", "7, 'webhook'", f" delayed={delayed:0.2f}s"),
+        None,
+    )
+    assert HeadStartDelay().filter(record)
+    assert record.args == (since_queued, "order:7:1", "7, 'webhook'", said)

@@ -49,6 +49,10 @@ Two lanes, so that a history import never holds up today's orders (app.moneybird
   a promise, or needs one free slot once they are spent. Put off half-way, its next run would
   first read back what it had done (the invoice it made, a create it had announced), and those
   requests are what a saturated limit can least spare (bench/bench_backfill.py).
+  A run that ends with promises unspent (a returning customer's order needs one request less than
+  it was promised) may leave room for a whole order that the appointments, counted against those
+  promises, had put a window later: `release` brings the next appointments that now fit forward,
+  moving their jobs in arq's queue to now and waking the workers, so the room is used at once.
 All three keys are named after the limit's key, so every limit (token and administration) has its
 own; their members are job ids, which name the connection.
 """
@@ -62,7 +66,15 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from app.constants import BACKFILL_CALLS_PER_ORDER, RATE_LIMIT_KEY, RATE_LIMIT_PAUSE_KEY
+from arq.constants import in_progress_key_prefix
+
+from app.constants import (
+    BACKFILL_CALLS_PER_ORDER,
+    QUEUE_NAME,
+    RATE_LIMIT_KEY,
+    RATE_LIMIT_PAUSE_KEY,
+    WORKER_WAKE_CHANNEL,
+)
 from app.moneybird.lanes import Lane, current_lane
 from app.retry import RATE_LIMIT_SPREAD_SECONDS, TryAgainLater
 
@@ -204,6 +216,46 @@ keep(KEYS[4])
 return math.max(1, at - now)
 """
 
+# A backlog run ends: its unspent promises go, and the earliest appointments the room now left fits
+# (`room` slots each) are moved to now, in the limiter and in arq's queue (only a job waiting there:
+# one still running keeps its own time), and the workers are woken. Not while a pause or a fresh
+# claim stands: that room is not the backlog's. KEYS[1] promises, KEYS[2] log, KEYS[3] pause,
+# KEYS[4] fresh claims, KEYS[5] appointments, KEYS[6] arq's queue · ARGV[1] limit, ARGV[2] held for
+# (µs), ARGV[3] room, ARGV[4] wake channel, ARGV[5] arq's in-progress key prefix, ARGV[6…] the
+# run's promises. Returns the jobs moved.
+_RELEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function us(n) return string.format('%d', n) end
+for i = 6, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', us(now - tonumber(ARGV[2])))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', us(now))
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', us(now))
+if tonumber(redis.call('GET', KEYS[3]) or '0') > now or redis.call('ZCARD', KEYS[4]) > 0 then
+  return 0
+end
+local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[2]) - redis.call('ZCARD', KEYS[1])
+local fits = math.floor(free / tonumber(ARGV[3]))
+if fits < 1 then
+  return 0
+end
+local moved = 0
+local later = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. us(now), '+inf', 'LIMIT', 0, fits)
+for _, job in ipairs(later) do
+  if redis.call('ZSCORE', KEYS[6], job) and redis.call('EXISTS', ARGV[5] .. job) == 0 then
+    redis.call('ZADD', KEYS[6], 'XX', string.format('%d', math.floor(now / 1000)), job)
+    redis.call('ZADD', KEYS[5], 'XX', us(now), job)
+    moved = moved + 1
+  end
+end
+if moved > 0 then
+  redis.call('PUBLISH', ARGV[4], '')
+end
+return moved
+"""
+
 # KEYS[1] pause · ARGV[1] until (µs since the epoch). Only ever extends a pause.
 _PAUSE = """
 local until_us = tonumber(ARGV[1])
@@ -259,6 +311,7 @@ class RateLimiter:
         start_wait: float = BACKLOG_START_WAIT_SECONDS,
         claim_keep: float = CLAIM_KEEP_SECONDS,
         backlog_room: int = BACKLOG_ROOM,
+        queue: str = QUEUE_NAME,
     ) -> None:
         safety = default_safety(window) if safety is None else safety
         if limit < 1 or window <= 0 or safety < 0:
@@ -281,7 +334,9 @@ class RateLimiter:
             round(APPOINTMENT_GRACE_SECONDS * 1_000_000),
         ]
         self._hold_us = round((window + safety) * 1_000_000)
+        self._queue = queue
         self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
         self._pause = redis.register_script(_PAUSE)
         self._usage = redis.register_script(_USAGE)
 
@@ -307,7 +362,18 @@ class RateLimiter:
         lane = current_lane()
         if lane.lane == Lane.BACKLOG and lane.under_way and lane.waiter:
             promises = [f"{lane.waiter}#{k}" for k in range(1, self.backlog_room + 1)]
-            await self._redis.zrem(self._lane_keys[2], *promises)
+            fresh, backlog, promised = self._lane_keys
+            await self._release(
+                keys=[promised, self._key, self._pause_key, fresh, backlog, self._queue],
+                args=[
+                    self.limit,
+                    self._hold_us,
+                    self.backlog_room,
+                    WORKER_WAKE_CHANNEL,
+                    in_progress_key_prefix,
+                    *promises,
+                ],
+            )
             lane.under_way = False
 
     async def _wait(self, *, max_wait: float | None, admit: bool) -> float:

@@ -178,3 +178,65 @@ async def test_every_key_of_a_limit_carries_the_limit_s_key(mb_redis: Redis) -> 
         await limiter.acquire()
     keys = {raw.decode() for raw in await mb_redis.keys("*")}
     assert keys == {key, f"{key}:fresh", f"{key}:backlog"}
+
+
+async def test_a_run_that_ends_with_promises_unspent_brings_the_next_appointment_forward(
+    mb_redis: Redis,
+) -> None:
+    # An order is promised room for four requests; a returning customer's takes three. The room its
+    # end leaves is used now, not a window later when the appointment said.
+    queue = "test:queue"
+    limiter = RateLimiter(mb_redis, limit=7, window=30, safety=0, backlog_wait=0, backlog_room=4, queue=queue)
+    with requests_in(Lane.BACKLOG, waiter="returning"):
+        await limiter.admit()
+        for _ in range(3):
+            await limiter.acquire()
+        with requests_in(Lane.BACKLOG, waiter="next"), pytest.raises(RateLimitBusy) as refused:
+            await limiter.admit()  # 3 free, one of them promised: no room for an order
+        assert refused.value.retry_at > time.time() + 25
+        deferred_to_ms = int(refused.value.retry_at * 1000)
+        await mb_redis.zadd(queue, {"next": deferred_to_ms, "unrelated": deferred_to_ms})
+        async with mb_redis.pubsub() as pubsub:
+            await pubsub.subscribe("woobird:queue:wake")
+            await pubsub.get_message(timeout=1)  # the subscription's own confirmation
+            await limiter.release()
+            woken = await pubsub.get_message(timeout=1)
+    assert woken is not None
+    assert woken["type"] == "message"
+    moved = await mb_redis.zscore(queue, "next")
+    assert moved is not None
+    assert moved <= time.time() * 1000 + 1
+    assert await mb_redis.zscore(queue, "unrelated") == deferred_to_ms  # no appointment: left alone
+    with requests_in(Lane.BACKLOG, waiter="next"):
+        await limiter.admit()  # its room is there
+
+
+async def test_releasing_moves_no_job_that_is_running_nor_past_a_fresh_claim(mb_redis: Redis) -> None:
+    queue = "test:queue"
+    limiter = RateLimiter(mb_redis, limit=7, window=30, safety=0, backlog_wait=0, backlog_room=4, queue=queue)
+
+    async def run_leaving_room(*, fresh_claim: bool) -> float:
+        with requests_in(Lane.BACKLOG, waiter="first"):
+            await limiter.admit()
+            for _ in range(3):
+                await limiter.acquire()
+            with requests_in(Lane.BACKLOG, waiter="next"), pytest.raises(RateLimitBusy) as refused:
+                await limiter.admit()
+            await mb_redis.zadd(queue, {"next": int(refused.value.retry_at * 1000)})
+            if fresh_claim:  # a fresh request waits for the next slot: the free room is its lane's
+                await mb_redis.zadd("woobird:moneybird:calls:fresh", {"fresh-job": (time.time() + 30) * 1e6})
+            await limiter.release()
+        return refused.value.retry_at
+
+    # Still running (arq's in-progress key): arq writes its new time when it ends; not moved.
+    await mb_redis.set("arq:in-progress:next", 1)
+    due = await run_leaving_room(fresh_claim=False)
+    assert await mb_redis.zscore(queue, "next") == int(due * 1000)
+    await mb_redis.flushdb()
+
+    due = await run_leaving_room(fresh_claim=True)
+    assert await mb_redis.zscore(queue, "next") == int(due * 1000)
+
+    await mb_redis.flushdb()  # neither: moved (the two cases above fail for their own reason)
+    due = await run_leaving_room(fresh_claim=False)
+    assert (await mb_redis.zscore(queue, "next") or due * 1000) < due * 1000 - 20_000

@@ -766,3 +766,16 @@ async def test_a_contact_is_deleted_only_while_no_invoice_uses_it(
         json={"sales_invoice": {"contact_id": unused["id"], "details_attributes": [_line(sandbox, "5.00")]}},
     )
     assert (invalid.status_code, invalid.json()["error"]) == (400, "Contact ID is invalid")
+
+
+async def test_each_logged_request_carries_how_long_its_answer_took() -> None:
+    # bench/bench_booking.py's floor is the fake's answers summed: its latency and its own handling.
+    sandbox = MoneybirdSandbox(latency_seconds=0.03)
+    async with _client(sandbox) as http:
+        await _contact(http)
+        await http.get("/contacts.json")
+    answered = [(r.route, r.answered - r.time) for r in sandbox.requests if r.answered is not None]
+    assert [route for route, _ in answered] == ["POST /contacts", "GET /contacts"]
+    assert all(0.03 <= seconds < 1 for _, seconds in answered)
+    sandbox.reset_requests()
+    assert sandbox.requests == []

@@ -145,6 +145,7 @@ class _Exchange:
     started: float
     route: tuple[str, Handler, dict[str, str]] | None = None
     body: Any = None
+    recorded: RecordedRequest | None = None
 
     @property
     def path(self) -> str:
@@ -167,6 +168,8 @@ class MoneybirdASGI:
             else:
                 await self._hang(receive)
         await _response(reply)(scope, receive, send)
+        if exchange.recorded is not None:
+            self.sandbox.mark_answered(exchange.recorded)
 
     async def _exchange(self, scope: Scope, receive: Receive) -> _Exchange:
         chunks = []
@@ -280,20 +283,19 @@ class MoneybirdASGI:
             with contextlib.suppress(ValueError):
                 body = json.loads(ex.raw_body)
         kind: FaultKind | None = fault.kind if fault else None
+        ex.recorded = RecordedRequest(
+            method=ex.method,
+            path=ex.path if ex.adm_id is not None else "/administrations",
+            query=ex.query,
+            json=body,
+            status=status,
+            time=ex.started,
+            route=f"{ex.method} {ex.route[0]}" if ex.route else None,
+            fault=kind,
+            administration_id=ex.adm_id,
+        )
         with self.sandbox.lock:
-            self.sandbox.requests.append(
-                RecordedRequest(
-                    method=ex.method,
-                    path=ex.path if ex.adm_id is not None else "/administrations",
-                    query=ex.query,
-                    json=body,
-                    status=status,
-                    time=ex.started,
-                    route=f"{ex.method} {ex.route[0]}" if ex.route else None,
-                    fault=kind,
-                    administration_id=ex.adm_id,
-                )
-            )
+            self.sandbox.requests.append(ex.recorded)
 
     async def _hang(self, receive: Receive) -> None:
         """Over real HTTP: keep the client waiting until its own timeout fires (or it hangs up)."""

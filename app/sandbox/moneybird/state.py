@@ -7,7 +7,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
@@ -39,6 +39,9 @@ class RecordedRequest:
     route: str | None = None  # e.g. "POST /sales_invoices/{id}/payments"
     fault: FaultKind | None = None
     administration_id: str | None = None
+    # When the answer had been handed to the server, on the same clock as `time`: the two apart are
+    # the fake's whole answer time (its latency and its own handling), what a benchmark's floor is.
+    answered: float | None = None
 
 
 @dataclass
@@ -167,6 +170,14 @@ class MoneybirdSandbox:
             if (r.route and _route_matches(wanted, r.method, r.route.split(" ", 1)[1]))
             or wanted == f"{r.method} {r.path}"
         )
+
+    def mark_answered(self, recorded: RecordedRequest) -> None:
+        """`recorded`'s answer has been sent: its `answered` is now (unless the log was reset meanwhile)."""
+        with self.lock:
+            for position in range(len(self.requests) - 1, -1, -1):
+                if self.requests[position] is recorded:
+                    self.requests[position] = replace(recorded, answered=self.clock.now())
+                    return
 
     def reset_requests(self) -> None:
         with self.lock:

@@ -41,6 +41,10 @@ WORKER_MAX_JOBS: Final = 10
 WORKER_FRESH_SLOTS: Final = 3
 # A backlog order that found the worker's backlog slots taken comes back this much later.
 BACKLOG_SLOT_RETRY_SECONDS: Final = 0.25
+# While a fresh order is being booked in a worker, that worker's backlog orders hold their next step
+# (a Moneybird request, a run's start) until it is done, but never longer than this: the fresh one
+# takes ~0.1 s, and one stuck on a slow answer must not stop the history import (app.jobs.BacklogSlots).
+BACKLOG_GIVES_WAY_SECONDS: Final = 0.5
 # arq starts due jobs in the order of their score (the due time). An order a shop just sent is queued
 # with a score this far in the past, so that it is started before any backlog job that is due —
 # the history import's, queued by the hundred at once (app.queue.enqueue_orders). Its log line

@@ -12,6 +12,10 @@ ledger event is written for it. The worker slot it leaves is what lets another s
 queued now, run at once: the deferred jobs' scores lie in the future. The same goes for a backlog
 job that finds the worker's backlog slots taken (`BacklogSlots`): WORKER_FRESH_SLOTS of a worker's
 slots are never a backfill's, so a fresh order never waits for a slot behind ten backlog ones.
+A slot is not the whole story: the jobs of one worker share one event loop, so while a fresh order
+is being booked the worker's backlog orders hold their next step for it (`BacklogSlots.give_way`);
+else, when many backlog runs start at once (their limits' slots free together), a fresh order's
+steps wait behind theirs.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from arq import Retry
 from arq.constants import retry_key_prefix
 from redis.exceptions import LockError, RedisError
 
-from app.constants import BACKLOG_SLOT_RETRY_SECONDS, WORKER_MAX_TRIES
+from app.constants import BACKLOG_GIVES_WAY_SECONDS, BACKLOG_SLOT_RETRY_SECONDS, WORKER_MAX_TRIES
 from app.held_locks import holding
 from app.metrics import JOBS
 from app.moneybird.errors import MoneybirdRateLimited
@@ -110,15 +114,40 @@ class BacklogSlotsFull(TryAgainLater):
 
 
 class BacklogSlots:
-    """How many of one worker's job slots backlog orders hold at once: at most `limit`.
+    """How many of one worker's job slots backlog orders hold at once: at most `limit`; and the
+    fresh orders being booked meanwhile, which the backlog orders give way to (`give_way`).
 
     Counted in the worker's own process (arq runs every job of a worker in one event loop), so it
     costs nothing per job; every worker keeps its own share of slots free.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, gives_way_for: float = BACKLOG_GIVES_WAY_SECONDS) -> None:
         self.limit = limit
         self.held = 0
+        self.gives_way_for = gives_way_for
+        self.fresh = 0
+        self._no_fresh = asyncio.Event()
+        self._no_fresh.set()
+
+    @contextlib.contextmanager
+    def booking_fresh(self) -> Iterator[None]:
+        """A fresh order is being booked for the block: the backlog gives way (`give_way`)."""
+        self.fresh += 1
+        self._no_fresh.clear()
+        try:
+            yield
+        finally:
+            self.fresh -= 1
+            if self.fresh == 0:
+                self._no_fresh.set()
+
+    async def give_way(self) -> None:
+        """Before a backlog order's next step: wait while a fresh order is being booked in this
+        worker, at most `gives_way_for` seconds."""
+        if self.fresh:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.gives_way_for):
+                    await self._no_fresh.wait()
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
@@ -132,11 +161,21 @@ class BacklogSlots:
             self.held -= 1
 
 
-def backlog_slot(ctx: dict[str, Any], lane: Lane) -> contextlib.AbstractContextManager[None]:
-    """A slot of the worker's `BacklogSlots` for a job in the backlog lane; a fresh job, or a worker
-    that has none, needs no slot."""
+@contextlib.contextmanager
+def backlog_slot(ctx: dict[str, Any], lane: Lane) -> Iterator[None]:
+    """A job's place among the worker's `BacklogSlots`, and its lane for its Moneybird requests: a
+    backlog job holds a slot and gives way to fresh orders before each request; a fresh one is
+    counted as being booked. A worker without slots (tests') only sets the lane."""
     slots: BacklogSlots | None = ctx.get(BACKLOG_SLOTS)
-    return slots.hold() if slots is not None and lane is Lane.BACKLOG else contextlib.nullcontext()
+    if slots is None:
+        with requests_in(lane):
+            yield
+    elif lane is Lane.BACKLOG:
+        with slots.hold(), requests_in(lane, gives_way=slots.give_way):
+            yield
+    else:
+        with slots.booking_fresh(), requests_in(lane):
+            yield
 
 
 class OutOfTime(TryAgainLater):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
 import threading
@@ -193,7 +194,7 @@ def environment_values(fake: Fakes, *, redis_url: str, database_url: str) -> dic
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
         "SYNC_SINCE": _sync_since(),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
 
 
@@ -361,7 +362,7 @@ class Orders:
 
 
 def paid_at(order: Fresh) -> float | None:
-    """When the fake answered the payment of the order's invoice (None: not paid yet)."""
+    """When the fake handed over its answer to the payment of the order's invoice (None: not paid yet)."""
     moneybird = order.tenant.moneybird
     suffix = f"#{order.number}"
     with moneybird.lock:
@@ -376,8 +377,12 @@ def paid_at(order: Fresh) -> float | None:
         if invoice is None:
             return None
         path = f"/sales_invoices/{invoice['id']}/payments"
-        times = [r.time for r in moneybird.requests if r.path == path and r.status and r.status < 300]
-    return min(times) + order.tenant.moneybird.latency_seconds if times else None
+        answers = [r for r in moneybird.requests if r.path == path and r.status and r.status < 300]
+    if not answers:
+        return None
+    # When the fake handed the answer over; one logged before that was recorded, its arrival + latency.
+    first = min(answers, key=lambda r: r.time)
+    return first.answered if first.answered is not None else first.time + moneybird.latency_seconds
 
 
 def wait_paid(orders: Sequence[Fresh], *, timeout: float) -> dict[int, float]:

@@ -26,9 +26,9 @@ Connection 1 is the environment's; 49 more are added with `app.connections.add_c
 4. Costs: from those figures, one deployment carrying 1, 10 and 100 shops priced with the README's
    price table (bench/_costs.py).
 
-A fresh order is timed from its signed webhook's POST to the moment the fake Moneybird answered
-its payment (the request log's arrival time + the fake's 20 ms). The peak number of PostgreSQL
-connections the deployment holds is printed too.
+A fresh order is timed from its signed webhook's POST to the moment the fake Moneybird handed over
+its answer to the payment (the request log's `answered`). The peak number of PostgreSQL connections
+the deployment holds is printed too.
 
     .venv/bin/python bench/bench_connections.py            # ~9 minutes
     .venv/bin/python bench/bench_connections.py --quick    # ~5 minutes: shorter backfills, fewer orders

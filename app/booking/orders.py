@@ -57,7 +57,7 @@ from app.jobs import backlog_slot, exclusively, retry_transient, waits_its_turn
 from app.metrics import BOOKING_SECONDS, JOBS
 from app.money import money
 from app.moneybird.errors import MoneybirdRejected
-from app.moneybird.lanes import Lane, requests_in
+from app.moneybird.lanes import Lane
 from app.retry import TryAgainLater
 from app.runtime import Services, services_of
 from app.schema import FindingKind, OrderRecord, OrderState, OrderStep
@@ -86,7 +86,7 @@ async def book_order_job(ctx: dict[str, Any], order_id: int, reason: str = "webh
         lane = Lane.BACKLOG if before is not None and before.backfilled else Lane.FRESH
         # A backlog order takes one of the worker's backlog slots first (app.jobs.BacklogSlots):
         # put off before anything, it has nothing to give back.
-        with backlog_slot(ctx, lane), requests_in(lane):
+        with backlog_slot(ctx, lane):
             try:
                 # A backfilled order starts only with room at the limit to finish it: put off
                 # half-way, its next run would first read back what it had done. Asked before

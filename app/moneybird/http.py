@@ -45,6 +45,7 @@ from app.moneybird.errors import (
     MoneybirdUnexpectedResponse,
     describe_error_body,
 )
+from app.moneybird.lanes import current_lane
 from app.moneybird.ratelimit import RateLimitBusy, RateLimiter
 from app.redaction import safe_url
 from app.retry import retry_at_from_header
@@ -237,6 +238,9 @@ class MoneybirdHttp:
     async def take_turn(self) -> None:
         """A backlog run's start: room for a whole order at the limiter, or `MoneybirdRateLimited`
         naming its turn (app.moneybird.ratelimit); nothing is sent or taken."""
+        gives_way = current_lane().gives_way
+        if gives_way is not None:
+            await gives_way()
         if self.limiter is None:
             return
         try:
@@ -249,6 +253,9 @@ class MoneybirdHttp:
             await self.limiter.release()
 
     async def _take_slot(self, request: _Request) -> None:
+        gives_way = current_lane().gives_way
+        if gives_way is not None:
+            await gives_way()
         if self.limiter is None:
             return
         try:

@@ -9,12 +9,14 @@ nothing else.
 
 `waiter` names the job to the limiter (its arq job id, which carries the connection), so that its
 successive requests share one claim or one appointment; outside a job each request is its own.
+`gives_way`: what a backlog job awaits before each request, to let its worker's fresh orders go
+first (app.jobs.BacklogSlots.give_way).
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +32,7 @@ class RequestLane:
     lane: Lane = Lane.FRESH
     waiter: str | None = None  # None: a name of its own per request
     under_way: bool = False  # a backlog run that was granted a request: it needs one slot, not room
+    gives_way: Callable[[], Awaitable[None]] | None = None
 
 
 _FRESH = RequestLane()
@@ -43,10 +46,15 @@ def current_lane() -> RequestLane:
 
 
 @contextmanager
-def requests_in(lane: Lane, *, waiter: str | None = None) -> Iterator[None]:
+def requests_in(
+    lane: Lane, *, waiter: str | None = None, gives_way: Callable[[], Awaitable[None]] | None = None
+) -> Iterator[None]:
     """Every Moneybird request made inside waits in `lane`, as `waiter` (default: the one set
-    outside, if any)."""
-    token = _current.set(RequestLane(lane, waiter or current_lane().waiter))
+    outside, if any), after `gives_way` (default: the one set outside, in the same lane)."""
+    outside = current_lane()
+    if gives_way is None and outside.lane == lane:
+        gives_way = outside.gives_way
+    token = _current.set(RequestLane(lane, waiter or outside.waiter, gives_way=gives_way))
     try:
         yield
     finally:

@@ -8,13 +8,18 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
+import respx
 from redis.asyncio import Redis
 
+from app.jobs import BACKLOG_SLOTS, BacklogSlots, backlog_slot
+from app.moneybird.client import MoneybirdClient
 from app.moneybird.lanes import Lane, current_lane, requests_in
 from app.moneybird.ratelimit import RateLimitBusy, RateLimiter, limit_key
 from app.settings import Settings
 from tests.conftest import make_settings
+from tests.moneybird import bodies
 
 
 async def _take(limiter: RateLimiter, lane: Lane, *, waiter: str, granted: list[str]) -> None:
@@ -240,3 +245,49 @@ async def test_releasing_moves_no_job_that_is_running_nor_past_a_fresh_claim(mb_
     await mb_redis.flushdb()  # neither: moved (the two cases above fail for their own reason)
     due = await run_leaving_room(fresh_claim=False)
     assert (await mb_redis.zscore(queue, "next") or due * 1000) < due * 1000 - 20_000
+
+
+async def test_a_backlog_request_gives_way_while_its_worker_books_a_fresh_order(
+    router: respx.Router, client: MoneybirdClient
+) -> None:
+    # One event loop runs all of a worker's jobs: a fresh order's steps would wait behind those of
+    # the backlog runs that start together when their limits' slots free.
+    events: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        events.append("backlog request sent")
+        return httpx.Response(200, json=bodies.sales_invoice())
+
+    router.get("/sales_invoices/1.json").mock(side_effect=answer)
+    slots = BacklogSlots(7, gives_way_for=30)
+    ctx = {BACKLOG_SLOTS: slots}
+
+    async def backlog_order() -> None:
+        with backlog_slot(ctx, Lane.BACKLOG):
+            await client.get_sales_invoice("1")
+
+    with backlog_slot(ctx, Lane.FRESH):
+        backlog = asyncio.create_task(backlog_order())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        events.append("fresh order booked")
+    await backlog
+    assert events == ["fresh order booked", "backlog request sent"]
+
+    # Without a fresh order it goes at once; behind one stuck on a slow answer, not for long.
+    slots.gives_way_for = 0.05
+    with backlog_slot(ctx, Lane.FRESH):
+        await backlog_order()
+    assert events[2:] == ["backlog request sent"]
+
+
+async def test_a_fresh_order_does_not_wait_for_another(router: respx.Router, client: MoneybirdClient) -> None:
+    router.get("/sales_invoices/1.json").respond(200, json=bodies.sales_invoice())
+    slots = BacklogSlots(7, gives_way_for=30)
+    ctx = {BACKLOG_SLOTS: slots}
+    with backlog_slot(ctx, Lane.FRESH):
+        with backlog_slot(ctx, Lane.FRESH):
+            async with asyncio.timeout(5):
+                await client.get_sales_invoice("1")  # 30 s if it gave way
+        assert slots.fresh == 1
+    assert slots.fresh == 0

@@ -131,6 +131,11 @@ async def ensure_contact(
     `before_create` runs before a contact is created in Moneybird (the caller writes down what it
     held back)."""
     email = contact.email.strip().lower()
+    # A returning customer whose details the contact already has needs nothing the lock guards (a
+    # create, an update): no two round trips to Redis for it. Anything else is looked at again under it.
+    cached = await _cached(services, email) if email else None
+    if cached is not None and not _to_update(services, cached, contact):
+        return cached.contact_id, f"cached contact {cached.contact_id}"
     async with _locked(services, contact):
         cached = await _cached(services, email) if email else None
         if cached is not None:
@@ -263,6 +268,24 @@ async def _remember(
 # ── update ───────────────────────────────────────────────────────────────────────────────────
 
 
+def _changed(cached: ContactRecord, wanted: dict[str, str]) -> list[str]:
+    """The kept fields the shop changed since woobird last wrote or adopted the contact."""
+    known = json.loads(cached.details or "{}")
+    # A country can only be replaced, not emptied (Moneybird wants a two-letter code).
+    return sorted(
+        field
+        for field, value in wanted.items()
+        if known.get(field, "") != value and (value or field != "country")
+    )
+
+
+def _to_update(services: Services, cached: ContactRecord, contact: PlanContact) -> bool:
+    """Whether `_keep_in_step` would write anything: to the copy, or to Moneybird."""
+    if cached.details is None or cached.customer_id is None:
+        return True
+    return services.settings.contact_updates and bool(_changed(cached, details_of(contact)))
+
+
 async def _keep_in_step(services: Services, cached: ContactRecord, contact: PlanContact) -> str:
     """CONTACT_UPDATES: PATCH what the shop changed since woobird last wrote or adopted the contact."""
     wanted = details_of(contact)
@@ -272,13 +295,7 @@ async def _keep_in_step(services: Services, cached: ContactRecord, contact: Plan
             services, email=cached.email, contact=contact, contact_id=cached.contact_id, details=wanted
         )
         return f"cached contact {cached.contact_id}"
-    known = json.loads(cached.details)
-    # A country can only be replaced, not emptied (Moneybird wants a two-letter code).
-    changed = sorted(
-        field
-        for field, value in wanted.items()
-        if known.get(field, "") != value and (value or field != "country")
-    )
+    changed = _changed(cached, wanted)
     if not changed or not services.settings.contact_updates:
         return f"cached contact {cached.contact_id}"
     # A repeated PATCH of the same fields is harmless: a lost answer or a crash just sends it again.

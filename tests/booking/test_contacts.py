@@ -8,6 +8,7 @@ real one would have and books real orders through the harness.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -219,3 +220,28 @@ async def test_a_killed_workers_contact_lock_expires_no_later_than_its_order_loc
         async with step:
             left_ms = await h.redis.pttl(f"{CONTACT_LOCK_PREFIX}noor@example.nl")
     assert 0 < left_ms <= (20 + LOCK_MARGIN_SECONDS) * 1000
+
+
+async def test_a_returning_customer_whose_contact_is_in_step_needs_no_contact_lock(
+    database_url: str, redis: ArqRedis
+) -> None:
+    # The lock guards a create and an update; a returning customer with nothing to change needs
+    # neither, so the step costs no round trips to Redis and never waits behind another order.
+    async with open_harness(database_url=database_url, redis=redis, contact_updates=True) as h:
+        contact_id, _ = await ensure_contact(h.services, _plan("noor@example.nl"), order_id=7001)
+        busy = h.redis.lock(f"{CONTACT_LOCK_PREFIX}noor@example.nl", timeout=60)
+        assert await busy.acquire(blocking=False)
+        assert await ensure_contact(h.services, _plan("noor@example.nl"), order_id=7002) == (
+            contact_id,
+            f"cached contact {contact_id}",
+        )
+        moved = replace(_plan("noor@example.nl"), city="Delft")  # an update for Moneybird: under the lock
+        before = h.moneybird.calls()
+        with pytest.raises(Retry):
+            await ensure_contact(h.services, moved, order_id=7003)
+        assert h.moneybird.calls() == before
+        await busy.release()
+        assert await ensure_contact(h.services, moved, order_id=7003) == (
+            contact_id,
+            f"updated contact {contact_id} (city)",
+        )

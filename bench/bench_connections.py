@@ -33,6 +33,7 @@ the deployment holds is printed too.
     .venv/bin/python bench/bench_connections.py            # ~9 minutes
     .venv/bin/python bench/bench_connections.py --quick    # ~5 minutes: shorter backfills, fewer orders
     .venv/bin/python bench/bench_connections.py --limit 30 --idle-redis 1:19,50:194
+    BENCH_LOG_LEVEL=INFO .venv/bin/python bench/bench_connections.py --quick --keep-logs /tmp/logs
 
 Each goal is printed met or MISSED, so a run after a change (fair queueing between connections)
 reads against the README's figures of the run before it.
@@ -49,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -523,6 +525,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"each administration's requests per {WINDOW:g} s (default {LIMIT})",
     )
     parser.add_argument("--scale-orders", type=int, help="orders per scaling round (default 150)")
+    parser.add_argument(
+        "--keep-logs",
+        type=Path,
+        help="copy the processes' logs here (with BENCH_LOG_LEVEL=INFO they hold arq's line per job)",
+    )
     args = parser.parse_args(argv)
     args.backfill_orders = args.backfill_orders or (30 if args.quick else 80)
     args.fresh = args.fresh or (30 if args.quick else 80)
@@ -554,6 +561,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         finally:
             flush()
+            if args.keep_logs is not None:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in work.glob("*.log"):
+                    shutil.copy(log, args.keep_logs / log.name)
     report(results, idle={int(n): float(v) for n, v in (p.split(":") for p in args.idle_redis.split(","))})
     return 0
 

@@ -199,7 +199,10 @@ async def test_an_idle_process_looks_for_the_redis_marker_only_now_and_then(
     def is_busy() -> bool:
         return busy
 
-    task = asyncio.create_task(watch(lambda: stores, every=0.01, busy=is_busy, idle_every=NEVER_SECONDS))
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        watch(lambda: stores, every=0.01, busy=is_busy, idle_every=NEVER_SECONDS, stop=stop)
+    )
     try:
         await until(lambda: redis.exists(REDIS_MARKER_KEY))
         await redis.delete(REDIS_MARKER_KEY)
@@ -208,8 +211,9 @@ async def test_an_idle_process_looks_for_the_redis_marker_only_now_and_then(
         busy = True
         await until(lambda: redis.exists(REDIS_MARKER_KEY))
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stop.set()
+        async with asyncio.timeout(WAIT_SECONDS):
+            await task  # it ends by itself once told to
         await engine.dispose()
 
 

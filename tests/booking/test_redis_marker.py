@@ -330,11 +330,12 @@ async def test_a_job_that_runs_out_of_time_is_tried_again_instead_of_dropped(
 async def test_a_stopping_worker_ends_its_watch(harness: Harness) -> None:
     ctx: dict[str, Any] = {"services": harness.services}
     start_watching(ctx)
-    task = ctx[WATCH_TASK]
+    watch = ctx[WATCH_TASK]
     await asyncio.sleep(0.05)
-    assert not task.done()  # it looks every second for as long as the worker runs
+    assert not watch.task.done()  # it looks every second for as long as the worker runs
 
     await stop_watching(ctx)
 
-    assert task.cancelled()
+    assert watch.task.done()
+    assert not watch.task.cancelled()  # it ended when told to: no cancellation to be lost
     assert WATCH_TASK not in ctx

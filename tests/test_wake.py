@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 from arq.constants import default_queue_name, in_progress_key_prefix
+from arq.typing import WorkerCoroutine
 from arq.worker import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,6 +34,18 @@ NEVER_SECONDS = 3600.0
 WAIT_SECONDS = 30.0
 
 
+def _booking_worker(redis: ArqRedis, book: WorkerCoroutine, **options: Any) -> WakingWorker:
+    """A waking worker whose only job is `book`, polling fast, keeping no results."""
+    return WakingWorker(
+        functions=[func(book, name=JOB_BOOK_ORDER)],
+        redis_pool=redis,
+        handle_signals=False,
+        poll_delay=0.01,
+        keep_result=0,
+        **options,
+    )
+
+
 @asynccontextmanager
 async def idle_worker(
     redis: ArqRedis, *, idle_poll_seconds: float
@@ -43,14 +56,7 @@ async def idle_worker(
     async def book(ctx: dict[str, Any], order_id: int, reason: str) -> None:
         ran.append(order_id)
 
-    worker = WakingWorker(
-        functions=[func(book, name=JOB_BOOK_ORDER)],
-        redis_pool=redis,
-        handle_signals=False,
-        poll_delay=0.01,
-        idle_poll_seconds=idle_poll_seconds,
-        keep_result=0,
-    )
+    worker = _booking_worker(redis, book, idle_poll_seconds=idle_poll_seconds)
     task = asyncio.create_task(worker.async_run())
     try:
         await until(lambda: _subscribed_and_idle(worker, redis))
@@ -240,14 +246,7 @@ async def test_arq_s_line_for_a_fresh_order_tells_its_true_wait_not_its_head_sta
         async def book(ctx: dict[str, Any], order_id: int, reason: str) -> None:
             return None
 
-        worker = WakingWorker(
-            functions=[func(book, name=JOB_BOOK_ORDER)],
-            redis_pool=redis,
-            burst=True,
-            poll_delay=0.01,
-            handle_signals=False,
-            keep_result=0,
-        )
+        worker = _booking_worker(redis, book, burst=True)
         with caplog.at_level(logging.INFO, logger="arq.worker"):
             await worker.async_run()
         started = {

@@ -238,9 +238,7 @@ class MoneybirdHttp:
     async def take_turn(self) -> None:
         """A backlog run's start: room for a whole order at the limiter, or `MoneybirdRateLimited`
         naming its turn (app.moneybird.ratelimit); nothing is sent or taken."""
-        gives_way = current_lane().gives_way
-        if gives_way is not None:
-            await gives_way()
+        await _give_way()
         if self.limiter is None:
             return
         try:
@@ -253,9 +251,7 @@ class MoneybirdHttp:
             await self.limiter.release()
 
     async def _take_slot(self, request: _Request) -> None:
-        gives_way = current_lane().gives_way
-        if gives_way is not None:
-            await gives_way()
+        await _give_way()
         if self.limiter is None:
             return
         try:
@@ -447,3 +443,10 @@ def _unexpected_shape(response: httpx.Response, exc: ValidationError) -> Moneybi
         status=response.status_code,
         call=_call_of(response),
     )
+
+
+async def _give_way() -> None:
+    """A backlog job's pause for its worker's fresh orders before it asks Moneybird anything (app.jobs)."""
+    gives_way = current_lane().gives_way
+    if gives_way is not None:
+        await gives_way()
